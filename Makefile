@@ -1,0 +1,101 @@
+# sgdnoise — build, test, demo and benchmark.
+#   make test    install what is missing, build, and run every suite (Swift, header, C, Python)
+#   make demo    install what is missing, build, and show the library's main job
+#   make bench   speed against numpy/scipy, measured side by side in one run
+
+SHELL        := /bin/bash
+PYTHON       ?= python3
+SWIFT        ?= swift
+SWIFTC       ?= swiftc
+BUILD_FLAGS  := -c release -Xswiftc -static-stdlib
+LIB          := .build/release/libsgdnoise.so
+HEADER       := include/sgdnoise.h
+APT_PACKAGES := libopenblas-dev liblapacke-dev libpython3-dev pkg-config
+PY_MODULES   := numpy scipy pytest
+CWARN        := -Wall -Wextra -pedantic -Werror
+C_EXAMPLES   := $(wildcard examples/c/*.c)
+export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH),)
+
+.PHONY: all setup build header header-check test test-swift test-header test-c test-python \
+        demo bench clean
+
+all: build
+
+## setup: Debian and PyPI packages, each installed only when missing (fast when present).
+setup:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: apt-get install$$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@missing=""; for m in $(PY_MODULES); do \
+	  $(PYTHON) -c "import $$m" 2>/dev/null || missing="$$missing $$m"; \
+	done; \
+	if [ -n "$$missing" ]; then echo "setup: pip install$$missing"; $(PYTHON) -m pip install -q $$missing; fi
+
+## build: libsgdnoise.so (release, Swift runtime linked statically).
+build:
+	$(SWIFT) build $(BUILD_FLAGS) --product sgdnoise
+	@if readelf -d $(LIB) | grep -q 'NEEDED.*libswift'; then \
+	  echo "error: $(LIB) depends on a Swift runtime library"; exit 1; fi
+
+# The header swiftc emits for the C-ABI module, before cleaning.
+.build/header/raw.h: build
+	@mkdir -p .build/header
+	$(SWIFTC) -typecheck -module-name SGDNoiseCABI -I .build/release/Modules \
+	  -I Sources/_SGDNoiseShims/include -I Sources/_CLAPACK \
+	  $$(pkg-config --cflags-only-I openblas lapacke | sed 's/-I/-Xcc -I/g') \
+	  Sources/SGDNoiseCABI/*.swift -emit-clang-header-path $@
+
+## header: regenerate include/sgdnoise.h from the Swift sources.
+header: .build/header/raw.h
+	$(PYTHON) scripts/make_header.py $< $(HEADER)
+
+## header-check: fail when the committed header no longer matches the sources.
+header-check: .build/header/raw.h
+	@$(PYTHON) scripts/make_header.py $< .build/header/sgdnoise.h
+	@diff -u $(HEADER) .build/header/sgdnoise.h || \
+	  { echo "error: $(HEADER) is stale: run 'make header' and commit it"; exit 1; }
+	@echo "header: $(HEADER) matches the Swift sources"
+
+test: setup build test-swift test-header test-c test-python
+
+test-swift:
+	$(SWIFT) test --parallel
+
+## test-header: the generated header is current, compiles as C99 and C++ without warnings, and
+## declares exactly the symbols the library exports.
+test-header: header-check
+	@for cc in "gcc -std=c99" "clang -std=c99" "g++ -x c++"; do \
+	  echo '#include "sgdnoise.h"' | $$cc $(CWARN) -Iinclude -fsyntax-only -x $$( [[ $$cc == g++* ]] && echo c++ || echo c ) - \
+	    || { echo "error: $(HEADER) does not compile with $$cc"; exit 1; }; \
+	done
+	@$(PYTHON) scripts/check_exports.py $(HEADER) $(LIB)
+
+## test-c: every example under examples/c, built with gcc, clang (C99) and g++, then run.
+test-c:
+	@mkdir -p .build/c
+	@set -e; for src in $(C_EXAMPLES); do \
+	  name=$$(basename $$src .c); \
+	  for cc in gcc clang g++; do \
+	    if [ $$cc = g++ ]; then flags="-x c++"; else flags="-std=c99"; fi; \
+	    $$cc $$flags $(CWARN) -Iinclude $$src -L.build/release -lsgdnoise -lm \
+	      -Wl,-rpath,$(CURDIR)/.build/release -o .build/c/$$name-$$cc; \
+	    echo "== $$name ($$cc)"; .build/c/$$name-$$cc; \
+	  done; \
+	done
+
+test-python:
+	$(PYTHON) -m pytest -q python/tests
+
+demo: setup build
+	$(PYTHON) examples/demo.py
+
+bench: setup build
+	$(PYTHON) benchmarks/bench.py
+
+clean:
+	rm -rf .build python/build python/sgdnoise/libsgdnoise.so

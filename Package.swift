@@ -1,0 +1,44 @@
+// swift-tools-version: 6.1
+//
+// sgdnoise: the noise and the fluctuation of stochastic gradient descent, exactly.
+// Theory: Ziyin, Liu, Mori, Ueda, "Strength of Minibatch Noise in SGD", ICLR 2022 (arXiv:2102.05375).
+
+import PackageDescription
+
+let package = Package(
+    name: "SGDNoise",
+    products: [
+        // MARK: Public API
+        /// The Swift module users import.
+        .library(name: "SGDNoise", targets: ["SGDNoise"]),
+        /// `libsgdnoise.so`: the C ABI (header `include/sgdnoise.h`) consumed by C and by the
+        /// Python package. Build with `-Xswiftc -static-stdlib` (the Makefile does) so that it
+        /// needs no Swift runtime on the host.
+        .library(name: "sgdnoise", type: .dynamic, targets: ["SGDNoiseCABI"]),
+    ],
+    targets: [
+        // MARK: Public API
+        .target(
+            name: "SGDNoise",
+            dependencies: ["_CLAPACK"]
+        ),
+        .target(
+            name: "SGDNoiseCABI",
+            dependencies: ["SGDNoise", "_SGDNoiseShims"]
+        ),
+
+        // MARK: Implementation details (no stable API)
+        .systemLibrary(
+            name: "_CLAPACK",
+            pkgConfig: "openblas lapacke",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .target(name: "_SGDNoiseShims"),
+
+        // MARK: Tests
+        .testTarget(
+            name: "SGDNoiseTests",
+            dependencies: ["SGDNoise", "SGDNoiseCABI"]
+        ),
+    ]
+)

@@ -1,0 +1,106 @@
+/// The spectral solution of the stationary equation [Thm 1] in the eigenbasis of H̃ (theory.md §3).
+///
+/// With H̃ = Q diag(m) Qᵀ, the equation
+///
+///     (1−μ)(H̃X + XH̃) − c₁ H̃XH̃ + c₂ (H̃²X + XH̃²) = C̃,   c₁ = (1+μ²)/(1−μ²),  c₂ = μ/(1−μ²)
+///
+/// decouples entry by entry: Y = QᵀXQ has Y_ij = Ĉ_ij / d_ij with Ĉ = QᵀC̃Q and
+/// d_ij = (1−μ)(m_i + m_j) − c₁ m_i m_j + c₂ (m_i² + m_j²).
+/// The dynamics are stable iff 0 < m_i < 2(1+μ) for every i. Eigenvalues with
+/// |m_i| ≤ `flatTolerance` are flat directions: the solution is taken on the range of H̃ (Y_ij = 0
+/// when i or j is flat) and the noise entering the flat space is reported.
+struct SpectralStationarySolver {
+    let momentum: Double
+    let c1: Double
+    let c2: Double
+    /// Eigenvalues m of H̃ (ascending) and Qᵀ.
+    let eigen: SymmetricEigendecomposition
+    /// Whether each eigenvalue is flat (treated as zero).
+    let isFlat: [Bool]
+
+    var m: [Double] { eigen.values }
+
+    /// Validates μ and decomposes H̃.
+    init(preconditionedHessian hTilde: Matrix, momentum mu: Double) throws {
+        try Self.validateMomentum(mu)
+        momentum = mu
+        c1 = (1 + mu * mu) / (1 - mu * mu)
+        c2 = mu / (1 - mu * mu)
+        eigen = try SymmetricEigendecomposition(checked: hTilde, name: "hessian")
+        let scale = eigen.spectralRadius
+        let tol = 16 * Double(max(hTilde.rows, 1)) * Double.ulpOfOne * scale
+        isFlat = eigen.values.map { abs($0) <= tol }
+    }
+
+    static func validateMomentum(_ mu: Double) throws {
+        guard mu.isFinite, mu >= 0, mu < 1 else {
+            throw SGDNoiseError.invalidArgument("momentum must lie in [0, 1), got \(mu)")
+        }
+    }
+
+    /// d_ij of theory.md §3.
+    @inline(__always)
+    func denominator(_ mi: Double, _ mj: Double) -> Double {
+        (1 - momentum) * (mi + mj) - c1 * mi * mj + c2 * (mi * mi + mj * mj)
+    }
+
+    /// The upper edge 2(1+μ) of the stable interval of each m_i.
+    var stabilityEdge: Double { 2 * (1 + momentum) }
+
+    /// Throws `unstable` unless every non-flat m_i lies in (0, 2(1+μ)).
+    /// - Parameter lrScale: the learning rate's scalar factor, to report λ* = λ·2(1+μ)/m_max.
+    func requireStable(lrScale: Double) throws {
+        guard let mMin = zip(m, isFlat).filter({ !$0.1 }).map(\.0).min() else { return }
+        if mMin <= 0 {
+            throw SGDNoiseError.unstable(
+                "the (preconditioned) hessian has a negative eigenvalue \(mMin): this is not a minimum, "
+                    + "and no learning rate gives a stationary distribution",
+                criticalLearningRate: nil)
+        }
+        let mMax = m.last!
+        if !(mMax < stabilityEdge) {
+            let critical = lrScale * stabilityEdge / mMax
+            throw SGDNoiseError.unstable(
+                "unstable: lr times the largest hessian eigenvalue is \(mMax), at or above 2(1+momentum) = "
+                    + "\(stabilityEdge); the critical learning rate is \(critical)",
+                criticalLearningRate: critical)
+        }
+    }
+
+    /// Ĉ = Qᵀ C̃ Q.
+    func rotateIn(_ cTilde: Matrix) -> Matrix {
+        let qt = eigen.eigenvectorRows
+        return Matrix.product(Matrix.product(qt, cTilde), qt, transposeB: true)
+    }
+
+    /// X = Q Y Qᵀ (symmetrised).
+    func rotateOut(_ y: Matrix) -> Matrix {
+        let qt = eigen.eigenvectorRows
+        return Matrix.product(Matrix.product(qt, y, transposeA: true), qt).symmetrized
+    }
+
+    /// Y_ij = Ĉ_ij / d_ij on the range of H̃; 0 where i or j is flat.
+    func solveRotated(_ cHat: Matrix) -> Matrix {
+        let n = m.count
+        var y = cHat
+        m.withUnsafeBufferPointer { mv in
+            isFlat.withUnsafeBufferPointer { flat in
+                y.elements.withUnsafeMutableBufferPointer { yv in
+                    for i in 0..<n {
+                        for j in 0..<n {
+                            yv[i * n + j] = (flat[i] || flat[j]) ? 0 : yv[i * n + j] / denominator(mv[i], mv[j])
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Σ_{i flat} Ĉ_ii: the noise power driving a random walk along flat directions.
+    func flatNoise(_ cHat: Matrix) -> Double {
+        var total = 0.0
+        for i in 0..<m.count where isFlat[i] { total += cHat[i, i] }
+        return total
+    }
+}

@@ -1,0 +1,77 @@
+import _CLAPACK
+
+/// Dense products through BLAS (OpenBLAS): GEMM and SYRK on row-major matrices.
+extension Matrix {
+    /// The product op(a) · op(b) · alpha, where op transposes when asked (`cblas_dgemm`).
+    public static func product(
+        _ a: Matrix, _ b: Matrix, transposeA ta: Bool = false, transposeB tb: Bool = false,
+        scale alpha: Double = 1
+    ) -> Matrix {
+        let m = ta ? a.columns : a.rows
+        let k = ta ? a.rows : a.columns
+        let kb = tb ? b.columns : b.rows
+        let n = tb ? b.rows : b.columns
+        precondition(k == kb, "product: inner dimensions \(k) and \(kb) differ")
+        var c = Matrix(rows: m, columns: n)
+        if m == 0 || n == 0 { return c }
+        if k == 0 { return c }
+        a.elements.withUnsafeBufferPointer { pa in
+            b.elements.withUnsafeBufferPointer { pb in
+                c.elements.withUnsafeMutableBufferPointer { pc in
+                    cblas_dgemm(
+                        CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                        blasInt(m), blasInt(n), blasInt(k), alpha,
+                        pa.baseAddress, blasInt(a.columns), pb.baseAddress, blasInt(b.columns),
+                        0, pc.baseAddress, blasInt(n))
+                }
+            }
+        }
+        return c
+    }
+
+    /// Matrix product a · b.
+    public static func * (a: Matrix, b: Matrix) -> Matrix { product(a, b) }
+
+    /// The symmetric matrix Σ_k s_k r_k r_kᵀ, with r_k the rows of `self` (`cblas_dsyrk`):
+    /// `selfᵀ · diag(weights) · self`, computed with one SYRK on the rows scaled by √|s_k| when all
+    /// weights share a sign.
+    func weightedGram(rowWeights weights: [Double]) -> Matrix {
+        precondition(weights.count == rows)
+        let n = columns
+        var result = Matrix(rows: n, columns: n)
+        if rows == 0 || n == 0 { return result }
+        let allNonNegative = weights.allSatisfy { $0 >= 0 }
+        let allNonPositive = weights.allSatisfy { $0 <= 0 }
+        if allNonNegative || allNonPositive {
+            var scaled = elements
+            scaled.withUnsafeMutableBufferPointer { s in
+                for k in 0..<rows {
+                    let f = abs(weights[k]).squareRoot()
+                    for j in 0..<n { s[k * n + j] *= f }
+                }
+            }
+            scaled.withUnsafeBufferPointer { s in
+                result.elements.withUnsafeMutableBufferPointer { r in
+                    cblas_dsyrk(
+                        CblasRowMajor, CblasUpper, CblasTrans, blasInt(n), blasInt(rows),
+                        allNonNegative ? 1 : -1, s.baseAddress, blasInt(n), 0, r.baseAddress, blasInt(n))
+                }
+            }
+            result.fillLowerFromUpper()
+            return result
+        }
+        var scaled = elements
+        for k in 0..<rows {
+            for j in 0..<n { scaled[k * n + j] *= weights[k] }
+        }
+        let s = Matrix(uncheckedRows: rows, columns: n, elements: scaled)
+        return Matrix.product(s, self, transposeA: true).symmetrized
+    }
+}
+
+/// BLAS/LAPACK integer arguments (32-bit in Debian's OpenBLAS).
+@inline(__always)
+func blasInt(_ n: Int) -> Int32 { Int32(truncatingIfNeeded: n) }
+
+/// The largest dimension the 32-bit BLAS/LAPACK interface can index.
+let blasMaxDimension = Int(Int32.max)

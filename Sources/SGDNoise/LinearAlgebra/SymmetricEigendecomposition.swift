@@ -1,0 +1,77 @@
+import _CLAPACK
+
+/// The eigendecomposition A = Q diag(values) Qᵀ of a real symmetric matrix.
+///
+/// Computed by LAPACK's divide-and-conquer driver `dsyevd`, the routine behind `numpy.linalg.eigh`.
+/// Eigenvalues are in ascending order; eigenvectors are orthonormal.
+public struct SymmetricEigendecomposition: Sendable {
+    /// The eigenvalues, ascending.
+    public let values: [Double]
+    /// Qᵀ: row k is the unit eigenvector of `values[k]`. Kept in this layout because it is what
+    /// LAPACK returns for a row-major symmetric input, so no transpose is ever made.
+    public let eigenvectorRows: Matrix
+
+    /// The eigenvector matrix Q (column k is the eigenvector of `values[k]`).
+    public var vectors: Matrix { eigenvectorRows.transposed }
+
+    /// Decomposes the symmetric matrix `a` (checked: square, finite, symmetric within
+    /// `Matrix.symmetryTolerance`).
+    /// - Parameter name: the argument's name in error messages.
+    /// - Throws: `invalidArgument`, `notSymmetric`, `numericalFailure` (no convergence).
+    public init(_ a: Matrix, name: String = "matrix") throws {
+        try a.requireSymmetric(name)
+        try self.init(checked: a, name: name)
+    }
+
+    /// Decomposes a matrix already known to be symmetric and finite.
+    init(checked a: Matrix, name: String) throws {
+        let n = a.rows
+        guard n <= 40_000 else {
+            throw SGDNoiseError.outOfMemory("\(name): dimension \(n) exceeds the eigensolver's limit of 40000")
+        }
+        var work = a.elements
+        var w = [Double](repeating: 0, count: n)
+        // A row-major symmetric matrix is its own column-major transpose: call LAPACK in column
+        // order, so that no layout conversion is made; eigenvectors come back as our rows.
+        let info = work.withUnsafeMutableBufferPointer { pa in
+            w.withUnsafeMutableBufferPointer { pw in
+                LAPACKE_dsyevd(
+                    LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
+                    blasInt(n), pa.baseAddress, blasInt(n), pw.baseAddress)
+            }
+        }
+        if info == LAPACK_WORK_MEMORY_ERROR || info == LAPACK_TRANSPOSE_MEMORY_ERROR {
+            throw SGDNoiseError.outOfMemory("\(name): not enough memory for the eigendecomposition (n = \(n))")
+        }
+        guard info == 0 else {
+            throw SGDNoiseError.numericalFailure("\(name): the symmetric eigensolver dsyevd failed (info = \(info))")
+        }
+        values = w
+        eigenvectorRows = Matrix(uncheckedRows: n, columns: n, elements: work)
+    }
+
+    /// Q diag(f(values)) Qᵀ, as one SYRK when all f(values) share a sign.
+    public func reconstruct(_ f: (Double) -> Double) -> Matrix {
+        eigenvectorRows.weightedGram(rowWeights: values.map(f))
+    }
+
+    /// The largest |eigenvalue| (0 for an empty matrix).
+    public var spectralRadius: Double { values.reduce(0) { max($0, abs($1)) } }
+}
+
+/// The symmetric positive-definite square root P = Λ^{1/2} of an SPD matrix, with its
+/// eigendecomposition kept for reuse.
+struct SPDSquareRoot {
+    let root: Matrix
+    let eigen: SymmetricEigendecomposition
+
+    /// - Throws: `notSymmetric`, `notPositiveDefinite` (an eigenvalue ≤ 0), …
+    init(_ lambda: Matrix, name: String) throws {
+        eigen = try SymmetricEigendecomposition(lambda, name: name)
+        guard let smallest = eigen.values.first, smallest > 0 else {
+            throw SGDNoiseError.notPositiveDefinite(
+                "\(name) must be positive definite; its smallest eigenvalue is \(eigen.values.first ?? .nan)")
+        }
+        root = eigen.reconstruct { $0.squareRoot() }
+    }
+}

@@ -1,0 +1,76 @@
+import SGDNoise
+import _SGDNoiseShims
+
+/// The result of every fallible sgdnoise function (0 is success).
+@c public enum sgdnoise_status: CInt {
+    /// Success.
+    case ok = 0
+    /// An argument is out of range: a NULL pointer, a size < 1, NaN/Inf, a batch size or momentum
+    /// out of range.
+    case invalidArgument = 1
+    /// A matrix that must be symmetric is not (relative tolerance 1e-10).
+    case notSymmetric = 2
+    /// A matrix that must be symmetric positive definite (a learning-rate matrix) is not.
+    case notPositiveDefinite = 3
+    /// No stationary distribution for these hyperparameters; see
+    /// sgdnoise_last_error_critical_learning_rate().
+    case unstable = 4
+    /// LAPACK did not converge or a result came out non-finite.
+    case numericalFailure = 5
+    /// The problem does not fit in memory or in the 32-bit BLAS/LAPACK interface.
+    case outOfMemory = 6
+}
+
+/// The library's version string, e.g. "0.1.0" (static storage; never NULL; do not free).
+@c public func sgdnoise_version() -> UnsafePointer<CChar>? {
+    UnsafeRawPointer(sgdnoiseVersionCString).assumingMemoryBound(to: CChar.self)
+}
+
+/// The message of the last failed call on the calling thread ("" if none). Thread-local storage
+/// owned by the library, valid until the next failing call on this thread; never NULL.
+@c public func sgdnoise_last_error_message() -> UnsafePointer<CChar>? {
+    sgdnoise_shim_error_message()
+}
+
+/// The critical learning rate reported by the last failed call on the calling thread, or NaN when
+/// it is unknown or the failure was not SGDNOISE_STATUS_UNSTABLE.
+@c public func sgdnoise_last_error_critical_learning_rate() -> Double {
+    sgdnoise_shim_error_critical_lr()
+}
+
+/// The version as a NUL-terminated static buffer.
+nonisolated(unsafe) private let sgdnoiseVersionCString: UnsafeMutablePointer<UInt8> = {
+    let bytes = Array(SGDNoiseVersion.string.utf8) + [0]
+    let p = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
+    p.initialize(from: bytes, count: bytes.count)
+    return p
+}()
+
+/// Records `error` as the calling thread's last error and returns its status.
+func record(_ error: SGDNoiseError) -> sgdnoise_status {
+    let status: sgdnoise_status
+    var critical = Double.nan
+    switch error {
+    case .invalidArgument: status = .invalidArgument
+    case .notSymmetric: status = .notSymmetric
+    case .notPositiveDefinite: status = .notPositiveDefinite
+    case .unstable(_, let lr):
+        status = .unstable
+        critical = lr ?? .nan
+    case .numericalFailure: status = .numericalFailure
+    case .outOfMemory: status = .outOfMemory
+    }
+    error.message.withCString { sgdnoise_shim_set_error($0, critical) }
+    return status
+}
+
+/// Runs `body`, turning every thrown error into a status and a thread-local message. Nothing
+/// escapes to the C caller.
+func guarded(_ body: () throws(SGDNoiseError) -> Void) -> sgdnoise_status {
+    do {
+        try body()
+        return .ok
+    } catch {
+        return record(error)
+    }
+}
