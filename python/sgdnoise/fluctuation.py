@@ -1,0 +1,92 @@
+"""The stationary fluctuation of SGD: the generalised Lyapunov equation (theory.md section 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _lib
+from ._arrays import as_square
+
+__all__ = ["stationary_covariance"]
+
+_stationary = _lib.lib.sgdnoise_stationary_covariance
+
+
+def _learning_rate(lr, d: int):
+    """(scalar, matrix or None) for the C convention: the learning rate is scalar * matrix."""
+    if np.ndim(lr) == 0:
+        return float(lr), None
+    return 1.0, as_square(lr, "lr", d)
+
+
+def stationary_covariance(hessian, noise, lr, momentum=0.0):
+    r"""Stationary fluctuation :math:`\Sigma = \lim \operatorname{cov}(w_t)` of SGD [Thm 1].
+
+    Solves the generalised (discrete) Lyapunov equation of SGD with momentum :math:`\mu` and
+    learning rate :math:`\Lambda` (a scalar :math:`\lambda` means :math:`\Lambda = \lambda I`)
+
+    .. math::
+
+        (1-\mu)(\Lambda H\Sigma + \Sigma H\Lambda) - c_1 \Lambda H\Sigma H\Lambda
+        + c_2(\Lambda H\Lambda H\Sigma + \Sigma H\Lambda H\Lambda) = \Lambda C\Lambda,
+
+    :math:`c_1 = (1+\mu^2)/(1-\mu^2)`, :math:`c_2 = \mu/(1-\mu^2)`. At :math:`\mu = 0` it is
+    :math:`\Sigma - (I-\Lambda H)\Sigma(I-\Lambda H)^\top = \Lambda C\Lambda`.
+
+    Parameters
+    ----------
+    hessian : (D, D) array_like
+        The Hessian :math:`H`, symmetric.
+    noise : (D, D) array_like
+        The noise covariance :math:`C`, symmetric (e.g. from :func:`noise_covariance`).
+    lr : float or (D, D) array_like
+        :math:`\lambda > 0`, or a symmetric positive-definite learning-rate matrix :math:`\Lambda`.
+    momentum : float, default 0.0
+        :math:`\mu \in [0, 1)`.
+
+    Returns
+    -------
+    sigma : (D, D) ndarray
+        :math:`\Sigma`, symmetric. Along flat directions of :math:`H` (zero eigenvalues) the
+        fluctuation is undetermined and reported as 0 (theory.md section 3).
+
+    Raises
+    ------
+    UnstableError
+        When an eigenvalue :math:`m` of :math:`\Lambda^{1/2} H \Lambda^{1/2}` is negative or
+        :math:`\ge 2(1+\mu)`; ``critical_learning_rate`` is :math:`\lambda\,2(1+\mu)/m_{max}`.
+    NotSymmetricError, NotPositiveDefiniteError, InvalidArgumentError
+        For bad input; the message names the argument.
+
+    Notes
+    -----
+    Spectral solution (theory.md section 3): with :math:`P = \Lambda^{1/2}` and
+    :math:`P H P = Q\,\mathrm{diag}(m)\,Q^\top`, :math:`Y = Q^\top P^{-1}\Sigma P^{-1} Q` has
+    :math:`Y_{ij} = (Q^\top P C P Q)_{ij} / d_{ij}`,
+    :math:`d_{ij} = (1-\mu)(m_i+m_j) - c_1 m_i m_j + c_2(m_i^2+m_j^2)`.
+    Cost: one symmetric eigendecomposition (two for a matrix learning rate) and four matrix
+    products, :math:`O(D^3)`.
+
+    References
+    ----------
+    Ziyin, Liu, Mori, Ueda, "Strength of Minibatch Noise in SGD", ICLR 2022, Theorem 1.
+
+    Examples
+    --------
+    >>> import numpy as np, sgdnoise
+    >>> H = np.diag([1.0, 0.5]); C = H / 50
+    >>> S = sgdnoise.stationary_covariance(H, C, lr=1.5)
+    >>> A = np.eye(2) - 1.5 * H
+    >>> bool(np.allclose(S - A @ S @ A.T, 1.5**2 * C, rtol=0, atol=1e-15))
+    True
+    """
+    h = as_square(hessian, "hessian")
+    d = h.shape[0]
+    c = as_square(noise, "noise", d)
+    scale, matrix = _learning_rate(lr, d)
+    out = np.empty((d, d))
+    status = _stationary(d, h.ctypes.data, c.ctypes.data, scale,
+                         None if matrix is None else matrix.ctypes.data, float(momentum), out.ctypes.data)
+    if status:
+        _lib.raise_for(status)
+    return out
