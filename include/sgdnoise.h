@@ -17,6 +17,24 @@
 extern "C" {
 #endif
 
+/* How a symmetric matrix argument is laid out. */
+typedef enum sgdnoise_layout {
+    /* d x d row-major entries; matrix results are d x d. */
+    SGDNOISE_LAYOUT_DENSE = 0,
+    /* d diagonal entries (a spectrum in its eigenbasis); matrix results are their d diagonals. */
+    SGDNOISE_LAYOUT_DIAGONAL = 1,
+} sgdnoise_layout;
+
+/* Which model a critical learning rate refers to. */
+typedef enum sgdnoise_model {
+    /* Label (and input) noise [Thm 2]; for input noise pass A + B. */
+    SGDNOISE_MODEL_LABEL_NOISE = 0,
+    /* High-dimensional regression [Thm 6]. */
+    SGDNOISE_MODEL_HIGH_DIMENSIONAL = 1,
+    /* L2 regularisation [Thm 4] (needs weight_decay). */
+    SGDNOISE_MODEL_L2_REGULARIZED = 2,
+} sgdnoise_model;
+
 /* What part of the noise covariance to compute. */
 typedef enum sgdnoise_noise_kind {
     /* The D x D matrix (output: D*D doubles). */
@@ -26,6 +44,24 @@ typedef enum sgdnoise_noise_kind {
     /* Its trace (output: 1 double). */
     SGDNOISE_NOISE_KIND_TRACE = 2,
 } sgdnoise_noise_kind;
+
+/* Indices into the out_scalars array of the model functions. */
+typedef enum sgdnoise_prediction_field {
+    /* E[L(w)] at stationarity. */
+    SGDNOISE_PREDICTION_FIELD_TRAIN_LOSS = 0,
+    /* E[(w-u)^T A (w-u)]/2 at stationarity. */
+    SGDNOISE_PREDICTION_FIELD_TEST_LOSS = 1,
+    /* The paper's kappa for this model (NaN where it defines none). */
+    SGDNOISE_PREDICTION_FIELD_KAPPA = 2,
+    /* The critical learning rate (NaN where unknown). */
+    SGDNOISE_PREDICTION_FIELD_CRITICAL_LEARNING_RATE = 3,
+    /* Tr[M Sigma], the trace that couples the noise to the fluctuation. */
+    SGDNOISE_PREDICTION_FIELD_COUPLING_TRACE = 4,
+    /* Noise power entering flat directions of the Hessian (0 when none). */
+    SGDNOISE_PREDICTION_FIELD_FLAT_DIRECTION_NOISE = 5,
+    /* The number of entries of out_scalars. */
+    SGDNOISE_PREDICTION_FIELD_COUNT = 6,
+} sgdnoise_prediction_field;
 
 /* How minibatches are drawn. */
 typedef enum sgdnoise_sampling {
@@ -55,6 +91,56 @@ typedef enum sgdnoise_status {
     SGDNOISE_STATUS_OUT_OF_MEMORY = 6,
 } sgdnoise_status;
 
+/* How tail_index computes the index. */
+typedef enum sgdnoise_tail_method {
+    /* The paper's beta = 2S/(a lr) - S [Sec 6.6]. */
+    SGDNOISE_TAIL_METHOD_PAPER = 0,
+    /* The exact index of the Kesten recursion: E|1 - (lr/S) a chi2_S|^k = 1. */
+    SGDNOISE_TAIL_METHOD_KESTEN = 1,
+    /* The continuous-time limit 2S/(a lr) + 1. */
+    SGDNOISE_TAIL_METHOD_CONTINUOUS_TIME = 2,
+} sgdnoise_tail_method;
+
+/* Baseline: continuous time with Hessian-shaped noise [Eq. 7], Sigma = noise_var/(2S(1-mu)) L. */
+sgdnoise_status sgdnoise_continuous_time(int layout, ptrdiff_t d, double const * a, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma);
+
+/* The critical learning rate lr* of model (an sgdnoise_model) for batch size S and momentum:
+ * the largest lr with a stationary distribution (theory.md section 6), to full precision.
+ * weight_decay (same layout as A) is read only for SGDNOISE_MODEL_L2_REGULARIZED. */
+sgdnoise_status sgdnoise_critical_learning_rate(int model, int layout, ptrdiff_t d, double const * a, double const * weight_decay, ptrdiff_t batch_size, double momentum, double * out);
+
+/* Damped Newton [Sec 6.4]: label noise with learning rate lr * A^{-1};
+ * Sigma = lr noise_var / (g S - lr D) A^{-1}. */
+sgdnoise_status sgdnoise_damped_newton(int layout, ptrdiff_t d, double const * a, double noise_var, double lr, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_scalars);
+
+/* Baseline: discrete time with Hessian-shaped noise C = (noise_var/S) A;
+ * Sigma = (lr noise_var/S)(2I - lr A)^{-1} for scalar lr and mu = 0. */
+sgdnoise_status sgdnoise_discrete_hessian(int layout, ptrdiff_t d, double const * a, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma);
+
+/* High-dimensional regression [Prop 4, Thm 6]: empirical covariance A_hat, alpha = N/D > 0. */
+sgdnoise_status sgdnoise_high_dimensional(int layout, ptrdiff_t d, double const * a_hat, double alpha, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_scalars);
+
+/* Input noise [App. E.3]: inputs x + xi with xi ~ N(0, B), labels from the clean x = teacher u
+ * (d entries) plus label noise noise_var. out_mean receives w* = (A+B)^{-1} A u. */
+sgdnoise_status sgdnoise_input_noise(int layout, ptrdiff_t d, double const * a, double const * b, double const * u, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_mean, double * out_scalars);
+
+/* L2 regularisation [Prop 3, Thm 4]: loss (w-u)^T A (w-u)/2 + w^T G w/2 with G = weight_decay
+ * (d*d or d entries; any sign with A + G positive definite), no label noise. out_mean is w*. */
+sgdnoise_status sgdnoise_l2_regularized(int layout, ptrdiff_t d, double const * a, double const * u, double const * weight_decay, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_mean, double * out_scalars);
+
+/* L_test(gamma) of L2-regularised regression for count scalar weight decays (+inf where
+ * unstable), after one eigendecomposition of A. out: count doubles. */
+sgdnoise_status sgdnoise_l2_test_loss_curve(int layout, ptrdiff_t d, double const * a, double const * u, double lr, ptrdiff_t batch_size, double momentum, ptrdiff_t count, double const * weight_decays, double * out);
+
+/* Label noise [Lemma 1, Thm 2, Thm 3]: Sigma, noise C, losses, kappa_mu and lr* for linear
+ * regression with input covariance A, label-noise variance noise_var, batch size S, momentum. */
+sgdnoise_status sgdnoise_label_noise(int layout, ptrdiff_t d, double const * a, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_scalars);
+
+/* Label-noise sweep on a spectrum of n eigenvalues: for each of points (lr, batch_size,
+ * momentum) triples, kappa_mu, L_train, L_test (+inf where unstable) and lr*; O(n) per point,
+ * all cores. Every output array holds points doubles and may be NULL. */
+sgdnoise_status sgdnoise_label_noise_sweep(ptrdiff_t n, double const * spectrum, double noise_var, ptrdiff_t points, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, double * out_kappa, double * out_train_loss, double * out_test_loss, double * out_critical);
+
 /* The critical learning rate reported by the last failed call on the calling thread, or NaN when
  * it is unknown or the failure was not SGDNOISE_STATUS_UNSTABLE. */
 double sgdnoise_last_error_critical_learning_rate(void);
@@ -62,6 +148,10 @@ double sgdnoise_last_error_critical_learning_rate(void);
 /* The message of the last failed call on the calling thread ("" if none). Thread-local storage
  * owned by the library, valid until the next failing call on this thread; never NULL. */
 char const * sgdnoise_last_error_message(void);
+
+/* Natural gradient [Sec 6.4] without label noise, learning rate (lr/S) C^{-1}:
+ * Sigma = (lr/2)(1/((1+D)(1+mu)) + 1/((1-mu)S)) A^{-1}. */
+sgdnoise_status sgdnoise_natural_gradient(int layout, ptrdiff_t d, double const * a, double lr, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_scalars);
 
 /* Minibatch noise covariance C = f (M2 - g g^T) from n x d row-major per-sample gradients
  * [Prop 1]; f = 1/S with replacement, (N-S)/(S(N-1)) without. sampling is an
@@ -71,12 +161,24 @@ sgdnoise_status sgdnoise_noise_covariance(ptrdiff_t n, ptrdiff_t d, double const
 /* As sgdnoise_noise_covariance, for float32 gradients (accumulated in double precision). */
 sgdnoise_status sgdnoise_noise_covariance_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, ptrdiff_t batch_size, int sampling, int kind, double * out);
 
+/* The optimal scalar weight decay gamma* = argmin L_test(gamma) of L2-regularised regression
+ * [Thm 4, Cor 1] (negative values allowed) and L_test(gamma*), for scalar lr. */
+sgdnoise_status sgdnoise_optimal_weight_decay(int layout, ptrdiff_t d, double const * a, double const * u, double lr, ptrdiff_t batch_size, double momentum, double * out_gamma, double * out_test_loss);
+
+/* The lr-S scaling law along lr = ratio * S [Sec 6.5]: for each of count batch sizes, Tr Sigma
+ * of the exact label-noise theory (+inf where unstable) and of the lr/S law (continuous time). */
+sgdnoise_status sgdnoise_scaling_law(ptrdiff_t n, double const * spectrum, double noise_var, double ratio, ptrdiff_t count, ptrdiff_t const * batch_sizes, double momentum, double * out_trace_sigma, double * out_trace_sigma_law);
+
 /* Stationary fluctuation of SGD [Thm 1]: solves
  * (1-mu)(LHS + SHL) - c1 LHSHL + c2 (LHLHS + SHLHL) = LCL for S (all d x d row-major), with
  * L = lr * I when lr_matrix is NULL, else lr * lr_matrix (symmetric positive definite).
  * Returns SGDNOISE_STATUS_UNSTABLE, with the critical learning rate, when lr*eig(H) leaves
  * (0, 2(1+momentum)). Flat directions of H get zero fluctuation. out_sigma: d*d doubles. */
 sgdnoise_status sgdnoise_stationary_covariance(ptrdiff_t d, double const * hessian, double const * noise, double lr, double const * lr_matrix, double momentum, double * out_sigma);
+
+/* Tail index of the 1-d stationary distribution (curvature a, lr, batch size S), by method
+ * (an sgdnoise_tail_method); +inf when it exceeds 1e4. */
+sgdnoise_status sgdnoise_tail_index(double a, double lr, ptrdiff_t batch_size, int method, double * out);
 
 /* The library's version string, e.g. "0.1.0" (static storage; never NULL; do not free). */
 char const * sgdnoise_version(void);

@@ -91,3 +91,91 @@ func core<R>(_ body: () throws -> R) throws(SGDNoiseError) -> R {
         throw .numericalFailure("unexpected error: \(error)")
     }
 }
+
+/// How a symmetric matrix argument is laid out.
+@c public enum sgdnoise_layout: CInt {
+    /// d x d row-major entries; matrix results are d x d.
+    case dense = 0
+    /// d diagonal entries (a spectrum in its eigenbasis); matrix results are their d diagonals.
+    case diagonal = 1
+}
+
+/// Indices into the `out_scalars` array of the model functions.
+@c public enum sgdnoise_prediction_field: CInt {
+    /// E[L(w)] at stationarity.
+    case trainLoss = 0
+    /// E[(w-u)^T A (w-u)]/2 at stationarity.
+    case testLoss = 1
+    /// The paper's kappa for this model (NaN where it defines none).
+    case kappa = 2
+    /// The critical learning rate (NaN where unknown).
+    case criticalLearningRate = 3
+    /// Tr[M Sigma], the trace that couples the noise to the fluctuation.
+    case couplingTrace = 4
+    /// Noise power entering flat directions of the Hessian (0 when none).
+    case flatDirectionNoise = 5
+    /// The number of entries of out_scalars.
+    case count = 6
+}
+
+extension Arguments {
+    static func layout(_ code: CInt) throws(SGDNoiseError) -> sgdnoise_layout {
+        guard let layout = sgdnoise_layout(rawValue: code) else {
+            throw .invalidArgument("layout must be SGDNOISE_LAYOUT_DENSE (0) or SGDNOISE_LAYOUT_DIAGONAL (1), got \(code)")
+        }
+        return layout
+    }
+
+    /// A symmetric operator: d x d entries (dense) or d entries (diagonal).
+    static func symmetric(_ p: UnsafePointer<Double>?, _ layout: sgdnoise_layout, _ d: Int, _ name: String) throws(SGDNoiseError) -> SymmetricOperator {
+        switch layout {
+        case .dense: return .dense(try squareMatrix(p, d, name))
+        case .diagonal: return .diagonal(try vector(p, d, name))
+        }
+    }
+
+    /// A copy of the n entries at `p`.
+    static func vector(_ p: UnsafePointer<Double>?, _ n: Int, _ name: String) throws(SGDNoiseError) -> [Double] {
+        let p = try pointer(p, name)
+        try size(n, "dimension", max: 1 << 36)
+        return Array(UnsafeBufferPointer(start: p, count: n))
+    }
+
+    /// `lr · lr_matrix` in the given layout (scalar when lr_matrix is NULL).
+    static func learningRate(_ lr: Double, _ lrMatrix: UnsafePointer<Double>?, _ layout: sgdnoise_layout, _ d: Int) throws(SGDNoiseError) -> LearningRate {
+        guard lr.isFinite, lr > 0 else { throw .invalidArgument("lr must be a finite positive number, got \(lr)") }
+        guard lrMatrix != nil else { return .scalar(lr) }
+        switch layout {
+        case .dense: return try learningRate(lr, lrMatrix, d)
+        case .diagonal: return .diagonal(try vector(lrMatrix, d, "lr_matrix").map { lr * $0 })
+        }
+    }
+
+    /// Copies a dense or diagonal result into the caller's buffer.
+    static func write(_ op: SymmetricOperator, to out: UnsafeMutablePointer<Double>) {
+        switch op {
+        case .dense(let m): write(m, to: out)
+        case .diagonal(let v): write(v, to: out)
+        }
+    }
+
+    static func write(_ v: [Double], to out: UnsafeMutablePointer<Double>) {
+        v.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// Writes a prediction into the optional output buffers.
+    static func write(_ p: Prediction, sigma: UnsafeMutablePointer<Double>?, noise: UnsafeMutablePointer<Double>?,
+                      mean: UnsafeMutablePointer<Double>?, scalars: UnsafeMutablePointer<Double>?) {
+        if let sigma { write(p.sigma, to: sigma) }
+        if let noise { write(p.noise, to: noise) }
+        if let mean { write(p.mean, to: mean) }
+        if let scalars {
+            scalars[Int(sgdnoise_prediction_field.trainLoss.rawValue)] = p.trainLoss
+            scalars[Int(sgdnoise_prediction_field.testLoss.rawValue)] = p.testLoss
+            scalars[Int(sgdnoise_prediction_field.kappa.rawValue)] = p.kappa ?? .nan
+            scalars[Int(sgdnoise_prediction_field.criticalLearningRate.rawValue)] = p.criticalLearningRate ?? .nan
+            scalars[Int(sgdnoise_prediction_field.couplingTrace.rawValue)] = p.couplingTrace
+            scalars[Int(sgdnoise_prediction_field.flatDirectionNoise.rawValue)] = p.flatDirectionNoise
+        }
+    }
+}

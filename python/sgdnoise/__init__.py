@@ -17,7 +17,26 @@ from .errors import (
     UnstableError,
 )
 from .fluctuation import stationary_covariance
+from .models import (
+    Prediction,
+    continuous_time,
+    damped_newton,
+    discrete_hessian,
+    high_dimensional,
+    input_noise,
+    l2_regularized,
+    label_noise,
+    natural_gradient,
+)
 from .noise import noise_covariance
+from .stability import (
+    critical_learning_rate,
+    l2_test_loss_curve,
+    label_noise_sweep,
+    optimal_weight_decay,
+    scaling_law,
+    tail_index,
+)
 
 __version__ = _lib.version()
 """The version of the loaded C library (equal to the package version in a consistent install)."""
@@ -26,6 +45,21 @@ __all__ = [
     "__version__",
     "noise_covariance",
     "stationary_covariance",
+    "Prediction",
+    "label_noise",
+    "input_noise",
+    "l2_regularized",
+    "high_dimensional",
+    "damped_newton",
+    "natural_gradient",
+    "continuous_time",
+    "discrete_hessian",
+    "critical_learning_rate",
+    "label_noise_sweep",
+    "scaling_law",
+    "tail_index",
+    "optimal_weight_decay",
+    "l2_test_loss_curve",
     "SGDNoiseError",
     "InvalidArgumentError",
     "NotSymmetricError",

@@ -35,6 +35,14 @@ SAMPLING_WITH_REPLACEMENT = 0
 SAMPLING_WITHOUT_REPLACEMENT = 1
 NOISE_KIND = {"full": 0, "diag": 1, "trace": 2}
 
+# enum sgdnoise_layout, sgdnoise_prediction_field, sgdnoise_model, sgdnoise_tail_method.
+LAYOUT_DENSE = 0
+LAYOUT_DIAGONAL = 1
+PREDICTION_FIELDS = ("train_loss", "test_loss", "kappa", "critical_learning_rate", "coupling_trace",
+                     "flat_direction_noise")
+MODEL = {"label_noise": 0, "high_dimensional": 1, "l2_regularized": 2}
+TAIL_METHOD = {"paper": 0, "kesten": 1, "continuous_time": 2}
+
 
 def _candidates() -> list[Path]:
     env = os.environ.get(_ENV)
@@ -83,6 +91,57 @@ _declare("sgdnoise_noise_covariance_f32", c_int, [c_ptrdiff, c_ptrdiff, c_void_p
 # sgdnoise_status sgdnoise_stationary_covariance(ptrdiff_t d, const double *hessian,
 #     const double *noise, double lr, const double *lr_matrix, double momentum, double *out_sigma);
 _declare("sgdnoise_stationary_covariance", c_int, [c_ptrdiff, c_void_p, c_void_p, c_double, c_void_p, c_double, c_void_p])
+
+P = c_void_p  # every array argument: a numpy array's data pointer, or None for NULL
+# sgdnoise_status sgdnoise_label_noise(int layout, ptrdiff_t d, const double *A, double noise_var,
+#     double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum,
+#     double *out_sigma, double *out_noise, double *out_scalars);
+_declare("sgdnoise_label_noise", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, c_double, P, P, P])
+# sgdnoise_status sgdnoise_input_noise(int layout, ptrdiff_t d, const double *A, const double *B,
+#     const double *u, double noise_var, double lr, const double *lr_matrix, ptrdiff_t batch_size,
+#     double momentum, double *out_sigma, double *out_noise, double *out_mean, double *out_scalars);
+_declare("sgdnoise_input_noise", c_int, [c_int, c_ptrdiff, P, P, P, c_double, c_double, P, c_ptrdiff, c_double, P, P, P, P])
+# sgdnoise_status sgdnoise_l2_regularized(int layout, ptrdiff_t d, const double *A, const double *u,
+#     const double *weight_decay, double lr, const double *lr_matrix, ptrdiff_t batch_size,
+#     double momentum, double *out_sigma, double *out_noise, double *out_mean, double *out_scalars);
+_declare("sgdnoise_l2_regularized", c_int, [c_int, c_ptrdiff, P, P, P, c_double, P, c_ptrdiff, c_double, P, P, P, P])
+# sgdnoise_status sgdnoise_high_dimensional(int layout, ptrdiff_t d, const double *A_hat, double alpha,
+#     double noise_var, double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum,
+#     double *out_sigma, double *out_noise, double *out_scalars);
+_declare("sgdnoise_high_dimensional", c_int, [c_int, c_ptrdiff, P, c_double, c_double, c_double, P, c_ptrdiff, c_double, P, P, P])
+# sgdnoise_status sgdnoise_damped_newton(int layout, ptrdiff_t d, const double *A, double noise_var,
+#     double lr, ptrdiff_t batch_size, double momentum, double *out_sigma, double *out_noise,
+#     double *out_scalars);
+_declare("sgdnoise_damped_newton", c_int, [c_int, c_ptrdiff, P, c_double, c_double, c_ptrdiff, c_double, P, P, P])
+# sgdnoise_status sgdnoise_natural_gradient(int layout, ptrdiff_t d, const double *A, double lr,
+#     ptrdiff_t batch_size, double momentum, double *out_sigma, double *out_noise, double *out_scalars);
+_declare("sgdnoise_natural_gradient", c_int, [c_int, c_ptrdiff, P, c_double, c_ptrdiff, c_double, P, P, P])
+# sgdnoise_status sgdnoise_continuous_time(int layout, ptrdiff_t d, const double *A, double noise_var,
+#     double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum, double *out_sigma);
+_declare("sgdnoise_continuous_time", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, c_double, P])
+# sgdnoise_status sgdnoise_discrete_hessian(int layout, ptrdiff_t d, const double *A, double noise_var,
+#     double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum, double *out_sigma);
+_declare("sgdnoise_discrete_hessian", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, c_double, P])
+# sgdnoise_status sgdnoise_critical_learning_rate(int model, int layout, ptrdiff_t d, const double *A,
+#     const double *weight_decay, ptrdiff_t batch_size, double momentum, double *out);
+_declare("sgdnoise_critical_learning_rate", c_int, [c_int, c_int, c_ptrdiff, P, P, c_ptrdiff, c_double, P])
+# sgdnoise_status sgdnoise_label_noise_sweep(ptrdiff_t n, const double *spectrum, double noise_var,
+#     ptrdiff_t points, const double *lrs, const ptrdiff_t *batch_sizes, const double *momenta,
+#     double *out_kappa, double *out_train_loss, double *out_test_loss, double *out_critical);
+_declare("sgdnoise_label_noise_sweep", c_int, [c_ptrdiff, P, c_double, c_ptrdiff, P, P, P, P, P, P, P])
+# sgdnoise_status sgdnoise_scaling_law(ptrdiff_t n, const double *spectrum, double noise_var,
+#     double ratio, ptrdiff_t count, const ptrdiff_t *batch_sizes, double momentum,
+#     double *out_trace_sigma, double *out_trace_sigma_law);
+_declare("sgdnoise_scaling_law", c_int, [c_ptrdiff, P, c_double, c_double, c_ptrdiff, P, c_double, P, P])
+# sgdnoise_status sgdnoise_tail_index(double a, double lr, ptrdiff_t batch_size, int method, double *out);
+_declare("sgdnoise_tail_index", c_int, [c_double, c_double, c_ptrdiff, c_int, P])
+# sgdnoise_status sgdnoise_optimal_weight_decay(int layout, ptrdiff_t d, const double *A, const double *u,
+#     double lr, ptrdiff_t batch_size, double momentum, double *out_gamma, double *out_test_loss);
+_declare("sgdnoise_optimal_weight_decay", c_int, [c_int, c_ptrdiff, P, P, c_double, c_ptrdiff, c_double, P, P])
+# sgdnoise_status sgdnoise_l2_test_loss_curve(int layout, ptrdiff_t d, const double *A, const double *u,
+#     double lr, ptrdiff_t batch_size, double momentum, ptrdiff_t count, const double *weight_decays,
+#     double *out);
+_declare("sgdnoise_l2_test_loss_curve", c_int, [c_int, c_ptrdiff, P, P, c_double, c_ptrdiff, c_double, c_ptrdiff, P, P])
 
 _EXCEPTIONS = {
     INVALID_ARGUMENT: errors.InvalidArgumentError,

@@ -22,13 +22,18 @@ struct SpectralStationarySolver {
 
     /// Validates μ and decomposes H̃.
     init(preconditionedHessian hTilde: Matrix, momentum mu: Double) throws {
+        try self.init(eigen: SymmetricEigendecomposition(checked: hTilde, name: "hessian"), momentum: mu)
+    }
+
+    /// Validates μ and uses an existing eigendecomposition of H̃.
+    init(eigen: SymmetricEigendecomposition, momentum mu: Double) throws {
         try Self.validateMomentum(mu)
         momentum = mu
         c1 = (1 + mu * mu) / (1 - mu * mu)
         c2 = mu / (1 - mu * mu)
-        eigen = try SymmetricEigendecomposition(checked: hTilde, name: "hessian")
+        self.eigen = eigen
         let scale = eigen.spectralRadius
-        let tol = 16 * Double(max(hTilde.rows, 1)) * Double.ulpOfOne * scale
+        let tol = 16 * Double(max(eigen.values.count, 1)) * Double.ulpOfOne * scale
         isFlat = eigen.values.map { abs($0) <= tol }
     }
 

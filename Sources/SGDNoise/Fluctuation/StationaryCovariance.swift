@@ -64,11 +64,7 @@ public func stationaryCovariance(
 public func stationaryResidual(
     hessian h: Matrix, noise c: Matrix, learningRate: LearningRate, momentum mu: Double, sigma s: Matrix
 ) -> Double {
-    let lambda: Matrix
-    switch learningRate {
-    case .scalar(let l): lambda = l * Matrix.identity(h.rows)
-    case .matrix(let m): lambda = m
-    }
+    let lambda = learningRate.matrix(dimension: h.rows)
     let c1 = (1 + mu * mu) / (1 - mu * mu)
     let c2 = mu / (1 - mu * mu)
     let lh = lambda * h

@@ -29,6 +29,22 @@ extension Matrix {
         return c
     }
 
+    /// The matrix-vector product self · v (`cblas_dgemv`).
+    public func apply(_ v: [Double]) -> [Double] {
+        precondition(v.count == columns, "apply: vector of \(v.count) entries for \(columns) columns")
+        var y = [Double](repeating: 0, count: rows)
+        if rows == 0 || columns == 0 { return y }
+        elements.withUnsafeBufferPointer { a in
+            v.withUnsafeBufferPointer { x in
+                y.withUnsafeMutableBufferPointer { out in
+                    cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(rows), blasInt(columns), 1,
+                                a.baseAddress, blasInt(columns), x.baseAddress, 1, 0, out.baseAddress, 1)
+                }
+            }
+        }
+        return y
+    }
+
     /// Matrix product a · b.
     public static func * (a: Matrix, b: Matrix) -> Matrix { product(a, b) }
 

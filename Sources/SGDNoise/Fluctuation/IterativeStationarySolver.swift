@@ -1,0 +1,78 @@
+/// The stationary equation when the noise depends on Σ through an operator that the eigenbasis
+/// of H̃ does not diagonalise (theory.md §4.1 and §4 beyond the commuting case):
+///
+///     L(X) = C̃₀ + N(X),
+///
+/// with L the Theorem-1 operator in tilde coordinates (inverted exactly by the spectral solve)
+/// and N a linear map that sends positive semi-definite matrices to positive semi-definite ones.
+/// Solved as the fixed point X ← L⁻¹(C̃₀ + N(X)) with Anderson acceleration. The Picard map
+/// T = L⁻¹N preserves the PSD cone, so a stationary Σ exists iff its spectral radius ρ(T) < 1
+/// (estimated by power iteration from a PSD start, as Krein–Rutman permits); the iteration is
+/// then a contraction and X is the PSD sum Σ_k Tᵏ L⁻¹(C̃₀).
+struct IterativeStationarySolver {
+    let spectral: SpectralStationarySolver
+    let noiseMap: (Matrix) -> Matrix
+
+    /// Diagnostics of a solve.
+    struct Report {
+        var x: Matrix
+        var iterations: Int
+        var residual: Double
+        var spectralRadius: Double
+    }
+
+    func inverse(_ r: Matrix) -> Matrix {
+        spectral.rotateOut(spectral.solveRotated(spectral.rotateIn(r)))
+    }
+
+    func picard(_ x: Matrix, base: Matrix) -> Matrix {
+        inverse(base + noiseMap(x))
+    }
+
+    /// ρ(L⁻¹N) by power iteration from a PSD start (at most `iterations` steps).
+    func spectralRadius(start: Matrix, iterations: Int = 300) -> Double {
+        var x = start
+        var norm = x.frobeniusNorm
+        guard norm > 0 else { return 0 }
+        x = (1 / norm) * x
+        var estimate = 0.0
+        for k in 0..<iterations {
+            let y = inverse(noiseMap(x))
+            norm = y.frobeniusNorm
+            if norm == 0 { return 0 }
+            let previous = estimate
+            estimate = norm
+            x = (1 / norm) * y
+            if k > 10 && abs(estimate - previous) <= 1e-10 * estimate { break }
+        }
+        return estimate
+    }
+
+    /// Solves to a relative step ‖X_{k+1} − X_k‖_F ≤ tolerance · ‖X‖_F.
+    /// - Throws: `unstable` when ρ(L⁻¹N) ≥ 1 or the fixed point is not positive semi-definite;
+    ///   `numericalFailure` when the iteration does not converge.
+    func solve(base: Matrix, tolerance: Double = 1e-13, maxIterations: Int = 2000,
+               unstable: () -> SGDNoiseError) throws -> Report {
+        let x0 = inverse(base)
+        let rho = spectralRadius(start: x0.frobeniusNorm > 0 ? x0 : Matrix.identity(base.rows))
+        if !(rho < 1) { throw unstable() }
+        var anderson = AndersonAccelerator(memory: 8)
+        var x = x0
+        var residual = Double.infinity
+        for k in 1...maxIterations {
+            let gx = picard(x, base: base)
+            let step = (gx - x).frobeniusNorm
+            residual = step / max(gx.frobeniusNorm, .leastNormalMagnitude)
+            if !residual.isFinite { throw unstable() }
+            if residual <= tolerance {
+                let solution = picard(gx, base: base)
+                return Report(x: solution.symmetrized, iterations: k, residual: residual, spectralRadius: rho)
+            }
+            let next = anderson.next(x: x.elements, gx: gx.elements)
+            x = Matrix(uncheckedRows: x.rows, columns: x.columns, elements: next)
+        }
+        throw SGDNoiseError.numericalFailure(
+            "the stationary iteration did not converge in \(maxIterations) steps (relative step \(residual)); "
+                + "spectral radius \(rho) is too close to 1")
+    }
+}

@@ -1,0 +1,43 @@
+import _CLAPACK
+
+extension Matrix {
+    /// x = A⁻¹ b for this symmetric positive-definite matrix, by Cholesky (`LAPACKE_dposv`).
+    /// - Throws: `notPositiveDefinite` when the factorisation fails.
+    func solvePositiveDefinite(_ b: [Double], name: String) throws -> [Double] {
+        precondition(rows == columns && b.count == rows)
+        var a = elements
+        var x = b
+        let n = rows
+        let info = a.withUnsafeMutableBufferPointer { pa in
+            x.withUnsafeMutableBufferPointer { px in
+                LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), blasInt(n), 1,
+                              pa.baseAddress, blasInt(n), px.baseAddress, blasInt(n))
+            }
+        }
+        guard info == 0 else {
+            if info > 0 {
+                throw SGDNoiseError.notPositiveDefinite("\(name) must be positive definite (Cholesky failed at column \(info))")
+            }
+            throw SGDNoiseError.numericalFailure("\(name): dposv failed (info = \(info))")
+        }
+        return x
+    }
+
+    /// The eigenvalues (ascending) of this symmetric matrix, without eigenvectors (`dsyevd`, 'N').
+    func symmetricEigenvalues(name: String) throws -> [Double] {
+        try requireSymmetric(name)
+        var a = elements
+        var w = [Double](repeating: 0, count: rows)
+        let n = rows
+        let info = a.withUnsafeMutableBufferPointer { pa in
+            w.withUnsafeMutableBufferPointer { pw in
+                LAPACKE_dsyevd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")),
+                               blasInt(n), pa.baseAddress, blasInt(n), pw.baseAddress)
+            }
+        }
+        guard info == 0 else {
+            throw SGDNoiseError.numericalFailure("\(name): the symmetric eigensolver dsyevd failed (info = \(info))")
+        }
+        return w
+    }
+}

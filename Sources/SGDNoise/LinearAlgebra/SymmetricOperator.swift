@@ -1,0 +1,100 @@
+/// A symmetric matrix given densely, or by its diagonal (a spectrum in its own eigenbasis).
+///
+/// Users with a Hessian or data spectrum of millions of entries pass `.diagonal`: then every
+/// model of the library runs in O(D) and returns diagonals. `.dense` takes any symmetric matrix.
+public enum SymmetricOperator: Sendable, Equatable {
+    case dense(Matrix)
+    case diagonal([Double])
+
+    /// The dimension D.
+    public var dimension: Int {
+        switch self {
+        case .dense(let m): return m.rows
+        case .diagonal(let v): return v.count
+        }
+    }
+
+    /// Whether this is the `.diagonal` representation.
+    public var isDiagonal: Bool {
+        if case .diagonal = self { return true }
+        return false
+    }
+
+    /// The dense matrix (a diagonal one for `.diagonal`).
+    public var matrix: Matrix {
+        switch self {
+        case .dense(let m): return m
+        case .diagonal(let v): return Matrix.diagonal(v)
+        }
+    }
+
+    /// The diagonal entries.
+    public var diagonalEntries: [Double] {
+        switch self {
+        case .dense(let m): return m.diagonalEntries
+        case .diagonal(let v): return v
+        }
+    }
+
+    /// The trace.
+    public var trace: Double { diagonalEntries.reduce(0, +) }
+
+    /// Checks finiteness, symmetry and (when given) the dimension.
+    func validate(_ name: String, size n: Int? = nil) throws {
+        switch self {
+        case .dense(let m):
+            try m.requireSymmetric(name, size: n)
+        case .diagonal(let v):
+            guard !v.isEmpty else { throw SGDNoiseError.invalidArgument("\(name) must not be empty") }
+            if let n, v.count != n {
+                throw SGDNoiseError.invalidArgument("\(name) must have \(n) entries, got \(v.count)")
+            }
+            if let k = v.firstIndex(where: { !$0.isFinite }) {
+                throw SGDNoiseError.invalidArgument("\(name) has a non-finite entry \(v[k]) at \(k)")
+            }
+        }
+    }
+
+    /// A + B for operators of the same representation (a diagonal one is densified otherwise).
+    static func + (a: SymmetricOperator, b: SymmetricOperator) -> SymmetricOperator {
+        switch (a, b) {
+        case (.diagonal(let x), .diagonal(let y)): return .diagonal(zip(x, y).map { $0 + $1 })
+        default: return .dense(a.matrix + b.matrix)
+        }
+    }
+
+    /// A · v.
+    func apply(_ v: [Double]) -> [Double] {
+        switch self {
+        case .diagonal(let d): return zip(d, v).map { $0 * $1 }
+        case .dense(let m): return m.apply(v)
+        }
+    }
+
+    /// vᵀ A w.
+    func bilinear(_ v: [Double], _ w: [Double]) -> Double {
+        zip(v, apply(w)).reduce(0) { $0 + $1.0 * $1.1 }
+    }
+
+    /// Tr[A X] for a symmetric X of the same dimension (X dense or diagonal).
+    func traceProduct(_ x: SymmetricOperator) -> Double {
+        switch (self, x) {
+        case (.diagonal(let a), _): return zip(a, x.diagonalEntries).reduce(0) { $0 + $1.0 * $1.1 }
+        case (_, .diagonal(let b)): return zip(diagonalEntries, b).reduce(0) { $0 + $1.0 * $1.1 }
+        case (.dense(let a), .dense(let b)): return zip(a.elements, b.elements).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+    }
+
+    /// A⁻¹ b for a symmetric positive-definite A (Cholesky), throwing `notPositiveDefinite`.
+    func solve(_ b: [Double], name: String) throws -> [Double] {
+        switch self {
+        case .diagonal(let d):
+            guard d.allSatisfy({ $0 > 0 }) else {
+                throw SGDNoiseError.notPositiveDefinite("\(name) must be positive definite")
+            }
+            return zip(b, d).map { $0 / $1 }
+        case .dense(let m):
+            return try m.solvePositiveDefinite(b, name: name)
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/// The continuous-time approximation with Hessian-shaped noise [Eq. 7]: dropping the O(Λ²) terms of
+/// Theorem 1 and taking C ≈ (σ²/S)A gives (1−μ)(ΛAΣ + ΣAΛ) = (σ²/S)ΛAΛ, solved by
+///
+///     Σ = σ² / (2S(1−μ)) · Λ        (λσ²/2S · I for a scalar λ and μ = 0).
+///
+/// The curve users compare the exact theory against (the paper's Figure 4); independent of A.
+public func continuousTime(
+    a: SymmetricOperator, noiseVariance: Double, learningRate: LearningRate, batchSize: Int,
+    momentum: Double = 0
+) throws -> SymmetricOperator {
+    try a.validate("A")
+    try requireNonNegative(noiseVariance, "noise_var")
+    try requireBatchSize(batchSize)
+    try SpectralStationarySolver.validateMomentum(momentum)
+    let factor = noiseVariance / (2 * Double(batchSize) * (1 - momentum))
+    let d = a.dimension
+    switch (learningRate, a) {
+    case (.scalar(let l), .diagonal):
+        guard l.isFinite, l > 0 else { throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(l)") }
+        return .diagonal([Double](repeating: factor * l, count: d))
+    case (.diagonal(let l), .diagonal):
+        _ = try LearningRateTransform(learningRate, dimension: d)
+        return .diagonal(l.map { factor * $0 })
+    default:
+        _ = try LearningRateTransform(learningRate, dimension: d)
+        return .dense(factor * learningRate.matrix(dimension: d))
+    }
+}
+
+/// The discrete-time solution with Hessian-shaped noise C = (σ²/S)A (Liu, Ziyin, Ueda 2021):
+/// Theorem 1 with a noise that does not depend on Σ, so for a scalar λ and μ = 0
+///
+///     Σ = (λσ²/S)(2I − λA)⁻¹.
+///
+/// With momentum and matrix learning rates it is `stationaryCovariance(A, (σ²/S)A, Λ, μ)`.
+/// The second baseline of the paper's Figure 4; it misses the Σ-dependent part of the noise.
+public func discreteHessian(
+    a: SymmetricOperator, noiseVariance: Double, learningRate: LearningRate, batchSize: Int,
+    momentum: Double = 0
+) throws -> SymmetricOperator {
+    try requireNonNegative(noiseVariance, "noise_var")
+    try requireBatchSize(batchSize)
+    let model = QuadraticModel(
+        hessian: a, coupling: nil, noise: MultiplicativeNoise(beta1: 0, beta2: 0, batchSize: batchSize),
+        base: .scaledCoupling(noiseVariance / Double(batchSize)), learningRate: learningRate, momentum: momentum)
+    return try model.solve().sigma
+}

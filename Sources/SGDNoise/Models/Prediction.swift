@@ -1,0 +1,37 @@
+/// The exact stationary prediction of a linear-regression model of theory.md §4.
+///
+/// Matrices come back dense, or as their diagonals when every input was given by a spectrum
+/// (`SymmetricOperator.diagonal`).
+public struct Prediction: Sendable {
+    /// Σ = lim cov(w_t), the fluctuation around the stationary mean.
+    public let sigma: SymmetricOperator
+    /// C, the gradient-noise covariance at stationarity (its Σ-dependent part included).
+    public let noise: SymmetricOperator
+    /// The stationary mean of w (w* for the models with one; zeros for label noise, where w is
+    /// measured from the minimum).
+    public let mean: [Double]
+    /// E[L(w)] at stationarity (the training objective, regulariser included for L2).
+    public let trainLoss: Double
+    /// E[½(w − u)ᵀA(w − u)] at stationarity (clean labels).
+    public let testLoss: Double
+    /// κ as the paper defines it for this model, where it does.
+    public let kappa: Double?
+    /// The critical learning rate λ* for these batch size and momentum (for a matrix learning
+    /// rate Λ: the largest c such that cΛ is stable). nil where not known.
+    public let criticalLearningRate: Double?
+    /// Tr[MΣ], the scalar that couples the noise to the fluctuation.
+    public let couplingTrace: Double
+    /// The noise power entering flat directions (zero eigenvalues of the Hessian), where the
+    /// parameters random-walk; 0 when there are none.
+    public let flatDirectionNoise: Double
+}
+
+/// Checks a batch size.
+func requireBatchSize(_ s: Int) throws {
+    guard s >= 1 else { throw SGDNoiseError.invalidArgument("batch_size must be at least 1, got \(s)") }
+}
+
+/// Checks a non-negative finite scalar.
+func requireNonNegative(_ x: Double, _ name: String) throws {
+    guard x.isFinite, x >= 0 else { throw SGDNoiseError.invalidArgument("\(name) must be finite and non-negative, got \(x)") }
+}

@@ -1,0 +1,147 @@
+import SGDNoise
+
+/// Which model a critical learning rate refers to.
+@c public enum sgdnoise_model: CInt {
+    /// Label (and input) noise [Thm 2]; for input noise pass A + B.
+    case labelNoise = 0
+    /// High-dimensional regression [Thm 6].
+    case highDimensional = 1
+    /// L2 regularisation [Thm 4] (needs weight_decay).
+    case l2Regularized = 2
+}
+
+/// The critical learning rate lr* of `model` (an sgdnoise_model) for batch size S and momentum:
+/// the largest lr with a stationary distribution (theory.md section 6), to full precision.
+/// weight_decay (same layout as A) is read only for SGDNOISE_MODEL_L2_REGULARIZED.
+@c public func sgdnoise_critical_learning_rate(
+    _ model: CInt, _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?,
+    _ weight_decay: UnsafePointer<Double>?, _ batch_size: Int, _ momentum: Double,
+    _ out: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let out = try Arguments.output(out, "out")
+        guard let kind = sgdnoise_model(rawValue: model) else {
+            throw .invalidArgument("model must be an sgdnoise_model (0, 1 or 2), got \(model)")
+        }
+        let layout = try Arguments.layout(layout)
+        let aOp = try Arguments.symmetric(a, layout, d, "A")
+        switch kind {
+        case .labelNoise:
+            out.pointee = try core { try criticalLearningRate(a: aOp, batchSize: batch_size, momentum: momentum) }
+        case .highDimensional:
+            out.pointee = try core { try criticalLearningRateHighDimensional(aHat: aOp, batchSize: batch_size, momentum: momentum) }
+        case .l2Regularized:
+            let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
+            out.pointee = try core { try criticalLearningRateL2(a: aOp, weightDecay: gOp, batchSize: batch_size, momentum: momentum) }
+        }
+    }
+}
+
+/// Label-noise sweep on a spectrum of n eigenvalues: for each of `points` (lr, batch_size,
+/// momentum) triples, kappa_mu, L_train, L_test (+inf where unstable) and lr*; O(n) per point,
+/// all cores. Every output array holds `points` doubles and may be NULL.
+@c public func sgdnoise_label_noise_sweep(
+    _ n: Int, _ spectrum: UnsafePointer<Double>?, _ noise_var: Double, _ points: Int,
+    _ lrs: UnsafePointer<Double>?, _ batch_sizes: UnsafePointer<Int>?, _ momenta: UnsafePointer<Double>?,
+    _ out_kappa: UnsafeMutablePointer<Double>?, _ out_train_loss: UnsafeMutablePointer<Double>?,
+    _ out_test_loss: UnsafeMutablePointer<Double>?, _ out_critical: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let a = try Arguments.vector(spectrum, n, "spectrum")
+        try Arguments.size(points, "points")
+        let l = try Arguments.vector(lrs, points, "lr")
+        let s = Array(UnsafeBufferPointer(start: try Arguments.pointer(batch_sizes, "batch_size"), count: points))
+        let mu = try Arguments.vector(momenta, points, "momentum")
+        let result = try core { try labelNoiseSweep(spectrum: a, noiseVariance: noise_var, learningRates: l, batchSizes: s, momenta: mu) }
+        for (k, r) in result.enumerated() {
+            out_kappa?[k] = r.kappa
+            out_train_loss?[k] = r.trainLoss
+            out_test_loss?[k] = r.testLoss
+            out_critical?[k] = r.criticalLearningRate
+        }
+    }
+}
+
+/// The lr-S scaling law along lr = ratio * S [Sec 6.5]: for each of `count` batch sizes, Tr Sigma
+/// of the exact label-noise theory (+inf where unstable) and of the lr/S law (continuous time).
+@c public func sgdnoise_scaling_law(
+    _ n: Int, _ spectrum: UnsafePointer<Double>?, _ noise_var: Double, _ ratio: Double,
+    _ count: Int, _ batch_sizes: UnsafePointer<Int>?, _ momentum: Double,
+    _ out_trace_sigma: UnsafeMutablePointer<Double>?, _ out_trace_sigma_law: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let a = try Arguments.vector(spectrum, n, "spectrum")
+        try Arguments.size(count, "count")
+        let s = Array(UnsafeBufferPointer(start: try Arguments.pointer(batch_sizes, "batch_sizes"), count: count))
+        let exact = try Arguments.output(out_trace_sigma, "out_trace_sigma")
+        let law = try Arguments.output(out_trace_sigma_law, "out_trace_sigma_law")
+        let result = try core { try scalingLaw(spectrum: a, noiseVariance: noise_var, ratio: ratio, batchSizes: s, momentum: momentum) }
+        for (k, r) in result.enumerated() {
+            exact[k] = r.traceSigma
+            law[k] = r.traceSigmaScalingLaw
+        }
+    }
+}
+
+/// How tail_index computes the index.
+@c public enum sgdnoise_tail_method: CInt {
+    /// The paper's beta = 2S/(a lr) - S [Sec 6.6].
+    case paper = 0
+    /// The exact index of the Kesten recursion: E|1 - (lr/S) a chi2_S|^k = 1.
+    case kesten = 1
+    /// The continuous-time limit 2S/(a lr) + 1.
+    case continuousTime = 2
+}
+
+/// Tail index of the 1-d stationary distribution (curvature a, lr, batch size S), by `method`
+/// (an sgdnoise_tail_method); +inf when it exceeds 1e4.
+@c public func sgdnoise_tail_index(
+    _ a: Double, _ lr: Double, _ batch_size: Int, _ method: CInt, _ out: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let out = try Arguments.output(out, "out")
+        let m: TailIndexMethod
+        switch sgdnoise_tail_method(rawValue: method) {
+        case .paper: m = .paper
+        case .kesten: m = .kesten
+        case .continuousTime: m = .continuousTime
+        case nil: throw .invalidArgument("method must be an sgdnoise_tail_method (0, 1 or 2), got \(method)")
+        }
+        out.pointee = try core { try tailIndex(a: a, learningRate: lr, batchSize: batch_size, method: m) }
+    }
+}
+
+/// The optimal scalar weight decay gamma* = argmin L_test(gamma) of L2-regularised regression
+/// [Thm 4, Cor 1] (negative values allowed) and L_test(gamma*), for scalar lr.
+@c public func sgdnoise_optimal_weight_decay(
+    _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ u: UnsafePointer<Double>?, _ lr: Double,
+    _ batch_size: Int, _ momentum: Double, _ out_gamma: UnsafeMutablePointer<Double>?,
+    _ out_test_loss: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let gamma = try Arguments.output(out_gamma, "out_gamma")
+        let loss = try Arguments.output(out_test_loss, "out_test_loss")
+        let aOp = try Arguments.symmetric(a, try Arguments.layout(layout), d, "A")
+        let uVec = try Arguments.vector(u, d, "u")
+        let r = try core { try optimalWeightDecay(a: aOp, u: uVec, learningRate: lr, batchSize: batch_size, momentum: momentum) }
+        gamma.pointee = r.weightDecay
+        loss.pointee = r.testLoss
+    }
+}
+
+/// L_test(gamma) of L2-regularised regression for `count` scalar weight decays (+inf where
+/// unstable), after one eigendecomposition of A. out: `count` doubles.
+@c public func sgdnoise_l2_test_loss_curve(
+    _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ u: UnsafePointer<Double>?, _ lr: Double,
+    _ batch_size: Int, _ momentum: Double, _ count: Int, _ weight_decays: UnsafePointer<Double>?,
+    _ out: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let out = try Arguments.output(out, "out")
+        let aOp = try Arguments.symmetric(a, try Arguments.layout(layout), d, "A")
+        let uVec = try Arguments.vector(u, d, "u")
+        let gammas = try Arguments.vector(weight_decays, count, "weight_decays")
+        let r = try core { try l2TestLossCurve(a: aOp, u: uVec, learningRate: lr, batchSize: batch_size, momentum: momentum, weightDecays: gammas) }
+        Arguments.write(r, to: out)
+    }
+}

@@ -1,0 +1,76 @@
+"""Symmetric operands of the model functions: a dense (D, D) matrix or a 1-D spectrum.
+
+A 1-D ``A`` is read as the eigenvalues of a diagonal A (how users pass a Hessian or data spectrum
+of millions of entries); every other symmetric argument of the same call then follows A's
+layout, and matrix results come back as 1-D diagonals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _lib
+from ._arrays import as_float64, as_square
+from .errors import InvalidArgumentError
+
+
+class Operand:
+    """A validated symmetric argument with its C layout."""
+
+    __slots__ = ("array", "layout", "dim")
+
+    def __init__(self, x, name: str):
+        a = np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x
+        if np.ndim(a) == 1:
+            self.array = as_float64(a, name, 1)
+            if self.array.size == 0:
+                raise InvalidArgumentError(f"{name} must not be empty")
+            self.layout = _lib.LAYOUT_DIAGONAL
+        else:
+            self.array = as_square(a, name)
+            self.layout = _lib.LAYOUT_DENSE
+        self.dim = self.array.shape[0]
+
+    @property
+    def diagonal(self) -> bool:
+        return self.layout == _lib.LAYOUT_DIAGONAL
+
+    def like(self, x, name: str) -> np.ndarray:
+        """Another symmetric argument in this operand's layout: a scalar s means s * I, a 1-D
+        array a diagonal, a 2-D array a matrix (only with a dense operand)."""
+        if np.ndim(x) == 0:
+            value = float(x)
+            return np.full(self.dim, value) if self.diagonal else value * np.eye(self.dim)
+        if np.ndim(x) == 1:
+            v = as_float64(x, name, 1)
+            if v.shape[0] != self.dim:
+                raise InvalidArgumentError(f"{name} must have {self.dim} entries, got {v.shape[0]}")
+            return v if self.diagonal else np.diag(v)
+        if self.diagonal:
+            raise InvalidArgumentError(
+                f"{name} is a matrix but A was given as a spectrum (1-D): pass {name} as a 1-D diagonal")
+        return as_square(x, name, self.dim)
+
+    def learning_rate(self, lr):
+        """(scale, matrix or None) for the C convention: the learning rate is scale * matrix."""
+        if np.ndim(lr) == 0:
+            try:
+                return float(lr), None
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(f"lr must be a real number or a matrix, got {lr!r}") from None
+        return 1.0, self.like(lr, "lr")
+
+    def vector(self, x, name: str) -> np.ndarray:
+        v = as_float64(x, name, 1)
+        if v.shape[0] != self.dim:
+            raise InvalidArgumentError(f"{name} must have {self.dim} entries, got {v.shape[0]}")
+        return v
+
+    def empty(self) -> np.ndarray:
+        """An output buffer for a matrix result in this layout."""
+        return np.empty(self.dim if self.diagonal else (self.dim, self.dim))
+
+
+def ptr(a):
+    """The data pointer of an array, or None."""
+    return None if a is None else a.ctypes.data

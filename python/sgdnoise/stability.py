@@ -1,0 +1,170 @@
+"""Stability, scaling laws, tails and the optimal weight decay (theory.md section 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _lib
+from ._arrays import as_batch_size, as_float64, as_scalar
+from ._operands import Operand, ptr
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "critical_learning_rate",
+    "label_noise_sweep",
+    "scaling_law",
+    "tail_index",
+    "optimal_weight_decay",
+    "l2_test_loss_curve",
+]
+
+_lib_ = _lib.lib
+
+
+def critical_learning_rate(A, batch_size, momentum=0.0, *, model="label_noise", weight_decay=None) -> float:
+    r"""The critical learning rate :math:`\lambda^*`: the largest :math:`\lambda` with a stationary Σ.
+
+    For label noise (theory.md section 6) the unique root of
+
+    .. math::
+
+        \sum_i \frac{\lambda a_i}{2(1-\mu) - (\frac{1-\mu}{1+\mu} + \frac1S)\lambda a_i} = S
+
+    below :math:`2(1-\mu)(1+\mu)S/(((1-\mu)S + 1 + \mu)a_{max})`, to full double precision.
+
+    Parameters
+    ----------
+    A : (D, D) or (D,) array_like
+        Input covariance (for input noise pass :math:`A + B`), or its spectrum.
+    batch_size : int
+    momentum : float, default 0.0
+    model : {"label_noise", "high_dimensional", "l2_regularized"}
+        The noise model whose edge is wanted.
+    weight_decay : float or array_like, optional
+        :math:`\Gamma`, required for ``"l2_regularized"``.
+
+    Examples
+    --------
+    >>> import sgdnoise
+    >>> lc = sgdnoise.critical_learning_rate([1.0], batch_size=1)   # 1-d, S = 1: 2*l/(2 - 2*l) = 1
+    >>> round(lc, 12)
+    0.666666666667
+    """
+    try:
+        code = _lib.MODEL[model]
+    except (KeyError, TypeError):
+        raise InvalidArgumentError(f"model must be one of {sorted(_lib.MODEL)}, got {model!r}") from None
+    op = Operand(A, "A")
+    gamma = None
+    if model == "l2_regularized":
+        if weight_decay is None:
+            raise InvalidArgumentError('weight_decay is required for model="l2_regularized"')
+        gamma = op.like(weight_decay, "weight_decay")
+    out = np.empty(1)
+    _lib.check(_lib_.sgdnoise_critical_learning_rate(
+        code, op.layout, op.dim, ptr(op.array), ptr(gamma), as_batch_size(batch_size),
+        as_scalar(momentum, "momentum"), ptr(out)))
+    return float(out[0])
+
+
+def label_noise_sweep(spectrum, noise_var, lr, batch_size, momentum=0.0):
+    r"""κ, losses and λ* of the label-noise model for many hyperparameters on one spectrum.
+
+    ``lr``, ``batch_size`` and ``momentum`` broadcast against each other; each point costs
+    :math:`O(D)` with no eigendecomposition (:math:`\operatorname{Tr}[\Lambda A G_\mu^{-1}] =
+    \sum_i \lambda a_i / (2(1-\mu) - q\lambda a_i)`, :math:`q = \frac{1-\mu}{1+\mu} + \frac1S`),
+    spread over all cores. Unstable points have infinite κ and losses.
+
+    Returns
+    -------
+    dict
+        ``kappa``, ``train_loss``, ``test_loss``, ``critical_learning_rate``: arrays of the
+        broadcast shape.
+    """
+    a = as_float64(spectrum, "spectrum", 1)
+    lr_b, s_b, mu_b = np.broadcast_arrays(np.asarray(lr, dtype=np.float64), np.asarray(batch_size),
+                                          np.asarray(momentum, dtype=np.float64))
+    if not np.issubdtype(s_b.dtype, np.integer):
+        raise InvalidArgumentError("batch_size must be integers")
+    shape = lr_b.shape
+    lrs = np.ascontiguousarray(lr_b.ravel())
+    ss = np.ascontiguousarray(s_b.ravel(), dtype=np.intp)
+    mus = np.ascontiguousarray(mu_b.ravel())
+    n = lrs.size
+    out = {k: np.empty(n) for k in ("kappa", "train_loss", "test_loss", "critical_learning_rate")}
+    _lib.check(_lib_.sgdnoise_label_noise_sweep(
+        a.size, ptr(a), as_scalar(noise_var, "noise_var"), n, ptr(lrs), ptr(ss), ptr(mus),
+        ptr(out["kappa"]), ptr(out["train_loss"]), ptr(out["test_loss"]), ptr(out["critical_learning_rate"])))
+    return {k: v.reshape(shape) for k, v in out.items()}
+
+
+def scaling_law(spectrum, noise_var, ratio, batch_sizes, momentum=0.0):
+    r"""The λ–S scaling law along :math:`\lambda = kS` [Sec 6.5].
+
+    Σ depends on λ and S not only through λ/S (the :math:`1/S^2` term and the λ-only part of
+    :math:`G_\mu` break it). Returns a dict with ``batch_size``, ``lr`` (= ratio·S),
+    ``trace_sigma`` (exact label-noise theory, inf where unstable), ``trace_sigma_law`` (the
+    λ/S prediction :math:`\lambda\sigma^2 D/(2S(1-\mu))`) and their ``ratio``.
+    """
+    a = as_float64(spectrum, "spectrum", 1)
+    s = np.ascontiguousarray(np.atleast_1d(batch_sizes), dtype=np.intp)
+    exact, law = np.empty(s.size), np.empty(s.size)
+    k = as_scalar(ratio, "ratio")
+    _lib.check(_lib_.sgdnoise_scaling_law(a.size, ptr(a), as_scalar(noise_var, "noise_var"), k, s.size, ptr(s),
+                                          as_scalar(momentum, "momentum"), ptr(exact), ptr(law)))
+    return {"batch_size": s.copy(), "lr": k * s, "trace_sigma": exact, "trace_sigma_law": law, "ratio": exact / law}
+
+
+def tail_index(a, lr, batch_size, method="kesten") -> float:
+    r"""Tail index of the 1-d stationary distribution of SGD [Sec 6.6].
+
+    ``"paper"``: :math:`\beta = 2S/(a\lambda) - S`; ``"continuous_time"``: :math:`2S/(a\lambda) + 1`;
+    ``"kesten"`` (exact for Gaussian inputs): the :math:`\kappa > 0` with
+    :math:`E|1 - \frac\lambda S a\chi^2_S|^\kappa = 1`. Moments of order ≥ the index diverge.
+
+    Examples
+    --------
+    >>> import sgdnoise
+    >>> sgdnoise.tail_index(1.0, 1.0, 10, method="paper")
+    10.0
+    """
+    try:
+        code = _lib.TAIL_METHOD[method]
+    except (KeyError, TypeError):
+        raise InvalidArgumentError(f"method must be one of {sorted(_lib.TAIL_METHOD)}, got {method!r}") from None
+    out = np.empty(1)
+    _lib.check(_lib_.sgdnoise_tail_index(as_scalar(a, "a"), as_scalar(lr, "lr"), as_batch_size(batch_size), code,
+                                         ptr(out)))
+    return float(out[0])
+
+
+def optimal_weight_decay(A, u, lr, batch_size, momentum=0.0):
+    r"""The optimal weight decay :math:`\gamma^* = \arg\min_\gamma L_{test}(\gamma)` [Thm 4, Cor 1].
+
+    Minimises over the whole stable interval of :math:`\gamma` (negative values included;
+    :math:`L_{test} = \infty` where unstable): a 257-point bracket, then golden-section search to
+    1e-12 relative. At a large learning rate :math:`\gamma^*` can be negative [Cor 1].
+
+    Returns
+    -------
+    (gamma_star, test_loss) : tuple of float
+    """
+    op = Operand(A, "A")
+    uu = op.vector(u, "u")
+    g, loss = np.empty(1), np.empty(1)
+    _lib.check(_lib_.sgdnoise_optimal_weight_decay(
+        op.layout, op.dim, ptr(op.array), ptr(uu), as_scalar(lr, "lr"), as_batch_size(batch_size),
+        as_scalar(momentum, "momentum"), ptr(g), ptr(loss)))
+    return float(g[0]), float(loss[0])
+
+
+def l2_test_loss_curve(A, u, lr, batch_size, weight_decays, momentum=0.0) -> np.ndarray:
+    r""":math:`L_{test}(\gamma)` of L2-regularised SGD for each :math:`\gamma` (inf where unstable) [Thm 4]."""
+    op = Operand(A, "A")
+    uu = op.vector(u, "u")
+    gammas = np.ascontiguousarray(np.atleast_1d(weight_decays), dtype=np.float64)
+    out = np.empty(gammas.size)
+    _lib.check(_lib_.sgdnoise_l2_test_loss_curve(
+        op.layout, op.dim, ptr(op.array), ptr(uu), as_scalar(lr, "lr"), as_batch_size(batch_size),
+        as_scalar(momentum, "momentum"), gammas.size, ptr(gammas), ptr(out)))
+    return out.reshape(np.shape(weight_decays))
