@@ -71,6 +71,30 @@ typedef enum sgdnoise_sampling {
     SGDNOISE_SAMPLING_WITHOUT_REPLACEMENT = 1,
 } sgdnoise_sampling;
 
+/* Indices into the out_scalars array of sgdnoise_simulation_result. */
+typedef enum sgdnoise_simulation_field {
+    /* E[L(w)] (regulariser included). */
+    SGDNOISE_SIMULATION_FIELD_TRAIN_LOSS = 0,
+    /* E[(w-u)^T A (w-u)]/2 (NaN for a dataset without teacher). */
+    SGDNOISE_SIMULATION_FIELD_TEST_LOSS = 1,
+    /* Hill estimate of the tail index of |w - w*|. */
+    SGDNOISE_SIMULATION_FIELD_TAIL_INDEX = 2,
+    /* The number of order statistics the Hill estimate used. */
+    SGDNOISE_SIMULATION_FIELD_TAIL_ORDER_STATISTICS = 3,
+    /* 1 when the tail index is <= 4 (sample variances unreliable), else 0. */
+    SGDNOISE_SIMULATION_FIELD_TAIL_UNRELIABLE = 4,
+    /* 1 when a chain diverged (estimates are NaN), else 0. */
+    SGDNOISE_SIMULATION_FIELD_DIVERGED = 5,
+    /* The step at which the first chain diverged (-1 if none). */
+    SGDNOISE_SIMULATION_FIELD_DIVERGED_AT_STEP = 6,
+    /* 1 when the progress callback cancelled the run, else 0. */
+    SGDNOISE_SIMULATION_FIELD_CANCELLED = 7,
+    /* Recorded steps summed over chains. */
+    SGDNOISE_SIMULATION_FIELD_STEPS_COMPLETED = 8,
+    /* The number of entries of out_scalars. */
+    SGDNOISE_SIMULATION_FIELD_COUNT = 9,
+} sgdnoise_simulation_field;
+
 /* The result of every fallible sgdnoise function (0 is success). */
 typedef enum sgdnoise_status {
     /* Success. */
@@ -168,6 +192,32 @@ sgdnoise_status sgdnoise_optimal_weight_decay(int layout, ptrdiff_t d, double co
 /* The lr-S scaling law along lr = ratio * S [Sec 6.5]: for each of count batch sizes, Tr Sigma
  * of the exact label-noise theory (+inf where unstable) and of the lr/S law (continuous time). */
 sgdnoise_status sgdnoise_scaling_law(ptrdiff_t n, double const * spectrum, double noise_var, double ratio, ptrdiff_t count, ptrdiff_t const * batch_sizes, double momentum, double * out_trace_sigma, double * out_trace_sigma_law);
+
+/* Creates a simulation on a finite dataset: X (n x d row-major), y (n), minibatches drawn by
+ * sampling (0 with replacement, 1 without, 2 epoch shuffling); u (may be NULL) defines the test
+ * loss. *out_simulation receives a handle to free with sgdnoise_simulation_free. */
+sgdnoise_status sgdnoise_simulation_create_dataset(ptrdiff_t n, ptrdiff_t d, double const * x, double const * y, int sampling, double const * u, void * * out_simulation);
+
+/* Creates a simulation of online linear regression: x ~ N(0, A) (d x d), labels u^T x + noise
+ * of variance noise_var (u may be NULL: zero teacher), inputs seen with N(0, input_noise) noise
+ * (may be NULL). *out_simulation receives a handle to free with sgdnoise_simulation_free. */
+sgdnoise_status sgdnoise_simulation_create_gaussian(ptrdiff_t d, double const * a, double const * u, double noise_var, double const * input_noise, void * * out_simulation);
+
+/* Frees a simulation handle (NULL is ignored). The handle must not be used afterwards. */
+void sgdnoise_simulation_free(void * simulation);
+
+/* Copies the last run's estimates (d, d*d, d*d, d*d doubles and SGDNOISE_SIMULATION_FIELD_COUNT
+ * scalars; every pointer may be NULL). Fails when the simulation has not run. */
+sgdnoise_status sgdnoise_simulation_result(void * simulation, double * out_mean, double * out_sigma, double * out_sigma_stderr, double * out_noise, double * out_scalars);
+
+/* Runs chains independent chains of burn_in + steps SGD steps from seed on threads
+ * threads (0: all cores; results do not depend on it). progress may be NULL. Divergence and
+ * cancellation are reported by sgdnoise_simulation_result, not as errors. */
+sgdnoise_status sgdnoise_simulation_run(void * simulation, ptrdiff_t steps, ptrdiff_t burn_in, ptrdiff_t chains, uint64_t seed, ptrdiff_t threads, int (* progress)(void *, ptrdiff_t, ptrdiff_t), void * context);
+
+/* Sets the optimiser: weight decay (d x d, may be NULL), learning rate lr * I or
+ * lr * lr_matrix (d x d SPD, may be NULL), batch size and momentum. */
+sgdnoise_status sgdnoise_simulation_set_optimizer(void * simulation, double const * weight_decay, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum);
 
 /* Stationary fluctuation of SGD [Thm 1]: solves
  * (1-mu)(LHS + SHL) - c1 LHSHL + c2 (LHLHS + SHLHL) = LCL for S (all d x d row-major), with

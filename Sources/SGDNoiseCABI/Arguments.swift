@@ -81,6 +81,19 @@ enum Arguments {
     }
 }
 
+/// Runs a core computation whose learning rate is `lr · lr_matrix`. The core reports a critical
+/// learning rate for a matrix as the largest stable multiple c of the matrix it was given; for
+/// the C caller, whose learning rate is the scalar `lr` in front of `lr_matrix`, that is lr · c.
+func inCallerUnits<R>(lr: Double, lrMatrix: UnsafePointer<Double>?, _ body: () throws -> R) throws(SGDNoiseError) -> R {
+    do {
+        return try core(body)
+    } catch .unstable(let message, let scale?) where lrMatrix != nil {
+        let critical = lr * scale
+        let cause = message.split(separator: ";").first.map(String.init) ?? "unstable"
+        throw .unstable("\(cause); for this lr_matrix the critical learning rate is \(critical)", criticalLearningRate: critical)
+    }
+}
+
 /// Converts any error of the core (all of type SGDNoiseError) into a typed throw.
 func core<R>(_ body: () throws -> R) throws(SGDNoiseError) -> R {
     do {
@@ -164,8 +177,11 @@ extension Arguments {
     }
 
     /// Writes a prediction into the optional output buffers.
+    /// `lr`/`lrMatrix`: the caller's learning rate, to report the critical one in its units
+    /// (see `inCallerUnits`).
     static func write(_ p: Prediction, sigma: UnsafeMutablePointer<Double>?, noise: UnsafeMutablePointer<Double>?,
-                      mean: UnsafeMutablePointer<Double>?, scalars: UnsafeMutablePointer<Double>?) {
+                      mean: UnsafeMutablePointer<Double>?, scalars: UnsafeMutablePointer<Double>?,
+                      lr: Double = 1, lrMatrix: UnsafePointer<Double>? = nil) {
         if let sigma { write(p.sigma, to: sigma) }
         if let noise { write(p.noise, to: noise) }
         if let mean { write(p.mean, to: mean) }
@@ -173,7 +189,8 @@ extension Arguments {
             scalars[Int(sgdnoise_prediction_field.trainLoss.rawValue)] = p.trainLoss
             scalars[Int(sgdnoise_prediction_field.testLoss.rawValue)] = p.testLoss
             scalars[Int(sgdnoise_prediction_field.kappa.rawValue)] = p.kappa ?? .nan
-            scalars[Int(sgdnoise_prediction_field.criticalLearningRate.rawValue)] = p.criticalLearningRate ?? .nan
+            scalars[Int(sgdnoise_prediction_field.criticalLearningRate.rawValue)] =
+                p.criticalLearningRate.map { lrMatrix == nil ? $0 : lr * $0 } ?? .nan
             scalars[Int(sgdnoise_prediction_field.couplingTrace.rawValue)] = p.couplingTrace
             scalars[Int(sgdnoise_prediction_field.flatDirectionNoise.rawValue)] = p.flatDirectionNoise
         }

@@ -12,11 +12,15 @@ import SGDNoise
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_sigma, "out_sigma")
+        // Checked here so that the message names the C argument `d`.
+        try Arguments.size(d, "d", max: Arguments.maxDimension)
         let h = try Arguments.squareMatrix(hessian, d, "hessian")
         let c = try Arguments.squareMatrix(noise, d, "noise")
         let rate = try Arguments.learningRate(lr, lr_matrix, d)
         try Arguments.finite(momentum, "momentum")
-        let result = try core { try stationaryCovariance(hessian: h, noise: c, learningRate: rate, momentum: momentum) }
+        let result = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
+            try stationaryCovariance(hessian: h, noise: c, learningRate: rate, momentum: momentum)
+        }
         Arguments.write(result.sigma, to: out)
     }
 }

@@ -18,8 +18,8 @@ import SGDNoise
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
-        let p = try core { try labelNoise(a: aOp, noiseVariance: noise_var, learningRate: rate, batchSize: batch_size, momentum: momentum) }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: out_scalars)
+        let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) { try labelNoise(a: aOp, noiseVariance: noise_var, learningRate: rate, batchSize: batch_size, momentum: momentum) }
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: out_scalars, lr: lr, lrMatrix: lr_matrix)
     }
 }
 
@@ -38,11 +38,11 @@ import SGDNoise
         let bOp = try Arguments.symmetric(b, layout, d, "B")
         let uVec = try Arguments.vector(u, d, "u")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
-        let p = try core {
+        let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try inputNoise(a: aOp, b: bOp, u: uVec, learningRate: rate, batchSize: batch_size,
                            noiseVariance: noise_var, momentum: momentum)
         }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: out_scalars)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: out_scalars, lr: lr, lrMatrix: lr_matrix)
     }
 }
 
@@ -61,10 +61,10 @@ import SGDNoise
         let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
         let uVec = try Arguments.vector(u, d, "u")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
-        let p = try core {
+        let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try l2Regularized(a: aOp, u: uVec, weightDecay: gOp, learningRate: rate, batchSize: batch_size, momentum: momentum)
         }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: out_scalars)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: out_scalars, lr: lr, lrMatrix: lr_matrix)
     }
 }
 
@@ -79,11 +79,11 @@ import SGDNoise
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a_hat, layout, d, "A_hat")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
-        let p = try core {
+        let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try highDimensional(aHat: aOp, alpha: alpha, noiseVariance: noise_var, learningRate: rate,
                                 batchSize: batch_size, momentum: momentum)
         }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: out_scalars)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: out_scalars, lr: lr, lrMatrix: lr_matrix)
     }
 }
 
@@ -126,7 +126,7 @@ import SGDNoise
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
-        Arguments.write(try core { try continuousTime(a: aOp, noiseVariance: noise_var, learningRate: rate, batchSize: batch_size, momentum: momentum) }, to: out)
+        Arguments.write(try inCallerUnits(lr: lr, lrMatrix: lr_matrix) { try continuousTime(a: aOp, noiseVariance: noise_var, learningRate: rate, batchSize: batch_size, momentum: momentum) }, to: out)
     }
 }
 
@@ -142,6 +142,6 @@ import SGDNoise
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
-        Arguments.write(try core { try discreteHessian(a: aOp, noiseVariance: noise_var, learningRate: rate, batchSize: batch_size, momentum: momentum) }, to: out)
+        Arguments.write(try inCallerUnits(lr: lr, lrMatrix: lr_matrix) { try discreteHessian(a: aOp, noiseVariance: noise_var, learningRate: rate, batchSize: batch_size, momentum: momentum) }, to: out)
     }
 }

@@ -29,6 +29,7 @@ from .models import (
     natural_gradient,
 )
 from .noise import noise_covariance
+from .simulation import SimulationResult, simulate
 from .stability import (
     critical_learning_rate,
     l2_test_loss_curve,
@@ -60,6 +61,8 @@ __all__ = [
     "tail_index",
     "optimal_weight_decay",
     "l2_test_loss_curve",
+    "simulate",
+    "SimulationResult",
     "SGDNoiseError",
     "InvalidArgumentError",
     "NotSymmetricError",

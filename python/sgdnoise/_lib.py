@@ -143,6 +143,29 @@ _declare("sgdnoise_optimal_weight_decay", c_int, [c_int, c_ptrdiff, P, P, c_doub
 #     double *out);
 _declare("sgdnoise_l2_test_loss_curve", c_int, [c_int, c_ptrdiff, P, P, c_double, c_ptrdiff, c_double, c_ptrdiff, P, P])
 
+# int (*sgdnoise_progress_callback)(void *context, ptrdiff_t done, ptrdiff_t total);
+PROGRESS_CALLBACK = ctypes.CFUNCTYPE(c_int, c_void_p, c_ptrdiff, c_ptrdiff)
+SIMULATION_FIELDS = ("train_loss", "test_loss", "tail_index", "tail_order_statistics", "tail_unreliable",
+                     "diverged", "diverged_at_step", "cancelled", "steps_completed")
+# sgdnoise_status sgdnoise_simulation_create_gaussian(ptrdiff_t d, const double *A, const double *u,
+#     double noise_var, const double *input_noise, void **out_simulation);
+_declare("sgdnoise_simulation_create_gaussian", c_int, [c_ptrdiff, P, P, c_double, P, ctypes.POINTER(c_void_p)])
+# sgdnoise_status sgdnoise_simulation_create_dataset(ptrdiff_t n, ptrdiff_t d, const double *X,
+#     const double *y, int sampling, const double *u, void **out_simulation);
+_declare("sgdnoise_simulation_create_dataset", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_int, P, ctypes.POINTER(c_void_p)])
+# sgdnoise_status sgdnoise_simulation_set_optimizer(void *simulation, const double *weight_decay,
+#     double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum);
+_declare("sgdnoise_simulation_set_optimizer", c_int, [c_void_p, P, c_double, P, c_ptrdiff, c_double])
+# sgdnoise_status sgdnoise_simulation_run(void *simulation, ptrdiff_t steps, ptrdiff_t burn_in,
+#     ptrdiff_t chains, uint64_t seed, ptrdiff_t threads, sgdnoise_progress_callback progress, void *context);
+_declare("sgdnoise_simulation_run", c_int, [c_void_p, c_ptrdiff, c_ptrdiff, c_ptrdiff, ctypes.c_uint64, c_ptrdiff,
+                                            PROGRESS_CALLBACK, c_void_p])
+# sgdnoise_status sgdnoise_simulation_result(void *simulation, double *out_mean, double *out_sigma,
+#     double *out_sigma_stderr, double *out_noise, double *out_scalars);
+_declare("sgdnoise_simulation_result", c_int, [c_void_p, P, P, P, P, P])
+# void sgdnoise_simulation_free(void *simulation);
+_declare("sgdnoise_simulation_free", None, [c_void_p])
+
 _EXCEPTIONS = {
     INVALID_ARGUMENT: errors.InvalidArgumentError,
     NOT_SYMMETRIC: errors.NotSymmetricError,

@@ -1,0 +1,90 @@
+/// How minibatches are drawn from a finite dataset in a simulation.
+public enum BatchSampling: Sendable, Equatable {
+    /// S independent uniform indices per step.
+    case withReplacement
+    /// S distinct uniform indices per step (independently across steps).
+    case withoutReplacement
+    /// Epoch shuffling, what practitioners do: the indices run through a fresh random
+    /// permutation of 0..<N each epoch, S at a time (a batch may straddle two epochs).
+    case epochShuffling
+}
+
+/// The data a simulated SGD run sees (theory.md §1, §4, §4.1).
+public enum SimulationData: Sendable {
+    /// Online linear regression (N → ∞): fresh x ~ N(0, A) every sample, labels
+    /// y = uᵀx + ε with Var ε = `noiseVariance`; with `inputNoise` B the model sees x + ξ,
+    /// ξ ~ N(0, B). `teacher` defaults to zero.
+    case gaussian(a: Matrix, teacher: [Double]?, noiseVariance: Double, inputNoise: Matrix?)
+    /// A finite dataset: rows of `x` (N × D) with labels `y`, minibatches drawn by `sampling`.
+    /// `teacher` (optional) defines the test loss ½(w − u)ᵀÂ(w − u), Â = XᵀX/N.
+    case dataset(x: Matrix, y: [Double], sampling: BatchSampling, teacher: [Double]?)
+}
+
+/// A Monte-Carlo SGD experiment: SGD with momentum on linear regression, exactly as in
+/// theory.md §1 (ĝ_t the minibatch-mean gradient of ½(wᵀx − y)² plus Γw; m_t = μm_{t−1} + ĝ_t;
+/// w_t = w_{t−1} − Λm_t), started at the stationary mean w*.
+public struct SimulationSpec: Sendable {
+    public var data: SimulationData
+    /// Γ, the L2 weight decay (nil: none).
+    public var weightDecay: Matrix?
+    public var learningRate: LearningRate
+    public var batchSize: Int
+    public var momentum: Double
+    /// Steps recorded per chain, after the burn-in.
+    public var steps: Int
+    /// Steps discarded per chain first (default: steps / 10).
+    public var burnIn: Int
+    /// Independent chains, spread over the cores.
+    public var chains: Int
+    public var seed: UInt64
+    /// Worker threads (nil: the machine's cores). Results do not depend on it.
+    public var threads: Int?
+
+    public init(
+        data: SimulationData, weightDecay: Matrix? = nil, learningRate: LearningRate, batchSize: Int,
+        momentum: Double = 0, steps: Int, burnIn: Int? = nil, chains: Int = 1, seed: UInt64 = 0, threads: Int? = nil
+    ) {
+        self.data = data
+        self.weightDecay = weightDecay
+        self.learningRate = learningRate
+        self.batchSize = batchSize
+        self.momentum = momentum
+        self.steps = steps
+        self.burnIn = burnIn ?? steps / 10
+        self.chains = chains
+        self.seed = seed
+        self.threads = threads
+    }
+}
+
+/// What a simulation measured.
+public struct SimulationResult: Sendable {
+    /// The stationary mean of w.
+    public let mean: [Double]
+    /// Σ, the covariance of w around its mean.
+    public let sigma: Matrix
+    /// The standard error of each entry of Σ, from batch means over time and across chains
+    /// (honest for autocorrelated samples when batches are much longer than the correlation time).
+    public let sigmaStandardError: Matrix
+    /// The measured gradient-noise covariance E[(ĝ − ∇L(w))(ĝ − ∇L(w))ᵀ].
+    public let noise: Matrix
+    /// E[L(w)], the training objective (regulariser included).
+    public let trainLoss: Double
+    /// E[½(w − u)ᵀA(w − u)] (A = Â for a dataset; NaN for a dataset without teacher).
+    public let testLoss: Double
+    /// Hill estimate of the tail index of |w − w*| (NaN when too few samples).
+    public let tailIndex: Double
+    /// The number of upper order statistics the Hill estimate used.
+    public let tailOrderStatistics: Int
+    /// True when the tail index is ≤ 4: the fourth moment may not exist, so the sample
+    /// variance converges slowly and `sigmaStandardError` is not trustworthy.
+    public let tailUnreliable: Bool
+    /// True when an iterate became non-finite or exploded (‖w − w*‖ > 1e30); estimates are NaN.
+    public let diverged: Bool
+    /// The first step (after burn-in counting from 0 at the start) at which a chain diverged.
+    public let divergedAtStep: Int?
+    /// True when the progress callback asked to stop; estimates use the steps completed.
+    public let cancelled: Bool
+    /// Recorded steps summed over chains.
+    public let stepsCompleted: Int
+}

@@ -1,0 +1,239 @@
+"""Monte-Carlo SGD on linear regression: the ground truth for every prediction."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _lib
+from ._arrays import as_batch_size, as_float64, as_scalar, as_square
+from .errors import InvalidArgumentError
+
+__all__ = ["simulate", "SimulationResult"]
+
+_lib_ = _lib.lib
+_SAMPLING = {"with": 0, "without": 1, "epoch": 2}
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a simulated SGD run measured.
+
+    Attributes
+    ----------
+    mean : (D,) ndarray
+        Stationary mean of :math:`w`.
+    sigma, sigma_stderr : (D, D) ndarray
+        :math:`\\Sigma = \\operatorname{cov}(w)` and the standard error of each entry (batch
+        means over time and across chains).
+    noise : (D, D) ndarray
+        Measured gradient-noise covariance :math:`E[(\\hat g - \\nabla L)(\\hat g - \\nabla L)^\\top]`.
+    train_loss, test_loss : float
+        :math:`E[L(w)]` and :math:`E[\\tfrac12(w-u)^\\top A(w-u)]`.
+    tail_index : float
+        Hill estimate of the tail index of :math:`|w - w^*|`, from ``tail_order_statistics``
+        order statistics; ``tail_unreliable`` when it is :math:`\\le 4` (then sample variances
+        converge slowly and ``sigma_stderr`` is not to be trusted).
+    diverged : bool
+        A chain blew up (estimates are NaN); ``diverged_at_step`` says when.
+    cancelled : bool
+        The progress callback stopped the run; estimates cover ``steps_completed``.
+    """
+
+    mean: np.ndarray
+    sigma: np.ndarray
+    sigma_stderr: np.ndarray
+    noise: np.ndarray
+    train_loss: float
+    test_loss: float
+    tail_index: float
+    tail_order_statistics: int
+    tail_unreliable: bool
+    diverged: bool
+    diverged_at_step: int | None
+    cancelled: bool
+    steps_completed: int
+
+
+def _matrix_or_none(x, name, d):
+    if x is None:
+        return None
+    if np.ndim(x) == 0:
+        value = as_scalar(x, name)
+        return None if value == 0 else value * np.eye(d)
+    if np.ndim(x) == 1:
+        v = as_float64(x, name, 1)
+        if v.shape[0] != d:
+            raise InvalidArgumentError(f"{name} must have {d} entries, got {v.shape[0]}")
+        return np.diag(v)
+    return as_square(x, name, d)
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython  # noqa: PLC0415
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _Progress:
+    """Adapts the user's progress argument to the C callback (and keeps Ctrl-C working)."""
+
+    def __init__(self, progress):
+        self.user = progress
+        self.bar = None
+        self.start = time.monotonic()
+        self.interrupted = None
+        self.auto = progress is None and _in_notebook()
+
+    def __call__(self, _context, done, total):
+        try:
+            if callable(self.user):
+                return 1 if self.user(int(done), int(total)) else 0
+            if self.auto and self.bar is None and time.monotonic() - self.start > 1.5:
+                try:
+                    from tqdm.auto import tqdm  # noqa: PLC0415
+                    self.bar = tqdm(total=int(total), unit="step", desc="simulate")
+                except ImportError:
+                    self.auto = False
+            if self.bar is not None:
+                self.bar.update(int(done) - self.bar.n)
+            return 0
+        except KeyboardInterrupt as exc:
+            self.interrupted = exc
+            return 1
+        except Exception as exc:  # an exception in a user callback cancels the run and is re-raised
+            self.interrupted = exc
+            return 1
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None, weight_decay=0.0, lr,
+             batch_size, momentum=0.0, replacement=True, sampling=None, steps, burn_in=None, chains=1, seed=None,
+             threads=None, progress=None) -> SimulationResult:
+    r"""Monte-Carlo SGD with momentum on linear regression (theory.md sections 1, 4, 4.1).
+
+    Online Gaussian data (``A`` given): fresh :math:`x \sim N(0, A)` every sample,
+    :math:`y = u^\top x + \varepsilon`, :math:`\operatorname{Var}\varepsilon` = ``noise_var``,
+    inputs seen with :math:`N(0, B)` noise when ``input_noise`` = :math:`B`. A finite dataset
+    (``X``, ``y`` given): minibatches with or without replacement, or by epoch shuffling. Each step
+    is :math:`m_t = \mu m_{t-1} + \hat g_t`, :math:`w_t = w_{t-1} - \Lambda m_t` with
+    :math:`\hat g` the minibatch-mean gradient plus :math:`\Gamma w`; runs start at the stationary
+    mean :math:`w^*`.
+
+    Parameters
+    ----------
+    A : (D, D) or (D,) array_like, optional
+        Input covariance (1-D: its diagonal).
+    X, y : (N, D) and (N,) array_like, optional
+        A finite dataset (instead of ``A``).
+    u : (D,) array_like, optional
+        The teacher (default zero); for a dataset it defines ``test_loss`` with :math:`\hat A`.
+    noise_var : float
+        Label-noise variance (online data).
+    input_noise : float or array_like, optional
+        Input-noise covariance :math:`B` (online data).
+    weight_decay : float or array_like
+        :math:`\Gamma` (scalar means :math:`\gamma I`).
+    lr : float or array_like
+        :math:`\lambda`, or an SPD matrix (1-D: its diagonal).
+    batch_size : int
+    momentum : float
+    replacement : bool
+        For a dataset: with or without replacement (``sampling`` overrides it).
+    sampling : {"with", "without", "epoch"}, optional
+        For a dataset; ``"epoch"`` shuffles once per epoch (no closed form exists for it).
+    steps : int
+        Recorded steps per chain.
+    burn_in : int, optional
+        Discarded steps per chain (default ``steps // 10``).
+    chains : int
+        Independent chains, run on all cores.
+    seed : int, optional
+        The same seed gives the same numbers on any machine and thread count (default: random).
+    threads : int, optional
+        Worker threads (default: all cores).
+    progress : callable, bool or None
+        ``progress(done, total)`` called about every 0.1 s (return True to cancel); ``False``
+        for none; ``None`` shows a progress bar in notebooks for runs longer than 1.5 s.
+
+    Returns
+    -------
+    SimulationResult
+        A run that diverges is reported (``diverged``), not raised.
+    """
+    if (A is None) == (X is None):
+        raise InvalidArgumentError("give either A (online Gaussian data) or X and y (a dataset)")
+    handle = ctypes.c_void_p()
+    if A is not None:
+        a = np.diag(as_float64(A, "A", 1)) if np.ndim(A) == 1 else as_square(A, "A")
+        d = a.shape[0]
+        uu = None if u is None else as_float64(u, "u", 1)
+        b = _matrix_or_none(input_noise, "input_noise", d)
+        _lib.check(_lib_.sgdnoise_simulation_create_gaussian(
+            d, a.ctypes.data, None if uu is None else uu.ctypes.data, as_scalar(noise_var, "noise_var"),
+            None if b is None else b.ctypes.data, ctypes.byref(handle)))
+    else:
+        if y is None:
+            raise InvalidArgumentError("y is required with X")
+        xs = as_float64(X, "X", 2)
+        ys = as_float64(y, "y", 1)
+        n, d = xs.shape
+        if ys.shape[0] != n:
+            raise InvalidArgumentError(f"y must have {n} entries (one per row of X), got {ys.shape[0]}")
+        mode = sampling if sampling is not None else ("with" if replacement else "without")
+        if mode not in _SAMPLING:
+            raise InvalidArgumentError(f'sampling must be "with", "without" or "epoch", got {mode!r}')
+        uu = None if u is None else as_float64(u, "u", 1)
+        _lib.check(_lib_.sgdnoise_simulation_create_dataset(
+            n, d, xs.ctypes.data, ys.ctypes.data, _SAMPLING[mode], None if uu is None else uu.ctypes.data,
+            ctypes.byref(handle)))
+    try:
+        gamma = _matrix_or_none(weight_decay, "weight_decay", d)
+        if np.ndim(lr) == 0:
+            scale, lr_matrix = as_scalar(lr, "lr"), None
+        else:
+            scale, lr_matrix = 1.0, _matrix_or_none(lr, "lr", d)
+        _lib.check(_lib_.sgdnoise_simulation_set_optimizer(
+            handle, None if gamma is None else gamma.ctypes.data, scale,
+            None if lr_matrix is None else lr_matrix.ctypes.data, as_batch_size(batch_size),
+            as_scalar(momentum, "momentum")))
+        steps_ = as_batch_size(steps, "steps")
+        burn = steps_ // 10 if burn_in is None else as_batch_size(burn_in, "burn_in")
+        if seed is None:
+            seed = int.from_bytes(os.urandom(8), "little")
+        if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
+            raise InvalidArgumentError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        adapter = None if progress is False else _Progress(progress)
+        callback = _lib.PROGRESS_CALLBACK(adapter) if adapter is not None else _lib.PROGRESS_CALLBACK()
+        try:
+            _lib.check(_lib_.sgdnoise_simulation_run(
+                handle, steps_, burn, as_batch_size(chains, "chains"), int(seed),
+                0 if threads is None else as_batch_size(threads, "threads"), callback, None))
+        finally:
+            if adapter is not None:
+                adapter.close()
+        if adapter is not None and adapter.interrupted is not None:
+            raise adapter.interrupted
+        mean, sigma, stderr, noise = np.empty(d), np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
+        scalars = np.empty(len(_lib.SIMULATION_FIELDS))
+        _lib.check(_lib_.sgdnoise_simulation_result(handle, mean.ctypes.data, sigma.ctypes.data, stderr.ctypes.data,
+                                                    noise.ctypes.data, scalars.ctypes.data))
+    finally:
+        _lib_.sgdnoise_simulation_free(handle)
+    f = dict(zip(_lib.SIMULATION_FIELDS, scalars.tolist()))
+    return SimulationResult(
+        mean=mean, sigma=sigma, sigma_stderr=stderr, noise=noise, train_loss=f["train_loss"],
+        test_loss=f["test_loss"], tail_index=f["tail_index"], tail_order_statistics=int(f["tail_order_statistics"]),
+        tail_unreliable=bool(f["tail_unreliable"]), diverged=bool(f["diverged"]),
+        diverged_at_step=None if f["diverged_at_step"] < 0 else int(f["diverged_at_step"]),
+        cancelled=bool(f["cancelled"]), steps_completed=int(f["steps_completed"]))
