@@ -15,6 +15,11 @@ let package = Package(
         /// Python package. Build with `-Xswiftc -static-stdlib` (the Makefile does) so that it
         /// needs no Swift runtime on the host.
         .library(name: "sgdnoise", type: .dynamic, targets: ["SGDNoiseCABI"]),
+        /// `sgdnoise-cli`: reproduce the paper's figures, predict any model, explore stability.
+        .executable(name: "sgdnoise-cli", targets: ["SGDNoiseCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // MARK: Public API
@@ -25,6 +30,10 @@ let package = Package(
         .target(
             name: "SGDNoiseCABI",
             dependencies: ["SGDNoise", "_SGDNoiseShims"]
+        ),
+        .executableTarget(
+            name: "SGDNoiseCLI",
+            dependencies: ["SGDNoise", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // MARK: Implementation details (no stable API)

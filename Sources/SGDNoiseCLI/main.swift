@@ -1,0 +1,3 @@
+import SGDNoise
+
+print("sgdnoise-cli \(SGDNoiseVersion.string)")
