@@ -11,11 +11,22 @@ import numpy as np
 from .errors import InvalidArgumentError
 
 
+_PTRDIFF_MAX = 2**63 - 1
+
+
+def _reject_complex(a, name: str) -> None:
+    if np.iscomplexobj(a):
+        raise InvalidArgumentError(f"{name} must be real, got a complex array")
+
+
 def as_float64(x, name: str, ndim: int) -> np.ndarray:
     """``x`` as a C-contiguous float64 array of ``ndim`` dimensions."""
     try:
+        _reject_complex(x, name)
         a = np.ascontiguousarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidArgumentError):
+            raise
         raise InvalidArgumentError(f"{name} must be a real array: {exc}") from None
     if a.ndim != ndim:
         raise InvalidArgumentError(f"{name} must be {ndim}-dimensional, got shape {a.shape}")
@@ -34,11 +45,14 @@ def as_square(x, name: str, size: int | None = None) -> np.ndarray:
 
 def as_gradients(x, name: str = "grads") -> np.ndarray:
     """Per-sample gradients as a C-contiguous (N, D) array, float32 kept as float32."""
-    a = np.asarray(x)
-    dtype = np.float32 if a.dtype == np.float32 else np.float64
     try:
+        a = np.asarray(x)
+        _reject_complex(a, name)
+        dtype = np.float32 if a.dtype == np.float32 else np.float64
         a = np.ascontiguousarray(a, dtype=dtype)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidArgumentError):
+            raise
         raise InvalidArgumentError(f"{name} must be a real array: {exc}") from None
     if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
         raise InvalidArgumentError(f"{name} must be a non-empty (N, D) array, got shape {a.shape}")
@@ -49,11 +63,15 @@ def as_batch_size(s, name: str = "batch_size") -> int:
     """A batch size as a Python int (range checked by the C library)."""
     if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
         raise InvalidArgumentError(f"{name} must be an integer, got {s!r}")
+    if not -_PTRDIFF_MAX <= int(s) <= _PTRDIFF_MAX:
+        raise InvalidArgumentError(f"{name} = {int(s)} is out of range")
     return int(s)
 
 
 def as_scalar(x, name: str) -> float:
     """A real scalar as a Python float (range checked by the C library)."""
+    if np.iscomplexobj(x):
+        raise InvalidArgumentError(f"{name} must be a real number, got {x!r}")
     try:
         return float(x)
     except (TypeError, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _lib
-from ._arrays import as_float64, as_square
+from ._arrays import as_float64, as_scalar, as_square
 from .errors import InvalidArgumentError
 
 
@@ -20,7 +20,7 @@ class Operand:
     __slots__ = ("array", "layout", "dim")
 
     def __init__(self, x, name: str):
-        a = np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x
+        a = x
         if np.ndim(a) == 1:
             self.array = as_float64(a, name, 1)
             if self.array.size == 0:
@@ -39,7 +39,7 @@ class Operand:
         """Another symmetric argument in this operand's layout: a scalar s means s * I, a 1-D
         array a diagonal, a 2-D array a matrix (only with a dense operand)."""
         if np.ndim(x) == 0:
-            value = float(x)
+            value = as_scalar(x, name)
             return np.full(self.dim, value) if self.diagonal else value * np.eye(self.dim)
         if np.ndim(x) == 1:
             v = as_float64(x, name, 1)
@@ -54,10 +54,7 @@ class Operand:
     def learning_rate(self, lr):
         """(scale, matrix or None) for the C convention: the learning rate is scale * matrix."""
         if np.ndim(lr) == 0:
-            try:
-                return float(lr), None
-            except (TypeError, ValueError):
-                raise InvalidArgumentError(f"lr must be a real number or a matrix, got {lr!r}") from None
+            return as_scalar(lr, "lr"), None
         return 1.0, self.like(lr, "lr")
 
     def vector(self, x, name: str) -> np.ndarray:

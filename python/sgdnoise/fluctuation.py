@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _lib
-from ._arrays import as_square
+from ._arrays import as_scalar, as_square
 
 __all__ = ["stationary_covariance"]
 
@@ -15,7 +15,7 @@ _stationary = _lib.lib.sgdnoise_stationary_covariance
 def _learning_rate(lr, d: int):
     """(scalar, matrix or None) for the C convention: the learning rate is scalar * matrix."""
     if np.ndim(lr) == 0:
-        return float(lr), None
+        return as_scalar(lr, "lr"), None
     return 1.0, as_square(lr, "lr", d)
 
 
@@ -86,7 +86,8 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0):
     scale, matrix = _learning_rate(lr, d)
     out = np.empty((d, d))
     status = _stationary(d, h.ctypes.data, c.ctypes.data, scale,
-                         None if matrix is None else matrix.ctypes.data, float(momentum), out.ctypes.data)
+                         None if matrix is None else matrix.ctypes.data, as_scalar(momentum, "momentum"),
+                         out.ctypes.data)
     if status:
         _lib.raise_for(status)
     return out

@@ -48,14 +48,29 @@ struct IterativeStationarySolver {
         return estimate
     }
 
-    /// Solves to a relative step ‖X_{k+1} − X_k‖_F ≤ tolerance · ‖X‖_F.
-    /// - Throws: `unstable` when ρ(L⁻¹N) ≥ 1 or the fixed point is not positive semi-definite;
-    ///   `numericalFailure` when the iteration does not converge.
+    /// How stability (ρ(L⁻¹N) < 1) is established.
+    enum StabilityCertificate {
+        /// Power iteration before solving (robust; costs up to a few hundred operator applications).
+        case powerIteration
+        /// After solving: a positive-definite base and a positive-definite solution prove ρ < 1
+        /// (for a cone-preserving T, (I − T)X = B with B in the cone's interior has a solution in
+        /// the cone only if ρ(T) < 1); power iteration only when that test is inconclusive.
+        case positivity
+    }
+
+    /// Solves to a relative Picard step ‖X_{k+1} − X_k‖_F ≤ tolerance · ‖X‖_F.
+    /// - Throws: `unstable` (from `unstable()`) when ρ(L⁻¹N) ≥ 1; `numericalFailure` when the
+    ///   iteration does not converge although ρ < 1.
     func solve(base: Matrix, tolerance: Double = 1e-13, maxIterations: Int = 2000,
+               certificate: StabilityCertificate = .powerIteration,
                unstable: () -> SGDNoiseError) throws -> Report {
         let x0 = inverse(base)
-        let rho = spectralRadius(start: x0.frobeniusNorm > 0 ? x0 : Matrix.identity(base.rows))
-        if !(rho < 1) { throw unstable() }
+        let start = x0.frobeniusNorm > 0 ? x0 : Matrix.identity(base.rows)
+        var rho = Double.nan
+        if certificate == .powerIteration {
+            rho = spectralRadius(start: start)
+            if !(rho < 1) { throw unstable() }
+        }
         var anderson = AndersonAccelerator(memory: 8)
         var x = x0
         var residual = Double.infinity
@@ -63,16 +78,30 @@ struct IterativeStationarySolver {
             let gx = picard(x, base: base)
             let step = (gx - x).frobeniusNorm
             residual = step / max(gx.frobeniusNorm, .leastNormalMagnitude)
-            if !residual.isFinite { throw unstable() }
+            if !residual.isFinite { break }
             if residual <= tolerance {
-                let solution = picard(gx, base: base)
-                return Report(x: solution.symmetrized, iterations: k, residual: residual, spectralRadius: rho)
+                let solution = picard(gx, base: base).symmetrized
+                if certificate == .positivity && !(Self.isPositiveDefinite(base) && Self.isPositiveDefinite(solution)) {
+                    rho = spectralRadius(start: start)
+                    if !(rho < 1) { throw unstable() }
+                }
+                return Report(x: solution, iterations: k, residual: residual, spectralRadius: rho)
             }
             let next = anderson.next(x: x.elements, gx: gx.elements)
             x = Matrix(uncheckedRows: x.rows, columns: x.columns, elements: next)
         }
+        if rho.isNaN { rho = spectralRadius(start: start) }
+        if !(rho < 1) { throw unstable() }
         throw SGDNoiseError.numericalFailure(
             "the stationary iteration did not converge in \(maxIterations) steps (relative step \(residual)); "
                 + "spectral radius \(rho) is too close to 1")
+    }
+
+    /// Whether the smallest eigenvalue of the symmetric `m` exceeds 1e-12 of its largest.
+    static func isPositiveDefinite(_ m: Matrix) -> Bool {
+        guard let values = try? m.symmetricEigenvalues(name: "iterate"), let lo = values.first, let hi = values.last else {
+            return false
+        }
+        return hi > 0 && lo > 1e-12 * hi
     }
 }

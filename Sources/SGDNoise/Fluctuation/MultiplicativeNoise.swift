@@ -71,9 +71,7 @@ struct DiagonalStationarySystem {
     /// d_ij − β₁ m′_i m′_j / S: the denominator of Y_ij.
     @inline(__always)
     func denominator(_ i: Int, _ j: Int) -> Double {
-        let mi = m[i], mj = m[j]
-        return (1 - momentum) * (mi + mj) - c1 * mi * mj + c2 * (mi * mi + mj * mj)
-            - noise.beta1 * mPrime[i] * mPrime[j] / s
+        stationaryDenominator(m[i], m[j], momentum: momentum, c2: c2) - noise.beta1 * mPrime[i] * mPrime[j] / s
     }
 
     /// The result of `solve`.

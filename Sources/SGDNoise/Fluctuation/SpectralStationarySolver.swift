@@ -1,3 +1,11 @@
+/// d_ij = (1−μ)(m_i + m_j) − c₁ m_i m_j + c₂ (m_i² + m_j²), computed without cancellation as
+/// (1−μ)(m_i + m_j − m_i m_j/(1+μ)) + c₂(m_i − m_j)².
+@inline(__always)
+func stationaryDenominator(_ mi: Double, _ mj: Double, momentum mu: Double, c2: Double) -> Double {
+    let diff = mi - mj
+    return (1 - mu) * (mi + mj - mi * mj / (1 + mu)) + c2 * diff * diff
+}
+
 /// The spectral solution of the stationary equation [Thm 1] in the eigenbasis of H̃ (theory.md §3).
 ///
 /// With H̃ = Q diag(m) Qᵀ, the equation
@@ -43,10 +51,12 @@ struct SpectralStationarySolver {
         }
     }
 
-    /// d_ij of theory.md §3.
+    /// d_ij of theory.md §3, evaluated as (1−μ)(m_i + m_j − m_i m_j/(1+μ)) + c₂(m_i − m_j)²
+    /// (equal, since c₁ − 2c₂ = (1−μ)/(1+μ)): no cancellation between terms of size m²/(1−μ)
+    /// at high momentum, every term non-negative where the dynamics are stable.
     @inline(__always)
     func denominator(_ mi: Double, _ mj: Double) -> Double {
-        (1 - momentum) * (mi + mj) - c1 * mi * mj + c2 * (mi * mi + mj * mj)
+        stationaryDenominator(mi, mj, momentum: momentum, c2: c2)
     }
 
     /// The upper edge 2(1+μ) of the stable interval of each m_i.

@@ -30,6 +30,8 @@ extension GradientMoments {
     /// The moments of the N × D row-major gradients in `g`.
     /// - Parameter full: compute the D × D scatter (else only its diagonal, in O(ND)).
     /// - Throws: `invalidArgument` for empty or non-finite input.
+    @_specialize(where T == Double)
+    @_specialize(where T == Float)
     public init<T: GradientScalar>(
         gradients g: UnsafeBufferPointer<T>, rows n: Int, columns d: Int, full: Bool
     ) throws {
@@ -68,6 +70,8 @@ extension GradientMoments {
     }
 
     /// The column means, with a check that every entry is finite.
+    @_specialize(where T == Double)
+    @_specialize(where T == Float)
     static func columnMeans<T: GradientScalar>(_ g: UnsafePointer<T>, rows n: Int, columns d: Int) throws -> [Double] {
         var sum = [Double](repeating: 0, count: d)
         var finite = true
@@ -86,6 +90,8 @@ extension GradientMoments {
     }
 
     /// Adds Σ_i (g_i − mean)(g_i − mean)ᵀ to the upper triangle of `scatter` by blocks of rows.
+    @_specialize(where T == Double)
+    @_specialize(where T == Float)
     static func accumulateCentredScatter<T: GradientScalar>(
         _ g: UnsafePointer<T>, rows n: Int, columns d: Int, mean: [Double], into scatter: inout Matrix
     ) {

@@ -35,17 +35,25 @@ public func noiseCovariance(
 
 /// `noiseCovariance(gradients:batchSize:sampling:)` on a row-major N × D buffer of `Double` or
 /// `Float` (converted to `Double` block by block; nothing of size N × D is copied).
+@_specialize(where T == Double)
+@_specialize(where T == Float)
 public func noiseCovariance<T: GradientScalar>(
     gradients: UnsafeBufferPointer<T>, rows n: Int, columns d: Int,
     batchSize: Int, sampling: Sampling = .withReplacement
 ) throws -> Matrix {
     let f = try sampling.noiseFactor(sampleCount: n, batchSize: batchSize)
     let moments = try GradientMoments(gradients: gradients, rows: n, columns: d, full: true)
-    return (f / Double(n)) * moments.scatter!
+    let c = (f / Double(n)) * moments.scatter!
+    guard c.isFinite else {
+        throw SGDNoiseError.numericalFailure("the noise covariance overflowed: grads has entries too large to square")
+    }
+    return c
 }
 
 /// The diagonal of the noise covariance [Prop 1], C_jj = f · (1/N) Σ_i (g_ij − ḡ_j)², in O(N D).
 /// Parameters as in `noiseCovariance(gradients:batchSize:sampling:)`.
+@_specialize(where T == Double)
+@_specialize(where T == Float)
 public func noiseCovarianceDiagonal<T: GradientScalar>(
     gradients: UnsafeBufferPointer<T>, rows n: Int, columns d: Int,
     batchSize: Int, sampling: Sampling = .withReplacement
@@ -53,7 +61,11 @@ public func noiseCovarianceDiagonal<T: GradientScalar>(
     let f = try sampling.noiseFactor(sampleCount: n, batchSize: batchSize)
     let moments = try GradientMoments(gradients: gradients, rows: n, columns: d, full: false)
     let scale = f / Double(n)
-    return moments.scatterDiagonal.map { scale * $0 }
+    let diagonal = moments.scatterDiagonal.map { scale * $0 }
+    guard diagonal.allSatisfy({ $0.isFinite }) else {
+        throw SGDNoiseError.numericalFailure("the noise covariance overflowed: grads has entries too large to square")
+    }
+    return diagonal
 }
 
 /// The diagonal of the noise covariance of `gradients` (an N × D matrix).

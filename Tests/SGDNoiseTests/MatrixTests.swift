@@ -1,0 +1,68 @@
+import SGDNoise
+import Testing
+
+/// The `Matrix` value type and `SymmetricEigendecomposition`, against plain loops and Jacobi.
+@Suite("Matrix and eigendecomposition")
+struct MatrixTests {
+    @Test("Initialisers, identity and diagonal")
+    func construction() throws {
+        let a = try Matrix(rows: 2, columns: 3, elements: [1, 2, 3, 4, 5, 6])
+        #expect(a.rows == 2 && a.columns == 3 && a[1, 0] == 4 && a[0, 2] == 3)
+        #expect(try Matrix([[1, 2, 3], [4, 5, 6]]) == a)
+        expectError(.invalidArgument, mentioning: "entries") { try Matrix(rows: 2, columns: 2, elements: [1, 2, 3]) }
+        expectError(.invalidArgument, mentioning: "rows") { try Matrix([[1, 2], [3]]) }
+        #expect(Matrix.identity(3) == Ref.identity(3))
+        #expect(Matrix.diagonal([2, -1]) == Ref.diagonal([2, -1]))
+        #expect(Matrix.identity(0).rows == 0)
+    }
+
+    @Test("Products, sums, scaling, transpose and norm match plain loops")
+    func arithmetic() throws {
+        var rng = SeededGenerator(seed: 81)
+        let a = rng.gaussianMatrix(4, 3)
+        let b = rng.gaussianMatrix(3, 5)
+        let c = rng.gaussianMatrix(4, 3)
+        // A 3-term dot product errs by at most γ₃ Σ|a||b| ≤ γ₃ ‖a‖_F ‖b‖_F per entry.
+        let productErr = Ref.frobenius(Ref.sub(a * b, Ref.mul(a, b)))
+        let productTol = 2 * Ref.gamma(3) * Ref.frobenius(a) * Ref.frobenius(b) * 5
+        #expect(productErr <= productTol, "a·b: expected the loop product, observed error \(productErr) > \(productTol)")
+        #expect(a + c == Ref.add(a, c))
+        #expect(a - c == Ref.sub(a, c))
+        #expect(2.5 * a == Ref.scale(2.5, a))
+        #expect(a.transposed == Ref.transpose(a))
+        #expect(a.transposed.transposed == a)
+        let normErr = relativeDifference(a.frobeniusNorm, Ref.frobenius(a))
+        #expect(normErr <= Ref.gamma(12), "‖a‖_F: expected \(Ref.frobenius(a)), observed \(a.frobeniusNorm)")
+        let t = try Matrix([[1, 2], [3, 4]])
+        #expect(t.trace == 5 && t.diagonalEntries == [1, 4] && t.frobeniusNorm == 30.0.squareRoot())
+    }
+
+    @Test("SymmetricEigendecomposition agrees with Jacobi and reconstructs A", arguments: [1, 2, 5, 6])
+    func eigendecomposition(d: Int) throws {
+        var rng = SeededGenerator(seed: UInt64(90 + d))
+        let a = rng.symmetric(eigenvalues: rng.uniformArray(d, -3, 3))
+        let e = try SymmetricEigendecomposition(a)
+        let (values, _) = Ref.jacobiEigen(a)
+        let scale = values.map(abs).max()!
+        let tol = 32 * Double(d) * Ref.u * scale
+        for (x, y) in zip(values, e.values) {
+            #expect(abs(x - y) <= tol, "expected eigenvalue \(x), observed \(y), error \(abs(x - y)) > \(tol)")
+        }
+        #expect(e.values == e.values.sorted(), "eigenvalues must be ascending")
+        let q = e.vectors
+        let orth = Ref.relativeError(Ref.mul(Ref.transpose(q), q), Ref.identity(d))
+        #expect(orth <= 32 * Double(d) * Ref.u, "QᵀQ: expected I, observed error \(orth)")
+        let recon = Ref.relativeError(Ref.mul(q, Ref.diagonal(e.values), Ref.transpose(q)), a)
+        #expect(recon <= 32 * Double(d) * Ref.u, "Q diag Qᵀ: expected A, observed error \(recon)")
+        let viaReconstruct = Ref.relativeError(e.reconstruct { $0 }, a)
+        #expect(viaReconstruct <= 32 * Double(d) * Ref.u, "reconstruct: expected A, observed error \(viaReconstruct)")
+        #expect(e.spectralRadius == scale || abs(e.spectralRadius - scale) <= tol)
+    }
+
+    @Test("SymmetricEigendecomposition rejects non-symmetric and non-finite input")
+    func eigendecompositionErrors() throws {
+        expectError(.notSymmetric, mentioning: "A") { try SymmetricEigendecomposition(try Matrix([[1, 2], [3, 4]]), name: "A") }
+        expectError(.invalidArgument, mentioning: "A") { try SymmetricEigendecomposition(try Matrix([[1, .nan], [.nan, 4]]), name: "A") }
+        expectError(.invalidArgument, mentioning: "A") { try SymmetricEigendecomposition(Ref.zeros(2, 3), name: "A") }
+    }
+}

@@ -1,0 +1,284 @@
+"""sgdnoise against numpy/scipy, measured side by side in one run (`make bench`).
+
+Each benchmark case times sgdnoise and a numpy/scipy reference on the same data, alternating the
+two within every repeat, after a warm-up, and keeps the best time of each (time.perf_counter).
+One aligned table is printed, with the ratio sgdnoise / reference and whether each target is met;
+a missed target prints MISSED but the exit code stays 0.
+
+To add a benchmark, write a function that builds its data and returns a Case, and decorate it with
+@benchmark: it joins the table in the order of definition.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy
+import scipy.linalg
+
+try:  # installed, or python/ on PYTHONPATH (as `make bench` sets it) ...
+    import sgdnoise
+except ModuleNotFoundError:  # ... else the source checkout this file belongs to
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+    import sgdnoise
+
+
+# --- the framework ----------------------------------------------------------------------------
+
+@dataclass
+class Check:
+    """One more row under a case: a measured quantity (not a time) and its target."""
+    label: str
+    value: float
+    target: str
+    met: bool | None  # None: information only
+
+
+@dataclass
+class Case:
+    """One benchmark: sgdnoise and a reference doing the same job on the same data.
+
+    ``calls`` is the number of calls per timed sample (to time very short calls); the time
+    reported is per call. ``judge(t_sgdnoise, t_reference)`` returns (target text, met); without
+    a judge the row is information only.
+    ``checks(result_sgdnoise, result_reference)`` returns extra rows (accuracy, ...).
+    """
+    name: str
+    run: Callable[[], object]
+    reference: Callable[[], object]
+    reference_name: str
+    judge: Callable[[float, float], tuple[str, bool]] | None  # None: information only
+    checks: Callable[[object, object], list[Check]] = lambda a, b: []
+    repeats: int = 5
+    calls: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+CASES: list[Callable[[np.random.Generator], Case]] = []
+
+
+def benchmark(builder: Callable[[np.random.Generator], Case]):
+    """Register a case builder (called with a seeded generator when the benchmark runs)."""
+    CASES.append(builder)
+    return builder
+
+
+def best_times(case: Case) -> tuple[float, float, object, object]:
+    """Best per-call time of sgdnoise and of the reference, alternating them in every repeat."""
+    result = case.run()  # warm-up (also loads code, faults in pages, starts BLAS threads)
+    expected = case.reference()
+    best = [float("inf"), float("inf")]
+    for _ in range(case.repeats):
+        for k, fn in enumerate((case.run, case.reference)):
+            start = time.perf_counter()
+            for _ in range(case.calls):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - start) / case.calls)
+    return best[0], best[1], result, expected
+
+
+def fmt_time(t: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if t >= scale:
+            return f"{t / scale:.3g} {unit}"
+    return f"{t / 1e-9:.3g} ns"
+
+
+def faster(factor: float) -> Callable[[float, float], tuple[str, bool]]:
+    """Target: sgdnoise at least ``factor`` times faster than the reference."""
+    return lambda t, ref: (f"≥ {factor:g}× faster", ref / t >= factor)
+
+
+def within(factor: float) -> Callable[[float, float], tuple[str, bool]]:
+    """Target: sgdnoise's time at most ``factor`` times the reference's."""
+    return lambda t, ref: (f"≤ {factor:g}× reference", t / ref <= factor)
+
+
+def under(seconds: float) -> Callable[[float, float], tuple[str, bool]]:
+    """Target: an absolute time per call."""
+    return lambda t, ref: (f"< {fmt_time(seconds)} per call", t < seconds)
+
+
+def rel_diff(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+def random_spd(rng, d, lo, hi):
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    a = (q * rng.uniform(lo, hi, d)) @ q.T
+    return 0.5 * (a + a.T)
+
+
+# --- the cases --------------------------------------------------------------------------------
+
+@benchmark
+def stationary_800(rng) -> Case:
+    d = 800
+    h = random_spd(rng, d, 0.1, 1.0)
+    x = rng.standard_normal((d, 2 * d))
+    c = x @ x.T / (2 * d)
+    lam = 1.0  # lam * h_max = 1: half-way to the stability edge 2
+    a = np.eye(d) - lam * h
+
+    def checks(sigma, reference):
+        return [Check("relative difference vs scipy", rel_diff(sigma, reference), "≤ 1e-08",
+                      rel_diff(sigma, reference) <= 1e-8)]
+
+    return Case(
+        name=f"stationary_covariance D={d}",
+        run=lambda: sgdnoise.stationary_covariance(h, c, lam),
+        reference=lambda: scipy.linalg.solve_discrete_lyapunov(a, lam * lam * c),
+        reference_name="scipy solve_discrete_lyapunov",
+        judge=faster(5.0), checks=checks, repeats=5)
+
+
+@benchmark
+def noise_40000x400(rng) -> Case:
+    n, d, s = 40_000, 400, 32
+    g = rng.standard_normal((n, d)) @ random_spd(rng, d, 0.1, 1.0) + rng.uniform(-0.5, 0.5, d)
+
+    def checks(cov, _):
+        mean = g.mean(axis=0)
+        definition = (g.T @ g / n - np.outer(mean, mean)) / s
+        err = rel_diff(cov, definition)
+        return [Check("relative difference vs numpy definition", err, "(information)", None)]
+
+    return Case(
+        name=f"noise_covariance N={n} D={d} f64",
+        run=lambda: sgdnoise.noise_covariance(g, s),
+        reference=lambda: g.T @ g,
+        reference_name="numpy G.T @ G",
+        judge=within(1.3), checks=checks, repeats=5)
+
+
+@benchmark
+def noise_diag_40000x400(rng) -> Case:
+    """The O(ND) part alone (mean and centred squares): no target, shows the cost of the passes
+    over the gradients that the full covariance adds to its SYRK."""
+    n, d, s = 40_000, 400, 32
+    g = rng.standard_normal((n, d)) + rng.uniform(-0.5, 0.5, d)
+
+    def checks(diag, var):
+        return [Check("relative difference vs numpy", rel_diff(diag, var / s), "(information)", None)]
+
+    return Case(
+        name=f"noise_covariance kind='diag' N={n} D={d}",
+        run=lambda: sgdnoise.noise_covariance(g, s, kind="diag"),
+        reference=lambda: g.var(axis=0),
+        reference_name="numpy G.var(axis=0)",
+        judge=None, checks=checks, repeats=5)
+
+
+@benchmark
+def stationary_2x2(rng) -> Case:
+    h = np.array([[1.0, 0.1], [0.1, 0.5]])
+    c = h / 50
+    lam = 1.5
+    a = np.eye(2) - lam * h
+    return Case(
+        name="stationary_covariance 2×2 (Python call)",
+        run=lambda: sgdnoise.stationary_covariance(h, c, lam),
+        reference=lambda: scipy.linalg.solve_discrete_lyapunov(a, lam * lam * c),
+        reference_name="scipy solve_discrete_lyapunov",
+        judge=under(40e-6), repeats=7, calls=2000)
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def numpy_blas() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+        libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('threading_layer')}, "
+                f"{i.get('num_threads')} threads, {i.get('architecture')}) {i.get('filepath')}"
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+        return "; ".join(libs) or "none found by threadpoolctl"
+    except ImportError:
+        pass
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        config = " ".join(str(blas.get("openblas configuration", "")).split())
+        return f"{blas.get('name')} {blas.get('version')} [{config}] (numpy.show_config; threadpoolctl not installed)"
+    except Exception as exc:  # older numpy without mode="dicts"
+        return f"unknown ({exc})"
+
+
+def loaded_blas_libraries() -> list[str]:
+    """BLAS/LAPACK shared objects mapped into this process (numpy's and sgdnoise's)."""
+    try:
+        paths = {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if "/" in line}
+    except OSError:
+        return []
+    return sorted(p for p in paths if re.search(r"openblas|libblas|liblapack|mkl|blis", Path(p).name))
+
+
+def header() -> list[str]:
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                                          "OMP_NUM_THREADS")}
+    lines = [
+        "sgdnoise benchmarks — sgdnoise vs numpy/scipy, same run, best of several repeats after warm-up",
+        f"machine : {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
+        f"load    : {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min; other work on the machine adds noise)",
+        f"python  : {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"sgdnoise {sgdnoise.__version__} ({sgdnoise._lib.lib._name})",
+        f"numpy BLAS : {numpy_blas()}",
+    ]
+    lines += [f"loaded BLAS/LAPACK : {p}" for p in loaded_blas_libraries()]
+    set_vars = ", ".join(f"{k}={v}" for k, v in env.items() if v is not None) or "none"
+    unset = ", ".join(k for k, v in env.items() if v is None) or "none"
+    lines.append(f"environment : set: {set_vars}; not set: {unset}")
+    lines.append("  (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set on this machine on purpose and change which "
+                 "OpenBLAS kernels run; the benchmarks leave them as they are)")
+    return lines
+
+
+def main() -> int:
+    rng = np.random.default_rng(20220125)
+    print("\n".join(header()))
+    print()
+    columns = ("benchmark", "sgdnoise", "reference", "ref. time", "ratio", "target", "status")
+    rows = []
+    missed = 0
+    for builder in CASES:
+        case = builder(rng)
+        t, t_ref, result, expected = best_times(case)
+        target, met = case.judge(t, t_ref) if case.judge else ("(information)", None)
+        missed += met is False
+        status = "info" if met is None else "met" if met else "MISSED"
+        rows.append((case.name, fmt_time(t), case.reference_name, fmt_time(t_ref), f"{t / t_ref:.3g}",
+                     target, status))
+        for check in case.checks(result, expected):
+            missed += check.met is False
+            status = "info" if check.met is None else "met" if check.met else "MISSED"
+            rows.append(("  " + check.label, f"{check.value:.2e}", "", "", "", check.target, status))
+    widths = [max(len(str(r[i])) for r in rows + [columns]) for i in range(len(columns))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    print(line(columns))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
+    print()
+    print("ratio = sgdnoise time / reference time (below 1: sgdnoise is faster)")
+    print(f"{missed} target(s) MISSED" if missed else "all targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
