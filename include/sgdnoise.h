@@ -17,6 +17,18 @@
 extern "C" {
 #endif
 
+/* Indices into the out_info array of sgdnoise_finite_dataset. */
+typedef enum sgdnoise_dataset_field {
+    /* Accelerated fixed-point iterations used. */
+    SGDNOISE_DATASET_FIELD_ITERATIONS = 0,
+    /* The final relative fixed-point step. */
+    SGDNOISE_DATASET_FIELD_RESIDUAL = 1,
+    /* Spectral radius of the second-moment map when computed (NaN otherwise). */
+    SGDNOISE_DATASET_FIELD_SPECTRAL_RADIUS = 2,
+    /* The number of entries of out_info. */
+    SGDNOISE_DATASET_FIELD_COUNT = 3,
+} sgdnoise_dataset_field;
+
 /* How a symmetric matrix argument is laid out. */
 typedef enum sgdnoise_layout {
     /* d x d row-major entries; matrix results are d x d. */
@@ -133,6 +145,12 @@ sgdnoise_status sgdnoise_continuous_time(int layout, ptrdiff_t d, double const *
  * weight_decay (same layout as A) is read only for SGDNOISE_MODEL_L2_REGULARIZED. */
 sgdnoise_status sgdnoise_critical_learning_rate(int model, int layout, ptrdiff_t d, double const * a, double const * weight_decay, ptrdiff_t batch_size, double momentum, double * out);
 
+/* The critical learning rate of SGD on the dataset X (n x d): the largest lr with stable second
+ * moments (spectral radius of the second-moment map below one; bisection to 1e-9 relative), for
+ * the learning rate lr * lr_matrix direction when lr_matrix is not NULL (then *out is the
+ * critical value of lr). */
+sgdnoise_status sgdnoise_critical_learning_rate_dataset(ptrdiff_t n, ptrdiff_t d, double const * x, int sampling, double const * weight_decay, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out);
+
 /* Damped Newton [Sec 6.4]: label noise with learning rate lr * A^{-1};
  * Sigma = lr noise_var / (g S - lr D) A^{-1}. */
 sgdnoise_status sgdnoise_damped_newton(int layout, ptrdiff_t d, double const * a, double noise_var, double lr, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_scalars);
@@ -140,6 +158,14 @@ sgdnoise_status sgdnoise_damped_newton(int layout, ptrdiff_t d, double const * a
 /* Baseline: discrete time with Hessian-shaped noise C = (noise_var/S) A;
  * Sigma = (lr noise_var/S)(2I - lr A)^{-1} for scalar lr and mu = 0. */
 sgdnoise_status sgdnoise_discrete_hessian(int layout, ptrdiff_t d, double const * a, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma);
+
+/* Exact stationary fluctuation of SGD on linear regression over a finite dataset (theory.md
+ * section 4.1): X (n x d row-major), y (n); sampling 0 with replacement, 1 without; weight_decay
+ * d x d or NULL; learning rate lr * I or lr * lr_matrix; u (teacher, may be NULL) and A (population
+ * covariance, may be NULL: X^T X/n) define the test loss. Outputs as for the models (out_sigma,
+ * out_noise d*d, out_mean d = w*, out_scalars SGDNOISE_PREDICTION_FIELD_COUNT) plus out_info
+ * SGDNOISE_DATASET_FIELD_COUNT; any output may be NULL. Unstable: the error carries lr*. */
+sgdnoise_status sgdnoise_finite_dataset(ptrdiff_t n, ptrdiff_t d, double const * x, double const * y, int sampling, double const * weight_decay, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double const * u, double const * a, double * out_sigma, double * out_noise, double * out_mean, double * out_scalars, double * out_info);
 
 /* High-dimensional regression [Prop 4, Thm 6]: empirical covariance A_hat, alpha = N/D > 0. */
 sgdnoise_status sgdnoise_high_dimensional(int layout, ptrdiff_t d, double const * a_hat, double alpha, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_scalars);

@@ -16,6 +16,7 @@ from .errors import (
     SGDNoiseError,
     UnstableError,
 )
+from .dataset import DatasetPrediction, critical_learning_rate_dataset, finite_dataset
 from .fluctuation import stationary_covariance
 from .models import (
     Prediction,
@@ -62,6 +63,9 @@ __all__ = [
     "optimal_weight_decay",
     "l2_test_loss_curve",
     "simulate",
+    "finite_dataset",
+    "critical_learning_rate_dataset",
+    "DatasetPrediction",
     "SimulationResult",
     "SGDNoiseError",
     "InvalidArgumentError",

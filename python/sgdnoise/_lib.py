@@ -166,6 +166,18 @@ _declare("sgdnoise_simulation_result", c_int, [c_void_p, P, P, P, P, P])
 # void sgdnoise_simulation_free(void *simulation);
 _declare("sgdnoise_simulation_free", None, [c_void_p])
 
+DATASET_FIELDS = ("iterations", "residual", "spectral_radius")
+# sgdnoise_status sgdnoise_finite_dataset(ptrdiff_t n, ptrdiff_t d, const double *X, const double *y,
+#     int sampling, const double *weight_decay, double lr, const double *lr_matrix, ptrdiff_t batch_size,
+#     double momentum, const double *u, const double *A, double *out_sigma, double *out_noise,
+#     double *out_mean, double *out_scalars, double *out_info);
+_declare("sgdnoise_finite_dataset", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_int, P, c_double, P, c_ptrdiff, c_double,
+                                            P, P, P, P, P, P, P])
+# sgdnoise_status sgdnoise_critical_learning_rate_dataset(ptrdiff_t n, ptrdiff_t d, const double *X,
+#     int sampling, const double *weight_decay, const double *lr_matrix, ptrdiff_t batch_size,
+#     double momentum, double *out);
+_declare("sgdnoise_critical_learning_rate_dataset", c_int, [c_ptrdiff, c_ptrdiff, P, c_int, P, P, c_ptrdiff, c_double, P])
+
 _EXCEPTIONS = {
     INVALID_ARGUMENT: errors.InvalidArgumentError,
     NOT_SYMMETRIC: errors.NotSymmetricError,

@@ -1,0 +1,75 @@
+import SGDNoise
+
+/// Indices into the `out_info` array of sgdnoise_finite_dataset.
+@c public enum sgdnoise_dataset_field: CInt {
+    /// Accelerated fixed-point iterations used.
+    case iterations = 0
+    /// The final relative fixed-point step.
+    case residual = 1
+    /// Spectral radius of the second-moment map when computed (NaN otherwise).
+    case spectralRadius = 2
+    /// The number of entries of out_info.
+    case count = 3
+}
+
+/// Exact stationary fluctuation of SGD on linear regression over a finite dataset (theory.md
+/// section 4.1): X (n x d row-major), y (n); sampling 0 with replacement, 1 without; weight_decay
+/// d x d or NULL; learning rate lr * I or lr * lr_matrix; u (teacher, may be NULL) and A (population
+/// covariance, may be NULL: X^T X/n) define the test loss. Outputs as for the models (out_sigma,
+/// out_noise d*d, out_mean d = w*, out_scalars SGDNOISE_PREDICTION_FIELD_COUNT) plus out_info
+/// SGDNOISE_DATASET_FIELD_COUNT; any output may be NULL. Unstable: the error carries lr*.
+@c public func sgdnoise_finite_dataset(
+    _ n: Int, _ d: Int, _ x: UnsafePointer<Double>?, _ y: UnsafePointer<Double>?, _ sampling: CInt,
+    _ weight_decay: UnsafePointer<Double>?, _ lr: Double, _ lr_matrix: UnsafePointer<Double>?, _ batch_size: Int,
+    _ momentum: Double, _ u: UnsafePointer<Double>?, _ a: UnsafePointer<Double>?,
+    _ out_sigma: UnsafeMutablePointer<Double>?, _ out_noise: UnsafeMutablePointer<Double>?,
+    _ out_mean: UnsafeMutablePointer<Double>?, _ out_scalars: UnsafeMutablePointer<Double>?,
+    _ out_info: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        try Arguments.size(n, "n")
+        try Arguments.size(d, "d", max: Arguments.maxDimension)
+        let xs = try Arguments.vector(x, try Arguments.count(n, d, "X"), "X")
+        let ys = try Arguments.vector(y, n, "y")
+        let mode = try Arguments.sampling(sampling)
+        let gamma = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.squareMatrix(p, d, "weight_decay") }
+        let rate = try Arguments.learningRate(lr, lr_matrix, d)
+        let teacher = try u.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "u") }
+        let population = try a.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.squareMatrix(p, d, "A") }
+        let matrix = try core { try Matrix(rows: n, columns: d, elements: xs) }
+        let result = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
+            try finiteDataset(x: matrix, y: ys, learningRate: rate, batchSize: batch_size, sampling: mode,
+                              weightDecay: gamma, momentum: momentum, teacher: teacher, populationCovariance: population)
+        }
+        Arguments.write(result.prediction, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: out_scalars)
+        if let info = out_info {
+            info[0] = Double(result.iterations)
+            info[1] = result.residual
+            info[2] = result.spectralRadius
+        }
+    }
+}
+
+/// The critical learning rate of SGD on the dataset X (n x d): the largest lr with stable second
+/// moments (spectral radius of the second-moment map below one; bisection to 1e-9 relative), for
+/// the learning rate lr * lr_matrix direction when lr_matrix is not NULL (then *out is the
+/// critical value of lr).
+@c public func sgdnoise_critical_learning_rate_dataset(
+    _ n: Int, _ d: Int, _ x: UnsafePointer<Double>?, _ sampling: CInt, _ weight_decay: UnsafePointer<Double>?,
+    _ lr_matrix: UnsafePointer<Double>?, _ batch_size: Int, _ momentum: Double, _ out: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let out = try Arguments.output(out, "out")
+        try Arguments.size(n, "n")
+        try Arguments.size(d, "d", max: Arguments.maxDimension)
+        let xs = try Arguments.vector(x, try Arguments.count(n, d, "X"), "X")
+        let mode = try Arguments.sampling(sampling)
+        let gamma = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.squareMatrix(p, d, "weight_decay") }
+        let rate = try Arguments.learningRate(1, lr_matrix, d)
+        let matrix = try core { try Matrix(rows: n, columns: d, elements: xs) }
+        out.pointee = try core {
+            try criticalLearningRateDataset(x: matrix, batchSize: batch_size, sampling: mode, weightDecay: gamma,
+                                            momentum: momentum, learningRate: rate)
+        }
+    }
+}
