@@ -76,3 +76,26 @@ def as_scalar(x, name: str) -> float:
         return float(x)
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"{name} must be a real number, got {x!r}") from None
+
+
+def as_dense_or_none(x, name: str, d: int):
+    """A (D, D) matrix argument given as a scalar s (s·I; None when 0), a 1-D diagonal or a
+    matrix; None stays None."""
+    if x is None:
+        return None
+    if np.ndim(x) == 0:
+        value = as_scalar(x, name)
+        return None if value == 0 else value * np.eye(d)
+    if np.ndim(x) == 1:
+        v = as_float64(x, name, 1)
+        if v.shape[0] != d:
+            raise InvalidArgumentError(f"{name} must have {d} entries, got {v.shape[0]}")
+        return np.diag(v)
+    return as_square(x, name, d)
+
+
+def dense_learning_rate(lr, d: int):
+    """(scale, matrix or None) for the C convention lr = scale * matrix, with a dense matrix."""
+    if np.ndim(lr) == 0:
+        return as_scalar(lr, "lr"), None
+    return 1.0, as_dense_or_none(lr, "lr", d)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _lib
-from ._arrays import as_batch_size, as_float64, as_scalar, as_square
+from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate
 from .errors import InvalidArgumentError
 from .models import Prediction, _prediction
 
@@ -36,18 +36,6 @@ class DatasetPrediction(Prediction):
     spectral_radius: float = float("nan")
 
 
-def _matrix(x, name, d):
-    if x is None:
-        return None
-    if np.ndim(x) == 0:
-        v = as_scalar(x, name)
-        return None if v == 0 else v * np.eye(d)
-    if np.ndim(x) == 1:
-        v = as_float64(x, name, 1)
-        if v.shape[0] != d:
-            raise InvalidArgumentError(f"{name} must have {d} entries, got {v.shape[0]}")
-        return np.diag(v)
-    return as_square(x, name, d)
 
 
 def _data(X, y=None):
@@ -114,11 +102,8 @@ def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, mom
     if ys is None:
         raise InvalidArgumentError("y is required")
     n, d = xs.shape
-    gamma = _matrix(weight_decay, "weight_decay", d)
-    if np.ndim(lr) == 0:
-        scale, lr_matrix = as_scalar(lr, "lr"), None
-    else:
-        scale, lr_matrix = 1.0, _matrix(lr, "lr", d)
+    gamma = as_dense_or_none(weight_decay, "weight_decay", d)
+    scale, lr_matrix = dense_learning_rate(lr, d)
     uu = None if u is None else as_float64(u, "u", 1)
     a = None if A is None else as_square(A, "A", d)
     sigma, noise, mean = np.empty((d, d)), np.empty((d, d)), np.empty(d)
@@ -144,8 +129,8 @@ def critical_learning_rate_dataset(X, batch_size, replacement=True, weight_decay
     """
     xs, _ = _data(X)
     n, d = xs.shape
-    gamma = _matrix(weight_decay, "weight_decay", d)
-    m = None if lr_matrix is None else _matrix(lr_matrix, "lr_matrix", d)
+    gamma = as_dense_or_none(weight_decay, "weight_decay", d)
+    m = None if lr_matrix is None else as_dense_or_none(lr_matrix, "lr_matrix", d)
     out = np.empty(1)
     _lib.check(_lib_.sgdnoise_critical_learning_rate_dataset(
         n, d, xs.ctypes.data, 0 if replacement else 1, None if gamma is None else gamma.ctypes.data,

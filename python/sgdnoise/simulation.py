@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _lib
-from ._arrays import as_batch_size, as_float64, as_scalar, as_square
+from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate
 from .errors import InvalidArgumentError
 
 __all__ = ["simulate", "SimulationResult"]
@@ -59,18 +59,6 @@ class SimulationResult:
     steps_completed: int
 
 
-def _matrix_or_none(x, name, d):
-    if x is None:
-        return None
-    if np.ndim(x) == 0:
-        value = as_scalar(x, name)
-        return None if value == 0 else value * np.eye(d)
-    if np.ndim(x) == 1:
-        v = as_float64(x, name, 1)
-        if v.shape[0] != d:
-            raise InvalidArgumentError(f"{name} must have {d} entries, got {v.shape[0]}")
-        return np.diag(v)
-    return as_square(x, name, d)
 
 
 def _in_notebook() -> bool:
@@ -178,7 +166,7 @@ def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None,
         a = np.diag(as_float64(A, "A", 1)) if np.ndim(A) == 1 else as_square(A, "A")
         d = a.shape[0]
         uu = None if u is None else as_float64(u, "u", 1)
-        b = _matrix_or_none(input_noise, "input_noise", d)
+        b = as_dense_or_none(input_noise, "input_noise", d)
         _lib.check(_lib_.sgdnoise_simulation_create_gaussian(
             d, a.ctypes.data, None if uu is None else uu.ctypes.data, as_scalar(noise_var, "noise_var"),
             None if b is None else b.ctypes.data, ctypes.byref(handle)))
@@ -198,11 +186,8 @@ def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None,
             n, d, xs.ctypes.data, ys.ctypes.data, _SAMPLING[mode], None if uu is None else uu.ctypes.data,
             ctypes.byref(handle)))
     try:
-        gamma = _matrix_or_none(weight_decay, "weight_decay", d)
-        if np.ndim(lr) == 0:
-            scale, lr_matrix = as_scalar(lr, "lr"), None
-        else:
-            scale, lr_matrix = 1.0, _matrix_or_none(lr, "lr", d)
+        gamma = as_dense_or_none(weight_decay, "weight_decay", d)
+        scale, lr_matrix = dense_learning_rate(lr, d)
         _lib.check(_lib_.sgdnoise_simulation_set_optimizer(
             handle, None if gamma is None else gamma.ctypes.data, scale,
             None if lr_matrix is None else lr_matrix.ctypes.data, as_batch_size(batch_size),
