@@ -17,6 +17,20 @@
 extern "C" {
 #endif
 
+/* Indices into the out_scalars array of sgdnoise_compare. */
+typedef enum sgdnoise_compare_field {
+    /* ||P - Q||_F / ||Q||_F. */
+    SGDNOISE_COMPARE_FIELD_REL_FROBENIUS = 0,
+    /* <P, Q>_F / (||P||_F ||Q||_F) (NaN when P = 0). */
+    SGDNOISE_COMPARE_FIELD_COSINE = 1,
+    /* Tr P / Tr Q. */
+    SGDNOISE_COMPARE_FIELD_TRACE_RATIO = 2,
+    /* ||U_P^T U_Q||_F^2 / k for the top-k eigenvectors U (NaN when k = 0). */
+    SGDNOISE_COMPARE_FIELD_OVERLAP = 3,
+    /* The number of entries of out_scalars. */
+    SGDNOISE_COMPARE_FIELD_COUNT = 4,
+} sgdnoise_compare_field;
+
 /* Indices into the out_info array of sgdnoise_finite_dataset. */
 typedef enum sgdnoise_dataset_field {
     /* Accelerated fixed-point iterations used. */
@@ -56,6 +70,24 @@ typedef enum sgdnoise_noise_kind {
     /* Its trace (output: 1 double). */
     SGDNOISE_NOISE_KIND_TRACE = 2,
 } sgdnoise_noise_kind;
+
+/* Indices into the out_scalars array of the noise-scale functions (McCandlish et al. 2018). */
+typedef enum sgdnoise_noise_scale_field {
+    /* B_simple = Tr(Sigma_1) / |G|^2. */
+    SGDNOISE_NOISE_SCALE_FIELD_B_SIMPLE = 0,
+    /* B_noise = Tr(H Sigma_1) / (G^T H G) (NaN without a Hessian). */
+    SGDNOISE_NOISE_SCALE_FIELD_B_NOISE = 1,
+    /* Tr(Sigma_1), Sigma_1 the per-sample covariance (batch size 1, with replacement). */
+    SGDNOISE_NOISE_SCALE_FIELD_TRACE_SIGMA = 2,
+    /* |G|^2, G the mean gradient. */
+    SGDNOISE_NOISE_SCALE_FIELD_GRAD_SQ_NORM = 3,
+    /* Tr(H Sigma_1) (NaN without a Hessian). */
+    SGDNOISE_NOISE_SCALE_FIELD_TRACE_HESSIAN_SIGMA = 4,
+    /* G^T H G (NaN without a Hessian). */
+    SGDNOISE_NOISE_SCALE_FIELD_GRAD_HESSIAN_GRAD = 5,
+    /* The number of entries of out_scalars. */
+    SGDNOISE_NOISE_SCALE_FIELD_COUNT = 6,
+} sgdnoise_noise_scale_field;
 
 /* Indices into the out_scalars array of the model functions. */
 typedef enum sgdnoise_prediction_field {
@@ -137,8 +169,67 @@ typedef enum sgdnoise_tail_method {
     SGDNOISE_TAIL_METHOD_CONTINUOUS_TIME = 2,
 } sgdnoise_tail_method;
 
+/* The number of gradients accumulated so far (*out_count). */
+sgdnoise_status sgdnoise_accumulator_count(void const * accumulator, ptrdiff_t * out_count);
+
+/* The noise covariance C = (f/N) S of the accumulated gradients [Prop 1], f = 1/S with
+ * replacement, (N-S)/(S(N-1)) without: the same numbers as sgdnoise_noise_covariance on all the
+ * rows, up to rounding. sampling is an sgdnoise_sampling, kind an sgdnoise_noise_kind; out
+ * receives d*d, d or 1 doubles. Fails when the accumulator is empty. */
+sgdnoise_status sgdnoise_accumulator_covariance(void const * accumulator, ptrdiff_t batch_size, int sampling, int kind, double * out);
+
+/* Creates an empty streaming accumulator of d-dimensional per-sample gradients (1 <= d <= 40000;
+ * memory d*d doubles, whatever the number of gradients). It keeps the count N, the mean g and the
+ * centred scatter S = sum_i (g_i - g)(g_i - g)^T, updated chunk by chunk with the pairwise formula
+ * of Chan, Golub and LeVeque, so that sgdnoise_accumulator_covariance equals the one-shot
+ * sgdnoise_noise_covariance of all rows seen, up to rounding. *out_accumulator receives a handle
+ * to free with sgdnoise_accumulator_free. Calls on one handle may come from several threads (they
+ * are serialised). */
+sgdnoise_status sgdnoise_accumulator_create(ptrdiff_t d, void * * out_accumulator);
+
+/* The dimension d the accumulator was created with (*out_d). */
+sgdnoise_status sgdnoise_accumulator_dimension(void const * accumulator, ptrdiff_t * out_d);
+
+/* Frees an accumulator handle (NULL is ignored). The handle must not be used afterwards. */
+void sgdnoise_accumulator_free(void * accumulator);
+
+/* The mean gradient g (out: d doubles). Fails when the accumulator is empty. */
+sgdnoise_status sgdnoise_accumulator_mean(void const * accumulator, double * out_mean);
+
+/* Adds everything other accumulated into accumulator (same dimension): afterwards it describes
+ * the union of both sets of gradients, exactly as if all rows had been passed to one accumulator.
+ * other is not changed; passing the same handle twice counts its gradients twice. */
+sgdnoise_status sgdnoise_accumulator_merge(void * accumulator, void const * other);
+
+/* The gradient noise scales of the accumulated gradients (see sgdnoise_noise_scale): out_scalars
+ * receives SGDNOISE_NOISE_SCALE_FIELD_COUNT doubles; hessian (d x d symmetric) may be NULL, and
+ * then the Hessian fields are NaN. Fails when the accumulator is empty. */
+sgdnoise_status sgdnoise_accumulator_noise_scale(void const * accumulator, double const * hessian, double * out_scalars);
+
+/* Adds the n rows of the n x d row-major chunk (d the accumulator's dimension, n >= 1): with
+ * delta = mean(chunk) - g, N' = N + n, g' = g + (n/N') delta,
+ * S' = S + S_chunk + (N n / N') delta delta^T. A chunk with NaN/Inf (or entries so large that S
+ * would overflow) is rejected and the accumulator is left unchanged. */
+sgdnoise_status sgdnoise_accumulator_update(void * accumulator, ptrdiff_t n, double const * chunk);
+
+/* As sgdnoise_accumulator_update, for a float32 chunk (widened to double block by block; all sums
+ * in double precision). */
+sgdnoise_status sgdnoise_accumulator_update_f32(void * accumulator, ptrdiff_t n, float const * chunk);
+
+/* Compares a covariance estimate P with a reference Q (both d x d): relative Frobenius error
+ * ||P - Q||_F/||Q||_F, cosine <P,Q>_F/(||P||_F ||Q||_F), trace ratio Tr P/Tr Q and, when k >= 1,
+ * the overlap ||U_P^T U_Q||_F^2/k of the top-k eigenspaces (then P and Q must be symmetric and
+ * k <= d; k = 0 skips it and writes NaN). Q must not be zero. out_scalars receives
+ * SGDNOISE_COMPARE_FIELD_COUNT doubles. */
+sgdnoise_status sgdnoise_compare(ptrdiff_t d, double const * p, double const * q, ptrdiff_t k, double * out_scalars);
+
 /* Baseline: continuous time with Hessian-shaped noise [Eq. 7], Sigma = noise_var/(2S(1-mu)) L. */
 sgdnoise_status sgdnoise_continuous_time(int layout, ptrdiff_t d, double const * a, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma);
+
+/* For each of count batch sizes B (> 0), the fraction of the best per-step improvement SGD
+ * achieves, eps_opt(B)/eps_max = 1/(1 + b_noise/B) (McCandlish et al. 2018, Eq. 2.7); b_noise >= 0.
+ * out receives count doubles. */
+sgdnoise_status sgdnoise_critical_batch_view(double b_noise, ptrdiff_t count, double const * batch_sizes, double * out);
 
 /* The critical learning rate lr* of model (an sgdnoise_model) for batch size S and momentum:
  * the largest lr with a stationary distribution (theory.md section 6), to full precision.
@@ -166,6 +257,14 @@ sgdnoise_status sgdnoise_discrete_hessian(int layout, ptrdiff_t d, double const 
  * out_noise d*d, out_mean d = w*, out_scalars SGDNOISE_PREDICTION_FIELD_COUNT) plus out_info
  * SGDNOISE_DATASET_FIELD_COUNT; any output may be NULL. Unstable: the error carries lr*. */
 sgdnoise_status sgdnoise_finite_dataset(ptrdiff_t n, ptrdiff_t d, double const * x, double const * y, int sampling, double const * weight_decay, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double const * u, double const * a, double * out_sigma, double * out_noise, double * out_mean, double * out_scalars, double * out_info);
+
+/* The mean gradient g = (1/n) sum_i g_i of n x d row-major gradients (out_mean: d doubles),
+ * accumulated in double precision; fails on NaN/Inf. Pass it to the sgdnoise_noise_operator_*
+ * functions to avoid recomputing it on every call. */
+sgdnoise_status sgdnoise_gradient_mean(ptrdiff_t n, ptrdiff_t d, double const * grads, double * out_mean);
+
+/* As sgdnoise_gradient_mean, for float32 gradients. */
+sgdnoise_status sgdnoise_gradient_mean_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, double * out_mean);
 
 /* High-dimensional regression [Prop 4, Thm 6]: empirical covariance A_hat, alpha = N/D > 0. */
 sgdnoise_status sgdnoise_high_dimensional(int layout, ptrdiff_t d, double const * a_hat, double alpha, double noise_var, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_scalars);
@@ -211,6 +310,55 @@ sgdnoise_status sgdnoise_noise_covariance(ptrdiff_t n, ptrdiff_t d, double const
 /* As sgdnoise_noise_covariance, for float32 gradients (accumulated in double precision). */
 sgdnoise_status sgdnoise_noise_covariance_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, ptrdiff_t batch_size, int sampling, int kind, double * out);
 
+/* The sampling factor f of [Prop 1] for n samples and batch size batch_size: 1/S with
+ * replacement, (n-S)/(S(n-1)) without (0 at S = n). *out_factor receives it. */
+sgdnoise_status sgdnoise_noise_factor(ptrdiff_t n, ptrdiff_t batch_size, int sampling, double * out_factor);
+
+/* Matrix-free product with the noise covariance: out = C V = (f/N) G_c^T (G_c V) for the d x m
+ * row-major block V (m vectors as columns; m = 1 for a vector), without any d x d matrix or copy
+ * of G: each product reads G twice, in tiles widened to double and centred in a small buffer
+ * (double accumulation throughout). mean is the gradient mean from sgdnoise_gradient_mean, or
+ * NULL to compute it here (one more pass, with a NaN/Inf check of G; with a given mean G itself is
+ * not checked). out receives d x m doubles. */
+sgdnoise_status sgdnoise_noise_operator_apply(ptrdiff_t n, ptrdiff_t d, double const * grads, double const * mean, ptrdiff_t batch_size, int sampling, ptrdiff_t m, double const * v, double * out);
+
+/* As sgdnoise_noise_operator_apply, for float32 gradients (read as float32, products and sums in
+ * double precision; v and out stay double). */
+sgdnoise_status sgdnoise_noise_operator_apply_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, double const * mean, ptrdiff_t batch_size, int sampling, ptrdiff_t m, double const * v, double * out);
+
+/* The restriction (compression) Q^T C Q = (f/N)(G_c Q)^T (G_c Q) of the noise covariance to the
+ * span of the k columns of the d x k row-major Q (orthonormal columns for a compression; any Q is
+ * accepted), in one pass over G and without any d x d matrix. mean as in
+ * sgdnoise_noise_operator_apply. out receives k x k doubles (symmetric). */
+sgdnoise_status sgdnoise_noise_operator_restrict(ptrdiff_t n, ptrdiff_t d, double const * grads, double const * mean, ptrdiff_t batch_size, int sampling, ptrdiff_t k, double const * q, double * out);
+
+/* As sgdnoise_noise_operator_restrict, for float32 gradients (double accumulation). */
+sgdnoise_status sgdnoise_noise_operator_restrict_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, double const * mean, ptrdiff_t batch_size, int sampling, ptrdiff_t k, double const * q, double * out);
+
+/* The gradient noise scales of McCandlish et al. (2018) from n x d row-major per-sample gradients:
+ * B_simple = Tr(Sigma_1)/|G|^2 and, when hessian (d x d symmetric, may be NULL) is given,
+ * B_noise = Tr(H Sigma_1)/(G^T H G), with G the mean gradient and Sigma_1 = M2 - G G^T the
+ * per-sample covariance (batch size 1, with replacement; population convention). out_scalars
+ * receives SGDNOISE_NOISE_SCALE_FIELD_COUNT doubles; the Hessian fields are NaN without a Hessian.
+ * Cost O(n d) without a Hessian, O(n d^2) with one. */
+sgdnoise_status sgdnoise_noise_scale(ptrdiff_t n, ptrdiff_t d, double const * grads, double const * hessian, double * out_scalars);
+
+/* As sgdnoise_noise_scale, for float32 gradients (accumulated in double precision). */
+sgdnoise_status sgdnoise_noise_scale_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, double const * hessian, double * out_scalars);
+
+/* The k largest eigenpairs of the noise covariance C = (f/N) G_c^T G_c [Prop 1] of n x d row-major
+ * per-sample gradients (G_c centred). When n <= d they come from the n x n Gram matrix G_c G_c^T
+ * (same nonzero spectrum times f/N; eigenvectors mapped back through G_c^T and normalised), so no
+ * d x d matrix is formed; otherwise from C itself. out_values receives the k eigenvalues in
+ * descending order; out_vectors (may be NULL) d x k row-major, column j the unit eigenvector of
+ * eigenvalue j, signed so that its largest-magnitude entry is positive.
+ * 1 <= k <= min(n - 1, d) and k must not exceed the numerical rank of C (eigenvalues at or below
+ * max(n, d) * eps * lambda_max count as zero); min(n, d) <= 40000. */
+sgdnoise_status sgdnoise_noise_top_eigen(ptrdiff_t n, ptrdiff_t d, double const * grads, ptrdiff_t batch_size, int sampling, ptrdiff_t k, double * out_values, double * out_vectors);
+
+/* As sgdnoise_noise_top_eigen, for float32 gradients (accumulated in double precision). */
+sgdnoise_status sgdnoise_noise_top_eigen_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, ptrdiff_t batch_size, int sampling, ptrdiff_t k, double * out_values, double * out_vectors);
+
 /* The optimal scalar weight decay gamma* = argmin L_test(gamma) of L2-regularised regression
  * [Thm 4, Cor 1] (negative values allowed) and L_test(gamma*), for scalar lr. */
 sgdnoise_status sgdnoise_optimal_weight_decay(int layout, ptrdiff_t d, double const * a, double const * u, double lr, ptrdiff_t batch_size, double momentum, double * out_gamma, double * out_test_loss);
@@ -255,6 +403,15 @@ sgdnoise_status sgdnoise_stationary_covariance(ptrdiff_t d, double const * hessi
 /* Tail index of the 1-d stationary distribution (curvature a, lr, batch size S), by method
  * (an sgdnoise_tail_method); +inf when it exceeds 1e4. */
 sgdnoise_status sgdnoise_tail_index(double a, double lr, ptrdiff_t batch_size, int method, double * out);
+
+/* The unbiased two-batch estimates of McCandlish et al. (2018, App. A.1) from squared norms of
+ * minibatch-mean gradients: n_small measurements at batch size small_batch and n_big at big_batch
+ * (1 <= small_batch < big_batch; the counts may differ). The measurements are averaged first, then
+ * |G|^2 = (B_big |G_big|^2 - B_small |G_small|^2)/(B_big - B_small),
+ * Tr(Sigma_1) = (|G_small|^2 - |G_big|^2)/(1/B_small - 1/B_big), B_simple = Tr(Sigma_1)/|G|^2
+ * (each estimate is unbiased, their ratio is not). out_scalars receives
+ * SGDNOISE_NOISE_SCALE_FIELD_COUNT doubles (the Hessian fields NaN). */
+sgdnoise_status sgdnoise_two_batch_noise_scale(ptrdiff_t n_small, double const * small_sq_norms, ptrdiff_t n_big, double const * big_sq_norms, ptrdiff_t small_batch, ptrdiff_t big_batch, double * out_scalars);
 
 /* The library's version string, e.g. "0.1.0" (static storage; never NULL; do not free). */
 char const * sgdnoise_version(void);

@@ -440,3 +440,19 @@ def kesten_tail_index(a: float, lr: float, S: int) -> float:
         while g(lo) >= 0:  # descend into the negative region near 0
             lo *= 0.5
     return scipy.optimize.brentq(g, lo, hi, xtol=1e-300, rtol=1e-14, maxiter=200)
+
+
+def theorem4_test_loss_grid(a: np.ndarray, u: np.ndarray, gammas: np.ndarray, lr: float, S: int) -> np.ndarray:
+    """theorem4_test_loss for many gammas at once (same formula, vectorised over gamma)."""
+    g = np.asarray(gammas, dtype=float)[:, None]
+    k = a[None, :] + g
+    with np.errstate(divide="ignore", invalid="ignore"):
+        G = 2 - lr * (k + a * a / (k * S))
+        t = np.sum(a * a / (k * G), axis=1)
+        gap = 1 - lr / S * t
+        U = u * u
+        base = np.sum(a * g ** 2 * U / k ** 2, axis=1)
+        r = np.sum(a ** 3 * g ** 2 * U / (k ** 3 * G), axis=1) / gap
+        loss = lr / (2 * S) * (base * t / gap + r) + 0.5 * base
+    ok = np.all(k > 0, axis=1) & np.all(G > 0, axis=1) & (gap > 0)
+    return np.where(ok, loss, np.inf)

@@ -37,7 +37,6 @@ from reference import (
     l2_model,
     label_noise_critical_1d,
     label_noise_critical_brentq,
-    label_noise_model,
     label_noise_trace_sum,
     random_orthogonal,
     random_spd,
@@ -46,6 +45,7 @@ from reference import (
     spectral_radius,
     sym,
     theorem4_test_loss,
+    theorem4_test_loss_grid,
 )
 
 
@@ -432,3 +432,35 @@ def test_l2_test_loss_curve_inf_exactly_where_unstable(mu):
     assert sgdnoise.l2_test_loss_curve(A, u, lr, S, [bad], mu)[0] == np.inf
     with pytest.raises(errors.InvalidArgumentError):
         sgdnoise.l2_regularized(A, u, bad, lr, S, mu)
+
+
+@pytest.mark.parametrize("a, u, S, lr", [
+    ([1.0], [1.0], 3, 1.2247436466467174),
+    ([1.0, 0.6], [1.0, 0.5], 4, 1.3112552377144966),
+])
+def test_optimal_weight_decay_narrow_stable_window(a, u, S, lr):
+    """lr is 1e-6 below the largest lr for which any gamma is stable (located offline by bisection on
+    the Thm-4 reference); there the stable gamma-window is narrower than the spacing of a 257-point grid over
+    the candidate interval (-a_min, 2/lr - a_max). optimal_weight_decay promises the minimum over the
+    whole stable interval: it must find the window and its minimum. Reference: a 400001-point scan
+    of Thm 4 and minimize_scalar; L_test to max(1e-12, 1e-13/(1 - rho)) (the stationary system's
+    condition number ~ 1/(1 - rho) is ~1e6 here)."""
+    a, u = np.asarray(a), np.asarray(u)
+    lo, hi = -a.min(), 2 / lr - a.max()
+    grid = lo + (hi - lo) * (np.arange(400001) + 0.5) / 400001
+    values = theorem4_test_loss_grid(a, u, grid, lr, S)
+    stable = grid[np.isfinite(values)]
+    assert stable.size > 0 and stable.max() - stable.min() < (hi - lo) / 257, "window not narrow"
+    best = int(np.argmin(values))
+    loss = lambda g: theorem4_test_loss(a, u, g, lr, S)
+    res = scipy.optimize.minimize_scalar(loss, bounds=(grid[best - 1], grid[best + 1]), method="bounded",
+                                         options=dict(xatol=1e-14))
+    g_ref, l_ref = res.x, res.fun
+    A = np.diag(a)
+    rho = spectral_radius(l2_model(A, u, g_ref, lr, S, 0.0))
+    assert rho < 1
+    l_lib_at_ref = sgdnoise.l2_regularized(A, u, g_ref, lr, S).test_loss  # the library agrees it is stable
+    tol = max(1e-12, 1e-13 / (1 - rho))
+    assert_close(l_lib_at_ref, l_ref, tol, "l2_regularized at the reference gamma*")
+    g_lib, l_lib = sgdnoise.optimal_weight_decay(A, u, lr, S)
+    assert_close(l_lib, l_ref, tol, f"minimum L_test (library gamma* = {g_lib}, reference {g_ref})")

@@ -43,8 +43,11 @@ struct LearningRateTransform {
             guard v.count == d else {
                 throw SGDNoiseError.invalidArgument("lr must have \(d) diagonal entries, got \(v.count)")
             }
-            guard v.allSatisfy({ $0.isFinite && $0 > 0 }) else {
-                throw SGDNoiseError.notPositiveDefinite("lr: every diagonal entry must be finite and positive")
+            guard v.allSatisfy({ $0.isFinite }) else {
+                throw SGDNoiseError.invalidArgument("lr: every diagonal entry must be finite")
+            }
+            guard v.allSatisfy({ $0 > 0 }) else {
+                throw SGDNoiseError.notPositiveDefinite("lr: every diagonal entry must be positive")
             }
             root = Matrix.diagonal(v.map { $0.squareRoot() })
             scalar = 1

@@ -50,6 +50,10 @@ struct DiagonalStationarySystem {
     let c2: Double
     let flatTolerance: Double
 
+    /// When set, the Hessian is a covariance given by the user under this name: a negative
+    /// eigenvalue is then invalid input, not an instability.
+    var covarianceName: String? = nil
+
     init(m: [Double], mPrime: [Double], noise: MultiplicativeNoise, momentum: Double) throws {
         try noise.validate()
         try SpectralStationarySolver.validateMomentum(momentum)
@@ -138,6 +142,9 @@ struct DiagonalStationarySystem {
 
     func unstableError(lrScale: Double) -> SGDNoiseError {
         if let mMin = (0..<m.count).filter({ !isFlat($0) }).map({ m[$0] }).min(), mMin < 0 {
+            if let name = covarianceName {
+                return .invalidArgument("\(name) must be positive semi-definite (a covariance), but it has a negative eigenvalue")
+            }
             return .unstable(
                 "the (preconditioned) hessian has a negative eigenvalue \(mMin): this is not a minimum, "
                     + "and no learning rate gives a stationary distribution",
@@ -157,7 +164,20 @@ struct DiagonalStationarySystem {
     /// Diagonal edges c_i = 2(1−μ) m_i / q_i, q_i = (1−μ) m_i²/(1+μ) + β₁ m′_i²/S, and the root of
     /// F(c) = (β₂/S) Σ c m′_i² / (2(1−μ) m_i − c q_i) = 1 below them (F increases from 0), found by
     /// safeguarded Newton iteration to full precision.
+    ///
+    /// c is homogeneous of degree −1 in (m, m′), so it is computed on the spectra scaled to a
+    /// largest |m_i| of 1: q_i ∝ m_i² then neither overflows (λ = 1e300 would otherwise report a
+    /// critical factor of 0) nor underflows.
     func criticalScale() -> Double? {
+        let t = m.reduce(0) { max($0, abs($1)) }
+        guard t.isFinite, t > 0, t != 1,
+              let scaled = try? DiagonalStationarySystem(m: m.map { $0 / t }, mPrime: mPrime.map { $0 / t },
+                                                         noise: noise, momentum: momentum)
+        else { return unscaledCriticalScale() }
+        return scaled.unscaledCriticalScale().map { $0 / t }
+    }
+
+    private func unscaledCriticalScale() -> Double? {
         var edge = Double.infinity
         var idx: [Int] = []
         for i in 0..<m.count where !isFlat(i) {

@@ -20,6 +20,10 @@ struct QuadraticModel {
     var base: BaseNoise
     var learningRate: LearningRate
     var momentum: Double
+    /// The user's name for H in messages ("A", "A_hat", …).
+    var hessianName = "hessian"
+    /// Whether H is a covariance (a negative eigenvalue is invalid input rather than instability).
+    var hessianIsCovariance = false
 
     /// What `solve()` returns.
     struct Solution {
@@ -60,7 +64,7 @@ struct QuadraticModel {
     }
 
     func validate() throws {
-        try hessian.validate("hessian")
+        try hessian.validate(hessianName)
         let d = hessian.dimension
         try coupling?.validate("coupling", size: d)
         try noise.validate()
@@ -70,8 +74,11 @@ struct QuadraticModel {
             guard l.isFinite, l > 0 else { throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(l)") }
         case .diagonal(let v):
             guard v.count == d else { throw SGDNoiseError.invalidArgument("lr must have \(d) diagonal entries, got \(v.count)") }
-            guard v.allSatisfy({ $0.isFinite && $0 > 0 }) else {
-                throw SGDNoiseError.notPositiveDefinite("lr: every diagonal entry must be finite and positive")
+            guard v.allSatisfy({ $0.isFinite }) else {
+                throw SGDNoiseError.invalidArgument("lr: every diagonal entry must be finite")
+            }
+            guard v.allSatisfy({ $0 > 0 }) else {
+                throw SGDNoiseError.notPositiveDefinite("lr: every diagonal entry must be positive")
             }
         case .matrix(let m):
             try m.requireSymmetric("lr", size: d)
@@ -81,6 +88,20 @@ struct QuadraticModel {
                 throw SGDNoiseError.invalidArgument("base noise: non-finite or mis-sized")
             }
         }
+    }
+
+    /// This model with H called `name` in messages, and treated as a covariance when `covariance`.
+    func named(_ name: String, covariance: Bool) -> QuadraticModel {
+        var copy = self
+        copy.hessianName = name
+        copy.hessianIsCovariance = covariance
+        return copy
+    }
+
+    private func diagonalSystem(m: [Double], mPrime: [Double]) throws -> DiagonalStationarySystem {
+        var system = try DiagonalStationarySystem(m: m, mPrime: mPrime, noise: noise, momentum: momentum)
+        system.covarianceName = hessianIsCovariance ? hessianName : nil
+        return system
     }
 
     func solve() throws -> Solution {
@@ -110,7 +131,7 @@ struct QuadraticModel {
         if let v = rankOne {
             for i in 0..<n { c[i] += l[i] * v[i] * v[i] }
         }
-        let system = try DiagonalStationarySystem(m: m, mPrime: mp, noise: noise, momentum: momentum)
+        let system = try diagonalSystem(m: m, mPrime: mp)
         let solution = try system.solve(baseNoiseDiagonal: c, lrScale: lrScale)
         let sigma = (0..<n).map { l[$0] * solution.y[$0] }
         let s = Double(noise.batchSize)
@@ -139,7 +160,7 @@ struct QuadraticModel {
     func denseEigenbasis() throws -> DenseEigenbasis {
         let d = hessian.dimension
         let transform = try LearningRateTransform(learningRate, dimension: d)
-        let eigen = try SymmetricEigendecomposition(checked: transform.conjugate(hessian.matrix), name: "hessian")
+        let eigen = try SymmetricEigendecomposition(checked: transform.conjugate(hessian.matrix), name: hessianName)
         guard let coupling else {
             return DenseEigenbasis(transform: transform, eigen: eigen, mPrime: eigen.values, nonCommutingCoupling: nil)
         }
@@ -159,15 +180,14 @@ struct QuadraticModel {
     func stabilitySystem() throws -> DiagonalStationarySystem {
         try validate()
         if let (h, hp, l) = spectra {
-            return try DiagonalStationarySystem(
-                m: zip(l, h).map { $0 * $1 }, mPrime: zip(l, hp).map { $0 * $1 }, noise: noise, momentum: momentum)
+            return try diagonalSystem(m: zip(l, h).map { $0 * $1 }, mPrime: zip(l, hp).map { $0 * $1 })
         }
         let basis = try denseEigenbasis()
         guard basis.nonCommutingCoupling == nil else {
             throw SGDNoiseError.invalidArgument(
                 "the critical learning rate needs the coupling matrix to commute with the hessian (after preconditioning)")
         }
-        return try DiagonalStationarySystem(m: basis.eigen.values, mPrime: basis.mPrime, noise: noise, momentum: momentum)
+        return try diagonalSystem(m: basis.eigen.values, mPrime: basis.mPrime)
     }
 
     private func solveDense() throws -> Solution {
@@ -190,7 +210,7 @@ struct QuadraticModel {
             for i in 0..<d { c[i] += rotated[i] * rotated[i] }
             vHat = rotated
         }
-        let system = try DiagonalStationarySystem(m: m, mPrime: mp, noise: noise, momentum: momentum)
+        let system = try diagonalSystem(m: m, mPrime: mp)
         let solution = try system.solve(baseNoiseDiagonal: c, lrScale: lrScale)
         let s = Double(noise.batchSize)
         // Noise in the eigenbasis: (1/S)(β₁ m′_i m′_j Y_ij + β₂ τ m′_i δ_ij) + Ĉ₀_ij.

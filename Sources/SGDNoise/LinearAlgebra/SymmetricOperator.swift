@@ -55,6 +55,21 @@ public enum SymmetricOperator: Sendable, Equatable {
         }
     }
 
+    /// Checks that this symmetric operator is positive semi-definite (eigenvalues ≥ −1e-12 of the
+    /// largest in magnitude): a covariance. Costs one eigenvalue computation for a dense matrix.
+    func requirePositiveSemidefinite(_ name: String) throws {
+        let values: [Double]
+        switch self {
+        case .diagonal(let v): values = v
+        case .dense(let m): values = try m.symmetricEigenvalues(name: name)
+        }
+        let scale = values.reduce(0) { max($0, abs($1)) }
+        if let lo = values.min(), lo < -1e-12 * scale {
+            throw SGDNoiseError.invalidArgument(
+                "\(name) must be positive semi-definite (a covariance), but it has the eigenvalue \(lo)")
+        }
+    }
+
     /// A + B for operators of the same representation (a diagonal one is densified otherwise).
     static func + (a: SymmetricOperator, b: SymmetricOperator) -> SymmetricOperator {
         switch (a, b) {

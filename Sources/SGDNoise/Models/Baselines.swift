@@ -42,6 +42,6 @@ public func discreteHessian(
     try requireBatchSize(batchSize)
     let model = QuadraticModel(
         hessian: a, coupling: nil, noise: MultiplicativeNoise(beta1: 0, beta2: 0, batchSize: batchSize),
-        base: .scaledCoupling(noiseVariance / Double(batchSize)), learningRate: learningRate, momentum: momentum)
+        base: .scaledCoupling(noiseVariance / Double(batchSize)), learningRate: learningRate, momentum: momentum).named("A", covariance: true)
     return try model.solve().sigma
 }

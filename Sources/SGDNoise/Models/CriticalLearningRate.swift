@@ -15,7 +15,7 @@ import Dispatch
 public func criticalLearningRate(a: SymmetricOperator, batchSize: Int, momentum: Double = 0) throws -> Double {
     try criticalLearningRate(of: QuadraticModel(
         hessian: a, coupling: nil, noise: MultiplicativeNoise(beta1: 1, beta2: 1, batchSize: batchSize),
-        base: .scaledCoupling(0), learningRate: .scalar(1), momentum: momentum))
+        base: .scaledCoupling(0), learningRate: .scalar(1), momentum: momentum).named("A", covariance: true))
 }
 
 /// λ* of the high-dimensional model [Thm 6]: the root of Σ_i 1/(2/(λâ_i) − 1 + 1/S) = S (with
@@ -23,7 +23,7 @@ public func criticalLearningRate(a: SymmetricOperator, batchSize: Int, momentum:
 public func criticalLearningRateHighDimensional(aHat: SymmetricOperator, batchSize: Int, momentum: Double = 0) throws -> Double {
     try criticalLearningRate(of: QuadraticModel(
         hessian: aHat, coupling: nil, noise: MultiplicativeNoise(beta1: -1, beta2: 1, batchSize: batchSize),
-        base: .scaledCoupling(0), learningRate: .scalar(1), momentum: momentum))
+        base: .scaledCoupling(0), learningRate: .scalar(1), momentum: momentum).named("A_hat", covariance: true))
 }
 
 /// λ* of L2-regularised regression [Thm 4]: the edge of the engine with H = A + Γ, M = A
@@ -33,15 +33,16 @@ public func criticalLearningRateL2(
 ) throws -> Double {
     try a.validate("A")
     try weightDecay.validate("weight_decay", size: a.dimension)
+    try a.requirePositiveSemidefinite("A")
     return try criticalLearningRate(of: QuadraticModel(
         hessian: a + weightDecay, coupling: a, noise: MultiplicativeNoise(beta1: 1, beta2: 1, batchSize: batchSize),
-        base: .scaledCoupling(0), learningRate: .scalar(1), momentum: momentum))
+        base: .scaledCoupling(0), learningRate: .scalar(1), momentum: momentum).named("A + weight_decay", covariance: false))
 }
 
 func criticalLearningRate(of model: QuadraticModel) throws -> Double {
     let system = try model.stabilitySystem()
     guard let scale = system.criticalScale() else {
-        throw SGDNoiseError.invalidArgument("the hessian has a negative eigenvalue: no learning rate is stable")
+        throw SGDNoiseError.invalidArgument("\(model.hessianName) has a negative eigenvalue: no learning rate is stable")
     }
     return scale
 }

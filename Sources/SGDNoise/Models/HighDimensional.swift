@@ -25,7 +25,7 @@ public func highDimensional(
     let floor = max(0, noiseVariance * (1 - 1 / alpha))
     let model = QuadraticModel(
         hessian: aHat, coupling: nil, noise: MultiplicativeNoise(beta1: -1, beta2: 1, batchSize: batchSize),
-        base: .scaledCoupling(floor / s), learningRate: learningRate, momentum: momentum)
+        base: .scaledCoupling(floor / s), learningRate: learningRate, momentum: momentum).named("A_hat", covariance: true)
     let solution = try model.solve()
     var kappa: Double? = nil
     if case .scalar(let l) = learningRate, let t = solution.coupling { kappa = (t / l) / (1 - t / s) }

@@ -19,6 +19,8 @@ public func inputNoise(
     try a.validate("A")
     let d = a.dimension
     try b.validate("B", size: d)
+    try a.requirePositiveSemidefinite("A")
+    try b.requirePositiveSemidefinite("B")
     try requireNonNegative(noiseVariance, "noise_var")
     try requireBatchSize(batchSize)
     guard u.count == d, u.allSatisfy({ $0.isFinite }) else {
@@ -32,7 +34,7 @@ public func inputNoise(
     let s = Double(batchSize)
     let model = QuadraticModel(
         hessian: k, coupling: nil, noise: MultiplicativeNoise(beta1: 1, beta2: 1, batchSize: batchSize),
-        base: .scaledCoupling(max(effective, 0) / s), learningRate: learningRate, momentum: momentum)
+        base: .scaledCoupling(max(effective, 0) / s), learningRate: learningRate, momentum: momentum).named("A + B", covariance: true)
     let solution = try model.solve()
     let t = solution.coupling!
     let bias = a.bilinear(delta, delta)

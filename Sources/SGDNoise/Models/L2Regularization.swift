@@ -25,6 +25,7 @@ public func l2Regularized(
     try a.validate("A")
     let d = a.dimension
     try weightDecay.validate("weight_decay", size: d)
+    try a.requirePositiveSemidefinite("A")
     try requireBatchSize(batchSize)
     guard u.count == d, u.allSatisfy({ $0.isFinite }) else {
         throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
@@ -37,7 +38,7 @@ public func l2Regularized(
     let v = a.apply(delta).map { $0 / s.squareRoot() }
     let model = QuadraticModel(
         hessian: k, coupling: a, noise: MultiplicativeNoise(beta1: 1, beta2: 1, batchSize: batchSize),
-        base: .scaledCouplingPlusRankOne(r / s, v), learningRate: learningRate, momentum: momentum)
+        base: .scaledCouplingPlusRankOne(r / s, v), learningRate: learningRate, momentum: momentum).named("A + weight_decay", covariance: false)
     let solution = try model.solve()
     let testLoss = 0.5 * (solution.tau + r)
     let regulariser = 0.5 * (weightDecay.traceProduct(solution.sigma) + weightDecay.bilinear(wStar, wStar))

@@ -26,7 +26,7 @@ public func labelNoise(
     let s = Double(batchSize)
     let model = QuadraticModel(
         hessian: a, coupling: nil, noise: MultiplicativeNoise(beta1: 1, beta2: 1, batchSize: batchSize),
-        base: .scaledCoupling(noiseVariance / s), learningRate: learningRate, momentum: momentum)
+        base: .scaledCoupling(noiseVariance / s), learningRate: learningRate, momentum: momentum).named("A", covariance: true)
     let solution = try model.solve()
     let t = solution.coupling!
     return Prediction(

@@ -35,10 +35,55 @@ struct WeightDecayCurve {
         self.momentum = momentum
     }
 
-    /// The open interval of γ where K = A + γI is positive definite and λK stays below the
-    /// stability edge 2(1+μ) of the deterministic part.
-    var candidateInterval: (Double, Double) {
-        (-(spectrum.min() ?? 0), 2 * (1 + momentum) / learningRate - (spectrum.max() ?? 0))
+    /// The exact interval of γ where SGD has a stationary distribution, or nil when there is none.
+    ///
+    /// With m_i = λ(a_i + γ) and m′_i = λa_i, stability needs every
+    /// e_i = (1−μ)m_i(2 − m_i/(1+μ)) − m′_i²/S > 0 — a concave quadratic in γ, positive between its
+    /// roots — and T(γ) = Σ m′_i²/e_i < S, where T is convex on the intersection of those
+    /// intervals (a sum of reciprocals of positive concave functions). So the stable set is an
+    /// interval: T's minimiser (golden section) must satisfy T < S, and the ends are the roots of
+    /// T = S on either side (bisection), all to ~1e-15 relative.
+    var stableInterval: (Double, Double)? {
+        let l = learningRate, mu = momentum, s = Double(batchSize)
+        var lo = -Double.infinity, hi = Double.infinity
+        for a in spectrum {
+            // e(m) = −((1−μ)/(1+μ)) m² + 2(1−μ) m − λ²a²/S: roots m = (1+μ)(1 ± √(1 − λ²a²/(S(1−μ²)))).
+            let disc = 1 - l * l * a * a / (s * (1 - mu) * (1 + mu))
+            guard disc > 0 else { return nil }
+            let root = disc.squareRoot()
+            lo = max(lo, (1 + mu) * (1 - root) / l - a)
+            hi = min(hi, (1 + mu) * (1 + root) / l - a)
+        }
+        lo = max(lo, -(spectrum.min() ?? 0))  // K = A + γI positive definite
+        guard hi > lo else { return nil }
+        func t(_ gamma: Double) -> Double {
+            var total = 0.0
+            for a in spectrum {
+                let m = l * (a + gamma), mp = l * a
+                let e = (1 - mu) * m * (2 - m / (1 + mu)) - mp * mp / s
+                guard e > 0 else { return .infinity }
+                total += mp * mp / e
+            }
+            return total
+        }
+        // Golden section for T's minimum on (lo, hi).
+        let golden = (5.0.squareRoot() - 1) / 2
+        var a0 = lo, b0 = hi
+        for _ in 0..<200 where b0 - a0 > 1e-15 * max(1, abs(a0) + abs(b0)) {
+            let x1 = b0 - golden * (b0 - a0), x2 = a0 + golden * (b0 - a0)
+            if t(x1) <= t(x2) { b0 = x2 } else { a0 = x1 }
+        }
+        let center = 0.5 * (a0 + b0)
+        guard t(center) < s else { return nil }
+        func edge(_ inside: Double, _ outside: Double) -> Double {
+            var good = inside, bad = outside
+            for _ in 0..<200 where abs(bad - good) > 1e-15 * max(1, abs(good)) {
+                let mid = 0.5 * (good + bad)
+                if t(mid) < s { good = mid } else { bad = mid }
+            }
+            return good
+        }
+        return (edge(center, lo), edge(center, hi))
     }
 
     /// L_test(γ), +∞ where no stationary distribution exists.
@@ -65,20 +110,18 @@ public func l2TestLossCurve(
 /// The optimal weight decay γ* = argmin_γ L_test(γ) of L2-regularised regression and its test
 /// loss [Thm 4, Cor 1]. At a large learning rate γ* can be negative [Cor 1].
 ///
-/// Robust 1-D minimisation over the stable interval: L_test is evaluated on 257 points across
-/// the interval where A + γI is positive definite and λ(A + γI) < 2(1+μ) (+∞ where unstable) to
-/// bracket the global minimum, which golden-section search then refines to 1e-12 relative.
+/// Robust 1-D minimisation over the stable interval, which is computed exactly first (see
+/// `WeightDecayCurve.stableInterval`): L_test is evaluated on 257 interior points to bracket the
+/// global minimum, which golden-section search then refines to 1e-12 relative.
 ///
 /// - Throws: `unstable` when no γ gives a stationary distribution at this learning rate.
 public func optimalWeightDecay(
     a: SymmetricOperator, u: [Double], learningRate: Double, batchSize: Int, momentum: Double = 0
 ) throws -> (weightDecay: Double, testLoss: Double) {
     let curve = try WeightDecayCurve(a: a, u: u, learningRate: learningRate, batchSize: batchSize, momentum: momentum)
-    let (lo, hi) = curve.candidateInterval
-    guard hi > lo else {
-        throw SGDNoiseError.unstable(
-            "no weight decay makes lr = \(learningRate) stable: lr × (largest − smallest eigenvalue of A) exceeds 2(1+momentum)",
-            criticalLearningRate: nil)
+    guard let (lo, hi) = curve.stableInterval else {
+        throw SGDNoiseError.unstable("no weight decay gives a stationary distribution at lr = \(learningRate)",
+                                     criticalLearningRate: nil)
     }
     let n = 256
     let grid = (0...n).map { lo + (hi - lo) * (Double($0) + 0.5) / Double(n + 1) }

@@ -24,7 +24,19 @@ public func dampedNewton(
         }
         rate = .matrix(eigen.reconstruct { learningRate / $0 })
     }
-    return try labelNoise(a: a, noiseVariance: noiseVariance, learningRate: rate, batchSize: batchSize, momentum: momentum)
+    // labelNoise reports the edge as the largest stable multiple c of the matrix λA⁻¹: λ* = cλ.
+    let p: Prediction
+    do {
+        p = try labelNoise(a: a, noiseVariance: noiseVariance, learningRate: rate, batchSize: batchSize, momentum: momentum)
+    } catch SGDNoiseError.unstable(_, let c?) {
+        throw SGDNoiseError.unstable(
+            "unstable: damped Newton needs gS > λD; the critical learning rate is \(c * learningRate)",
+            criticalLearningRate: c * learningRate)
+    }
+    return Prediction(
+        sigma: p.sigma, noise: p.noise, mean: p.mean, trainLoss: p.trainLoss, testLoss: p.testLoss, kappa: p.kappa,
+        criticalLearningRate: p.criticalLearningRate.map { $0 * learningRate }, couplingTrace: p.couplingTrace,
+        flatDirectionNoise: p.flatDirectionNoise)
 }
 
 /// Natural-gradient descent without label noise [Sec 6.4]: Λ = (λ/S)C⁻¹ with C the stationary

@@ -29,6 +29,13 @@ struct PreparedSimulation: Sendable {
         guard spec.burnIn >= 0 else { throw SGDNoiseError.invalidArgument("burn_in must be non-negative, got \(spec.burnIn)") }
         guard spec.chains >= 1 else { throw SGDNoiseError.invalidArgument("chains must be at least 1, got \(spec.chains)") }
         if let t = spec.threads, t < 1 { throw SGDNoiseError.invalidArgument("threads must be at least 1, got \(t)") }
+        // Step counters are Ints: chains × (burn_in + steps) must not overflow (it would trap).
+        let (perChain, overflowSum) = spec.burnIn.addingReportingOverflow(spec.steps)
+        let (_, overflowProduct) = perChain.multipliedReportingOverflow(by: spec.chains)
+        guard !overflowSum, !overflowProduct else {
+            throw SGDNoiseError.invalidArgument(
+                "chains × (burn_in + steps) = \(spec.chains) × (\(spec.burnIn) + \(spec.steps)) overflows a 64-bit step count")
+        }
         batchSize = spec.batchSize
         momentum = spec.momentum
         let d: Int
@@ -97,8 +104,14 @@ struct PreparedSimulation: Sendable {
             learningRate = WorkingOperator.rotated(spec.learningRate.matrix(dimension: d), basis: workingBasis)
         }
         wStarWorking = workingBasis?.apply(wStar) ?? wStar
-        let bytes = Double(d) * Double(d) * 8 * Double(3 + min(spec.chains, 64))
-        guard bytes < 8e9 else { throw SGDNoiseError.outOfMemory("simulation: D = \(d) needs about \(Int(bytes / 1e9)) GB of accumulators") }
+        // Working accumulators of the running chains, plus the record every chain keeps until the
+        // end (its sums, second moments and batch estimates: about 3D² + D doubles).
+        let working = Double(d) * Double(d) * 8 * Double(3 + min(spec.chains, 64))
+        let records = Double(spec.chains) * ((3 * Double(d) * Double(d) + Double(d)) * 8 + 512)
+        let bytes = working + records
+        guard bytes < 8e9 else {
+            throw SGDNoiseError.outOfMemory("simulation: D = \(d) with \(spec.chains) chains needs about \(bytes / 1e9) GB of accumulators")
+        }
     }
 
     private static func weightDecay(_ g: Matrix?, _ d: Int) throws -> Matrix? {

@@ -1,0 +1,154 @@
+import ArgumentParser
+import SGDNoise
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The root command: `sgdnoise-cli <reproduce|predict|stability>`.
+struct SGDNoiseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sgdnoise-cli",
+        abstract: "The noise and the fluctuation of SGD, exactly (Ziyin, Liu, Mori, Ueda, ICLR 2022).",
+        discussion: """
+            Subcommands:
+              reproduce   the paper's figures: exact theory vs the continuous-time and \
+            discrete-Hessian approximations vs Monte-Carlo SGD (tables on stdout, CSV/JSON files)
+              predict     the exact stationary fluctuation of one linear-regression model
+              stability   the critical learning rate over batch sizes and momenta
+
+            Exit codes: 0 success; 1 the library refused the input or failed; 2 no stationary \
+            distribution (learning rate at or past the critical one); 64 bad usage (unknown flag, \
+            missing or malformed value); 66 an input file is missing or not valid JSON; 73 an output \
+            file cannot be written. Errors are one line on standard error.
+
+            Theory: Ziyin, Liu, Mori, Ueda, "Strength of Minibatch Noise in SGD", ICLR 2022, \
+            arXiv:2102.05375.
+            """,
+        version: SGDNoiseVersion.string,
+        subcommands: [ReproduceCommand.self, PredictCommand.self, StabilityCommand.self]
+    )
+}
+
+/// Parses the command line, runs the command and exits with the documented status.
+func runCommandLine() -> Never {
+    do {
+        var command = try SGDNoiseCommand.parseAsRoot()
+        try command.run()
+        exit(ExitStatus.success)
+    } catch let error as SGDNoiseError {
+        fail(describe(error), status: status(of: error))
+    } catch let error as CLIError {
+        fail(error.message, status: error.exitCode)
+    } catch let code as ExitCode {
+        exit(code.rawValue)
+    } catch {
+        let code = SGDNoiseCommand.exitCode(for: error)
+        if code == .success { SGDNoiseCommand.exit(withError: error) }  // --help, --version
+        var message = SGDNoiseCommand.message(for: error)
+        if let firstLine = message.split(separator: "\n", omittingEmptySubsequences: true).first {
+            message = String(firstLine)
+        }
+        if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
+        let sub = CommandLine.arguments.dropFirst().first { ["reproduce", "predict", "stability"].contains($0) }
+        fail("\(message) (see 'sgdnoise-cli \(sub.map { $0 + " " } ?? "")--help')", status: ExitStatus.usage)
+    }
+}
+
+/// Prints `sgdnoise-cli: error: <message>` on one line of standard error and exits.
+func fail(_ message: String, status: Int32) -> Never {
+    let oneLine = message.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+    writeStandardError("sgdnoise-cli: error: \(oneLine)\n")
+    exit(status)
+}
+
+/// The message of a library error, with the critical learning rate when it is known.
+func describe(_ error: SGDNoiseError) -> String {
+    if case .unstable(let message, let critical) = error {
+        if let critical, !message.contains("critical") {
+            return "\(message) (critical learning rate \(num(critical, 8)))"
+        }
+        return message
+    }
+    return error.message
+}
+
+func status(of error: SGDNoiseError) -> Int32 {
+    if case .unstable = error { return ExitStatus.unstable }
+    return ExitStatus.failure
+}
+
+// MARK: - Parsing helpers shared by the subcommands
+
+/// Parses "a,b,c" into numbers.
+func parseNumberList(_ text: String, _ name: String) throws -> [Double] {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
+    guard !parts.isEmpty, !(parts.count == 1 && parts[0].isEmpty) else {
+        throw CLIError.usage("\(name) is empty: give comma-separated numbers, e.g. 1,0.5")
+    }
+    return try parts.map { part in
+        guard let x = Double(part), x.isFinite else {
+            throw CLIError.usage("\(name): '\(part)' is not a finite number")
+        }
+        return x
+    }
+}
+
+/// Parses "1,2,4" into positive integers.
+func parseIntegerList(_ text: String, _ name: String) throws -> [Int] {
+    try parseNumberList(text, name).map { x in
+        guard x == x.rounded(), x >= 1, x < 1e12 else {
+            throw CLIError.usage("\(name): '\(num(x))' is not a positive integer")
+        }
+        return Int(x)
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: String {
+        var s = self
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}
+
+/// Reads a matrix from a JSON file: an array of rows (`[[1, 0.2], [0.2, 0.5]]`) or an object with
+/// one such array under "matrix".
+func readMatrixFile(_ path: String) throws -> Matrix {
+    let json = try JSON.parse(try readTextFile(path), source: path)
+    return try parseMatrix(from: json["matrix"] ?? json, name: path)
+}
+
+/// A square matrix from a JSON array of rows.
+func parseMatrix(from json: JSON, name: String) throws -> Matrix {
+    guard case .array(let rows) = json, !rows.isEmpty else {
+        throw CLIError.input("\(name): expected a matrix as an array of rows, e.g. [[1, 0.2], [0.2, 0.5]]")
+    }
+    var values: [[Double]] = []
+    for row in rows {
+        guard case .array(let items) = row else {
+            throw CLIError.input("\(name): expected a matrix as an array of rows, e.g. [[1, 0.2], [0.2, 0.5]]")
+        }
+        values.append(try items.map { item in
+            guard let x = item.doubleValue else { throw CLIError.input("\(name): matrix entries must be numbers") }
+            return x
+        })
+    }
+    guard values.allSatisfy({ $0.count == values.count }) else {
+        throw CLIError.input("\(name): the matrix must be square (\(values.count) rows of \(values.count) numbers)")
+    }
+    return try Matrix(values)
+}
+
+/// A numeric array from JSON.
+func numbers(from json: JSON, name: String) throws -> [Double] {
+    if let x = json.doubleValue { return [x] }
+    guard case .array(let items) = json else { throw CLIError.input("\(name) must be a number or an array of numbers") }
+    return try items.map { item in
+        guard let x = item.doubleValue else { throw CLIError.input("\(name) must be an array of numbers") }
+        return x
+    }
+}
