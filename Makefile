@@ -9,14 +9,15 @@ SWIFT        ?= swift
 SWIFTC       ?= swiftc
 BUILD_FLAGS  := -c release -Xswiftc -static-stdlib
 LIB          := .build/release/libsgdnoise.so
+CLI          := .build/release/sgdnoise-cli
 HEADER       := include/sgdnoise.h
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpython3-dev pkg-config
-PY_MODULES   := numpy scipy pytest
+PY_MODULES   := numpy scipy pytest matplotlib nbclient nbformat ipykernel hypothesis
 CWARN        := -Wall -Wextra -pedantic -Werror
 C_EXAMPLES   := $(wildcard examples/c/*.c)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH),)
 
-.PHONY: all setup build header header-check test test-swift test-header test-c test-python \
+.PHONY: all setup build build-cli header header-check test test-swift test-header test-c test-python \
         demo bench clean
 
 all: build
@@ -42,6 +43,10 @@ build:
 	@if readelf -d $(LIB) | grep -q 'NEEDED.*libswift'; then \
 	  echo "error: $(LIB) depends on a Swift runtime library"; exit 1; fi
 
+## build-cli: sgdnoise-cli (release, Swift runtime linked statically; shares the library's build).
+build-cli:
+	$(SWIFT) build $(BUILD_FLAGS) --product sgdnoise-cli
+
 # The header swiftc emits for the C-ABI module, before cleaning.
 .build/header/raw.h: build
 	@mkdir -p .build/header
@@ -61,7 +66,7 @@ header-check: .build/header/raw.h
 	  { echo "error: $(HEADER) is stale: run 'make header' and commit it"; exit 1; }
 	@echo "header: $(HEADER) matches the Swift sources"
 
-test: setup build test-swift test-header test-c test-python
+test: setup build build-cli test-swift test-header test-c test-python
 
 test-swift:
 	$(SWIFT) test --parallel
@@ -91,7 +96,7 @@ test-c:
 test-python:
 	$(PYTHON) -m pytest -q python/tests
 
-demo: setup build
+demo: setup build build-cli
 	$(PYTHON) examples/demo.py
 
 bench: setup build

@@ -51,6 +51,16 @@ typedef enum sgdnoise_layout {
     SGDNOISE_LAYOUT_DIAGONAL = 1,
 } sgdnoise_layout;
 
+/* The kind of minimum [Cor 2]. */
+typedef enum sgdnoise_minimum_kind {
+    /* Weight decay present: C = (2 L0/S) H0 - (1/S) G w* w*^T G. */
+    SGDNOISE_MINIMUM_KIND_REGULARIZED = 0,
+    /* No weight decay, L0 > 0: C = (2 L0/S) H0. */
+    SGDNOISE_MINIMUM_KIND_NON_INTERPOLATING = 1,
+    /* No weight decay, L0 = 0: C = (1/S)(Tr[H0 Sigma] I - H0 Sigma) H0. */
+    SGDNOISE_MINIMUM_KIND_INTERPOLATING = 2,
+} sgdnoise_minimum_kind;
+
 /* Which model a critical learning rate refers to. */
 typedef enum sgdnoise_model {
     /* Label (and input) noise [Thm 2]; for input noise pass A + B. */
@@ -298,6 +308,18 @@ double sgdnoise_last_error_critical_learning_rate(void);
  * owned by the library, valid until the next failing call on this thread; never NULL. */
 char const * sgdnoise_last_error_message(void);
 
+/* The matching stationary fluctuation [Cor 3]: Theorem 1 with H = H0 + weight_decay and the noise
+ * of sgdnoise_minimum_noise (zero on the range of H0 at an interpolating minimum when stable);
+ * learning rate lr * I or lr * lr_matrix. out_sigma: d*d or d doubles; out_kind and
+ * out_critical (the critical learning rate, NaN if unknown) may be NULL. */
+sgdnoise_status sgdnoise_minimum_fluctuation(int layout, ptrdiff_t d, double const * hessian, double loss, double lr, double const * lr_matrix, ptrdiff_t batch_size, double const * weight_decay, double const * w_star, double momentum, double * out_sigma, int * out_kind, double * out_critical);
+
+/* SGD noise near a minimum of any model with MSE loss [Thm 5, Cor 2]: hessian H0 (layout), loss
+ * L0 >= 0, weight_decay (same layout, may be NULL), w_star (d, needed with weight decay), sigma
+ * (same layout, needed when L0 = 0 without weight decay). out_noise: d*d doubles (dense) or the d
+ * diagonal entries of C (diagonal layout); out_kind (may be NULL): an sgdnoise_minimum_kind. */
+sgdnoise_status sgdnoise_minimum_noise(int layout, ptrdiff_t d, double const * hessian, double loss, ptrdiff_t batch_size, double const * weight_decay, double const * w_star, double const * sigma, double * out_noise, int * out_kind);
+
 /* Natural gradient [Sec 6.4] without label noise, learning rate (lr/S) C^{-1}:
  * Sigma = (lr/2)(1/((1+D)(1+mu)) + 1/((1-mu)S)) A^{-1}. */
 sgdnoise_status sgdnoise_natural_gradient(int layout, ptrdiff_t d, double const * a, double lr, ptrdiff_t batch_size, double momentum, double * out_sigma, double * out_noise, double * out_scalars);
@@ -325,6 +347,14 @@ sgdnoise_status sgdnoise_noise_operator_apply(ptrdiff_t n, ptrdiff_t d, double c
 /* As sgdnoise_noise_operator_apply, for float32 gradients (read as float32, products and sums in
  * double precision; v and out stay double). */
 sgdnoise_status sgdnoise_noise_operator_apply_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, double const * mean, ptrdiff_t batch_size, int sampling, ptrdiff_t m, double const * v, double * out);
+
+/* The diagonal of the noise covariance, out_j = (f/N) sum_i (g_ij - g_j)^2 (d doubles), in one pass
+ * over the n x d row-major gradients, with no limit on d (the trace is the sum of the entries).
+ * mean as in sgdnoise_noise_operator_apply. */
+sgdnoise_status sgdnoise_noise_operator_diagonal(ptrdiff_t n, ptrdiff_t d, double const * grads, double const * mean, ptrdiff_t batch_size, int sampling, double * out);
+
+/* As sgdnoise_noise_operator_diagonal, for float32 gradients (double accumulation). */
+sgdnoise_status sgdnoise_noise_operator_diagonal_f32(ptrdiff_t n, ptrdiff_t d, float const * grads, double const * mean, ptrdiff_t batch_size, int sampling, double * out);
 
 /* The restriction (compression) Q^T C Q = (f/N)(G_c Q)^T (G_c Q) of the noise covariance to the
  * span of the k columns of the d x k row-major Q (orthonormal columns for a compression; any Q is

@@ -94,14 +94,46 @@ func inCallerUnits<R>(lr: Double, lrMatrix: UnsafePointer<Double>?, _ body: () t
     }
 }
 
-/// Converts any error of the core (all of type SGDNoiseError) into a typed throw.
+/// Converts any error of the core (all of type SGDNoiseError) into a typed throw, and a matrix
+/// result with a NaN or an infinity into a numerical failure (see `requireFiniteResult`).
 func core<R>(_ body: () throws -> R) throws(SGDNoiseError) -> R {
+    let result: R
     do {
-        return try body()
+        result = try body()
     } catch let error as SGDNoiseError {
         throw error
     } catch {
         throw .numericalFailure("unexpected error: \(error)")
+    }
+    try requireFiniteResult(result)
+    return result
+}
+
+/// Throws `numericalFailure` when a matrix result (Σ, C, w* of a prediction; a stationary Σ; a
+/// baseline's Σ) holds a NaN or an infinity: inputs near the limits of double precision (entries
+/// of 1e300, say) overflow, and the C contract is SGDNOISE_STATUS_NUMERICAL_FAILURE ("a result
+/// came out non-finite"), never a silent NaN in the caller's buffer. Scalars documented to be NaN
+/// or +inf (kappa, an unknown critical learning rate, the loss where unstable) are not checked.
+func requireFiniteResult<R>(_ result: R) throws(SGDNoiseError) {
+    func finite(_ op: SymmetricOperator) -> Bool {
+        switch op {
+        case .dense(let m): return m.isFinite
+        case .diagonal(let v): return v.allSatisfy { $0.isFinite }
+        }
+    }
+    func finite(_ p: Prediction) -> Bool {
+        finite(p.sigma) && finite(p.noise) && p.mean.allSatisfy { $0.isFinite }
+    }
+    let ok: Bool
+    switch result {
+    case let p as Prediction: ok = finite(p)
+    case let p as FiniteDatasetPrediction: ok = finite(p.prediction)
+    case let s as StationaryFluctuation: ok = s.sigma.isFinite
+    case let op as SymmetricOperator: ok = finite(op)
+    default: ok = true  // inputs wrapped by `core` (a Matrix of X, say) are validated by the core
+    }
+    guard ok else {
+        throw .numericalFailure("the result came out non-finite: the inputs' scale overflows double precision")
     }
 }
 

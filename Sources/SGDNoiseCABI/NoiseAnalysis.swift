@@ -270,6 +270,40 @@ private func applyC<T: GradientScalar>(
     }
 }
 
+/// The diagonal of the noise covariance, out_j = (f/N) sum_i (g_ij - g_j)^2 (d doubles), in one pass
+/// over the n x d row-major gradients, with no limit on d (the trace is the sum of the entries).
+/// `mean` as in sgdnoise_noise_operator_apply.
+@c public func sgdnoise_noise_operator_diagonal(
+    _ n: Int, _ d: Int, _ grads: UnsafePointer<Double>?, _ mean: UnsafePointer<Double>?, _ batch_size: Int,
+    _ sampling: CInt, _ out: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in try diagonalC(n, d, grads, mean, batch_size, sampling, out) }
+}
+
+/// As sgdnoise_noise_operator_diagonal, for float32 gradients (double accumulation).
+@c public func sgdnoise_noise_operator_diagonal_f32(
+    _ n: Int, _ d: Int, _ grads: UnsafePointer<Float>?, _ mean: UnsafePointer<Double>?, _ batch_size: Int,
+    _ sampling: CInt, _ out: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in try diagonalC(n, d, grads, mean, batch_size, sampling, out) }
+}
+
+private func diagonalC<T: GradientScalar>(
+    _ n: Int, _ d: Int, _ grads: UnsafePointer<T>?, _ mean: UnsafePointer<Double>?, _ batchSize: Int,
+    _ samplingCode: CInt, _ out: UnsafeMutablePointer<Double>?
+) throws(SGDNoiseError) {
+    let g = try gradients(n, d, grads)
+    let out = try Arguments.output(out, "out")
+    let f = try core { try Arguments.sampling(samplingCode).noiseFactor(sampleCount: n, batchSize: batchSize) }
+    let mu = try operatorMean(g, n, d, mean)
+    try core {
+        try mu.withUnsafeBufferPointer { mb in
+            try NoiseOperator<T>.diagonal(gradients: g, rows: n, columns: d, mean: mb, factor: f,
+                                          into: UnsafeMutableBufferPointer(start: out, count: d))
+        }
+    }
+}
+
 /// The restriction (compression) Q^T C Q = (f/N)(G_c Q)^T (G_c Q) of the noise covariance to the
 /// span of the k columns of the d x k row-major Q (orthonormal columns for a compression; any Q is
 /// accepted), in one pass over G and without any d x d matrix. `mean` as in

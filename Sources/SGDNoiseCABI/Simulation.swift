@@ -104,7 +104,10 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<UnsafeMuta
         let gamma = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.squareMatrix(p, d, "weight_decay") }
         let rate = try Arguments.learningRate(lr, lr_matrix, d)
         try Arguments.size(batch_size, "batch_size")
-        try Arguments.finite(momentum, "momentum")
+        // Checked here, not only when the run starts, so that the error names the call that set it.
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else {
+            throw .invalidArgument("momentum must lie in [0, 1), got \(momentum)")
+        }
         h.weightDecay = gamma
         h.learningRate = rate
         h.batchSize = batch_size

@@ -14,10 +14,9 @@ struct SGDNoiseCommand: ParsableCommand {
         abstract: "The noise and the fluctuation of SGD, exactly (Ziyin, Liu, Mori, Ueda, ICLR 2022).",
         discussion: """
             Subcommands:
-              reproduce   the paper's figures: exact theory vs the continuous-time and \
-            discrete-Hessian approximations vs Monte-Carlo SGD (tables on stdout, CSV/JSON files)
-              predict     the exact stationary fluctuation of one linear-regression model
-              stability   the critical learning rate over batch sizes and momenta
+              reproduce  the paper's figures: theory, approximations, simulation
+              predict    the exact stationary fluctuation of one model
+              stability  the critical learning rate over batch sizes and momenta
 
             Exit codes: 0 success; 1 the library refused the input or failed; 2 no stationary \
             distribution (learning rate at or past the critical one); 64 bad usage (unknown flag, \
@@ -47,10 +46,12 @@ func runCommandLine() -> Never {
     } catch {
         let code = SGDNoiseCommand.exitCode(for: error)
         if code == .success { SGDNoiseCommand.exit(withError: error) }  // --help, --version
-        var message = SGDNoiseCommand.message(for: error)
-        if let firstLine = message.split(separator: "\n", omittingEmptySubsequences: true).first {
-            message = String(firstLine)
-        }
+        // One line: the first line of the message, then any listed choices after it.
+        let lines = SGDNoiseCommand.message(for: error).split(separator: "\n").map { $0.trimmingSpaces }
+            .filter { !$0.isEmpty }
+        var message = lines.first ?? "invalid command line"
+        let rest = lines.dropFirst().map { $0.hasPrefix("- ") ? String($0.dropFirst(2)) : $0 }
+        if !rest.isEmpty { message += " " + rest.joined(separator: ", ") }
         if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
         let sub = CommandLine.arguments.dropFirst().first { ["reproduce", "predict", "stability"].contains($0) }
         fail("\(message) (see 'sgdnoise-cli \(sub.map { $0 + " " } ?? "")--help')", status: ExitStatus.usage)

@@ -26,7 +26,8 @@ struct ComparisonRow {
 
     var sim: Double? { simulation.flatMap { $0.diverged ? nil : $0.sigma[0, 0] } }
     var stderr: Double? { simulation.flatMap { $0.diverged ? nil : $0.sigmaStandardError[0, 0] } }
-    var flagged: Bool { simulation?.tailUnreliable ?? false }
+    var mark: TailMark { TailMark(simulation) }
+    var flagged: Bool { mark.flagged }
     var z: Double? {
         guard let sim, let stderr, stderr > 0 else { return nil }
         return (exact - sim) / stderr
@@ -35,7 +36,7 @@ struct ComparisonRow {
 
     /// Table cells after the leading hyperparameter columns.
     var cells: [String] {
-        [simulated(sim, flagged: flagged), stderr.map { num($0, 2) } ?? "—",
+        [simulated(sim, mark), stderr.map { num($0, 2) } ?? "—",
          num(exact), percent(error(exact)), z.map { cformat("%+.1f", $0) } ?? "—",
          num(continuous), percent(error(continuous)), num(discrete), percent(error(discrete))]
     }
@@ -56,8 +57,11 @@ struct ComparisonRow {
     ]
 }
 
-let errorLegend = "err = (value − simulation)/simulation;  z = (exact − simulation)/se;  "
-    + "† the simulator flags a heavy tail (Hill index ≤ 4): its se is not trustworthy there."
+let errorLegend = """
+      err = (value − simulation)/simulation;  z = (exact − simulation)/se.
+      † the simulator flags a heavy tail (Hill index ≤ 4): the se is not trustworthy there;
+      ‡ Hill index ≤ 2.5: the variance barely exists and a sample variance typically undershoots.
+    """
 
 // MARK: - Figure 4a
 
@@ -91,7 +95,7 @@ func figure4a(_ context: RunContext) throws -> FigureResult {
     }
     print(table.render())
     print("")
-    print("  \(errorLegend)")
+    print(errorLegend)
     print("  κ exact: the exact tail index of the stationary law (moments of order ≥ κ diverge; Kesten, theory.md §6).")
     print("  The approximations miss the divergence at λ*: continuous time Σ = λσ²/(2S) is linear in λ, the")
     print("  discrete-time Hessian Σ = λσ²/(S(2 − λa)) diverges only at λ = 2/a.")
@@ -136,7 +140,7 @@ func figure4Ellipse(_ context: RunContext, name: String) throws -> FigureResult 
             label: "\(name)  λ = \(fixed(lr, 2))", figure: name == "fig4b" ? 5 : 6, point: k)
         print("")
         print("  λ = \(fixed(lr, 2)) (λ/λ* = \(fixed(lr / critical, 3))): simulator's Hill tail index "
-            + "\(num(result.tailIndex, 3))" + (result.tailUnreliable ? " ≤ 4 — heavy tail, the sample covariance converges slowly" : ""))
+            + "\(num(result.tailIndex, 3))" + (TailMark(result).flagged ? " ≤ 4 — heavy tail, the sample covariance converges slowly" : ""))
         var table = TextTable(["quantity", "simulated", "± se", "exact", "err", "z", "cont.-time", "err",
                                "disc.-Hessian", "err"])
         let e = curves.exact, c = curves.continuous, d = curves.discrete
@@ -146,12 +150,12 @@ func figure4Ellipse(_ context: RunContext, name: String) throws -> FigureResult 
                  relative: Bool = true) {
             let err = { (v: Double) -> Double? in relative ? x.flatMap { relativeError(v, $0) } : nil }
             let z: Double? = (x != nil && dx != nil && dx! > 0) ? (exact - x!) / dx! : nil
-            table.add([label, simulated(x, flagged: result.tailUnreliable), dx.map { num($0, 2) } ?? "—", num(exact),
+            table.add([label, simulated(x, TailMark(result)), dx.map { num($0, 2) } ?? "—", num(exact),
                        percent(err(exact)), z.map { cformat("%+.1f", $0) } ?? "—", num(cont), percent(err(cont)),
                        num(disc), percent(err(disc))])
             frame.add([.number(lr), .integer(s), .text(key), .number(x), .number(dx), .number(exact), .number(err(exact)),
                        .number(z), .number(cont), .number(err(cont)), .number(disc), .number(err(disc)),
-                       .number(result.tailIndex), .flag(result.tailUnreliable)])
+                       .number(result.tailIndex), .flag(TailMark(result).flagged)])
         }
         let s11 = sim?[0, 0], s22 = sim?[1, 1], s12 = sim?[0, 1]
         let e11 = se?[0, 0], e22 = se?[1, 1], e12 = se?[0, 1]
@@ -176,7 +180,7 @@ func figure4Ellipse(_ context: RunContext, name: String) throws -> FigureResult 
         ])))
     }
     print("")
-    print("  \(errorLegend)")
+    print(errorLegend)
     print("  Continuous time predicts an isotropic Σ ∝ I (shape 1); the discrete-time Hessian approximation gets the")
     print("  elongation but not the size; the exact Σ is larger along the sharp direction (Thm 2).")
     if name == "fig4c" {

@@ -102,12 +102,17 @@ func list(_ xs: [Double], _ digits: Int = 5, limit: Int = 8) -> String {
 
 // MARK: - Aligned text tables
 
-/// A table printed with aligned columns: the first column left-aligned, the others right-aligned.
+/// A table printed with aligned columns: the leading `leftColumns` left-aligned, the others right-aligned.
 struct TextTable {
     var headers: [String]
     var rows: [[String]] = []
+    /// How many leading columns are left-aligned.
+    var leftColumns = 1
 
-    init(_ headers: [String]) { self.headers = headers }
+    init(_ headers: [String], leftColumns: Int = 1) {
+        self.headers = headers
+        self.leftColumns = leftColumns
+    }
 
     mutating func add(_ row: [String]) { rows.append(row) }
 
@@ -119,7 +124,7 @@ struct TextTable {
             var parts: [String] = []
             for (i, cell) in row.enumerated() where i < widths.count {
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
-                parts.append(i == 0 ? cell + pad : pad + cell)
+                parts.append(i < leftColumns ? cell + pad : pad + cell)
             }
             var text = indent + parts.joined(separator: "  ")
             while text.hasSuffix(" ") { text.removeLast() }

@@ -83,42 +83,51 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Predict the stationary fluctuation Σ, the noise C and the losses of a linear-regression model.",
         discussion: """
-            A is the input covariance (= the Hessian): --spectrum gives its eigenvalues (A diagonal, \
-            O(D) for any D), --matrix a JSON file holding it as an array of rows. Options that take \
-            "x or x1,x2,..." accept a number (x·I) or a diagonal. Model options:
+            A is the input covariance (= the Hessian): --spectrum gives its
+            eigenvalues (A diagonal, O(D) for any D), --matrix a JSON file with A
+            as an array of rows. "x or x1,x2,..." options take a number (x·I) or
+            a diagonal.
+
+            Model options:
               label-noise       --noise-var (default 1)
-              input-noise       --input-noise B (required), --teacher u (default ones), --noise-var (default 0)
-              l2                --weight-decay Γ (required, negative allowed while A + Γ ≻ 0), --teacher u
-              high-dimensional  --alpha N/D (required), --noise-var (default 1); A is the empirical Â
+              input-noise       --input-noise B (required), --teacher u (default
+                                ones), --noise-var (default 0)
+              l2                --weight-decay Γ (required; negative allowed
+                                while A + Γ ≻ 0), --teacher u (default ones)
+              high-dimensional  --alpha N/D (required), --noise-var (default 1);
+                                A is the empirical covariance Â
               damped-newton     --noise-var (default 1); learning rate Λ = λA⁻¹
-              natural-gradient  learning rate Λ = (λ/S)C⁻¹, no label noise
+              natural-gradient  learning rate Λ = (λ/S)C⁻¹; no label noise
 
-            --spec FILE.json gives the same as one object, e.g.
-              {"model": "label-noise", "spectrum": [1, 0.5], "lr": 1.5, "batch_size": 10,
-               "momentum": 0, "noise_var": 1}
-            with keys model, spectrum | matrix, lr, batch_size, momentum, noise_var, teacher, \
-            weight_decay, input_noise, alpha (weight_decay and input_noise may be matrices there); \
-            command-line options override the file.
+            --spec FILE.json gives the problem as one object, e.g.
+              {"model": "label-noise", "spectrum": [1, 0.5], "lr": 1.5,
+               "batch_size": 10, "momentum": 0, "noise_var": 1}
+            with the keys model, spectrum or matrix, lr, batch_size, momentum,
+            noise_var, teacher, weight_decay, input_noise, alpha (weight_decay
+            and input_noise may be matrices there). Options override the file.
 
-            --json prints one object:
-              model (string), reference (the paper's theorem), dimension (D), \
-            layout ("diagonal" when A came as a spectrum and every matrix below is its diagonal, a list \
-            of D numbers; "dense" when matrices are arrays of D rows),
-              inputs {lr, batch_size, momentum, noise_var, teacher, weight_decay, input_noise, alpha: \
-            as given, null when unused},
-              sigma (Σ), noise (C), mean (the stationary mean, D numbers), trace_sigma, train_loss, \
-            test_loss, kappa (null where undefined), critical_learning_rate (null where none), \
-            lr_over_critical (null where none), coupling_trace (Tr[MΣ]), flat_direction_noise,
-              baselines (label-noise only, else null): {continuous_time: {sigma, trace_sigma, \
-            rel_err_trace}, discrete_hessian: {...}} with rel_err_trace = (approx − exact)/exact,
-              tail_index (1-d label-noise with μ = 0, else null): {kesten, paper, continuous_time}.
-            Non-finite numbers are null. Past the critical learning rate nothing is printed on \
-            stdout: the error goes to stderr (exit code 2) and names λ*.
+            --json prints one object with the keys
+              model, reference    the model and the paper's theorem
+              dimension, layout   D; "diagonal" when A came as a spectrum (each
+                                  matrix below is then its diagonal, D numbers),
+                                  "dense" when matrices are arrays of D rows
+              inputs              {lr, batch_size, momentum, noise_var, teacher,
+                                  weight_decay, input_noise, alpha}; null if unused
+              sigma, noise, mean  Σ, the noise C, the stationary mean (D numbers)
+              trace_sigma, train_loss, test_loss,
+              coupling_trace (Tr[MΣ]), flat_direction_noise          numbers
+              kappa, critical_learning_rate, lr_over_critical   number or null
+              baselines           label-noise only (else null): continuous_time
+                                  and discrete_hessian, each {sigma, trace_sigma,
+                                  rel_err_trace = (approx − exact)/exact}
+              tail_index          1-d label noise with μ = 0 (else null):
+                                  {kesten, paper, continuous_time}
+            Non-finite numbers are null. Past the critical learning rate nothing
+            is printed on stdout; the error on stderr (exit code 2) names λ*.
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The model: \(ModelName.allCases.map(\.rawValue).joined(separator: ", ")).",
-                                            valueName: "name"))
+    @Option(name: .long, help: ArgumentHelp("The model.", valueName: "name"))
     var model: ModelName?
 
     @Option(name: .long, help: ArgumentHelp("Eigenvalues of A (A diagonal).", valueName: "a1,a2,..."))
@@ -127,29 +136,29 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A JSON file holding A as an array of rows.", valueName: "file.json"))
     var matrix: String?
 
-    @Option(name: .long, help: ArgumentHelp("Learning rate λ, or a positive diagonal preconditioner.",
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Learning rate λ, or a positive diagonal preconditioner.",
                                             valueName: "λ or l1,l2,..."))
     var lr: String?
 
     @Option(name: .long, help: ArgumentHelp("Batch size S ≥ 1.", valueName: "S"))
     var batchSize: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Momentum μ ∈ [0, 1) (default 0).", valueName: "μ"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Momentum μ ∈ [0, 1) (default 0).", valueName: "μ"))
     var momentum: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Label-noise variance σ² ≥ 0.", valueName: "σ²"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Label-noise variance σ² ≥ 0.", valueName: "σ²"))
     var noiseVar: Double?
 
-    @Option(name: .long, help: ArgumentHelp("The teacher u (input-noise, l2; default all ones).", valueName: "u1,u2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("The teacher u (input-noise, l2; default all ones).", valueName: "u1,u2,..."))
     var teacher: String?
 
-    @Option(name: .long, help: ArgumentHelp("Γ for l2: γ (= γI) or a diagonal.", valueName: "γ or g1,g2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Γ for l2: γ (= γI) or a diagonal.", valueName: "γ or g1,g2,..."))
     var weightDecay: String?
 
-    @Option(name: .long, help: ArgumentHelp("B for input-noise: b (= bI) or a diagonal.", valueName: "b or b1,b2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("B for input-noise: b (= bI) or a diagonal.", valueName: "b or b1,b2,..."))
     var inputNoise: String?
 
-    @Option(name: .long, help: ArgumentHelp("α = N/D for high-dimensional.", valueName: "α"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("α = N/D for high-dimensional.", valueName: "α"))
     var alpha: Double?
 
     @Option(name: .long, help: ArgumentHelp("A JSON file with the whole problem (see above).", valueName: "file.json"))
@@ -431,7 +440,7 @@ struct PredictOutput {
         if let b = p.inputNoiseValue { lines.append("  input noise B \(valueText(b))") }
         if [.inputNoise, .l2].contains(p.model) { lines.append("  teacher u \(list(p.teacher))") }
         lines.append("")
-        var rows = TextTable(["quantity", "value"])
+        var rows = TextTable(["quantity", "value"], leftColumns: 2)
         if let lc = prediction.criticalLearningRate {
             let ratio = lrOverCritical.map { "   (lr/λ* = \(fixed($0, 4)): stable)" } ?? ""
             rows.add(["critical learning rate λ*", num(lc, 7) + ratio])

@@ -13,26 +13,28 @@ struct ReproduceCommand: ParsableCommand {
         abstract: "Reproduce a figure of the paper: exact theory, approximations and Monte-Carlo SGD.",
         discussion: """
             Figures (theory.md §7):
-              fig4a  1-d label noise, a = 1, S = 10, σ² = 1: Σ versus λ up to the critical λ*
-              fig4b  2-d, Hessian eigenvalues 1 and 0.5, λ = 1.5, S = 50: the shape and size of Σ
-              fig4c  the same with S = 10 (plus a check at λ = 1.0, where the tail is light)
-              fig3   label noise a = 1.5, λ = 1: Σ versus S; and L2 regularisation (a = 1, u = 1, \
-            no label noise): L_test versus the weight decay γ, the optimal γ*, at the paper's \
-            λ = 0.5, S = 1 and at large learning rates
-              fig2   the power-law tail of the 1-d stationary law at aλ = 1: Hill estimates from \
-            simulation against the paper's index 2S/(aλ) − S and the exact Kesten index
+              fig4a  1-d label noise (a = 1, S = 10, σ² = 1): Σ versus λ up to λ*
+              fig4b  2-d, Hessian eigenvalues 1 and 0.5, λ = 1.5, S = 50: Σ's shape
+              fig4c  the same at S = 10, plus a light-tailed check at λ = 1.0
+              fig3   Σ versus S (a = 1.5, λ = 1); L_test versus weight decay γ
+                     and γ* (a = 1, u = 1; λ = 0.5, S = 1 and large λ)
+              fig2   tail of the 1-d law at aλ = 1: Hill estimates versus the
+                     paper's 2S/(aλ) − S and the exact Kesten index
               all    every figure (about a minute on two cores)
 
-            Each figure prints an aligned table whose "err" columns are (value − simulation) / \
-            simulation and whose z column is (exact − simulation) / standard error; † marks points \
-            where the simulator flags a heavy tail (Hill index ≤ 4: its standard error is not \
-            trustworthy there). Files written to --out: <figure>.csv (the table), <figure>_curve.csv \
-            (dense theory curves) and more per figure; with --json also <figure>.json holding the \
-            parameters, the summary and every table as arrays of records.
+            Each figure prints aligned tables: "err" is (value − simulation) /
+            simulation, z is (exact − simulation) / standard error; † marks a
+            simulated point whose Hill tail index is ≤ 4 (heavy tail: its
+            standard error is not trustworthy), ‡ one with Hill index ≤ 2.5 (a
+            sample variance undershoots there).
+
+            Files in --out: <figure>.csv (the table), <figure>_curve.csv (dense
+            theory curves) and more per figure; with --json also <figure>.json
+            with the parameters, a summary and every table as arrays of records.
             """
     )
 
-    @Argument(help: "fig2, fig3, fig4a, fig4b, fig4c or all.")
+    @Argument(help: "The figure to reproduce.")
     var figure: FigureName
 
     @Option(name: .long, help: ArgumentHelp("Folder for the CSV (and JSON) files.", valueName: "dir"))
@@ -116,7 +118,8 @@ struct RunContext {
 
     var json: JSON {
         .object([("steps_per_chain", .number(Double(steps))), ("burn_in", .number(Double(steps / 10))),
-                 ("chains", .number(Double(chains))), ("seed", .number(Double(seed)))])
+                 ("chains", .number(Double(chains))),
+                 ("seed", seed < (1 << 53) ? .number(Double(seed)) : .string(String(seed)))])
     }
 
     /// Online Gaussian linear regression with label noise (teacher 0) on a diagonal A.
@@ -178,8 +181,33 @@ func printHeading(_ title: String) {
     print(String(repeating: "═", count: min(100, title.count)))
 }
 
-/// The simulated value with a † when the simulator flags its tail.
-func simulated(_ x: Double?, flagged: Bool) -> String {
+/// How far the simulator trusts a simulated second moment, from its Hill tail index.
+enum TailMark {
+    case none
+    /// Hill index ≤ 4 (the simulator's `tailUnreliable`): the fourth moment may not exist, the
+    /// standard error is not trustworthy.
+    case heavy
+    /// Hill index ≤ 2.5: the variance barely exists; a sample variance typically undershoots.
+    case extreme
+
+    init(_ result: SimulationResult?) {
+        guard let result, !result.diverged, result.tailIndex.isFinite else { self = .none; return }
+        self = result.tailIndex <= 2.5 ? .extreme : (result.tailUnreliable ? .heavy : .none)
+    }
+
+    var symbol: String {
+        switch self {
+        case .none: return " "
+        case .heavy: return "†"
+        case .extreme: return "‡"
+        }
+    }
+
+    var flagged: Bool { self != .none }
+}
+
+/// The simulated value with † or ‡ when the simulator's tail estimate makes it unreliable.
+func simulated(_ x: Double?, _ mark: TailMark) -> String {
     guard let x else { return "—" }
-    return num(x) + (flagged ? "†" : " ")
+    return num(x) + mark.symbol
 }

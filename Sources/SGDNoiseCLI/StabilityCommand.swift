@@ -14,18 +14,22 @@ struct StabilityCommand: ParsableCommand {
         commandName: "stability",
         abstract: "The critical learning rate λ* over batch sizes and momenta (theory.md §6).",
         discussion: """
-            λ* is the largest learning rate with a stationary distribution. For label noise it is the \
-            root of Σ_i λa_i/(2(1−μ) − ((1−μ)/(1+μ) + 1/S)λa_i) = S; it stays below the gradient-descent \
-            edge 2(1+μ)/a_max and approaches it only as S → ∞.
+            λ* is the largest learning rate with a stationary distribution. For
+            label noise it is the root of
+              Σ_i λa_i / (2(1−μ) − ((1−μ)/(1+μ) + 1/S) λa_i) = S;
+            it stays below the gradient-descent edge 2(1+μ)/a_max and reaches it
+            only as S → ∞.
 
-            --width-scaling tabulates the high-dimensional model's λ* [Thm 6] as the dimension D grows, \
-            the spectrum repeated to fill D (default: a = 1): λ* ≈ 2S/(āD) once D ≫ S, with ā the mean \
-            eigenvalue — why the learning rate of a wide network must shrink like 1/width [Sec 6.2].
+            --width-scaling tabulates the high-dimensional model's λ* [Thm 6] as
+            the dimension D grows, the spectrum repeated to fill D (default a =
+            1): λ* ≈ 2S/(āD) once D ≫ S (ā the mean eigenvalue) — why the
+            learning rate of a wide network must shrink like 1/width [Sec 6.2].
 
-            --json prints {model, dimension, a_max, momenta, batch_sizes, gd_edge (one per momentum), \
-            critical_learning_rate (one row per batch size, one entry per momentum)}; with \
-            --width-scaling {model, a_mean, momentum, batch_sizes, rows: [{dimension, \
-            critical_learning_rate: [per batch size], reference_2S_over_aD: [...], ratio: [...]}]}.
+            --json prints {model, dimension, a_max, momenta, batch_sizes,
+            gd_edge: [per momentum], critical_learning_rate: [per batch size
+            [per momentum]]}; with --width-scaling {model, a_mean, momentum,
+            batch_sizes, rows: [{dimension, critical_learning_rate,
+            reference_2S_over_aD, ratio: [per batch size]}]}.
             """
     )
 
@@ -43,10 +47,10 @@ struct StabilityCommand: ParsableCommand {
                                             valueName: "μ1,μ2,..."))
     var momenta: String = "0,0.9"
 
-    @Option(name: .long, help: ArgumentHelp("label-noise, high-dimensional or l2.", valueName: "name"))
+    @Option(name: .long, help: ArgumentHelp("The noise model.", valueName: "name"))
     var model: StabilityModel = .labelNoise
 
-    @Option(name: .long, help: ArgumentHelp("Γ for --model l2: γ (= γI) or a diagonal.", valueName: "γ or g1,g2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Γ for --model l2: γ (= γI) or a diagonal.", valueName: "γ or g1,g2,..."))
     var weightDecay: String?
 
     @Flag(name: .long, help: "Show the high-dimensional model's λ* as the dimension D grows.")

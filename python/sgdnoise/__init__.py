@@ -18,6 +18,7 @@ from .errors import (
 )
 from .dataset import DatasetPrediction, critical_learning_rate_dataset, finite_dataset
 from .fluctuation import stationary_covariance
+from .minimum import minimum_fluctuation, minimum_noise
 from .models import (
     Prediction,
     continuous_time,
@@ -30,6 +31,10 @@ from .models import (
     natural_gradient,
 )
 from .noise import noise_covariance
+from .accumulator import NoiseAccumulator
+from .matrix_free import NoiseOperator, noise_operator
+from .noise_scales import NoiseScale, critical_batch_view, noise_scale, two_batch_noise_scale
+from .spectrum import compare, noise_top_eigen
 from .simulation import SimulationResult, simulate
 from .stability import (
     critical_learning_rate,
@@ -46,6 +51,15 @@ __version__ = _lib.version()
 __all__ = [
     "__version__",
     "noise_covariance",
+    "NoiseAccumulator",
+    "noise_top_eigen",
+    "compare",
+    "noise_scale",
+    "NoiseScale",
+    "two_batch_noise_scale",
+    "critical_batch_view",
+    "noise_operator",
+    "NoiseOperator",
     "stationary_covariance",
     "Prediction",
     "label_noise",
@@ -63,6 +77,8 @@ __all__ = [
     "optimal_weight_decay",
     "l2_test_loss_curve",
     "simulate",
+    "minimum_noise",
+    "minimum_fluctuation",
     "finite_dataset",
     "critical_learning_rate_dataset",
     "DatasetPrediction",

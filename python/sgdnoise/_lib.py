@@ -178,6 +178,17 @@ _declare("sgdnoise_finite_dataset", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_int, P
 #     double momentum, double *out);
 _declare("sgdnoise_critical_learning_rate_dataset", c_int, [c_ptrdiff, c_ptrdiff, P, c_int, P, P, c_ptrdiff, c_double, P])
 
+MINIMUM_KINDS = ("regularized", "non_interpolating", "interpolating")
+# sgdnoise_status sgdnoise_minimum_noise(int layout, ptrdiff_t d, const double *hessian, double loss,
+#     ptrdiff_t batch_size, const double *weight_decay, const double *w_star, const double *sigma,
+#     double *out_noise, int *out_kind);
+_declare("sgdnoise_minimum_noise", c_int, [c_int, c_ptrdiff, P, c_double, c_ptrdiff, P, P, P, P, ctypes.POINTER(c_int)])
+# sgdnoise_status sgdnoise_minimum_fluctuation(int layout, ptrdiff_t d, const double *hessian, double loss,
+#     double lr, const double *lr_matrix, ptrdiff_t batch_size, const double *weight_decay,
+#     const double *w_star, double momentum, double *out_sigma, int *out_kind, double *out_critical);
+_declare("sgdnoise_minimum_fluctuation", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, P, P, c_double,
+                                                 P, ctypes.POINTER(c_int), P])
+
 _EXCEPTIONS = {
     INVALID_ARGUMENT: errors.InvalidArgumentError,
     NOT_SYMMETRIC: errors.NotSymmetricError,
@@ -205,3 +216,75 @@ def check(status: int) -> None:
 def version() -> str:
     """The C library's version string."""
     return lib.sgdnoise_version().decode()
+
+
+# --- Noise toolkit: streaming accumulator, top eigenpairs, comparison, noise scales, matrix-free
+# operator (Sources/SGDNoiseCABI/Accumulator.swift and NoiseAnalysis.swift). ---
+
+# enum sgdnoise_noise_scale_field and enum sgdnoise_compare_field: the out_scalars layouts.
+NOISE_SCALE_FIELDS = ("b_simple", "b_noise", "trace_sigma", "grad_sq_norm", "trace_hessian_sigma",
+                      "grad_hessian_grad")
+COMPARE_FIELDS = ("rel_frobenius", "cosine", "trace_ratio", "overlap")
+
+# sgdnoise_status sgdnoise_accumulator_create(ptrdiff_t d, void **out_accumulator);
+_declare("sgdnoise_accumulator_create", c_int, [c_ptrdiff, ctypes.POINTER(c_void_p)])
+# sgdnoise_status sgdnoise_accumulator_update(void *accumulator, ptrdiff_t n, const double *chunk);
+_declare("sgdnoise_accumulator_update", c_int, [c_void_p, c_ptrdiff, P])
+# sgdnoise_status sgdnoise_accumulator_update_f32(void *accumulator, ptrdiff_t n, const float *chunk);
+_declare("sgdnoise_accumulator_update_f32", c_int, [c_void_p, c_ptrdiff, P])
+# sgdnoise_status sgdnoise_accumulator_merge(void *accumulator, const void *other);
+_declare("sgdnoise_accumulator_merge", c_int, [c_void_p, c_void_p])
+# sgdnoise_status sgdnoise_accumulator_count(const void *accumulator, ptrdiff_t *out_count);
+_declare("sgdnoise_accumulator_count", c_int, [c_void_p, ctypes.POINTER(c_ptrdiff)])
+# sgdnoise_status sgdnoise_accumulator_dimension(const void *accumulator, ptrdiff_t *out_d);
+_declare("sgdnoise_accumulator_dimension", c_int, [c_void_p, ctypes.POINTER(c_ptrdiff)])
+# sgdnoise_status sgdnoise_accumulator_mean(const void *accumulator, double *out_mean);
+_declare("sgdnoise_accumulator_mean", c_int, [c_void_p, P])
+# sgdnoise_status sgdnoise_accumulator_covariance(const void *accumulator, ptrdiff_t batch_size,
+#     int sampling, int kind, double *out);
+_declare("sgdnoise_accumulator_covariance", c_int, [c_void_p, c_ptrdiff, c_int, c_int, P])
+# sgdnoise_status sgdnoise_accumulator_noise_scale(const void *accumulator, const double *hessian,
+#     double *out_scalars);
+_declare("sgdnoise_accumulator_noise_scale", c_int, [c_void_p, P, P])
+# void sgdnoise_accumulator_free(void *accumulator);
+_declare("sgdnoise_accumulator_free", None, [c_void_p])
+# sgdnoise_status sgdnoise_noise_scale(ptrdiff_t n, ptrdiff_t d, const double *grads,
+#     const double *hessian, double *out_scalars);   (and _f32 with const float *grads)
+_declare("sgdnoise_noise_scale", c_int, [c_ptrdiff, c_ptrdiff, P, P, P])
+_declare("sgdnoise_noise_scale_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P, P])
+# sgdnoise_status sgdnoise_two_batch_noise_scale(ptrdiff_t n_small, const double *small_sq_norms,
+#     ptrdiff_t n_big, const double *big_sq_norms, ptrdiff_t small_batch, ptrdiff_t big_batch,
+#     double *out_scalars);
+_declare("sgdnoise_two_batch_noise_scale", c_int, [c_ptrdiff, P, c_ptrdiff, P, c_ptrdiff, c_ptrdiff, P])
+# sgdnoise_status sgdnoise_critical_batch_view(double b_noise, ptrdiff_t count,
+#     const double *batch_sizes, double *out);
+_declare("sgdnoise_critical_batch_view", c_int, [c_double, c_ptrdiff, P, P])
+# sgdnoise_status sgdnoise_compare(ptrdiff_t d, const double *p, const double *q, ptrdiff_t k,
+#     double *out_scalars);
+_declare("sgdnoise_compare", c_int, [c_ptrdiff, P, P, c_ptrdiff, P])
+# sgdnoise_status sgdnoise_noise_top_eigen(ptrdiff_t n, ptrdiff_t d, const double *grads,
+#     ptrdiff_t batch_size, int sampling, ptrdiff_t k, double *out_values, double *out_vectors);
+#     (and _f32 with const float *grads)
+_declare("sgdnoise_noise_top_eigen", c_int, [c_ptrdiff, c_ptrdiff, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
+_declare("sgdnoise_noise_top_eigen_f32", c_int, [c_ptrdiff, c_ptrdiff, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
+# sgdnoise_status sgdnoise_gradient_mean(ptrdiff_t n, ptrdiff_t d, const double *grads,
+#     double *out_mean);   (and _f32 with const float *grads)
+_declare("sgdnoise_gradient_mean", c_int, [c_ptrdiff, c_ptrdiff, P, P])
+_declare("sgdnoise_gradient_mean_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P])
+# sgdnoise_status sgdnoise_noise_factor(ptrdiff_t n, ptrdiff_t batch_size, int sampling,
+#     double *out_factor);
+_declare("sgdnoise_noise_factor", c_int, [c_ptrdiff, c_ptrdiff, c_int, ctypes.POINTER(c_double)])
+# sgdnoise_status sgdnoise_noise_operator_apply(ptrdiff_t n, ptrdiff_t d, const double *grads,
+#     const double *mean, ptrdiff_t batch_size, int sampling, ptrdiff_t m, const double *v,
+#     double *out);   (and _f32 with const float *grads)
+_declare("sgdnoise_noise_operator_apply", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
+_declare("sgdnoise_noise_operator_apply_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
+# sgdnoise_status sgdnoise_noise_operator_diagonal(ptrdiff_t n, ptrdiff_t d, const double *grads,
+#     const double *mean, ptrdiff_t batch_size, int sampling, double *out);   (and _f32)
+_declare("sgdnoise_noise_operator_diagonal", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, P])
+_declare("sgdnoise_noise_operator_diagonal_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, P])
+# sgdnoise_status sgdnoise_noise_operator_restrict(ptrdiff_t n, ptrdiff_t d, const double *grads,
+#     const double *mean, ptrdiff_t batch_size, int sampling, ptrdiff_t k, const double *q,
+#     double *out);   (and _f32 with const float *grads)
+_declare("sgdnoise_noise_operator_restrict", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
+_declare("sgdnoise_noise_operator_restrict_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, c_ptrdiff, P, P])

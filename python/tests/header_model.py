@@ -322,6 +322,32 @@ def destructor(header: Header, family: str) -> Function | None:
     return header.functions.get(f"sgdnoise_{family}_free")
 
 
+def zero_allowed(fn: Function, size: str) -> bool:
+    """Whether 0 is a valid value of a size parameter: by name (threads: all cores; burn_in), or
+    where the function's comment documents it ("k = 0 skips it", "threads (0: all cores)")."""
+    return size in ZERO_ALLOWED_SIZES or bool(
+        re.search(rf"\b{size}\s*=\s*0\b|\b{size}\s*\(0\s*:", fn.comment))
+
+
+def unchecked_inputs(fn: Function) -> bool:
+    """Whether the function's comment says some input is "not checked" (for speed): a NaN in such
+    an input may reach the outputs, as documented."""
+    return "not checked" in fn.comment
+
+
+def sized_by(fn: Function, size: str) -> bool:
+    """Whether the size parameter ``size`` gives the length of one of ``fn``'s input arrays (then
+    a size no memory holds must be rejected before anything is read)."""
+    roles = {"d": SYMMETRIC_INPUTS | DATA_INPUTS | DIM_VECTORS, "n": DATA_INPUTS | ROW_VECTORS}.get(
+        size, LIST_INPUTS if size in LIST_SIZES else set())
+    return any(classify(fn, p) == INPUT and p.name in roles for p in fn.params)
+
+
+def has_dense_matrix(fn: Function) -> bool:
+    """Whether ``d`` sizes a d x d matrix argument of ``fn`` (in the dense layout, if it has one)."""
+    return any(classify(fn, p) == INPUT and p.name in SYMMETRIC_INPUTS for p in fn.params)
+
+
 def list_size_of(fn: Function) -> str | None:
     """The size parameter that gives the length of this function's list inputs."""
     return next((n for n in fn.names if n in LIST_SIZES), None)

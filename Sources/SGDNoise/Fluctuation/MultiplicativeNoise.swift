@@ -195,6 +195,8 @@ struct DiagonalStationarySystem {
                 let a = 2 * (1 - momentum) * m[i]
                 let q = (1 - momentum) * m[i] * m[i] / (1 + momentum) + noise.beta1 * mPrime[i] * mPrime[i] / s
                 let den = a - c * q
+                // Past a term's pole (or on it, by rounding) the sum is +∞: no root there.
+                if !(den > 0) { return (.infinity, .infinity) }
                 let w = mPrime[i] * mPrime[i]
                 value += c * w / den
                 slope += w * a / (den * den)

@@ -151,5 +151,14 @@ public func optimalWeightDecay(
         gamma = grid[best]
         loss = values[best]
     }
+    // γ = 0 exactly (no regularisation) when it is stable and at least as good: without label
+    // noise L_test(0) = 0, which the search above can only approach.
+    if lo < 0 && hi > 0 {
+        let atZero = curve.testLoss(0)
+        if atZero <= loss {
+            gamma = 0
+            loss = atZero
+        }
+    }
     return (gamma, loss)
 }

@@ -3,38 +3,276 @@ import _CLAPACK
 /// Products with the centred gradient matrix G_c = G − 1ḡᵀ (N × D) of borrowed row-major
 /// gradients, without ever forming G_c, D × D, or a copy of G.
 ///
-/// Every product walks G once, in tiles of a few rows by a few thousand columns: each tile is
-/// widened to `Double` and centred (g_ij − ḡ_j) into a small cache-resident buffer, then handed to
-/// BLAS (`dgemv` / `dgemm` / `dsyrk`). So `Float` gradients are never rounded further, every sum is
-/// accumulated in `Double`, and the centring is exact rather than folded in afterwards (a large
-/// mean does not cancel digits). The cost is memory-bound: one read of G per product, like a plain
-/// matrix-vector product.
+/// Every product walks G once, in tiles of 2048 columns (8 KiB of contiguous `Float` per row; the
+/// matching 2048 entries of ḡ and of the vector stay in the L1 cache):
+/// - one vector (`m == 1`, the matrix-free C·v): SIMD kernels widen 4 entries of G at a time to
+///   `Double` and accumulate in `Double`, four rows per sweep so that each load of the vector
+///   serves four rows (separate multiply and add: the baseline x86-64 target has no FMA, and a
+///   fused `addProduct` would become a libm call per lane). The centring is applied per tile:
+///   Σ_j (g_ij − ḡ_j) x_j = Σ_j g_ij x_j − Σ_j ḡ_j x_j over the tile's 2048 columns, and
+///   Σ_i u_i (g_ij − ḡ_j) = Σ_i u_i g_ij − ḡ_j Σ_i u_i, both sides summed in `Double`, so the
+///   cancellation costs at most u·Σ|g_ij x_j| — not the ε_float · |ḡ|² of a float32 BLAS product.
+///   The D columns are split into a fixed number of ranges, one per task, with partial sums added
+///   in a fixed order: the result does not depend on the number of threads. No BLAS call runs
+///   inside the parallel loop (a threaded BLAS called from several threads at once would contend
+///   for its own thread pool).
+/// - the diagonal Σ_i (g_ij − ḡ_j)²: centred entry by entry (the uncentred Σg² − Nḡ² would cancel).
+/// - a block of vectors (`m > 1`) and the Gram matrix: each tile is widened and centred into a
+///   buffer and handed to BLAS `dgemm`/`dsyrk` (which thread themselves), serially over the tiles.
 ///
-/// Parallelism: the D columns are split into a fixed number of ranges, independent of the number
-/// of threads, and partial sums are added in a fixed order, so results are bitwise reproducible.
+/// So `Float` gradients are never rounded further and every sum is in `Double`. The cost of the
+/// one-vector products is memory-bound: one read of G per product, like a matrix-vector product.
 struct CentredGradients<T: GradientScalar> {
     let g: UnsafePointer<T>
     let n: Int
     let d: Int
     let mean: UnsafePointer<Double>
 
-    /// Columns per tile (a tile row of `Float` is 8 KiB: long contiguous reads of G).
-    var tileColumns: Int { min(d, 2048) }
+    /// Columns per tile.
+    static var tileColumns: Int { 32768 }
 
-    /// Rows per tile: a tile of about 16K doubles (128 KiB) stays in the L2 cache.
-    var tileRows: Int { max(1, min(n, (1 << 14) / tileColumns)) }
-
-    /// The fixed split of the columns into ranges of whole tiles for parallel work (1 range for
+    /// The fixed split of the columns into ranges of whole tiles for parallel work (one range for
     /// problems too small to be worth a thread).
     var columnRanges: [Range<Int>] {
-        let tiles = (d + tileColumns - 1) / tileColumns
+        let width = Self.tileColumns
+        let tiles = (d + width - 1) / width
         let parts = n * d < (1 << 18) ? 1 : min(tiles, 16)
         return (0..<parts).map { p in
-            let lo = (tiles * p / parts) * tileColumns
-            let hi = min(d, (tiles * (p + 1) / parts) * tileColumns)
+            let lo = (tiles * p / parts) * width
+            let hi = min(d, (tiles * (p + 1) / parts) * width)
             return lo..<hi
         }
     }
+
+    /// Four consecutive entries of G at `p`, as `Double`.
+    @inline(__always)
+    static func widen4(_ p: UnsafePointer<T>) -> SIMD4<Double> {
+        if T.self == Float.self {
+            let f = UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+            return SIMD4<Double>(Double(f[0]), Double(f[1]), Double(f[2]), Double(f[3]))
+        }
+        return UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Double>.self)
+    }
+
+    @inline(__always)
+    static func load4(_ p: UnsafePointer<Double>) -> SIMD4<Double> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Double>.self)
+    }
+
+    @inline(__always)
+    static func store4(_ v: SIMD4<Double>, _ p: UnsafeMutablePointer<Double>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Double>.self)
+    }
+
+    // MARK: Y = G_c X
+
+    /// Y = G_c X: X is D × m row-major, Y is N × m row-major (overwritten).
+    func multiply(_ x: UnsafePointer<Double>, columns m: Int, into y: UnsafeMutablePointer<Double>) {
+        if m > 1 {
+            y.initialize(repeating: 0, count: n * m)
+            multiplyTiles(x, columns: m, into: y)
+            return
+        }
+        let ranges = columnRanges
+        let partials = UnsafeMutablePointer<Double>.allocate(capacity: ranges.count * n)
+        partials.initialize(repeating: 0, count: ranges.count * n)
+        defer { partials.deallocate() }
+        let shared = UnsafeShared((self, x, partials))
+        parallelWorkers(ranges.count) { part in
+            let (me, x, partials) = shared.value
+            me.dotRange(ranges[part], x, into: partials + part * me.n)
+        }
+        y.update(from: partials, count: n)
+        for part in 1..<max(1, ranges.count) {
+            let p = partials + part * n
+            for i in 0..<n { y[i] += p[i] }
+        }
+    }
+
+    /// y_i += Σ_{j ∈ range} (g_ij − ḡ_j) x_j for every row i.
+    func dotRange(_ range: Range<Int>, _ x: UnsafePointer<Double>, into y: UnsafeMutablePointer<Double>) {
+        var t0 = range.lowerBound
+        while t0 < range.upperBound {
+            let t1 = min(range.upperBound, t0 + Self.tileColumns)
+            let body = t0 + (t1 - t0) / 4 * 4
+            // Σ_j ḡ_j x_j over the tile, subtracted from every row's tile sum.
+            var m4 = SIMD4<Double>()
+            var j = t0
+            while j < body {
+                m4 += Self.load4(mean + j) * Self.load4(x + j)
+                j += 4
+            }
+            var centring = m4.sum()
+            while j < t1 {
+                centring += mean[j] * x[j]
+                j += 1
+            }
+            var i = 0
+            while i + 4 <= n {
+                let r0 = g + i * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
+                var a0 = SIMD4<Double>(), a1 = SIMD4<Double>(), a2 = SIMD4<Double>(), a3 = SIMD4<Double>()
+                j = t0
+                while j < body {
+                    let v = Self.load4(x + j)
+                    a0 += Self.widen4(r0 + j) * v
+                    a1 += Self.widen4(r1 + j) * v
+                    a2 += Self.widen4(r2 + j) * v
+                    a3 += Self.widen4(r3 + j) * v
+                    j += 4
+                }
+                var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
+                while j < t1 {
+                    let v = x[j]
+                    s0 += Double(r0[j]) * v
+                    s1 += Double(r1[j]) * v
+                    s2 += Double(r2[j]) * v
+                    s3 += Double(r3[j]) * v
+                    j += 1
+                }
+                y[i] += s0 - centring
+                y[i + 1] += s1 - centring
+                y[i + 2] += s2 - centring
+                y[i + 3] += s3 - centring
+                i += 4
+            }
+            while i < n {
+                let r = g + i * d
+                var a = SIMD4<Double>()
+                j = t0
+                while j < body {
+                    a += Self.widen4(r + j) * Self.load4(x + j)
+                    j += 4
+                }
+                var s = a.sum()
+                while j < t1 {
+                    s += Double(r[j]) * x[j]
+                    j += 1
+                }
+                y[i] += s - centring
+                i += 1
+            }
+            t0 = t1
+        }
+    }
+
+    // MARK: W = G_cᵀ U
+
+    /// W = G_cᵀ U: U is N × m row-major, W is D × m row-major (overwritten).
+    func multiplyTransposed(_ u: UnsafePointer<Double>, columns m: Int, into w: UnsafeMutablePointer<Double>) {
+        if m > 1 {
+            w.initialize(repeating: 0, count: d * m)
+            multiplyTransposedTiles(u, columns: m, into: w)
+            return
+        }
+        let ranges = columnRanges
+        let shared = UnsafeShared((self, u, w))
+        parallelWorkers(ranges.count) { part in
+            let (me, u, w) = shared.value
+            me.axpyRange(ranges[part], u, into: w)
+        }
+    }
+
+    /// w_j = Σ_i u_i (g_ij − ḡ_j) for j in `range` (overwritten).
+    func axpyRange(_ range: Range<Int>, _ u: UnsafePointer<Double>, into w: UnsafeMutablePointer<Double>) {
+        var uSum = 0.0
+        for i in 0..<n { uSum += u[i] }
+        var t0 = range.lowerBound
+        while t0 < range.upperBound {
+            let t1 = min(range.upperBound, t0 + Self.tileColumns)
+            let body = t0 + (t1 - t0) / 4 * 4
+            (w + t0).update(repeating: 0, count: t1 - t0)
+            var i = 0
+            while i + 4 <= n {
+                let r0 = g + i * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
+                let u0 = u[i], u1 = u[i + 1], u2 = u[i + 2], u3 = u[i + 3]
+                let v0 = SIMD4<Double>(repeating: u0), v1 = SIMD4<Double>(repeating: u1)
+                let v2 = SIMD4<Double>(repeating: u2), v3 = SIMD4<Double>(repeating: u3)
+                var j = t0
+                while j < body {
+                    var acc = Self.load4(w + j)
+                    acc += Self.widen4(r0 + j) * v0
+                    acc += Self.widen4(r1 + j) * v1
+                    acc += Self.widen4(r2 + j) * v2
+                    acc += Self.widen4(r3 + j) * v3
+                    Self.store4(acc, w + j)
+                    j += 4
+                }
+                while j < t1 {
+                    w[j] += Double(r0[j]) * u0 + Double(r1[j]) * u1 + Double(r2[j]) * u2 + Double(r3[j]) * u3
+                    j += 1
+                }
+                i += 4
+            }
+            while i < n {
+                let r = g + i * d
+                let ui = u[i]
+                let v = SIMD4<Double>(repeating: ui)
+                var j = t0
+                while j < body {
+                    Self.store4(Self.load4(w + j) + Self.widen4(r + j) * v, w + j)
+                    j += 4
+                }
+                while j < t1 {
+                    w[j] += Double(r[j]) * ui
+                    j += 1
+                }
+                i += 1
+            }
+            for j in t0..<t1 { w[j] -= mean[j] * uSum }
+            t0 = t1
+        }
+    }
+
+    // MARK: Column sums of squares
+
+    /// out_j = Σ_i (g_ij − ḡ_j)² for every column j (overwritten): the diagonal of G_cᵀG_c.
+    func columnSumsOfSquares(into out: UnsafeMutablePointer<Double>) {
+        let ranges = columnRanges
+        let shared = UnsafeShared((self, out))
+        parallelWorkers(ranges.count) { part in
+            let (me, out) = shared.value
+            me.squaresRange(ranges[part], into: out)
+        }
+    }
+
+    func squaresRange(_ range: Range<Int>, into out: UnsafeMutablePointer<Double>) {
+        var t0 = range.lowerBound
+        while t0 < range.upperBound {
+            let t1 = min(range.upperBound, t0 + Self.tileColumns)
+            let body = t0 + (t1 - t0) / 4 * 4
+            (out + t0).update(repeating: 0, count: t1 - t0)
+            var i = 0
+            while i + 4 <= n {
+                let r0 = g + i * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
+                var j = t0
+                while j < body {
+                    let mu = Self.load4(mean + j)
+                    let c0 = Self.widen4(r0 + j) - mu, c1 = Self.widen4(r1 + j) - mu
+                    let c2 = Self.widen4(r2 + j) - mu, c3 = Self.widen4(r3 + j) - mu
+                    Self.store4(Self.load4(out + j) + (c0 * c0 + c1 * c1) + (c2 * c2 + c3 * c3), out + j)
+                    j += 4
+                }
+                while j < t1 {
+                    let mu = mean[j]
+                    let c0 = Double(r0[j]) - mu, c1 = Double(r1[j]) - mu, c2 = Double(r2[j]) - mu, c3 = Double(r3[j]) - mu
+                    out[j] += (c0 * c0 + c1 * c1) + (c2 * c2 + c3 * c3)
+                    j += 1
+                }
+                i += 4
+            }
+            while i < n {
+                let r = g + i * d
+                for j in t0..<t1 {
+                    let c = Double(r[j]) - mean[j]
+                    out[j] += c * c
+                }
+                i += 1
+            }
+            t0 = t1
+        }
+    }
+
+    // MARK: Blocks of vectors and the Gram matrix (BLAS on centred tiles)
 
     /// Writes the centred tile rows r0..<r0+rows, columns c0..<c0+width into `buffer` (row-major,
     /// leading dimension `width`).
@@ -48,84 +286,50 @@ struct CentredGradients<T: GradientScalar> {
         }
     }
 
-    /// Y = G_c X: X is D × m row-major, Y is N × m row-major (overwritten).
-    func multiply(_ x: UnsafePointer<Double>, columns m: Int, into y: UnsafeMutablePointer<Double>) {
-        let ranges = columnRanges
-        let partials = UnsafeMutablePointer<Double>.allocate(capacity: ranges.count * n * m)
-        partials.initialize(repeating: 0, count: ranges.count * n * m)
-        defer { partials.deallocate() }
-        let shared = UnsafeShared((self, x, partials))
-        parallelWorkers(ranges.count) { part in
-            let (me, x, partials) = shared.value
-            me.multiplyRange(ranges[part], x, columns: m, into: partials + part * me.n * m)
-        }
-        y.update(from: partials, count: n * m)
-        for part in 1..<max(1, ranges.count) {
-            let p = partials + part * n * m
-            for k in 0..<(n * m) { y[k] += p[k] }
-        }
-    }
+    /// Rows per tile for the BLAS paths: a tile of about 128K doubles (1 MiB).
+    var tileRows: Int { max(1, min(n, (1 << 17) / min(d, Self.tileColumns))) }
 
-    private func multiplyRange(_ range: Range<Int>, _ x: UnsafePointer<Double>, columns m: Int, into y: UnsafeMutablePointer<Double>) {
-        let width = tileColumns, height = tileRows
-        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: width * height)
+    /// Y += G_c X by tiles and `dgemm` (m > 1).
+    func multiplyTiles(_ x: UnsafePointer<Double>, columns m: Int, into y: UnsafeMutablePointer<Double>) {
+        let height = tileRows
+        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: Self.tileColumns * height)
         defer { buffer.deallocate() }
-        var c0 = range.lowerBound
-        while c0 < range.upperBound {
-            let w = min(width, range.upperBound - c0)
+        var c0 = 0
+        while c0 < d {
+            let w = min(Self.tileColumns, d - c0)
             var r0 = 0
             while r0 < n {
                 let h = min(height, n - r0)
                 centre(rows: r0, h, columns: c0, w, into: buffer)
-                if m == 1 {
-                    cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(h), blasInt(w), 1, buffer, blasInt(w),
-                                x + c0, 1, 1, y + r0, 1)
-                } else {
-                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(h), blasInt(m), blasInt(w), 1,
-                                buffer, blasInt(w), x + c0 * m, blasInt(m), 1, y + r0 * m, blasInt(m))
-                }
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(h), blasInt(m), blasInt(w), 1,
+                            buffer, blasInt(w), x + c0 * m, blasInt(m), 1, y + r0 * m, blasInt(m))
                 r0 += h
             }
             c0 += w
         }
     }
 
-    /// W = G_cᵀ U: U is N × m row-major, W is D × m row-major (overwritten).
-    func multiplyTransposed(_ u: UnsafePointer<Double>, columns m: Int, into w: UnsafeMutablePointer<Double>) {
-        let ranges = columnRanges
-        let shared = UnsafeShared((self, u, w))
-        parallelWorkers(ranges.count) { part in
-            let (me, u, w) = shared.value
-            me.multiplyTransposedRange(ranges[part], u, columns: m, into: w)
-        }
-    }
-
-    private func multiplyTransposedRange(_ range: Range<Int>, _ u: UnsafePointer<Double>, columns m: Int, into out: UnsafeMutablePointer<Double>) {
-        let width = tileColumns, height = tileRows
-        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: width * height)
+    /// W += G_cᵀ U by tiles and `dgemm` (m > 1).
+    func multiplyTransposedTiles(_ u: UnsafePointer<Double>, columns m: Int, into out: UnsafeMutablePointer<Double>) {
+        let height = tileRows
+        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: Self.tileColumns * height)
         defer { buffer.deallocate() }
-        (out + range.lowerBound * m).initialize(repeating: 0, count: range.count * m)
-        var c0 = range.lowerBound
-        while c0 < range.upperBound {
-            let w = min(width, range.upperBound - c0)
+        var c0 = 0
+        while c0 < d {
+            let w = min(Self.tileColumns, d - c0)
             var r0 = 0
             while r0 < n {
                 let h = min(height, n - r0)
                 centre(rows: r0, h, columns: c0, w, into: buffer)
-                if m == 1 {
-                    cblas_dgemv(CblasRowMajor, CblasTrans, blasInt(h), blasInt(w), 1, buffer, blasInt(w),
-                                u + r0, 1, 1, out + c0, 1)
-                } else {
-                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasInt(w), blasInt(m), blasInt(h), 1,
-                                buffer, blasInt(w), u + r0 * m, blasInt(m), 1, out + c0 * m, blasInt(m))
-                }
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasInt(w), blasInt(m), blasInt(h), 1,
+                            buffer, blasInt(w), u + r0 * m, blasInt(m), 1, out + c0 * m, blasInt(m))
                 r0 += h
             }
             c0 += w
         }
     }
 
-    /// The Gram matrix K = G_c G_cᵀ (N × N, symmetric), one SYRK per block of columns (BLAS
+    /// The Gram matrix K = G_c G_cᵀ (N × N, symmetric), one SYRK per block of centred columns (BLAS
     /// threads each SYRK itself).
     func gram() -> Matrix {
         var k = Matrix(rows: n, columns: n)

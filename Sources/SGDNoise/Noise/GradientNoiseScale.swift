@@ -46,6 +46,8 @@ public struct GradientNoiseScale: Sendable, Equatable {
 /// Hessian H (D × D symmetric): Tr(HΣ₁) = (1/N) Σ_jk H_jk S_jk with S the centred scatter (one SYRK,
 /// O(N D²)), and GᵀHG by one matrix-vector product.
 /// - Throws: `invalidArgument` (sizes, NaN/Inf), `notSymmetric` (H).
+@_specialize(where T == Double)
+@_specialize(where T == Float)
 public func gradientNoiseScale<T: GradientScalar>(
     gradients: UnsafeBufferPointer<T>, rows n: Int, columns d: Int, hessian: Matrix? = nil
 ) throws -> GradientNoiseScale {

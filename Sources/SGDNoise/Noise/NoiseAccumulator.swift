@@ -30,11 +30,11 @@ public struct NoiseAccumulator: Sendable {
     /// The dimension D of the gradients.
     public let dimension: Int
     /// The number of gradients accumulated, N.
-    public private(set) var count: Int = 0
+    public internal(set) var count: Int = 0
     /// The mean gradient ḡ (zeros while the accumulator is empty).
-    public private(set) var mean: [Double]
+    public internal(set) var mean: [Double]
     /// The upper triangle of S (the lower triangle stays zero: SYRK and SYR write only the upper).
-    private var scatterUpper: Matrix
+    var scatterUpper: Matrix
 
     /// The largest dimension accepted (D² doubles of state).
     public static let maxDimension = 40_000
@@ -77,6 +77,8 @@ public struct NoiseAccumulator: Sendable {
     /// Adds the rows of the N × D row-major chunk `chunk` (`Double` or `Float`). N = 0 does nothing.
     /// - Throws: `invalidArgument` when the buffer is shorter than `rows` × D, for NaN/Inf entries,
     ///   or for entries so large that the scatter would overflow; the state is then unchanged.
+    @_specialize(where T == Double)
+    @_specialize(where T == Float)
     public mutating func update<T: GradientScalar>(_ chunk: UnsafeBufferPointer<T>, rows n: Int) throws {
         guard n >= 0 else {
             throw SGDNoiseError.invalidArgument("chunk must have a non-negative number of rows, got \(n)")
@@ -137,7 +139,7 @@ public struct NoiseAccumulator: Sendable {
 
     /// The pairwise step shared by `update` and `merge` once S_b is in the scatter:
     /// S += (n_a n_b / n) δδᵀ, ḡ += (n_b / n) δ, N += n_b.
-    private mutating func combine(count added: Int, delta: [Double], weight: Double) {
+    mutating func combine(count added: Int, delta: [Double], weight: Double) {
         let d = dimension
         if count > 0 {
             delta.withUnsafeBufferPointer { x in
@@ -152,7 +154,7 @@ public struct NoiseAccumulator: Sendable {
     }
 
     /// Throws unless S_jj + bound_j + weight δ_j² is finite for every j.
-    private func requireFiniteAfterAdding(_ bound: [Double], weight: Double, delta: [Double], what: String) throws {
+    func requireFiniteAfterAdding(_ bound: [Double], weight: Double, delta: [Double], what: String) throws {
         for j in 0..<dimension {
             let next = scatterUpper.elements[j * dimension + j] + bound[j] + weight * delta[j] * delta[j]
             guard next.isFinite else {
@@ -194,7 +196,7 @@ public struct NoiseAccumulator: Sendable {
     // MARK: Results
 
     /// The noise factor f / N for the accumulated count, with a clear error when empty.
-    private func scale(batchSize: Int, sampling: Sampling) throws -> Double {
+    func scale(batchSize: Int, sampling: Sampling) throws -> Double {
         guard count >= 1 else {
             throw SGDNoiseError.invalidArgument("the accumulator is empty: update it with at least one gradient first")
         }

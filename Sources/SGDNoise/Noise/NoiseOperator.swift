@@ -99,21 +99,16 @@ public struct NoiseOperator<Scalar: GradientScalar>: Sendable {
 
     /// The diagonal of C, (f/N) Σ_i (g_ij − ḡ_j)², in O(N D).
     public func diagonal() -> [Double] {
-        let scale = factor / Double(rows)
         var diag = [Double](repeating: 0, count: columns)
         gradients.withUnsafeBufferPointer { g in
             mean.withUnsafeBufferPointer { mu in
                 diag.withUnsafeMutableBufferPointer { out in
-                    for i in 0..<rows {
-                        let row = g.baseAddress! + i * columns
-                        for j in 0..<columns {
-                            let c = Double(row[j]) - mu[j]
-                            out[j] += c * c
-                        }
-                    }
+                    CentredGradients(g: g.baseAddress!, n: rows, d: columns, mean: mu.baseAddress!)
+                        .columnSumsOfSquares(into: out.baseAddress!)
                 }
             }
         }
+        let scale = factor / Double(rows)
         return diag.map { scale * $0 }
     }
 
@@ -159,45 +154,54 @@ extension NoiseOperator where Scalar == Double {
 // MARK: The kernels on borrowed storage (used by the C interface, which holds no state)
 
 extension NoiseOperator {
-    /// Checks the sizes shared by `apply` and `restrict` and returns the base pointers.
-    private static func operands(
-        _ g: UnsafeBufferPointer<Scalar>, _ n: Int, _ d: Int, _ mean: UnsafeBufferPointer<Double>, _ f: Double,
-        _ v: UnsafeBufferPointer<Double>, _ m: Int, _ name: String
-    ) throws -> (UnsafePointer<Scalar>, UnsafePointer<Double>, UnsafePointer<Double>) {
+    /// Checks the gradients, their mean and the sampling factor; returns the base pointers.
+    static func gradientOperands(
+        _ g: UnsafeBufferPointer<Scalar>, _ n: Int, _ d: Int, _ mean: UnsafeBufferPointer<Double>, _ f: Double
+    ) throws -> (UnsafePointer<Scalar>, UnsafePointer<Double>) {
         guard n >= 1, d >= 1 else {
             throw SGDNoiseError.invalidArgument("grads must have at least one row and one column, got \(n) × \(d)")
         }
-        guard m >= 1 else { throw SGDNoiseError.invalidArgument("the number of columns of \(name) must be at least 1, got \(m)") }
-        let (count, o1) = n.multipliedReportingOverflow(by: d)
-        let (vCount, o2) = d.multipliedReportingOverflow(by: m)
-        guard !o1, !o2, let gb = g.baseAddress, g.count >= count else {
+        let (count, overflow) = n.multipliedReportingOverflow(by: d)
+        guard !overflow, let gb = g.baseAddress, g.count >= count else {
             throw SGDNoiseError.invalidArgument("grads holds \(g.count) entries, fewer than \(n) × \(d)")
-        }
-        guard let vb = v.baseAddress, v.count >= vCount else {
-            throw SGDNoiseError.invalidArgument("\(name) holds \(v.count) entries, fewer than \(d) × \(m)")
         }
         guard let mb = mean.baseAddress, mean.count >= d else {
             throw SGDNoiseError.invalidArgument("mean holds \(mean.count) entries, fewer than \(d)")
         }
-        guard f.isFinite, f >= 0 else { throw SGDNoiseError.invalidArgument("the sampling factor must be finite and ≥ 0, got \(f)") }
+        guard f.isFinite, f >= 0 else {
+            throw SGDNoiseError.invalidArgument("the sampling factor must be finite and ≥ 0, got \(f)")
+        }
         if let j = (0..<d).first(where: { !mb[$0].isFinite }) {
             throw SGDNoiseError.invalidArgument("mean has a non-finite entry \(mb[j]) at \(j)")
         }
-        if let k = (0..<vCount).first(where: { !vb[$0].isFinite }) {
+        return (gb, mb)
+    }
+
+    /// Checks a D × m row-major block of vectors (m ≥ 1, finite); returns its base pointer.
+    static func vectorOperand(_ v: UnsafeBufferPointer<Double>, _ d: Int, _ m: Int, _ name: String) throws -> UnsafePointer<Double> {
+        guard m >= 1 else { throw SGDNoiseError.invalidArgument("the number of columns of \(name) must be at least 1, got \(m)") }
+        let (count, overflow) = d.multipliedReportingOverflow(by: m)
+        guard !overflow, let vb = v.baseAddress, v.count >= count else {
+            throw SGDNoiseError.invalidArgument("\(name) holds \(v.count) entries, fewer than \(d) × \(m)")
+        }
+        if let k = (0..<count).first(where: { !vb[$0].isFinite }) {
             throw SGDNoiseError.invalidArgument("\(name) has a non-finite entry \(vb[k]) at (\(k / m), \(k % m))")
         }
-        return (gb, mb, vb)
+        return vb
     }
 
     /// out = C V = (f/N) G_cᵀ(G_c V) for the D × m row-major block `vectors`, on borrowed N × D
     /// row-major gradients with their mean ḡ; `out` receives D × m doubles. G is not checked for
     /// finiteness here (the mean, computed by whoever holds G, was).
     /// - Throws: `invalidArgument` for short buffers, m < 1, non-finite v or mean.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public static func apply(
         gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int, mean: UnsafeBufferPointer<Double>,
         factor f: Double, vectors v: UnsafeBufferPointer<Double>, count m: Int, into out: UnsafeMutableBufferPointer<Double>
     ) throws {
-        let (gb, mb, vb) = try operands(g, n, d, mean, f, v, m, "v")
+        let (gb, mb) = try gradientOperands(g, n, d, mean, f)
+        let vb = try vectorOperand(v, d, m, "v")
         guard let ob = out.baseAddress, out.count >= d * m else {
             throw SGDNoiseError.invalidArgument("out holds \(out.count) entries, fewer than \(d) × \(m)")
         }
@@ -215,11 +219,14 @@ extension NoiseOperator {
 
     /// out = QᵀCQ = (f/N)(G_c Q)ᵀ(G_c Q), k × k symmetric, for the D × k row-major `basis` Q, on
     /// borrowed gradients with their mean (one pass over G).
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public static func restrict(
         gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int, mean: UnsafeBufferPointer<Double>,
         factor f: Double, basis q: UnsafeBufferPointer<Double>, count k: Int, into out: UnsafeMutableBufferPointer<Double>
     ) throws {
-        let (gb, mb, qb) = try operands(g, n, d, mean, f, q, k, "Q")
+        let (gb, mb) = try gradientOperands(g, n, d, mean, f)
+        let qb = try vectorOperand(q, d, k, "Q")
         guard let ob = out.baseAddress, out.count >= k * k else {
             throw SGDNoiseError.invalidArgument("out holds \(out.count) entries, fewer than \(k) × \(k)")
         }
@@ -234,8 +241,27 @@ extension NoiseOperator {
         }
     }
 
+    /// out = diag C = (f/N) Σ_i (g_ij − ḡ_j)² (D doubles), on borrowed gradients with their mean,
+    /// in one pass over G.
+    /// - Throws: `invalidArgument` for short buffers or a non-finite mean.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
+    public static func diagonal(
+        gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int, mean: UnsafeBufferPointer<Double>,
+        factor f: Double, into out: UnsafeMutableBufferPointer<Double>
+    ) throws {
+        let (gb, mb) = try gradientOperands(g, n, d, mean, f)
+        guard let ob = out.baseAddress, out.count >= d else {
+            throw SGDNoiseError.invalidArgument("out holds \(out.count) entries, fewer than \(d)")
+        }
+        CentredGradients(g: gb, n: n, d: d, mean: mb).columnSumsOfSquares(into: ob)
+        cblas_dscal(blasInt(d), f / Double(n), ob, 1)
+    }
+
     /// The column means ḡ of borrowed N × D row-major gradients, accumulated in `Double`.
     /// - Throws: `invalidArgument` for sizes < 1, a short buffer, or NaN/Inf entries.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public static func mean(gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int) throws -> [Double] {
         guard n >= 1, d >= 1 else {
             throw SGDNoiseError.invalidArgument("grads must have at least one row and one column, got \(n) × \(d)")

@@ -23,6 +23,8 @@
 /// - Throws: `invalidArgument` (sizes, NaN/Inf, batch size, k out of range or beyond the numerical
 ///   rank, C = 0 at S = N without replacement), `outOfMemory` (min(N, D) > 40000),
 ///   `numericalFailure`.
+@_specialize(where T == Double)
+@_specialize(where T == Float)
 public func noiseTopEigenpairs<T: GradientScalar>(
     gradients: UnsafeBufferPointer<T>, rows n: Int, columns d: Int, batchSize: Int,
     sampling: Sampling = .withReplacement, count k: Int
@@ -91,7 +93,7 @@ extension SymmetricEigendecomposition {
 
 /// Throws unless the k-th largest eigenvalue is above the numerical-rank threshold
 /// max(N, D) · ε · λ_max (descending `values`).
-private func requireNumericalRank(_ values: [Double], k: Int, n: Int, d: Int) throws {
+func requireNumericalRank(_ values: [Double], k: Int, n: Int, d: Int) throws {
     let top = values.first ?? 0
     let threshold = Double(max(n, d)) * Double.ulpOfOne * top
     let rank = top > 0 ? values.prefix(while: { $0 > threshold }).count : 0

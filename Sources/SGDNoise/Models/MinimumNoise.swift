@@ -1,0 +1,144 @@
+/// The kind of minimum the noise is evaluated at [Cor 2].
+public enum MinimumKind: Sendable, Equatable {
+    /// Γ ≠ 0: C ≈ (2L₀(w*)/S) H₀ − (1/S) Γw*w*ᵀΓ.
+    case regularized
+    /// Γ = 0, L₀(w*) > 0: C ≈ (2L₀(w*)/S) H₀ — the Hessian approximation, with its exact scale.
+    case nonInterpolating
+    /// Γ = 0, L₀(w*) = 0: C ≈ (1/S)(Tr[H₀Σ] I − H₀Σ) H₀ — vanishes with Σ: no noise at an
+    /// interpolating minimum, and C ∝ H is wrong there [Prop 2].
+    case interpolating
+}
+
+/// The SGD noise near a minimum of any differentiable model trained with the MSE loss [Thm 5, Cor 2].
+///
+/// Near a minimum w* of L_Γ = L₀ + ½wᵀΓw, with Σ = O(1/S) and |L₀ − ℓ_i| = o(L₀),
+/// C(w) ≈ (2L₀(w)/S) H₀(w) − (1/S)∇L_Γ∇L_Γᵀ, which at the three kinds of minima gives
+///
+///     Γ ≠ 0:               C ≈ (2L₀(w*)/S) H₀ − (1/S) Γw*w*ᵀΓ
+///     Γ = 0, L₀(w*) > 0:   C ≈ (2L₀(w*)/S) H₀
+///     Γ = 0, L₀(w*) = 0:   C ≈ (1/S)(Tr[H₀Σ] I − H₀Σ) H₀
+///
+/// - Parameters:
+///   - hessian: H₀, the Hessian of the unregularised loss at w* (dense, or a spectrum in its eigenbasis).
+///   - loss: L₀(w*) ≥ 0, the unregularised training loss at the minimum.
+///   - batchSize: S ≥ 1.
+///   - weightDecay: Γ (nil or zero: none). With Γ, `wStar` is required.
+///   - wStar: w* (in the same basis as `hessian`).
+///   - sigma: Σ, required at an interpolating minimum (L₀ = 0, Γ = 0).
+/// - Returns: the kind of minimum and C (same representation as `hessian`; dense when Γ's term is
+///   not diagonal).
+public func minimumNoise(
+    hessian: SymmetricOperator, loss: Double, batchSize: Int, weightDecay: SymmetricOperator? = nil,
+    wStar: [Double]? = nil, sigma: SymmetricOperator? = nil
+) throws -> (kind: MinimumKind, noise: SymmetricOperator) {
+    try hessian.validate("hessian")
+    let d = hessian.dimension
+    try requireNonNegative(loss, "loss")
+    try requireBatchSize(batchSize)
+    let s = Double(batchSize)
+    let gamma = try weightDecay.flatMap { g -> SymmetricOperator? in
+        try g.validate("weight_decay", size: d)
+        return g.diagonalEntries.allSatisfy({ $0 == 0 }) && g.matrix.maxAbs == 0 ? nil : g
+    }
+    if let gamma {
+        guard let w = wStar, w.count == d, w.allSatisfy({ $0.isFinite }) else {
+            throw SGDNoiseError.invalidArgument("w_star (\(d) finite entries) is required with a weight decay")
+        }
+        let gw = gamma.apply(w)
+        var c = (2 * loss / s) * hessian.matrix - (1 / s) * Matrix.outer(gw, gw)
+        c = c.symmetrized
+        if case .diagonal = hessian, gw.filter({ $0 != 0 }).count <= 1 { return (.regularized, .diagonal(c.diagonalEntries)) }
+        return (.regularized, .dense(c))
+    }
+    if loss > 0 {
+        switch hessian {
+        case .diagonal(let h): return (.nonInterpolating, .diagonal(h.map { 2 * loss / s * $0 }))
+        case .dense(let h): return (.nonInterpolating, .dense((2 * loss / s) * h))
+        }
+    }
+    guard let sigma else {
+        throw SGDNoiseError.invalidArgument("sigma is required at an interpolating minimum (loss = 0, no weight decay)")
+    }
+    try sigma.validate("sigma", size: d)
+    let trace = hessian.traceProduct(sigma)
+    switch (hessian, sigma) {
+    case (.diagonal(let h), .diagonal(let sg)):
+        return (.interpolating, .diagonal((0..<d).map { (trace * h[$0] - h[$0] * sg[$0] * h[$0]) / s }))
+    default:
+        let h = hessian.matrix
+        let hsh = Matrix.product(h, Matrix.product(sigma.matrix, h))
+        return (.interpolating, .dense(((trace / s) * h - (1 / s) * hsh).symmetrized))
+    }
+}
+
+/// The stationary fluctuation that goes with `minimumNoise` [Cor 3]: Theorem 1 with H = H₀ + Γ and
+/// the noise of the minimum's kind — Σ-independent at a regularised or non-interpolating minimum,
+/// C = (1/S)(Tr[H₀Σ]H₀ − H₀ΣH₀) at an interpolating one (the engine of theory.md §4 with β₁ = −1,
+/// β₂ = 1, whose only stationary solution is Σ = 0 on the range of H₀ when it is stable). Flat
+/// directions of a singular H₀ are handled by projecting onto its range (theory.md §3).
+///
+/// A Hessian computed numerically at a minimum is positive semi-definite only up to its own
+/// error: eigenvalues with |h| ≤ `flatTolerance` · max|h| are treated as exact zeros (flat).
+///
+/// - Returns: Σ and the minimum's kind; `criticalLearningRate` where the model defines one.
+public func minimumFluctuation(
+    hessian rawHessian: SymmetricOperator, loss: Double, learningRate: LearningRate, batchSize: Int,
+    weightDecay: SymmetricOperator? = nil, wStar: [Double]? = nil, momentum: Double = 0, flatTolerance: Double = 1e-9
+) throws -> (kind: MinimumKind, sigma: SymmetricOperator, criticalLearningRate: Double?) {
+    try rawHessian.validate("hessian")
+    let hessian = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: flatTolerance)
+    let d = hessian.dimension
+    let hasDecay = weightDecay.map { !($0.matrix.maxAbs == 0) } ?? false
+    if !hasDecay && loss == 0 {
+        let p = try highDimensional(aHat: hessian, alpha: 1, noiseVariance: 0, learningRate: learningRate,
+                                    batchSize: batchSize, momentum: momentum)
+        return (.interpolating, p.sigma, p.criticalLearningRate)
+    }
+    let (kind, noise) = try minimumNoise(hessian: hessian, loss: loss, batchSize: batchSize,
+                                         weightDecay: weightDecay, wStar: wStar)
+    var h = hessian
+    if hasDecay, let g = weightDecay { h = hessian + g }
+    switch (h, noise, learningRate) {
+    case (.diagonal(let hv), .diagonal(let cv), .scalar), (.diagonal(let hv), .diagonal(let cv), .diagonal):
+        // Diagonal: the spectral solution entry by entry, Σ_ii = λ_i² c_i / d_ii, flat directions 0.
+        let l = { (i: Int) -> Double in
+            if case .diagonal(let v) = learningRate { return v[i] }
+            if case .scalar(let x) = learningRate { return x }
+            return 1
+        }
+        let system = try DiagonalStationarySystem(
+            m: (0..<d).map { l($0) * hv[$0] }, mPrime: [Double](repeating: 0, count: d),
+            noise: MultiplicativeNoise(beta1: 0, beta2: 0, batchSize: batchSize), momentum: momentum)
+        let lrScale: Double
+        if case .scalar(let x) = learningRate { lrScale = x } else { lrScale = 1 }
+        let solution = try system.solve(baseNoiseDiagonal: (0..<d).map { l($0) * cv[$0] }, lrScale: lrScale)
+        return (kind, .diagonal((0..<d).map { l($0) * solution.y[$0] }), system.criticalScale().map { $0 * lrScale })
+    default:
+        let result = try stationaryCovariance(hessian: h.matrix, noise: noise.matrix, learningRate: learningRate, momentum: momentum)
+        let mMax = result.preconditionedHessianEigenvalues.last ?? 0
+        let lrScale: Double
+        if case .scalar(let x) = learningRate { lrScale = x } else { lrScale = 1 }
+        return (kind, .dense(result.sigma), mMax > 0 ? lrScale * 2 * (1 + momentum) / mMax : nil)
+    }
+}
+
+extension SymmetricOperator {
+    /// The operator with its eigenvalues of magnitude ≤ tol · max|λ| set to zero (unchanged when
+    /// there are none).
+    func zeroingSmallEigenvalues(relativeTolerance tol: Double) throws -> SymmetricOperator {
+        guard tol.isFinite, tol >= 0, tol < 1 else {
+            throw SGDNoiseError.invalidArgument("flat_tolerance must lie in [0, 1), got \(tol)")
+        }
+        switch self {
+        case .diagonal(let v):
+            let scale = v.reduce(0) { max($0, abs($1)) }
+            return .diagonal(v.map { abs($0) <= tol * scale ? 0 : $0 })
+        case .dense(let m):
+            let eigen = try SymmetricEigendecomposition(checked: m, name: "hessian")
+            let scale = eigen.spectralRadius
+            guard eigen.values.contains(where: { $0 != 0 && abs($0) <= tol * scale }) else { return self }
+            let weights = eigen.values.map { abs($0) <= tol * scale ? 0 : $0 }
+            return .dense(eigen.eigenvectorRows.weightedGram(rowWeights: weights))
+        }
+    }
+}

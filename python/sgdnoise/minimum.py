@@ -1,0 +1,105 @@
+"""SGD noise and fluctuation near a minimum of any model trained with the MSE loss (theory.md §5)."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+
+import numpy as np
+
+from . import _lib
+from ._arrays import as_batch_size, as_scalar
+from ._operands import Operand, ptr
+
+__all__ = ["minimum_noise", "minimum_fluctuation"]
+
+_lib_ = _lib.lib
+
+
+def _decay(op: Operand, weight_decay):
+    if weight_decay is None or (np.ndim(weight_decay) == 0 and float(weight_decay) == 0.0):
+        return None
+    return op.like(weight_decay, "weight_decay")
+
+
+def minimum_noise(hessian, loss, batch_size, weight_decay=0.0, w_star=None, sigma=None):
+    r"""The SGD noise near a minimum of any differentiable model with MSE loss [Thm 5, Cor 2].
+
+    Near a minimum :math:`w^*` of :math:`L_\Gamma = L_0 + \tfrac12 w^\top\Gamma w`:
+
+    - :math:`\Gamma \ne 0`: :math:`C \approx \frac{2L_0(w^*)}{S}H_0 - \frac1S\Gamma w^*w^{*\top}\Gamma`
+    - :math:`\Gamma = 0, L_0(w^*) > 0`: :math:`C \approx \frac{2L_0(w^*)}{S}H_0` (the Hessian
+      approximation, with its exact scale)
+    - :math:`\Gamma = 0, L_0(w^*) = 0`: :math:`C \approx \frac1S(\operatorname{Tr}[H_0\Sigma]I - H_0\Sigma)H_0`
+      (no noise at an interpolating minimum: :math:`C \propto H` is wrong there [Prop 2])
+
+    Parameters
+    ----------
+    hessian : (D, D) or (D,) array_like
+        :math:`H_0`, the Hessian of the unregularised loss at :math:`w^*` (1-D: its spectrum, in its
+        eigenbasis — then ``w_star`` and ``sigma`` are in that basis too).
+    loss : float
+        :math:`L_0(w^*) \ge 0`.
+    batch_size : int
+    weight_decay : float or array_like, default 0.0
+        :math:`\Gamma`; needs ``w_star``.
+    w_star : (D,) array_like, optional
+    sigma : array_like, optional
+        :math:`\Sigma` (same layout as ``hessian``), needed at an interpolating minimum.
+
+    Returns
+    -------
+    noise : ndarray
+        :math:`C`, (D, D) — or its diagonal for a 1-D ``hessian`` without weight decay.
+    kind : str
+        ``"regularized"``, ``"non_interpolating"`` or ``"interpolating"``.
+
+    Examples
+    --------
+    >>> import numpy as np, sgdnoise
+    >>> C, kind = sgdnoise.minimum_noise(np.diag([2.0, 1.0]), loss=0.1, batch_size=10)
+    >>> kind, bool(np.allclose(C, 2 * 0.1 / 10 * np.diag([2.0, 1.0])))
+    ('non_interpolating', True)
+    """
+    op = Operand(hessian, "hessian")
+    gamma = _decay(op, weight_decay)
+    if gamma is not None and op.diagonal:  # the Γw*w*ᵀΓ term is not diagonal: compute densely
+        op = Operand(np.diag(op.array), "hessian")
+        gamma = np.diag(gamma)
+    w = None if w_star is None else op.vector(w_star, "w_star")
+    sig = None if sigma is None else op.like(sigma, "sigma")
+    out = op.empty()
+    kind = ctypes.c_int(-1)
+    _lib.check(_lib_.sgdnoise_minimum_noise(op.layout, op.dim, ptr(op.array), as_scalar(loss, "loss"),
+                                            as_batch_size(batch_size), ptr(gamma), ptr(w), ptr(sig), ptr(out),
+                                            ctypes.byref(kind)))
+    return out, _lib.MINIMUM_KINDS[kind.value]
+
+
+def minimum_fluctuation(hessian, loss, lr, batch_size, weight_decay=0.0, w_star=None, momentum=0.0):
+    r"""The stationary fluctuation that goes with :func:`minimum_noise` [Cor 3].
+
+    Theorem 1 with :math:`H = H_0 + \Gamma` and the minimum's noise. At an interpolating minimum
+    the only stationary solution is :math:`\Sigma = 0` on the range of :math:`H_0` (as long as
+    :math:`\lambda` is below the critical learning rate of that multiplicative noise); flat
+    directions of a singular :math:`H_0` get zero fluctuation (theory.md §3).
+
+    Returns
+    -------
+    sigma : ndarray
+        (D, D), or (D,) for a 1-D ``hessian``.
+    kind : str
+    critical_learning_rate : float or None
+    """
+    op = Operand(hessian, "hessian")
+    gamma = _decay(op, weight_decay)
+    w = None if w_star is None else op.vector(w_star, "w_star")
+    scale, matrix = op.learning_rate(lr)
+    out = op.empty()
+    kind = ctypes.c_int(-1)
+    critical = np.empty(1)
+    _lib.check(_lib_.sgdnoise_minimum_fluctuation(
+        op.layout, op.dim, ptr(op.array), as_scalar(loss, "loss"), scale, ptr(matrix), as_batch_size(batch_size),
+        ptr(gamma), ptr(w), as_scalar(momentum, "momentum"), ptr(out), ctypes.byref(kind), ptr(critical)))
+    c = float(critical[0])
+    return out, _lib.MINIMUM_KINDS[kind.value], None if math.isnan(c) else c

@@ -1,0 +1,672 @@
+r"""The paper's figures, drawn from the library: exact theory, approximations and simulation.
+
+Each ``fig*`` function computes its figure from any parameters (the defaults are the paper's,
+theory.md section 7) with the library's closed forms and its Monte-Carlo SGD simulator, draws it
+with matplotlib and returns the :class:`matplotlib.figure.Figure`. The matching ``*_data``
+functions return the numbers alone (dicts of numpy arrays), for tables or other plotting tools.
+matplotlib is needed only for drawing and is imported on first use.
+
+Conventions in every figure: solid lines are the exact theory, dashed the continuous-time
+approximation [Eq. 7], dotted the discrete-time Hessian approximation (Liu et al. 2021); filled
+markers are simulations with error bars of one standard error, hollow markers simulations whose
+Hill tail index is at most 4 (``SimulationResult.tail_unreliable``: heavy tail, the error bar is
+not trustworthy).
+
+Examples
+--------
+>>> import sgdnoise.plot as sp                                       # doctest: +SKIP
+>>> fig = sp.fig4a()                                                 # doctest: +SKIP
+>>> fig.savefig("fig4a.png")                                         # doctest: +SKIP
+>>> sp.save_all("figures")                                           # doctest: +SKIP
+
+References
+----------
+Ziyin, Liu, Mori, Ueda, "Strength of Minibatch Noise in SGD", ICLR 2022, Figures 2, 3 and 4.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .models import continuous_time, discrete_hessian, l2_regularized, label_noise
+from .simulation import simulate as _run_simulation
+from .stability import critical_learning_rate, l2_test_loss_curve, optimal_weight_decay, tail_index
+
+__all__ = [
+    "fig4a",
+    "fig4_ellipses",
+    "fig3_batch",
+    "fig3_weight_decay",
+    "fig2_tail",
+    "save_all",
+    "fig4a_data",
+    "fig4_ellipses_data",
+    "fig3_batch_data",
+    "fig3_weight_decay_data",
+    "fig2_tail_data",
+]
+
+# Colours: one per curve kind, the same in every figure.
+_EXACT, _CONT, _DISC, _SIM = "#1f4e9c", "#d95f02", "#1b9e77", "#111111"
+_PALETTE = ["#1f4e9c", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e"]
+
+
+def _line2d():
+    from matplotlib.lines import Line2D  # noqa: PLC0415
+
+    return Line2D
+
+
+def _pyplot():
+    """matplotlib.pyplot, imported on first use with a clear message when it is missing."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
+        raise ImportError(
+            "sgdnoise.plot needs matplotlib, which is not installed: pip install matplotlib "
+            "(the numbers alone are available from the *_data functions without it)"
+        ) from exc
+    return plt
+
+
+def _axes(ax, ncols=1, width=5.2, height=4.0):
+    """The figure and a list of ``ncols`` axes: new ones, or the given ``ax`` (one or a sequence)."""
+    plt = _pyplot()
+    if ax is None:
+        fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+        return fig, list(axes[0])
+    axes = list(np.atleast_1d(ax))
+    if len(axes) != ncols:
+        raise ValueError(f"ax must hold {ncols} axes for this figure, got {len(axes)}")
+    return axes[0].figure, axes
+
+
+def _simulate_label_noise(spectrum, noise_var, lr, batch_size, steps, chains, seed):
+    return _run_simulation(np.asarray(spectrum, dtype=float), noise_var=noise_var, lr=lr, batch_size=batch_size,
+                    steps=steps, chains=chains, seed=seed, progress=False)
+
+
+def _sim_points(ax, x, y, err, unreliable, label="simulation", color=_SIM):
+    """Simulated points: filled where reliable, hollow where the simulator flags a heavy tail."""
+    x, y, err, unreliable = map(np.asarray, (x, y, err, unreliable))
+    if x.size == 0:
+        return
+    unreliable = unreliable.astype(bool)
+    good = ~unreliable
+    if good.any():
+        ax.errorbar(x[good], y[good], yerr=err[good], fmt="o", color=color, ms=5, capsize=2, label=label, zorder=5)
+    if unreliable.any():
+        ax.errorbar(x[unreliable], y[unreliable], yerr=err[unreliable], fmt="o", mfc="white", mec=color,
+                    color=color, ms=5, capsize=2, zorder=5,
+                    label=f"{label} (heavy tail: Hill ≤ 4)")
+
+
+# ------------------------------------------------------------------------------------------------
+# Figure 4a: Σ versus λ
+# ------------------------------------------------------------------------------------------------
+
+def fig4a_data(*, a=1.0, batch_size=10, noise_var=1.0, n_curve=200, sim_fractions=None, steps=200_000,
+               chains=4, seed=0, simulate=True):
+    r"""Numbers of Fig. 4a: Σ of 1-d label-noise SGD versus λ up to the critical :math:`\lambda^*`.
+
+    Parameters
+    ----------
+    a, batch_size, noise_var : float, int, float
+        Curvature, batch size and label-noise variance (the paper: 1, 10, 1).
+    n_curve : int
+        Points of the theory curves on :math:`(0, \lambda^*)`.
+    sim_fractions : sequence of float, optional
+        Simulated learning rates as fractions of :math:`\lambda^*` (default 0.1, 0.2, ..., 0.9: well
+        inside the stable region, where a sample variance converges).
+    steps, chains, seed : int
+        Simulation budget per point; ``simulate=False`` skips the simulation.
+
+    Returns
+    -------
+    dict
+        ``critical_learning_rate``; ``lr``, ``exact``, ``continuous_time``, ``discrete_hessian``
+        (curves); ``sim`` with ``lr``, ``sigma``, ``stderr``, ``tail_index``, ``tail_unreliable``.
+    """
+    lc = critical_learning_rate([a], batch_size)
+    lrs = lc * np.linspace(0.004, 0.996, n_curve)
+    exact = np.array([label_noise([a], noise_var, lr, batch_size).sigma[0] for lr in lrs])
+    cont = np.array([continuous_time([a], noise_var, lr, batch_size)[0] for lr in lrs])
+    disc = np.array([discrete_hessian([a], noise_var, lr, batch_size)[0] for lr in lrs])
+    fractions = np.arange(1, 10) / 10 if sim_fractions is None else np.asarray(sim_fractions, dtype=float)
+    sim = {k: [] for k in ("lr", "sigma", "stderr", "tail_index", "tail_unreliable")}
+    if simulate:
+        for i, f in enumerate(fractions):
+            r = _simulate_label_noise([a], noise_var, f * lc, batch_size, steps, chains, seed + i)
+            if r.diverged:
+                continue
+            sim["lr"].append(f * lc)
+            sim["sigma"].append(r.sigma[0, 0])
+            sim["stderr"].append(r.sigma_stderr[0, 0])
+            sim["tail_index"].append(r.tail_index)
+            sim["tail_unreliable"].append(r.tail_unreliable)
+    return {"critical_learning_rate": lc, "lr": lrs, "exact": exact, "continuous_time": cont,
+            "discrete_hessian": disc, "sim": {k: np.asarray(v) for k, v in sim.items()},
+            "parameters": {"a": a, "batch_size": batch_size, "noise_var": noise_var}}
+
+
+def fig4a(ax=None, *, a=1.0, batch_size=10, noise_var=1.0, steps=200_000, chains=4, seed=0, simulate=True,
+          data=None):
+    r"""Fig. 4a: Σ versus the learning rate for 1-d linear regression with label noise.
+
+    Exact theory [Thm 2] against continuous time :math:`\lambda\sigma^2/2S` and the discrete-time
+    Hessian approximation :math:`\lambda\sigma^2/(S(2-\lambda a))`, with simulations; the exact Σ
+    diverges at :math:`\lambda^*`, where the approximations stay finite. Log scale in Σ.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes, optional
+        Where to draw (default: a new figure).
+    a, batch_size, noise_var, steps, chains, seed, simulate
+        As in :func:`fig4a_data`.
+    data : dict, optional
+        A result of :func:`fig4a_data` to draw instead of computing one.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = data or fig4a_data(a=a, batch_size=batch_size, noise_var=noise_var, steps=steps, chains=chains, seed=seed,
+                           simulate=simulate)
+    fig, (ax,) = _axes(ax)
+    p = d["parameters"]
+    ax.plot(d["lr"], d["exact"], "-", color=_EXACT, lw=2, label="exact (Thm 2)")
+    ax.plot(d["lr"], d["continuous_time"], "--", color=_CONT, lw=1.6, label="continuous time [Eq. 7]")
+    ax.plot(d["lr"], d["discrete_hessian"], ":", color=_DISC, lw=2, label="discrete time, Hessian noise")
+    s = d["sim"]
+    _sim_points(ax, s["lr"], s["sigma"], s["stderr"], s["tail_unreliable"])
+    lc = d["critical_learning_rate"]
+    ax.axvline(lc, color="0.5", lw=1, ls="-.")
+    ax.text(lc * 0.985, 0.03, r"$\lambda^*$" + f" = {lc:.4g}", transform=ax.get_xaxis_transform(), ha="right",
+            va="bottom", color="0.3")
+    ax.set_yscale("log")
+    ax.set_xlim(0, lc * 1.04)
+    top = np.nanmax(d["exact"])
+    ax.set_ylim(np.nanmin(d["continuous_time"]) * 0.7, top * 1.5)
+    ax.set_xlabel(r"learning rate $\lambda$")
+    ax.set_ylabel(r"fluctuation $\Sigma = \mathrm{Var}(w)$")
+    ax.set_title(f"Fig. 4a: 1-d label noise, a = {p['a']:g}, S = {p['batch_size']}, σ² = {p['noise_var']:g}")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures 4b and 4c: the 2-d fluctuation ellipses
+# ------------------------------------------------------------------------------------------------
+
+def fig4_ellipses_data(*, spectrum=(1.0, 0.5), lr=1.5, batch_sizes=(50, 10), noise_var=1.0, steps=200_000,
+                       chains=4, seed=0, simulate=True):
+    r"""Numbers of Fig. 4b/4c: the 2-d stationary Σ (Hessian eigenvalues ``spectrum``) at one λ.
+
+    Returns
+    -------
+    list of dict
+        One per batch size: ``batch_size``, ``critical_learning_rate``, ``stable``, ``exact``,
+        ``continuous_time``, ``discrete_hessian`` (each a (2, 2) array), ``sim``
+        (``sigma``, ``stderr``, ``tail_index``, ``tail_unreliable``, or None).
+    """
+    spec = np.asarray(spectrum, dtype=float)
+    out = []
+    for i, s in enumerate(batch_sizes):
+        lc = critical_learning_rate(spec, s)
+        entry = {"batch_size": s, "lr": lr, "critical_learning_rate": lc, "stable": lr < lc, "spectrum": spec}
+        if lr < lc:
+            entry["exact"] = np.diag(label_noise(spec, noise_var, lr, s).sigma)
+        entry["continuous_time"] = np.diag(continuous_time(spec, noise_var, lr, s))
+        entry["discrete_hessian"] = np.diag(discrete_hessian(spec, noise_var, lr, s)) if lr * spec.max() < 2 else None
+        entry["sim"] = None
+        if simulate and lr < lc:
+            r = _simulate_label_noise(spec, noise_var, lr, s, steps, chains, seed + i)
+            if not r.diverged:
+                entry["sim"] = {"sigma": r.sigma, "stderr": r.sigma_stderr, "tail_index": r.tail_index,
+                                "tail_unreliable": r.tail_unreliable}
+        out.append(entry)
+    return out
+
+
+def _ellipse(sigma, n=200):
+    """The one-standard-deviation contour {x : xᵀΣ⁻¹x = 1} of a 2×2 covariance."""
+    values, vectors = np.linalg.eigh(np.asarray(sigma, dtype=float))
+    t = np.linspace(0, 2 * np.pi, n)
+    circle = np.stack([np.cos(t), np.sin(t)])
+    return vectors @ (np.sqrt(np.maximum(values, 0))[:, None] * circle)
+
+
+def fig4_ellipses(ax=None, *, spectrum=(1.0, 0.5), lr=1.5, batch_sizes=(50, 10), noise_var=1.0, steps=200_000,
+                  chains=4, seed=0, simulate=True, data=None):
+    r"""Fig. 4b/4c: one-standard-deviation ellipses of the 2-d stationary fluctuation Σ.
+
+    One panel per batch size (the paper: S = 50 and S = 10 at λ = 1.5, Hessian eigenvalues 1 and
+    0.5; both are stable — the panel titles give :math:`\lambda/\lambda^*`). Exact theory against
+    the two approximations and the simulated covariance. Continuous time predicts a circle.
+
+    Parameters
+    ----------
+    ax : sequence of matplotlib Axes, optional
+        One per batch size (default: a new figure).
+    data : list of dict, optional
+        A result of :func:`fig4_ellipses_data`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = data or fig4_ellipses_data(spectrum=spectrum, lr=lr, batch_sizes=batch_sizes, noise_var=noise_var,
+                                   steps=steps, chains=chains, seed=seed, simulate=simulate)
+    fig, axes = _axes(ax, ncols=len(d), width=4.6, height=4.6)
+    for axis, e in zip(axes, d):
+        reach = 0.0
+        if e.get("exact") is not None:
+            x, y = _ellipse(e["exact"])
+            axis.plot(x, y, "-", color=_EXACT, lw=2, label="exact (Thm 2)")
+            reach = max(reach, np.abs(x).max(), np.abs(y).max())
+        x, y = _ellipse(e["continuous_time"])
+        axis.plot(x, y, "--", color=_CONT, lw=1.6, label="continuous time")
+        reach = max(reach, np.abs(x).max(), np.abs(y).max())
+        if e.get("discrete_hessian") is not None:
+            x, y = _ellipse(e["discrete_hessian"])
+            axis.plot(x, y, ":", color=_DISC, lw=2, label="discrete time, Hessian noise")
+            reach = max(reach, np.abs(x).max(), np.abs(y).max())
+        if e["sim"] is not None:
+            x, y = _ellipse(e["sim"]["sigma"])
+            heavy = e["sim"]["tail_unreliable"]
+            axis.plot(x[::8], y[::8], "o", ms=3.5, color=_SIM, mfc="white" if heavy else _SIM, label="simulation")
+            reach = max(reach, np.abs(x).max(), np.abs(y).max())
+        reach = 1.15 * reach if reach > 0 else 1.0
+        axis.set_xlim(-reach, reach)
+        axis.set_ylim(-reach, reach)
+        axis.set_aspect("equal")
+        axis.axhline(0, color="0.85", lw=0.8)
+        axis.axvline(0, color="0.85", lw=0.8)
+        h = e["spectrum"]
+        axis.set_xlabel(f"$w_1$ (Hessian eigenvalue {h[0]:g})")
+        axis.set_ylabel(f"$w_2$ (Hessian eigenvalue {h[1]:g})")
+        ratio = e["lr"] / e["critical_learning_rate"]
+        status = f"λ/λ* = {ratio:.2f}" if e["stable"] else "unstable: λ ≥ λ*"
+        axis.set_title(f"S = {e['batch_size']}, λ = {e['lr']:g} ({status})", fontsize=10)
+        axis.grid(alpha=0.3)
+    Line2D = _line2d()  # noqa: N806
+    handles = [
+        Line2D([], [], color=_EXACT, lw=2, label="exact (Thm 2)"),
+        Line2D([], [], color=_CONT, lw=1.6, ls="--", label="continuous time [Eq. 7]"),
+        Line2D([], [], color=_DISC, lw=2, ls=":", label="discrete time, Hessian noise"),
+        Line2D([], [], color=_SIM, marker="o", ls="", ms=4, label="simulation"),
+        Line2D([], [], color=_SIM, marker="o", mfc="white", ls="", ms=4, label="simulation, heavy tail (Hill ≤ 4)"),
+    ]
+    fig.suptitle("Fig. 4b/4c: one-standard-deviation ellipses of the stationary fluctuation Σ", fontsize=11)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Figure 3 (left): Σ versus S
+# ------------------------------------------------------------------------------------------------
+
+def fig3_batch_data(*, a=1.5, lr=1.0, noise_var=1.0, batch_sizes=None, max_batch=256, steps=200_000, chains=4,
+                    seed=0, simulate=True):
+    r"""Numbers of Fig. 3 (left): Σ of 1-d label-noise SGD versus the batch size S at fixed λ.
+
+    Returns
+    -------
+    dict
+        ``smallest_stable`` (the smallest S with λ < λ*(S)); curves ``batch_size``, ``exact``,
+        ``continuous_time``, ``discrete_hessian``; ``sim`` (``batch_size``, ``sigma``, ``stderr``,
+        ``tail_index``, ``tail_unreliable``).
+    """
+    smallest = 1
+    while not lr < critical_learning_rate([a], smallest):
+        smallest += 1
+        if smallest > 10**6:
+            raise ValueError(f"lr = {lr} is unstable at every batch size up to 10**6")
+    sizes = np.unique(np.round(np.geomspace(smallest, max(max_batch, smallest + 1), 120)).astype(int))
+    exact = np.array([label_noise([a], noise_var, lr, s).sigma[0] for s in sizes])
+    cont = np.array([continuous_time([a], noise_var, lr, s)[0] for s in sizes])
+    disc = np.array([discrete_hessian([a], noise_var, lr, s)[0] for s in sizes]) if lr * a < 2 else None
+    chosen = [8, 10, 12, 16, 20, 32, 50, 100, 200] if batch_sizes is None else list(batch_sizes)
+    chosen = [s for s in chosen if s >= smallest]
+    sim = {k: [] for k in ("batch_size", "sigma", "stderr", "tail_index", "tail_unreliable")}
+    if simulate:
+        for i, s in enumerate(chosen):
+            r = _simulate_label_noise([a], noise_var, lr, s, steps, chains, seed + i)
+            if r.diverged:
+                continue
+            sim["batch_size"].append(s)
+            sim["sigma"].append(r.sigma[0, 0])
+            sim["stderr"].append(r.sigma_stderr[0, 0])
+            sim["tail_index"].append(r.tail_index)
+            sim["tail_unreliable"].append(r.tail_unreliable)
+    return {"smallest_stable": smallest, "batch_size": sizes, "exact": exact, "continuous_time": cont,
+            "discrete_hessian": disc, "sim": {k: np.asarray(v) for k, v in sim.items()},
+            "parameters": {"a": a, "lr": lr, "noise_var": noise_var}}
+
+
+def fig3_batch(ax=None, *, a=1.5, lr=1.0, noise_var=1.0, batch_sizes=None, steps=200_000, chains=4, seed=0,
+               simulate=True, data=None):
+    r"""Fig. 3 (left): Σ versus the batch size for 1-d label noise (the paper: a = 1.5, λ = 1).
+
+    Log-log axes; the exact Σ diverges as S falls to the largest unstable batch size, and tends to
+    the discrete-time Hessian form at large S, while continuous time stays a factor
+    :math:`(2-\lambda a)/2` below.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = data or fig3_batch_data(a=a, lr=lr, noise_var=noise_var, batch_sizes=batch_sizes, steps=steps,
+                                chains=chains, seed=seed, simulate=simulate)
+    fig, (ax,) = _axes(ax)
+    p = d["parameters"]
+    ax.plot(d["batch_size"], d["exact"], "-", color=_EXACT, lw=2, label="exact (Thm 2)")
+    ax.plot(d["batch_size"], d["continuous_time"], "--", color=_CONT, lw=1.6, label="continuous time [Eq. 7]")
+    if d["discrete_hessian"] is not None:
+        ax.plot(d["batch_size"], d["discrete_hessian"], ":", color=_DISC, lw=2, label="discrete time, Hessian noise")
+    s = d["sim"]
+    _sim_points(ax, s["batch_size"], s["sigma"], s["stderr"], s["tail_unreliable"])
+    unstable = d["smallest_stable"] - 1
+    if unstable >= 1:
+        ax.axvspan(0.5, unstable + 0.5, color="0.9", zorder=0)
+        ax.text(0.02, 0.03, f"unstable for S ≤ {unstable}", transform=ax.transAxes, fontsize=8, color="0.35")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(max(0.8, unstable * 0.8), d["batch_size"][-1] * 1.2)
+    ax.set_ylim(np.nanmin(d["continuous_time"]) * 0.6, np.nanmax(d["exact"]) * 1.5)
+    ax.set_xlabel("batch size S")
+    ax.set_ylabel(r"fluctuation $\Sigma = \mathrm{Var}(w)$")
+    ax.set_title(f"Fig. 3 (left): label noise, a = {p['a']:g}, λ = {p['lr']:g}, σ² = {p['noise_var']:g}")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Figure 3 (right): L_test versus the weight decay
+# ------------------------------------------------------------------------------------------------
+
+def fig3_weight_decay_data(*, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), n_curve=400, n_sim=7, steps=200_000,
+                           chains=4, seed=0, simulate=True):
+    r"""Numbers of Fig. 3 (right): the test loss of 1-d L2-regularised SGD versus γ [Thm 4, Cor 1].
+
+    No label noise, so at :math:`\gamma = 0` the noise vanishes at :math:`w^* = u` and
+    :math:`L_{test}(0) = 0` whenever γ = 0 is stable: :math:`\gamma^* = 0` for
+    :math:`\lambda < \lambda^*(\gamma = 0)`. Past that rate γ = 0 is unstable and :math:`\gamma^*`
+    moves into the stable window of K = a + γ, whose geometric mean is :math:`a\sqrt{2/S}`: negative
+    (Cor 1) for S > 2, positive for S = 1.
+
+    Parameters
+    ----------
+    cases : sequence of (lr, batch_size)
+        The paper's λ = 0.5, S = 1 and a large-learning-rate case by default.
+
+    Returns
+    -------
+    list of dict
+        One per case: ``lr``, ``batch_size``, ``critical_learning_rate_gamma0``, ``window`` (the
+        stable γ interval), ``gamma_star``, ``test_loss_star``, curves ``gamma``, ``test_loss``
+        (nan where unstable), ``gd_bias`` (the noise-free ½a(γu/(a+γ))²), and ``sim``
+        (``gamma``, ``test_loss``, ``stderr``, ``tail_index``, ``tail_unreliable``).
+    """
+    out = []
+    for ci, (lr, s) in enumerate(cases):
+        lc0 = critical_learning_rate([a], s, model="l2_regularized", weight_decay=0.0)
+        g_star, l_star = optimal_weight_decay([a], [u], lr, s)
+        if abs(g_star) < 1e-9:  # γ = 0 is stable: L_test(0) = 0 exactly (no noise at w* = u)
+            g_star = 0.0
+            l_star = float(l2_test_loss_curve([a], [u], lr, s, [0.0])[0])
+        lo, hi = -a, 2.0 / lr - a
+        dense = np.linspace(lo, hi, 4001)[1:-1]
+        loss = l2_test_loss_curve([a], [u], lr, s, dense)
+        finite = np.isfinite(loss)
+        window = (dense[finite].min(), dense[finite].max())
+        pad = 0.05 * (window[1] - window[0])
+        gammas = np.linspace(window[0] - pad, window[1] + pad, n_curve)
+        curve = l2_test_loss_curve([a], [u], lr, s, gammas)
+        curve = np.where(np.isfinite(curve), curve, np.nan)
+        gd = 0.5 * a * (gammas * u / (a + gammas)) ** 2
+        grid = list(np.linspace(window[0], window[1], n_sim + 2)[1:-1])
+        if window[0] < 0 < window[1]:
+            grid.append(0.0)
+        grid.append(g_star)
+        grid = np.unique(np.round(grid, 12))
+        sim = {k: [] for k in ("gamma", "test_loss", "stderr", "tail_index", "tail_unreliable")}
+        if simulate:
+            for k, g in enumerate(grid):
+                r = _run_simulation([a], u=[u], weight_decay=g, lr=lr, batch_size=s, steps=steps, chains=chains,
+                             seed=seed + 100 * ci + k, progress=False)
+                if r.diverged:
+                    continue
+                sim["gamma"].append(g)
+                sim["test_loss"].append(r.test_loss)
+                sim["stderr"].append(0.5 * a * r.sigma_stderr[0, 0])
+                sim["tail_index"].append(r.tail_index)
+                sim["tail_unreliable"].append(bool(r.tail_unreliable and np.isfinite(r.tail_index)))
+        out.append({"lr": lr, "batch_size": s, "critical_learning_rate_gamma0": lc0, "window": window,
+                    "gamma_star": g_star, "test_loss_star": l_star, "gamma": gammas, "test_loss": curve,
+                    "gd_bias": gd, "sim": {k: np.asarray(v) for k, v in sim.items()},
+                    "parameters": {"a": a, "u": u}})
+    return out
+
+
+def fig3_weight_decay(ax=None, *, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), steps=200_000, chains=4, seed=0,
+                      simulate=True, data=None):
+    r"""Fig. 3 (right): test loss versus weight decay γ, one panel per (λ, S) case.
+
+    The exact :math:`L_{test}(\gamma)` [Thm 4] (infinite outside the shaded stable window), the
+    noise-free bias :math:`\tfrac12 a(\gamma u/(a+\gamma))^2` and simulations; a star marks
+    :math:`\gamma^*`. Defaults: the paper's λ = 0.5, S = 1 (γ* = 0) and λ = 1.8, S = 10 past
+    :math:`\lambda^*(\gamma=0)` (γ* < 0, Cor 1).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = data or fig3_weight_decay_data(a=a, u=u, cases=cases, steps=steps, chains=chains, seed=seed,
+                                       simulate=simulate)
+    fig, axes = _axes(ax, ncols=len(d), width=5.0, height=4.0)
+    for axis, e in zip(axes, d):
+        lo, hi = e["window"]
+        axis.axvspan(lo, hi, color="#e8f0fb", zorder=0, label="stable window")
+        axis.plot(e["gamma"], e["test_loss"], "-", color=_EXACT, lw=2, label="exact $L_{test}$ (Thm 4)")
+        axis.plot(e["gamma"], e["gd_bias"], "--", color=_CONT, lw=1.5, label="noise-free bias only")
+        s = e["sim"]
+        _sim_points(axis, s["gamma"], s["test_loss"], s["stderr"], s["tail_unreliable"])
+        axis.plot([e["gamma_star"]], [e["test_loss_star"]], "*", ms=15, color="#e7298a", zorder=6,
+                  label=f"γ* = {e['gamma_star']:.3g}")
+        finite = e["test_loss"][np.isfinite(e["test_loss"])]
+        inside = (e["gamma"] > lo + 0.08 * (hi - lo)) & (e["gamma"] < hi - 0.08 * (hi - lo))
+        ref = np.nanmax(e["test_loss"][inside]) if inside.any() else (finite.max() if finite.size else 1.0)
+        if s["test_loss"].size:
+            ref = max(ref, np.nanmax(s["test_loss"] + s["stderr"]))
+        if e["test_loss_star"] > 0 and ref / e["test_loss_star"] > 20:
+            axis.set_yscale("log")  # a wide positive range: the minimum stays visible
+            axis.set_ylim(e["test_loss_star"] / 3, ref * 3)
+        else:
+            axis.set_ylim(0, 1.25 * max(ref, e["test_loss_star"] * 3, 1e-12))
+        axis.set_xlim(e["gamma"][0], e["gamma"][-1])
+        axis.axvline(0, color="0.6", lw=0.8)
+        lc0 = e["critical_learning_rate_gamma0"]
+        relation = "<" if e["lr"] < lc0 else ">"
+        axis.set_title(f"λ = {e['lr']:g}, S = {e['batch_size']}  (λ {relation} λ*(γ=0) = {lc0:.3g})", fontsize=10)
+        axis.set_xlabel("weight decay γ")
+        axis.set_ylabel(r"test loss $L_{test}$")
+        axis.legend(fontsize=7.5, loc="upper center")
+        axis.grid(alpha=0.3, which="both")
+    p = d[0]["parameters"]
+    fig.suptitle(f"Fig. 3 (right): L2 regularisation, a = {p['a']:g}, u = {p['u']:g}, no label noise", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Figure 2: the power-law tail
+# ------------------------------------------------------------------------------------------------
+
+def _kesten_samples(a, lr, batch_size, noise_var, chains, steps, seed):
+    """|w| sampled from 1-d SGD on Gaussian linear regression (teacher 0), vectorised over chains.
+
+    The minibatch gradient is exactly w·aχ²_S/S − (σ/S)√(aχ²_S)·z, so each step is the Kesten
+    recursion w′ = (1 − (λa/S)χ²_S) w + (λσ/S)√(aχ²_S) z.
+    """
+    rng = np.random.default_rng(seed)
+    w = np.zeros(chains)
+    burn = max(50, steps // 10)
+    out = np.empty((steps, chains))
+    sd = math.sqrt(noise_var)
+    for t in range(burn + steps):
+        c = rng.chisquare(batch_size, chains)
+        w = (1 - lr * a * c / batch_size) * w + lr * sd / batch_size * np.sqrt(a * c) * rng.standard_normal(chains)
+        if t >= burn:
+            out[t - burn] = w
+    return np.abs(out).ravel()
+
+
+def _hill(sorted_desc, k):
+    return k / np.sum(np.log(sorted_desc[:k] / sorted_desc[k]))
+
+
+def fig2_tail_data(*, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, chains=20_000, steps=500, seed=0,
+                   simulate=True, sim_steps=200_000, sim_chains=4):
+    r"""Numbers of Fig. 2: the tail of the 1-d stationary law at aλ = ``a * lr``, per batch size.
+
+    The survival function :math:`P(|w| > x)` and a Hill plot from ``chains × steps`` samples of a
+    vectorised 1-d sampler, the tail indices of the theory (exact Kesten κ, the paper's
+    :math:`2S/(a\lambda) - S`, continuous time :math:`2S/(a\lambda) + 1`) and, with ``simulate``,
+    the library simulator's own Hill estimate.
+
+    Returns
+    -------
+    list of dict
+        ``batch_size``, ``x``, ``survival``, ``hill_k``, ``hill``, ``kesten``, ``paper``,
+        ``continuous_time``, ``hill_simulator`` (nan without ``simulate``), ``samples``.
+    """
+    out = []
+    for i, s in enumerate(batch_sizes):
+        kesten = tail_index(a, lr, s, method="kesten")
+        paper = tail_index(a, lr, s, method="paper")
+        cont = tail_index(a, lr, s, method="continuous_time")
+        x = np.sort(_kesten_samples(a, lr, s, noise_var, chains, steps, seed + i))[::-1]
+        n = x.size
+        grid = np.geomspace(x[n // 2], x[0], 60)
+        survival = (n - np.searchsorted(x[::-1], grid, side="right")) / n
+        ks = np.unique(np.round(np.geomspace(20, n // 10, 40)).astype(int))
+        hills = np.array([_hill(x, k) for k in ks])
+        hill_sim = math.nan
+        if simulate:
+            r = _simulate_label_noise([a], noise_var, lr, s, sim_steps, sim_chains, seed + 50 + i)
+            hill_sim = r.tail_index
+        out.append({"batch_size": s, "x": grid, "survival": survival, "hill_k": ks, "hill": hills,
+                    "kesten": kesten, "paper": paper, "continuous_time": cont, "hill_simulator": hill_sim,
+                    "samples": n, "parameters": {"a": a, "lr": lr, "noise_var": noise_var}})
+    return out
+
+
+def fig2_tail(ax=None, *, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, chains=20_000, steps=500,
+              seed=0, simulate=True, data=None):
+    r"""Fig. 2: the power-law tail of the 1-d stationary distribution (the paper: aλ = 1).
+
+    Left: the survival function :math:`P(|w| > x)` on log-log axes for each batch size, with the
+    slope of the exact Kesten index (dashed) and of the paper's :math:`2S/(a\lambda) - S` (dotted)
+    drawn through the far tail. Right: the Hill plot (index estimate against the number k of upper
+    order statistics) with the theory's indices as horizontal lines.
+
+    Parameters
+    ----------
+    ax : sequence of two matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = data or fig2_tail_data(a=a, lr=lr, batch_sizes=batch_sizes, noise_var=noise_var, chains=chains, steps=steps,
+                               seed=seed, simulate=simulate)
+    fig, (left, right) = _axes(ax, ncols=2, width=5.4, height=4.3)
+    for i, e in enumerate(d):
+        c = _PALETTE[i % len(_PALETTE)]
+        keep = e["survival"] > 0
+        x, p = e["x"][keep], e["survival"][keep]
+        left.loglog(x, p, "-", color=c, lw=2, label=f"S = {e['batch_size']}")
+        # Reference slopes anchored where P = 1e-3 (far in the tail, still well sampled).
+        j = int(np.argmin(np.abs(np.log(p) - np.log(1e-3))))
+        xr = np.geomspace(x[j] / 2, x[-1], 10)
+        left.loglog(xr, p[j] * (xr / x[j]) ** (-e["kesten"]), "--", color=c, lw=1)
+        left.loglog(xr, p[j] * (xr / x[j]) ** (-e["paper"]), ":", color=c, lw=1.2)
+        right.semilogx(e["hill_k"], e["hill"], "-", color=c, lw=1.6, label=f"S = {e['batch_size']}: Hill")
+        right.axhline(e["kesten"], color=c, ls="--", lw=1)
+        right.axhline(e["paper"], color=c, ls=":", lw=1.2)
+    lo = min(e["survival"][e["survival"] > 0].min() for e in d)
+    left.set_ylim(lo * 0.5, 1)
+    left.set_xlim(min(e["x"][0] for e in d) * 0.8, max(e["x"][-1] for e in d) * 1.5)
+    left.set_xlabel("x")
+    left.set_ylabel(r"survival $P(|w| > x)$")
+    left.plot([], [], "k--", lw=1, label="slope: exact (Kesten) κ")
+    left.plot([], [], "k:", lw=1.2, label="slope: paper 2S/(aλ) − S")
+    left.legend(fontsize=7.5, loc="lower left")
+    left.grid(alpha=0.3, which="both")
+    left.set_title("survival function of the stationary law", fontsize=10)
+    right.plot([], [], "k--", lw=1, label="exact (Kesten) κ")
+    right.plot([], [], "k:", lw=1.2, label="paper 2S/(aλ) − S")
+    right.set_xlabel("k (upper order statistics)")
+    right.set_ylabel("tail index")
+    top = max(max(e["paper"] for e in d), max(np.nanmax(e["hill"]) for e in d))
+    right.set_ylim(0, top * 1.1)
+    right.legend(fontsize=7, loc="upper right", ncol=2)
+    right.grid(alpha=0.3, which="both")
+    right.set_title("Hill plot: estimate against k", fontsize=10)
+    p = d[0]["parameters"]
+    fig.suptitle(f"Fig. 2: power-law tail at aλ = {p['a'] * p['lr']:g} (a = {p['a']:g}, σ² = {p['noise_var']:g})",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+
+def save_all(folder, *, quick=False, dpi=130, seed=0):
+    """Draws every figure with the paper's parameters and writes them as PNG files into ``folder``.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Created when missing.
+    quick : bool
+        Smaller simulations (about 5x faster, larger error bars).
+    dpi : int
+    seed : int
+
+    Returns
+    -------
+    list of str
+        The paths written: fig4a.png, fig4_ellipses.png, fig3_batch.png, fig3_weight_decay.png,
+        fig2_tail.png.
+    """
+    plt = _pyplot()
+    os.makedirs(folder, exist_ok=True)
+    steps = 40_000 if quick else 200_000
+    jobs = [
+        ("fig4a.png", lambda: fig4a(steps=steps, seed=seed)),
+        ("fig4_ellipses.png", lambda: fig4_ellipses(steps=steps, seed=seed)),
+        ("fig3_batch.png", lambda: fig3_batch(steps=steps, seed=seed)),
+        ("fig3_weight_decay.png", lambda: fig3_weight_decay(steps=steps, seed=seed)),
+        ("fig2_tail.png", lambda: fig2_tail(chains=5_000 if quick else 20_000, seed=seed,
+                                            simulate=not quick)),
+    ]
+    paths = []
+    for name, draw in jobs:
+        fig = draw()
+        path = os.path.join(os.fspath(folder), name)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,229 @@
+"""Property-based fuzzing of every function of include/sgdnoise.h, generated from the header.
+
+The header is parsed (header_model.py) and every declared function gets a test here: a new
+function is fuzzed the day it lands, and one whose parameter has a C type without a strategy fails
+``test_every_parameter_has_a_fuzz_strategy``. The calls run in a child process
+(fuzz_harness.py) that writes each call to a breadcrumb file before making it, so a crash or a hang
+fails the function's test with the exact arguments instead of taking pytest down. The properties
+are listed in fuzz_harness.py's docstring.
+
+Budget: SGDNOISE_FUZZ_CASES examples per function (default 120, derandomised: the same cases on
+every run); SGDNOISE_FUZZ_CASES=2000 for a deeper local run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import header_model as hm
+import sgdnoise
+from sgdnoise import _lib
+
+HERE = Path(__file__).resolve().parent
+HARNESS = HERE / "fuzz_harness.py"
+CASES = int(os.environ.get("SGDNOISE_FUZZ_CASES", "120"))
+STALL_SECONDS = 120   # no function may take longer than this: a hang fails its test
+HEADER = hm.load()
+FUNCTIONS = list(HEADER.functions)
+
+
+def test_header_parses_every_declaration():
+    """The parser sees every function the header declares (a declaration it cannot read would
+    escape the fuzz), and the library exports each one."""
+    text = hm.HEADER.read_text(encoding="ascii")
+    code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    declared = set(re.findall(r"\b(sgdnoise_\w+)\s*\(", code))
+    assert declared == set(HEADER.functions)
+    assert len(FUNCTIONS) >= 28
+    for name in FUNCTIONS:
+        assert hasattr(_lib.lib, name), f"{name} is declared but not exported"
+
+
+def test_every_parameter_has_a_fuzz_strategy():
+    problems = []
+    for fn in HEADER.functions.values():
+        for p in fn.params:
+            try:
+                kind = hm.classify(fn, p)
+            except TypeError as exc:
+                problems.append(str(exc))
+                continue
+            if kind == hm.CODE and HEADER.enum_for(p.name) is None:
+                problems.append(f"{fn.name}: int parameter {p.name} matches no sgdnoise_ enum")
+            if kind in (hm.HANDLE, hm.OUT_HANDLE):
+                family = hm.handle_family(p, fn, HEADER)
+                if not hm.creators(HEADER, family) or hm.destructor(HEADER, family) is None:
+                    problems.append(f"{fn.name}: handle {p.name} ({family}) has no create/free pair")
+        if fn.returns.base not in ("sgdnoise_status", "void", "double", "char") or (
+                fn.returns.base == "char" and fn.returns.pointers != 1):
+            problems.append(f"{fn.name}: return type {fn.returns} has no check")
+        if fn.returns.base == "void" and not fn.name.endswith("_free"):
+            problems.append(f"{fn.name}: returns void, so it cannot report a failure")
+    assert not problems, "\n".join(problems)
+
+
+def test_status_enum_is_the_documented_one():
+    assert HEADER.statuses == {
+        "SGDNOISE_STATUS_OK": 0, "SGDNOISE_STATUS_INVALID_ARGUMENT": 1, "SGDNOISE_STATUS_NOT_SYMMETRIC": 2,
+        "SGDNOISE_STATUS_NOT_POSITIVE_DEFINITE": 3, "SGDNOISE_STATUS_UNSTABLE": 4,
+        "SGDNOISE_STATUS_NUMERICAL_FAILURE": 5, "SGDNOISE_STATUS_OUT_OF_MEMORY": 6}
+
+
+def _kind_of_ctype(t) -> str:
+    if t in (ctypes.c_void_p, ctypes.c_char_p) or (isinstance(t, type) and issubclass(t, (ctypes._Pointer, ctypes._CFuncPtr))):
+        return "pointer"
+    return f"{ctypes.sizeof(t)}{'f' if t in (ctypes.c_double, ctypes.c_float) else 'i'}"
+
+
+def test_python_raw_bindings_match_the_header():
+    """Every function _lib.py declares has the header's arity, argument sizes and return type: a
+    stale binding would pass garbage to C silently."""
+    checked = 0
+    for name, fn in HEADER.functions.items():
+        f = getattr(_lib.lib, name)
+        if f.argtypes is None:
+            continue  # not bound in Python (yet)
+        expected = [_kind_of_ctype(hm.ctype_of(p.type)) for p in fn.params]
+        actual = [_kind_of_ctype(t) for t in f.argtypes]
+        assert actual == expected, f"{name}: _lib.py binds {actual}, the header declares {expected}"
+        restype = hm.restype_of(fn)
+        assert (f.restype is None) == (restype is None), f"{name}: restype"
+        if restype is not None:
+            assert _kind_of_ctype(f.restype) == _kind_of_ctype(restype), f"{name}: restype {f.restype} vs {restype}"
+        checked += 1
+    assert checked >= 20
+
+
+@pytest.fixture(scope="module")
+def fuzz_results(tmp_path_factory):
+    """Runs the harness over every function in child processes; a child that dies or stalls is
+    restarted after the function it was fuzzing, which is reported with its last call."""
+    work = tmp_path_factory.mktemp("fuzz")
+    results: dict[str, dict] = {}
+    remaining = list(FUNCTIONS)
+    attempt = 0
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(Path(sgdnoise.__file__).parents[1]),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    while remaining:
+        attempt += 1
+        report, crumb = work / f"report{attempt}.jsonl", work / f"crumb{attempt}.txt"
+        stderr_path = work / f"stderr{attempt}.txt"
+        with open(stderr_path, "w") as stderr:
+            child = subprocess.Popen(
+                [sys.executable, str(HARNESS), "--cases", str(CASES), "--report", str(report), "--breadcrumb",
+                 str(crumb), *remaining], stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+            seen, last_progress = 0, time.monotonic()
+            while child.poll() is None:
+                time.sleep(0.05)
+                lines = report.read_text().count("\n") if report.exists() else 0
+                if lines != seen:
+                    seen, last_progress = lines, time.monotonic()
+                elif time.monotonic() - last_progress > STALL_SECONDS:
+                    child.send_signal(signal.SIGKILL)
+                    child.wait()
+                    break
+        for line in report.read_text().splitlines() if report.exists() else []:
+            entry = json.loads(line)
+            results[entry["name"]] = entry
+        remaining = [n for n in remaining if n not in results]
+        if remaining and child.returncode is not None:
+            victim = remaining.pop(0)
+            how = "stalled (killed)" if child.returncode == -signal.SIGKILL else f"died with exit code {child.returncode}"
+            last = crumb.read_text().strip() if crumb.exists() else "(no call recorded)"
+            results[victim] = {"name": victim, "ok": False, "cases": None,
+                               "error": f"the process {how} during\n  {last}\nstderr:\n{stderr_path.read_text()[-3000:]}"}
+    return results
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_fuzz(fuzz_results, name):
+    entry = fuzz_results[name]
+    assert entry["ok"], f"{name}: {entry['error']}"
+    expected = 3 if not HEADER.functions[name].params else min(CASES, 20)
+    assert entry["cases"] >= expected, f"{name}: only {entry['cases']} cases ran"
+
+
+def test_fuzz_summary(fuzz_results, capsys):
+    """Prints the counts (visible with -s or in the junit report): functions and cases each."""
+    total = sum(e.get("cases") or 0 for e in fuzz_results.values())
+    slowest = sorted(fuzz_results.values(), key=lambda e: -e.get("seconds", 0))[:3]
+    print(f"\nfuzz: {len(fuzz_results)} functions, {total} calls ({CASES} examples per function with parameters); "
+          f"slowest: " + ", ".join(f"{e['name']} {e.get('seconds')} s" for e in slowest))
+    assert len(fuzz_results) == len(FUNCTIONS)
+
+
+# --- Python classes that own a C handle: use after close -------------------------------------------
+
+# Constructor arguments and a plausible argument list for each method, by class name; a new
+# handle-owning class must be listed here (test_every_handle_class_is_covered).
+HANDLE_CLASSES = {
+    "NoiseAccumulator": {
+        "make": lambda cls: cls(3),
+        "calls": {"update": lambda: (__import__("numpy").ones((4, 3)),), "update_f32": None,
+                  "covariance": lambda: (2,), "merge": None, "noise_scale": lambda: ()},
+    },
+}
+
+
+def _handle_classes():
+    return {name: getattr(sgdnoise, name) for name in getattr(sgdnoise, "__all__", dir(sgdnoise))
+            if isinstance(getattr(sgdnoise, name, None), type) and hasattr(getattr(sgdnoise, name), "close")}
+
+
+def test_every_handle_class_is_covered():
+    missing = set(_handle_classes()) - set(HANDLE_CLASSES)
+    assert not missing, f"add constructor arguments for {sorted(missing)} to HANDLE_CLASSES"
+
+
+USE_AFTER_CLOSE = r'''
+import sys, numpy as np, sgdnoise
+sys.path.insert(0, sys.argv[1])
+from test_fuzz import HANDLE_CLASSES
+cls = getattr(sgdnoise, sys.argv[2]); spec = HANDLE_CLASSES[sys.argv[2]]
+obj, other = spec["make"](cls), spec["make"](cls)
+obj.close(); obj.close()                       # idempotent
+outcomes = []
+for name in [n for n in dir(obj) if not n.startswith("_") and n not in ("close", "closed")]:
+    make_args = spec["calls"].get(name, lambda: ())
+    args = (other,) if name == "merge" else (make_args() if make_args else ())
+    try:
+        value = getattr(obj, name)
+        if callable(value):
+            value(*args)
+        if name in ("dim", "dimension"):
+            continue                           # plain Python state, kept after close
+        outcomes.append(f"{name}: no error")
+    except sgdnoise.SGDNoiseError:
+        pass
+    except (ValueError, TypeError) as exc:
+        outcomes.append(f"{name}: {type(exc).__name__} {exc}" if not isinstance(exc, ValueError) else "")
+try:                                           # an open object merging a closed one
+    other.merge(obj)
+    outcomes.append("merge(closed): no error")
+except sgdnoise.SGDNoiseError:
+    pass
+other.close()
+print("\n".join(o for o in outcomes if o))
+'''
+
+
+@pytest.mark.parametrize("name", sorted(HANDLE_CLASSES))
+def test_handle_classes_after_close(name):
+    """After close(), every method raises an SGDNoiseError (the freed C handle is never passed to
+    C), close() is idempotent, and the process survives (checked in a child process)."""
+    if not hasattr(sgdnoise, name):
+        pytest.skip(f"sgdnoise.{name} does not exist in this version")
+    result = subprocess.run([sys.executable, "-c", USE_AFTER_CLOSE, str(HERE), name], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, f"the process died ({result.returncode}): {result.stderr[-2000:]}"
+    assert result.stdout.strip() == "", f"{name} after close():\n{result.stdout}"
