@@ -11,14 +11,14 @@ BUILD_FLAGS  := -c release -Xswiftc -static-stdlib
 LIB          := .build/release/libsgdnoise.so
 CLI          := .build/release/sgdnoise-cli
 HEADER       := include/sgdnoise.h
-APT_PACKAGES := libopenblas-dev liblapacke-dev libpython3-dev pkg-config
+APT_PACKAGES := libopenblas-dev liblapacke-dev libpython3-dev pkg-config valgrind
 PY_MODULES   := numpy scipy pytest matplotlib nbclient nbformat ipykernel hypothesis tqdm
 CWARN        := -Wall -Wextra -pedantic -Werror
 C_EXAMPLES   := $(wildcard examples/c/*.c)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH),)
 
 .PHONY: all setup build build-cli header header-check test test-swift test-header test-c test-python \
-        demo bench clean
+        demo bench sanitize clean
 
 all: build
 
@@ -101,6 +101,10 @@ demo: setup build build-cli
 
 bench: setup build
 	$(PYTHON) benchmarks/bench.py
+
+## sanitize: the Swift suite under Address- and ThreadSanitizer (minutes each; not part of test).
+sanitize:
+	bash scripts/sanitize.sh
 
 clean:
 	rm -rf .build python/build python/sgdnoise/libsgdnoise.so

@@ -338,8 +338,9 @@ sgdnoise_status sgdnoise_noise_factor(ptrdiff_t n, ptrdiff_t batch_size, int sam
 
 /* Matrix-free product with the noise covariance: out = C V = (f/N) G_c^T (G_c V) for the d x m
  * row-major block V (m vectors as columns; m = 1 for a vector), without any d x d matrix or copy
- * of G: each product reads G twice, in tiles widened to double and centred in a small buffer
- * (double accumulation throughout). mean is the gradient mean from sgdnoise_gradient_mean, or
+ * of G: each product reads G twice, in tiles widened to double on the fly, with every product and
+ * sum in double precision and the mean subtracted tile by tile (float32 gradients are never
+ * rounded further; v is not rounded to float). mean is the gradient mean from sgdnoise_gradient_mean, or
  * NULL to compute it here (one more pass, with a NaN/Inf check of G; with a given mean G itself is
  * not checked). out receives d x m doubles. */
 sgdnoise_status sgdnoise_noise_operator_apply(ptrdiff_t n, ptrdiff_t d, double const * grads, double const * mean, ptrdiff_t batch_size, int sampling, ptrdiff_t m, double const * v, double * out);

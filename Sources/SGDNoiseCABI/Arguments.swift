@@ -1,4 +1,9 @@
 import SGDNoise
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Validation of raw C arguments: pointers, sizes and the memory they imply. Every check throws a
 /// message that names the argument, so nothing reaches Swift's traps.
@@ -38,11 +43,32 @@ enum Arguments {
         return p
     }
 
-    /// A copy of the d × d row-major matrix at `p` (checked for NULL and size; the core checks the
-    /// entries).
+    /// The physical memory of the machine in bytes (nil when unknown).
+    static let physicalMemory: Double? = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+        return pages > 0 && pageSize > 0 ? Double(pages) * Double(pageSize) : nil
+    }()
+
+    /// How many d × d matrices of doubles a dense computation keeps at once, at most (copies of
+    /// the inputs, eigenvectors, LAPACK workspace, results; the stationary solver peaks at about 7).
+    static let denseWorkingSet = 8.0
+
+    /// Throws `outOfMemory` unless a dense d × d computation fits in the machine's physical memory:
+    /// beyond it the process would be killed by the system instead of getting a status.
+    static func denseFits(_ d: Int, _ name: String) throws(SGDNoiseError) {
+        let bytes = denseWorkingSet * Double(d) * Double(d) * 8
+        if let memory = physicalMemory, bytes > memory {
+            throw .outOfMemory(
+                "\(name): a dense \(d) × \(d) computation needs about \((bytes / 1e8).rounded() / 10) GB, more than this machine's \((memory / 1e8).rounded() / 10) GB (dense problems up to d = \(Int((memory / (denseWorkingSet * 8)).squareRoot())) fit; pass a spectrum in the diagonal layout for larger ones)")
+        }
+    }
+
+    /// A copy of the d × d row-major matrix at `p` (checked for NULL, size and memory; the core
+    /// checks the entries).
     static func squareMatrix(_ p: UnsafePointer<Double>?, _ d: Int, _ name: String) throws(SGDNoiseError) -> Matrix {
         let p = try pointer(p, name)
         try size(d, "dimension", max: maxDimension)
+        try denseFits(d, name)
         let n = try count(d, d, name)
         do {
             return try Matrix(rows: d, columns: d, elements: Array(UnsafeBufferPointer(start: p, count: n)))

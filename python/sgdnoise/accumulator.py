@@ -21,6 +21,8 @@ _c = _lib.lib
 def _as_dim(dim) -> int:
     if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
         raise InvalidArgumentError(f"dim must be an integer, got {dim!r}")
+    if dim < 1:
+        raise InvalidArgumentError(f"dim must be at least 1, got {dim}")
     return int(dim)
 
 

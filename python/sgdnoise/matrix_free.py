@@ -44,14 +44,18 @@ class NoiseOperator:
 
     Notes
     -----
-    Each product reads :math:`G` in tiles of a few rows by 2048 columns, widens them to float64 and
-    centres them in a cache-sized buffer, then calls BLAS ``dgemv``/``dgemm``: float32 gradients are
-    never rounded further, every sum is accumulated in float64, and the centring is exact (no
-    cancellation between :math:`G^\top G v` and :math:`N\bar g\bar g^\top v`). The cost is
-    memory-bound, about that of two float32 matrix-vector products for :meth:`matvec` and one for
-    :meth:`restrict`. The columns are split over the cores in a fixed way, so results do not depend
-    on the thread count. Changing ``grads`` in place after creating the operator makes the cached
-    mean stale: create a new operator.
+    Precision: each product reads :math:`G` in tiles of 32768 columns and widens the entries to
+    float64 on the fly (SIMD kernels for one vector, BLAS ``dgemm`` on centred tiles for a block):
+    float32 gradients are never rounded further, ``v`` is not rounded to float32, and every product
+    and sum is in float64; the mean is subtracted tile by tile, so at most
+    :math:`u\sum_j |g_{ij} v_j|` is lost to cancellation (never the global
+    :math:`G^\top G v - N\bar g\bar g^\top v`). Results agree with a float64 evaluation to about
+    1e-15, where two float32 BLAS ``sgemv`` calls give about 1e-7 (worse when the mean dominates the
+    spread). Speed: :meth:`matvec` costs two passes over :math:`G`, measured at 1.3-1.7 times two
+    numpy float32 matrix-vector products of the same shapes (N = 512, D = 10^6, 2 cores);
+    :meth:`restrict` one pass. The columns are split over the cores in a fixed way, so results do
+    not depend on the thread count. Changing ``grads`` in place after creating the operator makes
+    the cached mean stale: create a new operator.
     """
 
     def __init__(self, grads, batch_size, replacement=True):
@@ -284,8 +288,8 @@ def noise_operator(grads, batch_size, replacement=True) -> NoiseOperator:
     Notes
     -----
     Creating the operator computes :math:`\bar g` (one pass over :math:`G`). :meth:`~NoiseOperator.matvec`
-    costs two passes, :math:`O(NDm)` for ``m`` vectors, with float64 accumulation; for float32
-    gradients its speed is that of two float32 matrix-vector products (memory-bound).
+    costs two passes, :math:`O(NDm)` for ``m`` vectors, with float64 accumulation (see
+    :class:`NoiseOperator` for the precision and speed trade-off against float32 BLAS).
 
     Examples
     --------

@@ -220,7 +220,7 @@ class Harness:
         codes = {}
         for p in fn.params:
             if hm.classify(fn, p) == hm.CODE:
-                e = self.header.enum_for(p.name)
+                e = self.header.enum_for(p.name, fn)
                 values = e.values if e else [0, 1]
                 codes[p.name] = st.sampled_from(values)
         reals = {p.name: st.floats(*REAL_RANGES.get(p.name, (0.1, 1.0)))
@@ -254,7 +254,7 @@ class Harness:
         codes = {}
         for p in fn.params:
             if hm.classify(fn, p) == hm.CODE:
-                e = self.header.enum_for(p.name)
+                e = self.header.enum_for(p.name, fn)
                 values = e.values if e else [0, 1]
                 codes[p.name] = int(values[rng.integers(len(values))])
         reals = {p.name: float(rng.uniform(*REAL_RANGES.get(p.name, (0.1, 1.0))))
@@ -492,7 +492,7 @@ class Harness:
                 args_by_name[p.name] = size_args[p.name]
                 values[p.name] = size_args[p.name]
             elif kind == hm.CODE:
-                e = self.header.enum_for(p.name)
+                e = self.header.enum_for(p.name, fn)
                 top = max(e.values) if e else 1
                 v = plan.codes[p.name]
                 v = {"neg1": -1, "int_min": INT32_MIN, "int_max": INT32_MAX, "beyond": top + 1, "far": 1000}.get(m, v)
@@ -624,7 +624,7 @@ class Harness:
         codes = {}
         for p in fn.params:
             if hm.classify(fn, p) == hm.CODE:
-                e = self.header.enum_for(p.name)
+                e = self.header.enum_for(p.name, fn)
                 values = e.values if e else [0]
                 codes[p.name] = plan.codes.get(p.name, values[plan.seed % len(values)])
         return codes
@@ -698,7 +698,7 @@ class Harness:
             for name, slot in case.out_handles.items():
                 assert int(slot[1]) == HANDLE_SENTINEL, f"{where}: failed with status {status} but set {name}"
         else:
-            garbage_in = hm.unchecked_inputs(fn) and any(
+            garbage_in = hm.unchecked_inputs(fn, self.header) and any(
                 m in ("nan", "inf", "-inf", "huge_scale") for m in case.mutations.values())
             if fn.name not in hm.NAN_DOCUMENTED_FUNCTIONS and not garbage_in:
                 for name, buf in case.buffers.items():
@@ -803,10 +803,11 @@ def main(argv: list[str] | None = None) -> int:
                 entry["ok"] = True
             except BaseException as exc:  # noqa: BLE001 - reported to the parent test
                 entry["ok"] = False
-                entry["error"] = "".join(traceback.format_exception_only(type(exc), exc))[-4000:]
-                notes = getattr(exc, "__notes__", [])
-                if notes:
-                    entry["error"] += "\n" + "\n".join(notes)[-4000:]
+                parts = []
+                for sub in getattr(exc, "exceptions", None) or [exc]:  # hypothesis groups distinct failures
+                    parts.append("".join(traceback.format_exception_only(type(sub), sub)).strip())
+                    parts += [str(n) for n in getattr(sub, "__notes__", [])]
+                entry["error"] = "\n".join(parts)[-6000:]
             entry["seconds"] = round(time.monotonic() - start, 2)
             report.write(json.dumps(entry) + "\n")
             report.flush()

@@ -101,14 +101,20 @@ class Header:
     enums: dict[str, Enum] = field(default_factory=dict)
     functions: dict[str, Function] = field(default_factory=dict)
 
-    def enum_for(self, param: str) -> Enum | None:
-        """The enum an ``int`` parameter takes its codes from: ``sgdnoise_<param>``, else the one
-        enum whose name ends in ``_<param>`` (``kind`` -> sgdnoise_noise_kind)."""
+    def enum_for(self, param: str, fn: "Function | None" = None) -> Enum | None:
+        """The enum an ``int`` parameter takes its codes from: ``sgdnoise_<param>``, else the enum
+        whose name ends in ``_<param>`` (``kind`` -> sgdnoise_noise_kind); among several, the one
+        the function's comment names, else the one sharing a word with the function's name."""
         exact = self.enums.get(f"sgdnoise_{param}")
         if exact is not None:
             return exact
         matches = [e for n, e in self.enums.items() if n.endswith(f"_{param}")]
-        return matches[0] if len(matches) == 1 else None
+        if len(matches) > 1 and fn is not None:
+            named = [e for e in matches if re.search(rf"\b{e.name}\b", fn.comment)]
+            words = set(fn.name.split("_")[1:])
+            sharing = [e for e in matches if set(e.name.split("_")[1:-1]) & words]
+            matches = named or sharing or matches
+        return matches[0] if matches else None
 
     @property
     def statuses(self) -> dict[str, int]:
@@ -329,10 +335,19 @@ def zero_allowed(fn: Function, size: str) -> bool:
         re.search(rf"\b{size}\s*=\s*0\b|\b{size}\s*\(0\s*:", fn.comment))
 
 
-def unchecked_inputs(fn: Function) -> bool:
-    """Whether the function's comment says some input is "not checked" (for speed): a NaN in such
-    an input may reach the outputs, as documented."""
-    return "not checked" in fn.comment
+def unchecked_inputs(fn: Function, header: Header | None = None, _seen: frozenset = frozenset()) -> bool:
+    """Whether the function's comment says some input is "not checked" (for speed), itself or
+    through a function it refers to ("As sgdnoise_noise_operator_apply", "mean as in ..."): a NaN in
+    such an input may reach the outputs, as documented."""
+    if "not checked" in fn.comment:
+        return True
+    if header is None:
+        return False
+    for name in set(re.findall(r"\bsgdnoise_\w+", fn.comment)) - {fn.name} - _seen:
+        other = header.functions.get(name)
+        if other is not None and unchecked_inputs(other, header, _seen | {fn.name}):
+            return True
+    return False
 
 
 def sized_by(fn: Function, size: str) -> bool:

@@ -58,7 +58,7 @@ def test_every_parameter_has_a_fuzz_strategy():
             except TypeError as exc:
                 problems.append(str(exc))
                 continue
-            if kind == hm.CODE and HEADER.enum_for(p.name) is None:
+            if kind == hm.CODE and HEADER.enum_for(p.name, fn) is None:
                 problems.append(f"{fn.name}: int parameter {p.name} matches no sgdnoise_ enum")
             if kind in (hm.HANDLE, hm.OUT_HANDLE):
                 family = hm.handle_family(p, fn, HEADER)

@@ -38,16 +38,24 @@ public func minimumNoise(
     let s = Double(batchSize)
     let gamma = try weightDecay.flatMap { g -> SymmetricOperator? in
         try g.validate("weight_decay", size: d)
-        return g.diagonalEntries.allSatisfy({ $0 == 0 }) && g.matrix.maxAbs == 0 ? nil : g
+        return g.isZero ? nil : g
     }
     if let gamma {
         guard let w = wStar, w.count == d, w.allSatisfy({ $0.isFinite }) else {
             throw SGDNoiseError.invalidArgument("w_star (\(d) finite entries) is required with a weight decay")
         }
         let gw = gamma.apply(w)
+        if case .diagonal(let h) = hessian, gw.filter({ $0 != 0 }).count <= 1 {
+            // (Γw)(Γw)ᵀ is diagonal too: C entry by entry, O(D), no D × D matrix.
+            return (.regularized, .diagonal((0..<d).map { (2 * loss / s) * h[$0] - (1 / s) * (gw[$0] * gw[$0]) }))
+        }
+        // C is a dense D × D matrix: refuse what no memory holds instead of trapping in the allocator.
+        guard d <= 40_000 else {
+            throw SGDNoiseError.outOfMemory(
+                "the noise (2L/S)H − (Γw)(Γw)ᵀ/S is a dense \(d) × \(d) matrix: too large (D ≤ 40000)")
+        }
         var c = (2 * loss / s) * hessian.matrix - (1 / s) * Matrix.outer(gw, gw)
         c = c.symmetrized
-        if case .diagonal = hessian, gw.filter({ $0 != 0 }).count <= 1 { return (.regularized, .diagonal(c.diagonalEntries)) }
         return (.regularized, .dense(c))
     }
     if loss > 0 {
@@ -88,7 +96,19 @@ public func minimumFluctuation(
     try rawHessian.validate("hessian")
     let hessian = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: flatTolerance)
     let d = hessian.dimension
-    let hasDecay = weightDecay.map { !($0.matrix.maxAbs == 0) } ?? false
+    // The diagonal path below uses the rates as given: check them first (a NaN or an infinity
+    // would otherwise come back as a NaN Σ or a critical learning rate of +inf).
+    switch learningRate {
+    case .scalar(let l):
+        guard l.isFinite, l > 0 else { throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(l)") }
+    case .diagonal(let v):
+        guard v.count == d else { throw SGDNoiseError.invalidArgument("lr must have \(d) diagonal entries, got \(v.count)") }
+        guard v.allSatisfy({ $0.isFinite }) else { throw SGDNoiseError.invalidArgument("lr: every diagonal entry must be finite") }
+        guard v.allSatisfy({ $0 > 0 }) else { throw SGDNoiseError.notPositiveDefinite("lr: every diagonal entry must be positive") }
+    case .matrix:
+        break  // the dense path's stationaryCovariance checks it
+    }
+    let hasDecay = weightDecay.map { !$0.isZero } ?? false
     if !hasDecay && loss == 0 {
         let p = try highDimensional(aHat: hessian, alpha: 1, noiseVariance: 0, learningRate: learningRate,
                                     batchSize: batchSize, momentum: momentum)
@@ -123,6 +143,14 @@ public func minimumFluctuation(
 }
 
 extension SymmetricOperator {
+    /// Whether every entry is zero (without forming a dense matrix from a spectrum).
+    var isZero: Bool {
+        switch self {
+        case .diagonal(let v): return v.allSatisfy { $0 == 0 }
+        case .dense(let m): return m.maxAbs == 0
+        }
+    }
+
     /// The operator with its eigenvalues of magnitude ≤ tol · max|λ| set to zero (unchanged when
     /// there are none).
     func zeroingSmallEigenvalues(relativeTolerance tol: Double) throws -> SymmetricOperator {

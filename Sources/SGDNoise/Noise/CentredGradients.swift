@@ -3,13 +3,13 @@ import _CLAPACK
 /// Products with the centred gradient matrix G_c = G − 1ḡᵀ (N × D) of borrowed row-major
 /// gradients, without ever forming G_c, D × D, or a copy of G.
 ///
-/// Every product walks G once, in tiles of 2048 columns (8 KiB of contiguous `Float` per row; the
-/// matching 2048 entries of ḡ and of the vector stay in the L1 cache):
+/// Every product walks G once, in tiles of 32768 columns (128 KiB of contiguous `Float` per row, long
+/// enough for the hardware prefetchers; the matching entries of the vector stay in the L2 cache):
 /// - one vector (`m == 1`, the matrix-free C·v): SIMD kernels widen 4 entries of G at a time to
-///   `Double` and accumulate in `Double`, four rows per sweep so that each load of the vector
-///   serves four rows (separate multiply and add: the baseline x86-64 target has no FMA, and a
+///   `Double` and accumulate in `Double`, four (G_c x) or eight (G_cᵀu) rows per sweep so that
+///   each load of the vector serves several rows (separate multiply and add: the baseline x86-64 target has no FMA, and a
 ///   fused `addProduct` would become a libm call per lane). The centring is applied per tile:
-///   Σ_j (g_ij − ḡ_j) x_j = Σ_j g_ij x_j − Σ_j ḡ_j x_j over the tile's 2048 columns, and
+///   Σ_j (g_ij − ḡ_j) x_j = Σ_j g_ij x_j − Σ_j ḡ_j x_j over each tile's columns, and
 ///   Σ_i u_i (g_ij − ḡ_j) = Σ_i u_i g_ij − ḡ_j Σ_i u_i, both sides summed in `Double`, so the
 ///   cancellation costs at most u·Σ|g_ij x_j| — not the ε_float · |ḡ|² of a float32 BLAS product.
 ///   The D columns are split into a fixed number of ranges, one per task, with partial sums added
@@ -28,8 +28,12 @@ struct CentredGradients<T: GradientScalar> {
     let d: Int
     let mean: UnsafePointer<Double>
 
-    /// Columns per tile.
+    /// Columns per tile of the one-vector kernels.
     static var tileColumns: Int { 32768 }
+
+    /// Columns per tile of the BLAS paths (a tile of `tileRows` × 2048 doubles, 1 MiB, is converted
+    /// and centred into a buffer before each `dgemm`).
+    static var blasTileColumns: Int { 2048 }
 
     /// The fixed split of the columns into ranges of whole tiles for parallel work (one range for
     /// problems too small to be worth a thread).
@@ -118,7 +122,7 @@ struct CentredGradients<T: GradientScalar> {
                     a1 += Self.widen4(r1 + j) * v
                     a2 += Self.widen4(r2 + j) * v
                     a3 += Self.widen4(r3 + j) * v
-                    j += 4
+                    j &+= 4
                 }
                 var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
                 while j < t1 {
@@ -141,7 +145,7 @@ struct CentredGradients<T: GradientScalar> {
                 j = t0
                 while j < body {
                     a += Self.widen4(r + j) * Self.load4(x + j)
-                    j += 4
+                    j &+= 4
                 }
                 var s = a.sum()
                 while j < t1 {
@@ -182,26 +186,35 @@ struct CentredGradients<T: GradientScalar> {
             let body = t0 + (t1 - t0) / 4 * 4
             (w + t0).update(repeating: 0, count: t1 - t0)
             var i = 0
-            while i + 4 <= n {
+            while i + 8 <= n {
                 let r0 = g + i * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
-                let u0 = u[i], u1 = u[i + 1], u2 = u[i + 2], u3 = u[i + 3]
-                let v0 = SIMD4<Double>(repeating: u0), v1 = SIMD4<Double>(repeating: u1)
-                let v2 = SIMD4<Double>(repeating: u2), v3 = SIMD4<Double>(repeating: u3)
+                let r4 = r3 + d, r5 = r4 + d, r6 = r5 + d, r7 = r6 + d
+                let v0 = SIMD4<Double>(repeating: u[i]), v1 = SIMD4<Double>(repeating: u[i + 1])
+                let v2 = SIMD4<Double>(repeating: u[i + 2]), v3 = SIMD4<Double>(repeating: u[i + 3])
+                let v4 = SIMD4<Double>(repeating: u[i + 4]), v5 = SIMD4<Double>(repeating: u[i + 5])
+                let v6 = SIMD4<Double>(repeating: u[i + 6]), v7 = SIMD4<Double>(repeating: u[i + 7])
                 var j = t0
                 while j < body {
-                    var acc = Self.load4(w + j)
-                    acc += Self.widen4(r0 + j) * v0
-                    acc += Self.widen4(r1 + j) * v1
-                    acc += Self.widen4(r2 + j) * v2
-                    acc += Self.widen4(r3 + j) * v3
-                    Self.store4(acc, w + j)
-                    j += 4
+                    // Two independent chains of four additions each (latency, not throughput, bound).
+                    var a = Self.load4(w + j), b = SIMD4<Double>()
+                    a += Self.widen4(r0 + j) * v0
+                    b += Self.widen4(r1 + j) * v1
+                    b += Self.widen4(r3 + j) * v3
+                    a += Self.widen4(r2 + j) * v2
+                    b += Self.widen4(r5 + j) * v5
+                    a += Self.widen4(r4 + j) * v4
+                    b += Self.widen4(r7 + j) * v7
+                    a += Self.widen4(r6 + j) * v6
+                    Self.store4(a + b, w + j)
+                    j &+= 4
                 }
                 while j < t1 {
-                    w[j] += Double(r0[j]) * u0 + Double(r1[j]) * u1 + Double(r2[j]) * u2 + Double(r3[j]) * u3
+                    var s = 0.0
+                    for r in 0..<8 { s += Double(g[(i + r) * d + j]) * u[i + r] }
+                    w[j] += s
                     j += 1
                 }
-                i += 4
+                i += 8
             }
             while i < n {
                 let r = g + i * d
@@ -210,7 +223,7 @@ struct CentredGradients<T: GradientScalar> {
                 var j = t0
                 while j < body {
                     Self.store4(Self.load4(w + j) + Self.widen4(r + j) * v, w + j)
-                    j += 4
+                    j &+= 4
                 }
                 while j < t1 {
                     w[j] += Double(r[j]) * ui
@@ -247,10 +260,17 @@ struct CentredGradients<T: GradientScalar> {
                 var j = t0
                 while j < body {
                     let mu = Self.load4(mean + j)
-                    let c0 = Self.widen4(r0 + j) - mu, c1 = Self.widen4(r1 + j) - mu
-                    let c2 = Self.widen4(r2 + j) - mu, c3 = Self.widen4(r3 + j) - mu
-                    Self.store4(Self.load4(out + j) + (c0 * c0 + c1 * c1) + (c2 * c2 + c3 * c3), out + j)
-                    j += 4
+                    var a = Self.load4(out + j), b = SIMD4<Double>()
+                    let c0 = Self.widen4(r0 + j) - mu
+                    a += c0 * c0
+                    let c1 = Self.widen4(r1 + j) - mu
+                    b += c1 * c1
+                    let c2 = Self.widen4(r2 + j) - mu
+                    a += c2 * c2
+                    let c3 = Self.widen4(r3 + j) - mu
+                    b += c3 * c3
+                    Self.store4(a + b, out + j)
+                    j &+= 4
                 }
                 while j < t1 {
                     let mu = mean[j]
@@ -287,16 +307,16 @@ struct CentredGradients<T: GradientScalar> {
     }
 
     /// Rows per tile for the BLAS paths: a tile of about 128K doubles (1 MiB).
-    var tileRows: Int { max(1, min(n, (1 << 17) / min(d, Self.tileColumns))) }
+    var tileRows: Int { max(1, min(n, (1 << 17) / min(d, Self.blasTileColumns))) }
 
     /// Y += G_c X by tiles and `dgemm` (m > 1).
     func multiplyTiles(_ x: UnsafePointer<Double>, columns m: Int, into y: UnsafeMutablePointer<Double>) {
         let height = tileRows
-        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: Self.tileColumns * height)
+        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: Self.blasTileColumns * height)
         defer { buffer.deallocate() }
         var c0 = 0
         while c0 < d {
-            let w = min(Self.tileColumns, d - c0)
+            let w = min(Self.blasTileColumns, d - c0)
             var r0 = 0
             while r0 < n {
                 let h = min(height, n - r0)
@@ -312,11 +332,11 @@ struct CentredGradients<T: GradientScalar> {
     /// W += G_cᵀ U by tiles and `dgemm` (m > 1).
     func multiplyTransposedTiles(_ u: UnsafePointer<Double>, columns m: Int, into out: UnsafeMutablePointer<Double>) {
         let height = tileRows
-        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: Self.tileColumns * height)
+        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: Self.blasTileColumns * height)
         defer { buffer.deallocate() }
         var c0 = 0
         while c0 < d {
-            let w = min(Self.tileColumns, d - c0)
+            let w = min(Self.blasTileColumns, d - c0)
             var r0 = 0
             while r0 < n {
                 let h = min(height, n - r0)
