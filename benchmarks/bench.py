@@ -60,6 +60,10 @@ class Case:
     repeats: int = 5
     calls: int = 1
     notes: list[str] = field(default_factory=list)
+    # Work units per call of run and of reference (e.g. SGD steps): times are reported per unit,
+    # so a long simulation can be compared with a short reference loop.
+    run_units: int = 1
+    reference_units: int = 1
 
 
 CASES: list[Callable[[np.random.Generator], Case]] = []
@@ -81,7 +85,8 @@ def best_times(case: Case) -> tuple[float, float, object, object]:
             start = time.perf_counter()
             for _ in range(case.calls):
                 fn()
-            best[k] = min(best[k], (time.perf_counter() - start) / case.calls)
+            units = case.run_units if k == 0 else case.reference_units
+            best[k] = min(best[k], (time.perf_counter() - start) / (case.calls * units))
     return best[0], best[1], result, expected
 
 
@@ -263,9 +268,10 @@ def label_noise_1500(rng) -> Case:
     """Issue target: label_noise with a dense A at D = 1500 within 1.6× one numpy.linalg.eigh(A)."""
     d = 1500
     a = random_spd(rng, d, 0.05, 1.0)
+    lam = 0.5 * sgdnoise.critical_learning_rate(a, 32)  # well inside the stable region
     return Case(
         name=f"label_noise dense D={d}",
-        run=lambda: sgdnoise.label_noise(a, 1.0, 0.5, 32),
+        run=lambda: sgdnoise.label_noise(a, 1.0, lam, 32),
         reference=lambda: np.linalg.eigh(a),
         reference_name="numpy.linalg.eigh(A)",
         judge=within(1.6), repeats=3)
@@ -278,7 +284,7 @@ def sweep_1000_lrs(rng) -> Case:
     by bisection on the vectorised sum)."""
     a = rng.uniform(1e-4, 1.0, 1_000_000)
     s, sigma2 = 64, 1.0
-    lrs = np.linspace(0.01, 1.0, 1000)
+    lrs = np.linspace(0.01, 1.2, 1000) * sgdnoise.critical_learning_rate(a, s)  # the last ~1/6 unstable
     q = 1 + 1 / s
 
     def numpy_sweep():
@@ -295,9 +301,11 @@ def sweep_1000_lrs(rng) -> Case:
 
     def checks(ours, ref):
         kappa, _, critical = ref
-        finite = np.isfinite(kappa)
-        err = float(np.max(np.abs(ours["kappa"][finite] - kappa[finite]) / kappa[finite]))
-        return [Check("max relative difference of κ vs numpy", err, "≤ 1e-10", err <= 1e-10),
+        # Compared where κ is well conditioned (λ ≤ 0.9 λ*: 1 − T/S not small), since near λ* the
+        # amplification S/(S − T) turns numpy's own summation error into a large relative error.
+        well = np.isfinite(kappa) & (lrs <= 0.9 * critical)
+        err = float(np.max(np.abs(ours["kappa"][well] - kappa[well]) / kappa[well]))
+        return [Check("max relative difference of κ vs numpy (λ ≤ 0.9 λ*)", err, "≤ 1e-12", err <= 1e-12),
                 Check("λ* vs numpy bisection (relative)", abs(ours["critical_learning_rate"][0] / critical - 1),
                       "≤ 1e-12", abs(ours["critical_learning_rate"][0] / critical - 1) <= 1e-12)]
 
@@ -334,44 +342,44 @@ def finite_dataset_20000x300(rng) -> Case:
         judge=within(40.0), checks=checks, repeats=2)
 
 
-def _numpy_sgd_step_time(d, s, steps, rng):
-    """Seconds per step of the plain numpy loop of the issue (fresh normals every step)."""
+def _numpy_sgd_loop(d, s, steps, rng):
+    """The plain numpy loop of the issue: fresh normals every step, w -= lr x^T (x w - y) / S."""
     a_sqrt = np.sqrt(rng.uniform(0.5, 1.0, d))
     w = np.zeros(d)
     lam = 0.1 / d
-    start = time.perf_counter()
     for _ in range(steps):
         x = rng.standard_normal((s, d)) * a_sqrt
         y = rng.standard_normal(s)
         w -= lam * x.T @ (x @ w - y) / s
-    return (time.perf_counter() - start) / steps
+    return w
 
 
 @benchmark
 def simulate_d2(rng) -> Case:
-    """Issue target: D = 2, S = 10: at least 50× fewer seconds per step than a plain numpy loop."""
-    steps = 2_000_000
+    """Issue target: D = 2, S = 10: at least 50× fewer seconds per step than a plain numpy loop
+    (times are per SGD step; the simulator also accumulates Σ, the noise and the tail samples)."""
+    steps, ref_steps = 2_000_000, 20_000
     return Case(
         name="simulate D=2 S=10 (per step)",
         run=lambda: sgdnoise.simulate([1.0, 0.5], noise_var=1.0, lr=0.5, batch_size=10, steps=steps, burn_in=0,
-                                      chains=1, threads=1, seed=1, progress=False) and None,
-        reference=lambda: _numpy_sgd_step_time(2, 10, 20_000, rng) * steps,
+                                      chains=1, threads=1, seed=1, progress=False),
+        reference=lambda: _numpy_sgd_loop(2, 10, ref_steps, rng),
         reference_name="numpy loop w -= lr*x.T@(x@w-y)/S",
-        judge=faster(50.0), repeats=3)
+        judge=faster(50.0), repeats=3, run_units=steps, reference_units=ref_steps)
 
 
 @benchmark
 def simulate_d256(rng) -> Case:
     """Issue target: D = 256, S = 64: at least 5× fewer seconds per step than the numpy loop (one chain)."""
-    steps = 20_000
+    steps, ref_steps = 20_000, 2_000
     a = rng.uniform(0.5, 1.0, 256)
     return Case(
         name="simulate D=256 S=64 (per step, 1 chain)",
         run=lambda: sgdnoise.simulate(a, noise_var=1.0, lr=0.01, batch_size=64, steps=steps, burn_in=0, chains=1,
-                                      threads=1, seed=1, progress=False) and None,
-        reference=lambda: _numpy_sgd_step_time(256, 64, 1000, rng) * steps,
+                                      threads=1, seed=1, progress=False),
+        reference=lambda: _numpy_sgd_loop(256, 64, ref_steps, rng),
         reference_name="numpy loop w -= lr*x.T@(x@w-y)/S",
-        judge=faster(5.0), repeats=3)
+        judge=faster(5.0), repeats=3, run_units=steps, reference_units=ref_steps)
 
 
 @benchmark
@@ -382,7 +390,7 @@ def simulate_threads(rng) -> Case:
                                             burn_in=0, chains=8, threads=threads, seed=1, progress=False)
     return Case(
         name="simulate 8 chains D=16: 2 threads",
-        run=lambda: sim(2) and None, reference=lambda: sim(1) and None,
+        run=lambda: sim(2), reference=lambda: sim(1),
         reference_name="the same on 1 thread",
         judge=faster(1.7), repeats=3)
 
@@ -453,8 +461,13 @@ def main() -> int:
     rows = []
     missed = 0
     for builder in CASES:
-        case = builder(rng)
-        t, t_ref, result, expected = best_times(case)
+        try:
+            case = builder(rng)
+            t, t_ref, result, expected = best_times(case)
+        except Exception as exc:  # one broken case must not hide the others' numbers
+            missed += 1
+            rows.append((builder.__name__, "ERROR", f"{type(exc).__name__}: {exc}"[:60], "", "", "", "MISSED"))
+            continue
         target, met = case.judge(t, t_ref) if case.judge else ("(information)", None)
         missed += met is False
         status = "info" if met is None else "met" if met else "MISSED"

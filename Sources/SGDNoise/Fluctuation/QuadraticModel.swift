@@ -239,12 +239,18 @@ struct QuadraticModel {
             let spectral = try SpectralStationarySolver(eigen: eigen, momentum: momentum)
             x = spectral.rotateOut(y)
             cTilde = spectral.rotateOut(cHat)
+        } else if transform.root == nil {
+            // Scalar λ: Σ = λX and C = C̃/λ folded into the SYRK weights (no extra D² passes).
+            let l = transform.scalar
+            x = qt.weightedGram(rowWeights: solution.y.map { $0 * l })
+            cTilde = qt.weightedGram(rowWeights: noiseDiagonal.map { $0 / l })
         } else {
             x = qt.weightedGram(rowWeights: solution.y)
             cTilde = qt.weightedGram(rowWeights: noiseDiagonal)
         }
-        let sigma = transform.conjugate(x)
-        let noiseMatrix = try transform.deconjugate(cTilde)
+        let folded = vHat == nil && transform.root == nil
+        let sigma = folded ? x : transform.conjugate(x)
+        let noiseMatrix = folded ? cTilde : try transform.deconjugate(cTilde)
         guard sigma.isFinite, noiseMatrix.isFinite else {
             throw SGDNoiseError.numericalFailure("the stationary covariance came out non-finite")
         }

@@ -30,11 +30,27 @@ extension Matrix {
         try requireSquareFinite(name, size: n)
         let scale = maxAbs
         let n = rows
-        for i in 0..<n {
-            for j in (i + 1)..<n where abs(elements[i * n + j] - elements[j * n + i]) > Matrix.symmetryTolerance * scale {
-                throw SGDNoiseError.notSymmetric(
-                    "\(name) is not symmetric: entry (\(i), \(j)) = \(elements[i * n + j]) but (\(j), \(i)) = \(elements[j * n + i])")
+        let tolerance = Matrix.symmetryTolerance * scale
+        // By 64 × 64 tiles, so that the transposed reads stay in cache.
+        var bad: (Int, Int)? = nil
+        elements.withUnsafeBufferPointer { a in
+            let tile = 64
+            for ib in stride(from: 0, to: n, by: tile) where bad == nil {
+                for jb in stride(from: ib, to: n, by: tile) where bad == nil {
+                    for i in ib..<min(ib + tile, n) {
+                        for j in max(jb, i + 1)..<max(min(jb + tile, n), max(jb, i + 1))
+                        where abs(a[i * n + j] - a[j * n + i]) > tolerance {
+                            bad = (i, j)
+                            break
+                        }
+                        if bad != nil { break }
+                    }
+                }
             }
+        }
+        if let (i, j) = bad {
+            throw SGDNoiseError.notSymmetric(
+                "\(name) is not symmetric: entry (\(i), \(j)) = \(elements[i * n + j]) but (\(j), \(i)) = \(elements[j * n + i])")
         }
     }
 
@@ -52,12 +68,18 @@ extension Matrix {
         return s
     }
 
-    /// Copies the upper triangle into the lower one (after a BLAS call that wrote only one).
+    /// Copies the upper triangle into the lower one (after a BLAS call that wrote only one), by
+    /// 64 × 64 tiles so that the transposed writes stay in cache.
     mutating func fillLowerFromUpper() {
         let n = rows
+        let tile = 64
         elements.withUnsafeMutableBufferPointer { a in
-            for i in 0..<n {
-                for j in (i + 1)..<n { a[j * n + i] = a[i * n + j] }
+            for ib in stride(from: 0, to: n, by: tile) {
+                for jb in stride(from: ib, to: n, by: tile) {
+                    for i in ib..<min(ib + tile, n) {
+                        for j in max(jb, i + 1)..<max(min(jb + tile, n), max(jb, i + 1)) { a[j * n + i] = a[i * n + j] }
+                    }
+                }
             }
         }
     }

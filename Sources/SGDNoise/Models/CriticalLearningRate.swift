@@ -107,10 +107,17 @@ public func labelNoiseSweep(
                     let q = (1 - mu) / (1 + mu) + 1 / s
                     var t = 0.0
                     if twoMu - q * lambda * aMax > 0 {
+                        // Compensated (Neumaier) summation: the error stays O(ε), not O(Dε),
+                        // which matters near λ* where κ = T/(1 − T/S) amplifies it.
+                        var compensation = 0.0
                         for i in 0..<a.count {
                             let x = lambda * a[i]
-                            t += x / (twoMu - q * x)
+                            let term = x / (twoMu - q * x)
+                            let sum = t + term
+                            compensation += abs(t) >= abs(term) ? (t - sum) + term : (term - sum) + t
+                            t = sum
                         }
+                        t += compensation
                     } else {
                         t = .infinity
                     }

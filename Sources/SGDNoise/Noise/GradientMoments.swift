@@ -3,10 +3,12 @@ import _CLAPACK
 /// The first two moments of a set of per-sample gradients: count N, mean ḡ and the centred
 /// scatter matrix Σ_i (g_i − ḡ)(g_i − ḡ)ᵀ (so that M2 − ḡḡᵀ = scatter / N).
 ///
-/// Computed in two passes — the mean, then the scatter of the centred rows — so that a large mean
-/// does not cancel digits. The scatter is accumulated by blocks of rows: each block is centred
-/// into a cache-sized buffer (converting `Float` to `Double` on the way) and added with one
-/// `cblas_dsyrk`, so the cost is that of a single SYRK of the N × D gradient matrix.
+/// Computed so that a large mean does not cancel digits: first the mean and the exact centred
+/// diagonal (O(ND)); then, when the mean is small against the spread (N ḡ_j² ≤ Σ_i (g_ij − ḡ_j)²
+/// for every j) and the gradients are `Double`, one SYRK of the raw gradients with a rank-one
+/// correction; otherwise the scatter of the centred rows, accumulated by blocks: each block is
+/// centred into a cache-sized buffer (converting `Float` to `Double` on the way) and added with
+/// one `cblas_dsyrk`. Either way the cost is about that of a single SYRK of the N × D gradients.
 public struct GradientMoments: Sendable {
     /// The number of samples N.
     public internal(set) var count: Int
@@ -41,32 +43,70 @@ extension GradientMoments {
         guard g.count >= n * d, let base = g.baseAddress else {
             throw SGDNoiseError.invalidArgument("grads holds \(g.count) entries, fewer than \(n) × \(d)")
         }
-        let mean = try Self.columnMeans(base, rows: n, columns: d)
-        var diag = [Double](repeating: 0, count: d)
+        let (mean, diag) = try Self.meansAndCentredSquares(base, rows: n, columns: d)
         var scatter: Matrix? = nil
         if full {
             var s = Matrix(rows: d, columns: d)
-            Self.accumulateCentredScatter(base, rows: n, columns: d, mean: mean, into: &s)
-            diag = s.diagonalEntries
-            s.fillLowerFromUpper()
-            scatter = s
-        } else {
-            diag.withUnsafeMutableBufferPointer { dg in
-                mean.withUnsafeBufferPointer { mu in
-                    for i in 0..<n {
-                        let row = base + i * d
-                        for j in 0..<d {
-                            let c = Double(row[j]) - mu[j]
-                            dg[j] += c * c
+            if T.self == Double.self, Self.meanIsSmall(mean, diag, n) {
+                // One SYRK of the raw gradients and a rank-one correction: GᵀG − N ḡḡᵀ. When every
+                // N ḡ_j² ≤ Σ_i (g_ij − ḡ_j)², the cancellation costs at most a factor 2 in the
+                // rounding error bound, relative to √(s_ii s_jj); otherwise centre block by block.
+                base.withMemoryRebound(to: Double.self, capacity: n * d) { raw in
+                    s.elements.withUnsafeMutableBufferPointer { out in
+                        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasInt(d), blasInt(n), 1, raw, blasInt(d),
+                                    0, out.baseAddress, blasInt(d))
+                        mean.withUnsafeBufferPointer { mu in
+                            cblas_dsyr(CblasRowMajor, CblasUpper, blasInt(d), -Double(n), mu.baseAddress, 1,
+                                       out.baseAddress, blasInt(d))
                         }
                     }
                 }
+                for j in 0..<d { s.elements[j * d + j] = diag[j] }  // the exact diagonal
+            } else {
+                Self.accumulateCentredScatter(base, rows: n, columns: d, mean: mean, into: &s)
+                for j in 0..<d { s.elements[j * d + j] = diag[j] }
             }
+            s.fillLowerFromUpper()
+            scatter = s
         }
         self.count = n
         self.mean = mean
         self.scatter = scatter
         self.scatterDiagonal = diag
+    }
+
+    /// Whether N ḡ_j² ≤ Σ_i (g_ij − ḡ_j)² for every j (the mean does not dominate the spread).
+    static func meanIsSmall(_ mean: [Double], _ centredDiagonal: [Double], _ n: Int) -> Bool {
+        zip(mean, centredDiagonal).allSatisfy { Double(n) * $0 * $0 <= $1 }
+    }
+
+    /// The column means ḡ_j and centred sums of squares Σ_i (g_ij − ḡ_j)² in one pass over the
+    /// gradients (Welford's update, numerically stable), with a check that everything is finite.
+    @_specialize(where T == Double)
+    @_specialize(where T == Float)
+    static func meansAndCentredSquares<T: GradientScalar>(
+        _ g: UnsafePointer<T>, rows n: Int, columns d: Int
+    ) throws -> (mean: [Double], squares: [Double]) {
+        var mean = [Double](repeating: 0, count: d)
+        var squares = [Double](repeating: 0, count: d)
+        mean.withUnsafeMutableBufferPointer { mu in
+            squares.withUnsafeMutableBufferPointer { m2 in
+                for i in 0..<n {
+                    let row = g + i * d
+                    let inv = 1 / Double(i + 1)
+                    for j in 0..<d {
+                        let x = Double(row[j])
+                        let delta = x - mu[j]
+                        mu[j] += delta * inv
+                        m2[j] += delta * (x - mu[j])
+                    }
+                }
+            }
+        }
+        guard mean.allSatisfy({ $0.isFinite }), squares.allSatisfy({ $0.isFinite }) else {
+            throw SGDNoiseError.invalidArgument("grads contains NaN or infinite entries (or entries too large to square)")
+        }
+        return (mean, squares)
     }
 
     /// The column means, with a check that every entry is finite.
