@@ -80,31 +80,25 @@ extension GradientMoments {
         zip(mean, centredDiagonal).allSatisfy { Double(n) * $0 * $0 <= $1 }
     }
 
-    /// The column means ḡ_j and centred sums of squares Σ_i (g_ij − ḡ_j)² in one pass over the
-    /// gradients (Welford's update, numerically stable), with a check that everything is finite.
+    /// The column means ḡ_j and centred sums of squares Σ_i (g_ij − ḡ_j)², in two passes (the
+    /// exact mean first, so that a large mean does not cancel digits of the squares).
     @_specialize(where T == Double)
     @_specialize(where T == Float)
     static func meansAndCentredSquares<T: GradientScalar>(
         _ g: UnsafePointer<T>, rows n: Int, columns d: Int
     ) throws -> (mean: [Double], squares: [Double]) {
-        var mean = [Double](repeating: 0, count: d)
+        let mean = try columnMeans(g, rows: n, columns: d)
         var squares = [Double](repeating: 0, count: d)
-        mean.withUnsafeMutableBufferPointer { mu in
-            squares.withUnsafeMutableBufferPointer { m2 in
+        squares.withUnsafeMutableBufferPointer { m2 in
+            mean.withUnsafeBufferPointer { mu in
                 for i in 0..<n {
                     let row = g + i * d
-                    let inv = 1 / Double(i + 1)
                     for j in 0..<d {
-                        let x = Double(row[j])
-                        let delta = x - mu[j]
-                        mu[j] += delta * inv
-                        m2[j] += delta * (x - mu[j])
+                        let c = Double(row[j]) - mu[j]
+                        m2[j] += c * c
                     }
                 }
             }
-        }
-        guard mean.allSatisfy({ $0.isFinite }), squares.allSatisfy({ $0.isFinite }) else {
-            throw SGDNoiseError.invalidArgument("grads contains NaN or infinite entries (or entries too large to square)")
         }
         return (mean, squares)
     }
