@@ -82,6 +82,10 @@ def best_times(case: Case) -> tuple[float, float, object, object]:
     best = [float("inf"), float("inf")]
     for _ in range(case.repeats):
         for k, fn in enumerate((case.run, case.reference)):
+            # Two OpenBLAS builds share this process (numpy's and Debian's under libsgdnoise); each
+            # keeps its threads spinning for a while after a call, which slows whichever runs
+            # next. A pause before every timed call lets the other pool go idle first.
+            time.sleep(0.25)
             start = time.perf_counter()
             for _ in range(case.calls):
                 fn()
