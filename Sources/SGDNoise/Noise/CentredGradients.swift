@@ -309,8 +309,9 @@ struct CentredGradients<T: GradientScalar> {
     /// Rows per tile for the BLAS paths: a tile of about 128K doubles (1 MiB).
     var tileRows: Int { max(1, min(n, (1 << 17) / min(d, Self.blasTileColumns))) }
 
-    /// Y += G_c X by tiles and `dgemm` (m > 1).
-    func multiplyTiles(_ x: UnsafePointer<Double>, columns m: Int, into y: UnsafeMutablePointer<Double>) {
+    /// Calls `body(tile, r0, h, c0, w)` for every tile of centred gradients, rows r0..<r0+h and
+    /// columns c0..<c0+w, the tile row-major with leading dimension w.
+    private func forEachCentredTile(_ body: (UnsafeMutablePointer<Double>, Int, Int, Int, Int) -> Void) {
         let height = tileRows
         let buffer = UnsafeMutablePointer<Double>.allocate(capacity: Self.blasTileColumns * height)
         defer { buffer.deallocate() }
@@ -321,31 +322,26 @@ struct CentredGradients<T: GradientScalar> {
             while r0 < n {
                 let h = min(height, n - r0)
                 centre(rows: r0, h, columns: c0, w, into: buffer)
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(h), blasInt(m), blasInt(w), 1,
-                            buffer, blasInt(w), x + c0 * m, blasInt(m), 1, y + r0 * m, blasInt(m))
+                body(buffer, r0, h, c0, w)
                 r0 += h
             }
             c0 += w
         }
     }
 
+    /// Y += G_c X by tiles and `dgemm` (m > 1).
+    func multiplyTiles(_ x: UnsafePointer<Double>, columns m: Int, into y: UnsafeMutablePointer<Double>) {
+        forEachCentredTile { tile, r0, h, c0, w in
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(h), blasInt(m), blasInt(w), 1,
+                        tile, blasInt(w), x + c0 * m, blasInt(m), 1, y + r0 * m, blasInt(m))
+        }
+    }
+
     /// W += G_cᵀ U by tiles and `dgemm` (m > 1).
     func multiplyTransposedTiles(_ u: UnsafePointer<Double>, columns m: Int, into out: UnsafeMutablePointer<Double>) {
-        let height = tileRows
-        let buffer = UnsafeMutablePointer<Double>.allocate(capacity: Self.blasTileColumns * height)
-        defer { buffer.deallocate() }
-        var c0 = 0
-        while c0 < d {
-            let w = min(Self.blasTileColumns, d - c0)
-            var r0 = 0
-            while r0 < n {
-                let h = min(height, n - r0)
-                centre(rows: r0, h, columns: c0, w, into: buffer)
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasInt(w), blasInt(m), blasInt(h), 1,
-                            buffer, blasInt(w), u + r0 * m, blasInt(m), 1, out + c0 * m, blasInt(m))
-                r0 += h
-            }
-            c0 += w
+        forEachCentredTile { tile, r0, h, c0, w in
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasInt(w), blasInt(m), blasInt(h), 1,
+                        tile, blasInt(w), u + r0 * m, blasInt(m), 1, out + c0 * m, blasInt(m))
         }
     }
 
