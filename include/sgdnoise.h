@@ -341,8 +341,9 @@ sgdnoise_status sgdnoise_noise_factor(ptrdiff_t n, ptrdiff_t batch_size, int sam
  * of G: each product reads G twice, in tiles widened to double on the fly, with every product and
  * sum in double precision and the mean subtracted tile by tile (float32 gradients are never
  * rounded further; v is not rounded to float). mean is the gradient mean from sgdnoise_gradient_mean, or
- * NULL to compute it here (one more pass, with a NaN/Inf check of G; with a given mean G itself is
- * not checked). out receives d x m doubles. */
+ * NULL to compute it here (one more pass). NaN/Inf in G gives SGDNOISE_STATUS_INVALID_ARGUMENT
+ * (detected on the result, so a given mean costs no extra pass), an overflow
+ * SGDNOISE_STATUS_NUMERICAL_FAILURE; out is untouched on failure. out receives d x m doubles. */
 sgdnoise_status sgdnoise_noise_operator_apply(ptrdiff_t n, ptrdiff_t d, double const * grads, double const * mean, ptrdiff_t batch_size, int sampling, ptrdiff_t m, double const * v, double * out);
 
 /* As sgdnoise_noise_operator_apply, for float32 gradients (read as float32, products and sums in

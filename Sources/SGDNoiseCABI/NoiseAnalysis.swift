@@ -223,7 +223,11 @@ private func meanC<T: GradientScalar>(_ n: Int, _ d: Int, _ grads: UnsafePointer
 private func operatorMean<T: GradientScalar>(
     _ g: UnsafeBufferPointer<T>, _ n: Int, _ d: Int, _ mean: UnsafePointer<Double>?
 ) throws(SGDNoiseError) -> [Double] {
-    if let mean { return Array(UnsafeBufferPointer(start: mean, count: d)) }
+    if let mean {
+        let given = Array(UnsafeBufferPointer(start: mean, count: d))
+        guard given.allSatisfy({ $0.isFinite }) else { throw .invalidArgument("mean has a non-finite entry") }
+        return given
+    }
     return try core { try NoiseOperator<T>.mean(gradients: g, rows: n, columns: d) }
 }
 
@@ -232,8 +236,9 @@ private func operatorMean<T: GradientScalar>(
 /// of G: each product reads G twice, in tiles widened to double on the fly, with every product and
 /// sum in double precision and the mean subtracted tile by tile (float32 gradients are never
 /// rounded further; v is not rounded to float). `mean` is the gradient mean from sgdnoise_gradient_mean, or
-/// NULL to compute it here (one more pass, with a NaN/Inf check of G; with a given mean G itself is
-/// not checked). out receives d x m doubles.
+/// NULL to compute it here (one more pass). NaN/Inf in G gives SGDNOISE_STATUS_INVALID_ARGUMENT
+/// (detected on the result, so a given mean costs no extra pass), an overflow
+/// SGDNOISE_STATUS_NUMERICAL_FAILURE; out is untouched on failure. out receives d x m doubles.
 @c public func sgdnoise_noise_operator_apply(
     _ n: Int, _ d: Int, _ grads: UnsafePointer<Double>?, _ mean: UnsafePointer<Double>?, _ batch_size: Int,
     _ sampling: CInt, _ m: Int, _ v: UnsafePointer<Double>?, _ out: UnsafeMutablePointer<Double>?
@@ -261,12 +266,13 @@ private func applyC<T: GradientScalar>(
     let entries = try Arguments.count(d, m, "v")
     let f = try core { try Arguments.sampling(samplingCode).noiseFactor(sampleCount: n, batchSize: batchSize) }
     let mu = try operatorMean(g, n, d, mean)
-    try core {
-        try mu.withUnsafeBufferPointer { mb in
-            try NoiseOperator<T>.apply(
-                gradients: g, rows: n, columns: d, mean: mb, factor: f,
-                vectors: UnsafeBufferPointer(start: v, count: entries), count: m,
-                into: UnsafeMutableBufferPointer(start: out, count: entries))
+    try writeIfFinite(entries, to: out, gradients: g) { (result: UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) in
+        try core {
+            try mu.withUnsafeBufferPointer { mb in
+                try NoiseOperator<T>.apply(
+                    gradients: g, rows: n, columns: d, mean: mb, factor: f,
+                    vectors: UnsafeBufferPointer(start: v, count: entries), count: m, into: result)
+            }
         }
     }
 }
@@ -297,10 +303,11 @@ private func diagonalC<T: GradientScalar>(
     let out = try Arguments.output(out, "out")
     let f = try core { try Arguments.sampling(samplingCode).noiseFactor(sampleCount: n, batchSize: batchSize) }
     let mu = try operatorMean(g, n, d, mean)
-    try core {
-        try mu.withUnsafeBufferPointer { mb in
-            try NoiseOperator<T>.diagonal(gradients: g, rows: n, columns: d, mean: mb, factor: f,
-                                          into: UnsafeMutableBufferPointer(start: out, count: d))
+    try writeIfFinite(d, to: out, gradients: g) { (result: UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) in
+        try core {
+            try mu.withUnsafeBufferPointer { mb in
+                try NoiseOperator<T>.diagonal(gradients: g, rows: n, columns: d, mean: mb, factor: f, into: result)
+            }
         }
     }
 }
@@ -335,12 +342,31 @@ private func restrictC<T: GradientScalar>(
     let entries = try Arguments.count(d, k, "Q")
     let f = try core { try Arguments.sampling(samplingCode).noiseFactor(sampleCount: n, batchSize: batchSize) }
     let mu = try operatorMean(g, n, d, mean)
-    try core {
-        try mu.withUnsafeBufferPointer { mb in
-            try NoiseOperator<T>.restrict(
-                gradients: g, rows: n, columns: d, mean: mb, factor: f,
-                basis: UnsafeBufferPointer(start: q, count: entries), count: k,
-                into: UnsafeMutableBufferPointer(start: out, count: k * k))
+    try writeIfFinite(try Arguments.count(k, k, "out"), to: out, gradients: g) { (result: UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) in
+        try core {
+            try mu.withUnsafeBufferPointer { mb in
+                try NoiseOperator<T>.restrict(
+                    gradients: g, rows: n, columns: d, mean: mb, factor: f,
+                    basis: UnsafeBufferPointer(start: q, count: entries), count: k, into: result)
+            }
         }
     }
+}
+
+/// Runs `body` on a scratch buffer of `count` doubles and copies it to `out` only when every entry
+/// is finite. Otherwise `out` stays untouched and the gradients are scanned (only on this failure
+/// path): a NaN/Inf there is INVALID_ARGUMENT, an overflow of finite gradients NUMERICAL_FAILURE.
+private func writeIfFinite<T: GradientScalar>(
+    _ count: Int, to out: UnsafeMutablePointer<Double>, gradients g: UnsafeBufferPointer<T>,
+    _ body: (UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) -> Void
+) throws(SGDNoiseError) {
+    var scratch = [Double](repeating: 0, count: count)
+    try scratch.withUnsafeMutableBufferPointer { (buffer: inout UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) in
+        try body(buffer)
+    }
+    guard scratch.allSatisfy({ $0.isFinite }) else {
+        if g.contains(where: { !$0.isFinite }) { throw .invalidArgument("grads contains NaN or infinite entries") }
+        throw .numericalFailure("the result overflowed: grads has entries too large to square")
+    }
+    Arguments.write(scratch, to: out)
 }

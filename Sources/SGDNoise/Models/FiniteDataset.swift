@@ -133,6 +133,10 @@ public func finiteDataset(
     for i in 0..<n { for j in 0..<d { z[i, j] *= residuals[i] } }
     let moments = try z.elements.withUnsafeBufferPointer { try GradientMoments(gradients: $0, rows: n, columns: d, full: true) }
     let r = (1 / Double(n)) * moments.scatter!
+    if let u = teacher, !(u.count == d && u.allSatisfy({ $0.isFinite })) {
+        throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
+    }
+    if let a = populationCovariance { try a.requireSymmetric("A", size: d) }
     let (solver, transform) = try problem.solver(learningRate)
     let lrScale: Double
     if case .scalar(let l) = learningRate { lrScale = l } else { lrScale = 1 }
