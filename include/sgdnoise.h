@@ -43,6 +43,17 @@ typedef enum sgdnoise_dataset_field {
     SGDNOISE_DATASET_FIELD_COUNT = 3,
 } sgdnoise_dataset_field;
 
+/* Indices into the out_info array of sgdnoise_stationary_fluctuation. */
+typedef enum sgdnoise_fluctuation_field {
+    /* The number of flat directions (zero eigenvalues of L^{1/2} H L^{1/2}), where Sigma is 0. */
+    SGDNOISE_FLUCTUATION_FIELD_FLAT_DIRECTIONS = 0,
+    /* The noise power entering them (positive: the parameters random-walk there), in the units
+     * of L^{1/2} C L^{1/2}. */
+    SGDNOISE_FLUCTUATION_FIELD_FLAT_DIRECTION_NOISE = 1,
+    /* The number of entries of out_info. */
+    SGDNOISE_FLUCTUATION_FIELD_COUNT = 2,
+} sgdnoise_fluctuation_field;
+
 /* How a symmetric matrix argument is laid out. */
 typedef enum sgdnoise_layout {
     /* d x d row-major entries; matrix results are d x d. */
@@ -431,6 +442,12 @@ sgdnoise_status sgdnoise_simulation_set_optimizer(void * simulation, double cons
  * Returns SGDNOISE_STATUS_UNSTABLE, with the critical learning rate, when lr*eig(H) leaves
  * (0, 2(1+momentum)). Flat directions of H get zero fluctuation. out_sigma: d*d doubles. */
 sgdnoise_status sgdnoise_stationary_covariance(ptrdiff_t d, double const * hessian, double const * noise, double lr, double const * lr_matrix, double momentum, double * out_sigma);
+
+/* As sgdnoise_stationary_covariance, and also reports what theory.md section 3 asks of a singular
+ * H: out_eigenvalues (d doubles, may be NULL) receives the eigenvalues m of
+ * L^{1/2} H L^{1/2} (ascending; stable iff 0 < m < 2(1+momentum) off the flat ones) and out_info
+ * (SGDNOISE_FLUCTUATION_FIELD_COUNT doubles, may be NULL) the flat directions and their noise. */
+sgdnoise_status sgdnoise_stationary_fluctuation(ptrdiff_t d, double const * hessian, double const * noise, double lr, double const * lr_matrix, double momentum, double * out_sigma, double * out_eigenvalues, double * out_info);
 
 /* Tail index of the 1-d stationary distribution (curvature a, lr, batch size S), by method
  * (an sgdnoise_tail_method); +inf when it exceeds 1e4. */

@@ -17,7 +17,7 @@ from .errors import (
     UnstableError,
 )
 from .dataset import DatasetPrediction, critical_learning_rate_dataset, finite_dataset
-from .fluctuation import stationary_covariance
+from .fluctuation import StationaryInfo, stationary_covariance
 from .minimum import minimum_fluctuation, minimum_noise
 from .models import (
     Prediction,
@@ -61,6 +61,7 @@ __all__ = [
     "noise_operator",
     "NoiseOperator",
     "stationary_covariance",
+    "StationaryInfo",
     "Prediction",
     "label_noise",
     "input_noise",

@@ -189,6 +189,11 @@ _declare("sgdnoise_minimum_noise", c_int, [c_int, c_ptrdiff, P, c_double, c_ptrd
 _declare("sgdnoise_minimum_fluctuation", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, P, P, c_double,
                                                  P, ctypes.POINTER(c_int), P])
 
+# sgdnoise_status sgdnoise_stationary_fluctuation(ptrdiff_t d, const double *hessian, const double *noise,
+#     double lr, const double *lr_matrix, double momentum, double *out_sigma, double *out_eigenvalues,
+#     double *out_info);
+_declare("sgdnoise_stationary_fluctuation", c_int, [c_ptrdiff, P, P, c_double, P, c_double, P, P, P])
+
 _EXCEPTIONS = {
     INVALID_ARGUMENT: errors.InvalidArgumentError,
     NOT_SYMMETRIC: errors.NotSymmetricError,

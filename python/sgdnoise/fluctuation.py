@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import _lib
 from ._arrays import as_scalar, as_square
 
-__all__ = ["stationary_covariance"]
+__all__ = ["stationary_covariance", "StationaryInfo"]
 
 _stationary = _lib.lib.sgdnoise_stationary_covariance
+_fluctuation = _lib.lib.sgdnoise_stationary_fluctuation
+
+
+@dataclass(frozen=True)
+class StationaryInfo:
+    r"""What solving Theorem 1 learnt beyond Σ (``stationary_covariance(..., return_info=True)``).
+
+    Attributes
+    ----------
+    eigenvalues : (D,) ndarray
+        The eigenvalues :math:`m` of :math:`\Lambda^{1/2}H\Lambda^{1/2}`, ascending; the dynamics
+        are stable iff :math:`0 < m < 2(1+\mu)` off the flat ones.
+    flat_directions : int
+        The number of zero eigenvalues (flat directions), where Σ is reported as 0.
+    flat_direction_noise : float
+        The noise power entering them, in units of :math:`\Lambda^{1/2}C\Lambda^{1/2}`; positive
+        means the parameters random-walk along the flat directions (no stationary law there).
+    """
+
+    eigenvalues: np.ndarray
+    flat_directions: int
+    flat_direction_noise: float
 
 
 def _learning_rate(lr, d: int):
@@ -19,7 +43,7 @@ def _learning_rate(lr, d: int):
     return 1.0, as_square(lr, "lr", d)
 
 
-def stationary_covariance(hessian, noise, lr, momentum=0.0):
+def stationary_covariance(hessian, noise, lr, momentum=0.0, *, return_info=False):
     r"""Stationary fluctuation :math:`\Sigma = \lim \operatorname{cov}(w_t)` of SGD [Thm 1].
 
     Solves the generalised (discrete) Lyapunov equation of SGD with momentum :math:`\mu` and
@@ -43,6 +67,9 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0):
         :math:`\lambda > 0`, or a symmetric positive-definite learning-rate matrix :math:`\Lambda`.
     momentum : float, default 0.0
         :math:`\mu \in [0, 1)`.
+    return_info : bool, default False
+        Also return a :class:`StationaryInfo` (eigenvalues, flat directions and the noise that
+        enters them), as theory.md section 3 asks for a singular H.
 
     Returns
     -------
@@ -85,9 +112,15 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0):
     c = as_square(noise, "noise", d)
     scale, matrix = _learning_rate(lr, d)
     out = np.empty((d, d))
-    status = _stationary(d, h.ctypes.data, c.ctypes.data, scale,
-                         None if matrix is None else matrix.ctypes.data, as_scalar(momentum, "momentum"),
-                         out.ctypes.data)
-    if status:
-        _lib.raise_for(status)
-    return out
+    m = None if matrix is None else matrix.ctypes.data
+    if not return_info:
+        status = _stationary(d, h.ctypes.data, c.ctypes.data, scale, m, as_scalar(momentum, "momentum"),
+                             out.ctypes.data)
+        if status:
+            _lib.raise_for(status)
+        return out
+    eigenvalues, info = np.empty(d), np.empty(2)
+    _lib.check(_fluctuation(d, h.ctypes.data, c.ctypes.data, scale, m, as_scalar(momentum, "momentum"),
+                            out.ctypes.data, eigenvalues.ctypes.data, info.ctypes.data))
+    return out, StationaryInfo(eigenvalues=eigenvalues, flat_directions=int(info[0]),
+                               flat_direction_noise=float(info[1]))

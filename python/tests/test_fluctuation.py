@@ -394,3 +394,22 @@ def test_inputs_are_not_modified(spd, rng):
     sgdnoise.stationary_covariance(h, c, lam, momentum=0.2)
     for before, after in zip(copies, (h, c, lam)):
         np.testing.assert_array_equal(before, after)
+
+
+def test_return_info_reports_eigenvalues_and_flat_directions():
+    """theory.md §3: with a singular H, Σ is solved on the range and the null space is reported —
+    its dimension and the noise power that enters it (in units of Λ^{1/2}CΛ^{1/2} = λC here)."""
+    q, _ = np.linalg.qr(np.random.default_rng(8).standard_normal((3, 3)))
+    h = (q * [1.0, 0.5, 0.0]) @ q.T
+    h = 0.5 * (h + h.T)
+    c = np.diag([0.3, 0.2, 0.1])
+    lam = 0.7
+    sigma, info = sgdnoise.stationary_covariance(h, c, lam, return_info=True)
+    np.testing.assert_array_equal(sigma, sgdnoise.stationary_covariance(h, c, lam))
+    np.testing.assert_allclose(info.eigenvalues, lam * np.array([0.0, 0.5, 1.0]), atol=1e-14)
+    assert info.flat_directions == 1
+    v = q[:, 2]  # the null vector of h
+    assert info.flat_direction_noise == pytest.approx(lam * v @ c @ v, rel=1e-12)
+    np.testing.assert_allclose(sigma @ v, 0.0, atol=1e-15)
+    regular, info2 = sgdnoise.stationary_covariance(np.eye(2), np.eye(2), 0.5, return_info=True)
+    assert info2.flat_directions == 0 and info2.flat_direction_noise == 0.0
