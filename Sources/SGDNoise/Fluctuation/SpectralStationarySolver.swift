@@ -19,7 +19,6 @@ func stationaryDenominator(_ mi: Double, _ mj: Double, momentum mu: Double, c2: 
 /// when i or j is flat) and the noise entering the flat space is reported.
 struct SpectralStationarySolver {
     let momentum: Double
-    let c1: Double
     let c2: Double
     /// Eigenvalues m of H̃ (ascending) and Qᵀ.
     let eigen: SymmetricEigendecomposition
@@ -37,7 +36,6 @@ struct SpectralStationarySolver {
     init(eigen: SymmetricEigendecomposition, momentum mu: Double) throws {
         try Self.validateMomentum(mu)
         momentum = mu
-        c1 = (1 + mu * mu) / (1 - mu * mu)
         c2 = mu / (1 - mu * mu)
         self.eigen = eigen
         let scale = eigen.spectralRadius

@@ -63,11 +63,7 @@ public enum SymmetricOperator: Sendable, Equatable {
         case .diagonal(let v): values = v
         case .dense(let m): values = try m.symmetricEigenvalues(name: name)
         }
-        let scale = values.reduce(0) { max($0, abs($1)) }
-        if let lo = values.min(), lo < -1e-12 * scale {
-            throw SGDNoiseError.invalidArgument(
-                "\(name) must be positive semi-definite (a covariance), but it has the eigenvalue \(lo)")
-        }
+        try requireCovarianceEigenvalues(values, name)
     }
 
     /// A + B for operators of the same representation (a diagonal one is densified otherwise).
@@ -111,5 +107,15 @@ public enum SymmetricOperator: Sendable, Equatable {
         case .dense(let m):
             return try m.solvePositiveDefinite(b, name: name)
         }
+    }
+}
+
+/// Throws unless the eigenvalues are those of a covariance: every one ≥ −1e-12 of the largest in
+/// magnitude (rounding of an exactly singular matrix is accepted).
+func requireCovarianceEigenvalues(_ values: [Double], _ name: String) throws {
+    let scale = values.reduce(0) { max($0, abs($1)) }
+    if let lo = values.min(), lo < -1e-12 * scale {
+        throw SGDNoiseError.invalidArgument(
+            "\(name) must be positive semi-definite (a covariance), but it has the eigenvalue \(lo)")
     }
 }

@@ -52,17 +52,13 @@ struct PreparedSimulation: Sendable {
             }
             gamma = try Self.weightDecay(spec.weightDecay, d)
             let eigen = try SymmetricEigendecomposition(checked: a, name: "A")
-            guard eigen.values.allSatisfy({ $0 >= -1e-12 * eigen.spectralRadius }) else {
-                throw SGDNoiseError.invalidArgument("A must be positive semi-definite (a covariance)")
-            }
+            try requireCovarianceEigenvalues(eigen.values, "A")
             let qt = eigen.eigenvectorRows
             basis = qt
             var root: WorkingOperator? = nil
             if let b = inputNoise {
                 let be = try SymmetricEigendecomposition(checked: b, name: "input_noise")
-                guard be.values.allSatisfy({ $0 >= -1e-12 * be.spectralRadius }) else {
-                    throw SGDNoiseError.invalidArgument("input_noise must be positive semi-definite (a covariance)")
-                }
+                try requireCovarianceEigenvalues(be.values, "input_noise")
                 root = WorkingOperator.rotated(be.reconstruct { max($0, 0).squareRoot() }, basis: qt)
             }
             source = .gaussian(
