@@ -1,5 +1,7 @@
 import SGDNoise
 
+// C section 10 -- Critical learning rates, sweeps, scaling laws and tails (docs/theory.md section 6).
+
 /// Which model a critical learning rate refers to.
 @c public enum sgdnoise_model: CInt {
     /// Label (and input) noise [Thm 2]; for input noise pass A + B.

@@ -20,9 +20,7 @@ public struct MultiplicativeNoise: Sendable, Equatable {
     }
 
     func validate() throws {
-        guard batchSize >= 1 else {
-            throw SGDNoiseError.invalidArgument("batch_size must be at least 1, got \(batchSize)")
-        }
+        try Validation.batchSize(batchSize)
         guard beta1.isFinite, beta2.isFinite else {
             throw SGDNoiseError.invalidArgument("beta1 and beta2 must be finite")
         }
@@ -56,7 +54,7 @@ struct DiagonalStationarySystem {
 
     init(m: [Double], mPrime: [Double], noise: MultiplicativeNoise, momentum: Double) throws {
         try noise.validate()
-        try SpectralStationarySolver.validateMomentum(momentum)
+        try Validation.momentum(momentum)
         precondition(m.count == mPrime.count)
         self.m = m
         self.mPrime = mPrime
@@ -153,8 +151,7 @@ struct DiagonalStationarySystem {
         let scale = criticalScale()
         let critical = scale.map { $0 * lrScale }
         return .unstable(
-            "unstable: no stationary distribution at this learning rate"
-                + (critical.map { "; the critical learning rate is \($0)" } ?? ""),
+            "unstable: no stationary distribution at this learning rate",
             criticalLearningRate: critical)
     }
 

@@ -68,7 +68,7 @@ struct QuadraticModel {
         let d = hessian.dimension
         try coupling?.validate("coupling", size: d)
         try noise.validate()
-        try SpectralStationarySolver.validateMomentum(momentum)
+        try Validation.momentum(momentum)
         switch learningRate {
         case .scalar(let l):
             guard l.isFinite, l > 0 else { throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(l)") }

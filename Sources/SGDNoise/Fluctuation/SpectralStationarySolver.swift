@@ -27,26 +27,25 @@ struct SpectralStationarySolver {
 
     var m: [Double] { eigen.values }
 
+    /// The relative tolerance actually used: |m| ≤ tolerance · max|m| is flat.
+    let flatTolerance: Double
+
     /// Validates μ and decomposes H̃.
-    init(preconditionedHessian hTilde: Matrix, momentum mu: Double) throws {
-        try self.init(eigen: SymmetricEigendecomposition(checked: hTilde, name: "hessian"), momentum: mu)
+    init(preconditionedHessian hTilde: Matrix, momentum mu: Double, flatTolerance: Double? = nil) throws {
+        try self.init(eigen: SymmetricEigendecomposition(checked: hTilde, name: "hessian"), momentum: mu,
+                      flatTolerance: flatTolerance)
     }
 
     /// Validates μ and uses an existing eigendecomposition of H̃.
-    init(eigen: SymmetricEigendecomposition, momentum mu: Double) throws {
-        try Self.validateMomentum(mu)
+    init(eigen: SymmetricEigendecomposition, momentum mu: Double, flatTolerance: Double? = nil) throws {
+        try Validation.momentum(mu)
         momentum = mu
         c2 = mu / (1 - mu * mu)
         self.eigen = eigen
         let scale = eigen.spectralRadius
-        let tol = 16 * Double(max(eigen.values.count, 1)) * Double.ulpOfOne * scale
-        isFlat = eigen.values.map { abs($0) <= tol }
-    }
-
-    static func validateMomentum(_ mu: Double) throws {
-        guard mu.isFinite, mu >= 0, mu < 1 else {
-            throw SGDNoiseError.invalidArgument("momentum must lie in [0, 1), got \(mu)")
-        }
+        let relative = try Validation.flatTolerance(flatTolerance, dimension: eigen.values.count)
+        self.flatTolerance = relative
+        isFlat = eigen.values.map { abs($0) <= relative * scale }
     }
 
     /// d_ij of theory.md §3, evaluated as (1−μ)(m_i + m_j − m_i m_j/(1+μ)) + c₂(m_i − m_j)²
@@ -75,7 +74,7 @@ struct SpectralStationarySolver {
             let critical = lrScale * stabilityEdge / mMax
             throw SGDNoiseError.unstable(
                 "unstable: lr times the largest hessian eigenvalue is \(mMax), at or above 2(1+momentum) = "
-                    + "\(stabilityEdge); the critical learning rate is \(critical)",
+                    + "\(stabilityEdge)",
                 criticalLearningRate: critical)
         }
     }

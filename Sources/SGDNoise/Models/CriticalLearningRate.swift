@@ -70,7 +70,7 @@ public func labelNoiseSweep(
     spectrum: [Double], noiseVariance: Double, learningRates: [Double], batchSizes: [Int], momenta: [Double]
 ) throws -> [SweepPoint] {
     try SymmetricOperator.diagonal(spectrum).validate("A")
-    try requireNonNegative(noiseVariance, "noise_var")
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
     let p = learningRates.count
     guard batchSizes.count == p, momenta.count == p else {
         throw SGDNoiseError.invalidArgument("lr, batch_size and momentum must have the same number of points")
@@ -82,8 +82,8 @@ public func labelNoiseSweep(
         guard learningRates[k].isFinite, learningRates[k] > 0 else {
             throw SGDNoiseError.invalidArgument("lr[\(k)] must be a finite positive number, got \(learningRates[k])")
         }
-        try requireBatchSize(batchSizes[k])
-        try SpectralStationarySolver.validateMomentum(momenta[k])
+        try Validation.batchSize(batchSizes[k])
+        try Validation.momentum(momenta[k])
     }
     struct Key: Hashable { let s: Int; let mu: Double }
     var critical: [Key: Double] = [:]
@@ -159,7 +159,7 @@ public func scalingLaw(
 ) throws -> [ScalingLawPoint] {
     guard k.isFinite, k > 0 else { throw SGDNoiseError.invalidArgument("ratio must be a finite positive number, got \(k)") }
     return try batchSizes.map { s in
-        try requireBatchSize(s)
+        try Validation.batchSize(s)
         let lambda = k * Double(s)
         let law = noiseVariance * k / (2 * (1 - momentum)) * Double(spectrum.count)
         var exact = Double.infinity

@@ -22,7 +22,7 @@ struct FiniteDatasetProblem {
     init(x: Matrix, weightDecay: Matrix?, batchSize: Int, sampling: Sampling, momentum: Double) throws {
         try x.requireFinite("X")
         guard x.rows >= 1, x.columns >= 1 else { throw SGDNoiseError.invalidArgument("X must be non-empty, got \(x.rows) × \(x.columns)") }
-        try SpectralStationarySolver.validateMomentum(momentum)
+        try Validation.momentum(momentum)
         self.x = x
         factor = try sampling.noiseFactor(sampleCount: x.rows, batchSize: batchSize)
         aHat = x.weightedGram(rowWeights: [Double](repeating: 1 / Double(x.rows), count: x.rows))
@@ -143,8 +143,7 @@ public func finiteDataset(
     func unstable() -> SGDNoiseError {
         let critical = (try? problem.criticalScale(learningRate)).map { $0 * lrScale }
         return .unstable(
-            "unstable: the second moments of SGD diverge on this dataset at this learning rate"
-                + (critical.map { "; the critical learning rate is \($0)" } ?? ""),
+            "unstable: the second moments of SGD diverge on this dataset at this learning rate",
             criticalLearningRate: critical)
     }
     do {
@@ -170,9 +169,9 @@ public func finiteDataset(
         let aOp = SymmetricOperator.dense(a)
         testLoss = 0.5 * (aOp.bilinear(delta, delta) + aOp.traceProduct(sig))
     }
-    let prediction = Prediction(
+    let prediction = try Prediction(
         sigma: .dense(sigma), noise: .dense(noise), mean: wStar, trainLoss: trainLoss, testLoss: testLoss, kappa: nil,
-        criticalLearningRate: nil, couplingTrace: problem.aHat.traceProduct(sigma), flatDirectionNoise: 0)
+        criticalLearningRate: nil, couplingTrace: problem.aHat.traceProduct(sigma), flatDirectionNoise: 0).checkedFinite()
     return FiniteDatasetPrediction(prediction: prediction, iterations: report.iterations, residual: report.residual,
                                    spectralRadius: report.spectralRadius)
 }

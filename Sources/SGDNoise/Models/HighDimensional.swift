@@ -19,8 +19,8 @@ public func highDimensional(
     guard alpha.isFinite, alpha > 0 else {
         throw SGDNoiseError.invalidArgument("alpha must be a finite positive number, got \(alpha)")
     }
-    try requireNonNegative(noiseVariance, "noise_var")
-    try requireBatchSize(batchSize)
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
+    try Validation.batchSize(batchSize)
     let s = Double(batchSize)
     let floor = max(0, noiseVariance * (1 - 1 / alpha))
     let model = QuadraticModel(
@@ -29,9 +29,9 @@ public func highDimensional(
     let solution = try model.solve()
     var kappa: Double? = nil
     if case .scalar(let l) = learningRate, let t = solution.coupling { kappa = (t / l) / (1 - t / s) }
-    return Prediction(
+    return try Prediction(
         sigma: solution.sigma, noise: solution.noise, mean: [Double](repeating: 0, count: aHat.dimension),
         trainLoss: 0.5 * (solution.tau + floor), testLoss: 0.5 * solution.tau, kappa: kappa,
         criticalLearningRate: solution.criticalLearningRate, couplingTrace: solution.tau,
-        flatDirectionNoise: solution.flatNoise)
+        flatDirectionNoise: solution.flatNoise).checkedFinite()
 }

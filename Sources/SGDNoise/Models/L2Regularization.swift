@@ -26,7 +26,7 @@ public func l2Regularized(
     let d = a.dimension
     try weightDecay.validate("weight_decay", size: d)
     try a.requirePositiveSemidefinite("A")
-    try requireBatchSize(batchSize)
+    try Validation.batchSize(batchSize)
     guard u.count == d, u.allSatisfy({ $0.isFinite }) else {
         throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
     }
@@ -44,9 +44,9 @@ public func l2Regularized(
     let regulariser = 0.5 * (weightDecay.traceProduct(solution.sigma) + weightDecay.bilinear(wStar, wStar))
     var kappa: Double? = nil
     if case .scalar(let l) = learningRate, let t = solution.coupling { kappa = (t / l) / (1 - t / s) }
-    return Prediction(
+    return try Prediction(
         sigma: solution.sigma, noise: solution.noise, mean: wStar,
         trainLoss: testLoss + regulariser, testLoss: testLoss, kappa: kappa,
         criticalLearningRate: solution.criticalLearningRate, couplingTrace: solution.tau,
-        flatDirectionNoise: solution.flatNoise)
+        flatDirectionNoise: solution.flatNoise).checkedFinite()
 }

@@ -30,13 +30,13 @@ public func dampedNewton(
         p = try labelNoise(a: a, noiseVariance: noiseVariance, learningRate: rate, batchSize: batchSize, momentum: momentum)
     } catch SGDNoiseError.unstable(_, let c?) {
         throw SGDNoiseError.unstable(
-            "unstable: damped Newton needs gS > λD; the critical learning rate is \(c * learningRate)",
+            "unstable: damped Newton needs gS > λD",
             criticalLearningRate: c * learningRate)
     }
-    return Prediction(
+    return try Prediction(
         sigma: p.sigma, noise: p.noise, mean: p.mean, trainLoss: p.trainLoss, testLoss: p.testLoss, kappa: p.kappa,
         criticalLearningRate: p.criticalLearningRate.map { $0 * learningRate }, couplingTrace: p.couplingTrace,
-        flatDirectionNoise: p.flatDirectionNoise)
+        flatDirectionNoise: p.flatDirectionNoise).checkedFinite()
 }
 
 /// Natural-gradient descent without label noise [Sec 6.4]: Λ = (λ/S)C⁻¹ with C the stationary
@@ -52,8 +52,8 @@ public func naturalGradient(
     a: SymmetricOperator, learningRate: Double, batchSize: Int, momentum: Double = 0
 ) throws -> Prediction {
     try a.validate("A")
-    try requireBatchSize(batchSize)
-    try SpectralStationarySolver.validateMomentum(momentum)
+    try Validation.batchSize(batchSize)
+    try Validation.momentum(momentum)
     guard learningRate.isFinite, learningRate > 0 else {
         throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(learningRate)")
     }
@@ -75,8 +75,8 @@ public func naturalGradient(
         sigma = .dense(eigen.reconstruct { c / $0 })
         noise = .dense((c * (1 + d) / s) * m)
     }
-    return Prediction(
+    return try Prediction(
         sigma: sigma, noise: noise, mean: [Double](repeating: 0, count: a.dimension),
         trainLoss: 0.5 * c * d, testLoss: 0.5 * c * d, kappa: nil, criticalLearningRate: nil,
-        couplingTrace: c * d, flatDirectionNoise: 0)
+        couplingTrace: c * d, flatDirectionNoise: 0).checkedFinite()
 }

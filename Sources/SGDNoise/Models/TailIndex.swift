@@ -29,7 +29,7 @@ public func tailIndex(a: Double, learningRate: Double, batchSize: Int, method: T
     guard learningRate.isFinite, learningRate > 0 else {
         throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(learningRate)")
     }
-    try requireBatchSize(batchSize)
+    try Validation.batchSize(batchSize)
     let s = Double(batchSize)
     switch method {
     case .paper: return 2 * s / (a * learningRate) - s

@@ -37,7 +37,7 @@ public struct NoiseAccumulator: Sendable {
     var scatterUpper: Matrix
 
     /// The largest dimension accepted (D² doubles of state).
-    public static let maxDimension = 40_000
+    public static let maxDimension = Validation.maxDenseDimension
 
     /// An empty accumulator for gradients of dimension `dimension` (1 ≤ D ≤ 40000).
     /// - Throws: `invalidArgument` for D < 1, `outOfMemory` for D > 40000.

@@ -9,20 +9,11 @@ public enum Sampling: Sendable, Equatable {
     /// 1/S with replacement, (N − S) / (S (N − 1)) without (0 at S = N, including N = 1).
     /// - Throws: `invalidArgument` when S < 1, N < 1, or S > N without replacement.
     public func noiseFactor(sampleCount n: Int, batchSize s: Int) throws -> Double {
-        guard n >= 1 else {
-            throw SGDNoiseError.invalidArgument("the number of samples must be at least 1, got \(n)")
-        }
-        guard s >= 1 else {
-            throw SGDNoiseError.invalidArgument("batch_size must be at least 1, got \(s)")
-        }
+        try Validation.batchSize(s, sampleCount: n, sampling: self)
         switch self {
         case .withReplacement:
             return 1 / Double(s)
         case .withoutReplacement:
-            guard s <= n else {
-                throw SGDNoiseError.invalidArgument(
-                    "batch_size \(s) exceeds the \(n) samples; sampling without replacement needs batch_size ≤ N")
-            }
             if s == n { return 0 }
             return Double(n - s) / (Double(s) * Double(n - 1))
         }

@@ -23,8 +23,8 @@ struct PreparedSimulation: Sendable {
     let momentum: Double
 
     init(_ spec: SimulationSpec) throws {
-        try requireBatchSize(spec.batchSize)
-        try SpectralStationarySolver.validateMomentum(spec.momentum)
+        try Validation.batchSize(spec.batchSize)
+        try Validation.momentum(spec.momentum)
         guard spec.steps >= 1 else { throw SGDNoiseError.invalidArgument("steps must be at least 1, got \(spec.steps)") }
         guard spec.burnIn >= 0 else { throw SGDNoiseError.invalidArgument("burn_in must be non-negative, got \(spec.burnIn)") }
         guard spec.chains >= 1 else { throw SGDNoiseError.invalidArgument("chains must be at least 1, got \(spec.chains)") }
@@ -44,7 +44,7 @@ struct PreparedSimulation: Sendable {
         case .gaussian(let a, let teacher, let noiseVariance, let inputNoise):
             try a.requireSymmetric("A")
             d = a.rows
-            try requireNonNegative(noiseVariance, "noise_var")
+            try Validation.nonNegative(noiseVariance, name: "noiseVariance")
             if let inputNoise { try inputNoise.requireSymmetric("input_noise", size: d) }
             let u = teacher ?? [Double](repeating: 0, count: d)
             guard u.count == d, u.allSatisfy({ $0.isFinite }) else {
