@@ -122,7 +122,9 @@ private func updateC<T: GradientScalar>(_ p: OpaquePointer?, _ n: Int, _ chunk: 
     guarded { () throws(SGDNoiseError) in
         let h = try accumulatorHandle(accumulator)
         let out = try Arguments.output(out, "out")
-        let mode = try Arguments.noiseSampling(sampling, sampleCount: h.snapshot.count, batchSize: batch_size)
+        let count = h.snapshot.count  // empty: the core says so below
+        let mode = count > 0 ? try Arguments.noiseSampling(sampling, sampleCount: count, batchSize: batch_size)
+                             : try Arguments.noiseSampling(sampling)
         guard let kind = sgdnoise_noise_kind(rawValue: kind) else {
             throw .invalidArgument("kind must be SGDNOISE_NOISE_KIND_FULL (0), _DIAGONAL (1) or _TRACE (2), got \(kind)")
         }
