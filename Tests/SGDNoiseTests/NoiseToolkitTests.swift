@@ -7,7 +7,7 @@ import SGDNoise
 import SGDNoiseCABI
 import Testing
 
-/// The noise toolkit of theory.md §2 against independent references built with plain loops
+/// The noise toolkit of docs/theory.md §2 against independent references built with plain loops
 /// (`NoiseDefinition`, `Ref`): the streaming accumulator, the top eigenpairs (Gram and dense
 /// routes), the comparison metrics, the gradient noise scales and the matrix-free operator; then the
 /// C interface (handles, NULLs, sizes, untouched outputs).

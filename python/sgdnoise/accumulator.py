@@ -1,4 +1,4 @@
-"""The streaming noise accumulator (theory.md section 2): count, mean and centred scatter of
+"""The streaming noise accumulator (docs/theory.md §2): count, mean and centred scatter of
 per-sample gradients, chunk by chunk, in O(D^2) memory however many gradients pass through."""
 
 from __future__ import annotations

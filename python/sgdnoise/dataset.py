@@ -1,4 +1,4 @@
-"""The exact fluctuation of SGD on a finite real dataset (theory.md section 4.1)."""
+"""The exact fluctuation of SGD on a finite real dataset (docs/theory.md §4.1)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, mom
                    A=None) -> DatasetPrediction:
     r"""Exact stationary fluctuation of SGD on linear regression over the dataset ``X``, ``y``.
 
-    No Gaussian or :math:`N\to\infty` assumption (theory.md section 4.1, an extension of the
+    No Gaussian or :math:`N\to\infty` assumption (docs/theory.md §4.1, an extension of the
     paper's Lemma 1). With :math:`\hat A = X^\top X/N`, :math:`K = \hat A + \Gamma`,
     :math:`w^* = K^{-1}X^\top y/N`, residuals :math:`r_i = x_i^\top w^* - y_i` and
     :math:`z_i = x_i r_i - \overline{x r}`:
@@ -120,7 +120,7 @@ def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, mom
 
 def critical_learning_rate_dataset(X, batch_size, replacement=True, weight_decay=0.0, momentum=0.0,
                                    lr_matrix=None) -> float:
-    r"""The critical learning rate of SGD on the dataset ``X`` (theory.md section 4.1).
+    r"""The critical learning rate of SGD on the dataset ``X`` (docs/theory.md §4.1).
 
     The largest :math:`\lambda` whose second-moment map has spectral radius below one (bisection
     to 1e-9 relative; each step a power iteration, so this costs a few hundred solves'

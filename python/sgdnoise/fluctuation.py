@@ -1,4 +1,4 @@
-"""The stationary fluctuation of SGD: the generalised Lyapunov equation (theory.md section 3)."""
+"""The stationary fluctuation of SGD: the generalised Lyapunov equation (docs/theory.md §3)."""
 
 from __future__ import annotations
 
@@ -80,13 +80,13 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0, *, flat_tolerance=No
         getting :class:`UnstableError` for a negative eigenvalue.
     return_info : bool, default False
         Also return a :class:`StationaryInfo` (eigenvalues, flat directions and the noise that
-        enters them), as theory.md section 3 asks for a singular H.
+        enters them), as docs/theory.md §3 asks for a singular H.
 
     Returns
     -------
     sigma : (D, D) ndarray
         :math:`\Sigma`, symmetric. Along flat directions of :math:`H` (zero eigenvalues) the
-        fluctuation is undetermined and reported as 0 (theory.md section 3).
+        fluctuation is undetermined and reported as 0 (docs/theory.md §3).
 
     Raises
     ------
@@ -98,7 +98,7 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0, *, flat_tolerance=No
 
     Notes
     -----
-    Spectral solution (theory.md section 3): with :math:`P = \Lambda^{1/2}` and
+    Spectral solution (docs/theory.md §3): with :math:`P = \Lambda^{1/2}` and
     :math:`P H P = Q\,\mathrm{diag}(m)\,Q^\top`, :math:`Y = Q^\top P^{-1}\Sigma P^{-1} Q` has
     :math:`Y_{ij} = (Q^\top P C P Q)_{ij} / d_{ij}`,
     :math:`d_{ij} = (1-\mu)(m_i+m_j) - c_1 m_i m_j + c_2(m_i^2+m_j^2)`.

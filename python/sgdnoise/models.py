@@ -1,4 +1,4 @@
-"""The exact closed forms of linear regression (theory.md section 4) and their baselines."""
+"""The exact closed forms of linear regression (docs/theory.md §4) and their baselines."""
 
 from __future__ import annotations
 

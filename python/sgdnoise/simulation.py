@@ -108,7 +108,7 @@ class _Progress:
 def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None, weight_decay=0.0, lr,
              batch_size, momentum=0.0, replacement=True, sampling=None, steps, burn_in=None, chains=1, seed=None,
              threads=None, progress=None) -> SimulationResult:
-    r"""Monte-Carlo SGD with momentum on linear regression (theory.md sections 1, 4, 4.1).
+    r"""Monte-Carlo SGD with momentum on linear regression (docs/theory.md §1, §4, §4.1).
 
     Online Gaussian data (``A`` given): fresh :math:`x \sim N(0, A)` every sample,
     :math:`y = u^\top x + \varepsilon`, :math:`\operatorname{Var}\varepsilon` = ``noise_var``,

@@ -1,5 +1,5 @@
 """The top eigenpairs of the noise covariance, and metrics comparing two covariance estimates
-(theory.md section 2)."""
+(docs/theory.md §2)."""
 
 from __future__ import annotations
 

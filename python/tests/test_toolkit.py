@@ -1,4 +1,4 @@
-"""The noise toolkit (theory.md section 2) against numpy definitions: the streaming accumulator,
+"""The noise toolkit (docs/theory.md §2) against numpy definitions: the streaming accumulator,
 top eigenpairs, comparison metrics, gradient noise scales (McCandlish et al. 2018), the two-batch
 estimator, the matrix-free operator, bad input, and the conventions page (docs/conventions.md)
 executed as a doctest.

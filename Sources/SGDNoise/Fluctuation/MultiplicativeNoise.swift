@@ -1,4 +1,4 @@
-/// Noise that depends on the fluctuation itself (multiplicative noise), theory.md §4:
+/// Noise that depends on the fluctuation itself (multiplicative noise), docs/theory.md §4:
 ///
 ///     C(Σ) = (1/S) (β₁ MΣM + β₂ Tr[MΣ] M) + C₀.
 ///
@@ -28,8 +28,8 @@ public struct MultiplicativeNoise: Sendable, Equatable {
 }
 
 /// The stationary equation with multiplicative noise, in the common eigenbasis of H̃ and M̃
-/// (theory.md §4). With m, m′ the eigenvalues of H̃ = PHP and M̃ = PMP and ĉ the diagonal of the
-/// rotated Σ-independent noise Ĉ₀:
+/// (docs/theory.md §4). With m, m′ the eigenvalues of H̃ = PHP and M̃ = PMP and ĉ the diagonal of
+/// the rotated Σ-independent noise Ĉ₀:
 ///
 ///     e_i = d_ii − β₁ m′_i² / S,      d_ii = (1−μ) m_i (2 − m_i/(1+μ)),
 ///     T   = Σ_i m′_i² / e_i,          τ = [Σ_i m′_i ĉ_i / e_i] / (1 − β₂ T / S),
@@ -156,7 +156,7 @@ struct DiagonalStationarySystem {
     }
 
     /// The largest factor c such that the system with m → c·m, m′ → c·m′ is stable: the critical
-    /// learning rate divided by the current one (theory.md §6). nil when no factor is stable.
+    /// learning rate divided by the current one (docs/theory.md §6). nil when no factor is stable.
     ///
     /// Diagonal edges c_i = 2(1−μ) m_i / q_i, q_i = (1−μ) m_i²/(1+μ) + β₁ m′_i²/S, and the root of
     /// F(c) = (β₂/S) Σ c m′_i² / (2(1−μ) m_i − c q_i) = 1 below them (F increases from 0), found by

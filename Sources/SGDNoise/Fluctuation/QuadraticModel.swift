@@ -6,7 +6,8 @@ enum BaseNoise {
     case scaledCouplingPlusRankOne(Double, [Double])
 }
 
-/// A quadratic loss with multiplicative noise: the engine behind every closed form of theory.md §4.
+/// A quadratic loss with multiplicative noise: the engine behind every closed form of
+/// docs/theory.md §4.
 ///
 /// Hessian H, coupling matrix M (nil: M = H), noise C(Σ) = (1/S)(β₁MΣM + β₂Tr[MΣ]M) + C₀,
 /// learning rate Λ and momentum μ. `solve()` works in the eigenbasis of H̃ = Λ^{1/2}HΛ^{1/2}

@@ -6,7 +6,8 @@ func stationaryDenominator(_ mi: Double, _ mj: Double, momentum mu: Double, c2: 
     return (1 - mu) * (mi + mj - mi * mj / (1 + mu)) + c2 * diff * diff
 }
 
-/// The spectral solution of the stationary equation [Thm 1] in the eigenbasis of H̃ (theory.md §3).
+/// The spectral solution of the stationary equation [Thm 1] in the eigenbasis of H̃
+/// (docs/theory.md §3).
 ///
 /// With H̃ = Q diag(m) Qᵀ, the equation
 ///
@@ -48,7 +49,7 @@ struct SpectralStationarySolver {
         isFlat = eigen.values.map { abs($0) <= relative * scale }
     }
 
-    /// d_ij of theory.md §3, evaluated as (1−μ)(m_i + m_j − m_i m_j/(1+μ)) + c₂(m_i − m_j)²
+    /// d_ij of docs/theory.md §3, evaluated as (1−μ)(m_i + m_j − m_i m_j/(1+μ)) + c₂(m_i − m_j)²
     /// (equal, since c₁ − 2c₂ = (1−μ)/(1+μ)): no cancellation between terms of size m²/(1−μ)
     /// at high momentum, every term non-negative where the dynamics are stable.
     @inline(__always)

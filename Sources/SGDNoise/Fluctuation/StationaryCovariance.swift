@@ -22,7 +22,7 @@ public struct StationaryFluctuation: Sendable {
 ///
 /// the generalised (discrete) Lyapunov equation; at μ = 0 it is Σ − (I−ΛH) Σ (I−ΛH)ᵀ = ΛCΛ.
 ///
-/// Solved by the spectral path of theory.md §3: Λ^{1/2} (one eigendecomposition when Λ is a
+/// Solved by the spectral path of docs/theory.md §3: Λ^{1/2} (one eigendecomposition when Λ is a
 /// matrix), one eigendecomposition of H̃ = Λ^{1/2} H Λ^{1/2}, and four matrix products.
 ///
 /// - Parameters:
@@ -37,8 +37,8 @@ public struct StationaryFluctuation: Sendable {
 /// - Throws: `unstable` when some eigenvalue m of Λ^{1/2}HΛ^{1/2} is negative or ≥ 2(1+μ) (the
 ///   error carries the critical learning rate λ·2(1+μ)/m_max when one exists); `invalidArgument`,
 ///   `notSymmetric`, `notPositiveDefinite` for bad input.
-/// - Note: zero eigenvalues of H (flat directions) are handled as theory.md §3 says: Σ is solved on
-///   the range of H̃ and `flatDirections`/`flatDirectionNoise` report the null space.
+/// - Note: zero eigenvalues of H (flat directions) are handled as docs/theory.md §3 says: Σ is
+///   solved on the range of H̃ and `flatDirections`/`flatDirectionNoise` report the null space.
 /// - Complexity: O(D³): one symmetric eigendecomposition (two for a matrix Λ) and four GEMMs.
 public func stationaryCovariance(
     hessian: Matrix, noise: Matrix, learningRate: LearningRate, momentum: Double = 0, flatTolerance: Double? = nil

@@ -1,6 +1,6 @@
 import Dispatch
 
-/// The critical learning rate λ* of linear regression with label noise (theory.md §6): the
+/// The critical learning rate λ* of linear regression with label noise (docs/theory.md §6): the
 /// largest λ with a stationary Σ, the unique root of
 ///
 ///     Σ_i λa_i / (2(1−μ) − ((1−μ)/(1+μ) + 1/S) λa_i) = S
@@ -19,7 +19,7 @@ public func criticalLearningRate(a: SymmetricOperator, batchSize: Int, momentum:
 }
 
 /// λ* of the high-dimensional model [Thm 6]: the root of Σ_i 1/(2/(λâ_i) − 1 + 1/S) = S (with
-/// momentum, the engine's edge of theory.md §4 with β₁ = −1, β₂ = 1).
+/// momentum, the engine's edge of docs/theory.md §4 with β₁ = −1, β₂ = 1).
 public func criticalLearningRateHighDimensional(aHat: SymmetricOperator, batchSize: Int, momentum: Double = 0) throws -> Double {
     try criticalLearningRate(of: QuadraticModel(
         hessian: aHat, coupling: nil, noise: MultiplicativeNoise(beta1: -1, beta2: 1, batchSize: batchSize),

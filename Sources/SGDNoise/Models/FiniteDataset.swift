@@ -11,7 +11,7 @@ public struct FiniteDatasetPrediction: Sendable {
     public let spectralRadius: Double
 }
 
-/// The second-moment problem of theory.md §4.1 on a dataset, at a given learning rate.
+/// The second-moment problem of docs/theory.md §4.1 on a dataset, at a given learning rate.
 struct FiniteDatasetProblem {
     let x: Matrix
     let aHat: Matrix
@@ -94,7 +94,7 @@ struct FiniteDatasetProblem {
 }
 
 /// The exact stationary fluctuation of SGD on linear regression over a finite dataset
-/// (theory.md §4.1, an extension of the paper's Lemma 1 — no Gaussian or N → ∞ assumption).
+/// (docs/theory.md §4.1, an extension of the paper's Lemma 1 — no Gaussian or N → ∞ assumption).
 ///
 /// With Â = XᵀX/N, K = Â + Γ, w* = K⁻¹Xᵀy/N, residuals r_i = x_iᵀw* − y_i and
 /// z_i = x_i r_i − mean_i(x_i r_i), the second moments of e = w − w* close exactly:
@@ -176,7 +176,7 @@ public func finiteDataset(
                                    spectralRadius: report.spectralRadius)
 }
 
-/// The critical learning rate of SGD on a finite dataset (theory.md §4.1): the largest λ whose
+/// The critical learning rate of SGD on a finite dataset (docs/theory.md §4.1): the largest λ whose
 /// second-moment map has spectral radius below one, by bisection to 1e-9 relative (for a matrix
 /// learning rate Λ: the largest stable multiple of Λ). Independent of the labels.
 public func criticalLearningRateDataset(

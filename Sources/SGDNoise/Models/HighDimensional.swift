@@ -3,7 +3,7 @@
 ///
 ///     C = (1/S)(Tr[ÂΣ] I − ÂΣ)Â + max{0, (σ²/S)(1 − 1/α)} Â,
 ///
-/// i.e. H = M = Â, β₁ = −1, β₂ = 1 in the engine of theory.md §4, so that [Thm 6]
+/// i.e. H = M = Â, β₁ = −1, β₂ = 1 in the engine of docs/theory.md §4, so that [Thm 6]
 ///
 ///     Tr[ÂΣ] = max{0, (λσ²/S)(1 − 1/α) κ̂},  κ̂ = Tr[Ĝ⁻¹Â] / (1 − (λ/S)Tr[Ĝ⁻¹Â]),
 ///     Ĝ = 2I − λ(1 − 1/S)Â.

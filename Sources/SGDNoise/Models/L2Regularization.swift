@@ -2,7 +2,7 @@
 /// label noise, K = A + Γ, w* = K⁻¹Au.
 ///
 /// The noise is C = (1/S)(AΣA + Tr[AΣ]A) + C₀ with C₀ = (1/S)(AK⁻¹ΓUΓK⁻¹A + Tr[AK⁻¹ΓUΓK⁻¹]A),
-/// U = uuᵀ — i.e. H = K, M = A, β₁ = β₂ = 1 in the engine of theory.md §4. Σ comes from the
+/// U = uuᵀ — i.e. H = K, M = A, β₁ = β₂ = 1 in the engine of docs/theory.md §4. Σ comes from the
 /// spectral solver (the paper's Eq. 12 is not symmetric in general; the solver reproduces Eq. 11).
 /// For [A, Γ] = 0 and a scalar λ the test loss is [Thm 4]
 ///

@@ -7,7 +7,7 @@
 ///     κ_μ = Tr[ΛAG_μ⁻¹] / (1 − Tr[ΛAG_μ⁻¹]/S),
 ///     L_train = ½(Tr[AΣ] + σ²),   L_test = ½ Tr[AΣ].
 ///
-/// Computed for any SPD Λ (commuting with A or not) through Λ^{1/2}AΛ^{1/2} (theory.md §4).
+/// Computed for any SPD Λ (commuting with A or not) through Λ^{1/2}AΛ^{1/2} (docs/theory.md §4).
 ///
 /// - Parameters:
 ///   - a: A, the input covariance = the Hessian (dense, or its spectrum).

@@ -90,9 +90,9 @@ private func minimumNoiseUnchecked(
 
 /// The stationary fluctuation that goes with `minimumNoise` [Cor 3]: Theorem 1 with H = H₀ + Γ and
 /// the noise of the minimum's kind — Σ-independent at a regularised or non-interpolating minimum,
-/// C = (1/S)(Tr[H₀Σ]H₀ − H₀ΣH₀) at an interpolating one (the engine of theory.md §4 with β₁ = −1,
-/// β₂ = 1, whose only stationary solution is Σ = 0 on the range of H₀ when it is stable). Flat
-/// directions of a singular H₀ are handled by projecting onto its range (theory.md §3).
+/// C = (1/S)(Tr[H₀Σ]H₀ − H₀ΣH₀) at an interpolating one (the engine of docs/theory.md §4 with
+/// β₁ = −1, β₂ = 1, whose only stationary solution is Σ = 0 on the range of H₀ when it is stable).
+/// Flat directions of a singular H₀ are handled by projecting onto its range (docs/theory.md §3).
 ///
 /// A Hessian computed numerically at a minimum is positive semi-definite only up to its own
 /// error: eigenvalues with |h| ≤ `flatTolerance` · max|h| are treated as exact zeros (flat).

@@ -1,4 +1,4 @@
-/// The exact stationary prediction of a linear-regression model of theory.md §4.
+/// The exact stationary prediction of a linear-regression model of docs/theory.md §4.
 ///
 /// Matrices come back dense, or as their diagonals when every input was given by a spectrum
 /// (`SymmetricOperator.diagonal`).

@@ -44,7 +44,7 @@ public func dampedNewton(
 ///
 ///     c = (λ/2) (1/((1+D)(1+μ)) + 1/((1−μ)S)).
 ///
-/// Derivation (theory.md §4 engine): with Σ = cA⁻¹ the noise is C = (c/S)(1+D)A, so
+/// Derivation (docs/theory.md §4 engine): with Σ = cA⁻¹ the noise is C = (c/S)(1+D)A, so
 /// Λ = sA⁻¹ with s = λ/(c(1+D)) and H̃ = sI; a nonzero stationary Σ exists only where the scalar
 /// coupling 1 − (1/S)Σ m²/e vanishes, i.e. s(1 + D + (1−μ)S/(1+μ)) = 2(1−μ)S, which gives c.
 /// `noise` is C = (c/S)(1+D)A; the losses are ½Tr[AΣ] = ½cD; no critical learning rate exists.

@@ -25,7 +25,7 @@ import _CLAPACK
 /// - An update or merge that would produce a non-finite state is rejected before anything changes.
 ///
 /// References: T. F. Chan, G. H. Golub, R. J. LeVeque, "Updating formulae and a pairwise algorithm
-/// for computing sample variances", COMPSTAT 1982; theory.md §2.
+/// for computing sample variances", COMPSTAT 1982; docs/theory.md §2.
 public struct NoiseAccumulator: Sendable {
     /// The dimension D of the gradients.
     public let dimension: Int

@@ -26,7 +26,7 @@ struct ChainRecord: Sendable {
     }
 }
 
-/// One SGD chain (theory.md §1) on a prepared problem, with its own random stream.
+/// One SGD chain (docs/theory.md §1) on a prepared problem, with its own random stream.
 struct SGDChain {
     let problem: PreparedSimulation
     let burnIn: Int
