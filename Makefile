@@ -17,7 +17,7 @@ CWARN        := -Wall -Wextra -pedantic -Werror
 C_EXAMPLES   := $(wildcard examples/c/*.c)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH),)
 
-.PHONY: all setup build build-cli header header-check bindings bindings-check test test-swift test-header test-c test-python \
+.PHONY: all setup build build-cli header header-check bindings bindings-check test test-fast test-swift test-header test-c test-python \
         demo bench sanitize clean
 
 all: build
@@ -76,6 +76,14 @@ header-check: .build/header/raw.h
 	@echo "header: $(HEADER) matches the Swift sources"
 
 test: setup build build-cli test-swift test-header test-c test-python
+
+## test-fast: the fast set for development (under a minute once built): the Swift suites without
+## the long Monte-Carlo and sanitizer-workload ones, and pytest without the tests marked slow
+## (see python/tests/conftest.py). `make test` runs everything.
+SLOW_SWIFT := MonteCarlo|Simulat|Concurrency|ThreadSanitizer|Reliability
+test-fast: build
+	$(SWIFT) test --parallel --skip '$(SLOW_SWIFT)'
+	$(PYTHON) -m pytest -q -m "not slow" python/tests
 
 test-swift:
 	$(SWIFT) test --parallel
