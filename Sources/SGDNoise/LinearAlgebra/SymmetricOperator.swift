@@ -39,6 +39,15 @@ public enum SymmetricOperator: Sendable, Equatable {
     /// The trace.
     public var trace: Double { diagonalEntries.reduce(0, +) }
 
+    /// The eigenvalues: a spectrum's entries as given, or a matrix's in ascending order (LAPACK).
+    /// - Throws: `notSymmetric` or `invalidArgument` for a matrix that is not finite and symmetric.
+    public func eigenvalues() throws -> [Double] {
+        switch self {
+        case .diagonal(let v): return v
+        case .dense(let m): return try m.symmetricEigenvalues(name: "A")
+        }
+    }
+
     /// Checks finiteness, symmetry and (when given) the dimension.
     func validate(_ name: String, size n: Int? = nil) throws {
         switch self {
