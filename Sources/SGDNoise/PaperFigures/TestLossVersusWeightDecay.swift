@@ -14,8 +14,8 @@ extension PaperFigures {
             /// Whether to simulate it (false where the whole stable window is heavy-tailed and a
             /// sample variance does not converge).
             public var simulate: Bool
-            /// The simulated weight decays (nil: `interiorPoints` evenly inside the stable window,
-            /// plus 0 when it is inside); γ* is always added.
+            /// The tabulated weight decays (nil: `interiorPoints` evenly inside the stable window,
+            /// and γ = 0, stable or not); γ* is always added. Unstable ones are not simulated.
             public var weightDecays: [Double]?
 
             public init(label: String, learningRate: Double, batchSize: Int, simulate: Bool = true, weightDecays: [Double]? = nil) {
@@ -128,7 +128,7 @@ extension PaperFigures {
                 var g = (1...max(interiorPoints, 1)).map {
                     window.lower + (window.upper - window.lower) * Double($0) / Double(interiorPoints + 1)
                 }
-                if window.lower < 0 && 0 < window.upper { g.append(0) }
+                g.append(0)
                 return g
             }()
             if !grid.contains(where: { abs($0 - gammaStar) < 1e-6 }) { grid.append(gammaStar) }
