@@ -43,15 +43,15 @@ struct ReproduceCommand: ParsableCommand {
     @Flag(name: .long, help: "Also write <figure>.json files.")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp(
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp(
         "Recorded SGD steps per chain for each simulated point (default 1000000, or 100000 with --quick).",
         valueName: "n"))
     var steps: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Independent chains per simulated point.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Independent chains per simulated point.", valueName: "n"))
     var chains: Int = 8
 
-    @Option(name: .long, help: ArgumentHelp("Random seed: the same seed gives the same numbers on any machine.",
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Random seed: the same seed gives the same numbers on any machine.",
                                             valueName: "n"))
     var seed: UInt64 = 1
 
