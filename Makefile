@@ -17,7 +17,7 @@ CWARN        := -Wall -Wextra -pedantic -Werror
 C_EXAMPLES   := $(wildcard examples/c/*.c)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH),)
 
-.PHONY: all setup build build-cli header header-check test test-swift test-header test-c test-python \
+.PHONY: all setup build build-cli header header-check bindings bindings-check test test-fast test-swift test-header test-c test-python \
         demo bench sanitize clean
 
 all: build
@@ -55,9 +55,18 @@ build-cli:
 	  $$(pkg-config --cflags-only-I openblas lapacke | sed 's/-I/-Xcc -I/g') \
 	  Sources/SGDNoiseCABI/*.swift -emit-clang-header-path $@
 
-## header: regenerate include/sgdnoise.h from the Swift sources.
+## header: regenerate include/sgdnoise.h from the Swift sources, and the Python bindings from it.
 header: .build/header/raw.h
 	$(PYTHON) scripts/make_header.py $< $(HEADER)
+	$(PYTHON) scripts/make_bindings.py
+
+## bindings: regenerate python/sgdnoise/_capi.py (the ctypes declarations) from the header.
+bindings:
+	$(PYTHON) scripts/make_bindings.py
+
+## bindings-check: fail when the Python bindings no longer match the header.
+bindings-check:
+	@$(PYTHON) scripts/make_bindings.py --check
 
 ## header-check: fail when the committed header no longer matches the sources.
 header-check: .build/header/raw.h
@@ -68,12 +77,20 @@ header-check: .build/header/raw.h
 
 test: setup build build-cli test-swift test-header test-c test-python
 
+## test-fast: the fast set for development (under a minute once built): the Swift suites without
+## the long Monte-Carlo and sanitizer-workload ones, and pytest without the tests marked slow
+## (see python/tests/conftest.py). `make test` runs everything.
+SLOW_SWIFT := MonteCarlo|Simulat|Concurrency|ThreadSanitizer|Reliability
+test-fast: build
+	$(SWIFT) test --parallel --skip '$(SLOW_SWIFT)'
+	$(PYTHON) -m pytest -q -m "not slow" python/tests
+
 test-swift:
 	$(SWIFT) test --parallel
 
 ## test-header: the generated header is current, compiles as C99 and C++ without warnings, and
 ## declares exactly the symbols the library exports.
-test-header: header-check
+test-header: header-check bindings-check
 	@for cc in "gcc -std=c99" "clang -std=c99" "g++ -x c++"; do \
 	  echo '#include "sgdnoise.h"' | $$cc $(CWARN) -Iinclude -fsyntax-only -x $$( [[ $$cc == g++* ]] && echo c++ || echo c ) - \
 	    || { echo "error: $(HEADER) does not compile with $$cc"; exit 1; }; \

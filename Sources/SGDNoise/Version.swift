@@ -1,5 +1,5 @@
 /// The version of sgdnoise.
 public enum SGDNoiseVersion {
     /// Semantic version of the library (also `sgdnoise_version()` and `sgdnoise.__version__`).
-    public static let string = "0.1.0"
+    public static let string = "1.0.0"
 }

@@ -1,5 +1,9 @@
 import SGDNoise
 import Synchronization
+import _SGDNoiseShims
+
+// C section 8 -- The streaming noise accumulator (a typed handle, sgdnoise_accumulator).
+// Threads: calls on one accumulator may come from several threads at once (they are serialised).
 
 /// The state behind an sgdnoise accumulator handle: a `NoiseAccumulator` behind a lock, so that
 /// concurrent calls on one handle are serialised (calls on different handles never contend).
@@ -14,9 +18,8 @@ final class AccumulatorHandle: Sendable {
     var snapshot: NoiseAccumulator { state.withLock { $0 } }
 }
 
-private func accumulatorHandle(_ p: UnsafeRawPointer?, _ name: String = "accumulator") throws(SGDNoiseError) -> AccumulatorHandle {
-    guard let p else { throw .invalidArgument("\(name) must not be NULL") }
-    return Unmanaged<AccumulatorHandle>.fromOpaque(p).takeUnretainedValue()
+private func accumulatorHandle(_ p: OpaquePointer?, _ name: String = "accumulator") throws(SGDNoiseError) -> AccumulatorHandle {
+    try Handles.object(p, as: AccumulatorHandle.self, name)
 }
 
 /// Creates an empty streaming accumulator of d-dimensional per-sample gradients (1 <= d <= 40000;
@@ -24,16 +27,15 @@ private func accumulatorHandle(_ p: UnsafeRawPointer?, _ name: String = "accumul
 /// centred scatter S = sum_i (g_i - g)(g_i - g)^T, updated chunk by chunk with the pairwise formula
 /// of Chan, Golub and LeVeque, so that sgdnoise_accumulator_covariance equals the one-shot
 /// sgdnoise_noise_covariance of all rows seen, up to rounding. *out_accumulator receives a handle
-/// to free with sgdnoise_accumulator_free. Calls on one handle may come from several threads (they
-/// are serialised).
+/// to free with sgdnoise_accumulator_free.
 @c public func sgdnoise_accumulator_create(
-    _ d: Int, _ out_accumulator: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    _ d: Int, _ out_accumulator: UnsafeMutablePointer<OpaquePointer?>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_accumulator, "out_accumulator")
         try Arguments.size(d, "d", max: Arguments.maxDimension)
         let state = try core { try NoiseAccumulator(dimension: d) }
-        out.pointee = Unmanaged.passRetained(AccumulatorHandle(state)).toOpaque()
+        Handles.give(AccumulatorHandle(state), to: out)
     }
 }
 
@@ -42,7 +44,7 @@ private func accumulatorHandle(_ p: UnsafeRawPointer?, _ name: String = "accumul
 /// S' = S + S_chunk + (N n / N') delta delta^T. A chunk with NaN/Inf (or entries so large that S
 /// would overflow) is rejected and the accumulator is left unchanged.
 @c public func sgdnoise_accumulator_update(
-    _ accumulator: UnsafeMutableRawPointer?, _ n: Int, _ chunk: UnsafePointer<Double>?
+    _ accumulator: OpaquePointer?, _ n: Int, _ chunk: UnsafePointer<Double>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in try updateC(accumulator, n, chunk) }
 }
@@ -50,12 +52,12 @@ private func accumulatorHandle(_ p: UnsafeRawPointer?, _ name: String = "accumul
 /// As sgdnoise_accumulator_update, for a float32 chunk (widened to double block by block; all sums
 /// in double precision).
 @c public func sgdnoise_accumulator_update_f32(
-    _ accumulator: UnsafeMutableRawPointer?, _ n: Int, _ chunk: UnsafePointer<Float>?
+    _ accumulator: OpaquePointer?, _ n: Int, _ chunk: UnsafePointer<Float>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in try updateC(accumulator, n, chunk) }
 }
 
-private func updateC<T: GradientScalar>(_ p: UnsafeMutableRawPointer?, _ n: Int, _ chunk: UnsafePointer<T>?) throws(SGDNoiseError) {
+private func updateC<T: GradientScalar>(_ p: OpaquePointer?, _ n: Int, _ chunk: UnsafePointer<T>?) throws(SGDNoiseError) {
     let h = try accumulatorHandle(p)
     let chunk = try Arguments.pointer(chunk, "chunk")
     try Arguments.size(n, "n")
@@ -70,10 +72,10 @@ private func updateC<T: GradientScalar>(_ p: UnsafeMutableRawPointer?, _ n: Int,
 /// the union of both sets of gradients, exactly as if all rows had been passed to one accumulator.
 /// `other` is not changed; passing the same handle twice counts its gradients twice.
 @c public func sgdnoise_accumulator_merge(
-    _ accumulator: UnsafeMutableRawPointer?, _ other: UnsafeRawPointer?
+    _ accumulator: OpaquePointer?, _ other: OpaquePointer?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
-        let h = try accumulatorHandle(UnsafeRawPointer(accumulator))
+        let h = try accumulatorHandle(accumulator)
         let o = try accumulatorHandle(other, "other").snapshot  // lock `other` alone, then `h`: no lock-order deadlock
         try h.state.withLock { (state: inout NoiseAccumulator) throws(SGDNoiseError) in
             try core { try state.merge(o) }
@@ -82,7 +84,7 @@ private func updateC<T: GradientScalar>(_ p: UnsafeMutableRawPointer?, _ n: Int,
 }
 
 /// The number of gradients accumulated so far (*out_count).
-@c public func sgdnoise_accumulator_count(_ accumulator: UnsafeRawPointer?, _ out_count: UnsafeMutablePointer<Int>?) -> sgdnoise_status {
+@c public func sgdnoise_accumulator_count(_ accumulator: OpaquePointer?, _ out_count: UnsafeMutablePointer<Int>?) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let h = try accumulatorHandle(accumulator)
         let out = try Arguments.output(out_count, "out_count")
@@ -91,7 +93,7 @@ private func updateC<T: GradientScalar>(_ p: UnsafeMutableRawPointer?, _ n: Int,
 }
 
 /// The dimension d the accumulator was created with (*out_d).
-@c public func sgdnoise_accumulator_dimension(_ accumulator: UnsafeRawPointer?, _ out_d: UnsafeMutablePointer<Int>?) -> sgdnoise_status {
+@c public func sgdnoise_accumulator_dimension(_ accumulator: OpaquePointer?, _ out_d: UnsafeMutablePointer<Int>?) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let h = try accumulatorHandle(accumulator)
         let out = try Arguments.output(out_d, "out_d")
@@ -100,7 +102,7 @@ private func updateC<T: GradientScalar>(_ p: UnsafeMutableRawPointer?, _ n: Int,
 }
 
 /// The mean gradient g (out: d doubles). Fails when the accumulator is empty.
-@c public func sgdnoise_accumulator_mean(_ accumulator: UnsafeRawPointer?, _ out_mean: UnsafeMutablePointer<Double>?) -> sgdnoise_status {
+@c public func sgdnoise_accumulator_mean(_ accumulator: OpaquePointer?, _ out_mean: UnsafeMutablePointer<Double>?) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let h = try accumulatorHandle(accumulator)
         let out = try Arguments.output(out_mean, "out_mean")
@@ -115,12 +117,14 @@ private func updateC<T: GradientScalar>(_ p: UnsafeMutableRawPointer?, _ n: Int,
 /// rows, up to rounding. `sampling` is an sgdnoise_sampling, `kind` an sgdnoise_noise_kind; out
 /// receives d*d, d or 1 doubles. Fails when the accumulator is empty.
 @c public func sgdnoise_accumulator_covariance(
-    _ accumulator: UnsafeRawPointer?, _ batch_size: Int, _ sampling: CInt, _ kind: CInt, _ out: UnsafeMutablePointer<Double>?
+    _ accumulator: OpaquePointer?, _ batch_size: Int, _ sampling: CInt, _ kind: CInt, _ out: UnsafeMutablePointer<Double>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let h = try accumulatorHandle(accumulator)
         let out = try Arguments.output(out, "out")
-        let mode = try Arguments.sampling(sampling)
+        let count = h.snapshot.count  // empty: the core says so below
+        let mode = count > 0 ? try Arguments.noiseSampling(sampling, sampleCount: count, batchSize: batch_size)
+                             : try Arguments.noiseSampling(sampling)
         guard let kind = sgdnoise_noise_kind(rawValue: kind) else {
             throw .invalidArgument("kind must be SGDNOISE_NOISE_KIND_FULL (0), _DIAGONAL (1) or _TRACE (2), got \(kind)")
         }
@@ -136,25 +140,26 @@ private func updateC<T: GradientScalar>(_ p: UnsafeMutableRawPointer?, _ n: Int,
     }
 }
 
-/// The gradient noise scales of the accumulated gradients (see sgdnoise_noise_scale): out_scalars
-/// receives SGDNOISE_NOISE_SCALE_FIELD_COUNT doubles; hessian (d x d symmetric) may be NULL, and
+/// The gradient noise scales of the accumulated gradients (see sgdnoise_noise_scale): out_scales
+/// (set its .size first) receives them; hessian (d x d symmetric) may be NULL, and
 /// then the Hessian fields are NaN. Fails when the accumulator is empty.
 @c public func sgdnoise_accumulator_noise_scale(
-    _ accumulator: UnsafeRawPointer?, _ hessian: UnsafePointer<Double>?, _ out_scalars: UnsafeMutablePointer<Double>?
+    _ accumulator: OpaquePointer?, _ hessian: UnsafePointer<Double>?, _ out_scales: UnsafeMutablePointer<sgdnoise_noise_scales>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let h = try accumulatorHandle(accumulator)
-        let out = try Arguments.output(out_scalars, "out_scalars")
+        let out = try Arguments.noiseScales(out_scales)
         let state = h.snapshot
         let hess = try hessian.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in
             try Arguments.squareMatrix(p, state.dimension, "hessian")
         }
-        writeNoiseScale(try core { try state.noiseScale(hessian: hess) }, to: out)
+        out.write(sgdnoise_noise_scales(try core { try state.noiseScale(hessian: hess) }))
     }
 }
 
-/// Frees an accumulator handle (NULL is ignored). The handle must not be used afterwards.
-@c public func sgdnoise_accumulator_free(_ accumulator: UnsafeMutableRawPointer?) {
-    guard let accumulator else { return }
-    Unmanaged<AccumulatorHandle>.fromOpaque(accumulator).release()
+/// Frees an accumulator handle. NULL, an already freed handle and a handle of another kind are
+/// ignored (never a crash). The handle must not be used afterwards (a later call with it is
+/// INVALID_ARGUMENT while its address is not reused).
+@c public func sgdnoise_accumulator_free(_ accumulator: OpaquePointer?) {
+    Handles.free(accumulator, as: AccumulatorHandle.self)
 }

@@ -1,16 +1,20 @@
 import SGDNoise
+import _SGDNoiseShims
+
+// C section 5
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// Validation of raw C arguments: pointers, sizes and the memory they imply. Every check throws a
-/// message that names the argument, so nothing reaches Swift's traps.
+/// Marshalling of raw C arguments: pointers, sizes and the memory they imply, enum codes, and the
+/// hyperparameters through the core's `Validation` rules with the C spelling of their names.
+/// Every check throws a message that names the argument, so nothing reaches Swift's traps; no rule
+/// about values lives here (the core owns them).
 enum Arguments {
-    /// The largest dimension accepted for a D × D matrix (the LAPACK workspace of a D × D
-    /// eigendecomposition must fit 32-bit indices).
-    static let maxDimension = 40_000
+    /// The largest dimension accepted for a D × D matrix (the core's limit).
+    static let maxDimension = Validation.maxDenseDimension
 
     /// Throws unless `value ≥ 1`.
     static func size(_ value: Int, _ name: String, max limit: Int = Int(Int32.max)) throws(SGDNoiseError) {
@@ -79,23 +83,49 @@ enum Arguments {
 
     /// Throws unless `value` is finite.
     static func finite(_ value: Double, _ name: String) throws(SGDNoiseError) {
-        guard value.isFinite else { throw .invalidArgument("\(name) must be finite, got \(value)") }
+        try Validation.finite(value, name: name)
     }
 
-    /// The sampling mode from its C code.
-    static func sampling(_ code: CInt) throws(SGDNoiseError) -> Sampling {
-        switch sgdnoise_sampling(rawValue: code) {
-        case .withReplacement: return .withReplacement
-        case .withoutReplacement: return .withoutReplacement
-        case nil: throw .invalidArgument("sampling must be SGDNOISE_SAMPLING_WITH_REPLACEMENT (0) or SGDNOISE_SAMPLING_WITHOUT_REPLACEMENT (1), got \(code)")
+    /// The sampling mode from its C code (an sgdnoise_sampling). Epoch shuffling is a way to
+    /// simulate, not a noise formula: only the functions that say so accept it.
+    static func sampling(_ code: CInt, allowEpochShuffling: Bool = false) throws(SGDNoiseError) -> sgdnoise_sampling {
+        guard let mode = sgdnoise_sampling(rawValue: code), mode != .epochShuffling || allowEpochShuffling else {
+            throw .invalidArgument(
+                "sampling must be SGDNOISE_SAMPLING_WITH_REPLACEMENT (0) or SGDNOISE_SAMPLING_WITHOUT_REPLACEMENT (1)"
+                    + (allowEpochShuffling ? " or SGDNOISE_SAMPLING_EPOCH_SHUFFLING (2)" : "") + ", got \(code)")
         }
+        return mode
+    }
+
+    /// The noise-formula sampling mode (with or without replacement) from its C code.
+    static func noiseSampling(_ code: CInt) throws(SGDNoiseError) -> Sampling {
+        try sampling(code) == .withReplacement ? .withReplacement : .withoutReplacement
+    }
+
+    /// The sampling factor f of [Prop 1] for n samples, with the batch size checked under its C name.
+    static func noiseFactor(_ code: CInt, sampleCount n: Int, batchSize: Int) throws(SGDNoiseError) -> Double {
+        let mode = try noiseSampling(code)
+        try Validation.batchSize(batchSize, sampleCount: n, sampling: mode, name: "batch_size")
+        return try core { try mode.noiseFactor(sampleCount: n, batchSize: batchSize) }
+    }
+
+    /// The noise-formula sampling mode, with the batch size checked under its C name.
+    static func noiseSampling(_ code: CInt, sampleCount n: Int, batchSize: Int) throws(SGDNoiseError) -> Sampling {
+        let mode = try noiseSampling(code)
+        try Validation.batchSize(batchSize, sampleCount: n, sampling: mode, name: "batch_size")
+        return mode
+    }
+
+    /// The hyperparameters every SGD function takes, checked by the core's rules under their C names.
+    static func hyperparameters(lr: Double, batchSize: Int, momentum: Double) throws(SGDNoiseError) {
+        try Validation.learningRate(lr, name: "lr")
+        try Validation.batchSize(batchSize, name: "batch_size")
+        try Validation.momentum(momentum, name: "momentum")
     }
 
     /// The learning rate `lr · Λ` (Λ = I when `lrMatrix` is NULL).
     static func learningRate(_ lr: Double, _ lrMatrix: UnsafePointer<Double>?, _ d: Int) throws(SGDNoiseError) -> LearningRate {
-        guard lr.isFinite, lr > 0 else {
-            throw .invalidArgument("lr must be a finite positive number, got \(lr)")
-        }
+        try Validation.learningRate(lr, name: "lr")
         guard lrMatrix != nil else { return .scalar(lr) }
         let m = try squareMatrix(lrMatrix, d, "lr_matrix")
         return .matrix(lr == 1 ? m : lr * m)
@@ -109,57 +139,29 @@ enum Arguments {
 
 /// Runs a core computation whose learning rate is `lr · lr_matrix`. The core reports a critical
 /// learning rate for a matrix as the largest stable multiple c of the matrix it was given; for
-/// the C caller, whose learning rate is the scalar `lr` in front of `lr_matrix`, that is lr · c.
+/// the C caller, whose learning rate is the scalar `lr` in front of `lr_matrix`, that is lr · c
+/// (a structured conversion of the error's value, see `SGDNoiseError.criticalLearningRate(inUnitsOf:)`).
 func inCallerUnits<R>(lr: Double, lrMatrix: UnsafePointer<Double>?, _ body: () throws -> R) throws(SGDNoiseError) -> R {
     do {
         return try core(body)
-    } catch .unstable(let message, let scale?) where lrMatrix != nil {
-        let critical = lr * scale
-        let cause = message.split(separator: ";").first.map(String.init) ?? "unstable"
-        throw .unstable("\(cause); for this lr_matrix the critical learning rate is \(critical)", criticalLearningRate: critical)
+    } catch {
+        throw lrMatrix == nil ? error : error.criticalLearningRate(inUnitsOf: lr)
     }
 }
 
-/// Converts any error of the core (all of type SGDNoiseError) into a typed throw, and a matrix
-/// result with a NaN or an infinity into a numerical failure (see `requireFiniteResult`).
+/// The factor that converts a critical learning rate of the core into the C caller's units.
+func callerScale(lr: Double, lrMatrix: UnsafePointer<Double>?) -> Double {
+    lrMatrix == nil ? 1 : lr
+}
+
+/// Runs a core computation, passing on its error (every error of the core is an SGDNoiseError).
 func core<R>(_ body: () throws -> R) throws(SGDNoiseError) -> R {
-    let result: R
     do {
-        result = try body()
+        return try body()
     } catch let error as SGDNoiseError {
         throw error
     } catch {
         throw .numericalFailure("unexpected error: \(error)")
-    }
-    try requireFiniteResult(result)
-    return result
-}
-
-/// Throws `numericalFailure` when a matrix result (Σ, C, w* of a prediction; a stationary Σ; a
-/// baseline's Σ) holds a NaN or an infinity: inputs near the limits of double precision (entries
-/// of 1e300, say) overflow, and the C contract is SGDNOISE_STATUS_NUMERICAL_FAILURE ("a result
-/// came out non-finite"), never a silent NaN in the caller's buffer. Scalars documented to be NaN
-/// or +inf (kappa, an unknown critical learning rate, the loss where unstable) are not checked.
-func requireFiniteResult<R>(_ result: R) throws(SGDNoiseError) {
-    func finite(_ op: SymmetricOperator) -> Bool {
-        switch op {
-        case .dense(let m): return m.isFinite
-        case .diagonal(let v): return v.allSatisfy { $0.isFinite }
-        }
-    }
-    func finite(_ p: Prediction) -> Bool {
-        finite(p.sigma) && finite(p.noise) && p.mean.allSatisfy { $0.isFinite }
-    }
-    let ok: Bool
-    switch result {
-    case let p as Prediction: ok = finite(p)
-    case let p as FiniteDatasetPrediction: ok = finite(p.prediction)
-    case let s as StationaryFluctuation: ok = s.sigma.isFinite
-    case let op as SymmetricOperator: ok = finite(op)
-    default: ok = true  // inputs wrapped by `core` (a Matrix of X, say) are validated by the core
-    }
-    guard ok else {
-        throw .numericalFailure("the result came out non-finite: the inputs' scale overflows double precision")
     }
 }
 
@@ -169,24 +171,6 @@ func requireFiniteResult<R>(_ result: R) throws(SGDNoiseError) {
     case dense = 0
     /// d diagonal entries (a spectrum in its eigenbasis); matrix results are their d diagonals.
     case diagonal = 1
-}
-
-/// Indices into the `out_scalars` array of the model functions.
-@c public enum sgdnoise_prediction_field: CInt {
-    /// E[L(w)] at stationarity.
-    case trainLoss = 0
-    /// E[(w-u)^T A (w-u)]/2 at stationarity.
-    case testLoss = 1
-    /// The paper's kappa for this model (NaN where it defines none).
-    case kappa = 2
-    /// The critical learning rate (NaN where unknown).
-    case criticalLearningRate = 3
-    /// Tr[M Sigma], the trace that couples the noise to the fluctuation.
-    case couplingTrace = 4
-    /// Noise power entering flat directions of the Hessian (0 when none).
-    case flatDirectionNoise = 5
-    /// The number of entries of out_scalars.
-    case count = 6
 }
 
 extension Arguments {
@@ -214,7 +198,7 @@ extension Arguments {
 
     /// `lr · lr_matrix` in the given layout (scalar when lr_matrix is NULL).
     static func learningRate(_ lr: Double, _ lrMatrix: UnsafePointer<Double>?, _ layout: sgdnoise_layout, _ d: Int) throws(SGDNoiseError) -> LearningRate {
-        guard lr.isFinite, lr > 0 else { throw .invalidArgument("lr must be a finite positive number, got \(lr)") }
+        try Validation.learningRate(lr, name: "lr")
         guard lrMatrix != nil else { return .scalar(lr) }
         switch layout {
         case .dense: return try learningRate(lr, lrMatrix, d)
@@ -238,19 +222,24 @@ extension Arguments {
     /// `lr`/`lrMatrix`: the caller's learning rate, to report the critical one in its units
     /// (see `inCallerUnits`).
     static func write(_ p: Prediction, sigma: UnsafeMutablePointer<Double>?, noise: UnsafeMutablePointer<Double>?,
-                      mean: UnsafeMutablePointer<Double>?, scalars: UnsafeMutablePointer<Double>?,
+                      mean: UnsafeMutablePointer<Double>?, scalars: ResultSlot<sgdnoise_prediction>?,
                       lr: Double = 1, lrMatrix: UnsafePointer<Double>? = nil) {
         if let sigma { write(p.sigma, to: sigma) }
         if let noise { write(p.noise, to: noise) }
         if let mean { write(p.mean, to: mean) }
-        if let scalars {
-            scalars[Int(sgdnoise_prediction_field.trainLoss.rawValue)] = p.trainLoss
-            scalars[Int(sgdnoise_prediction_field.testLoss.rawValue)] = p.testLoss
-            scalars[Int(sgdnoise_prediction_field.kappa.rawValue)] = p.kappa ?? .nan
-            scalars[Int(sgdnoise_prediction_field.criticalLearningRate.rawValue)] =
-                p.criticalLearningRate.map { lrMatrix == nil ? $0 : lr * $0 } ?? .nan
-            scalars[Int(sgdnoise_prediction_field.couplingTrace.rawValue)] = p.couplingTrace
-            scalars[Int(sgdnoise_prediction_field.flatDirectionNoise.rawValue)] = p.flatDirectionNoise
+        scalars?.write(sgdnoise_prediction(p, criticalLearningRateScale: callerScale(lr: lr, lrMatrix: lrMatrix)))
+    }
+
+    /// The caller's noise-scales struct (required).
+    static func noiseScales(_ p: UnsafeMutablePointer<sgdnoise_noise_scales>?) throws(SGDNoiseError) -> ResultSlot<sgdnoise_noise_scales> {
+        guard let slot = try ResultSlot(p, "out_scales", "sgdnoise_noise_scales") else {
+            throw .invalidArgument("out_scales must not be NULL")
         }
+        return slot
+    }
+
+    /// The caller's optional prediction struct.
+    static func prediction(_ p: UnsafeMutablePointer<sgdnoise_prediction>?) throws(SGDNoiseError) -> ResultSlot<sgdnoise_prediction>? {
+        try ResultSlot(p, "out_prediction", "sgdnoise_prediction")
     }
 }

@@ -1,5 +1,7 @@
 import SGDNoise
 
+// C section 7 -- Noise and fluctuation near a general minimum (docs/theory.md section 5).
+
 /// The kind of minimum [Cor 2].
 @c public enum sgdnoise_minimum_kind: CInt {
     /// Weight decay present: C = (2 L0/S) H0 - (1/S) G w* w*^T G.
@@ -21,7 +23,9 @@ private func kindCode(_ k: MinimumKind) -> CInt {
 /// SGD noise near a minimum of any model with MSE loss [Thm 5, Cor 2]: hessian H0 (layout), loss
 /// L0 >= 0, weight_decay (same layout, may be NULL), w_star (d, needed with weight decay), sigma
 /// (same layout, needed when L0 = 0 without weight decay). out_noise: d*d doubles (dense) or the d
-/// diagonal entries of C (diagonal layout); out_kind (may be NULL): an sgdnoise_minimum_kind.
+/// diagonal entries of C (diagonal layout; INVALID_ARGUMENT when C is not diagonal there, which
+/// happens with weight decay when G w* has more than one nonzero entry; nothing is dropped);
+/// out_kind (may be NULL): an sgdnoise_minimum_kind.
 @c public func sgdnoise_minimum_noise(
     _ layout: CInt, _ d: Int, _ hessian: UnsafePointer<Double>?, _ loss: Double, _ batch_size: Int,
     _ weight_decay: UnsafePointer<Double>?, _ w_star: UnsafePointer<Double>?, _ sigma: UnsafePointer<Double>?,
@@ -34,9 +38,16 @@ private func kindCode(_ k: MinimumKind) -> CInt {
         let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "weight_decay") }
         let w = try w_star.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w_star") }
         let s = try sigma.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "sigma") }
+        try Validation.batchSize(batch_size, name: "batch_size")
+        try Validation.nonNegative(loss, name: "loss")
         let result = try core { try minimumNoise(hessian: h, loss: loss, batchSize: batch_size, weightDecay: g, wStar: w, sigma: s) }
         if layout == .diagonal {
-            Arguments.write(result.noise.diagonalEntries, to: out)
+            guard case .diagonal(let c) = result.noise else {
+                throw .invalidArgument(
+                    "the noise is not diagonal in this basis (the weight-decay term (G w*)(G w*)^T/S has off-diagonal entries): "
+                        + "pass the dense layout SGDNOISE_LAYOUT_DENSE to receive all d*d entries")
+            }
+            Arguments.write(c, to: out)
         } else {
             Arguments.write(result.noise.matrix, to: out)
         }
@@ -60,6 +71,8 @@ private func kindCode(_ k: MinimumKind) -> CInt {
         let h = try Arguments.symmetric(hessian, layout, d, "hessian")
         let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "weight_decay") }
         let w = try w_star.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w_star") }
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
+        try Validation.nonNegative(loss, name: "loss")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
         let result = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try minimumFluctuation(hessian: h, loss: loss, learningRate: rate, batchSize: batch_size,
@@ -71,6 +84,6 @@ private func kindCode(_ k: MinimumKind) -> CInt {
             Arguments.write(result.sigma.matrix, to: out)
         }
         out_kind?.pointee = kindCode(result.kind)
-        out_critical?.pointee = result.criticalLearningRate.map { lr_matrix == nil ? $0 : lr * $0 } ?? .nan
+        out_critical?.pointee = result.criticalLearningRate.map { callerScale(lr: lr, lrMatrix: lr_matrix) * $0 } ?? .nan
     }
 }

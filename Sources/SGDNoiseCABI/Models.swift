@@ -1,10 +1,11 @@
 import SGDNoise
+import _SGDNoiseShims
 
-// The closed forms of theory.md §4 for linear regression. Shared conventions: `layout` is an
-// sgdnoise_layout; A (and B, weight_decay, lr_matrix) hold d*d entries (dense) or d (diagonal);
-// the learning rate is lr * I, or lr * lr_matrix when lr_matrix is not NULL; out_sigma and
-// out_noise receive d*d (dense) or d (diagonal) doubles, out_mean d, out_scalars
-// SGDNOISE_PREDICTION_FIELD_COUNT; every output pointer may be NULL when not wanted.
+// C section 5 -- Closed forms of linear regression (docs/theory.md section 4).
+// Shared conventions: `layout` is an sgdnoise_layout; A (and B, weight_decay, lr_matrix) hold d*d
+// entries (dense) or d (diagonal); the learning rate is lr * I, or lr * lr_matrix when lr_matrix
+// is not NULL; out_sigma and out_noise receive d*d (dense) or d (diagonal) doubles, out_mean d,
+// out_prediction the scalars (set its .size first); every output pointer may be NULL.
 
 /// Label noise [Lemma 1, Thm 2, Thm 3]: Sigma, noise C, losses, kappa_mu and lr* for linear
 /// regression with input covariance A, label-noise variance noise_var, batch size S, momentum.
@@ -12,14 +13,16 @@ import SGDNoise
     _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ noise_var: Double,
     _ lr: Double, _ lr_matrix: UnsafePointer<Double>?, _ batch_size: Int, _ momentum: Double,
     _ out_sigma: UnsafeMutablePointer<Double>?, _ out_noise: UnsafeMutablePointer<Double>?,
-    _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_prediction: UnsafeMutablePointer<sgdnoise_prediction>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
+        try Validation.nonNegative(noise_var, name: "noise_var")
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
         let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) { try labelNoise(a: aOp, noiseVariance: noise_var, learningRate: rate, batchSize: batch_size, momentum: momentum) }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: out_scalars, lr: lr, lrMatrix: lr_matrix)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: try Arguments.prediction(out_prediction), lr: lr, lrMatrix: lr_matrix)
     }
 }
 
@@ -30,9 +33,11 @@ import SGDNoise
     _ u: UnsafePointer<Double>?, _ noise_var: Double, _ lr: Double, _ lr_matrix: UnsafePointer<Double>?,
     _ batch_size: Int, _ momentum: Double, _ out_sigma: UnsafeMutablePointer<Double>?,
     _ out_noise: UnsafeMutablePointer<Double>?, _ out_mean: UnsafeMutablePointer<Double>?,
-    _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_prediction: UnsafeMutablePointer<sgdnoise_prediction>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
+        try Validation.nonNegative(noise_var, name: "noise_var")
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let bOp = try Arguments.symmetric(b, layout, d, "B")
@@ -42,7 +47,7 @@ import SGDNoise
             try inputNoise(a: aOp, b: bOp, u: uVec, learningRate: rate, batchSize: batch_size,
                            noiseVariance: noise_var, momentum: momentum)
         }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: out_scalars, lr: lr, lrMatrix: lr_matrix)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: try Arguments.prediction(out_prediction), lr: lr, lrMatrix: lr_matrix)
     }
 }
 
@@ -53,9 +58,10 @@ import SGDNoise
     _ weight_decay: UnsafePointer<Double>?, _ lr: Double, _ lr_matrix: UnsafePointer<Double>?,
     _ batch_size: Int, _ momentum: Double, _ out_sigma: UnsafeMutablePointer<Double>?,
     _ out_noise: UnsafeMutablePointer<Double>?, _ out_mean: UnsafeMutablePointer<Double>?,
-    _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_prediction: UnsafeMutablePointer<sgdnoise_prediction>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
@@ -64,7 +70,7 @@ import SGDNoise
         let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try l2Regularized(a: aOp, u: uVec, weightDecay: gOp, learningRate: rate, batchSize: batch_size, momentum: momentum)
         }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: out_scalars, lr: lr, lrMatrix: lr_matrix)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: try Arguments.prediction(out_prediction), lr: lr, lrMatrix: lr_matrix)
     }
 }
 
@@ -73,9 +79,11 @@ import SGDNoise
     _ layout: CInt, _ d: Int, _ a_hat: UnsafePointer<Double>?, _ alpha: Double, _ noise_var: Double,
     _ lr: Double, _ lr_matrix: UnsafePointer<Double>?, _ batch_size: Int, _ momentum: Double,
     _ out_sigma: UnsafeMutablePointer<Double>?, _ out_noise: UnsafeMutablePointer<Double>?,
-    _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_prediction: UnsafeMutablePointer<sgdnoise_prediction>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
+        try Validation.nonNegative(noise_var, name: "noise_var")
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a_hat, layout, d, "A_hat")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
@@ -83,7 +91,7 @@ import SGDNoise
             try highDimensional(aHat: aOp, alpha: alpha, noiseVariance: noise_var, learningRate: rate,
                                 batchSize: batch_size, momentum: momentum)
         }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: out_scalars, lr: lr, lrMatrix: lr_matrix)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: try Arguments.prediction(out_prediction), lr: lr, lrMatrix: lr_matrix)
     }
 }
 
@@ -92,12 +100,14 @@ import SGDNoise
 @c public func sgdnoise_damped_newton(
     _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ noise_var: Double, _ lr: Double,
     _ batch_size: Int, _ momentum: Double, _ out_sigma: UnsafeMutablePointer<Double>?,
-    _ out_noise: UnsafeMutablePointer<Double>?, _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_noise: UnsafeMutablePointer<Double>?, _ out_prediction: UnsafeMutablePointer<sgdnoise_prediction>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
+        try Validation.nonNegative(noise_var, name: "noise_var")
         let aOp = try Arguments.symmetric(a, try Arguments.layout(layout), d, "A")
         let p = try core { try dampedNewton(a: aOp, noiseVariance: noise_var, learningRate: lr, batchSize: batch_size, momentum: momentum) }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: out_scalars)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: try Arguments.prediction(out_prediction))
     }
 }
 
@@ -106,12 +116,13 @@ import SGDNoise
 @c public func sgdnoise_natural_gradient(
     _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ lr: Double, _ batch_size: Int,
     _ momentum: Double, _ out_sigma: UnsafeMutablePointer<Double>?,
-    _ out_noise: UnsafeMutablePointer<Double>?, _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_noise: UnsafeMutablePointer<Double>?, _ out_prediction: UnsafeMutablePointer<sgdnoise_prediction>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         let aOp = try Arguments.symmetric(a, try Arguments.layout(layout), d, "A")
         let p = try core { try naturalGradient(a: aOp, learningRate: lr, batchSize: batch_size, momentum: momentum) }
-        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: out_scalars)
+        Arguments.write(p, sigma: out_sigma, noise: out_noise, mean: nil, scalars: try Arguments.prediction(out_prediction))
     }
 }
 
@@ -123,6 +134,8 @@ import SGDNoise
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_sigma, "out_sigma")
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
+        try Validation.nonNegative(noise_var, name: "noise_var")
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
@@ -139,6 +152,8 @@ import SGDNoise
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_sigma, "out_sigma")
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
+        try Validation.nonNegative(noise_var, name: "noise_var")
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)

@@ -1,11 +1,17 @@
 import SGDNoise
 
+// C section 2 -- Minibatch noise from per-sample gradients (docs/theory.md section 2).
+
 /// How minibatches are drawn.
 @c public enum sgdnoise_sampling: CInt {
     /// S independent uniform indices.
     case withReplacement = 0
-    /// S distinct indices (1 <= S <= N).
+    /// S distinct indices (1 <= S <= N), drawn afresh at every step.
     case withoutReplacement = 1
+    /// The indices run through a fresh random permutation of the N samples each epoch, S at a
+    /// time (what data loaders do). Accepted only by sgdnoise_simulation_create_dataset: no
+    /// closed form exists for it (docs/theory.md section 9).
+    case epochShuffling = 2
 }
 
 /// What part of the noise covariance to compute.
@@ -44,7 +50,7 @@ private func noiseCovarianceC<T: GradientScalar>(
     let out = try Arguments.output(out, "out")
     try Arguments.size(n, "n")
     try Arguments.size(d, "d", max: Arguments.maxDimension)
-    let sampling = try Arguments.sampling(samplingCode)
+    let sampling = try Arguments.noiseSampling(samplingCode, sampleCount: n, batchSize: batchSize)
     guard let kind = sgdnoise_noise_kind(rawValue: kindCode) else {
         throw .invalidArgument("kind must be SGDNOISE_NOISE_KIND_FULL (0), _DIAGONAL (1) or _TRACE (2), got \(kindCode)")
     }

@@ -1,49 +1,8 @@
-import SGDNoise
+@_spi(CABI) import SGDNoise
+import _SGDNoiseShims
 
-// The noise toolkit: top eigenpairs, comparison metrics, gradient noise scales and the matrix-free
-// noise operator (theory.md section 2).
-
-/// Indices into the `out_scalars` array of the noise-scale functions (McCandlish et al. 2018).
-@c public enum sgdnoise_noise_scale_field: CInt {
-    /// B_simple = Tr(Sigma_1) / |G|^2.
-    case bSimple = 0
-    /// B_noise = Tr(H Sigma_1) / (G^T H G) (NaN without a Hessian).
-    case bNoise = 1
-    /// Tr(Sigma_1), Sigma_1 the per-sample covariance (batch size 1, with replacement).
-    case traceSigma = 2
-    /// |G|^2, G the mean gradient.
-    case gradSqNorm = 3
-    /// Tr(H Sigma_1) (NaN without a Hessian).
-    case traceHessianSigma = 4
-    /// G^T H G (NaN without a Hessian).
-    case gradHessianGrad = 5
-    /// The number of entries of out_scalars.
-    case count = 6
-}
-
-/// Indices into the `out_scalars` array of sgdnoise_compare.
-@c public enum sgdnoise_compare_field: CInt {
-    /// ||P - Q||_F / ||Q||_F.
-    case relFrobenius = 0
-    /// <P, Q>_F / (||P||_F ||Q||_F) (NaN when P = 0).
-    case cosine = 1
-    /// Tr P / Tr Q.
-    case traceRatio = 2
-    /// ||U_P^T U_Q||_F^2 / k for the top-k eigenvectors U (NaN when k = 0).
-    case overlap = 3
-    /// The number of entries of out_scalars.
-    case count = 4
-}
-
-/// Writes a noise-scale result into SGDNOISE_NOISE_SCALE_FIELD_COUNT doubles.
-func writeNoiseScale(_ s: GradientNoiseScale, to out: UnsafeMutablePointer<Double>) {
-    out[Int(sgdnoise_noise_scale_field.bSimple.rawValue)] = s.bSimple
-    out[Int(sgdnoise_noise_scale_field.bNoise.rawValue)] = s.bNoise ?? .nan
-    out[Int(sgdnoise_noise_scale_field.traceSigma.rawValue)] = s.traceSigma
-    out[Int(sgdnoise_noise_scale_field.gradSqNorm.rawValue)] = s.gradSquaredNorm
-    out[Int(sgdnoise_noise_scale_field.traceHessianSigma.rawValue)] = s.traceHessianSigma ?? .nan
-    out[Int(sgdnoise_noise_scale_field.gradHessianGrad.rawValue)] = s.gradHessianGrad ?? .nan
-}
+// C section 3 -- The noise toolkit: gradient noise scales, comparison metrics, top eigenpairs and
+// the matrix-free noise operator (docs/theory.md section 2).
 
 /// The n x d gradients at `grads` as a buffer (pointer and sizes checked; entries are not).
 private func gradients<T>(_ n: Int, _ d: Int, _ grads: UnsafePointer<T>?) throws(SGDNoiseError) -> UnsafeBufferPointer<T> {
@@ -58,31 +17,32 @@ private func gradients<T>(_ n: Int, _ d: Int, _ grads: UnsafePointer<T>?) throws
 /// The gradient noise scales of McCandlish et al. (2018) from n x d row-major per-sample gradients:
 /// B_simple = Tr(Sigma_1)/|G|^2 and, when `hessian` (d x d symmetric, may be NULL) is given,
 /// B_noise = Tr(H Sigma_1)/(G^T H G), with G the mean gradient and Sigma_1 = M2 - G G^T the
-/// per-sample covariance (batch size 1, with replacement; population convention). out_scalars
-/// receives SGDNOISE_NOISE_SCALE_FIELD_COUNT doubles; the Hessian fields are NaN without a Hessian.
+/// per-sample covariance (batch size 1, with replacement; population convention). out_scales
+/// (set its .size first) receives them; the Hessian fields are NaN without a Hessian.
 /// Cost O(n d) without a Hessian, O(n d^2) with one.
 @c public func sgdnoise_noise_scale(
     _ n: Int, _ d: Int, _ grads: UnsafePointer<Double>?, _ hessian: UnsafePointer<Double>?,
-    _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_scales: UnsafeMutablePointer<sgdnoise_noise_scales>?
 ) -> sgdnoise_status {
-    guarded { () throws(SGDNoiseError) in try noiseScaleC(n, d, grads, hessian, out_scalars) }
+    guarded { () throws(SGDNoiseError) in try noiseScaleC(n, d, grads, hessian, out_scales) }
 }
 
 /// As sgdnoise_noise_scale, for float32 gradients (accumulated in double precision).
 @c public func sgdnoise_noise_scale_f32(
     _ n: Int, _ d: Int, _ grads: UnsafePointer<Float>?, _ hessian: UnsafePointer<Double>?,
-    _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_scales: UnsafeMutablePointer<sgdnoise_noise_scales>?
 ) -> sgdnoise_status {
-    guarded { () throws(SGDNoiseError) in try noiseScaleC(n, d, grads, hessian, out_scalars) }
+    guarded { () throws(SGDNoiseError) in try noiseScaleC(n, d, grads, hessian, out_scales) }
 }
 
 private func noiseScaleC<T: GradientScalar>(
-    _ n: Int, _ d: Int, _ grads: UnsafePointer<T>?, _ hessian: UnsafePointer<Double>?, _ out: UnsafeMutablePointer<Double>?
+    _ n: Int, _ d: Int, _ grads: UnsafePointer<T>?, _ hessian: UnsafePointer<Double>?,
+    _ out: UnsafeMutablePointer<sgdnoise_noise_scales>?
 ) throws(SGDNoiseError) {
     let g = try gradients(n, d, grads)
-    let out = try Arguments.output(out, "out_scalars")
+    let out = try Arguments.noiseScales(out)
     let h = try hessian.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.squareMatrix(p, d, "hessian") }
-    writeNoiseScale(try core { try gradientNoiseScale(gradients: g, rows: n, columns: d, hessian: h) }, to: out)
+    out.write(sgdnoise_noise_scales(try core { try gradientNoiseScale(gradients: g, rows: n, columns: d, hessian: h) }))
 }
 
 /// The unbiased two-batch estimates of McCandlish et al. (2018, App. A.1) from squared norms of
@@ -90,21 +50,21 @@ private func noiseScaleC<T: GradientScalar>(
 /// (1 <= small_batch < big_batch; the counts may differ). The measurements are averaged first, then
 /// |G|^2 = (B_big |G_big|^2 - B_small |G_small|^2)/(B_big - B_small),
 /// Tr(Sigma_1) = (|G_small|^2 - |G_big|^2)/(1/B_small - 1/B_big), B_simple = Tr(Sigma_1)/|G|^2
-/// (each estimate is unbiased, their ratio is not). out_scalars receives
-/// SGDNOISE_NOISE_SCALE_FIELD_COUNT doubles (the Hessian fields NaN).
+/// (each estimate is unbiased, their ratio is not). out_scales receives
+/// the estimates (the Hessian fields NaN; set its .size first).
 @c public func sgdnoise_two_batch_noise_scale(
     _ n_small: Int, _ small_sq_norms: UnsafePointer<Double>?, _ n_big: Int, _ big_sq_norms: UnsafePointer<Double>?,
-    _ small_batch: Int, _ big_batch: Int, _ out_scalars: UnsafeMutablePointer<Double>?
+    _ small_batch: Int, _ big_batch: Int, _ out_scales: UnsafeMutablePointer<sgdnoise_noise_scales>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
-        let out = try Arguments.output(out_scalars, "out_scalars")
+        let out = try Arguments.noiseScales(out_scales)
         let small = try Arguments.vector(small_sq_norms, n_small, "small_sq_norms")
         let big = try Arguments.vector(big_sq_norms, n_big, "big_sq_norms")
         let result = try core {
             try twoBatchNoiseScale(smallBatchSquaredNorms: small, bigBatchSquaredNorms: big,
                                    smallBatch: small_batch, bigBatch: big_batch)
         }
-        writeNoiseScale(result, to: out)
+        out.write(sgdnoise_noise_scales(result))
     }
 }
 
@@ -126,21 +86,23 @@ private func noiseScaleC<T: GradientScalar>(
 /// Compares a covariance estimate P with a reference Q (both d x d): relative Frobenius error
 /// ||P - Q||_F/||Q||_F, cosine <P,Q>_F/(||P||_F ||Q||_F), trace ratio Tr P/Tr Q and, when k >= 1,
 /// the overlap ||U_P^T U_Q||_F^2/k of the top-k eigenspaces (then P and Q must be symmetric and
-/// k <= d; k = 0 skips it and writes NaN). Q must not be zero. out_scalars receives
-/// SGDNOISE_COMPARE_FIELD_COUNT doubles.
+/// k <= d; k = 0 skips it and writes NaN). Q must not be zero. out_comparison (set its .size
+/// first) receives the four numbers.
 @c public func sgdnoise_compare(
-    _ d: Int, _ p: UnsafePointer<Double>?, _ q: UnsafePointer<Double>?, _ k: Int, _ out_scalars: UnsafeMutablePointer<Double>?
+    _ d: Int, _ p: UnsafePointer<Double>?, _ q: UnsafePointer<Double>?, _ k: Int,
+    _ out_comparison: UnsafeMutablePointer<sgdnoise_comparison>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
-        let out = try Arguments.output(out_scalars, "out_scalars")
+        guard let out = try ResultSlot(out_comparison, "out_comparison", "sgdnoise_comparison") else {
+            throw .invalidArgument("out_comparison must not be NULL")
+        }
         let pm = try Arguments.squareMatrix(p, d, "P")
         let qm = try Arguments.squareMatrix(q, d, "Q")
         guard k >= 0 else { throw .invalidArgument("k must be >= 0 (0: no subspace overlap), got \(k)") }
         let r = try core { try compareCovariances(pm, qm, topK: k == 0 ? nil : k) }
-        out[Int(sgdnoise_compare_field.relFrobenius.rawValue)] = r.relativeFrobenius
-        out[Int(sgdnoise_compare_field.cosine.rawValue)] = r.cosine
-        out[Int(sgdnoise_compare_field.traceRatio.rawValue)] = r.traceRatio
-        out[Int(sgdnoise_compare_field.overlap.rawValue)] = r.subspaceOverlap ?? .nan
+        out.write(sgdnoise_comparison(
+            size: MemoryLayout<sgdnoise_comparison>.size, rel_frobenius: r.relativeFrobenius, cosine: r.cosine,
+            trace_ratio: r.traceRatio, overlap: r.subspaceOverlap ?? .nan))
     }
 }
 
@@ -175,7 +137,7 @@ private func topEigenC<T: GradientScalar>(
 ) throws(SGDNoiseError) {
     let g = try gradients(n, d, grads)
     let values = try Arguments.output(outValues, "out_values")
-    let sampling = try Arguments.sampling(samplingCode)
+    let sampling = try Arguments.noiseSampling(samplingCode, sampleCount: n, batchSize: batchSize)
     let pairs = try core {
         try noiseTopEigenpairs(gradients: g, rows: n, columns: d, batchSize: batchSize, sampling: sampling, count: k)
     }
@@ -214,8 +176,7 @@ private func meanC<T: GradientScalar>(_ n: Int, _ d: Int, _ grads: UnsafePointer
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_factor, "out_factor")
-        let mode = try Arguments.sampling(sampling)
-        out.pointee = try core { try mode.noiseFactor(sampleCount: n, batchSize: batch_size) }
+        out.pointee = try Arguments.noiseFactor(sampling, sampleCount: n, batchSize: batch_size)
     }
 }
 
@@ -224,9 +185,7 @@ private func operatorMean<T: GradientScalar>(
     _ g: UnsafeBufferPointer<T>, _ n: Int, _ d: Int, _ mean: UnsafePointer<Double>?
 ) throws(SGDNoiseError) -> [Double] {
     if let mean {
-        let given = Array(UnsafeBufferPointer(start: mean, count: d))
-        guard given.allSatisfy({ $0.isFinite }) else { throw .invalidArgument("mean has a non-finite entry") }
-        return given
+        return Array(UnsafeBufferPointer(start: mean, count: d))
     }
     return try core { try NoiseOperator<T>.mean(gradients: g, rows: n, columns: d) }
 }
@@ -264,9 +223,10 @@ private func applyC<T: GradientScalar>(
     let out = try Arguments.output(out, "out")
     try Arguments.size(m, "m")
     let entries = try Arguments.count(d, m, "v")
-    let f = try core { try Arguments.sampling(samplingCode).noiseFactor(sampleCount: n, batchSize: batchSize) }
+    let f = try Arguments.noiseFactor(samplingCode, sampleCount: n, batchSize: batchSize)
     let mu = try operatorMean(g, n, d, mean)
-    try writeIfFinite(entries, to: out, gradients: g) { (result: UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) in
+    do {  // the core writes `out` only when the result is finite, and classifies a failure
+        let result = UnsafeMutableBufferPointer(start: out, count: entries)
         try core {
             try mu.withUnsafeBufferPointer { mb in
                 try NoiseOperator<T>.apply(
@@ -301,9 +261,10 @@ private func diagonalC<T: GradientScalar>(
 ) throws(SGDNoiseError) {
     let g = try gradients(n, d, grads)
     let out = try Arguments.output(out, "out")
-    let f = try core { try Arguments.sampling(samplingCode).noiseFactor(sampleCount: n, batchSize: batchSize) }
+    let f = try Arguments.noiseFactor(samplingCode, sampleCount: n, batchSize: batchSize)
     let mu = try operatorMean(g, n, d, mean)
-    try writeIfFinite(d, to: out, gradients: g) { (result: UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) in
+    do {  // the core writes `out` only when the result is finite, and classifies a failure
+        let result = UnsafeMutableBufferPointer(start: out, count: d)
         try core {
             try mu.withUnsafeBufferPointer { mb in
                 try NoiseOperator<T>.diagonal(gradients: g, rows: n, columns: d, mean: mb, factor: f, into: result)
@@ -340,9 +301,10 @@ private func restrictC<T: GradientScalar>(
     let out = try Arguments.output(out, "out")
     try Arguments.size(k, "k", max: Arguments.maxDimension)
     let entries = try Arguments.count(d, k, "Q")
-    let f = try core { try Arguments.sampling(samplingCode).noiseFactor(sampleCount: n, batchSize: batchSize) }
+    let f = try Arguments.noiseFactor(samplingCode, sampleCount: n, batchSize: batchSize)
     let mu = try operatorMean(g, n, d, mean)
-    try writeIfFinite(try Arguments.count(k, k, "out"), to: out, gradients: g) { (result: UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) in
+    do {  // the core writes `out` only when the result is finite, and classifies a failure
+        let result = UnsafeMutableBufferPointer(start: out, count: try Arguments.count(k, k, "out"))
         try core {
             try mu.withUnsafeBufferPointer { mb in
                 try NoiseOperator<T>.restrict(
@@ -353,20 +315,3 @@ private func restrictC<T: GradientScalar>(
     }
 }
 
-/// Runs `body` on a scratch buffer of `count` doubles and copies it to `out` only when every entry
-/// is finite. Otherwise `out` stays untouched and the gradients are scanned (only on this failure
-/// path): a NaN/Inf there is INVALID_ARGUMENT, an overflow of finite gradients NUMERICAL_FAILURE.
-private func writeIfFinite<T: GradientScalar>(
-    _ count: Int, to out: UnsafeMutablePointer<Double>, gradients g: UnsafeBufferPointer<T>,
-    _ body: (UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) -> Void
-) throws(SGDNoiseError) {
-    var scratch = [Double](repeating: 0, count: count)
-    try scratch.withUnsafeMutableBufferPointer { (buffer: inout UnsafeMutableBufferPointer<Double>) throws(SGDNoiseError) in
-        try body(buffer)
-    }
-    guard scratch.allSatisfy({ $0.isFinite }) else {
-        if g.contains(where: { !$0.isFinite }) { throw .invalidArgument("grads contains NaN or infinite entries") }
-        throw .numericalFailure("the result overflowed: grads has entries too large to square")
-    }
-    Arguments.write(scratch, to: out)
-}

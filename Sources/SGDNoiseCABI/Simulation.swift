@@ -1,4 +1,9 @@
 import SGDNoise
+import _SGDNoiseShims
+
+// C section 9 -- Monte-Carlo SGD (a typed handle, sgdnoise_simulation).
+// Threads: a simulation handle must not be used by two threads at once; distinct handles are
+// independent. sgdnoise_simulation_run uses the library's own worker threads.
 
 /// The state behind an sgdnoise simulation handle.
 final class SimulationHandle {
@@ -16,37 +21,12 @@ final class SimulationHandle {
     }
 }
 
-/// Indices into the `out_scalars` array of sgdnoise_simulation_result.
-@c public enum sgdnoise_simulation_field: CInt {
-    /// E[L(w)] (regulariser included).
-    case trainLoss = 0
-    /// E[(w-u)^T A (w-u)]/2 (NaN for a dataset without teacher).
-    case testLoss = 1
-    /// Hill estimate of the tail index of |w - w*|.
-    case tailIndex = 2
-    /// The number of order statistics the Hill estimate used.
-    case tailOrderStatistics = 3
-    /// 1 when the tail index is <= 4 (sample variances unreliable), else 0.
-    case tailUnreliable = 4
-    /// 1 when a chain diverged (estimates are NaN), else 0.
-    case diverged = 5
-    /// The step at which the first chain diverged (-1 if none).
-    case divergedAtStep = 6
-    /// 1 when the progress callback cancelled the run, else 0.
-    case cancelled = 7
-    /// Recorded steps summed over chains.
-    case stepsCompleted = 8
-    /// The number of entries of out_scalars.
-    case count = 9
+private func handle(_ p: OpaquePointer?) throws(SGDNoiseError) -> SimulationHandle {
+    try Handles.object(p, as: SimulationHandle.self, "simulation")
 }
 
-private func handle(_ p: UnsafeMutableRawPointer?) throws(SGDNoiseError) -> SimulationHandle {
-    guard let p else { throw .invalidArgument("simulation must not be NULL") }
-    return Unmanaged<SimulationHandle>.fromOpaque(p).takeUnretainedValue()
-}
-
-private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
-    out.pointee = Unmanaged.passRetained(h).toOpaque()
+private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<OpaquePointer?>) {
+    Handles.give(h, to: out)
 }
 
 /// Creates a simulation of online linear regression: x ~ N(0, A) (d x d), labels u^T x + noise
@@ -54,7 +34,7 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<UnsafeMuta
 /// (may be NULL). *out_simulation receives a handle to free with sgdnoise_simulation_free.
 @c public func sgdnoise_simulation_create_gaussian(
     _ d: Int, _ a: UnsafePointer<Double>?, _ u: UnsafePointer<Double>?, _ noise_var: Double,
-    _ input_noise: UnsafePointer<Double>?, _ out_simulation: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    _ input_noise: UnsafePointer<Double>?, _ out_simulation: UnsafeMutablePointer<OpaquePointer?>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_simulation, "out_simulation")
@@ -67,11 +47,11 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<UnsafeMuta
 }
 
 /// Creates a simulation on a finite dataset: X (n x d row-major), y (n), minibatches drawn by
-/// `sampling` (0 with replacement, 1 without, 2 epoch shuffling); u (may be NULL) defines the test
-/// loss. *out_simulation receives a handle to free with sgdnoise_simulation_free.
+/// `sampling`, an sgdnoise_sampling (SGDNOISE_SAMPLING_EPOCH_SHUFFLING included); u (may be NULL)
+/// defines the test loss. *out_simulation receives a handle to free with sgdnoise_simulation_free.
 @c public func sgdnoise_simulation_create_dataset(
     _ n: Int, _ d: Int, _ x: UnsafePointer<Double>?, _ y: UnsafePointer<Double>?, _ sampling: CInt,
-    _ u: UnsafePointer<Double>?, _ out_simulation: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    _ u: UnsafePointer<Double>?, _ out_simulation: UnsafeMutablePointer<OpaquePointer?>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_simulation, "out_simulation")
@@ -81,11 +61,10 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<UnsafeMuta
         let ys = try Arguments.vector(y, n, "y")
         let teacher = try u.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "u") }
         let mode: BatchSampling
-        switch sampling {
-        case 0: mode = .withReplacement
-        case 1: mode = .withoutReplacement
-        case 2: mode = .epochShuffling
-        default: throw .invalidArgument("sampling must be 0 (with replacement), 1 (without) or 2 (epoch shuffling), got \(sampling)")
+        switch try Arguments.sampling(sampling, allowEpochShuffling: true) {
+        case .withReplacement: mode = .withReplacement
+        case .withoutReplacement: mode = .withoutReplacement
+        case .epochShuffling: mode = .epochShuffling
         }
         let matrix = try core { try Matrix(rows: n, columns: d, elements: xs) }
         store(SimulationHandle(data: .dataset(x: matrix, y: ys, sampling: mode, teacher: teacher), dimension: d), out)
@@ -95,7 +74,7 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<UnsafeMuta
 /// Sets the optimiser: weight decay (d x d, may be NULL), learning rate lr * I or
 /// lr * lr_matrix (d x d SPD, may be NULL), batch size and momentum.
 @c public func sgdnoise_simulation_set_optimizer(
-    _ simulation: UnsafeMutableRawPointer?, _ weight_decay: UnsafePointer<Double>?, _ lr: Double,
+    _ simulation: OpaquePointer?, _ weight_decay: UnsafePointer<Double>?, _ lr: Double,
     _ lr_matrix: UnsafePointer<Double>?, _ batch_size: Int, _ momentum: Double
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
@@ -103,11 +82,8 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<UnsafeMuta
         let d = h.dimension
         let gamma = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.squareMatrix(p, d, "weight_decay") }
         let rate = try Arguments.learningRate(lr, lr_matrix, d)
-        try Arguments.size(batch_size, "batch_size")
         // Checked here, not only when the run starts, so that the error names the call that set it.
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else {
-            throw .invalidArgument("momentum must lie in [0, 1), got \(momentum)")
-        }
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         h.weightDecay = gamma
         h.learningRate = rate
         h.batchSize = batch_size
@@ -115,15 +91,12 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<UnsafeMuta
     }
 }
 
-/// Progress callback: called about every 0.1 s from the thread that called
-/// sgdnoise_simulation_run with (context, steps done, steps in all); return nonzero to cancel.
-public typealias sgdnoise_progress_callback = @convention(c) (UnsafeMutableRawPointer?, Int, Int) -> CInt
-
 /// Runs `chains` independent chains of `burn_in` + `steps` SGD steps from `seed` on `threads`
-/// threads (0: all cores; results do not depend on it). progress may be NULL. Divergence and
+/// threads (0: all cores; results do not depend on it: each chain has its own random stream).
+/// progress (may be NULL) is called as its typedef documents, with `context`. Divergence and
 /// cancellation are reported by sgdnoise_simulation_result, not as errors.
 @c public func sgdnoise_simulation_run(
-    _ simulation: UnsafeMutableRawPointer?, _ steps: Int, _ burn_in: Int, _ chains: Int, _ seed: UInt64,
+    _ simulation: OpaquePointer?, _ steps: Int, _ burn_in: Int, _ chains: Int, _ seed: UInt64,
     _ threads: Int, _ progress: sgdnoise_progress_callback?, _ context: UnsafeMutableRawPointer?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
@@ -138,36 +111,32 @@ public typealias sgdnoise_progress_callback = @convention(c) (UnsafeMutableRawPo
     }
 }
 
-/// Copies the last run's estimates (d, d*d, d*d, d*d doubles and SGDNOISE_SIMULATION_FIELD_COUNT
-/// scalars; every pointer may be NULL). Fails when the simulation has not run.
+/// Copies the last run's estimates: the mean (d doubles), Sigma, its standard errors and the
+/// measured noise (d*d each) and the summary (set its .size first); every pointer may be NULL. Fails when the simulation has not run.
 @c public func sgdnoise_simulation_result(
-    _ simulation: UnsafeMutableRawPointer?, _ out_mean: UnsafeMutablePointer<Double>?,
+    _ simulation: OpaquePointer?, _ out_mean: UnsafeMutablePointer<Double>?,
     _ out_sigma: UnsafeMutablePointer<Double>?, _ out_sigma_stderr: UnsafeMutablePointer<Double>?,
-    _ out_noise: UnsafeMutablePointer<Double>?, _ out_scalars: UnsafeMutablePointer<Double>?
+    _ out_noise: UnsafeMutablePointer<Double>?, _ out_summary: UnsafeMutablePointer<sgdnoise_simulation_summary>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let h = try handle(simulation)
+        let summary = try ResultSlot(out_summary, "out_summary", "sgdnoise_simulation_summary")
         guard let r = h.result else { throw .invalidArgument("simulation has not run: call sgdnoise_simulation_run first") }
         if let out_mean { Arguments.write(r.mean, to: out_mean) }
         if let out_sigma { Arguments.write(r.sigma, to: out_sigma) }
         if let out_sigma_stderr { Arguments.write(r.sigmaStandardError, to: out_sigma_stderr) }
         if let out_noise { Arguments.write(r.noise, to: out_noise) }
-        if let s = out_scalars {
-            s[0] = r.trainLoss
-            s[1] = r.testLoss
-            s[2] = r.tailIndex
-            s[3] = Double(r.tailOrderStatistics)
-            s[4] = r.tailUnreliable ? 1 : 0
-            s[5] = r.diverged ? 1 : 0
-            s[6] = Double(r.divergedAtStep ?? -1)
-            s[7] = r.cancelled ? 1 : 0
-            s[8] = Double(r.stepsCompleted)
-        }
+        summary?.write(sgdnoise_simulation_summary(
+            size: MemoryLayout<sgdnoise_simulation_summary>.size, train_loss: r.trainLoss, test_loss: r.testLoss,
+            tail_index: r.tailIndex, tail_order_statistics: Int64(r.tailOrderStatistics),
+            tail_unreliable: r.tailUnreliable ? 1 : 0, diverged: r.diverged ? 1 : 0,
+            diverged_at_step: Int64(r.divergedAtStep ?? -1), cancelled: r.cancelled ? 1 : 0,
+            steps_completed: Int64(r.stepsCompleted)))
     }
 }
 
-/// Frees a simulation handle (NULL is ignored). The handle must not be used afterwards.
-@c public func sgdnoise_simulation_free(_ simulation: UnsafeMutableRawPointer?) {
-    guard let simulation else { return }
-    Unmanaged<SimulationHandle>.fromOpaque(simulation).release()
+/// Frees a simulation handle. NULL, an already freed handle and a handle of another kind are
+/// ignored (never a crash). The handle must not be used afterwards.
+@c public func sgdnoise_simulation_free(_ simulation: OpaquePointer?) {
+    Handles.free(simulation, as: SimulationHandle.self)
 }

@@ -1,5 +1,7 @@
 import SGDNoise
 
+// C section 10 -- Critical learning rates, sweeps, scaling laws and tails (docs/theory.md section 6).
+
 /// Which model a critical learning rate refers to.
 @c public enum sgdnoise_model: CInt {
     /// Label (and input) noise [Thm 2]; for input noise pass A + B.
@@ -11,7 +13,7 @@ import SGDNoise
 }
 
 /// The critical learning rate lr* of `model` (an sgdnoise_model) for batch size S and momentum:
-/// the largest lr with a stationary distribution (theory.md section 6), to full precision.
+/// the largest lr with a stationary distribution (docs/theory.md section 6), to full precision.
 /// weight_decay (same layout as A) is read only for SGDNOISE_MODEL_L2_REGULARIZED.
 @c public func sgdnoise_critical_learning_rate(
     _ model: CInt, _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?,

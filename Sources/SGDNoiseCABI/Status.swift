@@ -1,6 +1,11 @@
 import SGDNoise
 import _SGDNoiseShims
 
+// C section 1 -- Versions, status codes and errors.
+// Every fallible function returns an sgdnoise_status; on failure it writes nothing to any output
+// and leaves a message (and, for SGDNOISE_STATUS_UNSTABLE, the critical learning rate) for the
+// calling thread.
+
 /// The result of every fallible sgdnoise function (0 is success).
 @c public enum sgdnoise_status: CInt {
     /// Success.
@@ -21,13 +26,28 @@ import _SGDNoiseShims
     case outOfMemory = 6
 }
 
-/// The library's version string, e.g. "0.1.0" (static storage; never NULL; do not free).
+/// The library's version string, "MAJOR.MINOR.PATCH" (static storage; never NULL; do not free).
 @c public func sgdnoise_version() -> UnsafePointer<CChar>? {
     UnsafeRawPointer(sgdnoiseVersionCString).assumingMemoryBound(to: CChar.self)
 }
 
-/// The message of the last failed call on the calling thread ("" if none). Thread-local storage
-/// owned by the library, valid until the next failing call on this thread; never NULL.
+/// The library's version as MAJOR * 10000 + MINOR * 100 + PATCH, the value that
+/// SGDNOISE_VERSION_NUMBER had when the library was built.
+@c public func sgdnoise_version_number() -> UInt32 {
+    UInt32(SGDNOISE_VERSION_MAJOR * 10000 + SGDNOISE_VERSION_MINOR * 100 + SGDNOISE_VERSION_PATCH)
+}
+
+/// 1 when this library can serve a program compiled against header version `header_version`
+/// (pass SGDNOISE_VERSION_NUMBER, or use SGDNOISE_ABI_COMPATIBLE()): the same major version and a
+/// minor version at least the header's; 0 otherwise. Call it once at start-up.
+@c public func sgdnoise_abi_compatible(_ header_version: UInt32) -> CInt {
+    let library = sgdnoise_version_number()
+    return library / 10000 == header_version / 10000 && library >= header_version ? 1 : 0
+}
+
+/// The message of the last failed call on the calling thread ("" if none): UTF-8, at most 1023
+/// bytes (a longer message is cut at a character boundary). Thread-local storage owned by the
+/// library, valid until the next failing call on this thread; never NULL; do not free.
 @c public func sgdnoise_last_error_message() -> UnsafePointer<CChar>? {
     sgdnoise_shim_error_message()
 }

@@ -37,7 +37,8 @@ struct SGDNoiseCommand: ParsableCommand {
             checked like any other. Errors are one line on standard error.
 
             Theory: Ziyin, Liu, Mori, Ueda, "Strength of Minibatch Noise in SGD", ICLR 2022, \
-            arXiv:2102.05375.
+            arXiv:2102.05375. Every formula the library computes, with its theorem number: \
+            docs/theory.md in the source repository.
             """,
         version: SGDNoiseVersion.string,
         subcommands: [ReproduceCommand.self, PredictCommand.self, StabilityCommand.self]

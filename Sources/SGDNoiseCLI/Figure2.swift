@@ -4,7 +4,7 @@ import SGDNoise
 func figure2(_ context: RunContext) throws -> FigureResult {
     printHeading("Fig. 2 — the tail of the stationary distribution: 1-d label noise at aλ = 1 (a = 1, λ = 1, σ² = 1)")
     print("  P(|w| > x) ~ x^(−index): moments of order ≥ index diverge. Paper [Sec 6.6]: β = 2S/(aλ) − S;")
-    print("  continuous-time limit 2S/(aλ) + 1; exact (Kesten, theory.md §6): E|1 − (λa/S)χ²_S|^κ = 1.")
+    print("  continuous-time limit 2S/(aλ) + 1; exact (Kesten, docs/theory.md §6): E|1 − (λa/S)χ²_S|^κ = 1.")
     print("  Hill √n: the simulator's estimate (k = √n order statistics of |w − w*|); Hill deep: k = n/10⁴ of")
     print("  n samples from a separate 1-d sampler, deeper in the tail where the law is closer to a power law.")
     print("  \(context.simulationSummary)")

@@ -75,7 +75,7 @@ func figure4a(_ context: RunContext) throws -> FigureResult {
     print(table.render())
     print("")
     print(errorLegend)
-    print("  κ exact: the exact tail index of the stationary law (moments of order ≥ κ diverge; Kesten, theory.md §6).")
+    print("  κ exact: the exact tail index of the stationary law (moments of order ≥ κ diverge; Kesten, docs/theory.md §6).")
     print("  The approximations miss the divergence at λ*: continuous time Σ = λσ²/(2S) is linear in λ, the")
     print("  discrete-time Hessian Σ = λσ²/(S(2 − λa)) diverges only at λ = 2/a.")
 

@@ -12,7 +12,7 @@ struct ReproduceCommand: ParsableCommand {
         commandName: "reproduce",
         abstract: "Reproduce a figure of the paper: exact theory, approximations and Monte-Carlo SGD.",
         discussion: """
-            Figures (theory.md §7):
+            Figures (docs/theory.md §7 in the source repository):
               fig4a  1-d label noise (a = 1, S = 10, σ² = 1): Σ versus λ up to λ*
               fig4b  2-d, Hessian eigenvalues 1 and 0.5, λ = 1.5, S = 50: Σ's shape
               fig4c  the same at S = 10, plus a light-tailed check at λ = 1.0

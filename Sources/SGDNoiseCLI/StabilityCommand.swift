@@ -23,7 +23,7 @@ enum StabilityModel: String, ExpressibleByArgument, CaseIterable {
 struct StabilityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stability",
-        abstract: "The critical learning rate λ* over batch sizes and momenta (theory.md §6).",
+        abstract: "The critical learning rate λ* over batch sizes and momenta (docs/theory.md §6).",
         discussion: """
             λ* is the largest learning rate with a stationary distribution. For
             label noise it is the root of

@@ -16,6 +16,10 @@ void sgdnoise_shim_set_error(const char *message, double critical_lr) {
     size_t length = strlen(message);
     if (length >= SGDNOISE_MESSAGE_CAPACITY) {
         length = SGDNOISE_MESSAGE_CAPACITY - 1;
+        /* Never cut a UTF-8 sequence: back off to the start of the character at the cut. */
+        while (length > 0 && ((unsigned char)message[length] & 0xC0) == 0x80) {
+            length--;
+        }
     }
     memcpy(last_message, message, length);
     last_message[length] = '\0';

@@ -2,6 +2,7 @@ import Foundation
 import SGDNoise
 import SGDNoiseCABI
 import Testing
+import _SGDNoiseShims
 
 /// The C ABI called from Swift with raw pointers: results, status codes, messages, untouched outputs,
 /// the critical learning rate, and thread-local error state.
@@ -37,6 +38,30 @@ struct CABITests {
                 withPointer(lrMatrix) { l in sgdnoise_stationary_covariance(d, h, c, lr, l, momentum, out) }
             }
         }
+    }
+
+    /// sgdnoise_stationary_fluctuation with the same defaults as `stationary` (flat_tolerance 0:
+    /// the library's default).
+    static func fluctuation(
+        d: Int = 3, hessian: [Double]? = hessian, noise: [Double]? = noise, lr: Double = 0.5,
+        lrMatrix: [Double]? = nil, momentum: Double = 0.5, flatTolerance: Double = 0,
+        out: UnsafeMutablePointer<Double>?, eigenvalues: UnsafeMutablePointer<Double>? = nil,
+        info: UnsafeMutablePointer<sgdnoise_fluctuation_info>? = nil
+    ) -> sgdnoise_status {
+        withPointer(hessian) { h in
+            withPointer(noise) { c in
+                withPointer(lrMatrix) { l in
+                    sgdnoise_stationary_fluctuation(d, h, c, lr, l, momentum, flatTolerance, out, eigenvalues, info)
+                }
+            }
+        }
+    }
+
+    /// A fluctuation info struct with its size set (and every other field zero).
+    static func fluctuationInfo(size: Int = MemoryLayout<sgdnoise_fluctuation_info>.size) -> sgdnoise_fluctuation_info {
+        var info = sgdnoise_fluctuation_info()
+        info.size = size
+        return info
     }
 
     static let grads: [Double] = NoiseDefinition.randomGradients(samples: 6, dimension: 2, seed: 63).flatMap { $0 }
@@ -135,6 +160,63 @@ struct CABITests {
         }
     }
 
+    @Test("sgdnoise_stationary_fluctuation: flat_tolerance 0 is the default; Sigma, eigenvalues and info")
+    func fluctuationSuccess() throws {
+        var covariance = [Double](repeating: Self.sentinel, count: 9)
+        let s1 = covariance.withUnsafeMutableBufferPointer { Self.stationary(out: $0.baseAddress) }
+        #expect(s1 == .ok, "stationary_covariance: \(Self.lastMessage())")
+        var sigma = [Double](repeating: Self.sentinel, count: 9)
+        var eigenvalues = [Double](repeating: Self.sentinel, count: 4)
+        var info = Self.fluctuationInfo()
+        let s2 = sigma.withUnsafeMutableBufferPointer { o in
+            eigenvalues.withUnsafeMutableBufferPointer { e in Self.fluctuation(out: o.baseAddress, eigenvalues: e.baseAddress, info: &info) }
+        }
+        #expect(s2 == .ok, "stationary_fluctuation: \(Self.lastMessage())")
+        #expect(sigma == covariance, "flat_tolerance 0: expected the Sigma of stationary_covariance \(covariance), observed \(sigma)")
+        // lr = 0.5 times the Hessian's eigenvalues 0.5, 1, 2, ascending; nothing written past d entries.
+        let expected = [0.25, 0.5, 1.0]
+        for j in 0..<3 {
+            #expect(relativeDifference(eigenvalues[j], expected[j]) <= 1e-13, "eigenvalue \(j): expected \(expected[j]), observed \(eigenvalues[j])")
+        }
+        #expect(eigenvalues[3] == Self.sentinel, "out_eigenvalues: written past d entries")
+        #expect(info.size == MemoryLayout<sgdnoise_fluctuation_info>.size, "info.size changed to \(info.size)")
+        #expect(info.flat_directions == 0 && info.flat_direction_noise == 0, "no flat direction expected, observed \(info)")
+        let defaultTolerance = 16 * 3 * Double.ulpOfOne
+        #expect(info.flat_tolerance == defaultTolerance, "flat_tolerance 0: expected the default 16 d eps = \(defaultTolerance), observed \(info.flat_tolerance)")
+        // A given tolerance is reported back as used.
+        info = Self.fluctuationInfo()
+        let s3 = sigma.withUnsafeMutableBufferPointer { Self.fluctuation(flatTolerance: 1e-6, out: $0.baseAddress, info: &info) }
+        #expect(s3 == .ok && info.flat_tolerance == 1e-6, "flat_tolerance 1e-6: status \(s3), info \(info)")
+    }
+
+    /// A Hessian at a real minimum whose smallest eigenvalue is round-off below zero (-1e-12) is
+    /// not a minimum under the default tolerance (UNSTABLE), and a flat direction under 1e-9: then
+    /// Sigma is 0 along it and the noise entering it is reported.
+    @Test("sgdnoise_stationary_fluctuation: a round-off negative eigenvalue is flat under a larger flat_tolerance")
+    func fluctuationFlatTolerance() throws {
+        let hessian: [Double] = [-1e-12, 0, 0, 0, 0.5, 0, 0, 0, 1]
+        var sigma = [Double](repeating: Self.sentinel, count: 9)
+        var info = Self.fluctuationInfo()
+        let strict = sigma.withUnsafeMutableBufferPointer { Self.fluctuation(hessian: hessian, momentum: 0, out: $0.baseAddress, info: &info) }
+        #expect(strict == .unstable, "default tolerance: expected unstable, observed \(strict): \(Self.lastMessage())")
+        #expect(sigma.allSatisfy { $0 == Self.sentinel } && info.flat_directions == 0, "a failed call wrote its outputs")
+        let tolerant = sigma.withUnsafeMutableBufferPointer {
+            Self.fluctuation(hessian: hessian, momentum: 0, flatTolerance: 1e-9, out: $0.baseAddress, info: &info)
+        }
+        #expect(tolerant == .ok, "flat_tolerance 1e-9: expected ok, observed \(tolerant): \(Self.lastMessage())")
+        #expect(info.flat_directions == 1 && info.flat_tolerance == 1e-9, "expected one flat direction at tolerance 1e-9, observed \(info)")
+        // The noise entering the flat direction e_1, Tr[P L^{1/2} C L^{1/2} P] = lr C_11 (C is SPD, so positive).
+        let entering = 0.5 * Self.noise[0]
+        #expect(relativeDifference(info.flat_direction_noise, entering) <= 1e-10,
+                "flat-direction noise: expected lr C_11 = \(entering), observed \(info.flat_direction_noise)")
+        let largest = sigma.map(abs).max() ?? 0
+        for j in 0..<3 {
+            #expect(abs(sigma[j]) <= 1e-14 * largest && abs(sigma[3 * j]) <= 1e-14 * largest,
+                    "Sigma along the flat direction: expected 0, observed row \(Array(sigma[0..<3]))")
+        }
+        #expect(sigma[4] > 0 && sigma[8] > 0, "Sigma off the flat direction: expected positive diagonal, observed \(sigma)")
+    }
+
     // MARK: Failures
 
     struct Failure {
@@ -175,6 +257,24 @@ struct CABITests {
             },
             .init(name: "negative hessian eigenvalue", status: 4, mentions: "negative eigenvalue", outCount: 9) {
                 stationary(hessian: indefinite, out: $0)
+            },
+            .init(name: "flat_tolerance = -1e-3", status: 1, mentions: "flat_tolerance", outCount: 9) {
+                fluctuation(flatTolerance: -1e-3, out: $0)
+            },
+            .init(name: "flat_tolerance = 1", status: 1, mentions: "flat_tolerance", outCount: 9) { fluctuation(flatTolerance: 1, out: $0) },
+            .init(name: "flat_tolerance = NaN", status: 1, mentions: "flat_tolerance", outCount: 9) {
+                fluctuation(flatTolerance: .nan, out: $0)
+            },
+            .init(name: "flat_tolerance = inf", status: 1, mentions: "flat_tolerance", outCount: 9) {
+                fluctuation(flatTolerance: .infinity, out: $0)
+            },
+            .init(name: "out_info with .size = 0", status: 1, mentions: "out_info->size", outCount: 9) { out in
+                var info = fluctuationInfo(size: 0)
+                return fluctuation(out: out, info: &info)
+            },
+            .init(name: "NULL out_sigma (fluctuation)", status: 1, mentions: "out_sigma", outCount: 0) { fluctuation(out: $0) },
+            .init(name: "NaN in hessian (fluctuation)", status: 1, mentions: "hessian", outCount: 9) {
+                fluctuation(hessian: withNaN, out: $0)
             },
             .init(name: "NULL grads", status: 1, mentions: "grads", outCount: 4) { noiseCall(grads: nil, out: $0) },
             .init(name: "NULL out", status: 1, mentions: "out", outCount: 0) { noiseCall(out: $0) },

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import SGDNoise
 import SGDNoiseCABI
+import _SGDNoiseShims
 import Synchronization
 import Testing
 
@@ -273,12 +274,12 @@ struct EdgeCaseTests {
     func diagonalMillion() throws {
         let d = 1_000_000
         let a = (0..<d).map { 0.1 + 0.9 * Double($0) / Double(d) }
-        var sigma = [Double](repeating: .nan, count: d), scalars = [Double](repeating: .nan, count: 6)
+        var sigma = [Double](repeating: .nan, count: d)
+        var scalars = sgdnoise_prediction()
+        scalars.size = MemoryLayout<sgdnoise_prediction>.size
         let status = a.withUnsafeBufferPointer { ap in
             sigma.withUnsafeMutableBufferPointer { sp in
-                scalars.withUnsafeMutableBufferPointer { cp in
-                    sgdnoise_label_noise(1, d, ap.baseAddress, 1, 1e-7, nil, 10, 0.9, sp.baseAddress, nil, cp.baseAddress)
-                }
+                sgdnoise_label_noise(1, d, ap.baseAddress, 1, 1e-7, nil, 10, 0.9, sp.baseAddress, nil, &scalars)
             }
         }
         #expect(status == .ok, "\(String(cString: sgdnoise_last_error_message()!))")
@@ -293,7 +294,7 @@ struct EdgeCaseTests {
         }
         #expect(status == .outOfMemory && out == [-7, -7])
         let a = [1.0]
-        var handle: UnsafeMutableRawPointer? = nil
+        var handle: OpaquePointer? = nil
         #expect(a.withUnsafeBufferPointer { sgdnoise_simulation_create_gaussian(1, $0.baseAddress, nil, 1, nil, &handle) } == .ok)
         defer { sgdnoise_simulation_free(handle) }
         #expect(sgdnoise_simulation_run(handle, Int.max, 1, 1, 0, 0, nil, nil) == .invalidArgument)

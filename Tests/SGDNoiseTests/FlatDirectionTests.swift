@@ -1,8 +1,8 @@
 import SGDNoise
 import Testing
 
-/// Singular Hessians (flat directions, theory.md §3): Σ is solved on the range of H and is zero on
-/// its null space; the null space and the noise entering it are reported.
+/// Singular Hessians (flat directions, docs/theory.md §3): Σ is solved on the range of H and is zero
+/// on its null space; the null space and the noise entering it are reported.
 @Suite("Stationary covariance: flat directions")
 struct FlatDirectionTests {
     /// An orthonormal basis U (D × (D−1)) of the complement of the unit vector v (Gram–Schmidt of the

@@ -5,9 +5,10 @@ import Darwin
 #endif
 import SGDNoise
 import SGDNoiseCABI
+import _SGDNoiseShims
 import Testing
 
-/// The noise toolkit of theory.md §2 against independent references built with plain loops
+/// The noise toolkit of docs/theory.md §2 against independent references built with plain loops
 /// (`NoiseDefinition`, `Ref`): the streaming accumulator, the top eigenpairs (Gram and dense
 /// routes), the comparison metrics, the gradient noise scales and the matrix-free operator; then the
 /// C interface (handles, NULLs, sizes, untouched outputs).
@@ -496,13 +497,19 @@ struct NoiseToolkitTests {
 
     static func message() -> String { String(cString: sgdnoise_last_error_message()!) }
 
+    static func noiseScales() -> sgdnoise_noise_scales {
+        var s = sgdnoise_noise_scales()
+        s.size = MemoryLayout<sgdnoise_noise_scales>.size
+        return s
+    }
+
     @Test("C accumulator: lifecycle, results equal the one-shot C function, bad handles and arguments")
     func cAccumulator() throws {
         let n = 30, d = 3
         let g = Self.flat(NoiseDefinition.randomGradients(samples: n, dimension: d, seed: 71))
-        var handle: UnsafeMutableRawPointer? = nil
+        var handle: OpaquePointer? = nil
         #expect(sgdnoise_accumulator_create(d, &handle) == .ok && handle != nil)
-        var other: UnsafeMutableRawPointer? = nil
+        var other: OpaquePointer? = nil
         #expect(sgdnoise_accumulator_create(d, &other) == .ok)
         defer { sgdnoise_accumulator_free(handle); sgdnoise_accumulator_free(other) }
         g.withUnsafeBufferPointer { p in
@@ -510,7 +517,7 @@ struct NoiseToolkitTests {
             let floats = g[(10 * d)...].map { Float($0) }
             floats.withUnsafeBufferPointer { #expect(sgdnoise_accumulator_update_f32(other, 20, $0.baseAddress) == .ok) }
         }
-        #expect(sgdnoise_accumulator_merge(handle, UnsafeRawPointer(other)) == .ok)
+        #expect(sgdnoise_accumulator_merge(handle, other) == .ok)
         var count = -1, dim = -1
         #expect(sgdnoise_accumulator_count(handle, &count) == .ok && count == n)
         #expect(sgdnoise_accumulator_dimension(handle, &dim) == .ok && dim == d)
@@ -525,9 +532,9 @@ struct NoiseToolkitTests {
         #expect(sgdnoise_accumulator_covariance(handle, 4, 1, 2, &trace) == .ok)
         var mean = [Double](repeating: 0, count: d)
         #expect(sgdnoise_accumulator_mean(handle, &mean) == .ok)
-        var scalars = [Double](repeating: 0, count: 6)
-        #expect(sgdnoise_accumulator_noise_scale(handle, nil, &scalars) == .ok)
-        #expect(scalars[1].isNaN && scalars[2] > 0 && scalars[3] > 0)
+        var scales = Self.noiseScales()
+        #expect(sgdnoise_accumulator_noise_scale(handle, nil, &scales) == .ok)
+        #expect(scales.b_noise.isNaN && scales.trace_sigma > 0 && scales.grad_sq_norm > 0)
 
         // Failures: status, message, untouched output.
         let sentinel = -12345.678
@@ -546,14 +553,14 @@ struct NoiseToolkitTests {
         #expect(sgdnoise_accumulator_merge(handle, nil) == .invalidArgument && Self.message().contains("other"))
         #expect(sgdnoise_accumulator_create(0, &other) == .invalidArgument)
         #expect(sgdnoise_accumulator_create(3, nil) == .invalidArgument)
-        var empty: UnsafeMutableRawPointer? = nil
+        var empty: OpaquePointer? = nil
         #expect(sgdnoise_accumulator_create(d, &empty) == .ok)
         #expect(sgdnoise_accumulator_mean(empty, &mean) == .invalidArgument && Self.message().contains("empty"))
-        var wide: UnsafeMutableRawPointer? = nil
+        var wide: OpaquePointer? = nil
         #expect(sgdnoise_accumulator_create(d + 1, &wide) == .ok)
-        #expect(sgdnoise_accumulator_merge(handle, UnsafeRawPointer(wide)) == .invalidArgument && Self.message().contains("dimension"))
-        #expect(sgdnoise_accumulator_merge(handle, UnsafeRawPointer(empty)) == .ok)
-        #expect(sgdnoise_accumulator_merge(handle, UnsafeRawPointer(handle)) == .ok)  // self-merge: no deadlock
+        #expect(sgdnoise_accumulator_merge(handle, wide) == .invalidArgument && Self.message().contains("dimension"))
+        #expect(sgdnoise_accumulator_merge(handle, empty) == .ok)
+        #expect(sgdnoise_accumulator_merge(handle, handle) == .ok)  // self-merge: no deadlock
         #expect(sgdnoise_accumulator_count(handle, &count) == .ok && count == 2 * n)
         sgdnoise_accumulator_free(empty)
         sgdnoise_accumulator_free(wide)
@@ -599,17 +606,18 @@ struct NoiseToolkitTests {
         #expect(sgdnoise_noise_operator_apply(n, d, g, nanMean, 2, 0, 1, v, &out) == .invalidArgument && Self.message().contains("mean"))
         #expect(out.allSatisfy { $0 == sentinel })
 
-        var scalars = [Double](repeating: sentinel, count: 6)
-        #expect(sgdnoise_noise_scale(n, d, g, nil, &scalars) == .ok && scalars[1].isNaN)
-        #expect(sgdnoise_two_batch_noise_scale(1, [2.0], 1, [1.0], 2, 4, &scalars) == .ok)
+        var scales = Self.noiseScales()
+        #expect(sgdnoise_noise_scale(n, d, g, nil, &scales) == .ok && scales.b_noise.isNaN)
+        #expect(sgdnoise_two_batch_noise_scale(1, [2.0], 1, [1.0], 2, 4, &scales) == .ok)
         // |G|² = (4·1 − 2·2)/2 = 0, Tr Σ = (2 − 1)·8/2 = 4.
-        #expect(scalars[3] == 0 && scalars[2] == 4 && scalars[0] == .infinity)
+        #expect(scales.grad_sq_norm == 0 && scales.trace_sigma == 4 && scales.b_simple == .infinity)
         var view = [Double](repeating: 0, count: 2)
         #expect(sgdnoise_critical_batch_view(10, 2, [10, 30], &view) == .ok)
         #expect(abs(view[0] - 0.5) <= 4 * Ref.u && abs(view[1] - 0.75) <= 4 * Ref.u, "expected [0.5, 0.75], observed \(view)")
-        var cmp = [Double](repeating: 0, count: 4)
+        var cmp = sgdnoise_comparison()
+        cmp.size = MemoryLayout<sgdnoise_comparison>.size
         let eye = [1.0, 0, 0, 1]
-        #expect(sgdnoise_compare(2, eye, eye, 0, &cmp) == .ok && cmp[0] == 0 && cmp[2] == 1 && cmp[3].isNaN)
+        #expect(sgdnoise_compare(2, eye, eye, 0, &cmp) == .ok && cmp.rel_frobenius == 0 && cmp.trace_ratio == 1 && cmp.overlap.isNaN)
         #expect(sgdnoise_compare(2, eye, [0, 0, 0, 0], 1, &cmp) == .invalidArgument && Self.message().contains("Q is zero"))
         #expect(sgdnoise_compare(2, eye, eye, -1, &cmp) == .invalidArgument)
     }

@@ -141,7 +141,7 @@ struct StationaryCovarianceTests {
     }
 
     /// μ = 0, Λ = λI and C = (σ²/S) H (the discrete-time Hessian approximation of Liu et al. 2021,
-    /// theory.md §4): λH(2I − λH)Σ = λ²(σ²/S)H, so Σ = λ(σ²/S)(2I − λH)⁻¹.
+    /// docs/theory.md §4): λH(2I − λH)Σ = λ²(σ²/S)H, so Σ = λ(σ²/S)(2I − λH)⁻¹.
     @Test("μ = 0 and C ∝ H: Σ = λ(σ²/S)(2I − λH)⁻¹", arguments: [1, 2, 3, 6])
     func closedFormHessianNoise(d: Int) throws {
         var rng = SeededGenerator(seed: UInt64(500 + d))

@@ -96,7 +96,7 @@ struct SupportTests {
     }
 
     /// The transition T and input B of `BruteForce.momentumSystem` reproduce one step of the
-    /// recursion of theory.md §1 written out literally.
+    /// recursion of docs/theory.md §1 written out literally.
     @Test("The augmented (w, m) system is one step of SGD with momentum", arguments: [0.0, 0.5, 0.9])
     func momentumSystemStep(mu: Double) {
         let d = 4

@@ -36,6 +36,12 @@ int main(void) {
         expected[3] = s * s * e1 + c * c * e2;
     }
 
+    /* Before anything else: the library loaded must serve a program built against this header. */
+    if (!SGDNOISE_ABI_COMPATIBLE()) {
+        fprintf(stderr, "error: libsgdnoise %s cannot serve a program built against header %d.%d.%d\n",
+                sgdnoise_version(), SGDNOISE_VERSION_MAJOR, SGDNOISE_VERSION_MINOR, SGDNOISE_VERSION_PATCH);
+        return 1;
+    }
     printf("sgdnoise %s\n", sgdnoise_version());
     if (sgdnoise_stationary_covariance(2, hessian, noise, lr, NULL, 0.0, sigma) != SGDNOISE_STATUS_OK) {
         fprintf(stderr, "error: %s\n", sgdnoise_last_error_message());

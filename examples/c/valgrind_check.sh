@@ -19,11 +19,16 @@ status=0
 for src in examples/c/*.c; do
   name=$(basename "$src" .c)
   gcc -std=c99 -g -O0 -Iinclude "$src" -L"$work" -lsgdnoise -lm -Wl,-rpath,"$PWD/$work" -o "$work/$name"
-  if valgrind -q --leak-check=full --errors-for-leak-kinds=definite,possible --error-exitcode=1 \
-       --suppressions=examples/c/valgrind.supp "$work/$name" >"$work/$name.out" 2>"$work/$name.valgrind"; then
+  # valgrind exits 99 when it finds an error, else with the program's own exit status.
+  rc=0
+  valgrind -q --leak-check=full --errors-for-leak-kinds=definite,possible --error-exitcode=99 \
+    --suppressions=examples/c/valgrind.supp "$work/$name" >"$work/$name.out" 2>"$work/$name.valgrind" || rc=$?
+  if [ $rc -eq 0 ]; then
     echo "== $name: valgrind clean"
-  else
+  elif [ $rc -eq 99 ]; then
     echo "== $name: valgrind found errors:"; cat "$work/$name.valgrind"; status=1
+  else
+    echo "== $name: the program failed (exit $rc) under valgrind:"; cat "$work/$name.out" "$work/$name.valgrind"; status=1
   fi
 done
 exit $status

@@ -3,7 +3,9 @@
 The library is looked up, in order: the path in the environment variable ``SGDNOISE_LIBRARY``;
 the copy bundled inside this package (a wheel from ``pip install ./python``); the release build of
 a source checkout (``.build/release/libsgdnoise.so`` next to ``python/``). Each function is declared
-once, with its C prototype beside it; the Pythonic layer calls them through :func:`check`.
+from the generated :mod:`sgdnoise._capi` (written from ``include/sgdnoise.h`` by
+``scripts/make_bindings.py``; ``make test`` checks it is current), so the header is the one truth
+of every signature and constant. The Pythonic layer calls them through :func:`check`.
 """
 
 from __future__ import annotations
@@ -14,35 +16,38 @@ import os
 from ctypes import c_char_p, c_double, c_int, c_void_p
 from pathlib import Path
 
-from . import errors
+from . import _capi, errors
 
 _HERE = Path(__file__).resolve().parent
 _ENV = "SGDNOISE_LIBRARY"
 
 c_ptrdiff = ctypes.c_ssize_t  # ptrdiff_t
+P = c_void_p  # an array argument: a numpy array's data pointer, or None for NULL
 
-# Status codes (enum sgdnoise_status in include/sgdnoise.h).
-OK = 0
-INVALID_ARGUMENT = 1
-NOT_SYMMETRIC = 2
-NOT_POSITIVE_DEFINITE = 3
-UNSTABLE = 4
-NUMERICAL_FAILURE = 5
-OUT_OF_MEMORY = 6
-
-# enum sgdnoise_sampling and enum sgdnoise_noise_kind.
-SAMPLING_WITH_REPLACEMENT = 0
-SAMPLING_WITHOUT_REPLACEMENT = 1
-NOISE_KIND = {"full": 0, "diag": 1, "trace": 2}
-
-# enum sgdnoise_layout, sgdnoise_prediction_field, sgdnoise_model, sgdnoise_tail_method.
-LAYOUT_DENSE = 0
-LAYOUT_DIAGONAL = 1
-PREDICTION_FIELDS = ("train_loss", "test_loss", "kappa", "critical_learning_rate", "coupling_trace",
-                     "flat_direction_noise")
-MODEL = {"label_noise": 0, "high_dimensional": 1, "l2_regularized": 2}
-TAIL_METHOD = {"paper": 0, "kesten": 1, "continuous_time": 2}
-
+# Status codes, enum codes and the Python names of their values (all from the generated _capi).
+OK = _capi.SGDNOISE_STATUS_OK
+INVALID_ARGUMENT = _capi.SGDNOISE_STATUS_INVALID_ARGUMENT
+NOT_SYMMETRIC = _capi.SGDNOISE_STATUS_NOT_SYMMETRIC
+NOT_POSITIVE_DEFINITE = _capi.SGDNOISE_STATUS_NOT_POSITIVE_DEFINITE
+UNSTABLE = _capi.SGDNOISE_STATUS_UNSTABLE
+NUMERICAL_FAILURE = _capi.SGDNOISE_STATUS_NUMERICAL_FAILURE
+OUT_OF_MEMORY = _capi.SGDNOISE_STATUS_OUT_OF_MEMORY
+SAMPLING_WITH_REPLACEMENT = _capi.SGDNOISE_SAMPLING_WITH_REPLACEMENT
+SAMPLING_WITHOUT_REPLACEMENT = _capi.SGDNOISE_SAMPLING_WITHOUT_REPLACEMENT
+SAMPLING_EPOCH_SHUFFLING = _capi.SGDNOISE_SAMPLING_EPOCH_SHUFFLING
+NOISE_KIND = {"full": _capi.SGDNOISE_NOISE_KIND_FULL, "diag": _capi.SGDNOISE_NOISE_KIND_DIAGONAL,
+              "trace": _capi.SGDNOISE_NOISE_KIND_TRACE}
+LAYOUT_DENSE = _capi.SGDNOISE_LAYOUT_DENSE
+LAYOUT_DIAGONAL = _capi.SGDNOISE_LAYOUT_DIAGONAL
+MODEL = {"label_noise": _capi.SGDNOISE_MODEL_LABEL_NOISE, "high_dimensional": _capi.SGDNOISE_MODEL_HIGH_DIMENSIONAL,
+         "l2_regularized": _capi.SGDNOISE_MODEL_L2_REGULARIZED}
+TAIL_METHOD = {"paper": _capi.SGDNOISE_TAIL_METHOD_PAPER, "kesten": _capi.SGDNOISE_TAIL_METHOD_KESTEN,
+               "continuous_time": _capi.SGDNOISE_TAIL_METHOD_CONTINUOUS_TIME}
+MINIMUM_KINDS = tuple(name.removeprefix("SGDNOISE_MINIMUM_KIND_").lower()
+                      for name, _ in sorted(_capi.sgdnoise_minimum_kind.items(), key=lambda kv: kv[1]))
+PROGRESS_CALLBACK = _capi.sgdnoise_progress_callback
+VERSION_NUMBER = (_capi.SGDNOISE_VERSION_MAJOR * 10000 + _capi.SGDNOISE_VERSION_MINOR * 100
+                  + _capi.SGDNOISE_VERSION_PATCH)
 
 def _candidates() -> list[Path]:
     env = os.environ.get(_ENV)
@@ -70,129 +75,15 @@ def _load() -> ctypes.CDLL:
 lib = _load()
 
 
-def _declare(name: str, restype, argtypes) -> None:
-    fn = getattr(lib, name)
-    fn.restype = restype
-    fn.argtypes = argtypes
+for _name, (_restype, _argtypes) in _capi.FUNCTIONS.items():
+    _fn = getattr(lib, _name)
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
 
-
-# const char *sgdnoise_version(void);
-_declare("sgdnoise_version", c_char_p, [])
-# const char *sgdnoise_last_error_message(void);
-_declare("sgdnoise_last_error_message", c_char_p, [])
-# double sgdnoise_last_error_critical_learning_rate(void);
-_declare("sgdnoise_last_error_critical_learning_rate", c_double, [])
-# sgdnoise_status sgdnoise_noise_covariance(ptrdiff_t n, ptrdiff_t d, const double *grads,
-#     ptrdiff_t batch_size, int sampling, int kind, double *out);
-_declare("sgdnoise_noise_covariance", c_int, [c_ptrdiff, c_ptrdiff, c_void_p, c_ptrdiff, c_int, c_int, c_void_p])
-# sgdnoise_status sgdnoise_noise_covariance_f32(ptrdiff_t n, ptrdiff_t d, const float *grads,
-#     ptrdiff_t batch_size, int sampling, int kind, double *out);
-_declare("sgdnoise_noise_covariance_f32", c_int, [c_ptrdiff, c_ptrdiff, c_void_p, c_ptrdiff, c_int, c_int, c_void_p])
-# sgdnoise_status sgdnoise_stationary_covariance(ptrdiff_t d, const double *hessian,
-#     const double *noise, double lr, const double *lr_matrix, double momentum, double *out_sigma);
-_declare("sgdnoise_stationary_covariance", c_int, [c_ptrdiff, c_void_p, c_void_p, c_double, c_void_p, c_double, c_void_p])
-
-P = c_void_p  # every array argument: a numpy array's data pointer, or None for NULL
-# sgdnoise_status sgdnoise_label_noise(int layout, ptrdiff_t d, const double *A, double noise_var,
-#     double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum,
-#     double *out_sigma, double *out_noise, double *out_scalars);
-_declare("sgdnoise_label_noise", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, c_double, P, P, P])
-# sgdnoise_status sgdnoise_input_noise(int layout, ptrdiff_t d, const double *A, const double *B,
-#     const double *u, double noise_var, double lr, const double *lr_matrix, ptrdiff_t batch_size,
-#     double momentum, double *out_sigma, double *out_noise, double *out_mean, double *out_scalars);
-_declare("sgdnoise_input_noise", c_int, [c_int, c_ptrdiff, P, P, P, c_double, c_double, P, c_ptrdiff, c_double, P, P, P, P])
-# sgdnoise_status sgdnoise_l2_regularized(int layout, ptrdiff_t d, const double *A, const double *u,
-#     const double *weight_decay, double lr, const double *lr_matrix, ptrdiff_t batch_size,
-#     double momentum, double *out_sigma, double *out_noise, double *out_mean, double *out_scalars);
-_declare("sgdnoise_l2_regularized", c_int, [c_int, c_ptrdiff, P, P, P, c_double, P, c_ptrdiff, c_double, P, P, P, P])
-# sgdnoise_status sgdnoise_high_dimensional(int layout, ptrdiff_t d, const double *A_hat, double alpha,
-#     double noise_var, double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum,
-#     double *out_sigma, double *out_noise, double *out_scalars);
-_declare("sgdnoise_high_dimensional", c_int, [c_int, c_ptrdiff, P, c_double, c_double, c_double, P, c_ptrdiff, c_double, P, P, P])
-# sgdnoise_status sgdnoise_damped_newton(int layout, ptrdiff_t d, const double *A, double noise_var,
-#     double lr, ptrdiff_t batch_size, double momentum, double *out_sigma, double *out_noise,
-#     double *out_scalars);
-_declare("sgdnoise_damped_newton", c_int, [c_int, c_ptrdiff, P, c_double, c_double, c_ptrdiff, c_double, P, P, P])
-# sgdnoise_status sgdnoise_natural_gradient(int layout, ptrdiff_t d, const double *A, double lr,
-#     ptrdiff_t batch_size, double momentum, double *out_sigma, double *out_noise, double *out_scalars);
-_declare("sgdnoise_natural_gradient", c_int, [c_int, c_ptrdiff, P, c_double, c_ptrdiff, c_double, P, P, P])
-# sgdnoise_status sgdnoise_continuous_time(int layout, ptrdiff_t d, const double *A, double noise_var,
-#     double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum, double *out_sigma);
-_declare("sgdnoise_continuous_time", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, c_double, P])
-# sgdnoise_status sgdnoise_discrete_hessian(int layout, ptrdiff_t d, const double *A, double noise_var,
-#     double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum, double *out_sigma);
-_declare("sgdnoise_discrete_hessian", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, c_double, P])
-# sgdnoise_status sgdnoise_critical_learning_rate(int model, int layout, ptrdiff_t d, const double *A,
-#     const double *weight_decay, ptrdiff_t batch_size, double momentum, double *out);
-_declare("sgdnoise_critical_learning_rate", c_int, [c_int, c_int, c_ptrdiff, P, P, c_ptrdiff, c_double, P])
-# sgdnoise_status sgdnoise_label_noise_sweep(ptrdiff_t n, const double *spectrum, double noise_var,
-#     ptrdiff_t points, const double *lrs, const ptrdiff_t *batch_sizes, const double *momenta,
-#     double *out_kappa, double *out_train_loss, double *out_test_loss, double *out_critical);
-_declare("sgdnoise_label_noise_sweep", c_int, [c_ptrdiff, P, c_double, c_ptrdiff, P, P, P, P, P, P, P])
-# sgdnoise_status sgdnoise_scaling_law(ptrdiff_t n, const double *spectrum, double noise_var,
-#     double ratio, ptrdiff_t count, const ptrdiff_t *batch_sizes, double momentum,
-#     double *out_trace_sigma, double *out_trace_sigma_law);
-_declare("sgdnoise_scaling_law", c_int, [c_ptrdiff, P, c_double, c_double, c_ptrdiff, P, c_double, P, P])
-# sgdnoise_status sgdnoise_tail_index(double a, double lr, ptrdiff_t batch_size, int method, double *out);
-_declare("sgdnoise_tail_index", c_int, [c_double, c_double, c_ptrdiff, c_int, P])
-# sgdnoise_status sgdnoise_optimal_weight_decay(int layout, ptrdiff_t d, const double *A, const double *u,
-#     double lr, ptrdiff_t batch_size, double momentum, double *out_gamma, double *out_test_loss);
-_declare("sgdnoise_optimal_weight_decay", c_int, [c_int, c_ptrdiff, P, P, c_double, c_ptrdiff, c_double, P, P])
-# sgdnoise_status sgdnoise_l2_test_loss_curve(int layout, ptrdiff_t d, const double *A, const double *u,
-#     double lr, ptrdiff_t batch_size, double momentum, ptrdiff_t count, const double *weight_decays,
-#     double *out);
-_declare("sgdnoise_l2_test_loss_curve", c_int, [c_int, c_ptrdiff, P, P, c_double, c_ptrdiff, c_double, c_ptrdiff, P, P])
-
-# int (*sgdnoise_progress_callback)(void *context, ptrdiff_t done, ptrdiff_t total);
-PROGRESS_CALLBACK = ctypes.CFUNCTYPE(c_int, c_void_p, c_ptrdiff, c_ptrdiff)
-SIMULATION_FIELDS = ("train_loss", "test_loss", "tail_index", "tail_order_statistics", "tail_unreliable",
-                     "diverged", "diverged_at_step", "cancelled", "steps_completed")
-# sgdnoise_status sgdnoise_simulation_create_gaussian(ptrdiff_t d, const double *A, const double *u,
-#     double noise_var, const double *input_noise, void **out_simulation);
-_declare("sgdnoise_simulation_create_gaussian", c_int, [c_ptrdiff, P, P, c_double, P, ctypes.POINTER(c_void_p)])
-# sgdnoise_status sgdnoise_simulation_create_dataset(ptrdiff_t n, ptrdiff_t d, const double *X,
-#     const double *y, int sampling, const double *u, void **out_simulation);
-_declare("sgdnoise_simulation_create_dataset", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_int, P, ctypes.POINTER(c_void_p)])
-# sgdnoise_status sgdnoise_simulation_set_optimizer(void *simulation, const double *weight_decay,
-#     double lr, const double *lr_matrix, ptrdiff_t batch_size, double momentum);
-_declare("sgdnoise_simulation_set_optimizer", c_int, [c_void_p, P, c_double, P, c_ptrdiff, c_double])
-# sgdnoise_status sgdnoise_simulation_run(void *simulation, ptrdiff_t steps, ptrdiff_t burn_in,
-#     ptrdiff_t chains, uint64_t seed, ptrdiff_t threads, sgdnoise_progress_callback progress, void *context);
-_declare("sgdnoise_simulation_run", c_int, [c_void_p, c_ptrdiff, c_ptrdiff, c_ptrdiff, ctypes.c_uint64, c_ptrdiff,
-                                            PROGRESS_CALLBACK, c_void_p])
-# sgdnoise_status sgdnoise_simulation_result(void *simulation, double *out_mean, double *out_sigma,
-#     double *out_sigma_stderr, double *out_noise, double *out_scalars);
-_declare("sgdnoise_simulation_result", c_int, [c_void_p, P, P, P, P, P])
-# void sgdnoise_simulation_free(void *simulation);
-_declare("sgdnoise_simulation_free", None, [c_void_p])
-
-DATASET_FIELDS = ("iterations", "residual", "spectral_radius")
-# sgdnoise_status sgdnoise_finite_dataset(ptrdiff_t n, ptrdiff_t d, const double *X, const double *y,
-#     int sampling, const double *weight_decay, double lr, const double *lr_matrix, ptrdiff_t batch_size,
-#     double momentum, const double *u, const double *A, double *out_sigma, double *out_noise,
-#     double *out_mean, double *out_scalars, double *out_info);
-_declare("sgdnoise_finite_dataset", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_int, P, c_double, P, c_ptrdiff, c_double,
-                                            P, P, P, P, P, P, P])
-# sgdnoise_status sgdnoise_critical_learning_rate_dataset(ptrdiff_t n, ptrdiff_t d, const double *X,
-#     int sampling, const double *weight_decay, const double *lr_matrix, ptrdiff_t batch_size,
-#     double momentum, double *out);
-_declare("sgdnoise_critical_learning_rate_dataset", c_int, [c_ptrdiff, c_ptrdiff, P, c_int, P, P, c_ptrdiff, c_double, P])
-
-MINIMUM_KINDS = ("regularized", "non_interpolating", "interpolating")
-# sgdnoise_status sgdnoise_minimum_noise(int layout, ptrdiff_t d, const double *hessian, double loss,
-#     ptrdiff_t batch_size, const double *weight_decay, const double *w_star, const double *sigma,
-#     double *out_noise, int *out_kind);
-_declare("sgdnoise_minimum_noise", c_int, [c_int, c_ptrdiff, P, c_double, c_ptrdiff, P, P, P, P, ctypes.POINTER(c_int)])
-# sgdnoise_status sgdnoise_minimum_fluctuation(int layout, ptrdiff_t d, const double *hessian, double loss,
-#     double lr, const double *lr_matrix, ptrdiff_t batch_size, const double *weight_decay,
-#     const double *w_star, double momentum, double *out_sigma, int *out_kind, double *out_critical);
-_declare("sgdnoise_minimum_fluctuation", c_int, [c_int, c_ptrdiff, P, c_double, c_double, P, c_ptrdiff, P, P, c_double,
-                                                 P, ctypes.POINTER(c_int), P])
-
-# sgdnoise_status sgdnoise_stationary_fluctuation(ptrdiff_t d, const double *hessian, const double *noise,
-#     double lr, const double *lr_matrix, double momentum, double *out_sigma, double *out_eigenvalues,
-#     double *out_info);
-_declare("sgdnoise_stationary_fluctuation", c_int, [c_ptrdiff, P, P, c_double, P, c_double, P, P, P])
+if not lib.sgdnoise_abi_compatible(VERSION_NUMBER):
+    raise ImportError(
+        f"sgdnoise: the library {lib.sgdnoise_version().decode()} does not serve this package's C interface "
+        f"{_capi.SGDNOISE_VERSION_MAJOR}.{_capi.SGDNOISE_VERSION_MINOR}: install matching versions")
 
 _EXCEPTIONS = {
     INVALID_ARGUMENT: errors.InvalidArgumentError,
@@ -221,75 +112,3 @@ def check(status: int) -> None:
 def version() -> str:
     """The C library's version string."""
     return lib.sgdnoise_version().decode()
-
-
-# --- Noise toolkit: streaming accumulator, top eigenpairs, comparison, noise scales, matrix-free
-# operator (Sources/SGDNoiseCABI/Accumulator.swift and NoiseAnalysis.swift). ---
-
-# enum sgdnoise_noise_scale_field and enum sgdnoise_compare_field: the out_scalars layouts.
-NOISE_SCALE_FIELDS = ("b_simple", "b_noise", "trace_sigma", "grad_sq_norm", "trace_hessian_sigma",
-                      "grad_hessian_grad")
-COMPARE_FIELDS = ("rel_frobenius", "cosine", "trace_ratio", "overlap")
-
-# sgdnoise_status sgdnoise_accumulator_create(ptrdiff_t d, void **out_accumulator);
-_declare("sgdnoise_accumulator_create", c_int, [c_ptrdiff, ctypes.POINTER(c_void_p)])
-# sgdnoise_status sgdnoise_accumulator_update(void *accumulator, ptrdiff_t n, const double *chunk);
-_declare("sgdnoise_accumulator_update", c_int, [c_void_p, c_ptrdiff, P])
-# sgdnoise_status sgdnoise_accumulator_update_f32(void *accumulator, ptrdiff_t n, const float *chunk);
-_declare("sgdnoise_accumulator_update_f32", c_int, [c_void_p, c_ptrdiff, P])
-# sgdnoise_status sgdnoise_accumulator_merge(void *accumulator, const void *other);
-_declare("sgdnoise_accumulator_merge", c_int, [c_void_p, c_void_p])
-# sgdnoise_status sgdnoise_accumulator_count(const void *accumulator, ptrdiff_t *out_count);
-_declare("sgdnoise_accumulator_count", c_int, [c_void_p, ctypes.POINTER(c_ptrdiff)])
-# sgdnoise_status sgdnoise_accumulator_dimension(const void *accumulator, ptrdiff_t *out_d);
-_declare("sgdnoise_accumulator_dimension", c_int, [c_void_p, ctypes.POINTER(c_ptrdiff)])
-# sgdnoise_status sgdnoise_accumulator_mean(const void *accumulator, double *out_mean);
-_declare("sgdnoise_accumulator_mean", c_int, [c_void_p, P])
-# sgdnoise_status sgdnoise_accumulator_covariance(const void *accumulator, ptrdiff_t batch_size,
-#     int sampling, int kind, double *out);
-_declare("sgdnoise_accumulator_covariance", c_int, [c_void_p, c_ptrdiff, c_int, c_int, P])
-# sgdnoise_status sgdnoise_accumulator_noise_scale(const void *accumulator, const double *hessian,
-#     double *out_scalars);
-_declare("sgdnoise_accumulator_noise_scale", c_int, [c_void_p, P, P])
-# void sgdnoise_accumulator_free(void *accumulator);
-_declare("sgdnoise_accumulator_free", None, [c_void_p])
-# sgdnoise_status sgdnoise_noise_scale(ptrdiff_t n, ptrdiff_t d, const double *grads,
-#     const double *hessian, double *out_scalars);   (and _f32 with const float *grads)
-_declare("sgdnoise_noise_scale", c_int, [c_ptrdiff, c_ptrdiff, P, P, P])
-_declare("sgdnoise_noise_scale_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P, P])
-# sgdnoise_status sgdnoise_two_batch_noise_scale(ptrdiff_t n_small, const double *small_sq_norms,
-#     ptrdiff_t n_big, const double *big_sq_norms, ptrdiff_t small_batch, ptrdiff_t big_batch,
-#     double *out_scalars);
-_declare("sgdnoise_two_batch_noise_scale", c_int, [c_ptrdiff, P, c_ptrdiff, P, c_ptrdiff, c_ptrdiff, P])
-# sgdnoise_status sgdnoise_critical_batch_view(double b_noise, ptrdiff_t count,
-#     const double *batch_sizes, double *out);
-_declare("sgdnoise_critical_batch_view", c_int, [c_double, c_ptrdiff, P, P])
-# sgdnoise_status sgdnoise_compare(ptrdiff_t d, const double *p, const double *q, ptrdiff_t k,
-#     double *out_scalars);
-_declare("sgdnoise_compare", c_int, [c_ptrdiff, P, P, c_ptrdiff, P])
-# sgdnoise_status sgdnoise_noise_top_eigen(ptrdiff_t n, ptrdiff_t d, const double *grads,
-#     ptrdiff_t batch_size, int sampling, ptrdiff_t k, double *out_values, double *out_vectors);
-#     (and _f32 with const float *grads)
-_declare("sgdnoise_noise_top_eigen", c_int, [c_ptrdiff, c_ptrdiff, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
-_declare("sgdnoise_noise_top_eigen_f32", c_int, [c_ptrdiff, c_ptrdiff, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
-# sgdnoise_status sgdnoise_gradient_mean(ptrdiff_t n, ptrdiff_t d, const double *grads,
-#     double *out_mean);   (and _f32 with const float *grads)
-_declare("sgdnoise_gradient_mean", c_int, [c_ptrdiff, c_ptrdiff, P, P])
-_declare("sgdnoise_gradient_mean_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P])
-# sgdnoise_status sgdnoise_noise_factor(ptrdiff_t n, ptrdiff_t batch_size, int sampling,
-#     double *out_factor);
-_declare("sgdnoise_noise_factor", c_int, [c_ptrdiff, c_ptrdiff, c_int, ctypes.POINTER(c_double)])
-# sgdnoise_status sgdnoise_noise_operator_apply(ptrdiff_t n, ptrdiff_t d, const double *grads,
-#     const double *mean, ptrdiff_t batch_size, int sampling, ptrdiff_t m, const double *v,
-#     double *out);   (and _f32 with const float *grads)
-_declare("sgdnoise_noise_operator_apply", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
-_declare("sgdnoise_noise_operator_apply_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
-# sgdnoise_status sgdnoise_noise_operator_diagonal(ptrdiff_t n, ptrdiff_t d, const double *grads,
-#     const double *mean, ptrdiff_t batch_size, int sampling, double *out);   (and _f32)
-_declare("sgdnoise_noise_operator_diagonal", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, P])
-_declare("sgdnoise_noise_operator_diagonal_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, P])
-# sgdnoise_status sgdnoise_noise_operator_restrict(ptrdiff_t n, ptrdiff_t d, const double *grads,
-#     const double *mean, ptrdiff_t batch_size, int sampling, ptrdiff_t k, const double *q,
-#     double *out);   (and _f32 with const float *grads)
-_declare("sgdnoise_noise_operator_restrict", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, c_ptrdiff, P, P])
-_declare("sgdnoise_noise_operator_restrict_f32", c_int, [c_ptrdiff, c_ptrdiff, P, P, c_ptrdiff, c_int, c_ptrdiff, P, P])

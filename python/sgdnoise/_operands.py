@@ -7,6 +7,8 @@ layout, and matrix results come back as 1-D diagonals.
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from . import _lib
@@ -69,5 +71,9 @@ class Operand:
 
 
 def ptr(a):
-    """The data pointer of an array, or None."""
-    return None if a is None else a.ctypes.data
+    """The data pointer of an array, a reference to a result struct, or None."""
+    if a is None:
+        return None
+    if isinstance(a, ctypes.Structure):
+        return ctypes.byref(a)
+    return a.ctypes.data

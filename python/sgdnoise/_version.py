@@ -1,3 +1,3 @@
 """The package version; `sgdnoise.__version__` is read from the loaded C library instead."""
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"

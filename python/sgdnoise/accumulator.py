@@ -1,4 +1,4 @@
-"""The streaming noise accumulator (theory.md section 2): count, mean and centred scatter of
+"""The streaming noise accumulator (docs/theory.md §2): count, mean and centred scatter of
 per-sample gradients, chunk by chunk, in O(D^2) memory however many gradients pass through."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import weakref
 
 import numpy as np
 
-from . import _lib
+from . import _capi, _lib
 from ._arrays import as_batch_size
 from .errors import InvalidArgumentError
 
@@ -261,10 +261,10 @@ class NoiseAccumulator:
             _lib.check(_c.sgdnoise_accumulator_covariance(self._live(), s, sampling, code, out.ctypes.data))
         return float(out[0]) if code == 2 else out
 
-    def _noise_scale_scalars(self, hessian) -> np.ndarray:
+    def _noise_scale_scalars(self, hessian) -> "_capi.sgdnoise_noise_scales":
         """The C noise-scale fields of the accumulated gradients (used by ``noise_scale``)."""
-        out = np.empty(len(_lib.NOISE_SCALE_FIELDS))
+        out = _capi.sgdnoise_noise_scales()
         h = None if hessian is None else hessian.ctypes.data
         with self._lock:
-            _lib.check(_c.sgdnoise_accumulator_noise_scale(self._live(), h, out.ctypes.data))
+            _lib.check(_c.sgdnoise_accumulator_noise_scale(self._live(), h, ctypes.byref(out)))
         return out

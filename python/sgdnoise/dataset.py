@@ -1,4 +1,4 @@
-"""The exact fluctuation of SGD on a finite real dataset (theory.md section 4.1)."""
+"""The exact fluctuation of SGD on a finite real dataset (docs/theory.md §4.1)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lib
+from . import _capi, _lib
 from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate
 from .errors import InvalidArgumentError
+from ._operands import ptr
 from .models import Prediction, _prediction
 
 __all__ = ["finite_dataset", "critical_learning_rate_dataset", "DatasetPrediction"]
@@ -54,7 +55,7 @@ def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, mom
                    A=None) -> DatasetPrediction:
     r"""Exact stationary fluctuation of SGD on linear regression over the dataset ``X``, ``y``.
 
-    No Gaussian or :math:`N\to\infty` assumption (theory.md section 4.1, an extension of the
+    No Gaussian or :math:`N\to\infty` assumption (docs/theory.md §4.1, an extension of the
     paper's Lemma 1). With :math:`\hat A = X^\top X/N`, :math:`K = \hat A + \Gamma`,
     :math:`w^* = K^{-1}X^\top y/N`, residuals :math:`r_i = x_i^\top w^* - y_i` and
     :math:`z_i = x_i r_i - \overline{x r}`:
@@ -107,20 +108,19 @@ def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, mom
     uu = None if u is None else as_float64(u, "u", 1)
     a = None if A is None else as_square(A, "A", d)
     sigma, noise, mean = np.empty((d, d)), np.empty((d, d)), np.empty(d)
-    scalars, info = np.empty(len(_lib.PREDICTION_FIELDS)), np.empty(len(_lib.DATASET_FIELDS))
-    ptr = lambda v: None if v is None else v.ctypes.data  # noqa: E731
+    scalars, info = _capi.sgdnoise_prediction(), _capi.sgdnoise_dataset_info()
     _lib.check(_lib_.sgdnoise_finite_dataset(
         n, d, ptr(xs), ptr(ys), 0 if replacement else 1, ptr(gamma), scale, ptr(lr_matrix),
         as_batch_size(batch_size), as_scalar(momentum, "momentum"), ptr(uu), ptr(a), ptr(sigma), ptr(noise),
         ptr(mean), ptr(scalars), ptr(info)))
     base = _prediction(sigma, noise, mean, scalars)
-    return DatasetPrediction(**base.__dict__, iterations=int(info[0]), residual=float(info[1]),
-                             spectral_radius=float(info[2]))
+    return DatasetPrediction(**base.__dict__, iterations=int(info.iterations), residual=float(info.residual),
+                             spectral_radius=float(info.spectral_radius))
 
 
 def critical_learning_rate_dataset(X, batch_size, replacement=True, weight_decay=0.0, momentum=0.0,
                                    lr_matrix=None) -> float:
-    r"""The critical learning rate of SGD on the dataset ``X`` (theory.md section 4.1).
+    r"""The critical learning rate of SGD on the dataset ``X`` (docs/theory.md §4.1).
 
     The largest :math:`\lambda` whose second-moment map has spectral radius below one (bisection
     to 1e-9 relative; each step a power iteration, so this costs a few hundred solves'

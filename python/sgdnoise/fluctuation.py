@@ -1,12 +1,14 @@
-"""The stationary fluctuation of SGD: the generalised Lyapunov equation (theory.md section 3)."""
+"""The stationary fluctuation of SGD: the generalised Lyapunov equation (docs/theory.md §3)."""
 
 from __future__ import annotations
+
+import ctypes
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lib
+from . import _capi, _lib
 from ._arrays import as_scalar, as_square
 
 __all__ = ["stationary_covariance", "StationaryInfo"]
@@ -29,11 +31,14 @@ class StationaryInfo:
     flat_direction_noise : float
         The noise power entering them, in units of :math:`\Lambda^{1/2}C\Lambda^{1/2}`; positive
         means the parameters random-walk along the flat directions (no stationary law there).
+    flat_tolerance : float
+        The relative tolerance used: :math:`|m| \le` ``flat_tolerance`` :math:`\cdot \max|m|` is flat.
     """
 
     eigenvalues: np.ndarray
     flat_directions: int
     flat_direction_noise: float
+    flat_tolerance: float
 
 
 def _learning_rate(lr, d: int):
@@ -43,7 +48,7 @@ def _learning_rate(lr, d: int):
     return 1.0, as_square(lr, "lr", d)
 
 
-def stationary_covariance(hessian, noise, lr, momentum=0.0, *, return_info=False):
+def stationary_covariance(hessian, noise, lr, momentum=0.0, *, flat_tolerance=None, return_info=False):
     r"""Stationary fluctuation :math:`\Sigma = \lim \operatorname{cov}(w_t)` of SGD [Thm 1].
 
     Solves the generalised (discrete) Lyapunov equation of SGD with momentum :math:`\mu` and
@@ -67,15 +72,21 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0, *, return_info=False
         :math:`\lambda > 0`, or a symmetric positive-definite learning-rate matrix :math:`\Lambda`.
     momentum : float, default 0.0
         :math:`\mu \in [0, 1)`.
+    flat_tolerance : float, optional
+        Eigenvalues :math:`m` of :math:`\Lambda^{1/2}H\Lambda^{1/2}` with
+        :math:`|m| \le` ``flat_tolerance`` :math:`\cdot\max|m|` are flat directions (Σ is 0
+        there); the default is :math:`16 D\varepsilon`. A Hessian computed at a real minimum has
+        round-off eigenvalues of either sign: pass e.g. ``1e-9`` to treat them as flat instead of
+        getting :class:`UnstableError` for a negative eigenvalue.
     return_info : bool, default False
         Also return a :class:`StationaryInfo` (eigenvalues, flat directions and the noise that
-        enters them), as theory.md section 3 asks for a singular H.
+        enters them), as docs/theory.md §3 asks for a singular H.
 
     Returns
     -------
     sigma : (D, D) ndarray
         :math:`\Sigma`, symmetric. Along flat directions of :math:`H` (zero eigenvalues) the
-        fluctuation is undetermined and reported as 0 (theory.md section 3).
+        fluctuation is undetermined and reported as 0 (docs/theory.md §3).
 
     Raises
     ------
@@ -87,7 +98,7 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0, *, return_info=False
 
     Notes
     -----
-    Spectral solution (theory.md section 3): with :math:`P = \Lambda^{1/2}` and
+    Spectral solution (docs/theory.md §3): with :math:`P = \Lambda^{1/2}` and
     :math:`P H P = Q\,\mathrm{diag}(m)\,Q^\top`, :math:`Y = Q^\top P^{-1}\Sigma P^{-1} Q` has
     :math:`Y_{ij} = (Q^\top P C P Q)_{ij} / d_{ij}`,
     :math:`d_{ij} = (1-\mu)(m_i+m_j) - c_1 m_i m_j + c_2(m_i^2+m_j^2)`.
@@ -113,14 +124,20 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0, *, return_info=False
     scale, matrix = _learning_rate(lr, d)
     out = np.empty((d, d))
     m = None if matrix is None else matrix.ctypes.data
-    if not return_info:
+    tolerance = 0.0 if flat_tolerance is None else as_scalar(flat_tolerance, "flat_tolerance")
+    if tolerance == 0.0 and flat_tolerance is not None:
+        tolerance = 5e-324  # an explicit 0: only exact zeros are flat (0 would select the default)
+    if not return_info and flat_tolerance is None:
         status = _stationary(d, h.ctypes.data, c.ctypes.data, scale, m, as_scalar(momentum, "momentum"),
                              out.ctypes.data)
         if status:
             _lib.raise_for(status)
         return out
-    eigenvalues, info = np.empty(d), np.empty(2)
-    _lib.check(_fluctuation(d, h.ctypes.data, c.ctypes.data, scale, m, as_scalar(momentum, "momentum"),
-                            out.ctypes.data, eigenvalues.ctypes.data, info.ctypes.data))
-    return out, StationaryInfo(eigenvalues=eigenvalues, flat_directions=int(info[0]),
-                               flat_direction_noise=float(info[1]))
+    eigenvalues, info = np.empty(d), _capi.sgdnoise_fluctuation_info()
+    _lib.check(_fluctuation(d, h.ctypes.data, c.ctypes.data, scale, m, as_scalar(momentum, "momentum"), tolerance,
+                            out.ctypes.data, eigenvalues.ctypes.data, ctypes.byref(info)))
+    if not return_info:
+        return out
+    return out, StationaryInfo(eigenvalues=eigenvalues, flat_directions=int(info.flat_directions),
+                               flat_direction_noise=float(info.flat_direction_noise),
+                               flat_tolerance=float(info.flat_tolerance))

@@ -1,5 +1,5 @@
 """The minibatch noise covariance as a matrix-free operator, for models too large for a D x D
-matrix (theory.md section 2)."""
+matrix (docs/theory.md §2)."""
 
 from __future__ import annotations
 

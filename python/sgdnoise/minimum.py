@@ -1,4 +1,7 @@
-"""SGD noise and fluctuation near a minimum of any model trained with the MSE loss (theory.md §5)."""
+"""SGD noise and fluctuation near a minimum of any model trained with the MSE loss.
+
+The mathematics is in docs/theory.md §5 (and §3 for flat directions).
+"""
 
 from __future__ import annotations
 
@@ -82,7 +85,7 @@ def minimum_fluctuation(hessian, loss, lr, batch_size, weight_decay=0.0, w_star=
     Theorem 1 with :math:`H = H_0 + \Gamma` and the minimum's noise. At an interpolating minimum
     the only stationary solution is :math:`\Sigma = 0` on the range of :math:`H_0` (as long as
     :math:`\lambda` is below the critical learning rate of that multiplicative noise); flat
-    directions of a singular :math:`H_0` get zero fluctuation (theory.md §3).
+    directions of a singular :math:`H_0` get zero fluctuation (docs/theory.md §3).
 
     Returns
     -------

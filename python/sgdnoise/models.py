@@ -1,4 +1,4 @@
-"""The exact closed forms of linear regression (theory.md section 4) and their baselines."""
+"""The exact closed forms of linear regression (docs/theory.md §4) and their baselines."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lib
+from . import _capi, _lib
 from ._arrays import as_batch_size, as_scalar
 from ._operands import Operand, ptr
 
@@ -63,16 +63,19 @@ class Prediction:
     flat_direction_noise: float
 
 
-def _prediction(sigma, noise, mean, scalars) -> Prediction:
-    fields = dict(zip(_lib.PREDICTION_FIELDS, (float(x) for x in scalars)))
-    for key in ("kappa", "critical_learning_rate"):
-        if math.isnan(fields[key]):
-            fields[key] = None
-    return Prediction(sigma=sigma, noise=noise, mean=mean, **fields)
+def _optional(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+def _prediction(sigma, noise, mean, scalars: _capi.sgdnoise_prediction) -> Prediction:
+    return Prediction(
+        sigma=sigma, noise=noise, mean=mean, train_loss=scalars.train_loss, test_loss=scalars.test_loss,
+        kappa=_optional(scalars.kappa), critical_learning_rate=_optional(scalars.critical_learning_rate),
+        coupling_trace=scalars.coupling_trace, flat_direction_noise=scalars.flat_direction_noise)
 
 
 def _outputs(op: Operand):
-    return op.empty(), op.empty(), np.empty(len(_lib.PREDICTION_FIELDS))
+    return op.empty(), op.empty(), _capi.sgdnoise_prediction()
 
 
 def label_noise(A, noise_var, lr, batch_size, momentum=0.0) -> Prediction:

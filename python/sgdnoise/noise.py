@@ -1,4 +1,4 @@
-"""The minibatch noise covariance from per-sample gradients (theory.md section 2, [Prop 1])."""
+"""The minibatch noise covariance from per-sample gradients (docs/theory.md §2, [Prop 1])."""
 
 from __future__ import annotations
 

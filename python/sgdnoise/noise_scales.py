@@ -3,11 +3,13 @@ estimator and the critical-batch view."""
 
 from __future__ import annotations
 
+import ctypes
+
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lib
+from . import _capi, _lib
 from ._arrays import as_batch_size, as_float64, as_gradients, as_scalar, as_square
 from .accumulator import NoiseAccumulator
 from .errors import InvalidArgumentError
@@ -44,13 +46,12 @@ class NoiseScale:
     grad_hessian_grad: float | None = None
 
 
-def _from_scalars(out: np.ndarray) -> NoiseScale:
-    v = dict(zip(_lib.NOISE_SCALE_FIELDS, (float(x) for x in out)))
-    hessian = not np.isnan(v["trace_hessian_sigma"])
+def _from_scalars(out: _capi.sgdnoise_noise_scales) -> NoiseScale:
+    hessian = not np.isnan(out.trace_hessian_sigma)
     return NoiseScale(
-        b_simple=v["b_simple"], b_noise=v["b_noise"] if hessian else None, trace_sigma=v["trace_sigma"],
-        grad_sq_norm=v["grad_sq_norm"], trace_hessian_sigma=v["trace_hessian_sigma"] if hessian else None,
-        grad_hessian_grad=v["grad_hessian_grad"] if hessian else None)
+        b_simple=out.b_simple, b_noise=out.b_noise if hessian else None, trace_sigma=out.trace_sigma,
+        grad_sq_norm=out.grad_sq_norm, trace_hessian_sigma=out.trace_hessian_sigma if hessian else None,
+        grad_hessian_grad=out.grad_hessian_grad if hessian else None)
 
 
 def _call_hvp(hvp, v: np.ndarray, d: int) -> np.ndarray:
@@ -133,7 +134,7 @@ def noise_scale(grads, hessian=None, *, hvp=None) -> NoiseScale:
         raise InvalidArgumentError("give either hessian or hvp, not both")
     if hvp is not None and not callable(hvp):
         raise InvalidArgumentError(f"hvp must be callable, got {type(hvp).__name__}")
-    out = np.empty(len(_lib.NOISE_SCALE_FIELDS))
+    out = _capi.sgdnoise_noise_scales()
     if isinstance(grads, NoiseAccumulator):
         d = grads.dim
         h = None if hessian is None else as_square(hessian, "hessian", d)
@@ -144,7 +145,7 @@ def noise_scale(grads, hessian=None, *, hvp=None) -> NoiseScale:
         n, d = g.shape
         h = None if hessian is None else as_square(hessian, "hessian", d)
         fn = _c.sgdnoise_noise_scale_f32 if g.dtype == np.float32 else _c.sgdnoise_noise_scale
-        _lib.check(fn(n, d, g.ctypes.data, None if h is None else h.ctypes.data, out.ctypes.data))
+        _lib.check(fn(n, d, g.ctypes.data, None if h is None else h.ctypes.data, ctypes.byref(out)))
     result = _from_scalars(out)
     if hvp is None:
         return result
@@ -243,9 +244,9 @@ def two_batch_noise_scale(small_sq_norm, big_sq_norm, small_batch, big_batch) ->
     small, big = norms
     bs = as_batch_size(small_batch, "small_batch")
     bb = as_batch_size(big_batch, "big_batch")
-    out = np.empty(len(_lib.NOISE_SCALE_FIELDS))
+    out = _capi.sgdnoise_noise_scales()
     _lib.check(_c.sgdnoise_two_batch_noise_scale(small.size, small.ctypes.data, big.size, big.ctypes.data, bs, bb,
-                                                 out.ctypes.data))
+                                                 ctypes.byref(out)))
     return _from_scalars(out)
 
 

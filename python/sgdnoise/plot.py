@@ -1,7 +1,7 @@
 r"""The paper's figures, drawn from the library: exact theory, approximations and simulation.
 
 Each ``fig*`` function computes its figure from any parameters (the defaults are the paper's,
-theory.md section 7) with the library's closed forms and its Monte-Carlo SGD simulator, draws it
+docs/theory.md §7) with the library's closed forms and its Monte-Carlo SGD simulator, draws it
 with matplotlib and returns the :class:`matplotlib.figure.Figure`. The matching ``*_data``
 functions return the numbers alone (dicts of numpy arrays), for tables or other plotting tools.
 matplotlib is needed only for drawing and is imported on first use.

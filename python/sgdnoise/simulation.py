@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lib
+from . import _capi, _lib
 from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate
 from .errors import InvalidArgumentError
 
@@ -108,7 +108,7 @@ class _Progress:
 def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None, weight_decay=0.0, lr,
              batch_size, momentum=0.0, replacement=True, sampling=None, steps, burn_in=None, chains=1, seed=None,
              threads=None, progress=None) -> SimulationResult:
-    r"""Monte-Carlo SGD with momentum on linear regression (theory.md sections 1, 4, 4.1).
+    r"""Monte-Carlo SGD with momentum on linear regression (docs/theory.md §1, §4, §4.1).
 
     Online Gaussian data (``A`` given): fresh :math:`x \sim N(0, A)` every sample,
     :math:`y = u^\top x + \varepsilon`, :math:`\operatorname{Var}\varepsilon` = ``noise_var``,
@@ -210,15 +210,14 @@ def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None,
         if adapter is not None and adapter.interrupted is not None:
             raise adapter.interrupted
         mean, sigma, stderr, noise = np.empty(d), np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
-        scalars = np.empty(len(_lib.SIMULATION_FIELDS))
+        f = _capi.sgdnoise_simulation_summary()
         _lib.check(_lib_.sgdnoise_simulation_result(handle, mean.ctypes.data, sigma.ctypes.data, stderr.ctypes.data,
-                                                    noise.ctypes.data, scalars.ctypes.data))
+                                                    noise.ctypes.data, ctypes.byref(f)))
     finally:
         _lib_.sgdnoise_simulation_free(handle)
-    f = dict(zip(_lib.SIMULATION_FIELDS, scalars.tolist()))
     return SimulationResult(
-        mean=mean, sigma=sigma, sigma_stderr=stderr, noise=noise, train_loss=f["train_loss"],
-        test_loss=f["test_loss"], tail_index=f["tail_index"], tail_order_statistics=int(f["tail_order_statistics"]),
-        tail_unreliable=bool(f["tail_unreliable"]), diverged=bool(f["diverged"]),
-        diverged_at_step=None if f["diverged_at_step"] < 0 else int(f["diverged_at_step"]),
-        cancelled=bool(f["cancelled"]), steps_completed=int(f["steps_completed"]))
+        mean=mean, sigma=sigma, sigma_stderr=stderr, noise=noise, train_loss=f.train_loss,
+        test_loss=f.test_loss, tail_index=f.tail_index, tail_order_statistics=int(f.tail_order_statistics),
+        tail_unreliable=bool(f.tail_unreliable), diverged=bool(f.diverged),
+        diverged_at_step=None if f.diverged_at_step < 0 else int(f.diverged_at_step),
+        cancelled=bool(f.cancelled), steps_completed=int(f.steps_completed))

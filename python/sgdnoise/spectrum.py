@@ -1,11 +1,13 @@
 """The top eigenpairs of the noise covariance, and metrics comparing two covariance estimates
-(theory.md section 2)."""
+(docs/theory.md §2)."""
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
-from . import _lib
+from . import _capi, _lib
 from ._arrays import as_batch_size, as_gradients, as_square
 from .errors import InvalidArgumentError
 
@@ -150,9 +152,9 @@ def compare(P, Q, k=None):
         kk = _as_count(k)
         if kk < 1 or kk > d:
             raise InvalidArgumentError(f"k must be between 1 and the dimension {d}, got {kk}")
-    out = np.empty(len(_lib.COMPARE_FIELDS))
-    _lib.check(_c.sgdnoise_compare(d, p.ctypes.data, q.ctypes.data, kk, out.ctypes.data))
-    result = {name: float(value) for name, value in zip(_lib.COMPARE_FIELDS, out)}
+    out = _capi.sgdnoise_comparison()
+    _lib.check(_c.sgdnoise_compare(d, p.ctypes.data, q.ctypes.data, kk, ctypes.byref(out)))
+    result = {name: float(getattr(out, name)) for name in ("rel_frobenius", "cosine", "trace_ratio", "overlap")}
     if k is None:
         del result["overlap"]
     return result

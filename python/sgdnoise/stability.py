@@ -1,4 +1,4 @@
-"""Stability, scaling laws, tails and the optimal weight decay (theory.md section 6)."""
+"""Stability, scaling laws, tails and the optimal weight decay (docs/theory.md §6)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ _lib_ = _lib.lib
 def critical_learning_rate(A, batch_size, momentum=0.0, *, model="label_noise", weight_decay=None) -> float:
     r"""The critical learning rate :math:`\lambda^*`: the largest :math:`\lambda` with a stationary Σ.
 
-    For label noise (theory.md section 6) the unique root of
+    For label noise (docs/theory.md §6) the unique root of
 
     .. math::
 

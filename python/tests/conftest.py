@@ -62,3 +62,26 @@ def spd(rng):
 def orthogonal(rng):
     """Factory ``orthogonal(d)`` of Haar-random orthogonal matrices drawn from ``rng``."""
     return lambda d: random_orthogonal(rng, d)
+
+
+# --- The fast set ---------------------------------------------------------------------------------
+# `make test-fast` runs `pytest -m "not slow"` (under a minute with the Swift fast set); `make test`
+# runs everything. Slow: whole suites that run long simulations, the notebook, the CLI's figure
+# reproduction, the plots, the header-generated fuzz and the thread/memory suites; and single tests
+# that take more than about a second (large brute-force solves, Monte-Carlo checks).
+SLOW_MODULES = {"test_fuzz", "test_notebook", "test_memory", "test_concurrency", "test_cli", "test_plot",
+                "test_simulation"}
+SLOW_TESTS = ("test_matches_scipy_stein_solver", "test_reported_critical_learning_rate_is_the_stability_edge",
+              "test_brute_force_stationary_solution", "test_monte_carlo", "test_threads_get_serial_results",
+              "test_theorem1_residual", "test_gaussian_limit")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running (excluded by `make test-fast`, run by `make test`)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in SLOW_MODULES or item.name.startswith(SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)

@@ -6,7 +6,14 @@ zero to three *mutations*, each turning one parameter adversarial: NULL pointers
 huge and overflowing sizes (n*d past 2^63; d = 10^6 for a dense matrix); NaN and +-Inf scalars and
 entries; non-symmetric, indefinite, singular, rank-deficient, badly scaled matrices; batch sizes
 outside [1, N]; momentum at 1, 0.999, negative; learning rates at, just above and far above the
-critical one; out-of-range enum codes; NULL, fresh and used handles; progress callbacks that cancel.
+critical one; out-of-range enum codes and codes a function does not accept; ABI version numbers of
+other majors and minors; result structs whose .size is 0, below 8, one field, a field boundary, the
+middle of a field, larger than the struct or SIZE_MAX; NULL, fresh and used handles, handles of the
+other family, freed handles, pointers to Python-owned memory (zeros, and a byte copy of a live
+handle's object); progress callbacks that cancel. Besides the drawn examples, every function that
+takes a handle is called with each bad handle (NULL, other family, freed, foreign, forged) on
+valid plans, and every destructor with a live, a freed (double free), a wrong-kind and a foreign
+handle.
 
 Every output buffer sits between guard zones and is filled with a signalling-NaN sentinel; every
 input sits between guards too and is compared byte for byte after the call. The properties checked
@@ -14,13 +21,25 @@ after every call (``check``):
 
 * the status is one of the header's sgdnoise_status codes;
 * a failing call leaves a non-empty thread-local message, a critical learning rate only with
-  UNSTABLE, every output body and out-handle untouched;
-* no call writes outside its outputs (guards intact) or into its const inputs;
-* a successful call writes no NaN except where the header documents one;
+  UNSTABLE, every output body, result struct (all of it, .size included) and out-handle untouched;
+* no call writes outside its outputs (guards intact) or into its const inputs (or into the memory
+  behind a foreign or forged handle);
+* a result struct: .size is never written; after a success every field that lies wholly within
+  min(.size, sizeof) is written, and nothing else: no byte at or beyond .size, no part of a field
+  that .size cuts; its ``1 when ..., else 0`` flags are 0 or 1; an ``int *`` output gets a value
+  of its enum, written as a C int (4 bytes);
+* a successful call writes no NaN except where the header documents one (NAN_DOCUMENTED_OUTPUTS;
+  a simulation's estimates only when its summary says diverged);
 * arguments the contract rejects are rejected with the right status: a negative or zero size
-  (INVALID_ARGUMENT), a size or product no memory holds (OUT_OF_MEMORY), an enum code out of range,
-  a non-finite scalar, a NULL handle or handle output (INVALID_ARGUMENT), a non-symmetric matrix
-  (NOT_SYMMETRIC when read), batch_size > n without replacement;
+  (INVALID_ARGUMENT), a size or product no memory holds (OUT_OF_MEMORY), an enum code out of range
+  or one the function does not accept ("Accepted only by ..."), a non-finite scalar, a momentum or
+  flat_tolerance outside [0, 1), a result struct with .size < 8, a NULL handle or handle output, a
+  handle of the other family, a freed handle, a foreign pointer (INVALID_ARGUMENT), a
+  non-symmetric matrix (NOT_SYMMETRIC when read), batch_size > n without replacement;
+* destructors ignore NULL, freed (double free), wrong-kind and foreign pointers: a wrong-kind or
+  forged handle's real object stays usable, and a freed handle is INVALID_ARGUMENT afterwards;
+* the version functions agree with the header's macros, and sgdnoise_abi_compatible follows its
+  documented rule for every version number drawn;
 * the process survives: the suite runs this module in a child process, which writes each call to a
   breadcrumb file first, so a crash or hang names the exact call.
 
@@ -35,6 +54,7 @@ import ctypes
 import json
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -57,11 +77,20 @@ HUGE_SIZES = {"huge37": 2**37, "huge62": 2**62, "max": INT64_MAX}
 LARGE_D = 10**6                             # a dimension that fits as a vector, never as a matrix
 DENSE_OVERFLOW_D = 3_037_000_500            # d*d overflows int64
 STATUS_OK, INVALID, NOT_SYMMETRIC, OUT_OF_MEMORY, UNSTABLE = 0, 1, 2, 6, 4
+STRUCT_FILL = 0xC3                          # the bytes of a result struct before the call
+STRUCT_GUARD = 64                           # guard bytes on each side of a result struct
+STRUCT_SLACK = 24                           # bytes the caller owns past sizeof (a "newer, larger" struct)
 
 # --- Mutation catalogues -----------------------------------------------------------------------------
 
 SIZE_MUTATIONS = ["zero", "minus1", "min", "huge37", "huge62", "max"]
 CODE_MUTATIONS = ["neg1", "int_min", "int_max", "beyond", "far"]
+VERSION_MUTATIONS = ["zero", "prev_major", "next_major", "prev_minor", "next_minor", "next_patch", "max"]
+STRUCT_MUTATIONS = ["null", "size_zero", "size_7", "size_field", "size_partial", "size_mid_field", "size_larger",
+                    "size_max"]
+BAD_HANDLES = ["null", "other_family", "freed", "foreign", "forged"]
+HANDLE_MUTATIONS = BAD_HANDLES + ["fresh"]
+FLAT_TOLERANCE_MUTATIONS = ["one", "below_one", "large_tol", "tiny_tol"]
 REAL_MUTATIONS = ["nan", "inf", "-inf", "zero", "negzero", "neg", "huge", "denormal"]
 LR_MUTATIONS = ["at_classic", "above_classic", "at_label", "above_label", "far_above", "tiny_lr"]
 MOMENTUM_MUTATIONS = ["one", "below_one", "0.999", "neg_tiny", "1.5"]
@@ -73,7 +102,7 @@ LIST_MUTATIONS = {"lrs": ["zero", "negative", "huge_scale"], "momenta": ["one", 
                   "batch_sizes": ["zero", "negative", "huge"], "weight_decays": ["negative", "huge_scale"]}
 
 
-def mutations_for(fn: hm.Function, p: hm.Param) -> list[str]:
+def mutations_for(fn: hm.Function, p: hm.Param, header: hm.Header | None = None) -> list[str]:
     kind = hm.classify(fn, p)
     if kind == hm.SIZE:
         extra = []
@@ -87,12 +116,16 @@ def mutations_for(fn: hm.Function, p: hm.Param) -> list[str]:
             extra = ["many_threads"]
         return SIZE_MUTATIONS + extra
     if kind == hm.CODE:
-        return CODE_MUTATIONS
+        e = header.code_enum(fn, p) if header else None
+        return CODE_MUTATIONS + (["unaccepted"] if e and set(e.values) - set(e.accepted_by(fn)) else [])
     if kind == hm.REAL:
-        extra = LR_MUTATIONS if p.name == "lr" else MOMENTUM_MUTATIONS if p.name == "momentum" else []
+        extra = LR_MUTATIONS if p.name == "lr" else MOMENTUM_MUTATIONS if p.name == "momentum" else \
+            FLAT_TOLERANCE_MUTATIONS if p.name == "flat_tolerance" else []
         return REAL_MUTATIONS + extra
     if kind == hm.SEED:
         return ["zero", "max"]
+    if kind == hm.VERSION:
+        return VERSION_MUTATIONS
     if kind == hm.INPUT:
         if p.name in hm.SYMMETRIC_INPUTS:
             extra = SYMMETRIC_MUTATIONS
@@ -103,10 +136,12 @@ def mutations_for(fn: hm.Function, p: hm.Param) -> list[str]:
         else:
             extra = VECTOR_MUTATIONS
         return INPUT_MUTATIONS + extra
-    if kind in (hm.OUTPUT, hm.OUT_HANDLE):
+    if kind in (hm.OUTPUT, hm.OUT_HANDLE, hm.CODE_OUTPUT):
         return ["null"]
+    if kind == hm.STRUCT_OUTPUT:
+        return STRUCT_MUTATIONS
     if kind == hm.HANDLE:
-        return ["null", "fresh"]
+        return HANDLE_MUTATIONS
     if kind == hm.CALLBACK:
         return ["null", "continue", "cancel"]
     if kind == hm.CONTEXT:
@@ -155,6 +190,102 @@ class Buffer:
         return changed.view(np.float64) if self.dtype == np.float64 else changed
 
 
+CODE_BITS = np.uint64(0x7FF45E17A5A5A5A5)  # an int output before the call: low half no enum value
+
+
+class CodeBuffer(Buffer):
+    """An ``int *`` output: one 8-byte sentinel entry between guards, of which a C int is the low
+    half (0xA5A5A5A5, no code); the high half shows a write wider than an int."""
+
+    def __init__(self):
+        super().__init__(None, 1, np.int32, output=True)
+        self.raw[GUARD] = CODE_BITS
+
+    def written(self) -> np.ndarray:
+        body = self.raw[GUARD:GUARD + 1]
+        return body[body != CODE_BITS]
+
+    def value(self) -> int:
+        return int(self.raw[GUARD:GUARD + 1].view(np.int32)[0])
+
+    def width_ok(self) -> bool:
+        return int(self.raw[GUARD]) >> 32 == int(CODE_BITS) >> 32
+
+
+class StructBuffer:
+    """A size-prefixed result struct between guard zones: ``sizeof + STRUCT_SLACK`` bytes the
+    caller owns, filled with STRUCT_FILL, with ``declared`` in its leading size_t."""
+
+    output = True
+
+    def __init__(self, struct: hm.Struct, declared: int):
+        self.struct, self.declared, self.sizeof = struct, declared, struct.sizeof
+        self.extent = self.sizeof + STRUCT_SLACK
+        self.raw = np.full(2 * STRUCT_GUARD + self.extent, STRUCT_FILL, dtype=np.uint8)
+        self.raw[:STRUCT_GUARD] = GUARD_BYTE
+        self.raw[STRUCT_GUARD + self.extent:] = GUARD_BYTE
+        self.raw[STRUCT_GUARD:STRUCT_GUARD + 8] = np.frombuffer(int(declared).to_bytes(8, "little"), dtype=np.uint8)
+        self.snapshot = self.raw.copy()
+
+    @property
+    def address(self) -> int:
+        return self.raw.ctypes.data + STRUCT_GUARD
+
+    @property
+    def body(self) -> np.ndarray:
+        return self.raw[STRUCT_GUARD:STRUCT_GUARD + self.extent]
+
+    def guards_intact(self) -> bool:
+        return bool((self.raw[:STRUCT_GUARD] == GUARD_BYTE).all()
+                    and (self.raw[STRUCT_GUARD + self.extent:] == GUARD_BYTE).all())
+
+    def changed(self) -> np.ndarray:
+        """Offsets (from the struct's start) of the bytes the call changed."""
+        return np.flatnonzero(self.body != self.snapshot[STRUCT_GUARD:STRUCT_GUARD + self.extent])
+
+    @property
+    def limit(self) -> int:
+        """What the library may fill: min(.size, sizeof), for a valid .size (>= 8)."""
+        return min(self.declared, self.sizeof)
+
+    def complete_fields(self) -> list[hm.StructField]:
+        """The fields after .size that lie wholly within the limit."""
+        return [f for f in self.struct.fields[1:]
+                if self.struct.offset(f.name) + self.struct.size_of(f.name) <= self.limit]
+
+    def cut_fields(self) -> list[hm.StructField]:
+        """Fields that the limit cuts: begin before it and end after it."""
+        return [f for f in self.struct.fields[1:]
+                if self.struct.offset(f.name) < self.limit < self.struct.offset(f.name) + self.struct.size_of(f.name)]
+
+    def allowed(self) -> np.ndarray:
+        """A mask of the bytes a successful call may write: the complete fields, and the padding
+        between fields within the limit (never .size, a cut field or anything past the limit)."""
+        mask = np.zeros(self.extent, dtype=bool)
+        mask[8:self.limit] = True
+        for f in self.struct.fields:
+            o, n = self.struct.offset(f.name), self.struct.size_of(f.name)
+            if f.name == self.struct.fields[0].name or o + n > self.limit:
+                mask[o:o + n] = False
+        return mask
+
+    def field_bytes(self, f: hm.StructField) -> bytes:
+        o = self.struct.offset(f.name)
+        return self.body[o:o + self.struct.size_of(f.name)].tobytes()
+
+    def field_written(self, f: hm.StructField) -> bool:
+        o = self.struct.offset(f.name)
+        n = self.struct.size_of(f.name)
+        return bool((self.body[o:o + n] != self.snapshot[STRUCT_GUARD + o:STRUCT_GUARD + o + n]).any())
+
+    def value(self, name: str):
+        return getattr(self.struct.ctype.from_buffer_copy(self.body[:self.sizeof].tobytes()), name)
+
+    def outcome(self) -> tuple:
+        """The fields' bytes (not the padding, which a copy may fill with anything)."""
+        return tuple((f.name, self.field_bytes(f)) for f in self.struct.fields)
+
+
 # --- Plans -----------------------------------------------------------------------------------------------
 
 
@@ -187,6 +318,10 @@ class Case:
     values: dict[str, object]             # the scalar arguments, by name
     dense_d: bool                         # d sizes dense matrices in this call
     description: str = ""
+    structs: dict[str, StructBuffer] = field(default_factory=dict)
+    # (family, address, alive): a handle whose state the check verifies after a destructor call
+    # (alive: a wrong-kind free must leave it usable; dead: a freed one must be INVALID_ARGUMENT).
+    probes: list[tuple[str, int, bool, Plan]] = field(default_factory=list)
 
 
 def spd(rng: np.random.Generator, d: int, lo: float, hi: float) -> np.ndarray:
@@ -217,18 +352,13 @@ class Harness:
     def strategy(self, fn: hm.Function):
         from hypothesis import strategies as st
 
-        codes = {}
-        for p in fn.params:
-            if hm.classify(fn, p) == hm.CODE:
-                e = self.header.enum_for(p.name, fn)
-                values = e.values if e else [0, 1]
-                codes[p.name] = st.sampled_from(values)
+        codes = {p.name: st.sampled_from(self.accepted_codes(fn, p)) for p in fn.params if hm.classify(fn, p) == hm.CODE}
         reals = {p.name: st.floats(*REAL_RANGES.get(p.name, (0.1, 1.0)))
                  for p in fn.params if hm.classify(fn, p) == hm.REAL}
         work = {"steps": st.integers(1, 200), "burn_in": st.integers(0, 50), "chains": st.integers(1, 3),
                 "threads": st.integers(0, 2)}
         work = {k: v for k, v in work.items() if k in fn.names}
-        targets = [(p.name, m) for p in fn.params for m in mutations_for(fn, p)]
+        targets = [(p.name, m) for p in fn.params for m in mutations_for(fn, p, self.header)]
         mutation = st.sampled_from(targets) if targets else st.nothing()
         several = (st.lists(mutation, min_size=2, max_size=3, unique_by=lambda t: t[0]),) if len(fn.params) > 1 else ()
         mutation_lists = st.one_of(st.just([]), st.lists(mutation, min_size=1, max_size=1), *several)
@@ -254,8 +384,7 @@ class Harness:
         codes = {}
         for p in fn.params:
             if hm.classify(fn, p) == hm.CODE:
-                e = self.header.enum_for(p.name, fn)
-                values = e.values if e else [0, 1]
+                values = self.accepted_codes(fn, p)
                 codes[p.name] = int(values[rng.integers(len(values))])
         reals = {p.name: float(rng.uniform(*REAL_RANGES.get(p.name, (0.1, 1.0))))
                  for p in fn.params if hm.classify(fn, p) == hm.REAL}
@@ -268,6 +397,7 @@ class Harness:
         """What a call produced, for comparing runs: the status and every output's bytes (a new
         handle counts as "set", its address differs from run to run)."""
         outputs = tuple((name, buf.raw.tobytes()) for name, buf in sorted(case.buffers.items()) if buf.output)
+        outputs += tuple((name, sbuf.outcome()) for name, sbuf in sorted(case.structs.items()))
         handles = tuple((name, int(slot[1]) != HANDLE_SENTINEL) for name, slot in sorted(case.out_handles.items()))
         if isinstance(result, bytes):
             result = result.decode()
@@ -343,6 +473,9 @@ class Harness:
                 real_args[p.name] = plan.reals[p.name]
 
         keep, buffers, out_handles, handles, consumed = [], {}, {}, [], set()
+        structs: dict[str, StructBuffer] = {}
+        to_free: list[tuple[str, int]] = []
+        probes: list[tuple[str, int, bool, Plan]] = []
         matrices: dict[str, np.ndarray] = {}
 
         def symmetric(name: str) -> np.ndarray:
@@ -481,6 +614,23 @@ class Harness:
                 buf = Buffer(None, generous, np.dtype(hm.NUMERIC_BUFFERS[p.type.base]), output=True)
                 buffers[p.name] = buf
                 args_by_name[p.name] = buf.address
+            elif kind == hm.CODE_OUTPUT:
+                if m == "null":
+                    args_by_name[p.name] = None
+                    continue
+                buf = CodeBuffer()
+                buffers[p.name] = buf
+                args_by_name[p.name] = buf.address
+            elif kind == hm.STRUCT_OUTPUT:
+                if m == "null":
+                    args_by_name[p.name] = None
+                    continue
+                struct = self.header.struct_of(p)
+                declared = self.struct_size(struct, m, plan)
+                sbuf = StructBuffer(struct, declared)
+                structs[p.name] = sbuf
+                args_by_name[p.name] = sbuf.address
+                values[p.name] = declared
             elif kind == hm.OUT_HANDLE:
                 if m == "null":
                     args_by_name[p.name] = None
@@ -492,29 +642,79 @@ class Harness:
                 args_by_name[p.name] = size_args[p.name]
                 values[p.name] = size_args[p.name]
             elif kind == hm.CODE:
-                e = self.header.enum_for(p.name, fn)
+                e = self.header.code_enum(fn, p)
                 top = max(e.values) if e else 1
                 v = plan.codes[p.name]
-                v = {"neg1": -1, "int_min": INT32_MIN, "int_max": INT32_MAX, "beyond": top + 1, "far": 1000}.get(m, v)
+                unaccepted = sorted(set(e.values) - set(e.accepted_by(fn))) if e else []
+                v = {"neg1": -1, "int_min": INT32_MIN, "int_max": INT32_MAX, "beyond": top + 1, "far": 1000,
+                     "unaccepted": unaccepted[plan.seed % len(unaccepted)] if unaccepted else v}.get(m, v)
                 args_by_name[p.name] = v
                 values[p.name] = v
             elif kind == hm.SEED:
                 v = {"zero": 0, "max": 2**64 - 1}.get(m, plan.seed)
                 args_by_name[p.name] = v
+            elif kind == hm.VERSION:
+                v = self.version_argument(m)
+                args_by_name[p.name] = v
+                values[p.name] = v
             elif kind == hm.CONTEXT:
                 args_by_name[p.name] = None if m == "null" else id(plan)
             elif kind == hm.HANDLE:
                 family = hm.handle_family(p, fn, self.header)
+                is_destructor = fn.name == hm.destructor(self.header, family).name
                 if m == "null" or depth > 0:
                     args_by_name[p.name] = None
+                    continue
+                if m == "foreign":
+                    # Python-owned memory that never was a handle (zeros: a plausible empty object).
+                    fake = Buffer(np.zeros(32, dtype=np.uint64), 32, np.uint64, output=False)
+                    buffers[p.name] = fake
+                    args_by_name[p.name] = fake.address
+                    continue
+                if m == "forged":
+                    # A byte copy of a live handle's object header, at another (Python-owned)
+                    # address: a tag or isa check alone would take it for a handle.
+                    real = self.make_handle(family, plan, prepared=False, skip=fn.name)
+                    if real is None:
+                        args_by_name[p.name] = None
+                        continue
+                    handles.append((family, real))
+                    fake = Buffer(np.frombuffer(ctypes.string_at(real, 16) + bytes(240), dtype=np.uint64), 32,
+                                  np.uint64, output=False)
+                    buffers[p.name] = fake
+                    args_by_name[p.name] = fake.address
+                    if is_destructor:
+                        probes.append((family, real, True, plan))
+                    continue
+                if m == "other_family":
+                    others = sorted(hm.families(self.header) - {family})
+                    if not others:
+                        args_by_name[p.name] = None
+                        continue
+                    other = others[plan.seed % len(others)]
+                    address = self.make_handle(other, plan, prepared=False, skip=fn.name)
+                    if address is None:
+                        args_by_name[p.name] = None
+                        continue
+                    handles.append((other, address))
+                    args_by_name[p.name] = address
+                    if is_destructor:
+                        probes.append((other, address, True, plan))
                     continue
                 address = self.make_handle(family, plan, prepared=m != "fresh", skip=fn.name)
                 if address is None:
                     args_by_name[p.name] = None
                     continue
+                if m == "freed":
+                    # Freed only after every handle of the call exists, so no handle created for
+                    # this call can take over its address (the registry's documented limit).
+                    to_free.append((family, address))
+                    args_by_name[p.name] = address
+                    continue
                 handles.append((family, address))
-                if fn.name == hm.destructor(self.header, family).name:
+                if is_destructor:
                     consumed.add(address)
+                    probes.append((family, address, False, plan))
                 args_by_name[p.name] = address
             elif kind == hm.CALLBACK:
                 mode = m or plan.callback
@@ -543,13 +743,40 @@ class Harness:
             args_by_name[name] = v
             values[name] = v
 
+        for family, address in to_free:
+            self.fns[hm.destructor(self.header, family).name](address)
         args = [args_by_name[p.name] for p in fn.params]
         description = f"{fn.name}(" + ", ".join(
-            f"{p.name}={self.describe(p, args_by_name[p.name], muts.get(p.name), buffers)}" for p in fn.params) + ")"
-        return Case(fn, args, buffers, out_handles, handles, consumed, keep, muts, values, dense_d, description)
+            f"{p.name}={self.describe(p, args_by_name[p.name], muts.get(p.name), buffers, structs)}"
+            for p in fn.params) + ")"
+        return Case(fn, args, buffers, out_handles, handles, consumed, keep, muts, values, dense_d, description,
+                    structs, probes)
 
-    def describe(self, p: hm.Param, value, mutation, buffers) -> str:
+    def struct_size(self, struct: hm.Struct, m: str | None, plan: Plan) -> int:
+        """The .size a call passes for a result struct: sizeof, or what the mutation says."""
+        ends = [struct.offset(f.name) + struct.size_of(f.name) for f in struct.fields[1:]]
+        pick = np.random.default_rng([plan.seed, 0x5173]).integers  # not the plan's generator: the
+        first = struct.fields[1]                                     # arrays stay those of the base call
+        return {
+            "size_zero": 0, "size_7": 7, "size_max": 2**64 - 1, "size_larger": struct.sizeof + STRUCT_SLACK,
+            "size_field": ends[0],
+            "size_partial": ends[int(pick(len(ends)))],
+            "size_mid_field": struct.offset(first.name) + struct.size_of(first.name) // 2,
+        }.get(m, struct.sizeof)
+
+    def version_argument(self, m: str | None) -> int:
+        """A header version number: this header's (valid), or another one."""
+        major, minor, patch = (self.header.macros[f"SGDNOISE_VERSION_{k}"] for k in ("MAJOR", "MINOR", "PATCH"))
+        number = lambda a, b, c: a * 10000 + b * 100 + c  # noqa: E731
+        return {"zero": 0, "prev_major": number(max(major - 1, 0), minor, patch),
+                "next_major": number(major + 1, minor, patch), "prev_minor": number(major, max(minor - 1, 0), patch),
+                "next_minor": number(major, minor + 1, 0), "next_patch": number(major, minor, patch + 1),
+                "max": 2**32 - 1}.get(m, self.header.version_number)
+
+    def describe(self, p: hm.Param, value, mutation, buffers, structs=None) -> str:
         tag = f"<{mutation}>" if mutation else ""
+        if structs and p.name in structs:
+            return f"&{structs[p.name].struct.name}{{.size = {structs[p.name].declared}}}{tag}"
         if p.name in buffers:
             b = buffers[p.name]
             return f"[{b.length} x {b.dtype}]{tag}"
@@ -610,7 +837,7 @@ class Harness:
                 continue
             if not f.params or hm.classify(f, f.params[0]) != hm.HANDLE or hm.handle_family(f.params[0], f, self.header) != family:
                 continue
-            if any(hm.classify(f, p) in (hm.OUTPUT, hm.OUT_HANDLE) for p in f.params):
+            if any(hm.classify(f, p) in hm.OUTPUT_KINDS for p in f.params):
                 continue
             work = {"steps": 64, "burn_in": 8, "chains": 2, "threads": 0}
             sub = Plan(d=plan.d, n=plan.n, length=plan.length, batch=plan.batch, codes=self.valid_codes(f, plan),
@@ -620,14 +847,38 @@ class Harness:
             self.call(c)
         return address
 
+    def accepted_codes(self, fn: hm.Function, p: hm.Param) -> list[int]:
+        """The codes of a CODE parameter's enum that ``fn`` accepts (its valid values)."""
+        e = self.header.code_enum(fn, p)
+        return e.accepted_by(fn) if e else [0]
+
     def valid_codes(self, fn: hm.Function, plan: Plan) -> dict[str, int]:
         codes = {}
         for p in fn.params:
             if hm.classify(fn, p) == hm.CODE:
-                e = self.header.enum_for(p.name, fn)
-                values = e.values if e else [0]
-                codes[p.name] = plan.codes.get(p.name, values[plan.seed % len(values)])
+                values = self.accepted_codes(fn, p)
+                v = plan.codes.get(p.name)
+                codes[p.name] = v if v in values else values[plan.seed % len(values)]
         return codes
+
+    def alive(self, family: str, address: int, plan: Plan) -> bool:
+        """Whether ``address`` is a live handle of ``family``: some function of the family that
+        takes it first (not the destructor, not a creator) succeeds on it with valid arguments
+        (the plan the handle was made with). Creates no handle (so no address is reused)."""
+        destructor = hm.destructor(self.header, family)
+        for f in self.header.functions.values():
+            if not f.params or hm.classify(f, f.params[0]) != hm.HANDLE or (destructor and f.name == destructor.name):
+                continue
+            if hm.handle_family(f.params[0]) != family or any(hm.classify(f, p) == hm.OUT_HANDLE for p in f.params):
+                continue
+            work = {"steps": 16, "burn_in": 0, "chains": 1, "threads": 1}
+            sub = Plan(d=plan.d, n=plan.n, length=plan.length, batch=plan.batch, codes=self.valid_codes(f, plan),
+                       seed=plan.seed + 3, reals=self.valid_reals(f, plan), work=work, callback="null")
+            c = self.build(f, sub, depth=1)
+            c.args[0] = address
+            if self.call(c) == STATUS_OK:
+                return True
+        return False
 
     def valid_reals(self, fn: hm.Function, plan: Plan) -> dict[str, float]:
         return {p.name: plan.reals.get(p.name, sum(REAL_RANGES.get(p.name, (0.1, 1.0))) / 2)
@@ -675,9 +926,31 @@ class Harness:
         fn, where = case.fn, case.description
         for name, buf in case.buffers.items():
             assert buf.guards_intact(), f"{where}: wrote outside {name}" + ("" if buf.output else " or into this const input")
+        for name, sbuf in case.structs.items():
+            assert sbuf.guards_intact(), f"{where}: wrote outside the {sbuf.struct.name} {name}"
+            assert sbuf.changed().size == 0 or sbuf.changed().min() >= 8, f"{where}: wrote {name}->size"
         if fn.returns.base == "char" and fn.returns.pointers == 1:
             assert result is not None, f"{where}: returned NULL"
-            result.decode("utf-8")
+            text = result.decode("utf-8")
+            if fn.name == "sgdnoise_version":
+                assert text == self.header.version_string, \
+                    f"{where}: returned {text!r}, the header's macros say {self.header.version_string!r}"
+            return
+        if fn.returns.base == "uint32_t" and "version" in fn.name:
+            assert result == self.header.version_number, \
+                f"{where}: returned {result}, the header's SGDNOISE_VERSION_NUMBER is {self.header.version_number}"
+            return
+        if fn.returns.base == "int" and not fn.returns.pointers:
+            assert result in (0, 1), f"{where}: returned {result}, not a C boolean"
+            version = next((case.values[p.name] for p in fn.params if hm.classify(fn, p) == hm.VERSION), None)
+            if version is not None:
+                library = self.fns["sgdnoise_version_number"]()
+                expected = hm.abi_compatible(version, library)
+                assert result == int(expected), \
+                    f"{where}: returned {result} for header version {version} and library {library}, the rule says {int(expected)}"
+            return
+        if fn.returns.base == "void":
+            self.check_probes(case)
             return
         if fn.returns.base != "sgdnoise_status":
             return
@@ -695,18 +968,62 @@ class Harness:
             for name, buf in case.buffers.items():
                 if buf.output:
                     assert buf.written().size == 0, f"{where}: failed with status {status} but wrote into {name}"
+            for name, sbuf in case.structs.items():
+                assert sbuf.changed().size == 0, \
+                    f"{where}: failed with status {status} but wrote bytes {sbuf.changed().tolist()} of {name}"
             for name, slot in case.out_handles.items():
                 assert int(slot[1]) == HANDLE_SENTINEL, f"{where}: failed with status {status} but set {name}"
         else:
-            garbage_in = hm.unchecked_inputs(fn, self.header) and any(
-                m in ("nan", "inf", "-inf", "huge_scale") for m in case.mutations.values())
-            if fn.name not in hm.NAN_DOCUMENTED_FUNCTIONS and not garbage_in:
-                for name, buf in case.buffers.items():
-                    if buf.output and buf.dtype == np.float64 and name not in hm.NAN_DOCUMENTED_OUTPUTS:
-                        assert not np.isnan(buf.written()).any(), f"{where}: OK with a NaN in {name}: {buf.written()}"
-            for name, slot in case.out_handles.items():
-                assert int(slot[1]) not in (HANDLE_SENTINEL, 0), f"{where}: OK without setting {name}"
+            self.check_success(case)
         self.check_rejections(case, status, base_ok)
+
+    def check_success(self, case: Case) -> None:
+        fn, where = case.fn, case.description
+        garbage_in = hm.unchecked_inputs(fn, self.header) and any(
+            m in ("nan", "inf", "-inf", "huge_scale") for m in case.mutations.values())
+        nan_allowed = garbage_in
+        if fn.name in hm.NAN_WHEN_DIVERGED:
+            # The estimates of a diverged run are NaN: allowed when the summary says so, or when
+            # the call did not ask for a summary that could say it.
+            summary = next((b for b in case.structs.values() if any(f.name == "diverged" for f in b.complete_fields())), None)
+            nan_allowed = nan_allowed or summary is None or summary.value("diverged") == 1
+        for name, buf in case.buffers.items():
+            if not buf.output:
+                continue
+            if isinstance(buf, CodeBuffer):
+                assert buf.written().size, f"{where}: OK without writing {name}"
+                assert buf.width_ok(), f"{where}: wrote more than a C int into {name}"
+                e = self.header.code_enum(fn, fn.param(name))
+                assert buf.value() in e.values, f"{where}: {name} = {buf.value()}, not a value of {e.name}"
+            elif buf.dtype == np.float64 and name not in hm.NAN_DOCUMENTED_OUTPUTS and not nan_allowed:
+                assert not np.isnan(buf.written()).any(), f"{where}: OK with a NaN in {name}: {buf.written()}"
+        for name, sbuf in case.structs.items():
+            struct = sbuf.struct
+            changed = sbuf.changed()
+            stray = changed[~sbuf.allowed()[changed]] if changed.size else changed
+            cut = [f.name for f in sbuf.cut_fields()]
+            assert stray.size == 0, (f"{where}: {name}->size = {sbuf.declared} (sizeof {sbuf.sizeof}) but the call "
+                                     f"wrote bytes {stray.tolist()}" + (f" (of the cut field {', '.join(cut)})" if cut else ""))
+            for f in sbuf.complete_fields():
+                assert sbuf.field_written(f), f"{where}: OK but {name}->{f.name} was not written (.size = {sbuf.declared})"
+                v = sbuf.value(f.name)
+                if f.type.base == "double" and math.isnan(v):
+                    assert nan_allowed or f"{struct.name}.{f.name}" in hm.NAN_DOCUMENTED_OUTPUTS, \
+                        f"{where}: OK with {name}->{f.name} = NaN, which the header does not document"
+                if f.type.base in ("int32_t", "int64_t", "int") and re.match(r"1 when\b.*\belse 0\b", f.comment):
+                    assert v in (0, 1), f"{where}: {name}->{f.name} = {v}, a flag must be 0 or 1"
+        for name, slot in case.out_handles.items():
+            assert int(slot[1]) not in (HANDLE_SENTINEL, 0), f"{where}: OK without setting {name}"
+
+    def check_probes(self, case: Case) -> None:
+        """After a destructor: the handle it was given is dead (unless it was not one of its
+        kind), and the real handle behind a wrong-kind or forged pointer is still alive."""
+        for family, address, expect_alive, plan in case.probes:
+            alive = self.alive(family, address, plan)
+            if expect_alive:
+                assert alive, f"{case.description}: the live {family} handle {address:#x} is no longer usable"
+            else:
+                assert not alive, f"{case.description}: the {family} handle {address:#x} is still usable after its free"
 
     def check_rejections(self, case: Case, status: int, base_ok: bool) -> None:
         """Arguments the contract rejects whatever else the call holds, and (for a single
@@ -730,17 +1047,23 @@ class Harness:
                 elif m == "n_plus_1" and values.get("sampling") == 1 and 0 < values.get("n", 0) < v:
                     assert status != STATUS_OK, f"{where}: batch_size > n without replacement accepted"
                     expected = {INVALID}
-            elif kind == hm.CODE and (v < 0 or v >= 64):
-                assert status != STATUS_OK, f"{where}: accepted {p.name} = {v}"
+            elif kind == hm.CODE and v not in self.accepted_codes(fn, p):
+                e = self.header.code_enum(fn, p)
+                assert status != STATUS_OK, f"{where}: accepted {p.name} = {v}" + (
+                    f" (not a value {fn.name} accepts of {e.name})" if e else "")
                 expected = {INVALID}
             elif kind == hm.REAL and not math.isfinite(v):
                 assert status != STATUS_OK, f"{where}: accepted {p.name} = {v}"
                 expected = {INVALID}
-            elif kind == hm.REAL and p.name == "momentum" and not 0 <= v < 1:
-                assert status != STATUS_OK, f"{where}: accepted momentum = {v}"
+            elif kind == hm.REAL and p.name in hm.REAL_DOMAINS and not \
+                    hm.REAL_DOMAINS[p.name][0] <= v < hm.REAL_DOMAINS[p.name][1]:
+                assert status != STATUS_OK, f"{where}: accepted {p.name} = {v}"
                 expected = {INVALID}
-            elif kind in (hm.HANDLE, hm.OUT_HANDLE) and m == "null" and not fn.name.endswith("_free"):
-                assert status != STATUS_OK, f"{where}: accepted a NULL {p.name}"
+            elif kind == hm.STRUCT_OUTPUT and v is not None and v < 8:
+                assert status != STATUS_OK, f"{where}: accepted {p.name}->size = {v}"
+                expected = {INVALID}
+            elif kind in (hm.HANDLE, hm.OUT_HANDLE) and m in BAD_HANDLES and not fn.name.endswith("_free"):
+                assert status != STATUS_OK, f"{where}: accepted a {m} {p.name}"
                 expected = {INVALID}
             elif kind == hm.INPUT and m in ("nan", "inf", "-inf") and single:
                 expected = {STATUS_OK, INVALID}
@@ -755,8 +1078,38 @@ class Harness:
 
 
 def library_path() -> str:
-    import sgdnoise._lib as lib  # noqa: PLC0415
-    return lib.lib._name
+    """The library the Python package loads (SGDNOISE_LIBRARY, the bundled copy or the release
+    build); without an importable package, the same lookup done here."""
+    try:
+        import sgdnoise._lib as lib  # noqa: PLC0415
+        return lib.lib._name
+    except Exception:  # noqa: BLE001 - a package being ported may fail to import in any way
+        env = os.environ.get("SGDNOISE_LIBRARY")
+        root = Path(__file__).resolve().parents[2]
+        for path in ([Path(env)] if env else [root / "python" / "sgdnoise" / "libsgdnoise.so",
+                                               root / ".build" / "release" / "libsgdnoise.so"]):
+            if path.is_file():
+                return str(path)
+        raise
+
+
+def bad_handle_cases(harness: Harness, fn: hm.Function, seeds=(21, 22)) -> int:
+    """Every handle parameter of ``fn`` gets each bad handle (NULL, the other family's, a freed
+    one, Python-owned memory, a forged copy) on otherwise valid calls, and a destructor also a
+    fresh and a used handle (then checked dead): not left to chance. Returns the number of calls."""
+    count = 0
+    for p in fn.params:
+        if hm.classify(fn, p) != hm.HANDLE:
+            continue
+        family = hm.handle_family(p)
+        is_destructor = fn.name == hm.destructor(harness.header, family).name
+        for m in BAD_HANDLES + (["fresh", None] if is_destructor else []):
+            for seed in seeds:
+                plan = harness.valid_plan(fn, seed)
+                plan.mutations = [(p.name, m)] if m else []
+                harness.run_case(fn, plan)
+                count += 1
+    return count
 
 
 def fuzz_function(harness: Harness, fn: hm.Function, cases: int) -> int:
@@ -768,7 +1121,7 @@ def fuzz_function(harness: Harness, fn: hm.Function, cases: int) -> int:
         for _ in range(3):
             harness.check(case, harness.call(case))
         return 3
-    counter = [0]
+    counter = [bad_handle_cases(harness, fn)]
 
     @settings(max_examples=cases, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck), print_blob=False)

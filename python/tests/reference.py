@@ -1,7 +1,7 @@
-"""Independent brute-force references for the closed-form models (theory.md sections 1, 3, 4, 6).
+"""Independent brute-force references for the closed-form models (docs/theory.md §1, §3, §4, §6).
 
-Nothing in this module calls sgdnoise. Every model is written in the common form of theory.md
-section 4,
+Nothing in this module calls sgdnoise. Every model is written in the common form of
+docs/theory.md §4,
 
     C(Sigma) = (1/S) (beta1 M Sigma M + beta2 Tr[M Sigma] M) + C0,
 
@@ -12,7 +12,7 @@ routes solve for the stationary fluctuation:
 1. ``solve_theorem1``: Theorem 1 with C(Sigma) substituted, as a D^2 x D^2 linear system on
    vec(Sigma) assembled from Kronecker products, solved by numpy.linalg.solve.
 2. ``solve_second_moments``: the exact second-moment recursion of the 2D-dimensional linear
-   system z = (w, m) of the update rule of theory.md section 1,
+   system z = (w, m) of the update rule of docs/theory.md §1,
 
        z_t = J z_{t-1} + E eta_t,   J = [[I - Lam H, -mu Lam], [H, mu I]],   E = [[-Lam], [I]],
 
@@ -81,7 +81,7 @@ def min_eig_ratio(x: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# Models in the common form of theory.md section 4
+# Models in the common form of docs/theory.md §4
 
 @dataclass
 class LinearModel:
@@ -182,7 +182,8 @@ def l2_model(A, u, Gamma, lr, S, mu) -> LinearModel:
 
 
 def high_dimensional_model(A_hat, alpha, noise_var, lr, S, mu) -> LinearModel:
-    """theory.md section 4 [Prop 4]: C = (1/S)(Tr[A Sigma] A - A Sigma A) + max(0, s2 (1 - 1/alpha)/S) A,
+    """docs/theory.md §4 [Prop 4]:
+    C = (1/S)(Tr[A Sigma] A - A Sigma A) + max(0, s2 (1 - 1/alpha)/S) A,
     i.e. H = M = A_hat, beta1 = -1, beta2 = 1."""
     A = np.asarray(A_hat, dtype=float)
     d = A.shape[0]
@@ -218,7 +219,7 @@ def momentum_constants(mu: float) -> tuple[float, float]:
 
 def theorem1_operator(H, lam, mu) -> np.ndarray:
     """vec(Sigma) -> vec((1-mu)(Lam H S + S H Lam) - c1 Lam H S H Lam + c2 (Lam H Lam H S + S H Lam H Lam)),
-    literally as printed in theory.md section 3."""
+    literally as printed in docs/theory.md §3."""
     d = H.shape[0]
     eye = np.eye(d)
     c1, c2 = momentum_constants(mu)
@@ -335,10 +336,10 @@ def natural_gradient_reference(A, lr, S, mu, start: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Closed forms of section 6 used as independent references
+# Closed forms of docs/theory.md §6 used as independent references
 
 def label_noise_trace_sum(lam_a: np.ndarray, S: int, mu: float) -> float:
-    """Sum_i x_i / (2(1-mu) - q x_i), x = lam * a, q = (1-mu)/(1+mu) + 1/S (theory.md section 6)."""
+    """Sum_i x_i / (2(1-mu) - q x_i), x = lam * a, q = (1-mu)/(1+mu) + 1/S (docs/theory.md §6)."""
     q = (1 - mu) / (1 + mu) + 1 / S
     return float(np.sum(lam_a / (2 * (1 - mu) - q * lam_a)))
 
@@ -388,7 +389,7 @@ def theorem4_test_loss(a: np.ndarray, u: np.ndarray, gamma: float, lr: float, S:
 
 
 # --------------------------------------------------------------------------------------------
-# Tail index of the 1-d Kesten recursion (theory.md section 6)
+# Tail index of the 1-d Kesten recursion (docs/theory.md §6)
 
 def kesten_moment(kappa: float, c: float, S: int) -> float:
     """E|1 - c X|^kappa, X ~ chi^2_S, by scipy.integrate.quad against scipy.stats.chi2's density,

@@ -5,7 +5,9 @@ ctypes releases the GIL for the duration of each C call, so the threads here rea
 library concurrently (on every core, and on top of the library's own worker threads for sweeps
 and simulations). Results are compared bit for bit: the library promises determinism (a
 simulation's numbers depend on its seed only), and OpenBLAS computes the same bits whether it is
-entered from one thread or many.
+entered from one thread or many. The C functions are called through the header model
+(header_model.bind on the library), not the Python package's bindings; only
+test_python_api_concurrently_matches_serial uses the package.
 """
 
 from __future__ import annotations
@@ -19,18 +21,17 @@ import numpy as np
 import pytest
 
 import header_model as hm
-import sgdnoise
-from fuzz_harness import Harness
-from sgdnoise import _lib
+from fuzz_harness import Harness, library_path
 
 THREADS = 12
 HEADER = hm.load()
-LIB = _lib.lib
+STATUS = {name[len("SGDNOISE_STATUS_"):]: code for name, code in HEADER.statuses.items()}
+C = Harness(HEADER, ctypes.CDLL(library_path())).fns   # the header's functions, bound from the header
 
 
 @pytest.fixture(scope="module")
 def harness():
-    return Harness(HEADER, ctypes.CDLL(LIB._name))
+    return Harness(HEADER, ctypes.CDLL(library_path()))
 
 
 def _calls(harness):
@@ -70,6 +71,8 @@ def test_every_function_concurrently_matches_serial(harness):
 
 def _python_jobs():
     """Calls of the Python API, one of each kind (fixed inputs)."""
+    import sgdnoise  # noqa: PLC0415 - only this test needs the package
+
     rng = np.random.default_rng(5)
     q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
     a = (q * [0.2, 0.5, 0.8, 1.0]) @ q.T
@@ -146,17 +149,17 @@ def test_last_error_is_per_thread():
     def worker(k):
         for r in range(rounds):
             if (k + r) % 2:
-                status = LIB.sgdnoise_stationary_covariance(-(k + 1), hessian.ctypes.data, noise.ctypes.data, 0.5, None,
-                                                            0.0, out[k].ctypes.data)
-                expected, fragment, critical = _lib.INVALID_ARGUMENT, f"{-(k + 1)}", math.nan
+                status = C["sgdnoise_stationary_covariance"](-(k + 1), hessian.ctypes.data, noise.ctypes.data, 0.5, None,
+                                                             0.0, out[k].ctypes.data)
+                expected, fragment, critical = STATUS["INVALID_ARGUMENT"], f"{-(k + 1)}", math.nan
             else:
                 lr = 2.5 + k  # unstable: the critical learning rate 2/h_max = 2 is the same for all
-                status = LIB.sgdnoise_stationary_covariance(2, hessian.ctypes.data, noise.ctypes.data, lr, None, 0.0,
-                                                            out[k].ctypes.data)
-                expected, fragment, critical = _lib.UNSTABLE, "critical learning rate", 2.0
+                status = C["sgdnoise_stationary_covariance"](2, hessian.ctypes.data, noise.ctypes.data, lr, None, 0.0,
+                                                             out[k].ctypes.data)
+                expected, fragment, critical = STATUS["UNSTABLE"], "critical learning rate", 2.0
             barrier.wait()
-            message = LIB.sgdnoise_last_error_message().decode()
-            got_critical = LIB.sgdnoise_last_error_critical_learning_rate()
+            message = C["sgdnoise_last_error_message"]().decode()
+            got_critical = C["sgdnoise_last_error_critical_learning_rate"]()
             if status != expected or fragment not in message:
                 problems.append((k, r, status, message))
             if not (math.isnan(critical) and math.isnan(got_critical)) and abs(got_critical - critical) > 1e-12:
@@ -172,10 +175,10 @@ def test_last_error_is_per_thread():
 
 
 def test_a_new_thread_starts_with_no_error():
-    LIB.sgdnoise_stationary_covariance(-1, None, None, 0.5, None, 0.0, None)  # fail on this thread
+    C["sgdnoise_stationary_covariance"](-1, None, None, 0.5, None, 0.0, None)  # fail on this thread
     seen = []
-    t = threading.Thread(target=lambda: seen.append((LIB.sgdnoise_last_error_message(),
-                                                     LIB.sgdnoise_last_error_critical_learning_rate())))
+    t = threading.Thread(target=lambda: seen.append((C["sgdnoise_last_error_message"](),
+                                                     C["sgdnoise_last_error_critical_learning_rate"]())))
     t.start()
     t.join()
     assert seen[0][0] == b"" and math.isnan(seen[0][1])
@@ -185,21 +188,26 @@ def test_one_handle_per_thread_many_threads():
     """Each thread owns its simulation handle (the documented rule: a handle is not shared) while
     all run at once; the numbers equal a run alone."""
     a = np.diag([1.0, 0.5])
+    no_progress = hm.ctype_of(HEADER.callbacks["sgdnoise_progress_callback"])()  # NULL
+    summary_type = HEADER.structs["sgdnoise_simulation_summary"].ctype
 
     def run(seed):
         h = ctypes.c_void_p()
-        assert LIB.sgdnoise_simulation_create_gaussian(2, a.ctypes.data, None, 1.0, None, ctypes.byref(h)) == 0
+        assert C["sgdnoise_simulation_create_gaussian"](2, a.ctypes.data, None, 1.0, None, ctypes.byref(h)) == 0
         try:
-            assert LIB.sgdnoise_simulation_set_optimizer(h, None, 0.3, None, 4, 0.2) == 0
-            assert LIB.sgdnoise_simulation_run(h, 3000, 100, 2, seed, 0, _lib.PROGRESS_CALLBACK(), None) == 0
+            assert C["sgdnoise_simulation_set_optimizer"](h, None, 0.3, None, 4, 0.2) == 0
+            assert C["sgdnoise_simulation_run"](h, 3000, 100, 2, seed, 0, no_progress, None) == 0
             sigma = np.empty(4)
-            assert LIB.sgdnoise_simulation_result(h, None, sigma.ctypes.data, None, None, None) == 0
-            return sigma
+            summary = summary_type(size=ctypes.sizeof(summary_type))
+            assert C["sgdnoise_simulation_result"](h, None, sigma.ctypes.data, None, None, ctypes.addressof(summary)) == 0
+            assert summary.steps_completed == 2 * 3000 and not summary.diverged and not summary.cancelled
+            return sigma, tuple(repr(getattr(summary, name)) for name, _ in summary_type._fields_)  # not the padding
         finally:
-            LIB.sgdnoise_simulation_free(h)
+            C["sgdnoise_simulation_free"](h)
 
     alone = {seed: run(seed) for seed in range(4)}
     with ThreadPoolExecutor(THREADS) as pool:
         together = list(pool.map(run, [s % 4 for s in range(3 * THREADS)]))
-    for k, sigma in enumerate(together):
-        assert np.array_equal(sigma, alone[k % 4])
+    for k, (sigma, summary) in enumerate(together):
+        assert np.array_equal(sigma, alone[k % 4][0])
+        assert summary == alone[k % 4][1]

@@ -1,4 +1,4 @@
-"""finite_dataset (theory.md §4.1) against a brute-force D²×D² solve and the Gaussian limit."""
+"""finite_dataset (docs/theory.md §4.1) against a brute-force D²×D² solve and the Gaussian limit."""
 
 import numpy as np
 import pytest

@@ -1,10 +1,10 @@
-"""stationary_covariance [Thm 1] (theory.md section 3) against independent routes.
+"""stationary_covariance [Thm 1] (docs/theory.md §3) against independent routes.
 
 1. A brute-force Kronecker solve of Theorem 1 as a D^2 x D^2 linear system (D <= 6).
 2. scipy.linalg.solve_discrete_lyapunov at mu = 0: Sigma - A Sigma A^T = Lambda C Lambda,
    A = I - Lambda H.
 3. With momentum: the stationary covariance of the 2D-dimensional linear system in (w, m), derived
-   from the update rule of theory.md section 1 and solved as a Stein equation by scipy.
+   from the update rule of docs/theory.md §1 and solved as a Stein equation by scipy.
 4. The residual of Theorem 1 itself.
 5. The closed form of the discrete-time Hessian approximation (Liu et al. 2021) and the paper's
    2-d example; in 1-D, exact rational arithmetic.
@@ -120,7 +120,8 @@ def kronecker_solve(h, c, lr, mu) -> tuple[np.ndarray, float]:
 def augmented_system(h, lr, mu) -> tuple[np.ndarray, np.ndarray]:
     """Transition T and noise input B of z_t = (w_t, m_t) = T z_{t-1} + B eta_t.
 
-    From theory.md section 1, g_t = H w_{t-1} + eta_t, m_t = mu m_{t-1} + g_t, w_t = w_{t-1} - Lambda m_t:
+    From docs/theory.md §1,
+    g_t = H w_{t-1} + eta_t, m_t = mu m_{t-1} + g_t, w_t = w_{t-1} - Lambda m_t:
         m_t = H w_{t-1} + mu m_{t-1} + eta_t
         w_t = (I - Lambda H) w_{t-1} - mu Lambda m_{t-1} - Lambda eta_t
     """
@@ -252,7 +253,7 @@ def test_theorem1_residual(d, mu, lr_kind, spd, rng):
 
 def exact_scalar_sigma(h: float, c: float, lam: float, mu: float) -> Fraction:
     """The 1-D solution in exact rational arithmetic from the inputs' exact binary values:
-    Sigma = lam^2 c / d,  d = (1-mu) m (2 - m/(1+mu)),  m = lam h  (theory.md section 3)."""
+    Sigma = lam^2 c / d,  d = (1-mu) m (2 - m/(1+mu)),  m = lam h  (docs/theory.md §3)."""
     m, mu_ = Fraction(lam) * Fraction(h), Fraction(mu)
     return Fraction(lam) ** 2 * Fraction(c) / ((1 - mu_) * m * (2 - m / (1 + mu_)))
 
@@ -283,7 +284,7 @@ def test_one_dimensional_solution_is_correctly_rounded(mu, fraction):
 def test_discrete_time_hessian_approximation_closed_form(mu, spd):
     """C = (sigma^2/S) A with a scalar lr: Sigma = lam sigma^2 / (S (1-mu)) (2I - lam A/(1+mu))^-1.
 
-    (At mu = 0 this is Liu et al. 2021's Sigma = (lam sigma^2/S)(2I - lam A)^-1, theory.md section 4.)
+    (At mu = 0 this is Liu et al. 2021's Sigma = (lam sigma^2/S)(2I - lam A)^-1, docs/theory.md §4.)
     """
     d, s, var = 5, 10, 1.3
     a = spd(d, 0.2, 1.0)
@@ -304,7 +305,7 @@ def test_paper_two_dimensional_example(s, expected_diag):
 
 def test_flat_directions_get_zero_fluctuation_and_range_is_solved(orthogonal, spd):
     """A zero eigenvalue of H: Sigma is solved on the range of H and is 0 on its null space
-    (theory.md section 3, documented in the docstring)."""
+    (docs/theory.md §3, documented in the docstring)."""
     d, lam, mu = 4, 0.8, 0.5
     q = orthogonal(d)
     h = (q * np.array([0.0, 0.3, 0.7, 1.0])) @ q.T
@@ -397,8 +398,9 @@ def test_inputs_are_not_modified(spd, rng):
 
 
 def test_return_info_reports_eigenvalues_and_flat_directions():
-    """theory.md §3: with a singular H, Σ is solved on the range and the null space is reported —
-    its dimension and the noise power that enters it (in units of Λ^{1/2}CΛ^{1/2} = λC here)."""
+    """docs/theory.md §3: with a singular H, Σ is solved on the range and the null space is
+    reported — its dimension and the noise power that enters it (in units of Λ^{1/2}CΛ^{1/2} = λC
+    here)."""
     q, _ = np.linalg.qr(np.random.default_rng(8).standard_normal((3, 3)))
     h = (q * [1.0, 0.5, 0.0]) @ q.T
     h = 0.5 * (h + h.T)

@@ -42,11 +42,25 @@ def test_header_parses_every_declaration():
     escape the fuzz), and the library exports each one."""
     text = hm.HEADER.read_text(encoding="ascii")
     code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    declared = set(re.findall(r"\b(sgdnoise_\w+)\s*\(", code))
+    declared = set(re.findall(r"\b(sgdnoise_\w+)\s*\(", re.sub(r"^\s*#.*?(?<!\\)$", "", code, flags=re.M | re.S)))
     assert declared == set(HEADER.functions)
     assert len(FUNCTIONS) >= 28
     for name in FUNCTIONS:
         assert hasattr(_lib.lib, name), f"{name} is declared but not exported"
+    # Every type the header defines is in the model (a typedef it cannot read would hide the kind
+    # of the parameters that use it).
+    flat = re.sub(r"\{[^{}]*\}", " ", code)   # typedef bodies out: one `typedef ...;` each
+    typedefs = {m.group(1) or m.group(2) for m in re.finditer(
+        r"\btypedef\b[^;(]*?(?:\(\s*\*\s*(\w+)\s*\)\s*\([^;]*\)|(\w+))\s*;", flat, flags=re.S)}
+    modelled = set(HEADER.enums) | set(HEADER.structs) | set(HEADER.handles) | set(HEADER.callbacks)
+    assert typedefs == modelled, f"typedefs not modelled: {sorted(typedefs - modelled)}"
+    for k in ("MAJOR", "MINOR", "PATCH", "NUMBER"):
+        assert f"SGDNOISE_VERSION_{k}" in HEADER.macros
+    assert HEADER.version_number == sum(HEADER.macros[f"SGDNOISE_VERSION_{k}"] * w
+                                        for k, w in (("MAJOR", 10000), ("MINOR", 100), ("PATCH", 1)))
+    for struct in HEADER.structs.values():
+        assert struct.fields[0].name == "size" and struct.fields[0].type == hm.CType("size_t"), \
+            f"{struct.name} does not begin with size_t size"
 
 
 def test_every_parameter_has_a_fuzz_strategy():
@@ -58,18 +72,43 @@ def test_every_parameter_has_a_fuzz_strategy():
             except TypeError as exc:
                 problems.append(str(exc))
                 continue
-            if kind == hm.CODE and HEADER.enum_for(p.name, fn) is None:
-                problems.append(f"{fn.name}: int parameter {p.name} matches no sgdnoise_ enum")
+            if kind in (hm.CODE, hm.CODE_OUTPUT) and HEADER.code_enum(fn, p) is None:
+                problems.append(f"{fn.name}: {p.name} ({p.type}) matches no sgdnoise_ enum")
+            if kind == hm.CODE and not HEADER.code_enum(fn, p).accepted_by(fn):
+                problems.append(f"{fn.name}: {p.name} accepts no value of {p.type}")
             if kind in (hm.HANDLE, hm.OUT_HANDLE):
                 family = hm.handle_family(p, fn, HEADER)
                 if not hm.creators(HEADER, family) or hm.destructor(HEADER, family) is None:
                     problems.append(f"{fn.name}: handle {p.name} ({family}) has no create/free pair")
-        if fn.returns.base not in ("sgdnoise_status", "void", "double", "char") or (
-                fn.returns.base == "char" and fn.returns.pointers != 1):
+            if kind == hm.STRUCT_OUTPUT and HEADER.struct_of(p).fields[0].name != "size":
+                problems.append(f"{fn.name}: {p.name} ({p.type}) is not size-prefixed")
+        if fn.returns.base not in ("sgdnoise_status", "void", "double", "char", "int", "uint32_t") or (
+                fn.returns.base == "char" and fn.returns.pointers != 1) or (
+                fn.returns.base != "char" and fn.returns.pointers):
             problems.append(f"{fn.name}: return type {fn.returns} has no check")
         if fn.returns.base == "void" and not fn.name.endswith("_free"):
             problems.append(f"{fn.name}: returns void, so it cannot report a failure")
     assert not problems, "\n".join(problems)
+
+
+def test_nan_documented_outputs_agree_with_the_header():
+    """NAN_DOCUMENTED_OUTPUTS names real outputs whose header comment says when they are NaN, and
+    every double field of a result struct whose comment mentions NaN is in it."""
+    params = {p.name for fn in HEADER.functions.values() for p in fn.params}
+    for entry in hm.NAN_DOCUMENTED_OUTPUTS:
+        if "." in entry:
+            struct, name = entry.split(".")
+            assert struct in HEADER.structs, f"{entry}: no struct {struct}"
+            assert "NaN" in HEADER.structs[struct].field(name).comment, f"{entry}: its comment does not document a NaN"
+        else:
+            assert entry in params, f"{entry}: no parameter of that name"
+            users = [fn for fn in HEADER.functions.values() if entry in fn.names]
+            assert any("NaN" in fn.comment for fn in users), f"{entry}: no function using it documents a NaN"
+    for struct in HEADER.structs.values():
+        for f in struct.fields:
+            if f.type.base == "double" and "NaN" in f.comment:
+                assert f"{struct.name}.{f.name}" in hm.NAN_DOCUMENTED_OUTPUTS, \
+                    f"{struct.name}.{f.name} is documented NaN but not in NAN_DOCUMENTED_OUTPUTS"
 
 
 def test_status_enum_is_the_documented_one():

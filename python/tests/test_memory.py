@@ -1,5 +1,7 @@
-"""Nothing leaks: 10^5 create/free cycles of every handle type of the header and 10^5 failing calls
-leave the resident memory flat, and the C examples are clean under valgrind.
+"""Nothing leaks: 10^5 create/free cycles of every handle type of the header, 10^5 failing calls
+and 10^5 calls with freed, wrong-kind and foreign handles leave the resident memory flat, and the
+C examples are clean under valgrind. The C functions are called through the header model
+(header_model.bind), not through the Python package's bindings.
 
 Resident memory is read from /proc/self/statm after a warm-up (allocator pools, the Swift
 runtime's metadata caches and the error messages' thread-local buffer are then in place). A leak of
@@ -18,8 +20,7 @@ import numpy as np
 import pytest
 
 import header_model as hm
-from fuzz_harness import HANDLE_SENTINEL, Harness
-from sgdnoise import _lib
+from fuzz_harness import BAD_HANDLES, HANDLE_SENTINEL, Harness, library_path
 
 CYCLES = 100_000
 BUDGET_MB = 4.0
@@ -36,7 +37,7 @@ def resident_mb() -> float:
 
 @pytest.fixture(scope="module")
 def harness():
-    return Harness(HEADER, ctypes.CDLL(_lib.lib._name))
+    return Harness(HEADER, ctypes.CDLL(library_path()))
 
 
 def _growth(body, cycles: int, warmup: int = 2_000) -> float:
@@ -108,7 +109,8 @@ def _failing_calls(harness):
         if hm.SIZE in kinds:
             case.args[kinds.index(hm.SIZE)] = -7
         else:
-            first = next(i for i, k in enumerate(kinds) if k in (hm.INPUT, hm.OUTPUT, hm.HANDLE, hm.OUT_HANDLE))
+            first = next(i for i, k in enumerate(kinds) if k in (hm.INPUT, hm.OUTPUT, hm.HANDLE, hm.OUT_HANDLE,
+                                                                   hm.STRUCT_OUTPUT, hm.CODE_OUTPUT))
             case.args[first] = None
         assert harness.call(case) != 0, f"{fn.name}: the failing variant succeeded"
         calls.append((harness.fns[fn.name], case.args, case))
@@ -131,18 +133,63 @@ def test_failing_calls_do_not_grow_memory(harness):
         harness.free(case)
 
 
-def test_unstable_and_long_messages_do_not_grow_memory():
+def test_bad_handle_calls_do_not_grow_memory(harness):
+    """Every function that takes a handle, called with a freed, a wrong-kind, a foreign and a
+    forged handle (the registry lookup and its message), 10^5 calls in all. The freed handles are
+    freed after every other handle exists and none is created during the loop, so no address is
+    reused (the registry's documented limit)."""
+    invalid = HEADER.statuses["SGDNOISE_STATUS_INVALID_ARGUMENT"]
+    calls, stale_slots = [], []
+    for fn in HEADER.functions.values():
+        if fn.returns.base != "sgdnoise_status":
+            continue
+        for i, p in enumerate(fn.params):
+            if hm.classify(fn, p) != hm.HANDLE:
+                continue
+            for m in [m for m in BAD_HANDLES if m not in ("null", "freed")] + [None]:
+                plan = harness.valid_plan(fn, 5)
+                plan.mutations = [(p.name, m)] if m else []
+                case = harness.build(fn, plan)
+                if m is None:
+                    stale_slots.append((hm.handle_family(p), i, case))
+                calls.append((harness.fns[fn.name], case.args, case))
+    stale = {}
+    for family in sorted(hm.families(HEADER)):
+        stale[family] = harness.make_handle(family, harness.valid_plan(hm.destructor(HEADER, family), 5),
+                                            prepared=False, skip="")
+    for family, address in stale.items():
+        harness.fns[hm.destructor(HEADER, family).name](address)
+    for family, i, case in stale_slots:
+        case.args[i] = stale[family]
+    for fn, args, case in calls:
+        assert fn(*args) == invalid, case.description
+    assert calls
+
+    def fail(count):
+        for k in range(count):
+            fn, args, _ = calls[k % len(calls)]
+            assert fn(*args) != 0
+            harness.message()
+
+    growth = _growth(fail, CYCLES)
+    assert growth < BUDGET_MB, f"{CYCLES} calls with bad handles grew resident memory by {growth:.1f} MB"
+    for _, _, case in calls:
+        harness.free(case)
+
+
+def test_unstable_and_long_messages_do_not_grow_memory(harness):
     """The UNSTABLE path (its message carries a formatted critical learning rate) and a message
     longer than the thread-local buffer (truncated, never overflowing it)."""
-    lib = _lib.lib
+    stationary = harness.fns["sgdnoise_stationary_covariance"]
+    unstable, invalid = (HEADER.statuses[f"SGDNOISE_STATUS_{k}"] for k in ("UNSTABLE", "INVALID_ARGUMENT"))
     h = np.diag([1.0, 0.5])
     out = np.empty(4)
     huge_name = -(2**62) - 12345  # a long number in the message
 
     def fail(count):
         for _ in range(count):
-            assert lib.sgdnoise_stationary_covariance(2, h.ctypes.data, h.ctypes.data, 3.0, None, 0.0, out.ctypes.data) == 4
-            assert lib.sgdnoise_stationary_covariance(huge_name, None, None, 0.5, None, 0.0, None) == 1
+            assert stationary(2, h.ctypes.data, h.ctypes.data, 3.0, None, 0.0, out.ctypes.data) == unstable
+            assert stationary(huge_name, None, None, 0.5, None, 0.0, None) == invalid
 
     growth = _growth(fail, CYCLES // 2)
     assert growth < BUDGET_MB

@@ -1,4 +1,4 @@
-"""The closed-form models of theory.md section 4 against independent routes.
+"""The closed-form models of docs/theory.md §4 against independent routes.
 
 Routes (all in reference.py, none calls sgdnoise):
 
@@ -6,7 +6,7 @@ Routes (all in reference.py, none calls sgdnoise):
    from per-sample gradients of linear regression (Isserlis' theorem), and Theorem 1 with the
    Sigma-dependent noise substituted is solved as a D^2 x D^2 Kronecker linear system. A second,
    Theorem-1-free route, the exact second-moment recursion of the 2D-dimensional (w, m) system of
-   the update rule (theory.md section 1), must agree with it; its spectral radius rho is the
+   the update rule (docs/theory.md §1), must agree with it; its spectral radius rho is the
    stability reference (a stationary Sigma exists iff rho < 1), and its root rho = 1 found by
    Brent's method is the critical learning rate.
 2. The paper's printed formulas wherever their assumptions hold ([Lambda, A] = 0).
@@ -332,7 +332,8 @@ def test_label_noise_theorems_2_3(mu, S, lr_kind):
 @pytest.mark.parametrize("S", [1, 4])
 def test_l2_theorem_4(gamma, S):
     """[Thm 4] scalar lambda, Gamma = gamma I, mu = 0: L_test = (lam/2S)(Tr[A K^-2 Gamma^2 U] k + r)
-    + 1/2 Tr[A K^-2 Gamma^2 U] with k, r, G as in theory.md section 4 (evaluated in A's eigenbasis)."""
+    + 1/2 Tr[A K^-2 Gamma^2 U] with k, r, G as in docs/theory.md §4 (evaluated in A's
+    eigenbasis)."""
     rng = seeded("thm4", gamma, S)
     d = 5
     q = random_orthogonal(rng, d)
@@ -646,7 +647,7 @@ def test_bad_argument(name, key, value, cls, word):
 
 def test_monte_carlo_label_noise_noncommuting_momentum():
     """Seeded SGD simulation of 2-d label-noise regression (x ~ N(0, A) fresh each step, batch S,
-    label noise s2, w measured from u, the update of theory.md section 1) with a learning-rate
+    label noise s2, w measured from u, the update of docs/theory.md §1) with a learning-rate
     matrix that does not commute with A and momentum 0.5, at 0.3 of the brute-force critical scale.
 
     Standard errors: 2000 independent chains; each chain's time average of w_i w_j over 3000

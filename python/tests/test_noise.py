@@ -1,4 +1,4 @@
-"""noise_covariance against its definition [Prop 1] (theory.md section 2), computed with numpy.
+"""noise_covariance against its definition [Prop 1] (docs/theory.md §2), computed with numpy.
 
     C = f (M2 - g g^T),  g = mean_i g_i,  M2 = (1/N) sum_i g_i g_i^T,
     f = 1/S with replacement, (N - S) / (S (N - 1)) without.

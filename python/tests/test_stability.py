@@ -1,8 +1,8 @@
 """Critical learning rates, sweeps, the scaling law, tail indices and the optimal weight decay
-(theory.md section 6, and Thm 4 / Cor 1 of section 4) against independent routes.
+(docs/theory.md §6, and Thm 4 / Cor 1 of docs/theory.md §4) against independent routes.
 
 Routes (reference.py; none calls sgdnoise):
-- lambda* of label noise: scipy.optimize.brentq on the sum of theory.md section 6; in 1-d, the
+- lambda* of label noise: scipy.optimize.brentq on the sum of docs/theory.md §6; in 1-d, the
   root solved by hand. High-dimensional lambda*: brentq on its Thm-6 condition. L2 lambda*: the
   root of rho = 1 for the exact second-moment recursion of the (w, m) system.
 - Sweeps and the scaling law: per-point label_noise calls, and the paper's closed forms evaluated
@@ -233,7 +233,7 @@ def test_scaling_law_small_ratio_limit():
 # Tail index
 
 def test_tail_index_reference_value():
-    """S = 10, a lam = 1: paper 10, exact Kesten index ~ 7.51 (theory.md section 6), against
+    """S = 10, a lam = 1: paper 10, exact Kesten index ~ 7.51 (docs/theory.md §6), against
     quad + brentq to 1e-8 relative (quad at epsrel 1e-13 resolves log E|.|^k to ~1e-12)."""
     got = sgdnoise.tail_index(1, 1, 10, "kesten")
     assert 7.5 < got < 7.52

@@ -1,4 +1,4 @@
-"""The noise toolkit (theory.md section 2) against numpy definitions: the streaming accumulator,
+"""The noise toolkit (docs/theory.md §2) against numpy definitions: the streaming accumulator,
 top eigenpairs, comparison metrics, gradient noise scales (McCandlish et al. 2018), the two-batch
 estimator, the matrix-free operator, bad input, and the conventions page (docs/conventions.md)
 executed as a doctest.
@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import sgdnoise
-from sgdnoise import _lib
+from sgdnoise import _capi, _lib
 
 EPS = np.finfo(np.float64).eps
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "conventions.md"
@@ -665,8 +665,9 @@ def test_c_functions_reject_null_and_bad_sizes():
     assert "sampling" in message()
     assert c.sgdnoise_noise_top_eigen(4, 3, g.ctypes.data, 1, 0, 1, None, None) == 1
     assert "out_values" in message()
-    assert c.sgdnoise_compare(3, None, out.ctypes.data, 0, out.ctypes.data) == 1
-    assert c.sgdnoise_two_batch_noise_scale(1, None, 1, out.ctypes.data, 1, 2, out.ctypes.data) == 1
+    assert c.sgdnoise_compare(3, None, out.ctypes.data, 0, ctypes.byref(_capi.sgdnoise_comparison())) == 1
+    assert c.sgdnoise_two_batch_noise_scale(1, None, 1, out.ctypes.data, 1, 2,
+                                            ctypes.byref(_capi.sgdnoise_noise_scales())) == 1
     assert c.sgdnoise_critical_batch_view(1.0, 0, out.ctypes.data, out.ctypes.data) == 1
     assert c.sgdnoise_gradient_mean(4, 3, g.ctypes.data, None) == 1
     assert np.all(out == -7.0)  # outputs untouched on failure

@@ -1,5 +1,5 @@
 /// The stationary equation when the noise depends on Σ through an operator that the eigenbasis
-/// of H̃ does not diagonalise (theory.md §4.1 and §4 beyond the commuting case):
+/// of H̃ does not diagonalise (docs/theory.md §4.1 and §4 beyond the commuting case):
 ///
 ///     L(X) = C̃₀ + N(X),
 ///

@@ -18,9 +18,9 @@ public enum LearningRate: Sendable, Equatable {
     }
 }
 
-/// The change of variables of theory.md §3 that turns a matrix learning rate into a scalar one:
-/// with P = Λ^{1/2}, H̃ = PHP, C̃ = PCP and Σ = PXP, Theorem 1 for (Λ, H, C, Σ) becomes Theorem 1
-/// for (I, H̃, C̃, X). For a scalar λ, P = √λ I and every product is a multiplication.
+/// The change of variables of docs/theory.md §3 that turns a matrix learning rate into a scalar
+/// one: with P = Λ^{1/2}, H̃ = PHP, C̃ = PCP and Σ = PXP, Theorem 1 for (Λ, H, C, Σ) becomes
+/// Theorem 1 for (I, H̃, C̃, X). For a scalar λ, P = √λ I and every product is a multiplication.
 struct LearningRateTransform {
     /// P for a matrix learning rate, nil for a scalar one.
     let root: Matrix?

@@ -1,4 +1,4 @@
-/// Noise that depends on the fluctuation itself (multiplicative noise), theory.md §4:
+/// Noise that depends on the fluctuation itself (multiplicative noise), docs/theory.md §4:
 ///
 ///     C(Σ) = (1/S) (β₁ MΣM + β₂ Tr[MΣ] M) + C₀.
 ///
@@ -20,9 +20,7 @@ public struct MultiplicativeNoise: Sendable, Equatable {
     }
 
     func validate() throws {
-        guard batchSize >= 1 else {
-            throw SGDNoiseError.invalidArgument("batch_size must be at least 1, got \(batchSize)")
-        }
+        try Validation.batchSize(batchSize)
         guard beta1.isFinite, beta2.isFinite else {
             throw SGDNoiseError.invalidArgument("beta1 and beta2 must be finite")
         }
@@ -30,8 +28,8 @@ public struct MultiplicativeNoise: Sendable, Equatable {
 }
 
 /// The stationary equation with multiplicative noise, in the common eigenbasis of H̃ and M̃
-/// (theory.md §4). With m, m′ the eigenvalues of H̃ = PHP and M̃ = PMP and ĉ the diagonal of the
-/// rotated Σ-independent noise Ĉ₀:
+/// (docs/theory.md §4). With m, m′ the eigenvalues of H̃ = PHP and M̃ = PMP and ĉ the diagonal of
+/// the rotated Σ-independent noise Ĉ₀:
 ///
 ///     e_i = d_ii − β₁ m′_i² / S,      d_ii = (1−μ) m_i (2 − m_i/(1+μ)),
 ///     T   = Σ_i m′_i² / e_i,          τ = [Σ_i m′_i ĉ_i / e_i] / (1 − β₂ T / S),
@@ -56,7 +54,7 @@ struct DiagonalStationarySystem {
 
     init(m: [Double], mPrime: [Double], noise: MultiplicativeNoise, momentum: Double) throws {
         try noise.validate()
-        try SpectralStationarySolver.validateMomentum(momentum)
+        try Validation.momentum(momentum)
         precondition(m.count == mPrime.count)
         self.m = m
         self.mPrime = mPrime
@@ -153,13 +151,12 @@ struct DiagonalStationarySystem {
         let scale = criticalScale()
         let critical = scale.map { $0 * lrScale }
         return .unstable(
-            "unstable: no stationary distribution at this learning rate"
-                + (critical.map { "; the critical learning rate is \($0)" } ?? ""),
+            "unstable: no stationary distribution at this learning rate",
             criticalLearningRate: critical)
     }
 
     /// The largest factor c such that the system with m → c·m, m′ → c·m′ is stable: the critical
-    /// learning rate divided by the current one (theory.md §6). nil when no factor is stable.
+    /// learning rate divided by the current one (docs/theory.md §6). nil when no factor is stable.
     ///
     /// Diagonal edges c_i = 2(1−μ) m_i / q_i, q_i = (1−μ) m_i²/(1+μ) + β₁ m′_i²/S, and the root of
     /// F(c) = (β₂/S) Σ c m′_i² / (2(1−μ) m_i − c q_i) = 1 below them (F increases from 0), found by

@@ -6,7 +6,8 @@ enum BaseNoise {
     case scaledCouplingPlusRankOne(Double, [Double])
 }
 
-/// A quadratic loss with multiplicative noise: the engine behind every closed form of theory.md §4.
+/// A quadratic loss with multiplicative noise: the engine behind every closed form of
+/// docs/theory.md §4.
 ///
 /// Hessian H, coupling matrix M (nil: M = H), noise C(Σ) = (1/S)(β₁MΣM + β₂Tr[MΣ]M) + C₀,
 /// learning rate Λ and momentum μ. `solve()` works in the eigenbasis of H̃ = Λ^{1/2}HΛ^{1/2}
@@ -68,7 +69,7 @@ struct QuadraticModel {
         let d = hessian.dimension
         try coupling?.validate("coupling", size: d)
         try noise.validate()
-        try SpectralStationarySolver.validateMomentum(momentum)
+        try Validation.momentum(momentum)
         switch learningRate {
         case .scalar(let l):
             guard l.isFinite, l > 0 else { throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(l)") }

@@ -6,7 +6,8 @@ func stationaryDenominator(_ mi: Double, _ mj: Double, momentum mu: Double, c2: 
     return (1 - mu) * (mi + mj - mi * mj / (1 + mu)) + c2 * diff * diff
 }
 
-/// The spectral solution of the stationary equation [Thm 1] in the eigenbasis of H̃ (theory.md §3).
+/// The spectral solution of the stationary equation [Thm 1] in the eigenbasis of H̃
+/// (docs/theory.md §3).
 ///
 /// With H̃ = Q diag(m) Qᵀ, the equation
 ///
@@ -27,29 +28,28 @@ struct SpectralStationarySolver {
 
     var m: [Double] { eigen.values }
 
+    /// The relative tolerance actually used: |m| ≤ tolerance · max|m| is flat.
+    let flatTolerance: Double
+
     /// Validates μ and decomposes H̃.
-    init(preconditionedHessian hTilde: Matrix, momentum mu: Double) throws {
-        try self.init(eigen: SymmetricEigendecomposition(checked: hTilde, name: "hessian"), momentum: mu)
+    init(preconditionedHessian hTilde: Matrix, momentum mu: Double, flatTolerance: Double? = nil) throws {
+        try self.init(eigen: SymmetricEigendecomposition(checked: hTilde, name: "hessian"), momentum: mu,
+                      flatTolerance: flatTolerance)
     }
 
     /// Validates μ and uses an existing eigendecomposition of H̃.
-    init(eigen: SymmetricEigendecomposition, momentum mu: Double) throws {
-        try Self.validateMomentum(mu)
+    init(eigen: SymmetricEigendecomposition, momentum mu: Double, flatTolerance: Double? = nil) throws {
+        try Validation.momentum(mu)
         momentum = mu
         c2 = mu / (1 - mu * mu)
         self.eigen = eigen
         let scale = eigen.spectralRadius
-        let tol = 16 * Double(max(eigen.values.count, 1)) * Double.ulpOfOne * scale
-        isFlat = eigen.values.map { abs($0) <= tol }
+        let relative = try Validation.flatTolerance(flatTolerance, dimension: eigen.values.count)
+        self.flatTolerance = relative
+        isFlat = eigen.values.map { abs($0) <= relative * scale }
     }
 
-    static func validateMomentum(_ mu: Double) throws {
-        guard mu.isFinite, mu >= 0, mu < 1 else {
-            throw SGDNoiseError.invalidArgument("momentum must lie in [0, 1), got \(mu)")
-        }
-    }
-
-    /// d_ij of theory.md §3, evaluated as (1−μ)(m_i + m_j − m_i m_j/(1+μ)) + c₂(m_i − m_j)²
+    /// d_ij of docs/theory.md §3, evaluated as (1−μ)(m_i + m_j − m_i m_j/(1+μ)) + c₂(m_i − m_j)²
     /// (equal, since c₁ − 2c₂ = (1−μ)/(1+μ)): no cancellation between terms of size m²/(1−μ)
     /// at high momentum, every term non-negative where the dynamics are stable.
     @inline(__always)
@@ -75,7 +75,7 @@ struct SpectralStationarySolver {
             let critical = lrScale * stabilityEdge / mMax
             throw SGDNoiseError.unstable(
                 "unstable: lr times the largest hessian eigenvalue is \(mMax), at or above 2(1+momentum) = "
-                    + "\(stabilityEdge); the critical learning rate is \(critical)",
+                    + "\(stabilityEdge)",
                 criticalLearningRate: critical)
         }
     }

@@ -10,6 +10,8 @@ public struct StationaryFluctuation: Sendable {
     /// The noise power entering the flat directions (Σ of the diagonal of the rotated noise over
     /// them). Positive means the parameters random-walk along them: no stationary law exists there.
     public let flatDirectionNoise: Double
+    /// The relative tolerance used: an eigenvalue m with |m| ≤ flatTolerance · max|m| is flat.
+    public let flatTolerance: Double
 }
 
 /// The stationary fluctuation Σ of SGD with momentum and a (matrix) learning rate on a quadratic
@@ -20,7 +22,7 @@ public struct StationaryFluctuation: Sendable {
 ///
 /// the generalised (discrete) Lyapunov equation; at μ = 0 it is Σ − (I−ΛH) Σ (I−ΛH)ᵀ = ΛCΛ.
 ///
-/// Solved by the spectral path of theory.md §3: Λ^{1/2} (one eigendecomposition when Λ is a
+/// Solved by the spectral path of docs/theory.md §3: Λ^{1/2} (one eigendecomposition when Λ is a
 /// matrix), one eigendecomposition of H̃ = Λ^{1/2} H Λ^{1/2}, and four matrix products.
 ///
 /// - Parameters:
@@ -28,22 +30,26 @@ public struct StationaryFluctuation: Sendable {
 ///   - noise: C, D × D symmetric (checked).
 ///   - learningRate: λ > 0, or Λ symmetric positive definite.
 ///   - momentum: μ ∈ [0, 1).
+///   - flatTolerance: eigenvalues m of Λ^{1/2}HΛ^{1/2} with |m| ≤ flatTolerance · max|m| are flat
+///     (nil: 16·D·ε, `Validation.defaultFlatTolerance`). A Hessian computed at a real minimum has
+///     round-off eigenvalues of either sign (−1e−11 next to 10): raise it (1e−9, say) to treat them
+///     as flat instead of getting `unstable` for a negative eigenvalue.
 /// - Throws: `unstable` when some eigenvalue m of Λ^{1/2}HΛ^{1/2} is negative or ≥ 2(1+μ) (the
 ///   error carries the critical learning rate λ·2(1+μ)/m_max when one exists); `invalidArgument`,
 ///   `notSymmetric`, `notPositiveDefinite` for bad input.
-/// - Note: zero eigenvalues of H (flat directions) are handled as theory.md §3 says: Σ is solved on
-///   the range of H̃ and `flatDirections`/`flatDirectionNoise` report the null space.
+/// - Note: zero eigenvalues of H (flat directions) are handled as docs/theory.md §3 says: Σ is
+///   solved on the range of H̃ and `flatDirections`/`flatDirectionNoise` report the null space.
 /// - Complexity: O(D³): one symmetric eigendecomposition (two for a matrix Λ) and four GEMMs.
 public func stationaryCovariance(
-    hessian: Matrix, noise: Matrix, learningRate: LearningRate, momentum: Double = 0
+    hessian: Matrix, noise: Matrix, learningRate: LearningRate, momentum: Double = 0, flatTolerance: Double? = nil
 ) throws -> StationaryFluctuation {
     try hessian.requireSymmetric("hessian")
     let d = hessian.rows
     try noise.requireSymmetric("noise", size: d)
-    try SpectralStationarySolver.validateMomentum(momentum)
+    try Validation.momentum(momentum)
     let transform = try LearningRateTransform(learningRate, dimension: d)
     let solver = try SpectralStationarySolver(
-        preconditionedHessian: transform.conjugate(hessian), momentum: momentum)
+        preconditionedHessian: transform.conjugate(hessian), momentum: momentum, flatTolerance: flatTolerance)
     try solver.requireStable(lrScale: transform.scalar)
     let cHat = solver.rotateIn(transform.conjugate(noise))
     let x = solver.rotateOut(solver.solveRotated(cHat))
@@ -55,7 +61,8 @@ public func stationaryCovariance(
         sigma: sigma,
         preconditionedHessianEigenvalues: solver.m,
         flatDirections: solver.isFlat.filter { $0 }.count,
-        flatDirectionNoise: solver.flatNoise(cHat))
+        flatDirectionNoise: solver.flatNoise(cHat),
+        flatTolerance: solver.flatTolerance)
 }
 
 /// The relative residual of Theorem 1 for a candidate Σ:

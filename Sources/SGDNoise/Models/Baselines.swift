@@ -9,21 +9,21 @@ public func continuousTime(
     momentum: Double = 0
 ) throws -> SymmetricOperator {
     try a.validate("A")
-    try requireNonNegative(noiseVariance, "noise_var")
-    try requireBatchSize(batchSize)
-    try SpectralStationarySolver.validateMomentum(momentum)
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
+    try Validation.batchSize(batchSize)
+    try Validation.momentum(momentum)
     let factor = noiseVariance / (2 * Double(batchSize) * (1 - momentum))
     let d = a.dimension
     switch (learningRate, a) {
     case (.scalar(let l), .diagonal):
-        guard l.isFinite, l > 0 else { throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(l)") }
-        return .diagonal([Double](repeating: factor * l, count: d))
+        try Validation.learningRate(l)
+        return try SymmetricOperator.diagonal([Double](repeating: factor * l, count: d)).checkedFinite()
     case (.diagonal(let l), .diagonal):
         _ = try LearningRateTransform(learningRate, dimension: d)
-        return .diagonal(l.map { factor * $0 })
+        return try SymmetricOperator.diagonal(l.map { factor * $0 }).checkedFinite()
     default:
         _ = try LearningRateTransform(learningRate, dimension: d)
-        return .dense(factor * learningRate.matrix(dimension: d))
+        return try SymmetricOperator.dense(factor * learningRate.matrix(dimension: d)).checkedFinite()
     }
 }
 
@@ -38,10 +38,10 @@ public func discreteHessian(
     a: SymmetricOperator, noiseVariance: Double, learningRate: LearningRate, batchSize: Int,
     momentum: Double = 0
 ) throws -> SymmetricOperator {
-    try requireNonNegative(noiseVariance, "noise_var")
-    try requireBatchSize(batchSize)
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
+    try Validation.batchSize(batchSize)
     let model = QuadraticModel(
         hessian: a, coupling: nil, noise: MultiplicativeNoise(beta1: 0, beta2: 0, batchSize: batchSize),
         base: .scaledCoupling(noiseVariance / Double(batchSize)), learningRate: learningRate, momentum: momentum).named("A", covariance: true)
-    return try model.solve().sigma
+    return try model.solve().sigma.checkedFinite()
 }

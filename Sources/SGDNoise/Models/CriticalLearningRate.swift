@@ -1,6 +1,6 @@
 import Dispatch
 
-/// The critical learning rate λ* of linear regression with label noise (theory.md §6): the
+/// The critical learning rate λ* of linear regression with label noise (docs/theory.md §6): the
 /// largest λ with a stationary Σ, the unique root of
 ///
 ///     Σ_i λa_i / (2(1−μ) − ((1−μ)/(1+μ) + 1/S) λa_i) = S
@@ -19,7 +19,7 @@ public func criticalLearningRate(a: SymmetricOperator, batchSize: Int, momentum:
 }
 
 /// λ* of the high-dimensional model [Thm 6]: the root of Σ_i 1/(2/(λâ_i) − 1 + 1/S) = S (with
-/// momentum, the engine's edge of theory.md §4 with β₁ = −1, β₂ = 1).
+/// momentum, the engine's edge of docs/theory.md §4 with β₁ = −1, β₂ = 1).
 public func criticalLearningRateHighDimensional(aHat: SymmetricOperator, batchSize: Int, momentum: Double = 0) throws -> Double {
     try criticalLearningRate(of: QuadraticModel(
         hessian: aHat, coupling: nil, noise: MultiplicativeNoise(beta1: -1, beta2: 1, batchSize: batchSize),
@@ -70,7 +70,7 @@ public func labelNoiseSweep(
     spectrum: [Double], noiseVariance: Double, learningRates: [Double], batchSizes: [Int], momenta: [Double]
 ) throws -> [SweepPoint] {
     try SymmetricOperator.diagonal(spectrum).validate("A")
-    try requireNonNegative(noiseVariance, "noise_var")
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
     let p = learningRates.count
     guard batchSizes.count == p, momenta.count == p else {
         throw SGDNoiseError.invalidArgument("lr, batch_size and momentum must have the same number of points")
@@ -82,8 +82,8 @@ public func labelNoiseSweep(
         guard learningRates[k].isFinite, learningRates[k] > 0 else {
             throw SGDNoiseError.invalidArgument("lr[\(k)] must be a finite positive number, got \(learningRates[k])")
         }
-        try requireBatchSize(batchSizes[k])
-        try SpectralStationarySolver.validateMomentum(momenta[k])
+        try Validation.batchSize(batchSizes[k])
+        try Validation.momentum(momenta[k])
     }
     struct Key: Hashable { let s: Int; let mu: Double }
     var critical: [Key: Double] = [:]
@@ -159,7 +159,7 @@ public func scalingLaw(
 ) throws -> [ScalingLawPoint] {
     guard k.isFinite, k > 0 else { throw SGDNoiseError.invalidArgument("ratio must be a finite positive number, got \(k)") }
     return try batchSizes.map { s in
-        try requireBatchSize(s)
+        try Validation.batchSize(s)
         let lambda = k * Double(s)
         let law = noiseVariance * k / (2 * (1 - momentum)) * Double(spectrum.count)
         var exact = Double.infinity

@@ -11,7 +11,7 @@ public struct FiniteDatasetPrediction: Sendable {
     public let spectralRadius: Double
 }
 
-/// The second-moment problem of theory.md §4.1 on a dataset, at a given learning rate.
+/// The second-moment problem of docs/theory.md §4.1 on a dataset, at a given learning rate.
 struct FiniteDatasetProblem {
     let x: Matrix
     let aHat: Matrix
@@ -22,7 +22,7 @@ struct FiniteDatasetProblem {
     init(x: Matrix, weightDecay: Matrix?, batchSize: Int, sampling: Sampling, momentum: Double) throws {
         try x.requireFinite("X")
         guard x.rows >= 1, x.columns >= 1 else { throw SGDNoiseError.invalidArgument("X must be non-empty, got \(x.rows) × \(x.columns)") }
-        try SpectralStationarySolver.validateMomentum(momentum)
+        try Validation.momentum(momentum)
         self.x = x
         factor = try sampling.noiseFactor(sampleCount: x.rows, batchSize: batchSize)
         aHat = x.weightedGram(rowWeights: [Double](repeating: 1 / Double(x.rows), count: x.rows))
@@ -94,7 +94,7 @@ struct FiniteDatasetProblem {
 }
 
 /// The exact stationary fluctuation of SGD on linear regression over a finite dataset
-/// (theory.md §4.1, an extension of the paper's Lemma 1 — no Gaussian or N → ∞ assumption).
+/// (docs/theory.md §4.1, an extension of the paper's Lemma 1 — no Gaussian or N → ∞ assumption).
 ///
 /// With Â = XᵀX/N, K = Â + Γ, w* = K⁻¹Xᵀy/N, residuals r_i = x_iᵀw* − y_i and
 /// z_i = x_i r_i − mean_i(x_i r_i), the second moments of e = w − w* close exactly:
@@ -143,8 +143,7 @@ public func finiteDataset(
     func unstable() -> SGDNoiseError {
         let critical = (try? problem.criticalScale(learningRate)).map { $0 * lrScale }
         return .unstable(
-            "unstable: the second moments of SGD diverge on this dataset at this learning rate"
-                + (critical.map { "; the critical learning rate is \($0)" } ?? ""),
+            "unstable: the second moments of SGD diverge on this dataset at this learning rate",
             criticalLearningRate: critical)
     }
     do {
@@ -170,14 +169,14 @@ public func finiteDataset(
         let aOp = SymmetricOperator.dense(a)
         testLoss = 0.5 * (aOp.bilinear(delta, delta) + aOp.traceProduct(sig))
     }
-    let prediction = Prediction(
+    let prediction = try Prediction(
         sigma: .dense(sigma), noise: .dense(noise), mean: wStar, trainLoss: trainLoss, testLoss: testLoss, kappa: nil,
-        criticalLearningRate: nil, couplingTrace: problem.aHat.traceProduct(sigma), flatDirectionNoise: 0)
+        criticalLearningRate: nil, couplingTrace: problem.aHat.traceProduct(sigma), flatDirectionNoise: 0).checkedFinite()
     return FiniteDatasetPrediction(prediction: prediction, iterations: report.iterations, residual: report.residual,
                                    spectralRadius: report.spectralRadius)
 }
 
-/// The critical learning rate of SGD on a finite dataset (theory.md §4.1): the largest λ whose
+/// The critical learning rate of SGD on a finite dataset (docs/theory.md §4.1): the largest λ whose
 /// second-moment map has spectral radius below one, by bisection to 1e-9 relative (for a matrix
 /// learning rate Λ: the largest stable multiple of Λ). Independent of the labels.
 public func criticalLearningRateDataset(

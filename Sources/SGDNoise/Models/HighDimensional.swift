@@ -3,7 +3,7 @@
 ///
 ///     C = (1/S)(Tr[ÂΣ] I − ÂΣ)Â + max{0, (σ²/S)(1 − 1/α)} Â,
 ///
-/// i.e. H = M = Â, β₁ = −1, β₂ = 1 in the engine of theory.md §4, so that [Thm 6]
+/// i.e. H = M = Â, β₁ = −1, β₂ = 1 in the engine of docs/theory.md §4, so that [Thm 6]
 ///
 ///     Tr[ÂΣ] = max{0, (λσ²/S)(1 − 1/α) κ̂},  κ̂ = Tr[Ĝ⁻¹Â] / (1 − (λ/S)Tr[Ĝ⁻¹Â]),
 ///     Ĝ = 2I − λ(1 − 1/S)Â.
@@ -19,8 +19,8 @@ public func highDimensional(
     guard alpha.isFinite, alpha > 0 else {
         throw SGDNoiseError.invalidArgument("alpha must be a finite positive number, got \(alpha)")
     }
-    try requireNonNegative(noiseVariance, "noise_var")
-    try requireBatchSize(batchSize)
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
+    try Validation.batchSize(batchSize)
     let s = Double(batchSize)
     let floor = max(0, noiseVariance * (1 - 1 / alpha))
     let model = QuadraticModel(
@@ -29,9 +29,9 @@ public func highDimensional(
     let solution = try model.solve()
     var kappa: Double? = nil
     if case .scalar(let l) = learningRate, let t = solution.coupling { kappa = (t / l) / (1 - t / s) }
-    return Prediction(
+    return try Prediction(
         sigma: solution.sigma, noise: solution.noise, mean: [Double](repeating: 0, count: aHat.dimension),
         trainLoss: 0.5 * (solution.tau + floor), testLoss: 0.5 * solution.tau, kappa: kappa,
         criticalLearningRate: solution.criticalLearningRate, couplingTrace: solution.tau,
-        flatDirectionNoise: solution.flatNoise)
+        flatDirectionNoise: solution.flatNoise).checkedFinite()
 }

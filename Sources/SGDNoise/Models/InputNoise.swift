@@ -21,8 +21,8 @@ public func inputNoise(
     try b.validate("B", size: d)
     try a.requirePositiveSemidefinite("A")
     try b.requirePositiveSemidefinite("B")
-    try requireNonNegative(noiseVariance, "noise_var")
-    try requireBatchSize(batchSize)
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
+    try Validation.batchSize(batchSize)
     guard u.count == d, u.allSatisfy({ $0.isFinite }) else {
         throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
     }
@@ -38,10 +38,10 @@ public func inputNoise(
     let solution = try model.solve()
     let t = solution.coupling!
     let bias = a.bilinear(delta, delta)
-    return Prediction(
+    return try Prediction(
         sigma: solution.sigma, noise: solution.noise, mean: wStar,
         trainLoss: 0.5 * (solution.tau + max(effective, 0)),
         testLoss: 0.5 * (a.traceProduct(solution.sigma) + bias),
         kappa: t / (1 - t / s), criticalLearningRate: solution.criticalLearningRate,
-        couplingTrace: solution.tau, flatDirectionNoise: solution.flatNoise)
+        couplingTrace: solution.tau, flatDirectionNoise: solution.flatNoise).checkedFinite()
 }

@@ -2,7 +2,7 @@
 /// label noise, K = A + Γ, w* = K⁻¹Au.
 ///
 /// The noise is C = (1/S)(AΣA + Tr[AΣ]A) + C₀ with C₀ = (1/S)(AK⁻¹ΓUΓK⁻¹A + Tr[AK⁻¹ΓUΓK⁻¹]A),
-/// U = uuᵀ — i.e. H = K, M = A, β₁ = β₂ = 1 in the engine of theory.md §4. Σ comes from the
+/// U = uuᵀ — i.e. H = K, M = A, β₁ = β₂ = 1 in the engine of docs/theory.md §4. Σ comes from the
 /// spectral solver (the paper's Eq. 12 is not symmetric in general; the solver reproduces Eq. 11).
 /// For [A, Γ] = 0 and a scalar λ the test loss is [Thm 4]
 ///
@@ -26,7 +26,7 @@ public func l2Regularized(
     let d = a.dimension
     try weightDecay.validate("weight_decay", size: d)
     try a.requirePositiveSemidefinite("A")
-    try requireBatchSize(batchSize)
+    try Validation.batchSize(batchSize)
     guard u.count == d, u.allSatisfy({ $0.isFinite }) else {
         throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
     }
@@ -44,9 +44,9 @@ public func l2Regularized(
     let regulariser = 0.5 * (weightDecay.traceProduct(solution.sigma) + weightDecay.bilinear(wStar, wStar))
     var kappa: Double? = nil
     if case .scalar(let l) = learningRate, let t = solution.coupling { kappa = (t / l) / (1 - t / s) }
-    return Prediction(
+    return try Prediction(
         sigma: solution.sigma, noise: solution.noise, mean: wStar,
         trainLoss: testLoss + regulariser, testLoss: testLoss, kappa: kappa,
         criticalLearningRate: solution.criticalLearningRate, couplingTrace: solution.tau,
-        flatDirectionNoise: solution.flatNoise)
+        flatDirectionNoise: solution.flatNoise).checkedFinite()
 }

@@ -7,7 +7,7 @@
 ///     κ_μ = Tr[ΛAG_μ⁻¹] / (1 − Tr[ΛAG_μ⁻¹]/S),
 ///     L_train = ½(Tr[AΣ] + σ²),   L_test = ½ Tr[AΣ].
 ///
-/// Computed for any SPD Λ (commuting with A or not) through Λ^{1/2}AΛ^{1/2} (theory.md §4).
+/// Computed for any SPD Λ (commuting with A or not) through Λ^{1/2}AΛ^{1/2} (docs/theory.md §4).
 ///
 /// - Parameters:
 ///   - a: A, the input covariance = the Hessian (dense, or its spectrum).
@@ -21,18 +21,18 @@ public func labelNoise(
     a: SymmetricOperator, noiseVariance: Double, learningRate: LearningRate, batchSize: Int,
     momentum: Double = 0
 ) throws -> Prediction {
-    try requireNonNegative(noiseVariance, "noise_var")
-    try requireBatchSize(batchSize)
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
+    try Validation.batchSize(batchSize)
     let s = Double(batchSize)
     let model = QuadraticModel(
         hessian: a, coupling: nil, noise: MultiplicativeNoise(beta1: 1, beta2: 1, batchSize: batchSize),
         base: .scaledCoupling(noiseVariance / s), learningRate: learningRate, momentum: momentum).named("A", covariance: true)
     let solution = try model.solve()
     let t = solution.coupling!
-    return Prediction(
+    return try Prediction(
         sigma: solution.sigma, noise: solution.noise,
         mean: [Double](repeating: 0, count: a.dimension),
         trainLoss: 0.5 * (solution.tau + noiseVariance), testLoss: 0.5 * solution.tau,
         kappa: t / (1 - t / s), criticalLearningRate: solution.criticalLearningRate,
-        couplingTrace: solution.tau, flatDirectionNoise: solution.flatNoise)
+        couplingTrace: solution.tau, flatDirectionNoise: solution.flatNoise).checkedFinite()
 }

@@ -31,10 +31,19 @@ public func minimumNoise(
     hessian: SymmetricOperator, loss: Double, batchSize: Int, weightDecay: SymmetricOperator? = nil,
     wStar: [Double]? = nil, sigma: SymmetricOperator? = nil
 ) throws -> (kind: MinimumKind, noise: SymmetricOperator) {
+    let (kind, noise) = try minimumNoiseUnchecked(
+        hessian: hessian, loss: loss, batchSize: batchSize, weightDecay: weightDecay, wStar: wStar, sigma: sigma)
+    return (kind, try noise.checkedFinite())
+}
+
+private func minimumNoiseUnchecked(
+    hessian: SymmetricOperator, loss: Double, batchSize: Int, weightDecay: SymmetricOperator?,
+    wStar: [Double]?, sigma: SymmetricOperator?
+) throws -> (kind: MinimumKind, noise: SymmetricOperator) {
     try hessian.validate("hessian")
     let d = hessian.dimension
-    try requireNonNegative(loss, "loss")
-    try requireBatchSize(batchSize)
+    try Validation.nonNegative(loss, name: "loss")
+    try Validation.batchSize(batchSize)
     let s = Double(batchSize)
     let gamma = try weightDecay.flatMap { g -> SymmetricOperator? in
         try g.validate("weight_decay", size: d)
@@ -50,9 +59,9 @@ public func minimumNoise(
             return (.regularized, .diagonal((0..<d).map { (2 * loss / s) * h[$0] - (1 / s) * (gw[$0] * gw[$0]) }))
         }
         // C is a dense D × D matrix: refuse what no memory holds instead of trapping in the allocator.
-        guard d <= 40_000 else {
+        guard d <= Validation.maxDenseDimension else {
             throw SGDNoiseError.outOfMemory(
-                "the noise (2L/S)H − (Γw)(Γw)ᵀ/S is a dense \(d) × \(d) matrix: too large (D ≤ 40000)")
+                "the noise (2L/S)H − (Γw)(Γw)ᵀ/S is a dense \(d) × \(d) matrix: too large (D ≤ \(Validation.maxDenseDimension))")
         }
         var c = (2 * loss / s) * hessian.matrix - (1 / s) * Matrix.outer(gw, gw)
         c = c.symmetrized
@@ -81,9 +90,9 @@ public func minimumNoise(
 
 /// The stationary fluctuation that goes with `minimumNoise` [Cor 3]: Theorem 1 with H = H₀ + Γ and
 /// the noise of the minimum's kind — Σ-independent at a regularised or non-interpolating minimum,
-/// C = (1/S)(Tr[H₀Σ]H₀ − H₀ΣH₀) at an interpolating one (the engine of theory.md §4 with β₁ = −1,
-/// β₂ = 1, whose only stationary solution is Σ = 0 on the range of H₀ when it is stable). Flat
-/// directions of a singular H₀ are handled by projecting onto its range (theory.md §3).
+/// C = (1/S)(Tr[H₀Σ]H₀ − H₀ΣH₀) at an interpolating one (the engine of docs/theory.md §4 with
+/// β₁ = −1, β₂ = 1, whose only stationary solution is Σ = 0 on the range of H₀ when it is stable).
+/// Flat directions of a singular H₀ are handled by projecting onto its range (docs/theory.md §3).
 ///
 /// A Hessian computed numerically at a minimum is positive semi-definite only up to its own
 /// error: eigenvalues with |h| ≤ `flatTolerance` · max|h| are treated as exact zeros (flat).
@@ -93,6 +102,16 @@ public func minimumFluctuation(
     hessian rawHessian: SymmetricOperator, loss: Double, learningRate: LearningRate, batchSize: Int,
     weightDecay: SymmetricOperator? = nil, wStar: [Double]? = nil, momentum: Double = 0, flatTolerance: Double = 1e-9
 ) throws -> (kind: MinimumKind, sigma: SymmetricOperator, criticalLearningRate: Double?) {
+    let r = try minimumFluctuationUnchecked(
+        hessian: rawHessian, loss: loss, learningRate: learningRate, batchSize: batchSize, weightDecay: weightDecay,
+        wStar: wStar, momentum: momentum, flatTolerance: flatTolerance)
+    return (r.kind, try r.sigma.checkedFinite(), r.criticalLearningRate)
+}
+
+private func minimumFluctuationUnchecked(
+    hessian rawHessian: SymmetricOperator, loss: Double, learningRate: LearningRate, batchSize: Int,
+    weightDecay: SymmetricOperator?, wStar: [Double]?, momentum: Double, flatTolerance: Double
+) throws -> (kind: MinimumKind, sigma: SymmetricOperator, criticalLearningRate: Double?) {
     try rawHessian.validate("hessian")
     let hessian = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: flatTolerance)
     let d = hessian.dimension
@@ -100,7 +119,7 @@ public func minimumFluctuation(
     // would otherwise come back as a NaN Σ or a critical learning rate of +inf).
     switch learningRate {
     case .scalar(let l):
-        guard l.isFinite, l > 0 else { throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(l)") }
+        try Validation.learningRate(l)
     case .diagonal(let v):
         guard v.count == d else { throw SGDNoiseError.invalidArgument("lr must have \(d) diagonal entries, got \(v.count)") }
         guard v.allSatisfy({ $0.isFinite }) else { throw SGDNoiseError.invalidArgument("lr: every diagonal entry must be finite") }

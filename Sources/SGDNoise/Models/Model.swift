@@ -1,4 +1,4 @@
-/// A linear-regression model of theory.md §4 with its own arguments: the one dispatch from a
+/// A linear-regression model of docs/theory.md §4 with its own arguments: the one dispatch from a
 /// model to its closed forms, which every face (Swift, the C layer, the command line) calls.
 ///
 /// The optimiser (learning rate, batch size, momentum) is given to `predict`; the critical
@@ -119,7 +119,7 @@ public enum Model: Sendable {
         }
     }
 
-    /// The critical learning rate λ*: the largest scalar λ with a stationary distribution (theory.md
+    /// The critical learning rate λ*: the largest scalar λ with a stationary distribution (docs/theory.md
     /// §6). Input noise has label noise's λ* with A → A + B; natural gradient has none (+∞).
     public func criticalLearningRate(batchSize: Int, momentum: Double = 0) throws -> Double {
         switch self {
@@ -137,8 +137,8 @@ public enum Model: Sendable {
             return try criticalLearningRateDampedNewton(a: a, batchSize: batchSize, momentum: momentum)
         case .naturalGradient(let a):
             try a.validate("A")
-            try requireBatchSize(batchSize)
-            try SpectralStationarySolver.validateMomentum(momentum)
+            try Validation.batchSize(batchSize)
+            try Validation.momentum(momentum)
             return .infinity
         }
     }

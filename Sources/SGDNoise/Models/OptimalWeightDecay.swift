@@ -16,8 +16,8 @@ struct WeightDecayCurve {
         guard learningRate.isFinite, learningRate > 0 else {
             throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(learningRate)")
         }
-        try requireBatchSize(batchSize)
-        try SpectralStationarySolver.validateMomentum(momentum)
+        try Validation.batchSize(batchSize)
+        try Validation.momentum(momentum)
         switch a {
         case .diagonal(let v):
             spectrum = v

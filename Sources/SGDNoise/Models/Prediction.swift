@@ -1,4 +1,4 @@
-/// The exact stationary prediction of a linear-regression model of theory.md §4.
+/// The exact stationary prediction of a linear-regression model of docs/theory.md §4.
 ///
 /// Matrices come back dense, or as their diagonals when every input was given by a spectrum
 /// (`SymmetricOperator.diagonal`).
@@ -26,12 +26,11 @@ public struct Prediction: Sendable {
     public let flatDirectionNoise: Double
 }
 
-/// Checks a batch size.
-func requireBatchSize(_ s: Int) throws {
-    guard s >= 1 else { throw SGDNoiseError.invalidArgument("batch_size must be at least 1, got \(s)") }
-}
-
-/// Checks a non-negative finite scalar.
-func requireNonNegative(_ x: Double, _ name: String) throws {
-    guard x.isFinite, x >= 0 else { throw SGDNoiseError.invalidArgument("\(name) must be finite and non-negative, got \(x)") }
+extension Prediction {
+    /// `self`, after checking that Σ, C and the mean are finite (`numericalFailure` otherwise):
+    /// every model returns its prediction through this check, whatever face called it.
+    func checkedFinite() throws(SGDNoiseError) -> Prediction {
+        try Validation.finiteResult(sigma.isFinite && noise.isFinite && mean.allSatisfy(\.isFinite))
+        return self
+    }
 }

@@ -19,13 +19,13 @@ public func dampedNewton(
         p = try labelNoise(a: a, noiseVariance: noiseVariance, learningRate: rate, batchSize: batchSize, momentum: momentum)
     } catch SGDNoiseError.unstable(_, let c?) {
         throw SGDNoiseError.unstable(
-            "unstable: damped Newton needs gS > λD; the critical learning rate is \(c * learningRate)",
+            "unstable: damped Newton needs gS > λD",
             criticalLearningRate: c * learningRate)
     }
-    return Prediction(
+    return try Prediction(
         sigma: p.sigma, noise: p.noise, mean: p.mean, trainLoss: p.trainLoss, testLoss: p.testLoss, kappa: p.kappa,
         criticalLearningRate: p.criticalLearningRate.map { $0 * learningRate }, couplingTrace: p.couplingTrace,
-        flatDirectionNoise: p.flatDirectionNoise)
+        flatDirectionNoise: p.flatDirectionNoise).checkedFinite()
 }
 
 /// λ* of damped Newton: the largest λ with gS > λD (the label-noise edge for Λ = λA⁻¹).
@@ -57,7 +57,7 @@ private func newtonLearningRate(a: SymmetricOperator, scale learningRate: Double
 ///
 ///     c = (λ/2) (1/((1+D)(1+μ)) + 1/((1−μ)S)).
 ///
-/// Derivation (theory.md §4 engine): with Σ = cA⁻¹ the noise is C = (c/S)(1+D)A, so
+/// Derivation (docs/theory.md §4 engine): with Σ = cA⁻¹ the noise is C = (c/S)(1+D)A, so
 /// Λ = sA⁻¹ with s = λ/(c(1+D)) and H̃ = sI; a nonzero stationary Σ exists only where the scalar
 /// coupling 1 − (1/S)Σ m²/e vanishes, i.e. s(1 + D + (1−μ)S/(1+μ)) = 2(1−μ)S, which gives c.
 /// `noise` is C = (c/S)(1+D)A; the losses are ½Tr[AΣ] = ½cD; no critical learning rate exists.
@@ -65,8 +65,8 @@ public func naturalGradient(
     a: SymmetricOperator, learningRate: Double, batchSize: Int, momentum: Double = 0
 ) throws -> Prediction {
     try a.validate("A")
-    try requireBatchSize(batchSize)
-    try SpectralStationarySolver.validateMomentum(momentum)
+    try Validation.batchSize(batchSize)
+    try Validation.momentum(momentum)
     guard learningRate.isFinite, learningRate > 0 else {
         throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(learningRate)")
     }
@@ -88,8 +88,8 @@ public func naturalGradient(
         sigma = .dense(eigen.reconstruct { c / $0 })
         noise = .dense((c * (1 + d) / s) * m)
     }
-    return Prediction(
+    return try Prediction(
         sigma: sigma, noise: noise, mean: [Double](repeating: 0, count: a.dimension),
         trainLoss: 0.5 * c * d, testLoss: 0.5 * c * d, kappa: nil, criticalLearningRate: nil,
-        couplingTrace: c * d, flatDirectionNoise: 0)
+        couplingTrace: c * d, flatDirectionNoise: 0).checkedFinite()
 }

@@ -1,13 +1,11 @@
 /// The smallest batch size S at which label-noise SGD with learning rate λ has a stationary
-/// distribution: the smallest S with λ < λ*(S) (theory.md §6). λ*(S) grows with S towards the
+/// distribution: the smallest S with λ < λ*(S) (docs/theory.md §6). λ*(S) grows with S towards the
 /// gradient-descent edge 2(1 + μ)/a_max, so S is found by doubling and bisection.
 ///
 /// - Throws: `unstable` (with the gradient-descent edge as the critical learning rate) when λ is
 ///   at or past that edge, where no batch size is stable; `invalidArgument` for a bad value.
 public func smallestStableBatchSize(a: SymmetricOperator, learningRate: Double, momentum: Double = 0) throws -> Int {
-    guard learningRate.isFinite, learningRate > 0 else {
-        throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(learningRate)")
-    }
+    try Validation.learningRate(learningRate)
     func stable(_ s: Int) throws -> Bool { learningRate < (try criticalLearningRate(a: a, batchSize: s, momentum: momentum)) }
     if try stable(1) { return 1 }
     var unstable = 1, candidate = 2

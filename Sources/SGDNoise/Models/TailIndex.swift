@@ -9,7 +9,7 @@ public enum TailIndexMethod: Sendable, Equatable {
     /// The paper's estimate β = 2S/(aλ) − S [Sec 6.6].
     case paper
     /// The exact index of the Kesten recursion w′ = (1 − (λ/S)aχ²_S)w + noise for Gaussian inputs:
-    /// the κ > 0 with E|1 − (λ/S)aχ²_S|^κ = 1 (theory.md §6, extension).
+    /// the κ > 0 with E|1 − (λ/S)aχ²_S|^κ = 1 (docs/theory.md §6, extension).
     case kesten
     /// The continuous-time limit 2S/(aλ) + 1.
     case continuousTime
@@ -29,7 +29,7 @@ public func tailIndex(a: Double, learningRate: Double, batchSize: Int, method: T
     guard learningRate.isFinite, learningRate > 0 else {
         throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(learningRate)")
     }
-    try requireBatchSize(batchSize)
+    try Validation.batchSize(batchSize)
     let s = Double(batchSize)
     switch method {
     case .paper: return 2 * s / (a * learningRate) - s

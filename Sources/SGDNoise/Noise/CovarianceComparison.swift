@@ -1,5 +1,5 @@
-/// How close a covariance estimate P is to a reference Q (theory.md §2): the numbers used to judge
-/// an approximation of the noise (a Hessian approximation, a diagonal, a low-rank sketch…).
+/// How close a covariance estimate P is to a reference Q (docs/theory.md §2): the numbers used to
+/// judge an approximation of the noise (a Hessian approximation, a diagonal, a low-rank sketch…).
 ///
 ///     relative Frobenius error  ‖P − Q‖_F / ‖Q‖_F        (0 when equal)
 ///     cosine similarity         ⟨P, Q⟩_F / (‖P‖_F ‖Q‖_F)  (1 when P ∝ Q with a positive factor)

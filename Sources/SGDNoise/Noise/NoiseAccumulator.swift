@@ -25,7 +25,7 @@ import _CLAPACK
 /// - An update or merge that would produce a non-finite state is rejected before anything changes.
 ///
 /// References: T. F. Chan, G. H. Golub, R. J. LeVeque, "Updating formulae and a pairwise algorithm
-/// for computing sample variances", COMPSTAT 1982; theory.md §2.
+/// for computing sample variances", COMPSTAT 1982; docs/theory.md §2.
 public struct NoiseAccumulator: Sendable {
     /// The dimension D of the gradients.
     public let dimension: Int
@@ -37,7 +37,7 @@ public struct NoiseAccumulator: Sendable {
     var scatterUpper: Matrix
 
     /// The largest dimension accepted (D² doubles of state).
-    public static let maxDimension = 40_000
+    public static let maxDimension = Validation.maxDenseDimension
 
     /// An empty accumulator for gradients of dimension `dimension` (1 ≤ D ≤ 40000).
     /// - Throws: `invalidArgument` for D < 1, `outOfMemory` for D > 40000.

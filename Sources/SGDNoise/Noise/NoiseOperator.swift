@@ -156,9 +156,33 @@ extension NoiseOperator where Scalar == Double {
     }
 }
 
-// MARK: The kernels on borrowed storage (used by the C interface, which holds no state)
+// MARK: The kernels on borrowed storage (the C interface's entry points: it holds no state)
 
 extension NoiseOperator {
+    /// Runs `body` on a scratch buffer of `count` doubles and copies it into `out` only when every
+    /// entry is finite, so that `out` is untouched on failure. A non-finite result is classified
+    /// by scanning the gradients, on this failure path only (a given mean spares the scan on
+    /// success): a NaN/Inf gradient is `invalidArgument`, an overflow of finite gradients
+    /// `numericalFailure`.
+    static func writingIfFinite(
+        _ count: Int, into out: UnsafeMutableBufferPointer<Double>, gradients g: UnsafePointer<Scalar>, entries: Int,
+        _ body: (UnsafeMutablePointer<Double>) throws -> Void
+    ) throws {
+        guard let ob = out.baseAddress, out.count >= count else {
+            throw SGDNoiseError.invalidArgument("out holds \(out.count) entries, fewer than \(count)")
+        }
+        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1))
+        defer { scratch.deallocate() }
+        try body(scratch)
+        guard UnsafeBufferPointer(start: scratch, count: count).allSatisfy({ $0.isFinite }) else {
+            if UnsafeBufferPointer(start: g, count: entries).contains(where: { !$0.isFinite }) {
+                throw SGDNoiseError.invalidArgument("grads contains NaN or infinite entries")
+            }
+            throw SGDNoiseError.numericalFailure("the result overflowed: grads has entries too large to square")
+        }
+        ob.update(from: scratch, count: count)
+    }
+
     /// Checks the gradients, their mean and the sampling factor; returns the base pointers.
     static func gradientOperands(
         _ g: UnsafeBufferPointer<Scalar>, _ n: Int, _ d: Int, _ mean: UnsafeBufferPointer<Double>, _ f: Double
@@ -201,48 +225,46 @@ extension NoiseOperator {
     /// - Throws: `invalidArgument` for short buffers, m < 1, non-finite v or mean.
     @_specialize(where Scalar == Double)
     @_specialize(where Scalar == Float)
-    public static func apply(
+    @_spi(CABI) public static func apply(
         gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int, mean: UnsafeBufferPointer<Double>,
         factor f: Double, vectors v: UnsafeBufferPointer<Double>, count m: Int, into out: UnsafeMutableBufferPointer<Double>
     ) throws {
         let (gb, mb) = try gradientOperands(g, n, d, mean, f)
         let vb = try vectorOperand(v, d, m, "v")
-        guard let ob = out.baseAddress, out.count >= d * m else {
-            throw SGDNoiseError.invalidArgument("out holds \(out.count) entries, fewer than \(d) × \(m)")
+        try writingIfFinite(d * m, into: out, gradients: gb, entries: n * d) { ob in
+            if f == 0 {
+                ob.update(repeating: 0, count: d * m)
+                return
+            }
+            let centred = CentredGradients(g: gb, n: n, d: d, mean: mb)
+            let y = UnsafeMutablePointer<Double>.allocate(capacity: n * m)
+            defer { y.deallocate() }
+            centred.multiply(vb, columns: m, into: y)
+            centred.multiplyTransposed(y, columns: m, into: ob)
+            scaleInPlace(ob, count: d * m, by: f / Double(n))
         }
-        if f == 0 {
-            ob.update(repeating: 0, count: d * m)
-            return
-        }
-        let centred = CentredGradients(g: gb, n: n, d: d, mean: mb)
-        let y = UnsafeMutablePointer<Double>.allocate(capacity: n * m)
-        defer { y.deallocate() }
-        centred.multiply(vb, columns: m, into: y)
-        centred.multiplyTransposed(y, columns: m, into: ob)
-        cblas_dscal(blasInt(d * m), f / Double(n), ob, 1)
     }
 
     /// out = QᵀCQ = (f/N)(G_c Q)ᵀ(G_c Q), k × k symmetric, for the D × k row-major `basis` Q, on
     /// borrowed gradients with their mean (one pass over G).
     @_specialize(where Scalar == Double)
     @_specialize(where Scalar == Float)
-    public static func restrict(
+    @_spi(CABI) public static func restrict(
         gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int, mean: UnsafeBufferPointer<Double>,
         factor f: Double, basis q: UnsafeBufferPointer<Double>, count k: Int, into out: UnsafeMutableBufferPointer<Double>
     ) throws {
         let (gb, mb) = try gradientOperands(g, n, d, mean, f)
         let qb = try vectorOperand(q, d, k, "Q")
-        guard let ob = out.baseAddress, out.count >= k * k else {
-            throw SGDNoiseError.invalidArgument("out holds \(out.count) entries, fewer than \(k) × \(k)")
-        }
-        let centred = CentredGradients(g: gb, n: n, d: d, mean: mb)
-        let y = UnsafeMutablePointer<Double>.allocate(capacity: n * k)
-        defer { y.deallocate() }
-        centred.multiply(qb, columns: k, into: y)
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasInt(k), blasInt(n), f / Double(n), y, blasInt(k),
-                    0, ob, blasInt(k))
-        for i in 0..<k {
-            for j in (i + 1)..<k { ob[j * k + i] = ob[i * k + j] }
+        try writingIfFinite(k * k, into: out, gradients: gb, entries: n * d) { ob in
+            let centred = CentredGradients(g: gb, n: n, d: d, mean: mb)
+            let y = UnsafeMutablePointer<Double>.allocate(capacity: n * k)
+            defer { y.deallocate() }
+            centred.multiply(qb, columns: k, into: y)
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasInt(k), blasInt(n), f / Double(n), y, blasInt(k),
+                        0, ob, blasInt(k))
+            for i in 0..<k {
+                for j in (i + 1)..<k { ob[j * k + i] = ob[i * k + j] }
+            }
         }
     }
 
@@ -251,23 +273,22 @@ extension NoiseOperator {
     /// - Throws: `invalidArgument` for short buffers or a non-finite mean.
     @_specialize(where Scalar == Double)
     @_specialize(where Scalar == Float)
-    public static func diagonal(
+    @_spi(CABI) public static func diagonal(
         gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int, mean: UnsafeBufferPointer<Double>,
         factor f: Double, into out: UnsafeMutableBufferPointer<Double>
     ) throws {
         let (gb, mb) = try gradientOperands(g, n, d, mean, f)
-        guard let ob = out.baseAddress, out.count >= d else {
-            throw SGDNoiseError.invalidArgument("out holds \(out.count) entries, fewer than \(d)")
+        try writingIfFinite(d, into: out, gradients: gb, entries: n * d) { ob in
+            CentredGradients(g: gb, n: n, d: d, mean: mb).columnSumsOfSquares(into: ob)
+            scaleInPlace(ob, count: d, by: f / Double(n))
         }
-        CentredGradients(g: gb, n: n, d: d, mean: mb).columnSumsOfSquares(into: ob)
-        cblas_dscal(blasInt(d), f / Double(n), ob, 1)
     }
 
     /// The column means ḡ of borrowed N × D row-major gradients, accumulated in `Double`.
     /// - Throws: `invalidArgument` for sizes < 1, a short buffer, or NaN/Inf entries.
     @_specialize(where Scalar == Double)
     @_specialize(where Scalar == Float)
-    public static func mean(gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int) throws -> [Double] {
+    @_spi(CABI) public static func mean(gradients g: UnsafeBufferPointer<Scalar>, rows n: Int, columns d: Int) throws -> [Double] {
         guard n >= 1, d >= 1 else {
             throw SGDNoiseError.invalidArgument("grads must have at least one row and one column, got \(n) × \(d)")
         }

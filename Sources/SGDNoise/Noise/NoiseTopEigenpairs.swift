@@ -88,7 +88,7 @@ public func noiseTopEigenpairs(
 
 extension SymmetricEigendecomposition {
     /// The largest matrix side the top-k eigensolvers accept (the Gram or covariance matrix).
-    public static let maxTopDimension = 40_000
+    public static let maxTopDimension = Validation.maxDenseDimension
 }
 
 /// Throws unless the k-th largest eigenvalue is above the numerical-rank threshold

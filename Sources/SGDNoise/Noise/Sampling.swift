@@ -17,32 +17,17 @@ public enum Sampling: Sendable, Equatable {
     ///   `.epochShuffling` (no closed form; the covariance of one batch that does not straddle
     ///   two epochs is the `.withoutReplacement` one).
     public func noiseFactor(sampleCount n: Int, batchSize s: Int) throws -> Double {
-        guard n >= 1 else {
-            throw SGDNoiseError.invalidArgument("the number of samples must be at least 1, got \(n)")
-        }
-        guard s >= 1 else {
-            throw SGDNoiseError.invalidArgument("batch_size must be at least 1, got \(s)")
-        }
+        try Validation.batchSize(s, sampleCount: n, sampling: self)
         switch self {
         case .withReplacement:
             return 1 / Double(s)
         case .withoutReplacement:
-            try requireBatchFits(sampleCount: n, batchSize: s)
             if s == n { return 0 }
             return Double(n - s) / (Double(s) * Double(n - 1))
         case .epochShuffling:
             throw SGDNoiseError.invalidArgument(
                 "sampling: epoch shuffling has no closed-form noise covariance (the batches of an epoch are dependent); "
                     + "simulate it, or use without replacement for the covariance of a single batch")
-        }
-    }
-
-    /// Throws unless one step's batch of `s` indices can be drawn from `n` samples: only
-    /// sampling without replacement needs S ≤ N (an epoch-shuffled batch may span epochs).
-    func requireBatchFits(sampleCount n: Int, batchSize s: Int) throws {
-        guard self != .withoutReplacement || s <= n else {
-            throw SGDNoiseError.invalidArgument(
-                "batch_size \(s) exceeds the \(n) samples; sampling without replacement needs batch_size ≤ N")
         }
     }
 }

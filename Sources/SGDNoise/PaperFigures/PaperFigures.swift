@@ -1,5 +1,5 @@
 /// The data behind the figures of Ziyin, Liu, Mori, Ueda (ICLR 2022): exact theory, its two
-/// approximations and Monte-Carlo SGD, computed once here for every face (theory.md §7). The
+/// approximations and Monte-Carlo SGD, computed once here for every face (docs/theory.md §7). The
 /// command line (`sgdnoise-cli reproduce`) prints and writes them; plotting code draws them.
 ///
 /// One type per figure's concept:

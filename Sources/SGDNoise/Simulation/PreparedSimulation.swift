@@ -61,8 +61,8 @@ struct PreparedSimulation: Sendable {
     /// Checks the optimiser and the run's sizes: batch size, momentum, steps, burn-in, chains,
     /// threads, and that chains × (burn_in + steps) fits a 64-bit step count.
     private static func validateRun(_ spec: SimulationSpec) throws {
-        try requireBatchSize(spec.batchSize)
-        try SpectralStationarySolver.validateMomentum(spec.momentum)
+        try Validation.batchSize(spec.batchSize)
+        try Validation.momentum(spec.momentum)
         guard spec.steps >= 1 else { throw SGDNoiseError.invalidArgument("steps must be at least 1, got \(spec.steps)") }
         guard spec.burnIn >= 0 else { throw SGDNoiseError.invalidArgument("burn_in must be non-negative, got \(spec.burnIn)") }
         guard spec.chains >= 1 else { throw SGDNoiseError.invalidArgument("chains must be at least 1, got \(spec.chains)") }
@@ -83,7 +83,7 @@ struct PreparedSimulation: Sendable {
     ) throws -> PreparedData {
         try a.requireSymmetric("A")
         let d = a.rows
-        try requireNonNegative(noiseVariance, "noise_var")
+        try Validation.nonNegative(noiseVariance, name: "noiseVariance")
         if let inputNoise { try inputNoise.requireSymmetric("input_noise", size: d) }
         let u = teacher ?? [Double](repeating: 0, count: d)
         guard u.count == d, u.allSatisfy({ $0.isFinite }) else {
@@ -120,7 +120,7 @@ struct PreparedSimulation: Sendable {
         guard y.count == x.rows, y.allSatisfy({ $0.isFinite }) else {
             throw SGDNoiseError.invalidArgument("y must have \(x.rows) finite entries, got \(y.count)")
         }
-        try sampling.requireBatchFits(sampleCount: x.rows, batchSize: batchSize)
+        try Validation.batchSize(batchSize, sampleCount: x.rows, sampling: sampling)
         let gamma = try validatedWeightDecay(weightDecay, d)
         var k = (1 / Double(x.rows)) * x.weightedGram(rowWeights: [Double](repeating: 1, count: x.rows))
         if let gamma { k = k + gamma }

@@ -26,7 +26,7 @@ struct ChainRecord: Sendable {
     }
 }
 
-/// One SGD chain (theory.md §1) on a prepared problem, with its own random stream.
+/// One SGD chain (docs/theory.md §1) on a prepared problem, with its own random stream.
 ///
 /// A step has four named parts: the minibatch gradient (a `MinibatchGradient`, one per kind of
 /// data), the weight decay, the momentum update (`ChainState`), and the bookkeeping of the

@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// Monte-Carlo SGD on linear regression: the ground truth every prediction of the library is
-/// checked against (theory.md §1, §4, §4.1).
+/// checked against (docs/theory.md §1, §4, §4.1).
 ///
 /// Runs `spec.chains` independent chains of SGD with momentum, each on its own xoshiro256**
 /// stream (chain c uses the stream c jumps after the seed's), spread over the cores; the same

@@ -1,4 +1,4 @@
-/// The data a simulated SGD run sees (theory.md §1, §4, §4.1).
+/// The data a simulated SGD run sees (docs/theory.md §1, §4, §4.1).
 public enum SimulationData: Sendable {
     /// Online linear regression (N → ∞): fresh x ~ N(0, A) every sample, labels
     /// y = uᵀx + ε with Var ε = `noiseVariance`; with `inputNoise` B the model sees x + ξ,
@@ -10,7 +10,7 @@ public enum SimulationData: Sendable {
 }
 
 /// A Monte-Carlo SGD experiment: SGD with momentum on linear regression, exactly as in
-/// theory.md §1 (ĝ_t the minibatch-mean gradient of ½(wᵀx − y)² plus Γw; m_t = μm_{t−1} + ĝ_t;
+/// docs/theory.md §1 (ĝ_t the minibatch-mean gradient of ½(wᵀx − y)² plus Γw; m_t = μm_{t−1} + ĝ_t;
 /// w_t = w_{t−1} − Λm_t), started at the stationary mean w*.
 public struct SimulationSpec: Sendable {
     public var data: SimulationData

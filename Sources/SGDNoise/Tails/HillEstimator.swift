@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Samples of a heavy-tailed positive law (P(X > x) ~ x^{−α}), sorted largest first: what the
-/// Hill estimator of α, the Hill plot and the empirical survival function read (theory.md §6).
+/// Hill estimator of α, the Hill plot and the empirical survival function read (docs/theory.md §6).
 ///
 /// The simulator's tail index, `sgdnoise-cli reproduce fig2` and any caller with samples of its
 /// own use this one implementation.

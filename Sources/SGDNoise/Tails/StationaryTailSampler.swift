@@ -1,5 +1,5 @@
 /// Samples |w| from the stationary law of one-dimensional SGD on Gaussian linear regression with
-/// label noise and teacher 0 (theory.md §6): the law whose tail index `tailIndex(...)` predicts.
+/// label noise and teacher 0 (docs/theory.md §6): the law whose tail index `tailIndex(...)` predicts.
 ///
 /// The minibatch gradient is exactly w·aχ²_S/S − (σ/S)√(aχ²_S)·z, so each step is the Kesten
 /// recursion
@@ -24,11 +24,9 @@ public func sampleStationaryTail(
     steps: Int, burnIn: Int? = nil, chains: Int, thin: Int = 1, seed: UInt64
 ) throws -> [Double] {
     guard a.isFinite, a > 0 else { throw SGDNoiseError.invalidArgument("a must be a finite positive number, got \(a)") }
-    guard learningRate.isFinite, learningRate > 0 else {
-        throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(learningRate)")
-    }
-    try requireBatchSize(batchSize)
-    try requireNonNegative(noiseVariance, "noise_var")
+    try Validation.learningRate(learningRate)
+    try Validation.batchSize(batchSize)
+    try Validation.nonNegative(noiseVariance, name: "noiseVariance")
     guard steps >= 1 else { throw SGDNoiseError.invalidArgument("steps must be at least 1, got \(steps)") }
     guard chains >= 1 else { throw SGDNoiseError.invalidArgument("chains must be at least 1, got \(chains)") }
     guard thin >= 1 else { throw SGDNoiseError.invalidArgument("thin must be at least 1, got \(thin)") }

@@ -79,7 +79,7 @@ enum BruteForce {
     }
 
     /// The transition of the (w, m) system of SGD with momentum on L(w) = ½ wᵀHw, derived from
-    /// theory.md §1 (ĝ_t = ∇L(w_{t−1}) + η_t = H w_{t−1} + η_t; m_t = μ m_{t−1} + ĝ_t;
+    /// docs/theory.md §1 (ĝ_t = ∇L(w_{t−1}) + η_t = H w_{t−1} + η_t; m_t = μ m_{t−1} + ĝ_t;
     /// w_t = w_{t−1} − Λ m_t):
     ///
     ///     m_t = H w_{t−1} + μ m_{t−1} + η_t

@@ -1,0 +1,161 @@
+/* The C types of the public interface that Swift cannot declare with @c: version macros, typed
+ * opaque handles, the progress callback and the size-prefixed result structs. scripts/make_header.py
+ * copies each block between "@section N" and "@end" into section N of
+ * include/sgdnoise.h, so this file is the single source of these declarations: the Swift C layer
+ * (Sources/SGDNoiseCABI) compiles against exactly what C callers see.
+ */
+#ifndef SGDNOISE_TYPES_H
+#define SGDNOISE_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* @section 1 */
+/* The version of this header. Within one major version no function is removed or changes its
+ * signature, no enum value changes its meaning, and result structs only grow at their end;
+ * a program built against MAJOR.MINOR runs with any library MAJOR.MINOR' with MINOR' >= MINOR. */
+#define SGDNOISE_VERSION_MAJOR 1
+#define SGDNOISE_VERSION_MINOR 0
+#define SGDNOISE_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH, comparable with sgdnoise_version_number(). */
+#define SGDNOISE_VERSION_NUMBER \
+    (SGDNOISE_VERSION_MAJOR * 10000 + SGDNOISE_VERSION_MINOR * 100 + SGDNOISE_VERSION_PATCH)
+/* Nonzero when the library loaded at run time can serve a program compiled against this header
+ * (same major version, minor version at least this header's). */
+#define SGDNOISE_ABI_COMPATIBLE() sgdnoise_abi_compatible(SGDNOISE_VERSION_NUMBER)
+/* @end */
+
+/* @section 8 */
+/* A streaming accumulator of per-sample gradients (sgdnoise_accumulator_create). */
+typedef struct sgdnoise_accumulator sgdnoise_accumulator;
+/* @end */
+
+/* @section 9 */
+/* A Monte-Carlo SGD simulation (sgdnoise_simulation_create_gaussian / _dataset). */
+typedef struct sgdnoise_simulation sgdnoise_simulation;
+
+/* Progress callback of sgdnoise_simulation_run, called on the thread that called
+ * sgdnoise_simulation_run (never concurrently with itself) with the context pointer given there,
+ * done = SGD steps completed so far and total = steps in all, both summed over chains, burn-in
+ * included. It is called about every 0.1 s while the chains run (not at all during a run shorter
+ * than that) and once more at the end -- also after a cancellation -- with the steps actually
+ * done (done == total when the run completed). Return 0 to continue, nonzero to cancel: the
+ * chains stop within about a step's time, the run returns SGDNOISE_STATUS_OK and the summary
+ * reports cancelled = 1 with estimates over the steps completed. The return value of the final
+ * call is ignored. The callback must not call sgdnoise_simulation_* on the same handle. */
+typedef int (*sgdnoise_progress_callback)(void *context, ptrdiff_t done, ptrdiff_t total);
+
+/* What a simulation measured (sgdnoise_simulation_result). Set .size = sizeof(sgdnoise_simulation_summary)
+ * before the call; the library fills the fields that fit in .size and leaves the rest. */
+typedef struct sgdnoise_simulation_summary {
+    size_t size;
+    /* E[L(w)], the regulariser included. */
+    double train_loss;
+    /* E[(w - u)^T A (w - u)]/2, A the input covariance and u the teacher (NaN for a dataset
+     * without a teacher). */
+    double test_loss;
+    /* Hill estimate of the tail index of |w - w*| (w* the stationary mean). */
+    double tail_index;
+    /* The number of order statistics the Hill estimate used. */
+    int64_t tail_order_statistics;
+    /* 1 when the tail index is <= 4 (sample variances converge slowly or not at all), else 0. */
+    int32_t tail_unreliable;
+    /* 1 when a chain diverged (the estimates are then NaN), else 0. */
+    int32_t diverged;
+    /* The step at which the first chain diverged (-1 if none). */
+    int64_t diverged_at_step;
+    /* 1 when the progress callback cancelled the run, else 0. */
+    int32_t cancelled;
+    /* Recorded (post burn-in) steps, summed over chains. */
+    int64_t steps_completed;
+} sgdnoise_simulation_summary;
+/* @end */
+
+/* @section 5 */
+/* The scalars of a stationary prediction (the model functions). Set .size = sizeof(sgdnoise_prediction)
+ * before the call; the library fills the fields that fit in .size and leaves the rest. */
+typedef struct sgdnoise_prediction {
+    size_t size;
+    /* E[L(w)] at stationarity (regulariser and label noise included). */
+    double train_loss;
+    /* E[(w - u)^T A (w - u)]/2 at stationarity (NaN without a teacher). */
+    double test_loss;
+    /* The model's kappa (docs/theory.md section 4; NaN where the model defines none). */
+    double kappa;
+    /* The critical learning rate lr*: the largest lr with a stationary distribution, in the
+     * caller's units (the scalar in front of lr_matrix when one is given); NaN when unknown. */
+    double critical_learning_rate;
+    /* Tr[M Sigma], the trace through which the fluctuation Sigma feeds back into the noise C
+     * (M the model's noise-coupling matrix, docs/theory.md section 4). */
+    double coupling_trace;
+    /* The noise power entering flat directions of the Hessian, where SGD random-walks instead of
+     * fluctuating (0 when there are none). */
+    double flat_direction_noise;
+} sgdnoise_prediction;
+
+/* How the fixed point of sgdnoise_finite_dataset converged. Set .size = sizeof(sgdnoise_dataset_info). */
+typedef struct sgdnoise_dataset_info {
+    size_t size;
+    /* Accelerated fixed-point iterations used. */
+    int64_t iterations;
+    /* The final relative fixed-point step. */
+    double residual;
+    /* Spectral radius of the second-moment map when it was computed (NaN otherwise). */
+    double spectral_radius;
+} sgdnoise_dataset_info;
+/* @end */
+
+/* @section 4 */
+/* What sgdnoise_stationary_fluctuation reports about flat directions (docs/theory.md section 3).
+ * Set .size = sizeof(sgdnoise_fluctuation_info) before the call. */
+typedef struct sgdnoise_fluctuation_info {
+    size_t size;
+    /* The number of flat directions: eigenvalues m of L^{1/2} H L^{1/2} (L the learning-rate
+     * matrix, H the Hessian) at most flat_tolerance * max(m); Sigma is 0 there. */
+    int64_t flat_directions;
+    /* The noise power entering them, Tr[P L^{1/2} C L^{1/2} P] with P the projector on the flat
+     * directions (positive: the parameters random-walk there). */
+    double flat_direction_noise;
+    /* The relative tolerance below which an eigenvalue counts as flat (16 * d * machine epsilon). */
+    double flat_tolerance;
+} sgdnoise_fluctuation_info;
+/* @end */
+
+/* @section 3 */
+/* The gradient noise scales of McCandlish et al. (2018). Sigma_1 is the per-sample gradient
+ * covariance (batch size 1, with replacement), G the mean gradient, H the Hessian.
+ * Set .size = sizeof(sgdnoise_noise_scales) before the call. */
+typedef struct sgdnoise_noise_scales {
+    size_t size;
+    /* B_simple = Tr(Sigma_1) / |G|^2. */
+    double b_simple;
+    /* B_noise = Tr(H Sigma_1) / (G^T H G) (NaN without a Hessian). */
+    double b_noise;
+    /* Tr(Sigma_1). */
+    double trace_sigma;
+    /* |G|^2. */
+    double grad_sq_norm;
+    /* Tr(H Sigma_1) (NaN without a Hessian). */
+    double trace_hessian_sigma;
+    /* G^T H G (NaN without a Hessian). */
+    double grad_hessian_grad;
+} sgdnoise_noise_scales;
+/* @end */
+
+/* @section 3 */
+/* How close a covariance estimate P is to a reference Q (sgdnoise_compare).
+ * Set .size = sizeof(sgdnoise_comparison) before the call. */
+typedef struct sgdnoise_comparison {
+    size_t size;
+    /* ||P - Q||_F / ||Q||_F. */
+    double rel_frobenius;
+    /* <P, Q>_F / (||P||_F ||Q||_F) (NaN when P = 0). */
+    double cosine;
+    /* Tr P / Tr Q. */
+    double trace_ratio;
+    /* ||U_P^T U_Q||_F^2 / k for the top-k eigenvectors U (NaN when k = 0). */
+    double overlap;
+} sgdnoise_comparison;
+/* @end */
+
+#endif
