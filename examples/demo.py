@@ -128,8 +128,8 @@ def main():
         print(f"skipped: {exc}")
         return 0
     FIGURES.mkdir(exist_ok=True)
-    if data is None:
-        paths = plot.save_all(FIGURES)
+    if data is None:  # drawn from the files the command-line tool just wrote
+        paths = plot.save_all(FIGURES, data=plot.read_reproduced(FIGURES))
     else:
         import matplotlib.pyplot as plt
 

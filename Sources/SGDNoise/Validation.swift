@@ -17,14 +17,14 @@ public enum Validation {
     }
 
     /// A batch size S for minibatches drawn by `sampling` from N samples: S ≥ 1, and S ≤ N
-    /// without replacement (S distinct indices).
+    /// without replacement (S distinct indices; an epoch-shuffled batch may span two epochs).
     @discardableResult
     public static func batchSize(
         _ s: Int, sampleCount n: Int, sampling: Sampling, name: String = "batchSize"
     ) throws(SGDNoiseError) -> Int {
         guard n >= 1 else { throw .invalidArgument("the number of samples must be at least 1, got \(n)") }
         try batchSize(s, name: name)
-        if sampling != .withReplacement, s > n {
+        if sampling == .withoutReplacement, s > n {
             throw .invalidArgument("\(name) \(s) exceeds the \(n) samples; sampling without replacement needs \(name) ≤ N")
         }
         return s

@@ -18,10 +18,23 @@ struct SGDNoiseCommand: ParsableCommand {
               predict    the exact stationary fluctuation of one model
               stability  the critical learning rate over batch sizes and momenta
 
-            Exit codes: 0 success; 1 the library refused the input or failed; 2 no stationary \
-            distribution (learning rate at or past the critical one); 64 bad usage (unknown flag, \
-            missing or malformed value); 66 an input file is missing or not valid JSON; 73 an output \
-            file cannot be written. Errors are one line on standard error.
+            Exit codes (the same mistake gives the same code whether a value came
+            as an option or in a --spec file):
+              0   success
+              1   the library refused a well-formed value (e.g. a batch size
+                  below 1, a negative learning rate or eigenvalue, a momentum
+                  outside [0, 1), a matrix that is not symmetric) or failed
+              2   no stationary distribution: the learning rate is at or past
+                  the critical one (the message names it)
+              64  usage or format error: unknown option or key, missing value,
+                  a value of the wrong type (not a number, not an integer, not
+                  a list), malformed JSON, an option the model does not use,
+                  or a value outside the range of an option of the command
+                  line itself (reproduce --steps, --chains; stability --dims)
+              66  an input file cannot be opened or read
+              73  an output file cannot be written
+            Negative numbers are read as values (--batch-size -4, --lr -1) and
+            checked like any other. Errors are one line on standard error.
 
             Theory: Ziyin, Liu, Mori, Ueda, "Strength of Minibatch Noise in SGD", ICLR 2022, \
             arXiv:2102.05375. Every formula the library computes, with its theorem number: \
@@ -98,11 +111,11 @@ func parseNumberList(_ text: String, _ name: String) throws -> [Double] {
     }
 }
 
-/// Parses "1,2,4" into positive integers.
+/// Parses "1,2,4" into integers (their range is for the library, or the caller, to check).
 func parseIntegerList(_ text: String, _ name: String) throws -> [Int] {
     try parseNumberList(text, name).map { x in
-        guard x == x.rounded(), x >= 1, x < 1e12 else {
-            throw CLIError.usage("\(name): '\(num(x))' is not a positive integer")
+        guard x == x.rounded(), abs(x) < 1e15 else {
+            throw CLIError.usage("\(name): '\(num(x))' is not an integer")
         }
         return Int(x)
     }
@@ -117,6 +130,14 @@ extension Substring {
     }
 }
 
+/// A from --spectrum (its eigenvalues) or --matrix (a JSON file), nil when neither is given.
+func symmetricOperator(spectrum: String?, matrix: String?) throws -> SymmetricOperator? {
+    if spectrum != nil && matrix != nil { throw CLIError.usage("give either --spectrum or --matrix, not both") }
+    if let spectrum { return .diagonal(try parseNumberList(spectrum, "--spectrum")) }
+    if let matrix { return .dense(try readMatrixFile(matrix)) }
+    return nil
+}
+
 /// Reads a matrix from a JSON file: an array of rows (`[[1, 0.2], [0.2, 0.5]]`) or an object with
 /// one such array under "matrix".
 func readMatrixFile(_ path: String) throws -> Matrix {
@@ -127,20 +148,20 @@ func readMatrixFile(_ path: String) throws -> Matrix {
 /// A square matrix from a JSON array of rows.
 func parseMatrix(from json: JSON, name: String) throws -> Matrix {
     guard case .array(let rows) = json, !rows.isEmpty else {
-        throw CLIError.input("\(name): expected a matrix as an array of rows, e.g. [[1, 0.2], [0.2, 0.5]]")
+        throw CLIError.usage("\(name): expected a matrix as an array of rows, e.g. [[1, 0.2], [0.2, 0.5]]")
     }
     var values: [[Double]] = []
     for row in rows {
         guard case .array(let items) = row else {
-            throw CLIError.input("\(name): expected a matrix as an array of rows, e.g. [[1, 0.2], [0.2, 0.5]]")
+            throw CLIError.usage("\(name): expected a matrix as an array of rows, e.g. [[1, 0.2], [0.2, 0.5]]")
         }
         values.append(try items.map { item in
-            guard let x = item.doubleValue else { throw CLIError.input("\(name): matrix entries must be numbers") }
+            guard let x = item.doubleValue else { throw CLIError.usage("\(name): matrix entries must be numbers") }
             return x
         })
     }
     guard values.allSatisfy({ $0.count == values.count }) else {
-        throw CLIError.input("\(name): the matrix must be square (\(values.count) rows of \(values.count) numbers)")
+        throw CLIError.usage("\(name): the matrix must be square (\(values.count) rows of \(values.count) numbers)")
     }
     return try Matrix(values)
 }
@@ -148,9 +169,9 @@ func parseMatrix(from json: JSON, name: String) throws -> Matrix {
 /// A numeric array from JSON.
 func numbers(from json: JSON, name: String) throws -> [Double] {
     if let x = json.doubleValue { return [x] }
-    guard case .array(let items) = json else { throw CLIError.input("\(name) must be a number or an array of numbers") }
+    guard case .array(let items) = json else { throw CLIError.usage("\(name) must be a number or an array of numbers") }
     return try items.map { item in
-        guard let x = item.doubleValue else { throw CLIError.input("\(name) must be an array of numbers") }
+        guard let x = item.doubleValue else { throw CLIError.usage("\(name) must be an array of numbers") }
         return x
     }
 }

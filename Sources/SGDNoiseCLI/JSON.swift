@@ -128,7 +128,7 @@ private struct JSONParser {
         for b in bytes[0..<min(position, bytes.count)] {
             if b == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
         }
-        return CLIError.input("\(source): invalid JSON at line \(line), column \(column): \(what)")
+        return CLIError.usage("\(source): invalid JSON at line \(line), column \(column): \(what)")
     }
 
     mutating func skipSpace() {

@@ -11,10 +11,12 @@ struct CLIError: Error, CustomStringConvertible {
     let message: String
     let exitCode: Int32
 
-    /// A bad value on the command line or in a spec file (exit 64, like a usage error).
+    /// A usage or format error, on the command line or in a JSON file alike (exit 64): unknown
+    /// option or key, missing value, a value of the wrong type, malformed JSON, a value outside
+    /// the range of an option of the command line itself.
     static func usage(_ message: String) -> CLIError { CLIError(message: message, exitCode: ExitStatus.usage) }
-    /// An input file that cannot be read or parsed (exit 66).
-    static func input(_ message: String) -> CLIError { CLIError(message: message, exitCode: ExitStatus.noInput) }
+    /// An input file that cannot be opened or read (exit 66).
+    static func unreadable(_ message: String) -> CLIError { CLIError(message: message, exitCode: ExitStatus.noInput) }
     /// An output file that cannot be written (exit 73).
     static func output(_ message: String) -> CLIError { CLIError(message: message, exitCode: ExitStatus.cannotCreate) }
 
@@ -24,14 +26,15 @@ struct CLIError: Error, CustomStringConvertible {
 /// The exit codes of `sgdnoise-cli` (documented in the root command's help).
 enum ExitStatus {
     static let success: Int32 = 0
-    /// The library refused the input or failed (invalid value, not symmetric, not positive definite,
-    /// numerical failure, out of memory).
+    /// The library refused a well-formed value or failed (invalid value, not symmetric, not
+    /// positive definite, numerical failure, out of memory), whatever route the value took.
     static let failure: Int32 = 1
     /// No stationary distribution: the learning rate is at or past its critical value.
     static let unstable: Int32 = 2
-    /// Unknown flag, missing or malformed value (EX_USAGE).
+    /// Usage or format error: unknown option or key, missing value, a value of the wrong type or
+    /// malformed JSON (EX_USAGE).
     static let usage: Int32 = 64
-    /// An input file is missing or not valid JSON (EX_NOINPUT).
+    /// An input file cannot be opened or read (EX_NOINPUT).
     static let noInput: Int32 = 66
     /// An output file or folder cannot be created (EX_CANTCREAT).
     static let cannotCreate: Int32 = 73
@@ -254,7 +257,7 @@ func writeTextFile(_ path: String, _ text: String) throws {
 /// The contents of the UTF-8 text file at `path`.
 func readTextFile(_ path: String) throws -> String {
     guard let file = fopen(path, "r") else {
-        throw CLIError.input("cannot read \(path): \(String(cString: strerror(errno)))")
+        throw CLIError.unreadable("cannot read \(path): \(String(cString: strerror(errno)))")
     }
     defer { fclose(file) }
     var bytes: [UInt8] = []
@@ -264,7 +267,7 @@ func readTextFile(_ path: String) throws -> String {
         if n > 0 { bytes += chunk[0..<n] }
         if n < chunk.count { break }
     }
-    if ferror(file) != 0 { throw CLIError.input("cannot read \(path)") }
+    if ferror(file) != 0 { throw CLIError.unreadable("cannot read \(path)") }
     return String(decoding: bytes, as: UTF8.self)
 }
 

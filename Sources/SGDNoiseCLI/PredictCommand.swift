@@ -1,7 +1,7 @@
 import ArgumentParser
 import SGDNoise
 
-/// The models `predict` solves.
+/// The models `predict` solves, in the command line's spelling (the library's `Model.Kind`).
 enum ModelName: String, ExpressibleByArgument, CaseIterable {
     case labelNoise = "label-noise"
     case inputNoise = "input-noise"
@@ -10,25 +10,24 @@ enum ModelName: String, ExpressibleByArgument, CaseIterable {
     case dampedNewton = "damped-newton"
     case naturalGradient = "natural-gradient"
 
-    var reference: String {
+    var kind: Model.Kind {
         switch self {
-        case .labelNoise: return "Lemma 1, Thm 2, Thm 3"
-        case .inputNoise: return "App. E.3"
-        case .l2: return "Prop 3, Thm 4"
-        case .highDimensional: return "Prop 4, Thm 6"
-        case .dampedNewton: return "Sec 6.4"
-        case .naturalGradient: return "Sec 6.4"
+        case .labelNoise: return .labelNoise
+        case .inputNoise: return .inputNoise
+        case .l2: return .l2Regularized
+        case .highDimensional: return .highDimensional
+        case .dampedNewton: return .dampedNewton
+        case .naturalGradient: return .naturalGradient
         }
     }
 
-    /// Whether the model has a label-noise variance, and its default.
+    /// The label-noise variance when the model takes one and none is given.
     var noiseVarianceDefault: Double? {
-        switch self {
-        case .labelNoise, .highDimensional, .dampedNewton: return 1
-        case .inputNoise: return 0
-        case .l2, .naturalGradient: return nil
-        }
+        guard kind.arguments.contains(.noiseVariance) else { return nil }
+        return self == .inputNoise ? 0 : 1
     }
+
+    static let choices = allCases.map(\.rawValue).joined(separator: ", ")
 }
 
 /// A value given as a number, a list (a diagonal) or a matrix.
@@ -130,17 +129,17 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The model.", valueName: "name"))
     var model: ModelName?
 
-    @Option(name: .long, help: ArgumentHelp("Eigenvalues of A (A diagonal).", valueName: "a1,a2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Eigenvalues of A (A diagonal).", valueName: "a1,a2,..."))
     var spectrum: String?
 
     @Option(name: .long, help: ArgumentHelp("A JSON file holding A as an array of rows.", valueName: "file.json"))
     var matrix: String?
 
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Learning rate λ, or a positive diagonal preconditioner.",
-                                            valueName: "λ or l1,l2,..."))
+                                                                      valueName: "λ or l1,l2,..."))
     var lr: String?
 
-    @Option(name: .long, help: ArgumentHelp("Batch size S ≥ 1.", valueName: "S"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Batch size S ≥ 1.", valueName: "S"))
     var batchSize: Int?
 
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Momentum μ ∈ [0, 1) (default 0).", valueName: "μ"))
@@ -179,195 +178,258 @@ struct PredictCommand: ParsableCommand {
 
     /// The problem from --spec and the options (options win).
     func resolve() throws -> PredictProblem {
-        var fields: [String: JSON] = [:]
-        if let spec {
-            let document = try JSON.parse(try readTextFile(spec), source: spec)
-            guard case .object(let pairs) = document else { throw CLIError.input("\(spec): expected a JSON object") }
-            let known = ["model", "spectrum", "matrix", "lr", "batch_size", "momentum", "noise_var", "teacher",
-                         "weight_decay", "input_noise", "alpha"]
-            for (key, value) in pairs {
-                guard known.contains(key) else {
-                    throw CLIError.input("\(spec): unknown key \"\(key)\" (known: \(known.joined(separator: ", ")))")
-                }
-                fields[key] = value
-            }
-        }
-        let source = spec ?? "spec"
-        func specNumber(_ key: String) throws -> Double? {
-            guard let value = fields[key], value != .null else { return nil }
-            guard let x = value.doubleValue else { throw CLIError.input("\(source): \(key) must be a number") }
-            return x
-        }
-        func specOperand(_ key: String) throws -> OperandValue? {
-            guard let value = fields[key], value != .null else { return nil }
-            return try OperandValue(json: value, name: "\(source): \(key)")
-        }
-
-        // The model.
-        var chosen = model
-        if chosen == nil, let value = fields["model"] {
-            guard case .string(let name) = value, let m = ModelName(rawValue: name) else {
-                throw CLIError.input("\(source): model must be one of \(ModelName.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            chosen = m
-        }
-        guard let chosen else {
-            throw CLIError.usage("--model is required: one of \(ModelName.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-
-        // A.
-        if spectrum != nil && matrix != nil { throw CLIError.usage("give either --spectrum or --matrix, not both") }
-        var a: SymmetricOperator
-        if let spectrum {
-            a = .diagonal(try parseNumberList(spectrum, "--spectrum"))
-        } else if let matrix {
-            a = .dense(try readMatrixFile(matrix))
-        } else if let value = fields["spectrum"], value != .null {
-            if fields["matrix"] != nil { throw CLIError.input("\(source): give either spectrum or matrix, not both") }
-            a = .diagonal(try numbers(from: value, name: "\(source): spectrum"))
-        } else if let value = fields["matrix"], value != .null {
-            a = .dense(try parseMatrix(from: value, name: "\(source): matrix"))
-        } else {
-            throw CLIError.usage("give A with --spectrum a1,a2,... or --matrix FILE.json (or in --spec)")
-        }
-
-        // Scalars.
-        guard let lrValue = try lr.map({ try OperandValue(text: $0, name: "--lr") }) ?? specOperand("lr") else {
-            throw CLIError.usage("--lr is required")
-        }
-        if lrValue.isMatrix { throw CLIError.usage("lr must be a number or a diagonal") }
-        let s: Int
-        if let batchSize {
-            s = batchSize
-        } else if let x = try specNumber("batch_size") {
-            guard x == x.rounded(), abs(x) < 1e15 else { throw CLIError.input("\(source): batch_size must be an integer") }
-            s = Int(x)
-        } else {
-            throw CLIError.usage("--batch-size is required")
-        }
-        let mu = try momentum ?? specNumber("momentum") ?? 0
-        let givenNoise = try noiseVar ?? specNumber("noise_var")
-        let teacherValue = try teacher.map { try OperandValue(text: $0, name: "--teacher") } ?? specOperand("teacher")
-        let decay = try weightDecay.map { try OperandValue(text: $0, name: "--weight-decay") } ?? specOperand("weight_decay")
-        let bValue = try inputNoise.map { try OperandValue(text: $0, name: "--input-noise") } ?? specOperand("input_noise")
-        let alphaValue = try alpha ?? specNumber("alpha")
-
-        // Options a model does not use are mistakes.
-        func reject(_ given: Bool, _ option: String) throws {
-            if given { throw CLIError.usage("\(option) is not used by the \(chosen.rawValue) model") }
-        }
-        try reject(givenNoise != nil && chosen.noiseVarianceDefault == nil, "--noise-var")
-        try reject(teacherValue != nil && ![.inputNoise, .l2].contains(chosen), "--teacher")
-        try reject(decay != nil && chosen != .l2, "--weight-decay")
-        try reject(bValue != nil && chosen != .inputNoise, "--input-noise")
-        try reject(alphaValue != nil && chosen != .highDimensional, "--alpha")
-        if chosen == .l2 && decay == nil { throw CLIError.usage("--weight-decay is required for the l2 model") }
-        if chosen == .inputNoise && bValue == nil { throw CLIError.usage("--input-noise is required for the input-noise model") }
-        if chosen == .highDimensional && alphaValue == nil { throw CLIError.usage("--alpha is required for the high-dimensional model") }
-        if [.dampedNewton, .naturalGradient].contains(chosen), case .vector = lrValue {
-            throw CLIError.usage("--lr must be a number for the \(chosen.rawValue) model")
-        }
-
+        let file = try SpecFile(path: spec)
+        let name = try chooseModel(file)
+        var a = try readA(file)
+        let lrValue = try readOperand(lr, "--lr", file, "lr")
+        guard let lrValue else { throw CLIError.usage("--lr is required") }
+        let s = try readBatchSize(file)
+        let mu = try momentum ?? file.number("momentum") ?? 0
+        let operands = Operands(
+            noiseVariance: try noiseVar ?? file.number("noise_var"),
+            teacher: try readOperand(teacher, "--teacher", file, "teacher"),
+            weightDecay: try readOperand(weightDecay, "--weight-decay", file, "weight_decay"),
+            inputNoise: try readOperand(inputNoise, "--input-noise", file, "input_noise"),
+            alpha: try alpha ?? file.number("alpha"))
+        try operands.check(for: name, learningRate: lrValue)
         // Dense operands make A dense.
-        if decay?.isMatrix == true || bValue?.isMatrix == true, case .diagonal(let v) = a {
+        if operands.weightDecay?.isMatrix == true || operands.inputNoise?.isMatrix == true, case .diagonal(let v) = a {
             a = .dense(Matrix.diagonal(v))
         }
-        let d = a.dimension
-        func asOperator(_ value: OperandValue, _ name: String) throws -> SymmetricOperator {
-            switch (value, a) {
-            case (.scalar(let x), .diagonal): return .diagonal([Double](repeating: x, count: d))
-            case (.scalar(let x), .dense): return .dense(Matrix.diagonal([Double](repeating: x, count: d)))
-            case (.vector(let v), _) where v.count != d:
-                throw CLIError.usage("\(name) has \(v.count) entries but A is \(d)-dimensional")
-            case (.vector(let v), .diagonal): return .diagonal(v)
-            case (.vector(let v), .dense): return .dense(Matrix.diagonal(v))
-            case (.matrix(let m), _):
-                guard m.rows == d else { throw CLIError.usage("\(name) is \(m.rows)×\(m.rows) but A is \(d)×\(d)") }
-                return .dense(m)
-            }
+        let learningRate = try lrValue.learningRate(dimension: a.dimension)
+        let model = try operands.model(name, a: a)
+        return PredictProblem(
+            name: name, model: model, learningRate: learningRate, lrValue: lrValue, batchSize: s, momentum: mu,
+            noiseVariance: operands.noiseVariance ?? name.noiseVarianceDefault,
+            teacher: name.kind.arguments.contains(.teacher) ? try operands.teacherVector(dimension: a.dimension) : nil,
+            decayValue: operands.weightDecay, inputNoiseValue: operands.inputNoise, alpha: operands.alpha)
+    }
+
+    /// --model, or "model" in the spec file.
+    private func chooseModel(_ file: SpecFile) throws -> ModelName {
+        if let model { return model }
+        guard let value = file.fields["model"] else {
+            throw CLIError.usage("--model is required: one of \(ModelName.choices)")
         }
-        let learningRate: LearningRate
-        switch lrValue {
-        case .scalar(let x): learningRate = .scalar(x)
+        guard case .string(let text) = value, let name = ModelName(rawValue: text) else {
+            throw CLIError.usage("\(file.source): model must be one of \(ModelName.choices)")
+        }
+        return name
+    }
+
+    /// A from --spectrum or --matrix, or from "spectrum" or "matrix" in the spec file.
+    private func readA(_ file: SpecFile) throws -> SymmetricOperator {
+        if let a = try symmetricOperator(spectrum: spectrum, matrix: matrix) { return a }
+        let fromSpectrum = file.given("spectrum"), fromMatrix = file.given("matrix")
+        if fromSpectrum != nil && fromMatrix != nil {
+            throw CLIError.usage("\(file.source): give either spectrum or matrix, not both")
+        }
+        if let fromSpectrum { return .diagonal(try numbers(from: fromSpectrum, name: "\(file.source): spectrum")) }
+        if let fromMatrix { return .dense(try parseMatrix(from: fromMatrix, name: "\(file.source): matrix")) }
+        throw CLIError.usage("give A with --spectrum a1,a2,... or --matrix FILE.json (or in --spec)")
+    }
+
+    /// --batch-size, or an integer "batch_size" in the spec file (its range is the library's to check).
+    private func readBatchSize(_ file: SpecFile) throws -> Int {
+        if let batchSize { return batchSize }
+        guard let x = try file.number("batch_size") else { throw CLIError.usage("--batch-size is required") }
+        guard x == x.rounded(), abs(x) < 1e15 else {
+            throw CLIError.usage("\(file.source): batch_size must be an integer, got \(num(x))")
+        }
+        return Int(x)
+    }
+
+    /// An operand option, or its key in the spec file.
+    private func readOperand(_ text: String?, _ option: String, _ file: SpecFile, _ key: String) throws -> OperandValue? {
+        if let text { return try OperandValue(text: text, name: option) }
+        return try file.operand(key)
+    }
+}
+
+/// The fields of a --spec file (none without one).
+struct SpecFile {
+    static let keys = ["model", "spectrum", "matrix", "lr", "batch_size", "momentum", "noise_var", "teacher",
+                       "weight_decay", "input_noise", "alpha"]
+    let source: String
+    let fields: [String: JSON]
+
+    init(path: String?) throws {
+        source = path ?? "spec"
+        guard let path else { fields = [:]; return }
+        let document = try JSON.parse(try readTextFile(path), source: path)
+        guard case .object(let pairs) = document else { throw CLIError.usage("\(path): expected a JSON object") }
+        var fields: [String: JSON] = [:]
+        for (key, value) in pairs {
+            guard Self.keys.contains(key) else {
+                throw CLIError.usage("\(path): unknown key \"\(key)\" (known: \(Self.keys.joined(separator: ", ")))")
+            }
+            fields[key] = value
+        }
+        self.fields = fields
+    }
+
+    /// The value of `key`, nil when absent or null.
+    func given(_ key: String) -> JSON? {
+        guard let value = fields[key], value != .null else { return nil }
+        return value
+    }
+
+    /// A number field.
+    func number(_ key: String) throws -> Double? {
+        guard let value = given(key) else { return nil }
+        guard let x = value.doubleValue else { throw CLIError.usage("\(source): \(key) must be a number") }
+        return x
+    }
+
+    /// A number, list or matrix field.
+    func operand(_ key: String) throws -> OperandValue? {
+        try given(key).map { try OperandValue(json: $0, name: "\(source): \(key)") }
+    }
+}
+
+/// The model-specific values of a `predict` problem, as given.
+struct Operands {
+    let noiseVariance: Double?
+    let teacher: OperandValue?
+    let weightDecay: OperandValue?
+    let inputNoise: OperandValue?
+    let alpha: Double?
+
+    /// The model arguments given.
+    var given: [Model.Argument] {
+        var out: [Model.Argument] = []
+        if noiseVariance != nil { out.append(.noiseVariance) }
+        if teacher != nil { out.append(.teacher) }
+        if weightDecay != nil { out.append(.weightDecay) }
+        if inputNoise != nil { out.append(.inputNoise) }
+        if alpha != nil { out.append(.alpha) }
+        return out
+    }
+
+    /// Usage errors: an argument the model does not take, a required one missing, a list learning
+    /// rate where the model needs a number.
+    func check(for name: ModelName, learningRate: OperandValue) throws {
+        let takes = name.kind.arguments
+        for argument in given where !takes.contains(argument) {
+            throw CLIError.usage("\(Self.option(argument)) is not used by the \(name.rawValue) model")
+        }
+        let required: [Model.Argument] = [.weightDecay, .inputNoise, .alpha]
+        for argument in required where takes.contains(argument) && !given.contains(argument) {
+            throw CLIError.usage("\(Self.option(argument)) is required for the \(name.rawValue) model")
+        }
+        if name.kind.needsScalarLearningRate, case .vector = learningRate {
+            throw CLIError.usage("--lr must be a number for the \(name.rawValue) model")
+        }
+    }
+
+    /// The library's model for A (dense operands were made to match A's layout).
+    func model(_ name: ModelName, a: SymmetricOperator) throws -> Model {
+        let d = a.dimension
+        let variance = noiseVariance ?? name.noiseVarianceDefault ?? 0
+        switch name.kind {
+        case .labelNoise:
+            return .labelNoise(a: a, noiseVariance: variance)
+        case .inputNoise:
+            return .inputNoise(a: a, inputNoise: try Self.require(inputNoise, .inputNoise).symmetricOperator(like: a, "input noise"),
+                               teacher: try teacherVector(dimension: d), noiseVariance: variance)
+        case .l2Regularized:
+            return .l2Regularized(a: a, teacher: try teacherVector(dimension: d),
+                                  weightDecay: try Self.require(weightDecay, .weightDecay).symmetricOperator(like: a, "weight decay"))
+        case .highDimensional:
+            return .highDimensional(aHat: a, alpha: try Self.require(alpha, .alpha), noiseVariance: variance)
+        case .dampedNewton:
+            return .dampedNewton(a: a, noiseVariance: variance)
+        case .naturalGradient:
+            return .naturalGradient(a: a)
+        }
+    }
+
+    /// u: the given teacher (a number means u·1), all ones by default.
+    func teacherVector(dimension d: Int) throws -> [Double] {
+        switch teacher {
+        case nil: return [Double](repeating: 1, count: d)
+        case .scalar(let x)?: return [Double](repeating: x, count: d)
+        case .vector(let v)?:
+            guard v.count == d else { throw CLIError.usage("--teacher has \(v.count) entries but A is \(d)-dimensional") }
+            return v
+        case .matrix?: throw CLIError.usage("the teacher must be a vector")
+        }
+    }
+
+    private static func require<T>(_ value: T?, _ argument: Model.Argument) throws -> T {
+        guard let value else { throw CLIError.usage("\(option(argument)) is required") }
+        return value
+    }
+
+    /// The command-line option of a model argument.
+    static func option(_ argument: Model.Argument) -> String {
+        switch argument {
+        case .noiseVariance: return "--noise-var"
+        case .teacher: return "--teacher"
+        case .weightDecay: return "--weight-decay"
+        case .inputNoise: return "--input-noise"
+        case .alpha: return "--alpha"
+        }
+    }
+}
+
+extension OperandValue {
+    /// The operand as a symmetric operator of A's dimension and layout (a number means x·I).
+    func symmetricOperator(like a: SymmetricOperator, _ name: String) throws -> SymmetricOperator {
+        let d = a.dimension
+        switch (self, a) {
+        case (.scalar(let x), .diagonal): return .diagonal([Double](repeating: x, count: d))
+        case (.scalar(let x), .dense): return .dense(Matrix.diagonal([Double](repeating: x, count: d)))
+        case (.vector(let v), _) where v.count != d:
+            throw CLIError.usage("\(name) has \(v.count) entries but A is \(d)-dimensional")
+        case (.vector(let v), .diagonal): return .diagonal(v)
+        case (.vector(let v), .dense): return .dense(Matrix.diagonal(v))
+        case (.matrix(let m), _):
+            guard m.rows == d else { throw CLIError.usage("\(name) is \(m.rows)×\(m.rows) but A is \(d)×\(d)") }
+            return .dense(m)
+        }
+    }
+
+    /// The operand as a learning rate: λ, or a diagonal of A's dimension.
+    func learningRate(dimension d: Int) throws -> LearningRate {
+        switch self {
+        case .scalar(let x): return .scalar(x)
         case .vector(let v):
             guard v.count == d else { throw CLIError.usage("--lr has \(v.count) entries but A is \(d)-dimensional") }
-            learningRate = .diagonal(v)
+            return .diagonal(v)
         case .matrix: throw CLIError.usage("lr must be a number or a diagonal")
         }
-        var u = [Double](repeating: 1, count: d)
-        if let teacherValue {
-            switch teacherValue {
-            case .scalar(let x): u = [Double](repeating: x, count: d)
-            case .vector(let v):
-                guard v.count == d else { throw CLIError.usage("--teacher has \(v.count) entries but A is \(d)-dimensional") }
-                u = v
-            case .matrix: throw CLIError.usage("the teacher must be a vector")
-            }
-        }
-        return PredictProblem(
-            model: chosen, a: a, learningRate: learningRate, lrValue: lrValue, batchSize: s, momentum: mu,
-            noiseVariance: givenNoise ?? chosen.noiseVarianceDefault, teacher: u, teacherGiven: teacherValue != nil,
-            weightDecay: try decay.map { try asOperator($0, "weight decay") }, decayValue: decay,
-            inputNoise: try bValue.map { try asOperator($0, "input noise") }, inputNoiseValue: bValue, alpha: alphaValue)
     }
 }
 
 /// A fully specified `predict` problem.
 struct PredictProblem {
-    let model: ModelName
-    let a: SymmetricOperator
+    let name: ModelName
+    let model: Model
     let learningRate: LearningRate
     let lrValue: OperandValue
     let batchSize: Int
     let momentum: Double
+    /// What the output reports as inputs (nil where the model takes none).
     let noiseVariance: Double?
-    let teacher: [Double]
-    let teacherGiven: Bool
-    let weightDecay: SymmetricOperator?
+    let teacher: [Double]?
     let decayValue: OperandValue?
-    let inputNoise: SymmetricOperator?
     let inputNoiseValue: OperandValue?
     let alpha: Double?
 
-    var scalarLearningRate: Double? {
-        if case .scalar(let x) = learningRate { return x }
-        return nil
-    }
+    var a: SymmetricOperator { model.a }
 
     func solve() throws -> PredictOutput {
-        let prediction: Prediction
-        let sigma2 = noiseVariance ?? 0
-        switch model {
-        case .labelNoise:
-            prediction = try labelNoise(a: a, noiseVariance: sigma2, learningRate: learningRate, batchSize: batchSize,
-                                        momentum: momentum)
-        case .inputNoise:
-            prediction = try SGDNoise.inputNoise(a: a, b: inputNoise!, u: teacher, learningRate: learningRate,
-                                                 batchSize: batchSize, noiseVariance: sigma2, momentum: momentum)
-        case .l2:
-            prediction = try l2Regularized(a: a, u: teacher, weightDecay: weightDecay!, learningRate: learningRate,
-                                           batchSize: batchSize, momentum: momentum)
-        case .highDimensional:
-            prediction = try highDimensional(aHat: a, alpha: alpha!, noiseVariance: sigma2, learningRate: learningRate,
-                                             batchSize: batchSize, momentum: momentum)
-        case .dampedNewton:
-            prediction = try dampedNewton(a: a, noiseVariance: sigma2, learningRate: scalarLearningRate!,
-                                          batchSize: batchSize, momentum: momentum)
-        case .naturalGradient:
-            prediction = try naturalGradient(a: a, learningRate: scalarLearningRate!, batchSize: batchSize,
-                                             momentum: momentum)
-        }
+        let prediction = try model.predict(learningRate: learningRate, batchSize: batchSize, momentum: momentum)
         var baselines: [(String, SymmetricOperator)] = []
-        if model == .labelNoise {
-            baselines.append(("continuous_time", try continuousTime(
-                a: a, noiseVariance: sigma2, learningRate: learningRate, batchSize: batchSize, momentum: momentum)))
-            baselines.append(("discrete_hessian", try discreteHessian(
-                a: a, noiseVariance: sigma2, learningRate: learningRate, batchSize: batchSize, momentum: momentum)))
-        }
         var tail: (kesten: Double, paper: Double, continuous: Double)? = nil
-        if model == .labelNoise, a.dimension == 1, momentum == 0, let lr = scalarLearningRate, a.diagonalEntries[0] > 0 {
-            let a1 = a.diagonalEntries[0]
-            if let kesten = try? tailIndex(a: a1, learningRate: lr, batchSize: batchSize, method: .kesten) {
+        if case .labelNoise(let a, let variance) = model {
+            baselines.append(("continuous_time", try continuousTime(
+                a: a, noiseVariance: variance, learningRate: learningRate, batchSize: batchSize, momentum: momentum)))
+            baselines.append(("discrete_hessian", try discreteHessian(
+                a: a, noiseVariance: variance, learningRate: learningRate, batchSize: batchSize, momentum: momentum)))
+            if a.dimension == 1, momentum == 0, case .scalar(let lr) = learningRate, let a1 = a.diagonalEntries.first, a1 > 0,
+               let kesten = try? tailIndex(a: a1, learningRate: lr, batchSize: batchSize, method: .kesten) {
                 tail = (kesten, try tailIndex(a: a1, learningRate: lr, batchSize: batchSize, method: .paper),
                         try tailIndex(a: a1, learningRate: lr, batchSize: batchSize, method: .continuousTime))
             }
@@ -395,14 +457,14 @@ struct PredictOutput {
         let p = problem
         let traceSigma = prediction.sigma.trace
         return .object([
-            ("model", .string(p.model.rawValue)),
-            ("reference", .string(p.model.reference)),
+            ("model", .string(p.name.rawValue)),
+            ("reference", .string(p.name.kind.reference)),
             ("dimension", .number(Double(p.a.dimension))),
             ("layout", .string(p.a.isDiagonal ? "diagonal" : "dense")),
             ("inputs", .object([
                 ("lr", p.lrValue.json), ("batch_size", .number(Double(p.batchSize))), ("momentum", .number(p.momentum)),
                 ("noise_var", .optional(p.noiseVariance)),
-                ("teacher", [.inputNoise, .l2].contains(p.model) ? .numbers(p.teacher) : .null),
+                ("teacher", p.teacher.map(JSON.numbers) ?? .null),
                 ("weight_decay", p.decayValue?.json ?? .null), ("input_noise", p.inputNoiseValue?.json ?? .null),
                 ("alpha", .optional(p.alpha)),
             ])),
@@ -430,7 +492,7 @@ struct PredictOutput {
         let p = problem
         var lines: [String] = []
         let d = p.a.dimension
-        lines.append("\(p.model.rawValue) model [\(p.model.reference)], D = \(d), A given "
+        lines.append("\(p.name.rawValue) model [\(p.name.kind.reference)], D = \(d), A given "
             + (p.a.isDiagonal ? "by its spectrum (matrices below are diagonals)" : "as a matrix"))
         var settings = "  lr \(lrText)   batch size \(p.batchSize)   momentum \(num(p.momentum))"
         if let v = p.noiseVariance { settings += "   noise variance \(num(v))" }
@@ -438,7 +500,7 @@ struct PredictOutput {
         lines.append(settings)
         if let w = p.decayValue { lines.append("  weight decay \(valueText(w))") }
         if let b = p.inputNoiseValue { lines.append("  input noise B \(valueText(b))") }
-        if [.inputNoise, .l2].contains(p.model) { lines.append("  teacher u \(list(p.teacher))") }
+        if let u = p.teacher { lines.append("  teacher u \(list(u))") }
         lines.append("")
         var rows = TextTable(["quantity", "value"], leftColumns: 2)
         if let lc = prediction.criticalLearningRate {

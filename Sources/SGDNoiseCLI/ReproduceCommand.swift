@@ -43,15 +43,15 @@ struct ReproduceCommand: ParsableCommand {
     @Flag(name: .long, help: "Also write <figure>.json files.")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp(
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp(
         "Recorded SGD steps per chain for each simulated point (default 1000000, or 100000 with --quick).",
         valueName: "n"))
     var steps: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Independent chains per simulated point.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Independent chains per simulated point.", valueName: "n"))
     var chains: Int = 8
 
-    @Option(name: .long, help: ArgumentHelp("Random seed: the same seed gives the same numbers on any machine.",
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Random seed: the same seed gives the same numbers on any machine.",
                                             valueName: "n"))
     var seed: UInt64 = 1
 
@@ -106,11 +106,6 @@ struct RunContext {
     let progress: ProgressMode
     let quick: Bool
 
-    /// The seed of simulated point `point` of figure `figure`: distinct streams, reproducible.
-    func seed(figure: Int, point: Int) -> UInt64 {
-        seed &* 0x9E37_79B9_7F4A_7C15 &+ (UInt64(figure) << 20) &+ UInt64(point)
-    }
-
     /// "8 chains × 1,000,000 steps (after 100,000 burn-in) per point".
     var simulationSummary: String {
         "Monte-Carlo SGD: \(chains) chains × \(grouped(steps)) steps (after \(grouped(steps / 10)) burn-in) per point"
@@ -122,16 +117,12 @@ struct RunContext {
                  ("seed", seed < (1 << 53) ? .number(Double(seed)) : .string(String(seed)))])
     }
 
-    /// Online Gaussian linear regression with label noise (teacher 0) on a diagonal A.
-    func simulateLabelNoise(
-        spectrum: [Double], noiseVariance: Double, learningRate: Double, batchSize: Int,
-        label: String, figure: Int, point: Int
-    ) throws -> SimulationResult {
-        let spec = SimulationSpec(
-            data: .gaussian(a: Matrix.diagonal(spectrum), teacher: nil, noiseVariance: noiseVariance, inputNoise: nil),
-            learningRate: .scalar(learningRate), batchSize: batchSize, steps: steps, chains: chains,
-            seed: seed(figure: figure, point: point))
-        return try simulateWithProgress(spec, label: label, mode: progress)
+    /// The library's simulation budget for `figure`, drawing a progress bar labelled with the
+    /// figure and the point.
+    func simulation(_ figure: String) -> PaperFigures.Simulation {
+        PaperFigures.Simulation(steps: steps, chains: chains, seed: seed) { [progress] spec, label in
+            try simulateWithProgress(spec, label: "\(figure)  \(label)", mode: progress)
+        }
     }
 }
 

@@ -6,6 +6,17 @@ enum StabilityModel: String, ExpressibleByArgument, CaseIterable {
     case labelNoise = "label-noise"
     case highDimensional = "high-dimensional"
     case l2 = "l2"
+
+    /// The library's model on A (the weight decay for l2).
+    func model(a: SymmetricOperator, weightDecay: SymmetricOperator?) throws -> Model {
+        switch self {
+        case .labelNoise: return .labelNoise(a: a, noiseVariance: 0)
+        case .highDimensional: return .highDimensional(aHat: a, alpha: 1, noiseVariance: 0)
+        case .l2:
+            guard let weightDecay else { throw CLIError.usage("--weight-decay is required with --model l2") }
+            return .l2Regularized(a: a, teacher: [Double](repeating: 0, count: a.dimension), weightDecay: weightDecay)
+        }
+    }
 }
 
 /// `sgdnoise-cli stability`: λ* over batch sizes and momenta, and its width scaling.
@@ -33,17 +44,17 @@ struct StabilityCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Eigenvalues of A (or of Â).", valueName: "a1,a2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Eigenvalues of A (or of Â).", valueName: "a1,a2,..."))
     var spectrum: String?
 
     @Option(name: .long, help: ArgumentHelp("A JSON file holding A as an array of rows.", valueName: "file.json"))
     var matrix: String?
 
-    @Option(name: .long, help: ArgumentHelp("Batch sizes (default 1,2,4,…,1024; 8,64 with --width-scaling).",
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Batch sizes (default 1,2,4,…,1024; 8,64 with --width-scaling).",
                                             valueName: "S1,S2,..."))
     var batchSizes: String?
 
-    @Option(name: .long, help: ArgumentHelp("Momenta μ ∈ [0, 1) (with --width-scaling the first is used).",
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Momenta μ ∈ [0, 1) (with --width-scaling the first is used).",
                                             valueName: "μ1,μ2,..."))
     var momenta: String = "0,0.9"
 
@@ -56,7 +67,7 @@ struct StabilityCommand: ParsableCommand {
     @Flag(name: .long, help: "Show the high-dimensional model's λ* as the dimension D grows.")
     var widthScaling = false
 
-    @Option(name: .long, help: ArgumentHelp("Dimensions for --width-scaling.", valueName: "D1,D2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Dimensions for --width-scaling.", valueName: "D1,D2,..."))
     var dims: String = "1,10,100,1000,10000,100000,1000000"
 
     @Flag(name: .long, help: "Print JSON (schema above) instead of the table.")
@@ -68,41 +79,13 @@ struct StabilityCommand: ParsableCommand {
             try runWidthScaling(momentum: mus[0])
             return
         }
-        if spectrum != nil && matrix != nil { throw CLIError.usage("give either --spectrum or --matrix, not both") }
-        let a: SymmetricOperator
-        if let spectrum {
-            a = .diagonal(try parseNumberList(spectrum, "--spectrum"))
-        } else if let matrix {
-            a = .dense(try readMatrixFile(matrix))
-        } else {
-            throw CLIError.usage("give A with --spectrum a1,a2,... or --matrix FILE.json")
-        }
+        let a = try readA()
         let sizes = try parseIntegerList(batchSizes ?? "1,2,4,8,16,32,64,128,256,512,1024", "--batch-sizes")
-        var gamma: SymmetricOperator? = nil
-        if model == .l2 {
-            guard let weightDecay else { throw CLIError.usage("--weight-decay is required with --model l2") }
-            let values = try parseNumberList(weightDecay, "--weight-decay")
-            let diag = values.count == 1 ? [Double](repeating: values[0], count: a.dimension) : values
-            guard diag.count == a.dimension else {
-                throw CLIError.usage("--weight-decay has \(diag.count) entries but A is \(a.dimension)-dimensional")
-            }
-            gamma = a.isDiagonal ? .diagonal(diag) : .dense(Matrix.diagonal(diag))
-        } else if weightDecay != nil {
-            throw CLIError.usage("--weight-decay is used only with --model l2")
-        }
-        var table: [[Double]] = []
-        for s in sizes {
-            table.append(try mus.map { mu in
-                switch model {
-                case .labelNoise: return try criticalLearningRate(a: a, batchSize: s, momentum: mu)
-                case .highDimensional: return try criticalLearningRateHighDimensional(aHat: a, batchSize: s, momentum: mu)
-                case .l2: return try criticalLearningRateL2(a: a, weightDecay: gamma!, batchSize: s, momentum: mu)
-                }
-            })
-        }
-        let eigenvalues = try symmetricEigenvalues(a)
-        var hessianMax = eigenvalues.max() ?? 0
-        if let gamma { hessianMax = try symmetricEigenvalues(.dense(a.matrix + gamma.matrix)).max() ?? 0 }
+        let gamma = try readWeightDecay(like: a)
+        let chosen = try model.model(a: a, weightDecay: gamma)
+        let table = try sizes.map { s in try mus.map { try chosen.criticalLearningRate(batchSize: s, momentum: $0) } }
+        var hessianMax = try a.eigenvalues().max() ?? 0
+        if let gamma { hessianMax = try SymmetricOperator.dense(a.matrix + gamma.matrix).eigenvalues().max() ?? 0 }
         let edges = mus.map { 2 * (1 + $0) / hessianMax }
         if json {
             print(JSON.object([
@@ -130,6 +113,24 @@ struct StabilityCommand: ParsableCommand {
         print("  minibatch noise (the Σ-dependent part of C, Lemma 1) diverges first.")
     }
 
+    /// A from --spectrum or --matrix.
+    private func readA() throws -> SymmetricOperator {
+        if let a = try symmetricOperator(spectrum: spectrum, matrix: matrix) { return a }
+        throw CLIError.usage("give A with --spectrum a1,a2,... or --matrix FILE.json")
+    }
+
+    /// Γ from --weight-decay (γ means γI), in A's layout; only with --model l2.
+    private func readWeightDecay(like a: SymmetricOperator) throws -> SymmetricOperator? {
+        guard let weightDecay else { return nil }
+        guard model == .l2 else { throw CLIError.usage("--weight-decay is used only with --model l2") }
+        let values = try parseNumberList(weightDecay, "--weight-decay")
+        let diag = values.count == 1 ? [Double](repeating: values[0], count: a.dimension) : values
+        guard diag.count == a.dimension else {
+            throw CLIError.usage("--weight-decay has \(diag.count) entries but A is \(a.dimension)-dimensional")
+        }
+        return a.isDiagonal ? .diagonal(diag) : .dense(Matrix.diagonal(diag))
+    }
+
     private func runWidthScaling(momentum mu: Double) throws {
         if matrix != nil { throw CLIError.usage("--width-scaling takes --spectrum (repeated to fill each dimension), not --matrix") }
         if model != .labelNoise && model != .highDimensional {
@@ -140,7 +141,9 @@ struct StabilityCommand: ParsableCommand {
         guard mean > 0 else { throw CLIError.usage("--spectrum must have a positive mean") }
         let sizes = try parseIntegerList(batchSizes ?? "8,64", "--batch-sizes")
         let dimensions = try parseIntegerList(dims, "--dims")
-        guard dimensions.allSatisfy({ $0 <= 50_000_000 }) else { throw CLIError.usage("--dims: at most 50000000") }
+        guard dimensions.allSatisfy({ $0 >= 1 && $0 <= 50_000_000 }) else {
+            throw CLIError.usage("--dims: each dimension must lie between 1 and 50000000")
+        }
         var rows: [(Int, [Double])] = []
         for d in dimensions {
             let values = (0..<d).map { base[$0 % base.count] }
@@ -177,13 +180,5 @@ struct StabilityCommand: ParsableCommand {
         print(text.render())
         print("")
         print("  For a = 1 the root of Σ_i 1/(2/(λa) − 1 + 1/S) = S is λ* = 2S/(a(D + S − 1)) exactly.")
-    }
-}
-
-/// The eigenvalues of a symmetric operator (the diagonal of a spectrum; LAPACK for a matrix).
-func symmetricEigenvalues(_ a: SymmetricOperator) throws -> [Double] {
-    switch a {
-    case .diagonal(let v): return v
-    case .dense(let m): return try SymmetricEigendecomposition(m, name: "A").values
     }
 }

@@ -33,7 +33,7 @@ struct NoiseMonteCarloTests {
                 switch sampling {
                 case .withReplacement:
                     i = rng.index(n)
-                case .withoutReplacement:
+                case .withoutReplacement, .epochShuffling:
                     // Partial Fisher–Yates: the first S entries become a uniform S-subset.
                     let r = k + rng.index(n - k)
                     indices.swapAt(k, r)

@@ -6,6 +6,12 @@ with matplotlib and returns the :class:`matplotlib.figure.Figure`. The matching 
 functions return the numbers alone (dicts of numpy arrays), for tables or other plotting tools.
 matplotlib is needed only for drawing and is imported on first use.
 
+Every number comes from the library: its closed forms (``label_noise``, ``tail_index``, ...) and
+its simulator, never from a re-implementation here. The files that ``sgdnoise-cli reproduce
+all --json`` writes hold the same figures computed by the library's core (including the far-tail
+samples of Fig. 2, which the Python API does not expose): :func:`read_reproduced` loads them in the
+shape of the ``*_data`` functions, and every figure function draws them (``data=``).
+
 Conventions in every figure: solid lines are the exact theory, dashed the continuous-time
 approximation [Eq. 7], dotted the discrete-time Hessian approximation (Liu et al. 2021); filled
 markers are simulations with error bars of one standard error, hollow markers simulations whose
@@ -26,6 +32,7 @@ Ziyin, Liu, Mori, Ueda, "Strength of Minibatch Noise in SGD", ICLR 2022, Figures
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -47,6 +54,7 @@ __all__ = [
     "fig3_batch_data",
     "fig3_weight_decay_data",
     "fig2_tail_data",
+    "read_reproduced",
 ]
 
 # Colours: one per curve kind, the same in every figure.
@@ -513,85 +521,90 @@ def fig3_weight_decay(ax=None, *, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), ste
 # Figure 2: the power-law tail
 # ------------------------------------------------------------------------------------------------
 
-def _kesten_samples(a, lr, batch_size, noise_var, chains, steps, seed):
-    """|w| sampled from 1-d SGD on Gaussian linear regression (teacher 0), vectorised over chains.
+def fig2_tail_data(*, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, steps=200_000, chains=4, seed=0,
+                   simulate=True):
+    r"""Numbers of Fig. 2: the tail index of the 1-d stationary law at aλ = ``a * lr``, per batch size.
 
-    The minibatch gradient is exactly w·aχ²_S/S − (σ/S)√(aχ²_S)·z, so each step is the Kesten
-    recursion w′ = (1 − (λa/S)χ²_S) w + (λσ/S)√(aχ²_S) z.
-    """
-    rng = np.random.default_rng(seed)
-    w = np.zeros(chains)
-    burn = max(50, steps // 10)
-    out = np.empty((steps, chains))
-    sd = math.sqrt(noise_var)
-    for t in range(burn + steps):
-        c = rng.chisquare(batch_size, chains)
-        w = (1 - lr * a * c / batch_size) * w + lr * sd / batch_size * np.sqrt(a * c) * rng.standard_normal(chains)
-        if t >= burn:
-            out[t - burn] = w
-    return np.abs(out).ravel()
-
-
-def _hill(sorted_desc, k):
-    return k / np.sum(np.log(sorted_desc[:k] / sorted_desc[k]))
-
-
-def fig2_tail_data(*, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, chains=20_000, steps=500, seed=0,
-                   simulate=True, sim_steps=200_000, sim_chains=4):
-    r"""Numbers of Fig. 2: the tail of the 1-d stationary law at aλ = ``a * lr``, per batch size.
-
-    The survival function :math:`P(|w| > x)` and a Hill plot from ``chains × steps`` samples of a
-    vectorised 1-d sampler, the tail indices of the theory (exact Kesten κ, the paper's
+    The indices of the theory (:func:`sgdnoise.tail_index`: exact Kesten κ, the paper's
     :math:`2S/(a\lambda) - S`, continuous time :math:`2S/(a\lambda) + 1`) and, with ``simulate``,
-    the library simulator's own Hill estimate.
+    the library simulator's Hill estimate. The survival function and the Hill plot need many
+    samples of the far tail, which the library's core draws (``sampleStationaryTail``) but the
+    Python API does not expose: they come from ``sgdnoise-cli reproduce fig2 --json`` through
+    :func:`read_reproduced` (here ``x``, ``survival``, ``hill_k`` and ``hill`` are None).
 
     Returns
     -------
     list of dict
-        ``batch_size``, ``x``, ``survival``, ``hill_k``, ``hill``, ``kesten``, ``paper``,
-        ``continuous_time``, ``hill_simulator`` (nan without ``simulate``), ``samples``.
+        ``batch_size``, ``kesten``, ``paper``, ``continuous_time``, ``hill_simulator`` (nan without
+        ``simulate``), ``x``, ``survival``, ``hill_k``, ``hill``, ``samples`` (0), ``parameters``.
     """
     out = []
     for i, s in enumerate(batch_sizes):
-        kesten = tail_index(a, lr, s, method="kesten")
-        paper = tail_index(a, lr, s, method="paper")
-        cont = tail_index(a, lr, s, method="continuous_time")
-        x = np.sort(_kesten_samples(a, lr, s, noise_var, chains, steps, seed + i))[::-1]
-        n = x.size
-        grid = np.geomspace(x[n // 2], x[0], 60)
-        survival = (n - np.searchsorted(x[::-1], grid, side="right")) / n
-        ks = np.unique(np.round(np.geomspace(20, n // 10, 40)).astype(int))
-        hills = np.array([_hill(x, k) for k in ks])
         hill_sim = math.nan
         if simulate:
-            r = _simulate_label_noise([a], noise_var, lr, s, sim_steps, sim_chains, seed + 50 + i)
-            hill_sim = r.tail_index
-        out.append({"batch_size": s, "x": grid, "survival": survival, "hill_k": ks, "hill": hills,
-                    "kesten": kesten, "paper": paper, "continuous_time": cont, "hill_simulator": hill_sim,
-                    "samples": n, "parameters": {"a": a, "lr": lr, "noise_var": noise_var}})
+            hill_sim = _simulate_label_noise([a], noise_var, lr, s, steps, chains, seed + 50 + i).tail_index
+        out.append({"batch_size": s, "kesten": tail_index(a, lr, s, method="kesten"),
+                    "paper": tail_index(a, lr, s, method="paper"),
+                    "continuous_time": tail_index(a, lr, s, method="continuous_time"), "hill_simulator": hill_sim,
+                    "x": None, "survival": None, "hill_k": None, "hill": None, "samples": 0,
+                    "parameters": {"a": a, "lr": lr, "noise_var": noise_var}})
     return out
 
 
-def fig2_tail(ax=None, *, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, chains=20_000, steps=500,
+def fig2_tail(ax=None, *, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, steps=200_000, chains=4,
               seed=0, simulate=True, data=None):
     r"""Fig. 2: the power-law tail of the 1-d stationary distribution (the paper: aλ = 1).
 
-    Left: the survival function :math:`P(|w| > x)` on log-log axes for each batch size, with the
-    slope of the exact Kesten index (dashed) and of the paper's :math:`2S/(a\lambda) - S` (dotted)
-    drawn through the far tail. Right: the Hill plot (index estimate against the number k of upper
-    order statistics) with the theory's indices as horizontal lines.
+    With the far-tail samples (``data`` from :func:`read_reproduced`): left, the survival function
+    :math:`P(|w| > x)` on log-log axes for each batch size, with the slope of the exact Kesten
+    index (dashed) and of the paper's :math:`2S/(a\lambda) - S` (dotted) through the far tail;
+    right, the Hill plot (index estimate against the number k of upper order statistics) with the
+    theory's indices as horizontal lines. Without them (computed from the Python API): one panel,
+    the tail index against the batch size — the theory's three indices and the simulator's Hill
+    estimates.
 
     Parameters
     ----------
-    ax : sequence of two matplotlib Axes, optional
+    ax : matplotlib Axes, or a sequence of two with far-tail data, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    d = data or fig2_tail_data(a=a, lr=lr, batch_sizes=batch_sizes, noise_var=noise_var, chains=chains, steps=steps,
+    d = data or fig2_tail_data(a=a, lr=lr, batch_sizes=batch_sizes, noise_var=noise_var, steps=steps, chains=chains,
                                seed=seed, simulate=simulate)
-    fig, (left, right) = _axes(ax, ncols=2, width=5.4, height=4.3)
+    p = d[0]["parameters"]
+    if any(e["survival"] is None for e in d):
+        fig, (axis,) = _axes(ax)
+        _tail_index_panel(axis, d)
+    else:
+        fig, (left, right) = _axes(ax, ncols=2, width=5.4, height=4.3)
+        _survival_panel(left, d)
+        _hill_panel(right, d)
+    fig.suptitle(f"Fig. 2: power-law tail at aλ = {p['a'] * p['lr']:g} (a = {p['a']:g}, σ² = {p['noise_var']:g})",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _tail_index_panel(axis, d):
+    """The tail index against the batch size: the theory's indices and the simulator's Hill estimates."""
+    sizes = np.array([e["batch_size"] for e in d])
+    axis.plot(sizes, [e["kesten"] for e in d], "o-", color=_EXACT, lw=2, label="exact (Kesten) κ")
+    axis.plot(sizes, [e["paper"] for e in d], "s:", color=_CONT, lw=1.6, label="paper 2S/(aλ) − S")
+    axis.plot(sizes, [e["continuous_time"] for e in d], "^--", color=_DISC, lw=1.4, label="continuous time 2S/(aλ) + 1")
+    hill = np.array([e["hill_simulator"] for e in d], dtype=float)
+    if np.isfinite(hill).any():
+        axis.plot(sizes, hill, "o", color=_SIM, ms=6, mfc="white", label="Hill estimate (simulator, k = √n)")
+    axis.set_xticks(sizes)
+    axis.set_xlabel("batch size S")
+    axis.set_ylabel("tail index")
+    axis.legend(fontsize=8, loc="upper left")
+    axis.grid(alpha=0.3, which="both")
+    axis.set_title("tail index of the stationary law", fontsize=10)
+
+
+def _survival_panel(left, d):
     for i, e in enumerate(d):
         c = _PALETTE[i % len(_PALETTE)]
         keep = e["survival"] > 0
@@ -602,9 +615,6 @@ def fig2_tail(ax=None, *, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1
         xr = np.geomspace(x[j] / 2, x[-1], 10)
         left.loglog(xr, p[j] * (xr / x[j]) ** (-e["kesten"]), "--", color=c, lw=1)
         left.loglog(xr, p[j] * (xr / x[j]) ** (-e["paper"]), ":", color=c, lw=1.2)
-        right.semilogx(e["hill_k"], e["hill"], "-", color=c, lw=1.6, label=f"S = {e['batch_size']}: Hill")
-        right.axhline(e["kesten"], color=c, ls="--", lw=1)
-        right.axhline(e["paper"], color=c, ls=":", lw=1.2)
     lo = min(e["survival"][e["survival"] > 0].min() for e in d)
     left.set_ylim(lo * 0.5, 1)
     left.set_xlim(min(e["x"][0] for e in d) * 0.8, max(e["x"][-1] for e in d) * 1.5)
@@ -615,6 +625,14 @@ def fig2_tail(ax=None, *, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1
     left.legend(fontsize=7.5, loc="lower left")
     left.grid(alpha=0.3, which="both")
     left.set_title("survival function of the stationary law", fontsize=10)
+
+
+def _hill_panel(right, d):
+    for i, e in enumerate(d):
+        c = _PALETTE[i % len(_PALETTE)]
+        right.semilogx(e["hill_k"], e["hill"], "-", color=c, lw=1.6, label=f"S = {e['batch_size']}: Hill")
+        right.axhline(e["kesten"], color=c, ls="--", lw=1)
+        right.axhline(e["paper"], color=c, ls=":", lw=1.2)
     right.plot([], [], "k--", lw=1, label="exact (Kesten) κ")
     right.plot([], [], "k:", lw=1.2, label="paper 2S/(aλ) − S")
     right.set_xlabel("k (upper order statistics)")
@@ -624,16 +642,147 @@ def fig2_tail(ax=None, *, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1
     right.legend(fontsize=7, loc="upper right", ncol=2)
     right.grid(alpha=0.3, which="both")
     right.set_title("Hill plot: estimate against k", fontsize=10)
-    p = d[0]["parameters"]
-    fig.suptitle(f"Fig. 2: power-law tail at aλ = {p['a'] * p['lr']:g} (a = {p['a']:g}, σ² = {p['noise_var']:g})",
-                 fontsize=11)
-    fig.tight_layout()
-    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# The same figures from the files of `sgdnoise-cli reproduce --json`
+# ------------------------------------------------------------------------------------------------
+
+def _columns(records):
+    """A JSON table (a list of records) as a dict of numpy columns (null is nan)."""
+    keys = records[0].keys() if records else ()
+    out = {}
+    for k in keys:
+        values = [r[k] for r in records]
+        given = [v for v in values if v is not None]
+        if given and all(isinstance(v, (bool, str)) for v in given):
+            out[k] = np.array(values, dtype=object)
+        else:
+            out[k] = np.array([math.nan if v is None else v for v in values], dtype=float)
+    return out
+
+
+def _rows(table, mask):
+    return {k: v[mask] for k, v in table.items()}
+
+
+def _simulated(table, x_key, sigma_key="sigma_sim", stderr_key="sigma_sim_stderr"):
+    """The simulated points of a CLI table, in the ``sim`` shape of the *_data functions."""
+    t = _rows(table, np.isfinite(table[sigma_key]))
+    return {x_key: t[x_key], "sigma": t[sigma_key], "stderr": t[stderr_key], "tail_index": t["tail_index_hill"],
+            "tail_unreliable": t["tail_unreliable"].astype(bool)}
+
+
+def _from_fig4a(doc):
+    rows, curve = (_columns(doc["tables"][k]) for k in ("fig4a", "fig4a_curve"))
+    return {"critical_learning_rate": doc["summary"]["critical_learning_rate"], "lr": curve["lr"],
+            "exact": curve["sigma_exact"], "continuous_time": curve["sigma_continuous_time"],
+            "discrete_hessian": curve["sigma_discrete_hessian"], "sim": _simulated(rows, "lr"),
+            "parameters": dict(doc["parameters"])}
+
+
+def _from_fig4(doc, lr="1.50"):
+    p, summary = doc["parameters"], doc["summary"]
+    e = summary[f"lr_{lr}"]
+    sim = None
+    if e["sigma_sim"] is not None:
+        table = _columns(doc["tables"][doc["figure"]])
+        mine = _rows(table, table["lr"] == float(lr))
+        stderr = {q: v for q, v in zip(mine["quantity"], mine["sim_stderr"])}
+        sim = {"sigma": np.array(e["sigma_sim"], dtype=float),
+               "stderr": np.array([[stderr["sigma_11"], stderr["sigma_12"]], [stderr["sigma_12"], stderr["sigma_22"]]]),
+               "tail_index": math.nan if e["tail_index_hill"] is None else e["tail_index_hill"],
+               "tail_unreliable": bool(e["tail_unreliable"])}
+    lc = summary["critical_learning_rate"]
+    return {"batch_size": int(p["batch_size"]), "lr": float(lr), "critical_learning_rate": lc, "stable": float(lr) < lc,
+            "spectrum": np.array(p["spectrum"], dtype=float), "exact": np.diag(e["sigma_exact"]),
+            "continuous_time": np.diag(e["sigma_continuous_time"]), "discrete_hessian": np.diag(e["sigma_discrete_hessian"]),
+            "sim": sim}
+
+
+def _from_fig3_batch(doc):
+    rows, curve = (_columns(doc["tables"][k]) for k in ("fig3_batch", "fig3_batch_curve"))
+    return {"smallest_stable": int(doc["summary"]["smallest_stable_batch_size"]), "batch_size": curve["batch_size"],
+            "exact": curve["sigma_exact"], "continuous_time": curve["sigma_continuous_time"],
+            "discrete_hessian": curve["sigma_discrete_hessian"], "sim": _simulated(rows, "batch_size"),
+            "parameters": dict(doc["parameters"]["batch"])}
+
+
+def _from_fig3_weight_decay(doc):
+    p = doc["parameters"]["weight_decay"]
+    rows, curve = (_columns(doc["tables"][k]) for k in ("fig3_weight_decay", "fig3_weight_decay_curve"))
+    out = []
+    for case in p["cases"]:
+        label = case["label"]
+        c, r = _rows(curve, curve["case"] == label), _rows(rows, rows["case"] == label)
+        r = _rows(r, np.isfinite(r["test_loss_sim"]))
+        summary = doc["summary"]["weight_decay"][label]
+        out.append({"lr": case["lr"], "batch_size": int(case["batch_size"]),
+                    "critical_learning_rate_gamma0": summary["critical_learning_rate_gamma0"],
+                    "window": tuple(summary["stable_window"]), "gamma_star": summary["optimal_weight_decay"],
+                    "test_loss_star": summary["optimal_test_loss"], "gamma": c["weight_decay"],
+                    "test_loss": np.where(np.isfinite(c["test_loss_exact"]), c["test_loss_exact"], np.nan),
+                    "gd_bias": c["test_loss_gd"],
+                    "sim": {"gamma": r["weight_decay"], "test_loss": r["test_loss_sim"], "stderr": r["test_loss_sim_stderr"],
+                            "tail_index": r["tail_index_hill"], "tail_unreliable": r["tail_unreliable"].astype(bool)},
+                    "parameters": {"a": p["a"], "u": p["u"]}})
+    return out
+
+
+def _from_fig2(doc):
+    p = doc["parameters"]
+    rows, survival, hill = (_columns(doc["tables"][k]) for k in ("fig2", "fig2_survival", "fig2_hill"))
+    out = []
+    for i, s in enumerate(rows["batch_size"].astype(int)):
+        sv, h = _rows(survival, survival["batch_size"] == s), _rows(hill, hill["batch_size"] == s)
+        out.append({"batch_size": int(s), "kesten": rows["kesten"][i], "paper": rows["paper"][i],
+                    "continuous_time": rows["continuous_time"][i], "hill_simulator": rows["hill_sqrt_n"][i],
+                    "x": sv["x"], "survival": sv["survival"], "hill_k": h["k"].astype(int), "hill": h["hill"],
+                    "samples": int(rows["samples"][i]),
+                    "parameters": {"a": p["a"], "lr": p["lr"], "noise_var": p["noise_var"]}})
+    return out
+
+
+def read_reproduced(folder):
+    """The figures written by ``sgdnoise-cli reproduce <figure> --out folder --json``, computed by the
+    library's core, in the shape of the ``*_data`` functions (for ``data=`` of the figure functions).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Holding any of fig4a.json, fig4b.json and fig4c.json, fig3.json, fig2.json.
+
+    Returns
+    -------
+    dict
+        Keys among ``"fig4a"``, ``"fig4_ellipses"`` (S = 50 and S = 10 at λ = 1.5, from fig4b.json and
+        fig4c.json), ``"fig3_batch"``, ``"fig3_weight_decay"`` and ``"fig2_tail"``, for the files
+        present.
+    """
+    def load(name):
+        path = os.path.join(os.fspath(folder), name + ".json")
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    out = {}
+    docs = {name: load(name) for name in ("fig4a", "fig4b", "fig4c", "fig3", "fig2")}
+    if docs["fig4a"]:
+        out["fig4a"] = _from_fig4a(docs["fig4a"])
+    if docs["fig4b"] and docs["fig4c"]:
+        out["fig4_ellipses"] = [_from_fig4(docs["fig4b"]), _from_fig4(docs["fig4c"])]
+    if docs["fig3"]:
+        out["fig3_batch"] = _from_fig3_batch(docs["fig3"])
+        out["fig3_weight_decay"] = _from_fig3_weight_decay(docs["fig3"])
+    if docs["fig2"]:
+        out["fig2_tail"] = _from_fig2(docs["fig2"])
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
 
-def save_all(folder, *, quick=False, dpi=130, seed=0):
+def save_all(folder, *, quick=False, dpi=130, seed=0, data=None):
     """Draws every figure with the paper's parameters and writes them as PNG files into ``folder``.
 
     Parameters
@@ -644,6 +793,9 @@ def save_all(folder, *, quick=False, dpi=130, seed=0):
         Smaller simulations (about 5x faster, larger error bars).
     dpi : int
     seed : int
+    data : dict, optional
+        Figures already computed, e.g. ``read_reproduced(folder)`` after ``sgdnoise-cli reproduce
+        all --out folder --json``: those are drawn, the others computed.
 
     Returns
     -------
@@ -654,18 +806,18 @@ def save_all(folder, *, quick=False, dpi=130, seed=0):
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
     steps = 40_000 if quick else 200_000
+    given = data or {}
     jobs = [
-        ("fig4a.png", lambda: fig4a(steps=steps, seed=seed)),
-        ("fig4_ellipses.png", lambda: fig4_ellipses(steps=steps, seed=seed)),
-        ("fig3_batch.png", lambda: fig3_batch(steps=steps, seed=seed)),
-        ("fig3_weight_decay.png", lambda: fig3_weight_decay(steps=steps, seed=seed)),
-        ("fig2_tail.png", lambda: fig2_tail(chains=5_000 if quick else 20_000, seed=seed,
-                                            simulate=not quick)),
+        ("fig4a", lambda d: fig4a(steps=steps, seed=seed, data=d)),
+        ("fig4_ellipses", lambda d: fig4_ellipses(steps=steps, seed=seed, data=d)),
+        ("fig3_batch", lambda d: fig3_batch(steps=steps, seed=seed, data=d)),
+        ("fig3_weight_decay", lambda d: fig3_weight_decay(steps=steps, seed=seed, data=d)),
+        ("fig2_tail", lambda d: fig2_tail(steps=steps, seed=seed, simulate=not quick, data=d)),
     ]
     paths = []
     for name, draw in jobs:
-        fig = draw()
-        path = os.path.join(os.fspath(folder), name)
+        fig = draw(given.get(name))
+        path = os.path.join(os.fspath(folder), name + ".png")
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         plt.close(fig)
         paths.append(path)

@@ -85,12 +85,15 @@ def test_predict_help_documents_the_json_schema():
     ("predict", "--model", "l2", "--spectrum", "1", "--lr", "1", "--batch-size", "2"),
     ("predict", "--model", "label-noise", "--spectrum", "1", "--matrix", "x.json", "--lr", "1", "--batch-size", "2"),
     ("stability",),
-    ("stability", "--spectrum", "1", "--batch-sizes", "0,2"),
+    ("stability", "--spectrum", "1", "--batch-sizes", "1.5,2"),
     ("stability", "--spectrum", "1", "--momenta"),
+    ("stability", "--width-scaling", "--dims", "-3"),
     ("reproduce",),
     ("reproduce", "fig5"),
     ("reproduce", "fig4a", "--steps", "10"),
     ("reproduce", "fig4a", "--chains", "0"),
+    ("reproduce", "fig4a", "--steps", "-5"),
+    ("predict", "--model", "label-noise", "--spectrum", "1", "--lr", "0.5", "--batch-size", "2.5"),
 ])
 def test_usage_errors_are_one_line_with_exit_64(args):
     assert_one_line_error(run(*args), 64)
@@ -208,13 +211,17 @@ def test_predict_unstable_exit_2_names_the_critical_learning_rate():
 
 
 def test_predict_input_errors(tmp_path):
+    # 66: a file that cannot be read; 64: one that is read but malformed (as on the command line).
     assert_one_line_error(run("predict", "--model", "label-noise", "--matrix", tmp_path / "missing.json",
                               "--lr", "1", "--batch-size", "2"), 66)
     bad = tmp_path / "bad.json"
     bad.write_text('{"model": "l2",')
-    assert_one_line_error(run("predict", "--spec", bad), 66)
+    assert_one_line_error(run("predict", "--spec", bad), 64)
     bad.write_text('{"model": "l2", "batch_sze": 3}')
-    assert "batch_sze" in assert_one_line_error(run("predict", "--spec", bad), 66)
+    assert "batch_sze" in assert_one_line_error(run("predict", "--spec", bad), 64)
+    bad.write_text('[[1, "x"], [0, 1]]')
+    assert_one_line_error(run("predict", "--model", "label-noise", "--matrix", bad, "--lr", "1", "--batch-size", "2"),
+                          64)
     asym = tmp_path / "asym.json"
     asym.write_text("[[1, 0.3], [0.2, 1]]")
     assert "symmetric" in assert_one_line_error(
@@ -223,6 +230,44 @@ def test_predict_input_errors(tmp_path):
                               "--batch-size", "0"), 1)
     assert_one_line_error(run("predict", "--model", "label-noise", "--spectrum", "1", "--lr", "0.5",
                               "--batch-size", "2", "--momentum", "1.5"), 1)
+
+
+BASE = {"model": "label-noise", "spectrum": [1.0], "lr": 0.5, "batch_size": 4}
+
+
+@pytest.mark.parametrize("key, flag, value, code, words", [
+    ("batch_size", "--batch-size", -4, 1, "batch_size must be at least 1"),
+    ("batch_size", "--batch-size", 0, 1, "batch_size must be at least 1"),
+    ("lr", "--lr", -1, 1, "lr must be a finite positive number"),
+    ("momentum", "--momentum", -0.5, 1, "momentum"),
+    ("momentum", "--momentum", 1.5, 1, "momentum"),
+    ("noise_var", "--noise-var", -1, 1, "noise_var"),
+    ("spectrum", "--spectrum", -1, 1, "positive semi-definite"),
+    ("batch_size", "--batch-size", 2.5, 64, ""),
+    ("momentum", "--momentum", "abc", 64, ""),
+])
+def test_predict_same_mistake_same_exit_code_by_either_route(tmp_path, key, flag, value, code, words):
+    """Negative numbers parse as values everywhere; flags and --spec give the same code."""
+    options = {"--spectrum": "1", "--lr": "0.5", "--batch-size": "4", flag: str(value)}
+    by_flag = assert_one_line_error(run("predict", "--model", "label-noise", *[x for kv in options.items() for x in kv]),
+                                    code)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({**BASE, key: [value] if key == "spectrum" else value}))
+    by_spec = assert_one_line_error(run("predict", "--spec", spec), code)
+    assert words in by_flag and words in by_spec
+    assert "Missing value" not in by_flag
+
+
+def test_stability_values_the_library_refuses_exit_1():
+    assert "batch_size" in assert_one_line_error(run("stability", "--spectrum", "1", "--batch-sizes", "-4,2"), 1)
+    assert "batch_size" in assert_one_line_error(run("stability", "--spectrum", "1", "--batch-sizes", "0,2"), 1)
+    assert "momentum" in assert_one_line_error(run("stability", "--spectrum", "1", "--momenta", "-0.5"), 1)
+
+
+def test_help_documents_the_exit_codes():
+    text = ok("--help").stdout
+    for code in ("64", "66", "--spec", "Negative numbers"):
+        assert code in text
 
 
 # ---------------------------------------------------------------------------------------------

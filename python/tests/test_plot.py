@@ -6,12 +6,18 @@ Simulation budgets are tiny: these tests check plumbing and the theory curves, n
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sgdnoise import plot
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(os.environ.get("SGDNOISE_CLI", ROOT / ".build" / "release" / "sgdnoise-cli"))
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMALL = {"steps": 5_000, "chains": 2}
@@ -36,7 +42,7 @@ def save(fig, path):
     lambda: plot.fig4_ellipses(**SMALL),
     lambda: plot.fig3_batch(batch_sizes=[10, 50], **SMALL),
     lambda: plot.fig3_weight_decay(**SMALL),
-    lambda: plot.fig2_tail(batch_sizes=(3, 10), chains=500, steps=200, simulate=False),
+    lambda: plot.fig2_tail(batch_sizes=(3, 10), **SMALL),
 ], ids=["fig4a", "fig4_ellipses", "fig3_batch", "fig3_weight_decay", "fig2_tail"])
 def test_each_figure_writes_a_png(tmp_path, draw):
     needs_matplotlib()
@@ -124,8 +130,53 @@ def test_fig3_batch_data_smallest_stable_batch():
 
 
 def test_fig2_tail_data_indices():
-    (e,) = plot.fig2_tail_data(batch_sizes=(5,), chains=2_000, steps=300, simulate=False)
+    (e,) = plot.fig2_tail_data(batch_sizes=(5,), steps=20_000, chains=2)
     assert e["paper"] == 5 and e["continuous_time"] == 11
     assert 4.0 < e["kesten"] < 4.4
-    assert np.all(np.diff(e["survival"]) <= 0) and e["survival"][0] == pytest.approx(0.5, abs=0.01)
-    assert e["samples"] == 2_000 * 300
+    assert 2 < e["hill_simulator"] < 8
+    assert e["survival"] is None and e["hill"] is None  # far-tail samples: only through read_reproduced
+
+
+def test_plot_draws_no_algorithm_of_its_own():
+    """The tail sampler and the Hill estimator live in the library's core, not in plot.py."""
+    source = Path(plot.__file__).read_text()
+    for word in ("chisquare", "standard_normal", "default_rng", "np.log(sorted"):
+        assert word not in source
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    if not CLI.exists():
+        pytest.skip(f"{CLI} is not built (make build-cli)")
+    out = tmp_path_factory.mktemp("reproduced")
+    r = subprocess.run([str(CLI), "reproduce", "all", "--out", str(out), "--json", "--quick", "--steps", "20000",
+                        "--chains", "2", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return plot.read_reproduced(out)
+
+
+def test_read_reproduced_gives_every_figure_in_the_data_shape(reproduced):
+    assert set(reproduced) == {"fig4a", "fig4_ellipses", "fig3_batch", "fig3_weight_decay", "fig2_tail"}
+    d = reproduced["fig4a"]
+    assert np.isclose(d["critical_learning_rate"], 5 / 3, rtol=1e-12)
+    np.testing.assert_allclose(d["continuous_time"], d["lr"] / 20, rtol=1e-12)
+    assert d["sim"]["lr"].size > 0 and np.all(d["sim"]["stderr"] > 0)
+    assert [e["batch_size"] for e in reproduced["fig4_ellipses"]] == [50, 10]
+    assert all(e["exact"].shape == (2, 2) and e["sim"]["sigma"].shape == (2, 2) for e in reproduced["fig4_ellipses"])
+    assert reproduced["fig3_batch"]["smallest_stable"] == 7
+    paper = reproduced["fig3_weight_decay"][0]
+    assert paper["gamma_star"] == 0 and paper["test_loss_star"] == 0
+    for e in reproduced["fig2_tail"]:
+        s = e["batch_size"]
+        assert e["paper"] == s and e["continuous_time"] == 2 * s + 1
+        assert np.all(np.diff(e["survival"]) <= 0) and e["survival"][0] == pytest.approx(0.5, abs=0.01)
+        assert e["hill_k"].size > 0 and e["samples"] == 2 * 10_000
+
+
+def test_figures_draw_the_reproduced_data(tmp_path, reproduced):
+    needs_matplotlib()
+    for name, draw in (("fig4a", plot.fig4a), ("fig4_ellipses", plot.fig4_ellipses), ("fig3_batch", plot.fig3_batch),
+                       ("fig3_weight_decay", plot.fig3_weight_decay), ("fig2_tail", plot.fig2_tail)):
+        save(draw(data=reproduced[name]), tmp_path / f"{name}.png")
+    paths = plot.save_all(tmp_path / "all", data=reproduced)
+    assert len(paths) == 5

@@ -39,6 +39,15 @@ public enum SymmetricOperator: Sendable, Equatable {
     /// The trace.
     public var trace: Double { diagonalEntries.reduce(0, +) }
 
+    /// The eigenvalues: a spectrum's entries as given, or a matrix's in ascending order (LAPACK).
+    /// - Throws: `notSymmetric` or `invalidArgument` for a matrix that is not finite and symmetric.
+    public func eigenvalues() throws -> [Double] {
+        switch self {
+        case .diagonal(let v): return v
+        case .dense(let m): return try m.symmetricEigenvalues(name: "A")
+        }
+    }
+
     /// Checks finiteness, symmetry and (when given) the dimension.
     func validate(_ name: String, size n: Int? = nil) throws {
         switch self {
@@ -106,6 +115,52 @@ public enum SymmetricOperator: Sendable, Equatable {
             return zip(b, d).map { $0 / $1 }
         case .dense(let m):
             return try m.solvePositiveDefinite(b, name: name)
+        }
+    }
+}
+
+// MARK: - Compact forms for the simulator
+
+extension SymmetricOperator {
+    /// The symmetric `m`, rotated to Qᵀ m Q when `basis` holds the rows of Qᵀ, in its most
+    /// compact exact form: `.diagonal` when the off-diagonal part vanishes (relative 1e-13; a
+    /// multiple of the identity is a constant diagonal), `.dense` otherwise.
+    static func compact(_ m: Matrix, rotatedBy basis: Matrix?) -> SymmetricOperator {
+        let r = basis.map { Matrix.product(Matrix.product($0, m), $0, transposeB: true).symmetrized } ?? m
+        let n = r.rows
+        let scale = max(r.maxAbs, .leastNormalMagnitude)
+        var offDiagonal = 0.0
+        for i in 0..<n { for j in 0..<n where i != j { offDiagonal = max(offDiagonal, abs(r[i, j])) } }
+        return offDiagonal <= 1e-13 * scale ? .diagonal(r.diagonalEntries) : .dense(r)
+    }
+
+    /// The entries an `UnsafeView` reads: the diagonal, or the row-major matrix.
+    var storedEntries: [Double] {
+        switch self {
+        case .diagonal(let v): return v
+        case .dense(let m): return m.elements
+        }
+    }
+
+    /// A borrowed view of an operator's entries in memory its owner keeps alive (the simulator's
+    /// `ChainArena`), applied in inner loops without reference counting.
+    struct UnsafeView {
+        let isDiagonal: Bool
+        let entries: UnsafePointer<Double>
+
+        /// y = A x for vectors of length `n`.
+        @inline(__always)
+        func apply(_ x: UnsafePointer<Double>, into y: UnsafeMutablePointer<Double>, _ n: Int) {
+            if isDiagonal {
+                for i in 0..<n { y[i] = entries[i] * x[i] }
+                return
+            }
+            for i in 0..<n {
+                var s = 0.0
+                let row = entries + i * n
+                for j in 0..<n { s += row[j] * x[j] }
+                y[i] = s
+            }
         }
     }
 }

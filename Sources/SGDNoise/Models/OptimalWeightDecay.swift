@@ -107,6 +107,15 @@ public func l2TestLossCurve(
     return weightDecays.map { curve.testLoss($0) }
 }
 
+/// The interval of weight decays γ (Γ = γI) for which L2-regularised SGD has a stationary
+/// distribution [Thm 4], computed exactly (see `WeightDecayCurve.stableInterval`); nil when no γ
+/// is stable at this learning rate. L_test is finite exactly inside it.
+public func stableWeightDecayInterval(
+    a: SymmetricOperator, u: [Double], learningRate: Double, batchSize: Int, momentum: Double = 0
+) throws -> (lower: Double, upper: Double)? {
+    try WeightDecayCurve(a: a, u: u, learningRate: learningRate, batchSize: batchSize, momentum: momentum).stableInterval
+}
+
 /// The optimal weight decay γ* = argmin_γ L_test(γ) of L2-regularised regression and its test
 /// loss [Thm 4, Cor 1]. At a large learning rate γ* can be negative [Cor 1].
 ///

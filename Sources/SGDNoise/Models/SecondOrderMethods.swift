@@ -12,18 +12,7 @@ public func dampedNewton(
     guard learningRate.isFinite, learningRate > 0 else {
         throw SGDNoiseError.invalidArgument("lr must be a finite positive number, got \(learningRate)")
     }
-    let rate: LearningRate
-    switch a {
-    case .diagonal(let v):
-        guard v.allSatisfy({ $0 > 0 }) else { throw SGDNoiseError.notPositiveDefinite("A must be positive definite for Newton's method") }
-        rate = .diagonal(v.map { learningRate / $0 })
-    case .dense(let m):
-        let eigen = try SymmetricEigendecomposition(checked: m, name: "A")
-        guard let smallest = eigen.values.first, smallest > 0 else {
-            throw SGDNoiseError.notPositiveDefinite("A must be positive definite for Newton's method")
-        }
-        rate = .matrix(eigen.reconstruct { learningRate / $0 })
-    }
+    let rate = try newtonLearningRate(a: a, scale: learningRate)
     // labelNoise reports the edge as the largest stable multiple c of the matrix λA⁻¹: λ* = cλ.
     let p: Prediction
     do {
@@ -37,6 +26,30 @@ public func dampedNewton(
         sigma: p.sigma, noise: p.noise, mean: p.mean, trainLoss: p.trainLoss, testLoss: p.testLoss, kappa: p.kappa,
         criticalLearningRate: p.criticalLearningRate.map { $0 * learningRate }, couplingTrace: p.couplingTrace,
         flatDirectionNoise: p.flatDirectionNoise).checkedFinite()
+}
+
+/// λ* of damped Newton: the largest λ with gS > λD (the label-noise edge for Λ = λA⁻¹).
+func criticalLearningRateDampedNewton(a: SymmetricOperator, batchSize: Int, momentum: Double) throws -> Double {
+    try a.validate("A")
+    return try criticalLearningRate(of: QuadraticModel(
+        hessian: a, coupling: nil, noise: MultiplicativeNoise(beta1: 1, beta2: 1, batchSize: batchSize),
+        base: .scaledCoupling(0), learningRate: try newtonLearningRate(a: a, scale: 1),
+        momentum: momentum).named("A", covariance: true))
+}
+
+/// Newton's learning rate λA⁻¹ (A positive definite), diagonal for a spectrum.
+private func newtonLearningRate(a: SymmetricOperator, scale learningRate: Double) throws -> LearningRate {
+    switch a {
+    case .diagonal(let v):
+        guard v.allSatisfy({ $0 > 0 }) else { throw SGDNoiseError.notPositiveDefinite("A must be positive definite for Newton's method") }
+        return .diagonal(v.map { learningRate / $0 })
+    case .dense(let m):
+        let eigen = try SymmetricEigendecomposition(checked: m, name: "A")
+        guard let smallest = eigen.values.first, smallest > 0 else {
+            throw SGDNoiseError.notPositiveDefinite("A must be positive definite for Newton's method")
+        }
+        return .matrix(eigen.reconstruct { learningRate / $0 })
+    }
 }
 
 /// Natural-gradient descent without label noise [Sec 6.4]: Λ = (λ/S)C⁻¹ with C the stationary

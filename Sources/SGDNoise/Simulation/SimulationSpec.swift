@@ -1,14 +1,3 @@
-/// How minibatches are drawn from a finite dataset in a simulation.
-public enum BatchSampling: Sendable, Equatable {
-    /// S independent uniform indices per step.
-    case withReplacement
-    /// S distinct uniform indices per step (independently across steps).
-    case withoutReplacement
-    /// Epoch shuffling, what practitioners do: the indices run through a fresh random
-    /// permutation of 0..<N each epoch, S at a time (a batch may straddle two epochs).
-    case epochShuffling
-}
-
 /// The data a simulated SGD run sees (docs/theory.md §1, §4, §4.1).
 public enum SimulationData: Sendable {
     /// Online linear regression (N → ∞): fresh x ~ N(0, A) every sample, labels
@@ -17,7 +6,7 @@ public enum SimulationData: Sendable {
     case gaussian(a: Matrix, teacher: [Double]?, noiseVariance: Double, inputNoise: Matrix?)
     /// A finite dataset: rows of `x` (N × D) with labels `y`, minibatches drawn by `sampling`.
     /// `teacher` (optional) defines the test loss ½(w − u)ᵀÂ(w − u), Â = XᵀX/N.
-    case dataset(x: Matrix, y: [Double], sampling: BatchSampling, teacher: [Double]?)
+    case dataset(x: Matrix, y: [Double], sampling: Sampling, teacher: [Double]?)
 }
 
 /// A Monte-Carlo SGD experiment: SGD with momentum on linear regression, exactly as in

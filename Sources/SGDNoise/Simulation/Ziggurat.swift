@@ -9,26 +9,31 @@ import Darwin
 /// 52 bits the abscissa (so the three are independent, unlike the original 32-bit version).
 /// About 99% of draws take the fast path; the wedges and the tail (x > r = 3.654…) are sampled
 /// exactly by rejection.
-struct Ziggurat: Sendable {
+struct Ziggurat: @unchecked Sendable {
     /// Right edges ratios x_{i−1}/x_i scaled to 2⁵², per layer.
-    let k: [UInt64]
+    let k: UnsafePointer<UInt64>
     /// x_i / 2⁵².
-    let w: [Double]
+    let w: UnsafePointer<Double>
     /// f(x_i) = exp(−x_i²/2).
-    let f: [Double]
+    let f: UnsafePointer<Double>
 
     static let r = 3.6541528853610088
+    /// The tables, computed once and kept for the life of the process (never freed), so that
+    /// inner loops read them through plain pointers.
     static let shared = Ziggurat()
 
-    init() {
+    private init() {
         let m = 4503599627370496.0  // 2⁵²
         let v = 0.00492867323399
         var dn = Ziggurat.r
         var tn = dn
         let q = v / exp(-0.5 * dn * dn)
-        var k = [UInt64](repeating: 0, count: 256)
-        var w = [Double](repeating: 0, count: 256)
-        var f = [Double](repeating: 0, count: 256)
+        let k = UnsafeMutablePointer<UInt64>.allocate(capacity: 256)
+        let w = UnsafeMutablePointer<Double>.allocate(capacity: 256)
+        let f = UnsafeMutablePointer<Double>.allocate(capacity: 256)
+        k.initialize(repeating: 0, count: 256)
+        w.initialize(repeating: 0, count: 256)
+        f.initialize(repeating: 0, count: 256)
         k[0] = UInt64((dn / q) * m)
         k[1] = 0
         w[0] = q / m
@@ -42,16 +47,17 @@ struct Ziggurat: Sendable {
             f[i] = exp(-0.5 * dn * dn)
             w[i] = dn / m
         }
-        self.k = k
-        self.w = w
-        self.f = f
+        self.k = UnsafePointer(k)
+        self.w = UnsafePointer(w)
+        self.f = UnsafePointer(f)
     }
 }
 
 extension Xoshiro256StarStar {
     /// A standard normal variate (ziggurat).
     @inline(__always)
-    mutating func normal(_ z: UnsafePointer<UInt64>, _ w: UnsafePointer<Double>, _ f: UnsafePointer<Double>) -> Double {
+    mutating func normal(_ tables: Ziggurat) -> Double {
+        let z = tables.k, w = tables.w, f = tables.f
         while true {
             let u = next()
             let i = Int(u & 0xFF)
@@ -77,16 +83,16 @@ extension Xoshiro256StarStar {
 extension Xoshiro256StarStar {
     /// A Gamma(shape, 1) variate, shape > 0 (Marsaglia & Tsang 2000; shape < 1 by the boost
     /// Gamma(a) = Gamma(a + 1) · U^{1/a}).
-    mutating func gamma(shape a: Double, _ z: UnsafePointer<UInt64>, _ w: UnsafePointer<Double>, _ f: UnsafePointer<Double>) -> Double {
+    mutating func gamma(shape a: Double, _ tables: Ziggurat) -> Double {
         if a < 1 {
-            return gamma(shape: a + 1, z, w, f) * pow(uniformPositive(), 1 / a)
+            return gamma(shape: a + 1, tables) * pow(uniformPositive(), 1 / a)
         }
         let d = a - 1.0 / 3.0
         let c = 1 / (9 * d).squareRoot()
         while true {
             var x = 0.0, v = 0.0
             repeat {
-                x = normal(z, w, f)
+                x = normal(tables)
                 v = 1 + c * x
             } while v <= 0
             v = v * v * v
@@ -99,7 +105,7 @@ extension Xoshiro256StarStar {
 
     /// A χ²_k variate (0 for k = 0).
     @inline(__always)
-    mutating func chiSquare(_ k: Int, _ z: UnsafePointer<UInt64>, _ w: UnsafePointer<Double>, _ f: UnsafePointer<Double>) -> Double {
-        k <= 0 ? 0 : 2 * gamma(shape: 0.5 * Double(k), z, w, f)
+    mutating func chiSquare(_ k: Int, _ tables: Ziggurat) -> Double {
+        k <= 0 ? 0 : 2 * gamma(shape: 0.5 * Double(k), tables)
     }
 }

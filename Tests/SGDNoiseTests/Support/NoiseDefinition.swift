@@ -7,6 +7,7 @@ enum NoiseDefinition {
         switch sampling {
         case .withReplacement: return 1 / Double(s)
         case .withoutReplacement: return s == n ? 0 : Double(n - s) / (Double(s) * Double(n - 1))
+        case .epochShuffling: preconditionFailure("epoch shuffling has no closed-form factor")
         }
     }
 
