@@ -102,6 +102,9 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<OpaquePoin
     guarded { () throws(SGDNoiseError) in
         let h = try handle(simulation)
         guard threads >= 0 else { throw .invalidArgument("threads must be >= 0, got \(threads)") }
+        if case .dataset(let x, _, let sampling, _) = h.data {  // the core's rule, under the C name
+            try Validation.batchSize(h.batchSize, sampleCount: x.rows, sampling: sampling, name: "batch_size")
+        }
         let spec = SimulationSpec(
             data: h.data, weightDecay: h.weightDecay, learningRate: h.learningRate, batchSize: h.batchSize,
             momentum: h.momentum, steps: steps, burnIn: burn_in, chains: chains, seed: seed,
