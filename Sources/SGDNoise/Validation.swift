@@ -25,7 +25,7 @@ public enum Validation {
         guard n >= 1 else { throw .invalidArgument("the number of samples must be at least 1, got \(n)") }
         try batchSize(s, name: name)
         if sampling == .withoutReplacement, s > n {
-            throw .invalidArgument("\(name) \(s) exceeds the \(n) samples; sampling \(sampling) needs \(name) ≤ N")
+            throw .invalidArgument("\(name) \(s) exceeds the \(n) samples; sampling without replacement needs \(name) ≤ N")
         }
         return s
     }

@@ -60,7 +60,7 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<OpaquePoin
         let xs = try Arguments.vector(x, try Arguments.count(n, d, "X"), "X")
         let ys = try Arguments.vector(y, n, "y")
         let teacher = try u.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "u") }
-        let mode: BatchSampling
+        let mode: Sampling
         switch try Arguments.sampling(sampling, allowEpochShuffling: true) {
         case .withReplacement: mode = .withReplacement
         case .withoutReplacement: mode = .withoutReplacement

@@ -42,7 +42,8 @@ import _SGDNoiseShims
 /// minor version at least the header's; 0 otherwise. Call it once at start-up.
 @c public func sgdnoise_abi_compatible(_ header_version: UInt32) -> CInt {
     let library = sgdnoise_version_number()
-    return library / 10000 == header_version / 10000 && library >= header_version ? 1 : 0
+    // The patch level does not enter: 1.0.1 and 1.0.0 have the same interface.
+    return library / 10000 == header_version / 10000 && library / 100 >= header_version / 100 ? 1 : 0
 }
 
 /// The message of the last failed call on the calling thread ("" if none): UTF-8, at most 1023

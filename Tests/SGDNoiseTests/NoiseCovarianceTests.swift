@@ -105,7 +105,7 @@ struct NoiseCovarianceTests {
             #expect(c.elements.allSatisfy { $0 == 0 }, "S = \(s), \(sampling): expected 0, observed \(c.elements)")
             #expect(try noiseCovarianceTrace(gradients: m, batchSize: s, sampling: sampling) == 0)
         }
-        expectError(.invalidArgument, mentioning: "batch_size") {
+        expectError(.invalidArgument, mentioning: "batchSize") {
             try noiseCovariance(gradients: m, batchSize: 2, sampling: .withoutReplacement)
         }
     }
@@ -116,15 +116,15 @@ struct NoiseCovarianceTests {
         let m = Self.matrix(g)
         for s in [0, -1, Int.min] {
             for sampling in Self.samplings {
-                expectError(.invalidArgument, mentioning: "batch_size") {
+                expectError(.invalidArgument, mentioning: "batchSize") {
                     try noiseCovariance(gradients: m, batchSize: s, sampling: sampling)
                 }
-                expectError(.invalidArgument, mentioning: "batch_size") {
+                expectError(.invalidArgument, mentioning: "batchSize") {
                     try noiseCovarianceDiagonal(gradients: m, batchSize: s, sampling: sampling)
                 }
             }
         }
-        expectError(.invalidArgument, mentioning: "batch_size") {
+        expectError(.invalidArgument, mentioning: "batchSize") {
             try noiseCovariance(gradients: m, batchSize: 7, sampling: .withoutReplacement)
         }
         // With replacement S may exceed N.
@@ -167,8 +167,8 @@ struct NoiseCovarianceTests {
                 "N = \(c.n), S = \(c.s): expected (N−S)/(S(N−1)) = \(c.without), observed \(without)")
         }
         #expect(try Sampling.withReplacement.noiseFactor(sampleCount: 3, batchSize: 5) == 0.2)
-        expectError(.invalidArgument, mentioning: "batch_size") { try Sampling.withoutReplacement.noiseFactor(sampleCount: 3, batchSize: 5) }
-        expectError(.invalidArgument, mentioning: "batch_size") { try Sampling.withReplacement.noiseFactor(sampleCount: 3, batchSize: 0) }
+        expectError(.invalidArgument, mentioning: "batchSize") { try Sampling.withoutReplacement.noiseFactor(sampleCount: 3, batchSize: 5) }
+        expectError(.invalidArgument, mentioning: "batchSize") { try Sampling.withReplacement.noiseFactor(sampleCount: 3, batchSize: 0) }
         expectError(.invalidArgument, mentioning: "samples") { try Sampling.withReplacement.noiseFactor(sampleCount: 0, batchSize: 1) }
     }
 

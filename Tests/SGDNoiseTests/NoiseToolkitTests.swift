@@ -165,7 +165,7 @@ struct NoiseToolkitTests {
         try [Double]().withUnsafeBufferPointer { try acc.update($0, rows: 0) }  // zero rows: nothing happens
         #expect(acc.count == 2)
         expectError(.invalidArgument, mentioning: "dimension") { try acc.merge(try NoiseAccumulator(dimension: 4)) }
-        expectError(.invalidArgument, mentioning: "batch_size") { try acc.covariance(batchSize: 3, sampling: .withoutReplacement) }
+        expectError(.invalidArgument, mentioning: "batchSize") { try acc.covariance(batchSize: 3, sampling: .withoutReplacement) }
         expectError(.invalidArgument, mentioning: "dim") { try NoiseAccumulator(dimension: 0) }
         expectError(.outOfMemory, mentioning: "dim") { try NoiseAccumulator(dimension: 40_001) }
     }

@@ -63,7 +63,7 @@ struct OneHomeTests {
         expectError(.invalidArgument, mentioning: "thin") {
             try sampleStationaryTail(a: 1, learningRate: 1, batchSize: 1, noiseVariance: 1, steps: 10, chains: 1, thin: 0, seed: 0)
         }
-        expectError(.invalidArgument, mentioning: "batch_size") {
+        expectError(.invalidArgument, mentioning: "batchSize") {
             try sampleStationaryTail(a: 1, learningRate: 1, batchSize: -4, noiseVariance: 1, steps: 10, chains: 1, seed: 0)
         }
     }
@@ -176,6 +176,6 @@ struct OneHomeTests {
         #expect(!(try simulate(spec)).diverged)  // an epoch-shuffled batch may exceed N
         let without = SimulationSpec(data: .dataset(x: x, y: [1, 0, 1, 2], sampling: .withoutReplacement, teacher: nil),
                                      learningRate: .scalar(0.1), batchSize: 6, steps: 1000, seed: 1)
-        expectError(.invalidArgument, mentioning: "batch_size 6 exceeds") { try simulate(without) }
+        expectError(.invalidArgument, mentioning: "batchSize 6 exceeds") { try simulate(without) }
     }
 }

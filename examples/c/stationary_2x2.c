@@ -14,6 +14,12 @@
 #include "sgdnoise.h"
 
 int main(void) {
+    /* Before anything else: the library loaded must serve a program built against this header. */
+    if (!SGDNOISE_ABI_COMPATIBLE()) {
+        fprintf(stderr, "error: libsgdnoise %s cannot serve a program built against header %d.%d.%d\n",
+                sgdnoise_version(), SGDNOISE_VERSION_MAJOR, SGDNOISE_VERSION_MINOR, SGDNOISE_VERSION_PATCH);
+        return 1;
+    }
     const double pi = 3.14159265358979323846;
     const double c = cos(pi / 6.0), s = sin(pi / 6.0);
     const double h1 = 1.0, h2 = 0.5, lr = 1.5, batch = 50.0, noise_var = 1.0;
@@ -36,12 +42,6 @@ int main(void) {
         expected[3] = s * s * e1 + c * c * e2;
     }
 
-    /* Before anything else: the library loaded must serve a program built against this header. */
-    if (!SGDNOISE_ABI_COMPATIBLE()) {
-        fprintf(stderr, "error: libsgdnoise %s cannot serve a program built against header %d.%d.%d\n",
-                sgdnoise_version(), SGDNOISE_VERSION_MAJOR, SGDNOISE_VERSION_MINOR, SGDNOISE_VERSION_PATCH);
-        return 1;
-    }
     printf("sgdnoise %s\n", sgdnoise_version());
     if (sgdnoise_stationary_covariance(2, hessian, noise, lr, NULL, 0.0, sigma) != SGDNOISE_STATUS_OK) {
         fprintf(stderr, "error: %s\n", sgdnoise_last_error_message());

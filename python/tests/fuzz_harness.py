@@ -7,13 +7,15 @@ huge and overflowing sizes (n*d past 2^63; d = 10^6 for a dense matrix); NaN and
 entries; non-symmetric, indefinite, singular, rank-deficient, badly scaled matrices; batch sizes
 outside [1, N]; momentum at 1, 0.999, negative; learning rates at, just above and far above the
 critical one; out-of-range enum codes and codes a function does not accept; ABI version numbers of
-other majors and minors; result structs whose .size is 0, below 8, one field, a field boundary, the
-middle of a field, larger than the struct or SIZE_MAX; NULL, fresh and used handles, handles of the
-other family, freed handles, pointers to Python-owned memory (zeros, and a byte copy of a live
-handle's object); progress callbacks that cancel. Besides the drawn examples, every function that
-takes a handle is called with each bad handle (NULL, other family, freed, foreign, forged) on
-valid plans, and every destructor with a live, a freed (double free), a wrong-kind and a foreign
-handle.
+other majors and minors; result structs whose .size is 0, below 8, one field, a field boundary,
+larger than the struct or SIZE_MAX (a .size in the middle of a field: test_fuzz.py's own test);
+NULL, fresh and used handles, handles of the other family, freed handles, pointers to
+Python-owned memory (zeros, and a byte copy of a live handle's object); progress callbacks that
+cancel. Besides the drawn examples, every function that takes a handle is called with each bad
+handle (NULL, other family, freed, foreign, forged) on valid plans, every destructor with a live,
+a freed (double free), a wrong-kind, a forged and a foreign handle, and every function with a
+result struct with each .size of a field boundary, sizeof, sizeof + 24, 0, 7, SIZE_MAX and NULL
+(bad_handle_cases, struct_size_cases).
 
 Every output buffer sits between guard zones and is filled with a signalling-NaN sentinel; every
 input sits between guards too and is compared byte for byte after the call. The properties checked
@@ -86,8 +88,9 @@ STRUCT_SLACK = 24                           # bytes the caller owns past sizeof 
 SIZE_MUTATIONS = ["zero", "minus1", "min", "huge37", "huge62", "max"]
 CODE_MUTATIONS = ["neg1", "int_min", "int_max", "beyond", "far"]
 VERSION_MUTATIONS = ["zero", "prev_major", "next_major", "prev_minor", "next_minor", "next_patch", "max"]
-STRUCT_MUTATIONS = ["null", "size_zero", "size_7", "size_field", "size_partial", "size_mid_field", "size_larger",
-                    "size_max"]
+# (.size cutting a field in the middle is checked by test_fuzz.py's own test, so that a library
+# writing the part of a cut field does not stop the exploration of everything else.)
+STRUCT_MUTATIONS = ["null", "size_zero", "size_7", "size_field", "size_partial", "size_larger", "size_max"]
 BAD_HANDLES = ["null", "other_family", "freed", "foreign", "forged"]
 HANDLE_MUTATIONS = BAD_HANDLES + ["fresh"]
 FLAT_TOLERANCE_MUTATIONS = ["one", "below_one", "large_tol", "tiny_tol"]
@@ -335,7 +338,7 @@ def spd(rng: np.random.Generator, d: int, lo: float, hi: float) -> np.ndarray:
 SYMMETRIC_RANGES = {"hessian": (0.2, 1.0), "a": (0.2, 1.0), "a_hat": (0.2, 1.0), "noise": (0.0, 0.3),
                     "b": (0.0, 0.3), "input_noise": (0.0, 0.3), "weight_decay": (0.0, 0.3), "lr_matrix": (0.5, 1.0)}
 REAL_RANGES = {"lr": (0.01, 0.5), "momentum": (0.0, 0.9), "noise_var": (0.0, 2.0), "alpha": (0.5, 4.0),
-               "ratio": (0.001, 0.1), "a": (0.1, 2.0)}
+               "ratio": (0.001, 0.1), "a": (0.1, 2.0), "flat_tolerance": (0.0, 1e-3)}
 
 
 class Harness:
@@ -408,7 +411,8 @@ class Harness:
     def build(self, fn: hm.Function, plan: Plan, *, depth: int = 0) -> Case:
         rng = np.random.default_rng(plan.seed)
         muts = dict(plan.mutations)
-        sizes = {"d": plan.d, "n": plan.n, "points": plan.length, "count": plan.length, "batch_size": plan.batch}
+        sizes = {"d": plan.d, "n": plan.n, "points": plan.length, "count": plan.length, "batch_size": plan.batch,
+                 "small_batch": plan.batch, "big_batch": plan.batch + plan.length}   # small < big
         sizes.update(plan.work)
         layout_code = plan.codes.get("layout")
         diagonal = layout_code == 1
@@ -735,7 +739,7 @@ class Harness:
             m = muts.get(name)
             table = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "zero": 0.0, "negzero": -0.0, "neg": -abs(v) - 0.1,
                      "huge": 1e300, "denormal": 5e-324, "one": 1.0, "below_one": 1 - 2**-53, "0.999": 0.999,
-                     "neg_tiny": -1e-300, "1.5": 1.5, "tiny_lr": 1e-300}
+                     "neg_tiny": -1e-300, "1.5": 1.5, "tiny_lr": 1e-300, "large_tol": 0.5, "tiny_tol": 1e-300}
             if m in table:
                 v = table[m]
             elif m in ("at_classic", "above_classic", "far_above", "at_label", "above_label"):
@@ -757,6 +761,8 @@ class Harness:
         ends = [struct.offset(f.name) + struct.size_of(f.name) for f in struct.fields[1:]]
         pick = np.random.default_rng([plan.seed, 0x5173]).integers  # not the plan's generator: the
         first = struct.fields[1]                                     # arrays stay those of the base call
+        if m and m.startswith("size="):
+            return int(m[5:])
         return {
             "size_zero": 0, "size_7": 7, "size_max": 2**64 - 1, "size_larger": struct.sizeof + STRUCT_SLACK,
             "size_field": ends[0],
@@ -1112,6 +1118,25 @@ def bad_handle_cases(harness: Harness, fn: hm.Function, seeds=(21, 22)) -> int:
     return count
 
 
+def struct_size_cases(harness: Harness, fn: hm.Function, seeds=(31, 32)) -> int:
+    """Every result-struct parameter of ``fn`` gets every .size an older, a current and a newer
+    caller may pass (each field boundary, sizeof, sizeof + slack) and the invalid ones (0, 7,
+    SIZE_MAX), and NULL, on otherwise valid calls. Returns the number of calls."""
+    count = 0
+    for p in fn.params:
+        if hm.classify(fn, p) != hm.STRUCT_OUTPUT:
+            continue
+        struct = harness.header.struct_of(p)
+        ends = sorted({struct.offset(f.name) + struct.size_of(f.name) for f in struct.fields})
+        for m in [f"size={e}" for e in ends] + ["size_zero", "size_7", "size_larger", "size_max", "null"]:
+            for seed in seeds:
+                plan = harness.valid_plan(fn, seed)
+                plan.mutations = [(p.name, m)]
+                harness.run_case(fn, plan)
+                count += 1
+    return count
+
+
 def fuzz_function(harness: Harness, fn: hm.Function, cases: int) -> int:
     """Runs ``cases`` hypothesis examples of ``fn``; returns the number executed."""
     from hypothesis import HealthCheck, given, settings
@@ -1121,7 +1146,7 @@ def fuzz_function(harness: Harness, fn: hm.Function, cases: int) -> int:
         for _ in range(3):
             harness.check(case, harness.call(case))
         return 3
-    counter = [bad_handle_cases(harness, fn)]
+    counter = [bad_handle_cases(harness, fn) + struct_size_cases(harness, fn)]
 
     @settings(max_examples=cases, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck), print_blob=False)

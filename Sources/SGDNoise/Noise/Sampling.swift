@@ -31,7 +31,3 @@ public enum Sampling: Sendable, Equatable {
         }
     }
 }
-
-/// The simulator's former name for `Sampling`.
-@available(*, deprecated, renamed: "Sampling")
-public typealias BatchSampling = Sampling
