@@ -120,10 +120,7 @@ struct PreparedSimulation: Sendable {
         guard y.count == x.rows, y.allSatisfy({ $0.isFinite }) else {
             throw SGDNoiseError.invalidArgument("y must have \(x.rows) finite entries, got \(y.count)")
         }
-        if sampling == .withoutReplacement, batchSize > x.rows {
-            throw SGDNoiseError.invalidArgument(
-                "batch_size \(batchSize) exceeds the \(x.rows) samples; sampling without replacement needs batch_size ≤ N")
-        }
+        try Validation.batchSize(batchSize, sampleCount: x.rows, sampling: sampling)
         let gamma = try validatedWeightDecay(weightDecay, d)
         var k = (1 / Double(x.rows)) * x.weightedGram(rowWeights: [Double](repeating: 1, count: x.rows))
         if let gamma { k = k + gamma }
