@@ -134,7 +134,7 @@ sgdnoise_status sgdnoise_noise_covariance_f32(ptrdiff_t n, ptrdiff_t d, float co
  * Set .size = sizeof(sgdnoise_noise_scales) before the call. */
 typedef struct sgdnoise_noise_scales {
     size_t size;
-    /* B_simple = Tr(Sigma_1) / |G|^2. */
+    /* B_simple = Tr(Sigma_1) / |G|^2 (NaN when both are 0: every gradient is zero). */
     double b_simple;
     /* B_noise = Tr(H Sigma_1) / (G^T H G) (NaN without a Hessian). */
     double b_noise;
@@ -293,7 +293,7 @@ sgdnoise_status sgdnoise_stationary_fluctuation(ptrdiff_t d, double const * hess
  * out_prediction the scalars (set its .size first); every output pointer may be NULL. */
 
 /* The scalars of a stationary prediction (the model functions). Set .size = sizeof(sgdnoise_prediction)
- * before the call; the library fills the fields that fit in .size and leaves the rest. */
+ * before the call; the library writes the fields of every version up to .size and nothing at or past it. */
 typedef struct sgdnoise_prediction {
     size_t size;
     /* E[L(w)] at stationarity (regulariser and label noise included). */
@@ -479,7 +479,7 @@ typedef struct sgdnoise_simulation sgdnoise_simulation;
 typedef int (*sgdnoise_progress_callback)(void *context, ptrdiff_t done, ptrdiff_t total);
 
 /* What a simulation measured (sgdnoise_simulation_result). Set .size = sizeof(sgdnoise_simulation_summary)
- * before the call; the library fills the fields that fit in .size and leaves the rest. */
+ * before the call; the library writes the fields of every version up to .size and nothing at or past it. */
 typedef struct sgdnoise_simulation_summary {
     size_t size;
     /* E[L(w)], the regulariser included. */
@@ -487,7 +487,8 @@ typedef struct sgdnoise_simulation_summary {
     /* E[(w - u)^T A (w - u)]/2, A the input covariance and u the teacher (NaN for a dataset
      * without a teacher). */
     double test_loss;
-    /* Hill estimate of the tail index of |w - w*| (w* the stationary mean). */
+    /* Hill estimate of the tail index of |w - w*| (w* the stationary mean); NaN when the chains
+     * do not fluctuate (tail_order_statistics = 0, e.g. a dataset of one sample). */
     double tail_index;
     /* The number of order statistics the Hill estimate used. */
     int64_t tail_order_statistics;
@@ -544,7 +545,7 @@ typedef enum sgdnoise_model {
 } sgdnoise_model;
 
 /* The critical learning rate lr* of model (an sgdnoise_model) for batch size S and momentum:
- * the largest lr with a stationary distribution (theory.md section 6), to full precision.
+ * the largest lr with a stationary distribution (docs/theory.md section 6), to full precision.
  * weight_decay (same layout as A) is read only for SGDNOISE_MODEL_L2_REGULARIZED. */
 sgdnoise_status sgdnoise_critical_learning_rate(sgdnoise_model model, sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * weight_decay, ptrdiff_t batch_size, double momentum, double * out);
 

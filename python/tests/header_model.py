@@ -428,7 +428,8 @@ NAN_DOCUMENTED_OUTPUTS = {
     "sgdnoise_noise_scales.b_noise", "sgdnoise_noise_scales.trace_hessian_sigma",
     "sgdnoise_noise_scales.grad_hessian_grad",
     "sgdnoise_comparison.cosine", "sgdnoise_comparison.overlap",
-    "sgdnoise_simulation_summary.test_loss",
+    "sgdnoise_simulation_summary.test_loss", "sgdnoise_simulation_summary.tail_index",
+    "sgdnoise_noise_scales.b_simple",
 }
 # Functions whose every estimate may be NaN, under a condition the header documents: the
 # simulation summary of a diverged run ("1 when a chain diverged (the estimates are then NaN)").

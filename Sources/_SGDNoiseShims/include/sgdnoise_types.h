@@ -54,7 +54,8 @@ typedef struct sgdnoise_simulation_summary {
     /* E[(w - u)^T A (w - u)]/2, A the input covariance and u the teacher (NaN for a dataset
      * without a teacher). */
     double test_loss;
-    /* Hill estimate of the tail index of |w - w*| (w* the stationary mean). */
+    /* Hill estimate of the tail index of |w - w*| (w* the stationary mean); NaN when the chains
+     * do not fluctuate (tail_order_statistics = 0, e.g. a dataset of one sample). */
     double tail_index;
     /* The number of order statistics the Hill estimate used. */
     int64_t tail_order_statistics;
@@ -127,7 +128,7 @@ typedef struct sgdnoise_fluctuation_info {
  * Set .size = sizeof(sgdnoise_noise_scales) before the call. */
 typedef struct sgdnoise_noise_scales {
     size_t size;
-    /* B_simple = Tr(Sigma_1) / |G|^2. */
+    /* B_simple = Tr(Sigma_1) / |G|^2 (NaN when both are 0: every gradient is zero). */
     double b_simple;
     /* B_noise = Tr(H Sigma_1) / (G^T H G) (NaN without a Hessian). */
     double b_noise;
