@@ -192,6 +192,7 @@ struct PredictCommand: ParsableCommand {
             inputNoise: try readOperand(inputNoise, "--input-noise", file, "input_noise"),
             alpha: try alpha ?? file.number("alpha"))
         try operands.check(for: name, learningRate: lrValue)
+        try validateOptimizer(learningRate: lrValue, batchSize: s, momentum: mu, file: file)
         // Dense operands make A dense.
         if operands.weightDecay?.isMatrix == true || operands.inputNoise?.isMatrix == true, case .diagonal(let v) = a {
             a = .dense(Matrix.diagonal(v))
@@ -227,6 +228,18 @@ struct PredictCommand: ParsableCommand {
         if let fromSpectrum { return .diagonal(try numbers(from: fromSpectrum, name: "\(file.source): spectrum")) }
         if let fromMatrix { return .dense(try parseMatrix(from: fromMatrix, name: "\(file.source): matrix")) }
         throw CLIError.usage("give A with --spectrum a1,a2,... or --matrix FILE.json (or in --spec)")
+    }
+
+    /// The library's rules for the optimiser and σ², naming each value as the user wrote it: the
+    /// option (--batch-size) or the spec file's key (batch_size). A refusal exits with 1 either way.
+    private func validateOptimizer(learningRate: OperandValue, batchSize s: Int, momentum mu: Double, file: SpecFile) throws {
+        func name(_ option: String, given: Bool, key: String) -> String { given ? option : "\(file.source): \(key)" }
+        try Validation.batchSize(s, name: name("--batch-size", given: batchSize != nil, key: "batch_size"))
+        try Validation.momentum(mu, name: name("--momentum", given: momentum != nil, key: "momentum"))
+        if case .scalar(let x) = learningRate { try Validation.learningRate(x, name: name("--lr", given: lr != nil, key: "lr")) }
+        if let v = try noiseVar ?? file.number("noise_var") {
+            try Validation.nonNegative(v, name: name("--noise-var", given: noiseVar != nil, key: "noise_var"))
+        }
     }
 
     /// --batch-size, or an integer "batch_size" in the spec file (its range is the library's to check).

@@ -81,6 +81,8 @@ struct StabilityCommand: ParsableCommand {
         }
         let a = try readA()
         let sizes = try parseIntegerList(batchSizes ?? "1,2,4,8,16,32,64,128,256,512,1024", "--batch-sizes")
+        for s in sizes { try Validation.batchSize(s, name: "--batch-sizes") }
+        for mu in mus { try Validation.momentum(mu, name: "--momenta") }
         let gamma = try readWeightDecay(like: a)
         let chosen = try model.model(a: a, weightDecay: gamma)
         let table = try sizes.map { s in try mus.map { try chosen.criticalLearningRate(batchSize: s, momentum: $0) } }

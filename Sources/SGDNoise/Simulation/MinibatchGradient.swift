@@ -26,9 +26,10 @@ struct ExactGaussianGradient: MinibatchGradient {
     let tables: Ziggurat
 
     @inline(__always)
-    mutating func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
-                             random: inout Xoshiro256StarStar) {
-        let d = dimension, s = batchSize, sa = sqrtA, u = teacher, x = direction
+    func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
+                    random: inout Xoshiro256StarStar) {
+        let d = dimension, s = batchSize, sa = sqrtA, u = teacher, x = direction, normals = normals
+        let tables = tables, labelNoise = labelNoise
         var norm2v = 0.0
         for i in 0..<d {
             let vi = sa[i] * (w[i] - u[i])
@@ -78,9 +79,10 @@ struct NoisyInputGradient: MinibatchGradient {
     let tables: Ziggurat
 
     @inline(__always)
-    mutating func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
-                             random: inout Xoshiro256StarStar) {
-        let d = dimension, sa = sqrtA, u = teacher
+    func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
+                    random: inout Xoshiro256StarStar) {
+        let d = dimension, sa = sqrtA, u = teacher, x = x, normals = normals, noise = noise
+        let tables = tables, root = inputNoiseRoot, labelNoise = labelNoise
         for _ in 0..<batchSize {
             var y = 0.0
             for i in 0..<d {
@@ -90,7 +92,7 @@ struct NoisyInputGradient: MinibatchGradient {
             }
             if labelNoise > 0 { y += labelNoise * random.normal(tables) }
             for i in 0..<d { normals[i] = random.normal(tables) }
-            inputNoiseRoot.apply(normals, into: noise, d)
+            root.apply(normals, into: noise, d)
             for i in 0..<d { x[i] += noise[i] }
             var r = -y
             for i in 0..<d { r += x[i] * w[i] }

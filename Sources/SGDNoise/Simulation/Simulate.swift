@@ -67,6 +67,8 @@ final class NextIndex: Sendable {
     func take() -> Int { value.add(1, ordering: .relaxed).oldValue }
 }
 
+/// The estimates from the chains' records: Σ, the noise, the mean, their standard errors, the
+/// losses and the Hill tail index (NaN everywhere when a chain diverged or too few steps ran).
 private func estimate(problem: PreparedSimulation, spec: SimulationSpec, records: [ChainRecord], cancelled: Bool) -> SimulationResult {
     let d = problem.dimension
     let nanMatrix = Matrix(rows: d, columns: d, repeating: .nan)
@@ -78,66 +80,92 @@ private func estimate(problem: PreparedSimulation, spec: SimulationSpec, records
             trainLoss: .nan, testLoss: .nan, tailIndex: .nan, tailOrderStatistics: 0, tailUnreliable: true,
             diverged: divergedAt != nil, divergedAtStep: divergedAt, cancelled: cancelled, stepsCompleted: count)
     }
-    // Totals, summed in chain order (deterministic).
-    var sum = [Double](repeating: 0, count: d)
-    var second = [Double](repeating: 0, count: d * d)
-    var noise = [Double](repeating: 0, count: d * d)
-    var noiseCount = 0
-    var batches: [[Double]] = []
-    var tail: [Double] = []
-    for r in records {
-        for i in 0..<d { sum[i] += r.sum[i] }
-        for k in 0..<(d * d) {
-            second[k] += r.second[k]
-            noise[k] += r.noiseSecond[k]
-        }
-        noiseCount += r.noiseCount
-        batches += r.batchSigmas
-        tail += r.tail
-    }
-    let n = Double(count)
-    let meanE = sum.map { $0 / n }
-    var sigmaW = Matrix(rows: d, columns: d)
-    var noiseW = Matrix(rows: d, columns: d)
-    for i in 0..<d {
-        for j in i..<d {
-            let v = second[i * d + j] / n - meanE[i] * meanE[j]
-            sigmaW[i, j] = v
-            sigmaW[j, i] = v
-            let c = noise[i * d + j] / Double(max(noiseCount, 1))
-            noiseW[i, j] = c
-            noiseW[j, i] = c
-        }
-    }
+    let pooled = PooledRecords(records, dimension: d)
     // Back to the original basis.
     func original(_ m: Matrix) -> Matrix {
         guard let qt = problem.basis else { return m }
         return Matrix.product(Matrix.product(qt, m, transposeA: true), qt).symmetrized
     }
-    let sigma = original(sigmaW)
-    let noiseMatrix = original(noiseW)
-    let meanShift = problem.basis.map { $0.transposed.apply(meanE) } ?? meanE
+    let sigma = original(pooled.sigma)
+    let noiseMatrix = original(pooled.noise)
+    let meanShift = problem.basis.map { $0.transposed.apply(pooled.meanDeviation) } ?? pooled.meanDeviation
     let mean = zip(problem.wStar, meanShift).map { $0 + $1 }
-    // Standard errors from the spread of the batch estimates, in the original basis.
-    var stderr = Matrix(rows: d, columns: d, repeating: .nan)
-    let b = batches.count
-    if b >= 2 {
-        let rotated = batches.map { original(Matrix(uncheckedRows: d, columns: d, elements: $0)) }
-        for k in 0..<(d * d) {
-            var mean = 0.0
-            for r in rotated { mean += r.elements[k] }
-            mean /= Double(b)
-            var variance = 0.0
-            for r in rotated { variance += (r.elements[k] - mean) * (r.elements[k] - mean) }
-            stderr.elements[k] = (variance / Double(b - 1) / Double(b)).squareRoot()
-        }
-    }
+    let stderr = batchStandardErrors(pooled.batchSigmas.map { original(Matrix(uncheckedRows: d, columns: d, elements: $0)) },
+                                     dimension: d)
     let (trainLoss, testLoss) = losses(problem: problem, spec: spec, mean: mean, sigma: sigma)
-    let (index, k) = hillTailIndex(tail)
+    let (index, k) = hillTailIndex(pooled.tail)
     return SimulationResult(
         mean: mean, sigma: sigma, sigmaStandardError: stderr, noise: noiseMatrix, trainLoss: trainLoss, testLoss: testLoss,
         tailIndex: index, tailOrderStatistics: k, tailUnreliable: !(index > 4), diverged: false, divergedAtStep: nil,
         cancelled: cancelled, stepsCompleted: count)
+}
+
+/// The chains' records summed in chain order (deterministic), in the working basis.
+private struct PooledRecords {
+    /// E[w − w*] over the recorded steps.
+    let meanDeviation: [Double]
+    /// Σ = E[e eᵀ] − E[e]E[e]ᵀ and the noise E[η ηᵀ].
+    let sigma: Matrix
+    let noise: Matrix
+    /// The batch estimates of Σ of every chain, and the thinned tail series |w − w*|.
+    let batchSigmas: [[Double]]
+    let tail: [Double]
+
+    init(_ records: [ChainRecord], dimension d: Int) {
+        var sum = [Double](repeating: 0, count: d)
+        var second = [Double](repeating: 0, count: d * d)
+        var noise = [Double](repeating: 0, count: d * d)
+        var noiseCount = 0, count = 0
+        var batches: [[Double]] = []
+        var tail: [Double] = []
+        for r in records {
+            for i in 0..<d { sum[i] += r.sum[i] }
+            for k in 0..<(d * d) {
+                second[k] += r.second[k]
+                noise[k] += r.noiseSecond[k]
+            }
+            noiseCount += r.noiseCount
+            count += r.count
+            batches += r.batchSigmas
+            tail += r.tail
+        }
+        let n = Double(count)
+        let meanE = sum.map { $0 / n }
+        var sigmaW = Matrix(rows: d, columns: d)
+        var noiseW = Matrix(rows: d, columns: d)
+        for i in 0..<d {
+            for j in i..<d {
+                let v = second[i * d + j] / n - meanE[i] * meanE[j]
+                sigmaW[i, j] = v
+                sigmaW[j, i] = v
+                let c = noise[i * d + j] / Double(max(noiseCount, 1))
+                noiseW[i, j] = c
+                noiseW[j, i] = c
+            }
+        }
+        meanDeviation = meanE
+        sigma = sigmaW
+        self.noise = noiseW
+        batchSigmas = batches
+        self.tail = tail
+    }
+}
+
+/// The standard error of each entry of Σ from the spread of its b batch estimates:
+/// √(Var/b) with the unbiased variance (NaN for fewer than two batches).
+private func batchStandardErrors(_ batches: [Matrix], dimension d: Int) -> Matrix {
+    var stderr = Matrix(rows: d, columns: d, repeating: .nan)
+    let b = batches.count
+    guard b >= 2 else { return stderr }
+    for k in 0..<(d * d) {
+        var mean = 0.0
+        for r in batches { mean += r.elements[k] }
+        mean /= Double(b)
+        var variance = 0.0
+        for r in batches { variance += (r.elements[k] - mean) * (r.elements[k] - mean) }
+        stderr.elements[k] = (variance / Double(b - 1) / Double(b)).squareRoot()
+    }
+    return stderr
 }
 
 /// E[L(w)] and E[½(w − u)ᵀA(w − u)] from the estimated mean and Σ (exact identities for quadratics).
