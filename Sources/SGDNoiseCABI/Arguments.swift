@@ -104,8 +104,7 @@ enum Arguments {
 
     /// The sampling factor f of [Prop 1] for n samples, with the batch size checked under its C name.
     static func noiseFactor(_ code: CInt, sampleCount n: Int, batchSize: Int) throws(SGDNoiseError) -> Double {
-        let mode = try noiseSampling(code)
-        try Validation.batchSize(batchSize, sampleCount: n, sampling: mode, name: "batch_size")
+        let mode = try noiseSampling(code, sampleCount: n, batchSize: batchSize)
         return try core { try mode.noiseFactor(sampleCount: n, batchSize: batchSize) }
     }
 

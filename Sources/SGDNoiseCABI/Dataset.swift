@@ -60,8 +60,7 @@ import _SGDNoiseShims
         try Arguments.size(n, "n")
         try Arguments.size(d, "d", max: Arguments.maxDimension)
         let xs = try Arguments.vector(x, try Arguments.count(n, d, "X"), "X")
-        let mode = try Arguments.noiseSampling(sampling)
-        try Validation.batchSize(batch_size, sampleCount: n, sampling: mode, name: "batch_size")
+        let mode = try Arguments.noiseSampling(sampling, sampleCount: n, batchSize: batch_size)
         try Validation.momentum(momentum, name: "momentum")
         let gamma = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.squareMatrix(p, d, "weight_decay") }
         let rate = try Arguments.learningRate(1, lr_matrix, d)
