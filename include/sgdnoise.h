@@ -293,7 +293,7 @@ sgdnoise_status sgdnoise_stationary_fluctuation(ptrdiff_t d, double const * hess
  * out_prediction the scalars (set its .size first); every output pointer may be NULL. */
 
 /* The scalars of a stationary prediction (the model functions). Set .size = sizeof(sgdnoise_prediction)
- * before the call; the library writes the fields of every version up to .size and nothing at or past it. */
+ * before the call; the library fills the fields that lie wholly within .size and leaves the rest. */
 typedef struct sgdnoise_prediction {
     size_t size;
     /* E[L(w)] at stationarity (regulariser and label noise included). */
@@ -479,7 +479,7 @@ typedef struct sgdnoise_simulation sgdnoise_simulation;
 typedef int (*sgdnoise_progress_callback)(void *context, ptrdiff_t done, ptrdiff_t total);
 
 /* What a simulation measured (sgdnoise_simulation_result). Set .size = sizeof(sgdnoise_simulation_summary)
- * before the call; the library writes the fields of every version up to .size and nothing at or past it. */
+ * before the call; the library fills the fields that lie wholly within .size and leaves the rest. */
 typedef struct sgdnoise_simulation_summary {
     size_t size;
     /* E[L(w)], the regulariser included. */

@@ -17,18 +17,60 @@ enum Results {
         return size
     }
 
-    /// Writes `value` into the caller's struct: the bytes after the size field, up to the smaller
-    /// of the caller's size and the library's. The caller's size field is left as it was.
-    static func write<S>(_ value: S, to out: UnsafeMutablePointer<S>, callerSize: Int) {
+    /// Writes `value` into the caller's struct: every field that lies wholly within the smaller of
+    /// the caller's size and the library's, and nothing else (a size that cuts a field leaves that
+    /// field alone). The caller's size field is left as it was.
+    static func write<S: SizePrefixedResult>(_ value: S, to out: UnsafeMutablePointer<S>, callerSize: Int) {
         var value = value
-        let end = min(callerSize, MemoryLayout<S>.size)
+        let limit = min(callerSize, MemoryLayout<S>.size)
         let start = MemoryLayout<Int>.size
+        let end = S.fieldEnds.last(where: { $0 <= limit }) ?? start
         guard end > start else { return }
         withUnsafeBytes(of: &value) { source in
             UnsafeMutableRawPointer(out).advanced(by: start)
                 .copyMemory(from: source.baseAddress!.advanced(by: start), byteCount: end - start)
         }
     }
+}
+
+/// A result struct of the header: `size_t size` first, then its fields, whose end offsets (in
+/// declaration order, ascending) bound what a caller's `.size` lets the library write.
+protocol SizePrefixedResult {
+    static var fieldEnds: [Int] { get }
+}
+
+/// The end offset of the field at `field`.
+private func end<S, V>(_ field: KeyPath<S, V>) -> Int {
+    MemoryLayout<S>.offset(of: field)! + MemoryLayout<V>.size
+}
+
+extension sgdnoise_prediction: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.train_loss), end(\Self.test_loss), end(\Self.kappa),
+                            end(\Self.critical_learning_rate), end(\Self.coupling_trace),
+                            end(\Self.flat_direction_noise)]
+}
+
+extension sgdnoise_dataset_info: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.iterations), end(\Self.residual), end(\Self.spectral_radius)]
+}
+
+extension sgdnoise_fluctuation_info: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.flat_directions), end(\Self.flat_direction_noise), end(\Self.flat_tolerance)]
+}
+
+extension sgdnoise_noise_scales: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.b_simple), end(\Self.b_noise), end(\Self.trace_sigma), end(\Self.grad_sq_norm),
+                            end(\Self.trace_hessian_sigma), end(\Self.grad_hessian_grad)]
+}
+
+extension sgdnoise_comparison: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.rel_frobenius), end(\Self.cosine), end(\Self.trace_ratio), end(\Self.overlap)]
+}
+
+extension sgdnoise_simulation_summary: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.train_loss), end(\Self.test_loss), end(\Self.tail_index),
+                            end(\Self.tail_order_statistics), end(\Self.tail_unreliable), end(\Self.diverged),
+                            end(\Self.diverged_at_step), end(\Self.cancelled), end(\Self.steps_completed)]
 }
 
 extension sgdnoise_prediction {
@@ -51,7 +93,7 @@ extension sgdnoise_noise_scales {
 }
 
 /// An optional result struct of the caller: NULL (not wanted) or a pointer whose `.size` was checked.
-struct ResultSlot<S> {
+struct ResultSlot<S: SizePrefixedResult> {
     let pointer: UnsafeMutablePointer<S>
     let size: Int
 

@@ -46,7 +46,7 @@ typedef struct sgdnoise_simulation sgdnoise_simulation;
 typedef int (*sgdnoise_progress_callback)(void *context, ptrdiff_t done, ptrdiff_t total);
 
 /* What a simulation measured (sgdnoise_simulation_result). Set .size = sizeof(sgdnoise_simulation_summary)
- * before the call; the library writes the fields of every version up to .size and nothing at or past it. */
+ * before the call; the library fills the fields that lie wholly within .size and leaves the rest. */
 typedef struct sgdnoise_simulation_summary {
     size_t size;
     /* E[L(w)], the regulariser included. */
@@ -74,7 +74,7 @@ typedef struct sgdnoise_simulation_summary {
 
 /* @section 5 */
 /* The scalars of a stationary prediction (the model functions). Set .size = sizeof(sgdnoise_prediction)
- * before the call; the library writes the fields of every version up to .size and nothing at or past it. */
+ * before the call; the library fills the fields that lie wholly within .size and leaves the rest. */
 typedef struct sgdnoise_prediction {
     size_t size;
     /* E[L(w)] at stationarity (regulariser and label noise included). */
