@@ -397,14 +397,18 @@ typedef enum sgdnoise_minimum_kind {
  * (same layout, needed when L0 = 0 without weight decay). out_noise: d*d doubles (dense) or the d
  * diagonal entries of C (diagonal layout; INVALID_ARGUMENT when C is not diagonal there, which
  * happens with weight decay when G w* has more than one nonzero entry; nothing is dropped);
- * out_kind (may be NULL): an sgdnoise_minimum_kind. */
-sgdnoise_status sgdnoise_minimum_noise(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double loss, ptrdiff_t batch_size, double const * weight_decay, double const * w_star, double const * sigma, double * out_noise, int * out_kind);
+ * out_kind (may be NULL): an sgdnoise_minimum_kind. flat_tolerance: eigenvalues h of H0 with
+ * |h| <= flat_tolerance * max|h| are round-off, taken as zero (0: the default 16 d eps). A C that
+ * is not a covariance (an eigenvalue below -flat_tolerance * its largest |eigenvalue|: Thm 5
+ * does not hold at this minimum, e.g. H0 indefinite with weight decay) is INVALID_ARGUMENT. */
+sgdnoise_status sgdnoise_minimum_noise(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double loss, ptrdiff_t batch_size, double const * weight_decay, double const * w_star, double const * sigma, double flat_tolerance, double * out_noise, int * out_kind);
 
 /* The matching stationary fluctuation [Cor 3]: Theorem 1 with H = H0 + weight_decay and the noise
  * of sgdnoise_minimum_noise (zero on the range of H0 at an interpolating minimum when stable);
- * learning rate lr * I or lr * lr_matrix. out_sigma: d*d or d doubles; out_kind and
- * out_critical (the critical learning rate, NaN if unknown) may be NULL. */
-sgdnoise_status sgdnoise_minimum_fluctuation(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double loss, double lr, double const * lr_matrix, ptrdiff_t batch_size, double const * weight_decay, double const * w_star, double momentum, double * out_sigma, int * out_kind, double * out_critical);
+ * learning rate lr * I or lr * lr_matrix; flat_tolerance as for sgdnoise_minimum_noise (0: the
+ * default 16 d eps, the same as sgdnoise_stationary_fluctuation's). out_sigma: d*d or d doubles;
+ * out_kind and out_critical (the critical learning rate, NaN if unknown) may be NULL. */
+sgdnoise_status sgdnoise_minimum_fluctuation(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double loss, double lr, double const * lr_matrix, ptrdiff_t batch_size, double const * weight_decay, double const * w_star, double momentum, double flat_tolerance, double * out_sigma, int * out_kind, double * out_critical);
 
 /* ==== 8. The streaming noise accumulator (a typed handle, sgdnoise_accumulator).
  * Threads: calls on one accumulator may come from several threads at once (they are serialised). */

@@ -173,6 +173,11 @@ func core<R>(_ body: () throws -> R) throws(SGDNoiseError) -> R {
 }
 
 extension Arguments {
+    /// The relative flat tolerance of a d x d curvature: 0 selects the library's default 16 d eps.
+    static func flatTolerance(_ tol: Double, _ d: Int) throws(SGDNoiseError) -> Double {
+        try Validation.flatTolerance(tol == 0 ? nil : tol, dimension: d, name: "flat_tolerance")
+    }
+
     static func layout(_ code: CInt) throws(SGDNoiseError) -> sgdnoise_layout {
         guard let layout = sgdnoise_layout(rawValue: code) else {
             throw .invalidArgument("layout must be SGDNOISE_LAYOUT_DENSE (0) or SGDNOISE_LAYOUT_DIAGONAL (1), got \(code)")

@@ -37,7 +37,7 @@ import _SGDNoiseShims
         let matrix = try core { try Matrix(rows: n, columns: d, elements: xs) }
         let result = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try finiteDataset(x: matrix, y: ys, learningRate: rate, batchSize: batch_size, sampling: mode,
-                              weightDecay: gamma, momentum: momentum, teacher: teacher, populationCovariance: population)
+                              weightDecay: gamma, momentum: momentum, u: teacher, populationCovariance: population)
         }
         Arguments.write(result.prediction, sigma: out_sigma, noise: out_noise, mean: out_mean, scalars: prediction,
                         lr: lr, lrMatrix: lr_matrix)

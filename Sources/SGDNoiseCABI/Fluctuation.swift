@@ -38,7 +38,7 @@ import _SGDNoiseShims
         let info = try ResultSlot(out_info, "out_info", "sgdnoise_fluctuation_info")
         // Checked here so that the message names the C argument `d`.
         try Arguments.size(d, "d", max: Arguments.maxDimension)
-        let tolerance = try Validation.flatTolerance(flat_tolerance == 0 ? nil : flat_tolerance, dimension: d, name: "flat_tolerance")
+        let tolerance = try Arguments.flatTolerance(flat_tolerance, d)
         let h = try Arguments.squareMatrix(hessian, d, "hessian")
         let c = try Arguments.squareMatrix(noise, d, "noise")
         let rate = try Arguments.learningRate(lr, lr_matrix, d)

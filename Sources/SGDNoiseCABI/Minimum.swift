@@ -25,11 +25,14 @@ private func kindCode(_ k: MinimumKind) -> CInt {
 /// (same layout, needed when L0 = 0 without weight decay). out_noise: d*d doubles (dense) or the d
 /// diagonal entries of C (diagonal layout; INVALID_ARGUMENT when C is not diagonal there, which
 /// happens with weight decay when G w* has more than one nonzero entry; nothing is dropped);
-/// out_kind (may be NULL): an sgdnoise_minimum_kind.
+/// out_kind (may be NULL): an sgdnoise_minimum_kind. flat_tolerance: eigenvalues h of H0 with
+/// |h| <= flat_tolerance * max|h| are round-off, taken as zero (0: the default 16 d eps). A C that
+/// is not a covariance (an eigenvalue below -flat_tolerance * its largest |eigenvalue|: Thm 5
+/// does not hold at this minimum, e.g. H0 indefinite with weight decay) is INVALID_ARGUMENT.
 @c public func sgdnoise_minimum_noise(
     _ layout: CInt, _ d: Int, _ hessian: UnsafePointer<Double>?, _ loss: Double, _ batch_size: Int,
     _ weight_decay: UnsafePointer<Double>?, _ w_star: UnsafePointer<Double>?, _ sigma: UnsafePointer<Double>?,
-    _ out_noise: UnsafeMutablePointer<Double>?, _ out_kind: UnsafeMutablePointer<CInt>?
+    _ flat_tolerance: Double, _ out_noise: UnsafeMutablePointer<Double>?, _ out_kind: UnsafeMutablePointer<CInt>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_noise, "out_noise")
@@ -40,7 +43,11 @@ private func kindCode(_ k: MinimumKind) -> CInt {
         let s = try sigma.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "sigma") }
         try Validation.batchSize(batch_size, name: "batch_size")
         try Validation.nonNegative(loss, name: "loss")
-        let result = try core { try minimumNoise(hessian: h, loss: loss, batchSize: batch_size, weightDecay: g, wStar: w, sigma: s) }
+        let tolerance = try Arguments.flatTolerance(flat_tolerance, d)
+        let result = try core {
+            try minimumNoise(hessian: h, loss: loss, batchSize: batch_size, weightDecay: g, wStar: w, sigma: s,
+                             flatTolerance: tolerance)
+        }
         if layout == .diagonal {
             guard case .diagonal(let c) = result.noise else {
                 throw .invalidArgument(
@@ -57,12 +64,13 @@ private func kindCode(_ k: MinimumKind) -> CInt {
 
 /// The matching stationary fluctuation [Cor 3]: Theorem 1 with H = H0 + weight_decay and the noise
 /// of sgdnoise_minimum_noise (zero on the range of H0 at an interpolating minimum when stable);
-/// learning rate lr * I or lr * lr_matrix. out_sigma: d*d or d doubles; out_kind and
-/// out_critical (the critical learning rate, NaN if unknown) may be NULL.
+/// learning rate lr * I or lr * lr_matrix; flat_tolerance as for sgdnoise_minimum_noise (0: the
+/// default 16 d eps, the same as sgdnoise_stationary_fluctuation's). out_sigma: d*d or d doubles;
+/// out_kind and out_critical (the critical learning rate, NaN if unknown) may be NULL.
 @c public func sgdnoise_minimum_fluctuation(
     _ layout: CInt, _ d: Int, _ hessian: UnsafePointer<Double>?, _ loss: Double, _ lr: Double,
     _ lr_matrix: UnsafePointer<Double>?, _ batch_size: Int, _ weight_decay: UnsafePointer<Double>?,
-    _ w_star: UnsafePointer<Double>?, _ momentum: Double, _ out_sigma: UnsafeMutablePointer<Double>?,
+    _ w_star: UnsafePointer<Double>?, _ momentum: Double, _ flat_tolerance: Double, _ out_sigma: UnsafeMutablePointer<Double>?,
     _ out_kind: UnsafeMutablePointer<CInt>?, _ out_critical: UnsafeMutablePointer<Double>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
@@ -74,9 +82,10 @@ private func kindCode(_ k: MinimumKind) -> CInt {
         try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         try Validation.nonNegative(loss, name: "loss")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
+        let tolerance = try Arguments.flatTolerance(flat_tolerance, d)
         let result = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try minimumFluctuation(hessian: h, loss: loss, learningRate: rate, batchSize: batch_size,
-                                   weightDecay: g, wStar: w, momentum: momentum)
+                                   weightDecay: g, wStar: w, momentum: momentum, flatTolerance: tolerance)
         }
         if layout == .diagonal {
             Arguments.write(result.sigma.diagonalEntries, to: out)

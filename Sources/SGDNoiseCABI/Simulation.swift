@@ -42,7 +42,7 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<OpaquePoin
         let teacher = try u.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "u") }
         let b = try input_noise.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.squareMatrix(p, d, "input_noise") }
         try Arguments.finite(noise_var, "noise_var")
-        store(SimulationHandle(data: .gaussian(a: aMatrix, teacher: teacher, noiseVariance: noise_var, inputNoise: b), dimension: d), out)
+        store(SimulationHandle(data: .gaussian(a: aMatrix, u: teacher, noiseVariance: noise_var, inputNoise: b), dimension: d), out)
     }
 }
 
@@ -67,7 +67,7 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<OpaquePoin
         case .epochShuffling: mode = .epochShuffling
         }
         let matrix = try core { try Matrix(rows: n, columns: d, elements: xs) }
-        store(SimulationHandle(data: .dataset(x: matrix, y: ys, sampling: mode, teacher: teacher), dimension: d), out)
+        store(SimulationHandle(data: .dataset(x: matrix, y: ys, sampling: mode, u: teacher), dimension: d), out)
     }
 }
 

@@ -27,15 +27,17 @@ import SGDNoise
         }
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
+        let model: Model
         switch kind {
         case .labelNoise:
-            out.pointee = try core { try criticalLearningRate(a: aOp, batchSize: batch_size, momentum: momentum) }
+            model = .labelNoise(a: aOp, noiseVariance: 0)
         case .highDimensional:
-            out.pointee = try core { try criticalLearningRateHighDimensional(aHat: aOp, batchSize: batch_size, momentum: momentum) }
+            model = .highDimensional(aHat: aOp, alpha: 1, noiseVariance: 0)
         case .l2Regularized:
             let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
-            out.pointee = try core { try criticalLearningRateL2(a: aOp, weightDecay: gOp, batchSize: batch_size, momentum: momentum) }
+            model = .l2Regularized(a: aOp, u: [Double](repeating: 0, count: d), weightDecay: gOp)
         }
+        out.pointee = try core { try model.criticalLearningRate(batchSize: batch_size, momentum: momentum) }
     }
 }
 

@@ -84,7 +84,7 @@ func figure3WeightDecay(_ context: RunContext) throws -> FigureResult {
     print("  close to an edge (the fluctuation term grows as the bias shrinks), so its simulation undershoots.")
     return FigureResult(
         name: "fig3", title: "Test loss versus weight decay",
-        parameters: [("weight_decay", .object([("a", .number(figure.a)), ("u", .number(figure.teacher)),
+        parameters: [("weight_decay", .object([("a", .number(figure.a)), ("u", .number(figure.u)),
                                                ("cases", .array(figure.cases.map { .object([
                                                    ("label", .string($0.setting.label)),
                                                    ("lr", .number($0.setting.learningRate)),

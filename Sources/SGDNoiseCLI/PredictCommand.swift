@@ -5,7 +5,7 @@ import SGDNoise
 enum ModelName: String, ExpressibleByArgument, CaseIterable {
     case labelNoise = "label-noise"
     case inputNoise = "input-noise"
-    case l2 = "l2"
+    case l2Regularized = "l2-regularized"
     case highDimensional = "high-dimensional"
     case dampedNewton = "damped-newton"
     case naturalGradient = "natural-gradient"
@@ -14,7 +14,7 @@ enum ModelName: String, ExpressibleByArgument, CaseIterable {
         switch self {
         case .labelNoise: return .labelNoise
         case .inputNoise: return .inputNoise
-        case .l2: return .l2Regularized
+        case .l2Regularized: return .l2Regularized
         case .highDimensional: return .highDimensional
         case .dampedNewton: return .dampedNewton
         case .naturalGradient: return .naturalGradient
@@ -89,10 +89,10 @@ struct PredictCommand: ParsableCommand {
 
             Model options:
               label-noise       --noise-var (default 1)
-              input-noise       --input-noise B (required), --teacher u (default
+              input-noise       --input-noise B (required), --u u (default
                                 ones), --noise-var (default 0)
-              l2                --weight-decay Γ (required; negative allowed
-                                while A + Γ ≻ 0), --teacher u (default ones)
+              l2-regularized    --weight-decay Γ (required; negative allowed
+                                while A + Γ ≻ 0), --u u (default ones)
               high-dimensional  --alpha N/D (required), --noise-var (default 1);
                                 A is the empirical covariance Â
               damped-newton     --noise-var (default 1); learning rate Λ = λA⁻¹
@@ -102,7 +102,7 @@ struct PredictCommand: ParsableCommand {
               {"model": "label-noise", "spectrum": [1, 0.5], "lr": 1.5,
                "batch_size": 10, "momentum": 0, "noise_var": 1}
             with the keys model, spectrum or matrix, lr, batch_size, momentum,
-            noise_var, teacher, weight_decay, input_noise, alpha (weight_decay
+            noise_var, u, weight_decay, input_noise, alpha (weight_decay
             and input_noise may be matrices there). Options override the file.
 
             --json prints one object with the keys
@@ -110,7 +110,7 @@ struct PredictCommand: ParsableCommand {
               dimension, layout   D; "diagonal" when A came as a spectrum (each
                                   matrix below is then its diagonal, D numbers),
                                   "dense" when matrices are arrays of D rows
-              inputs              {lr, batch_size, momentum, noise_var, teacher,
+              inputs              {lr, batch_size, momentum, noise_var, u,
                                   weight_decay, input_noise, alpha}; null if unused
               sigma, noise, mean  Σ, the noise C, the stationary mean (D numbers)
               trace_sigma, train_loss, test_loss,
@@ -148,10 +148,10 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Label-noise variance σ² ≥ 0.", valueName: "σ²"))
     var noiseVar: Double?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("The teacher u (input-noise, l2; default all ones).", valueName: "u1,u2,..."))
-    var teacher: String?
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("u, the teacher (input-noise, l2-regularized; default all ones).", valueName: "u1,u2,..."))
+    var u: String?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Γ for l2: γ (= γI) or a diagonal.", valueName: "γ or g1,g2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Γ for l2-regularized: γ (= γI) or a diagonal.", valueName: "γ or g1,g2,..."))
     var weightDecay: String?
 
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("B for input-noise: b (= bI) or a diagonal.", valueName: "b or b1,b2,..."))
@@ -187,7 +187,7 @@ struct PredictCommand: ParsableCommand {
         let mu = try momentum ?? file.number("momentum") ?? 0
         let operands = Operands(
             noiseVariance: try noiseVar ?? file.number("noise_var"),
-            teacher: try readOperand(teacher, "--teacher", file, "teacher"),
+            u: try readOperand(u, "--u", file, "u"),
             weightDecay: try readOperand(weightDecay, "--weight-decay", file, "weight_decay"),
             inputNoise: try readOperand(inputNoise, "--input-noise", file, "input_noise"),
             alpha: try alpha ?? file.number("alpha"))
@@ -202,7 +202,7 @@ struct PredictCommand: ParsableCommand {
         return PredictProblem(
             name: name, model: model, learningRate: learningRate, lrValue: lrValue, batchSize: s, momentum: mu,
             noiseVariance: operands.noiseVariance ?? name.noiseVarianceDefault,
-            teacher: name.kind.arguments.contains(.teacher) ? try operands.teacherVector(dimension: a.dimension) : nil,
+            u: name.kind.arguments.contains(.u) ? try operands.teacherVector(dimension: a.dimension) : nil,
             decayValue: operands.weightDecay, inputNoiseValue: operands.inputNoise, alpha: operands.alpha)
     }
 
@@ -261,7 +261,7 @@ struct PredictCommand: ParsableCommand {
 
 /// The fields of a --spec file (none without one).
 struct SpecFile {
-    static let keys = ["model", "spectrum", "matrix", "lr", "batch_size", "momentum", "noise_var", "teacher",
+    static let keys = ["model", "spectrum", "matrix", "lr", "batch_size", "momentum", "noise_var", "u",
                        "weight_decay", "input_noise", "alpha"]
     let source: String
     let fields: [String: JSON]
@@ -303,7 +303,7 @@ struct SpecFile {
 /// The model-specific values of a `predict` problem, as given.
 struct Operands {
     let noiseVariance: Double?
-    let teacher: OperandValue?
+    let u: OperandValue?
     let weightDecay: OperandValue?
     let inputNoise: OperandValue?
     let alpha: Double?
@@ -312,7 +312,7 @@ struct Operands {
     var given: [Model.Argument] {
         var out: [Model.Argument] = []
         if noiseVariance != nil { out.append(.noiseVariance) }
-        if teacher != nil { out.append(.teacher) }
+        if u != nil { out.append(.u) }
         if weightDecay != nil { out.append(.weightDecay) }
         if inputNoise != nil { out.append(.inputNoise) }
         if alpha != nil { out.append(.alpha) }
@@ -343,10 +343,10 @@ struct Operands {
         case .labelNoise:
             return .labelNoise(a: a, noiseVariance: variance)
         case .inputNoise:
-            return .inputNoise(a: a, inputNoise: try Self.require(inputNoise, .inputNoise).symmetricOperator(like: a, "input noise"),
-                               teacher: try teacherVector(dimension: d), noiseVariance: variance)
+            return .inputNoise(a: a, b: try Self.require(inputNoise, .inputNoise).symmetricOperator(like: a, "input noise"),
+                               u: try teacherVector(dimension: d), noiseVariance: variance)
         case .l2Regularized:
-            return .l2Regularized(a: a, teacher: try teacherVector(dimension: d),
+            return .l2Regularized(a: a, u: try teacherVector(dimension: d),
                                   weightDecay: try Self.require(weightDecay, .weightDecay).symmetricOperator(like: a, "weight decay"))
         case .highDimensional:
             return .highDimensional(aHat: a, alpha: try Self.require(alpha, .alpha), noiseVariance: variance)
@@ -359,11 +359,11 @@ struct Operands {
 
     /// u: the given teacher (a number means u·1), all ones by default.
     func teacherVector(dimension d: Int) throws -> [Double] {
-        switch teacher {
+        switch u {
         case nil: return [Double](repeating: 1, count: d)
         case .scalar(let x)?: return [Double](repeating: x, count: d)
         case .vector(let v)?:
-            guard v.count == d else { throw CLIError.usage("--teacher has \(v.count) entries but A is \(d)-dimensional") }
+            guard v.count == d else { throw CLIError.usage("--u has \(v.count) entries but A is \(d)-dimensional") }
             return v
         case .matrix?: throw CLIError.usage("the teacher must be a vector")
         }
@@ -378,7 +378,7 @@ struct Operands {
     static func option(_ argument: Model.Argument) -> String {
         switch argument {
         case .noiseVariance: return "--noise-var"
-        case .teacher: return "--teacher"
+        case .u: return "--u"
         case .weightDecay: return "--weight-decay"
         case .inputNoise: return "--input-noise"
         case .alpha: return "--alpha"
@@ -425,7 +425,7 @@ struct PredictProblem {
     let momentum: Double
     /// What the output reports as inputs (nil where the model takes none).
     let noiseVariance: Double?
-    let teacher: [Double]?
+    let u: [Double]?
     let decayValue: OperandValue?
     let inputNoiseValue: OperandValue?
     let alpha: Double?
@@ -477,7 +477,7 @@ struct PredictOutput {
             ("inputs", .object([
                 ("lr", p.lrValue.json), ("batch_size", .number(Double(p.batchSize))), ("momentum", .number(p.momentum)),
                 ("noise_var", .optional(p.noiseVariance)),
-                ("teacher", p.teacher.map(JSON.numbers) ?? .null),
+                ("u", p.u.map(JSON.numbers) ?? .null),
                 ("weight_decay", p.decayValue?.json ?? .null), ("input_noise", p.inputNoiseValue?.json ?? .null),
                 ("alpha", .optional(p.alpha)),
             ])),
@@ -513,7 +513,7 @@ struct PredictOutput {
         lines.append(settings)
         if let w = p.decayValue { lines.append("  weight decay \(valueText(w))") }
         if let b = p.inputNoiseValue { lines.append("  input noise B \(valueText(b))") }
-        if let u = p.teacher { lines.append("  teacher u \(list(u))") }
+        if let u = p.u { lines.append("  teacher u \(list(u))") }
         lines.append("")
         var rows = TextTable(["quantity", "value"], leftColumns: 2)
         if let lc = prediction.criticalLearningRate {

@@ -5,16 +5,16 @@ import SGDNoise
 enum StabilityModel: String, ExpressibleByArgument, CaseIterable {
     case labelNoise = "label-noise"
     case highDimensional = "high-dimensional"
-    case l2 = "l2"
+    case l2Regularized = "l2-regularized"
 
     /// The library's model on A (the weight decay for l2).
     func model(a: SymmetricOperator, weightDecay: SymmetricOperator?) throws -> Model {
         switch self {
         case .labelNoise: return .labelNoise(a: a, noiseVariance: 0)
         case .highDimensional: return .highDimensional(aHat: a, alpha: 1, noiseVariance: 0)
-        case .l2:
-            guard let weightDecay else { throw CLIError.usage("--weight-decay is required with --model l2") }
-            return .l2Regularized(a: a, teacher: [Double](repeating: 0, count: a.dimension), weightDecay: weightDecay)
+        case .l2Regularized:
+            guard let weightDecay else { throw CLIError.usage("--weight-decay is required with --model l2-regularized") }
+            return .l2Regularized(a: a, u: [Double](repeating: 0, count: a.dimension), weightDecay: weightDecay)
         }
     }
 }
@@ -61,7 +61,7 @@ struct StabilityCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The noise model.", valueName: "name"))
     var model: StabilityModel = .labelNoise
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Γ for --model l2: γ (= γI) or a diagonal.", valueName: "γ or g1,g2,..."))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Γ for --model l2-regularized: γ (= γI) or a diagonal.", valueName: "γ or g1,g2,..."))
     var weightDecay: String?
 
     @Flag(name: .long, help: "Show the high-dimensional model's λ* as the dimension D grows.")
@@ -121,10 +121,10 @@ struct StabilityCommand: ParsableCommand {
         throw CLIError.usage("give A with --spectrum a1,a2,... or --matrix FILE.json")
     }
 
-    /// Γ from --weight-decay (γ means γI), in A's layout; only with --model l2.
+    /// Γ from --weight-decay (γ means γI), in A's layout; only with --model l2-regularized.
     private func readWeightDecay(like a: SymmetricOperator) throws -> SymmetricOperator? {
         guard let weightDecay else { return nil }
-        guard model == .l2 else { throw CLIError.usage("--weight-decay is used only with --model l2") }
+        guard model == .l2Regularized else { throw CLIError.usage("--weight-decay is used only with --model l2-regularized") }
         let values = try parseNumberList(weightDecay, "--weight-decay")
         let diag = values.count == 1 ? [Double](repeating: values[0], count: a.dimension) : values
         guard diag.count == a.dimension else {
@@ -150,7 +150,7 @@ struct StabilityCommand: ParsableCommand {
         for d in dimensions {
             let values = (0..<d).map { base[$0 % base.count] }
             rows.append((d, try sizes.map {
-                try criticalLearningRateHighDimensional(aHat: .diagonal(values), batchSize: $0, momentum: mu)
+                try Model.highDimensional(aHat: .diagonal(values), alpha: 1, noiseVariance: 0).criticalLearningRate(batchSize: $0, momentum: mu)
             }))
         }
         func reference(_ s: Int, _ d: Int) -> Double { 2 * Double(s) / (mean * Double(d)) }

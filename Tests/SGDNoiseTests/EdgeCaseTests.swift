@@ -311,7 +311,7 @@ struct ConcurrencyEdgeCaseTests {
     func simulationThreads() throws {
         let a = Matrix.diagonal([1, 0.5, 0.25])
         func run(_ threads: Int, progress: ((Int, Int) -> Bool)?) throws -> SimulationResult {
-            try simulate(SimulationSpec(data: .gaussian(a: a, teacher: nil, noiseVariance: 1, inputNoise: nil),
+            try simulate(SimulationSpec(data: .gaussian(a: a, u: nil, noiseVariance: 1, inputNoise: nil),
                                         learningRate: .scalar(0.5), batchSize: 4, momentum: 0.3, steps: 20_000,
                                         chains: 4, seed: 9, threads: threads), progress: progress)
         }

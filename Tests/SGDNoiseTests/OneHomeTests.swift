@@ -76,9 +76,9 @@ struct OneHomeTests {
         let lr = LearningRate.scalar(0.5)
         let cases: [(Model, Prediction)] = [
             (.labelNoise(a: a, noiseVariance: 2), try labelNoise(a: a, noiseVariance: 2, learningRate: lr, batchSize: 4)),
-            (.inputNoise(a: a, inputNoise: .diagonal([0.1, 0.2]), teacher: [1, 2], noiseVariance: 0.5),
+            (.inputNoise(a: a, b: .diagonal([0.1, 0.2]), u: [1, 2], noiseVariance: 0.5),
              try inputNoise(a: a, b: .diagonal([0.1, 0.2]), u: [1, 2], learningRate: lr, batchSize: 4, noiseVariance: 0.5)),
-            (.l2Regularized(a: a, teacher: [1, 1], weightDecay: .diagonal([0.1, 0.1])),
+            (.l2Regularized(a: a, u: [1, 1], weightDecay: .diagonal([0.1, 0.1])),
              try l2Regularized(a: a, u: [1, 1], weightDecay: .diagonal([0.1, 0.1]), learningRate: lr, batchSize: 4)),
             (.highDimensional(aHat: a, alpha: 2, noiseVariance: 1),
              try highDimensional(aHat: a, alpha: 2, noiseVariance: 1, learningRate: lr, batchSize: 4)),
@@ -100,13 +100,13 @@ struct OneHomeTests {
         let a = SymmetricOperator.diagonal([1, 0.5])
         #expect(try Model.labelNoise(a: a, noiseVariance: 1).criticalLearningRate(batchSize: 10)
                 == criticalLearningRate(a: a, batchSize: 10))
-        #expect(try Model.inputNoise(a: a, inputNoise: .diagonal([0.5, 0.5]), teacher: [1, 1], noiseVariance: 0)
+        #expect(try Model.inputNoise(a: a, b: .diagonal([0.5, 0.5]), u: [1, 1], noiseVariance: 0)
                     .criticalLearningRate(batchSize: 10) == criticalLearningRate(a: .diagonal([1.5, 1]), batchSize: 10))
         // Damped Newton: gS = λD with g = 2 − (1 + 1/S)λ gives λ* = 2S/(S + 1 + D) = 20/13.
         let newton = try Model.dampedNewton(a: a, noiseVariance: 1).criticalLearningRate(batchSize: 10)
         #expect(abs(newton - 20.0 / 13) < 1e-12)
         #expect(try Model.naturalGradient(a: a).criticalLearningRate(batchSize: 10) == .infinity)
-        #expect(Model.Kind.l2Regularized.arguments == [.teacher, .weightDecay])
+        #expect(Model.Kind.l2Regularized.arguments == [.u, .weightDecay])
     }
 
     @Test("smallestStableBatchSize: λ*(S) = 2S/(a(S + 2)) > λ; unstable past the GD edge")
@@ -171,10 +171,10 @@ struct OneHomeTests {
             try Sampling.epochShuffling.noiseFactor(sampleCount: 10, batchSize: 2)
         }
         let x = try Matrix([[1, 0], [0, 1], [1, 1], [2, -1]])
-        let spec = SimulationSpec(data: .dataset(x: x, y: [1, 0, 1, 2], sampling: .epochShuffling, teacher: nil),
+        let spec = SimulationSpec(data: .dataset(x: x, y: [1, 0, 1, 2], sampling: .epochShuffling, u: nil),
                                   learningRate: .scalar(0.1), batchSize: 6, steps: 1000, seed: 1)
         #expect(!(try simulate(spec)).diverged)  // an epoch-shuffled batch may exceed N
-        let without = SimulationSpec(data: .dataset(x: x, y: [1, 0, 1, 2], sampling: .withoutReplacement, teacher: nil),
+        let without = SimulationSpec(data: .dataset(x: x, y: [1, 0, 1, 2], sampling: .withoutReplacement, u: nil),
                                      learningRate: .scalar(0.1), batchSize: 6, steps: 1000, seed: 1)
         expectError(.invalidArgument, mentioning: "batchSize 6 exceeds") { try simulate(without) }
     }

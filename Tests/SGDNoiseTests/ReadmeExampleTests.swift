@@ -14,7 +14,7 @@ import Testing
         }
         #expect(p.criticalLearningRate.map { $0 > 1.5 } == true)
         let sim = try simulate(SimulationSpec(
-            data: .gaussian(a: a, teacher: nil, noiseVariance: 1, inputNoise: nil),
+            data: .gaussian(a: a, u: nil, noiseVariance: 1, inputNoise: nil),
             learningRate: .scalar(1.5), batchSize: 50, steps: 100_000, chains: 4, seed: 0))
         for i in 0..<2 {
             let z = (sim.sigma[i, i] - p.sigma.matrix[i, i]) / sim.sigmaStandardError[i, i]

@@ -78,6 +78,16 @@ def as_scalar(x, name: str) -> float:
         raise InvalidArgumentError(f"{name} must be a real number, got {x!r}") from None
 
 
+def as_flat_tolerance(flat_tolerance) -> float:
+    """The C value of a relative flat tolerance (None: the library's default 16·D·ε). C reads 0 as
+    the default, so an explicit 0 (only exact zeros are flat) travels as the smallest positive
+    double, which only exact zeros satisfy."""
+    if flat_tolerance is None:
+        return 0.0
+    tolerance = as_scalar(flat_tolerance, "flat_tolerance")
+    return 5e-324 if tolerance == 0.0 else tolerance
+
+
 def as_dense_or_none(x, name: str, d: int):
     """A (D, D) matrix argument given as a scalar s (s·I; None when 0), a 1-D diagonal or a
     matrix; None stays None."""

@@ -23,6 +23,10 @@ class Operand:
 
     def __init__(self, x, name: str):
         a = x
+        if x is None or np.ndim(a) not in (1, 2):
+            shape = "None" if x is None else f"an array of shape {np.shape(x)}"
+            raise InvalidArgumentError(
+                f"{name} must be a (D, D) symmetric matrix or a 1-D spectrum (its D eigenvalues), got {shape}")
         if np.ndim(a) == 1:
             self.array = as_float64(a, name, 1)
             if self.array.size == 0:

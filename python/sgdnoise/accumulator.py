@@ -237,7 +237,8 @@ class NoiseAccumulator:
         replacement : bool, default True
             Whether minibatch indices are drawn with replacement.
         kind : {"full", "diag", "trace"}, default "full"
-            The (D, D) matrix, its diagonal (D,) or its trace (float).
+            The (D, D) matrix, its diagonal (D,) or its trace (float). ``"diagonal"`` (the name in C
+            and Swift) is accepted for ``"diag"``.
 
         Returns
         -------
@@ -252,7 +253,7 @@ class NoiseAccumulator:
         try:
             code = _lib.NOISE_KIND[kind]
         except (KeyError, TypeError):
-            raise InvalidArgumentError(f'kind must be "full", "diag" or "trace", got {kind!r}') from None
+            raise InvalidArgumentError(f'kind must be "full", "diag" (or "diagonal") or "trace", got {kind!r}') from None
         s = as_batch_size(batch_size)
         d = self._dim
         out = np.empty((d, d) if code == 0 else (d,) if code == 1 else (1,))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def _data(X, y=None):
 
 
 def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, momentum=0.0, *, u=None,
-                   A=None) -> DatasetPrediction:
+                   A=None, critical_learning_rate=False) -> DatasetPrediction:
     r"""Exact stationary fluctuation of SGD on linear regression over the dataset ``X``, ``y``.
 
     No Gaussian or :math:`N\to\infty` assumption (docs/theory.md §4.1, an extension of the
@@ -81,6 +81,11 @@ def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, mom
         Teacher defining ``test_loss`` :math:`= \tfrac12E[(w-u)^\top A(w-u)]` (NaN without it).
     A : (D, D) array_like, optional
         Population covariance for ``test_loss`` (default :math:`\hat A`).
+    critical_learning_rate : bool, default False
+        Also find this dataset's :math:`\lambda^*` (as :func:`critical_learning_rate_dataset` does)
+        and fill the result's ``critical_learning_rate`` with it; it costs roughly ten times the
+        prediction, so it is off by default and the field is None then. ``kappa`` is always None:
+        the theory defines no :math:`\kappa` for a finite dataset.
 
     Returns
     -------
@@ -114,6 +119,9 @@ def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, mom
         as_batch_size(batch_size), as_scalar(momentum, "momentum"), ptr(uu), ptr(a), ptr(sigma), ptr(noise),
         ptr(mean), ptr(scalars), ptr(info)))
     base = _prediction(sigma, noise, mean, scalars)
+    if critical_learning_rate:
+        critical = critical_learning_rate_dataset(xs, batch_size, replacement, weight_decay, momentum, lr_matrix)
+        base = replace(base, critical_learning_rate=critical)
     return DatasetPrediction(**base.__dict__, iterations=int(info.iterations), residual=float(info.residual),
                              spectral_radius=float(info.spectral_radius))
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _capi, _lib
-from ._arrays import as_scalar, as_square
+from ._arrays import as_flat_tolerance, as_scalar, as_square
 
 __all__ = ["stationary_covariance", "StationaryInfo"]
 
@@ -124,9 +124,7 @@ def stationary_covariance(hessian, noise, lr, momentum=0.0, *, flat_tolerance=No
     scale, matrix = _learning_rate(lr, d)
     out = np.empty((d, d))
     m = None if matrix is None else matrix.ctypes.data
-    tolerance = 0.0 if flat_tolerance is None else as_scalar(flat_tolerance, "flat_tolerance")
-    if tolerance == 0.0 and flat_tolerance is not None:
-        tolerance = 5e-324  # an explicit 0: only exact zeros are flat (0 would select the default)
+    tolerance = as_flat_tolerance(flat_tolerance)
     if not return_info and flat_tolerance is None:
         status = _stationary(d, h.ctypes.data, c.ctypes.data, scale, m, as_scalar(momentum, "momentum"),
                              out.ctypes.data)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import _lib
-from ._arrays import as_batch_size, as_scalar
+from ._arrays import as_batch_size, as_flat_tolerance, as_scalar
 from ._operands import Operand, ptr
 
 __all__ = ["minimum_noise", "minimum_fluctuation"]
@@ -25,7 +25,7 @@ def _decay(op: Operand, weight_decay):
     return op.like(weight_decay, "weight_decay")
 
 
-def minimum_noise(hessian, loss, batch_size, weight_decay=0.0, w_star=None, sigma=None):
+def minimum_noise(hessian, loss, batch_size, weight_decay=0.0, w_star=None, sigma=None, *, flat_tolerance=None):
     r"""The SGD noise near a minimum of any differentiable model with MSE loss [Thm 5, Cor 2].
 
     Near a minimum :math:`w^*` of :math:`L_\Gamma = L_0 + \tfrac12 w^\top\Gamma w`:
@@ -49,6 +49,10 @@ def minimum_noise(hessian, loss, batch_size, weight_decay=0.0, w_star=None, sigm
     w_star : (D,) array_like, optional
     sigma : array_like, optional
         :math:`\Sigma` (same layout as ``hessian``), needed at an interpolating minimum.
+    flat_tolerance : float, optional
+        Eigenvalues :math:`h` of :math:`H_0` with :math:`|h| \le` ``flat_tolerance``
+        :math:`\cdot\max|h|` are round-off and taken as zero; the default is the library's one
+        flat tolerance :math:`16D\varepsilon` (as in :func:`stationary_covariance`).
 
     Returns
     -------
@@ -56,6 +60,15 @@ def minimum_noise(hessian, loss, batch_size, weight_decay=0.0, w_star=None, sigm
         :math:`C`, (D, D) — or its diagonal for a 1-D ``hessian`` without weight decay.
     kind : str
         ``"regularized"``, ``"non_interpolating"`` or ``"interpolating"``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When the formula's :math:`C` is not a covariance (an eigenvalue below
+        :math:`-`\ ``flat_tolerance`` times its largest): Theorem 5 does not hold at this minimum.
+        On a network trained with weight decay :math:`H_0 = H - \Gamma` is often indefinite; measure
+        the noise from per-sample gradients there (:func:`noise_covariance`) and pass it to
+        :func:`stationary_covariance`.
 
     Examples
     --------
@@ -74,18 +87,21 @@ def minimum_noise(hessian, loss, batch_size, weight_decay=0.0, w_star=None, sigm
     out = op.empty()
     kind = ctypes.c_int(-1)
     _lib.check(_lib_.sgdnoise_minimum_noise(op.layout, op.dim, ptr(op.array), as_scalar(loss, "loss"),
-                                            as_batch_size(batch_size), ptr(gamma), ptr(w), ptr(sig), ptr(out),
-                                            ctypes.byref(kind)))
+                                            as_batch_size(batch_size), ptr(gamma), ptr(w), ptr(sig),
+                                            as_flat_tolerance(flat_tolerance), ptr(out), ctypes.byref(kind)))
     return out, _lib.MINIMUM_KINDS[kind.value]
 
 
-def minimum_fluctuation(hessian, loss, lr, batch_size, weight_decay=0.0, w_star=None, momentum=0.0):
+def minimum_fluctuation(hessian, loss, lr, batch_size, weight_decay=0.0, w_star=None, momentum=0.0, *,
+                        flat_tolerance=None):
     r"""The stationary fluctuation that goes with :func:`minimum_noise` [Cor 3].
 
     Theorem 1 with :math:`H = H_0 + \Gamma` and the minimum's noise. At an interpolating minimum
     the only stationary solution is :math:`\Sigma = 0` on the range of :math:`H_0` (as long as
     :math:`\lambda` is below the critical learning rate of that multiplicative noise); flat
-    directions of a singular :math:`H_0` get zero fluctuation (docs/theory.md §3).
+    directions of a singular :math:`H_0` get zero fluctuation (docs/theory.md §3); ``flat_tolerance``
+    decides which are flat, as in :func:`minimum_noise`, and the noise must be a covariance, as
+    there.
 
     Returns
     -------
@@ -103,6 +119,7 @@ def minimum_fluctuation(hessian, loss, lr, batch_size, weight_decay=0.0, w_star=
     critical = np.empty(1)
     _lib.check(_lib_.sgdnoise_minimum_fluctuation(
         op.layout, op.dim, ptr(op.array), as_scalar(loss, "loss"), scale, ptr(matrix), as_batch_size(batch_size),
-        ptr(gamma), ptr(w), as_scalar(momentum, "momentum"), ptr(out), ctypes.byref(kind), ptr(critical)))
+        ptr(gamma), ptr(w), as_scalar(momentum, "momentum"), as_flat_tolerance(flat_tolerance), ptr(out),
+        ctypes.byref(kind), ptr(critical)))
     c = float(critical[0])
     return out, _lib.MINIMUM_KINDS[kind.value], None if math.isnan(c) else c

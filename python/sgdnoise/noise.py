@@ -35,7 +35,8 @@ def noise_covariance(grads, batch_size, *, replacement=True, kind="full"):
         Whether minibatch indices are drawn with replacement.
     kind : {"full", "diag", "trace"}, default "full"
         The whole :math:`D\times D` matrix (one SYRK, :math:`O(ND^2)`), its diagonal or its trace
-        (both :math:`O(ND)`).
+        (both :math:`O(ND)`). ``"diagonal"`` (the name in C
+        and Swift) is accepted for ``"diag"``.
 
     Returns
     -------
@@ -68,7 +69,7 @@ def noise_covariance(grads, batch_size, *, replacement=True, kind="full"):
     try:
         code = _lib.NOISE_KIND[kind]
     except (KeyError, TypeError):
-        raise InvalidArgumentError(f'kind must be "full", "diag" or "trace", got {kind!r}') from None
+        raise InvalidArgumentError(f'kind must be "full", "diag" (or "diagonal") or "trace", got {kind!r}') from None
     g = as_gradients(grads)
     s = as_batch_size(batch_size)
     n, d = g.shape

@@ -16,7 +16,9 @@ from .errors import InvalidArgumentError
 __all__ = ["simulate", "SimulationResult"]
 
 _lib_ = _lib.lib
-_SAMPLING = {"with": 0, "without": 1, "epoch": 2}
+_SAMPLING = {"with_replacement": _lib.SAMPLING_WITH_REPLACEMENT,
+             "without_replacement": _lib.SAMPLING_WITHOUT_REPLACEMENT,
+             "epoch_shuffling": _lib.SAMPLING_EPOCH_SHUFFLING}
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,9 @@ def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None,
     momentum : float
     replacement : bool
         For a dataset: with or without replacement (``sampling`` overrides it).
-    sampling : {"with", "without", "epoch"}, optional
-        For a dataset; ``"epoch"`` shuffles once per epoch (no closed form exists for it).
+    sampling : {"with_replacement", "without_replacement", "epoch_shuffling"}, optional
+        For a dataset (the names of ``sgdnoise_sampling`` and Swift's ``Sampling``);
+        ``"epoch_shuffling"`` runs through a fresh permutation each epoch (no closed form exists for it).
     steps : int
         Recorded steps per chain.
     burn_in : int, optional
@@ -178,9 +181,9 @@ def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None,
         n, d = xs.shape
         if ys.shape[0] != n:
             raise InvalidArgumentError(f"y must have {n} entries (one per row of X), got {ys.shape[0]}")
-        mode = sampling if sampling is not None else ("with" if replacement else "without")
+        mode = sampling if sampling is not None else ("with_replacement" if replacement else "without_replacement")
         if mode not in _SAMPLING:
-            raise InvalidArgumentError(f'sampling must be "with", "without" or "epoch", got {mode!r}')
+            raise InvalidArgumentError(f"sampling must be one of {sorted(_SAMPLING)}, got {mode!r}")
         uu = None if u is None else as_float64(u, "u", 1)
         _lib.check(_lib_.sgdnoise_simulation_create_dataset(
             n, d, xs.ctypes.data, ys.ctypes.data, _SAMPLING[mode], None if uu is None else uu.ctypes.data,

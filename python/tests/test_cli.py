@@ -82,7 +82,7 @@ def test_predict_help_documents_the_json_schema():
     ("predict", "--model", "label-noise", "--spectrum", "1,x", "--lr", "1", "--batch-size", "2"),
     ("predict", "--model", "label-noise", "--lr", "1", "--batch-size", "2"),
     ("predict", "--model", "label-noise", "--spectrum", "1", "--lr", "1", "--batch-size", "2", "--alpha", "2"),
-    ("predict", "--model", "l2", "--spectrum", "1", "--lr", "1", "--batch-size", "2"),
+    ("predict", "--model", "l2-regularized", "--spectrum", "1", "--lr", "1", "--batch-size", "2"),
     ("predict", "--model", "label-noise", "--spectrum", "1", "--matrix", "x.json", "--lr", "1", "--batch-size", "2"),
     ("stability",),
     ("stability", "--spectrum", "1", "--batch-sizes", "1.5,2"),
@@ -110,7 +110,7 @@ def test_invalid_choice_lists_the_choices():
 PREDICTION_KEYS = {"model", "reference", "dimension", "layout", "inputs", "sigma", "noise", "mean", "trace_sigma",
                    "train_loss", "test_loss", "kappa", "critical_learning_rate", "lr_over_critical",
                    "coupling_trace", "flat_direction_noise", "baselines", "tail_index"}
-INPUT_KEYS = {"lr", "batch_size", "momentum", "noise_var", "teacher", "weight_decay", "input_noise", "alpha"}
+INPUT_KEYS = {"lr", "batch_size", "momentum", "noise_var", "u", "weight_decay", "input_noise", "alpha"}
 
 
 def predict_json(*args):
@@ -160,7 +160,7 @@ def test_predict_dense_matrix_file(tmp_path):
 @pytest.mark.parametrize("args, model", [
     (("--model", "input-noise", "--spectrum", "1,0.5", "--input-noise", "0.1", "--lr", "0.5", "--batch-size", "4"),
      "input-noise"),
-    (("--model", "l2", "--spectrum", "1", "--weight-decay", "-0.17", "--lr", "1.8", "--batch-size", "10"), "l2"),
+    (("--model", "l2-regularized", "--spectrum", "1", "--weight-decay", "-0.17", "--lr", "1.8", "--batch-size", "10"), "l2-regularized"),
     (("--model", "high-dimensional", "--spectrum", "1,0.5", "--alpha", "2", "--lr", "0.5", "--batch-size", "4"),
      "high-dimensional"),
     (("--model", "damped-newton", "--spectrum", "1,0.5", "--lr", "0.5", "--batch-size", "10"), "damped-newton"),
@@ -175,12 +175,12 @@ def test_predict_every_model(args, model):
 
 def test_predict_l2_with_a_negative_weight_decay():
     # No label noise: w* = Ku... L_test = ½a(γu/(a+γ))² + ½aΣ, Σ from Thm 4 (here only checked > bias).
-    out = predict_json("--model", "l2", "--spectrum", "1", "--weight-decay", "-0.17", "--lr", "1.8",
+    out = predict_json("--model", "l2-regularized", "--spectrum", "1", "--weight-decay", "-0.17", "--lr", "1.8",
                        "--batch-size", "10")
     assert math.isclose(out["mean"][0], 1 / (1 - 0.17), rel_tol=1e-12)
     bias = 0.5 * (0.17 / (1 - 0.17)) ** 2
     assert math.isclose(out["test_loss"], bias + 0.5 * out["sigma"][0], rel_tol=1e-12)
-    assert out["inputs"]["weight_decay"] == -0.17 and out["inputs"]["teacher"] == [1]
+    assert out["inputs"]["weight_decay"] == -0.17 and out["inputs"]["u"] == [1]
 
 
 def test_predict_damped_newton_closed_form():
@@ -215,9 +215,9 @@ def test_predict_input_errors(tmp_path):
     assert_one_line_error(run("predict", "--model", "label-noise", "--matrix", tmp_path / "missing.json",
                               "--lr", "1", "--batch-size", "2"), 66)
     bad = tmp_path / "bad.json"
-    bad.write_text('{"model": "l2",')
+    bad.write_text('{"model": "l2-regularized",')
     assert_one_line_error(run("predict", "--spec", bad), 64)
-    bad.write_text('{"model": "l2", "batch_sze": 3}')
+    bad.write_text('{"model": "l2-regularized", "batch_sze": 3}')
     assert "batch_sze" in assert_one_line_error(run("predict", "--spec", bad), 64)
     bad.write_text('[[1, "x"], [0, 1]]')
     assert_one_line_error(run("predict", "--model", "label-noise", "--matrix", bad, "--lr", "1", "--batch-size", "2"),

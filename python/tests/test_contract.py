@@ -120,3 +120,49 @@ def test_version_and_abi_check():
     assert lib.sgdnoise_abi_compatible(number + 100) == 0          # a newer minor than the library
     assert lib.sgdnoise_abi_compatible(number + 10000) == 0        # another major
     assert lib.sgdnoise_abi_compatible((number // 10000) * 10000) == 1  # an older minor of the same major
+
+
+# --- One vocabulary (docs/vocabulary.md) -----------------------------------------------------------
+
+def test_sampling_names_are_those_of_c_and_swift():
+    """simulate's sampling values are the sgdnoise_sampling / Sampling names in snake case."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 2))
+    y = x @ [1.0, -1.0] + 0.1 * rng.standard_normal(12)
+    for name in ("with_replacement", "without_replacement", "epoch_shuffling"):
+        r = sgdnoise.simulate(X=x, y=y, lr=0.1, batch_size=3, sampling=name, steps=200, seed=1)
+        assert np.all(np.isfinite(r.sigma))
+    with pytest.raises(sgdnoise.InvalidArgumentError, match="epoch_shuffling"):
+        sgdnoise.simulate(X=x, y=y, lr=0.1, batch_size=3, sampling="epoch", steps=10)
+
+
+def test_noise_kind_diagonal_is_the_c_name_of_diag():
+    g = np.random.default_rng(6).standard_normal((20, 3))
+    np.testing.assert_array_equal(sgdnoise.noise_covariance(g, 4, kind="diagonal"),
+                                  sgdnoise.noise_covariance(g, 4, kind="diag"))
+    acc = sgdnoise.NoiseAccumulator(3)
+    acc.update(g)
+    np.testing.assert_array_equal(acc.covariance(4, kind="diagonal"), acc.covariance(4, kind="diag"))
+
+
+def test_finite_dataset_fills_the_critical_learning_rate_on_request():
+    """finite_dataset(critical_learning_rate=True) carries the dataset's λ*, the edge where the
+    same call starts to raise UnstableError (checked on both sides, not against itself)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((40, 3))
+    y = x @ [0.5, 1.0, -1.0] + 0.3 * rng.standard_normal(40)
+    plain = sgdnoise.finite_dataset(x, y, 0.1, 4)
+    assert plain.critical_learning_rate is None and plain.kappa is None
+    p = sgdnoise.finite_dataset(x, y, 0.1, 4, critical_learning_rate=True)
+    critical = p.critical_learning_rate
+    assert critical == sgdnoise.critical_learning_rate_dataset(x, 4)
+    np.testing.assert_array_equal(p.sigma, plain.sigma)
+    sgdnoise.finite_dataset(x, y, critical * (1 - 1e-4), 4)
+    with pytest.raises(sgdnoise.UnstableError):
+        sgdnoise.finite_dataset(x, y, critical * (1 + 1e-4), 4)
+
+
+@pytest.mark.parametrize("bad", [None, 3.0, np.zeros((2, 2, 2))])
+def test_a_model_argument_of_the_wrong_rank_says_what_is_accepted(bad):
+    with pytest.raises(sgdnoise.InvalidArgumentError, match=r"A must be a \(D, D\) symmetric matrix or a 1-D spectrum"):
+        sgdnoise.label_noise(bad, 1.0, 0.1, 2)

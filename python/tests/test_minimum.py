@@ -94,7 +94,14 @@ def test_worked_example_interpolating_minimum():
     assert kind == "interpolating"
     scale = np.linalg.norm(h0 / s)
     assert np.linalg.norm(measured) < 1e-8 * scale and np.linalg.norm(predicted) == 0.0
-    sigma, _, critical = sgdnoise.minimum_fluctuation(0.5 * (h0 + h0.T), 0.0, 0.1, s)
+    # A finite-difference Hessian carries round-off eigenvalues of either sign far above 16·D·ε:
+    # the default flat tolerance refuses them by name, a tolerance at the difference scheme's
+    # accuracy treats them as flat.
+    values = np.linalg.eigvalsh(0.5 * (h0 + h0.T))
+    assert values.min() < 0 and abs(values.min()) < 1e-6 * values.max()
+    with pytest.raises(sgdnoise.InvalidArgumentError, match="hessian has the eigenvalue"):
+        sgdnoise.minimum_fluctuation(0.5 * (h0 + h0.T), 0.0, 0.1, s)
+    sigma, _, critical = sgdnoise.minimum_fluctuation(0.5 * (h0 + h0.T), 0.0, 0.1, s, flat_tolerance=1e-6)
     assert np.all(sigma == 0.0) and critical is not None and critical > 0
 
 
@@ -134,3 +141,49 @@ def test_errors():
         sgdnoise.minimum_noise(np.eye(2), 0.1, 4, weight_decay=0.1)
     with pytest.raises(sgdnoise.InvalidArgumentError, match="loss"):
         sgdnoise.minimum_noise(np.eye(2), -1.0, 4)
+
+
+@pytest.mark.parametrize("layout", ["dense", "diagonal"])
+def test_thm5_noise_that_is_not_a_covariance_is_refused_with_the_reason(layout):
+    """At a regularised minimum of a network H₀ = H − Γ is often indefinite, and (Γw*)(Γw*)ᵀ can
+    outweigh (2L₀)H₀: the formula's C is then not a covariance, and neither C nor the Σ built on it
+    may be returned as one."""
+    def shaped(v):
+        return np.diag(v) if layout == "dense" else np.asarray(v)
+
+    gamma = shaped([0.1, 0.1])
+    # H₀ indefinite (a direction the weight decay alone holds): C has a negative eigenvalue.
+    with pytest.raises(sgdnoise.InvalidArgumentError, match="not a covariance") as info:
+        sgdnoise.minimum_noise(shaped([2.0, -0.05]), 0.3, 4, weight_decay=gamma, w_star=[0.0, 1.0])
+    assert "negative eigenvalue" in str(info.value) and "per-sample gradients" in str(info.value)
+    with pytest.raises(sgdnoise.InvalidArgumentError, match="not a covariance"):
+        sgdnoise.minimum_fluctuation(shaped([2.0, -0.05]), 0.3, 0.1, 4, weight_decay=gamma, w_star=[0.0, 1.0])
+    # H₀ positive definite but the weight-decay term dominates: 2·0.01·1 − 1² < 0 in direction 1.
+    with pytest.raises(sgdnoise.InvalidArgumentError, match="not a covariance"):
+        sgdnoise.minimum_noise(shaped([1.0, 1.0]), 0.01, 1, weight_decay=shaped([1.0, 1.0]), w_star=[1.0, 0.0])
+    # The same formula where it is a covariance is returned unchanged: C = (2L/S)H₀ − (Γw)(Γw)ᵀ/S.
+    c, kind = sgdnoise.minimum_noise(shaped([1.0, 1.0]), 1.0, 2, weight_decay=gamma, w_star=[1.0, 0.0])
+    assert kind == "regularized"
+    np.testing.assert_allclose(np.diag(c) if c.ndim == 2 else c, [(2 * 1.0 - 0.01) / 2, 1.0], rtol=1e-15)
+
+
+def test_flat_tolerance_is_the_same_default_everywhere():
+    """One flat tolerance: a round-off eigenvalue of −1e−15 next to 1 (below 16·D·ε ≈ 1.1e−14) is
+    flat for stationary_covariance, minimum_noise and minimum_fluctuation alike; −1e−9 is refused
+    by all three unless the caller passes a tolerance above it."""
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))
+    for tiny, accepted in ((-1e-15, True), (-1e-9, False)):
+        h = (q * [1.0, 0.5, tiny]) @ q.T
+        h = 0.5 * (h + h.T)
+        calls = [
+            lambda **k: sgdnoise.stationary_covariance(h, 0.01 * np.eye(3), 0.1, **k),
+            lambda **k: sgdnoise.minimum_noise(h, 0.1, 4, **k),
+            lambda **k: sgdnoise.minimum_fluctuation(h, 0.1, 0.1, 4, **k),
+        ]
+        for call in calls:
+            if accepted:
+                call()
+            else:
+                with pytest.raises(sgdnoise.SGDNoiseError):
+                    call()
+                call(flat_tolerance=1e-8)

@@ -1,20 +1,18 @@
-"""python/examples/reproduce_paper.ipynb runs top to bottom without an error, in under a minute.
+"""python/examples/reproduce_paper.ipynb runs top to bottom without an error and prints its results.
 
-Executed with nbclient in a fresh kernel whose PYTHONPATH finds this checkout's package; skipped
-(with the reason) when nbclient, nbformat or ipykernel are not installed.
+Executed with nbclient in a fresh kernel whose PYTHONPATH finds this checkout's package (`make
+setup` installs nbclient, nbformat and ipykernel; a missing one fails here, it is never skipped).
+Its run time is not asserted (a wall-clock bound flakes on a loaded machine); each cell has nbclient's timeout.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
-import pytest
-
-nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install nbformat)")
-nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install nbclient)")
-pytest.importorskip("ipykernel", reason="ipykernel is not installed (pip install ipykernel)")
+import ipykernel  # noqa: F401  (the kernel nbclient starts)
+import nbclient
+import nbformat
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "reproduce_paper.ipynb"
 
@@ -28,10 +26,7 @@ def test_notebook_executes(monkeypatch):
             cell.outputs = []
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    start = time.monotonic()
     client.execute()  # raises CellExecutionError naming the failing cell
-    elapsed = time.monotonic() - start
-    assert elapsed < 60, f"the notebook took {elapsed:.0f} s (budget 60 s)"
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "residual of Thm 1" in text
     assert "UnstableError" in text

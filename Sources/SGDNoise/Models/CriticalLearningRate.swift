@@ -18,17 +18,17 @@ public func criticalLearningRate(a: SymmetricOperator, batchSize: Int, momentum:
         base: .scaledCoupling(0), learningRate: .scalar(1), momentum: momentum).named("A", covariance: true))
 }
 
-/// λ* of the high-dimensional model [Thm 6]: the root of Σ_i 1/(2/(λâ_i) − 1 + 1/S) = S (with
+/// λ* of the high-dimensional model [Thm 6] (public as `Model.highDimensional(...).criticalLearningRate`): the root of Σ_i 1/(2/(λâ_i) − 1 + 1/S) = S (with
 /// momentum, the engine's edge of docs/theory.md §4 with β₁ = −1, β₂ = 1).
-public func criticalLearningRateHighDimensional(aHat: SymmetricOperator, batchSize: Int, momentum: Double = 0) throws -> Double {
+func criticalLearningRateHighDimensional(aHat: SymmetricOperator, batchSize: Int, momentum: Double = 0) throws -> Double {
     try criticalLearningRate(of: QuadraticModel(
         hessian: aHat, coupling: nil, noise: MultiplicativeNoise(beta1: -1, beta2: 1, batchSize: batchSize),
         base: .scaledCoupling(0), learningRate: .scalar(1), momentum: momentum).named("A_hat", covariance: true))
 }
 
-/// λ* of L2-regularised regression [Thm 4]: the edge of the engine with H = A + Γ, M = A
+/// λ* of L2-regularised regression [Thm 4] (public as `Model.l2Regularized(...).criticalLearningRate`): the edge of the engine with H = A + Γ, M = A
 /// (A and Γ must commute).
-public func criticalLearningRateL2(
+func criticalLearningRateL2(
     a: SymmetricOperator, weightDecay: SymmetricOperator, batchSize: Int, momentum: Double = 0
 ) throws -> Double {
     try a.validate("A")

@@ -113,12 +113,12 @@ struct FiniteDatasetProblem {
 ///   - x: X, N × D; `y`: N labels.
 ///   - learningRate, batchSize, sampling, momentum: SGD's hyperparameters.
 ///   - weightDecay: Γ (nil for none).
-///   - teacher: u, to report `testLoss` = ½E[(w − u)ᵀA(w − u)] with A = `populationCovariance` (default Â);
+///   - u: the teacher, to report `testLoss` = ½E[(w − u)ᵀA(w − u)] with A = `populationCovariance` (default Â);
 ///     without it `testLoss` is NaN.
 /// - Returns: Σ, the noise C = f[F(Σ) − ÂΣÂ + R], mean w*, L_train = E[L_Γ(w)] and diagnostics.
 public func finiteDataset(
     x: Matrix, y: [Double], learningRate: LearningRate, batchSize: Int, sampling: Sampling = .withReplacement,
-    weightDecay: Matrix? = nil, momentum: Double = 0, teacher: [Double]? = nil, populationCovariance: Matrix? = nil
+    weightDecay: Matrix? = nil, momentum: Double = 0, u: [Double]? = nil, populationCovariance: Matrix? = nil
 ) throws -> FiniteDatasetPrediction {
     let problem = try FiniteDatasetProblem(x: x, weightDecay: weightDecay, batchSize: batchSize, sampling: sampling, momentum: momentum)
     let n = x.rows, d = x.columns
@@ -133,7 +133,7 @@ public func finiteDataset(
     for i in 0..<n { for j in 0..<d { z[i, j] *= residuals[i] } }
     let moments = try z.elements.withUnsafeBufferPointer { try GradientMoments(gradients: $0, rows: n, columns: d, full: true) }
     let r = (1 / Double(n)) * moments.scatter!
-    if let u = teacher, !(u.count == d && u.allSatisfy({ $0.isFinite })) {
+    if let u, !(u.count == d && u.allSatisfy({ $0.isFinite })) {
         throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
     }
     if let a = populationCovariance { try a.requireSymmetric("A", size: d) }
@@ -159,7 +159,7 @@ public func finiteDataset(
     var trainLoss = 0.5 * residuals.reduce(0) { $0 + $1 * $1 } / Double(n) + 0.5 * k.traceProduct(sig)
     if let g = weightDecay { trainLoss += 0.5 * SymmetricOperator.dense(g).bilinear(wStar, wStar) }
     var testLoss = Double.nan
-    if let u = teacher {
+    if let u {
         guard u.count == d, u.allSatisfy({ $0.isFinite }) else {
             throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
         }

@@ -25,15 +25,61 @@ public enum MinimumKind: Sendable, Equatable {
 ///   - weightDecay: Γ (nil or zero: none). With Γ, `wStar` is required.
 ///   - wStar: w* (in the same basis as `hessian`).
 ///   - sigma: Σ, required at an interpolating minimum (L₀ = 0, Γ = 0).
+///   - flatTolerance: eigenvalues of H₀ with |h| ≤ `flatTolerance` · max|h| are round-off and
+///     taken as exact zeros (nil: the library's default 16·D·ε, as in `stationaryCovariance`).
 /// - Returns: the kind of minimum and C (same representation as `hessian`; dense when Γ's term is
 ///   not diagonal).
+/// - Throws: `invalidArgument` when the formula's C is not a covariance (an eigenvalue below
+///   −`flatTolerance` · max|eigenvalue|). That happens where Thm 5 does not hold: H₀ = H − Γ is
+///   indefinite at a regularised minimum of a network, or (Γw*)(Γw*)ᵀ outweighs (2L₀)H₀ in some
+///   direction. The message says so; measure C from per-sample gradients there instead.
 public func minimumNoise(
     hessian: SymmetricOperator, loss: Double, batchSize: Int, weightDecay: SymmetricOperator? = nil,
-    wStar: [Double]? = nil, sigma: SymmetricOperator? = nil
+    wStar: [Double]? = nil, sigma: SymmetricOperator? = nil, flatTolerance: Double? = nil
+) throws -> (kind: MinimumKind, noise: SymmetricOperator) {
+    try hessian.validate("hessian")
+    let tolerance = try Validation.flatTolerance(flatTolerance, dimension: hessian.dimension)
+    let (cleaned, _) = try hessian.zeroingSmallEigenvalues(relativeTolerance: tolerance)
+    return try minimumNoiseCovariance(
+        hessian: cleaned, loss: loss, batchSize: batchSize, weightDecay: weightDecay, wStar: wStar, sigma: sigma,
+        flatTolerance: tolerance)
+}
+
+/// `minimumNoise` on a Hessian whose round-off eigenvalues are already zero: C, checked finite
+/// and positive semi-definite within `flatTolerance`.
+private func minimumNoiseCovariance(
+    hessian: SymmetricOperator, loss: Double, batchSize: Int, weightDecay: SymmetricOperator?,
+    wStar: [Double]?, sigma: SymmetricOperator?, flatTolerance: Double
 ) throws -> (kind: MinimumKind, noise: SymmetricOperator) {
     let (kind, noise) = try minimumNoiseUnchecked(
         hessian: hessian, loss: loss, batchSize: batchSize, weightDecay: weightDecay, wStar: wStar, sigma: sigma)
-    return (kind, try noise.checkedFinite())
+    let checked = try noise.checkedFinite()
+    try requireMinimumNoiseIsCovariance(checked, kind: kind, relativeTolerance: flatTolerance)
+    return (kind, checked)
+}
+
+/// Throws unless C is positive semi-definite within `tol` · max|eigenvalue|, saying which term of
+/// Thm 5 makes it fail.
+private func requireMinimumNoiseIsCovariance(_ c: SymmetricOperator, kind: MinimumKind, relativeTolerance tol: Double) throws {
+    let values: [Double]
+    switch c {
+    case .diagonal(let v): values = v
+    case .dense(let m): values = try m.symmetricEigenvalues(name: "noise")
+    }
+    let scale = values.reduce(0) { max($0, abs($1)) }
+    let negative = values.filter { $0 < -tol * scale }
+    guard let lowest = negative.min() else { return }
+    let formula: String
+    switch kind {
+    case .regularized: formula = "(2L0/S) H0 - (1/S)(G w*)(G w*)^T"
+    case .nonInterpolating: formula = "(2L0/S) H0"
+    case .interpolating: formula = "(1/S)(Tr[H0 Sigma] I - H0 Sigma) H0"
+    }
+    throw SGDNoiseError.invalidArgument(
+        "the noise of Thm 5 at this minimum, C = \(formula), is not a covariance: it has \(negative.count) "
+            + "negative eigenvalue(s), the lowest \(lowest) against a largest |eigenvalue| of \(scale). "
+            + "Thm 5 does not hold here (the Hessian of the unregularised loss is indefinite, or the "
+            + "weight-decay term dominates): measure the noise from per-sample gradients instead")
 }
 
 private func minimumNoiseUnchecked(
@@ -95,12 +141,14 @@ private func minimumNoiseUnchecked(
 /// Flat directions of a singular H₀ are handled by projecting onto its range (docs/theory.md §3).
 ///
 /// A Hessian computed numerically at a minimum is positive semi-definite only up to its own
-/// error: eigenvalues with |h| ≤ `flatTolerance` · max|h| are treated as exact zeros (flat).
+/// error: eigenvalues with |h| ≤ `flatTolerance` · max|h| are treated as exact zeros (flat); nil
+/// is the library's one default, 16·D·ε, as in `stationaryCovariance`. The noise must be a
+/// covariance: see `minimumNoise` for when Thm 5's is not, and the error that says so.
 ///
 /// - Returns: Σ and the minimum's kind; `criticalLearningRate` where the model defines one.
 public func minimumFluctuation(
     hessian rawHessian: SymmetricOperator, loss: Double, learningRate: LearningRate, batchSize: Int,
-    weightDecay: SymmetricOperator? = nil, wStar: [Double]? = nil, momentum: Double = 0, flatTolerance: Double = 1e-9
+    weightDecay: SymmetricOperator? = nil, wStar: [Double]? = nil, momentum: Double = 0, flatTolerance: Double? = nil
 ) throws -> (kind: MinimumKind, sigma: SymmetricOperator, criticalLearningRate: Double?) {
     let r = try minimumFluctuationUnchecked(
         hessian: rawHessian, loss: loss, learningRate: learningRate, batchSize: batchSize, weightDecay: weightDecay,
@@ -110,10 +158,11 @@ public func minimumFluctuation(
 
 private func minimumFluctuationUnchecked(
     hessian rawHessian: SymmetricOperator, loss: Double, learningRate: LearningRate, batchSize: Int,
-    weightDecay: SymmetricOperator?, wStar: [Double]?, momentum: Double, flatTolerance: Double
+    weightDecay: SymmetricOperator?, wStar: [Double]?, momentum: Double, flatTolerance: Double?
 ) throws -> (kind: MinimumKind, sigma: SymmetricOperator, criticalLearningRate: Double?) {
     try rawHessian.validate("hessian")
-    let hessian = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: flatTolerance)
+    let tolerance = try Validation.flatTolerance(flatTolerance, dimension: rawHessian.dimension)
+    let (hessian, lowestEigenvalue) = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: tolerance)
     let d = hessian.dimension
     // The diagonal path below uses the rates as given: check them first (a NaN or an infinity
     // would otherwise come back as a NaN Σ or a critical learning rate of +inf).
@@ -129,12 +178,20 @@ private func minimumFluctuationUnchecked(
     }
     let hasDecay = weightDecay.map { !$0.isZero } ?? false
     if !hasDecay && loss == 0 {
+        // The multiplicative engine reads H₀ as a covariance: say what is wrong in this call's terms.
+        if lowestEigenvalue < 0 {
+            throw SGDNoiseError.invalidArgument(
+                "hessian has the eigenvalue \(lowestEigenvalue), negative beyond the flat tolerance \(tolerance) times "
+                    + "its largest |eigenvalue|: this is not a minimum, or the Hessian's round-off exceeds the "
+                    + "tolerance (pass a larger flat tolerance)")
+        }
         let p = try highDimensional(aHat: hessian, alpha: 1, noiseVariance: 0, learningRate: learningRate,
                                     batchSize: batchSize, momentum: momentum)
         return (.interpolating, p.sigma, p.criticalLearningRate)
     }
-    let (kind, noise) = try minimumNoise(hessian: hessian, loss: loss, batchSize: batchSize,
-                                         weightDecay: weightDecay, wStar: wStar)
+    let (kind, noise) = try minimumNoiseCovariance(hessian: hessian, loss: loss, batchSize: batchSize,
+                                                   weightDecay: weightDecay, wStar: wStar, sigma: nil,
+                                                   flatTolerance: tolerance)
     var h = hessian
     if hasDecay, let g = weightDecay { h = hessian + g }
     switch (h, noise, learningRate) {
@@ -153,7 +210,8 @@ private func minimumFluctuationUnchecked(
         let solution = try system.solve(baseNoiseDiagonal: (0..<d).map { l($0) * cv[$0] }, lrScale: lrScale)
         return (kind, .diagonal((0..<d).map { l($0) * solution.y[$0] }), system.criticalScale().map { $0 * lrScale })
     default:
-        let result = try stationaryCovariance(hessian: h.matrix, noise: noise.matrix, learningRate: learningRate, momentum: momentum)
+        let result = try stationaryCovariance(hessian: h.matrix, noise: noise.matrix, learningRate: learningRate,
+                                              momentum: momentum, flatTolerance: tolerance)
         let mMax = result.preconditionedHessianEigenvalues.last ?? 0
         let lrScale: Double
         if case .scalar(let x) = learningRate { lrScale = x } else { lrScale = 1 }
@@ -171,21 +229,21 @@ extension SymmetricOperator {
     }
 
     /// The operator with its eigenvalues of magnitude ≤ tol · max|λ| set to zero (unchanged when
-    /// there are none).
-    func zeroingSmallEigenvalues(relativeTolerance tol: Double) throws -> SymmetricOperator {
-        guard tol.isFinite, tol >= 0, tol < 1 else {
-            throw SGDNoiseError.invalidArgument("flat_tolerance must lie in [0, 1), got \(tol)")
-        }
+    /// there are none), and its lowest eigenvalue after that (0 or above unless one is negative
+    /// beyond the tolerance).
+    func zeroingSmallEigenvalues(relativeTolerance tol: Double) throws -> (SymmetricOperator, lowest: Double) {
         switch self {
         case .diagonal(let v):
             let scale = v.reduce(0) { max($0, abs($1)) }
-            return .diagonal(v.map { abs($0) <= tol * scale ? 0 : $0 })
+            let cleaned = v.map { abs($0) <= tol * scale ? 0 : $0 }
+            return (.diagonal(cleaned), cleaned.min() ?? 0)
         case .dense(let m):
             let eigen = try SymmetricEigendecomposition(checked: m, name: "hessian")
             let scale = eigen.spectralRadius
-            guard eigen.values.contains(where: { $0 != 0 && abs($0) <= tol * scale }) else { return self }
             let weights = eigen.values.map { abs($0) <= tol * scale ? 0 : $0 }
-            return .dense(eigen.eigenvectorRows.weightedGram(rowWeights: weights))
+            let lowest = weights.min() ?? 0
+            guard eigen.values.contains(where: { $0 != 0 && abs($0) <= tol * scale }) else { return (self, lowest) }
+            return (.dense(eigen.eigenvectorRows.weightedGram(rowWeights: weights)), lowest)
         }
     }
 }

@@ -8,10 +8,10 @@ public enum Model: Sendable {
     case labelNoise(a: SymmetricOperator, noiseVariance: Double)
     /// Input noise [App. E.3]: the model sees x + ξ, ξ ~ N(0, B); labels from the clean x with
     /// teacher u and label-noise variance σ².
-    case inputNoise(a: SymmetricOperator, inputNoise: SymmetricOperator, teacher: [Double], noiseVariance: Double)
+    case inputNoise(a: SymmetricOperator, b: SymmetricOperator, u: [Double], noiseVariance: Double)
     /// L2 regularisation [Prop 3, Thm 4]: teacher u, weight decay Γ (any sign with A + Γ ≻ 0),
     /// no label noise.
-    case l2Regularized(a: SymmetricOperator, teacher: [Double], weightDecay: SymmetricOperator)
+    case l2Regularized(a: SymmetricOperator, u: [Double], weightDecay: SymmetricOperator)
     /// High-dimensional regression [Prop 4, Thm 6]: the empirical covariance Â, α = N/D.
     case highDimensional(aHat: SymmetricOperator, alpha: Double, noiseVariance: Double)
     /// Damped Newton [Sec 6.4]: label noise with the learning rate λA⁻¹ (λ scalar).
@@ -43,8 +43,8 @@ public enum Model: Sendable {
         public var arguments: [Argument] {
             switch self {
             case .labelNoise, .dampedNewton: return [.noiseVariance]
-            case .inputNoise: return [.inputNoise, .teacher, .noiseVariance]
-            case .l2Regularized: return [.teacher, .weightDecay]
+            case .inputNoise: return [.inputNoise, .u, .noiseVariance]
+            case .l2Regularized: return [.u, .weightDecay]
             case .highDimensional: return [.alpha, .noiseVariance]
             case .naturalGradient: return []
             }
@@ -59,7 +59,7 @@ public enum Model: Sendable {
         /// σ², the label-noise variance.
         case noiseVariance = "noise_var"
         /// u, the teacher.
-        case teacher
+        case u
         /// Γ, the weight decay.
         case weightDecay = "weight_decay"
         /// B, the input-noise covariance.
@@ -101,11 +101,11 @@ public enum Model: Sendable {
         case .labelNoise(let a, let noiseVariance):
             return try SGDNoise.labelNoise(a: a, noiseVariance: noiseVariance, learningRate: learningRate,
                                            batchSize: batchSize, momentum: momentum)
-        case .inputNoise(let a, let b, let teacher, let noiseVariance):
-            return try SGDNoise.inputNoise(a: a, b: b, u: teacher, learningRate: learningRate, batchSize: batchSize,
+        case .inputNoise(let a, let b, let u, let noiseVariance):
+            return try SGDNoise.inputNoise(a: a, b: b, u: u, learningRate: learningRate, batchSize: batchSize,
                                            noiseVariance: noiseVariance, momentum: momentum)
-        case .l2Regularized(let a, let teacher, let weightDecay):
-            return try SGDNoise.l2Regularized(a: a, u: teacher, weightDecay: weightDecay, learningRate: learningRate,
+        case .l2Regularized(let a, let u, let weightDecay):
+            return try SGDNoise.l2Regularized(a: a, u: u, weightDecay: weightDecay, learningRate: learningRate,
                                               batchSize: batchSize, momentum: momentum)
         case .highDimensional(let aHat, let alpha, let noiseVariance):
             return try SGDNoise.highDimensional(aHat: aHat, alpha: alpha, noiseVariance: noiseVariance,

@@ -47,7 +47,7 @@ extension PaperFigures {
             group: Int, point: Int, label: String
         ) throws -> SimulationResult {
             let spec = SimulationSpec(
-                data: .gaussian(a: Matrix.diagonal(spectrum), teacher: nil, noiseVariance: noiseVariance, inputNoise: nil),
+                data: .gaussian(a: Matrix.diagonal(spectrum), u: nil, noiseVariance: noiseVariance, inputNoise: nil),
                 learningRate: .scalar(learningRate), batchSize: batchSize, steps: steps, chains: chains,
                 seed: seed(group: group, point: point))
             return try run(spec, label)

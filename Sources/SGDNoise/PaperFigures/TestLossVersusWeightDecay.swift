@@ -71,7 +71,7 @@ extension PaperFigures {
         }
 
         public let a: Double
-        public let teacher: Double
+        public let u: Double
         public let cases: [Case]
 
         /// The paper's figure by default: a = 1, u = 1, no label noise.
@@ -80,20 +80,20 @@ extension PaperFigures {
         ///   - curvePoints: points of each theory curve.
         ///   - simulation: the budget (nil: theory only).
         public init(
-            a: Double = 1, teacher: Double = 1, settings: [Setting] = Setting.paper, interiorPoints: Int = 6,
+            a: Double = 1, u: Double = 1, settings: [Setting] = Setting.paper, interiorPoints: Int = 6,
             curvePoints: Int = 400, simulation: Simulation?
         ) throws {
             self.a = a
-            self.teacher = teacher
+            self.u = u
             cases = try settings.enumerated().map { index, setting in
-                try Self.computeCase(a: a, u: teacher, setting: setting, interiorPoints: interiorPoints,
+                try Self.computeCase(a: a, u: u, setting: setting, interiorPoints: interiorPoints,
                                      curvePoints: curvePoints, simulation: setting.simulate ? simulation : nil,
                                      seedGroup: 30 + index)
             }
         }
 
         /// ½a(γu/(a + γ))²: the test loss of noise-free gradient descent at its minimum.
-        public static func gradientDescentBias(a: Double, teacher u: Double, weightDecay g: Double) -> Double {
+        public static func gradientDescentBias(a: Double, u: Double, weightDecay g: Double) -> Double {
             0.5 * a * (g * u / (a + g)) * (g * u / (a + g))
         }
 
@@ -122,7 +122,7 @@ extension PaperFigures {
             let losses = try l2TestLossCurve(a: spectrum, u: [u], learningRate: c.learningRate, batchSize: c.batchSize,
                                              weightDecays: gammas)
             let curve = zip(gammas, losses).map {
-                CurvePoint(weightDecay: $0, testLoss: $1, gradientDescentBias: gradientDescentBias(a: a, teacher: u, weightDecay: $0))
+                CurvePoint(weightDecay: $0, testLoss: $1, gradientDescentBias: gradientDescentBias(a: a, u: u, weightDecay: $0))
             }
             var grid = c.weightDecays ?? {
                 var g = (1...max(interiorPoints, 1)).map {
@@ -154,13 +154,13 @@ extension PaperFigures {
             var result: SimulationResult? = nil
             if let simulation, loss.isFinite {
                 let spec = SimulationSpec(
-                    data: .gaussian(a: Matrix.diagonal([a]), teacher: [u], noiseVariance: 0, inputNoise: nil),
+                    data: .gaussian(a: Matrix.diagonal([a]), u: [u], noiseVariance: 0, inputNoise: nil),
                     weightDecay: Matrix.diagonal([g]), learningRate: .scalar(c.learningRate), batchSize: c.batchSize,
                     steps: simulation.steps, chains: simulation.chains, seed: simulation.seed(group: seedGroup, point: k))
                 result = try simulation.run(spec, "\(c.label) γ = \(g) (\(k + 1)/\(count))")
             }
             return Point(weightDecay: g, testLoss: loss, sigma: sigma,
-                         gradientDescentBias: gradientDescentBias(a: a, teacher: u, weightDecay: g), simulation: result)
+                         gradientDescentBias: gradientDescentBias(a: a, u: u, weightDecay: g), simulation: result)
         }
     }
 }

@@ -2,11 +2,11 @@
 public enum SimulationData: Sendable {
     /// Online linear regression (N → ∞): fresh x ~ N(0, A) every sample, labels
     /// y = uᵀx + ε with Var ε = `noiseVariance`; with `inputNoise` B the model sees x + ξ,
-    /// ξ ~ N(0, B). `teacher` defaults to zero.
-    case gaussian(a: Matrix, teacher: [Double]?, noiseVariance: Double, inputNoise: Matrix?)
+    /// ξ ~ N(0, B). `u` (the teacher) defaults to zero.
+    case gaussian(a: Matrix, u: [Double]?, noiseVariance: Double, inputNoise: Matrix?)
     /// A finite dataset: rows of `x` (N × D) with labels `y`, minibatches drawn by `sampling`.
-    /// `teacher` (optional) defines the test loss ½(w − u)ᵀÂ(w − u), Â = XᵀX/N.
-    case dataset(x: Matrix, y: [Double], sampling: Sampling, teacher: [Double]?)
+    /// `u` (the teacher, optional) defines the test loss ½(w − u)ᵀÂ(w − u), Â = XᵀX/N.
+    case dataset(x: Matrix, y: [Double], sampling: Sampling, u: [Double]?)
 }
 
 /// A Monte-Carlo SGD experiment: SGD with momentum on linear regression, exactly as in
