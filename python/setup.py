@@ -1,8 +1,8 @@
 """Build hook: compile libsgdnoise.so from the Swift sources and bundle it in the wheel.
 
 `pip install ./python` (from the repository root) runs `swift build -c release -Xswiftc
--static-stdlib --product sgdnoise` in the parent directory and copies the library into the
-package, so the installed package needs no Swift toolchain at run time. Set SGDNOISE_LIBRARY to
+-static-stdlib -Xlinker --strip-debug --product sgdnoise` (the Makefile's flags) in the parent
+directory and copies the library into the package, so the installed package needs no Swift toolchain at run time. Set SGDNOISE_LIBRARY to
 an already-built libsgdnoise.so to bundle that file instead of building.
 """
 
@@ -29,7 +29,8 @@ class BuildWithSwift(build_py):
             if not (ROOT / "Package.swift").is_file():
                 raise RuntimeError(f"sgdnoise: no Package.swift in {ROOT}; build from the source checkout")
             subprocess.run(
-                ["swift", "build", "-c", "release", "-Xswiftc", "-static-stdlib", "--product", "sgdnoise"],
+                ["swift", "build", "-c", "release", "-Xswiftc", "-static-stdlib", "-Xlinker", "--strip-debug",
+                 "--product", "sgdnoise"],
                 cwd=ROOT, check=True)
             library = ROOT / ".build" / "release" / "libsgdnoise.so"
         target = Path(self.build_lib) / "sgdnoise" / "libsgdnoise.so"
