@@ -553,6 +553,12 @@ typedef enum sgdnoise_model {
  * weight_decay (same layout as A) is read only for SGDNOISE_MODEL_L2_REGULARIZED. */
 sgdnoise_status sgdnoise_critical_learning_rate(sgdnoise_model model, sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * weight_decay, ptrdiff_t batch_size, double momentum, double * out);
 
+/* The smallest batch size S at which label-noise SGD with learning rate lr (scalar) and momentum
+ * has a stationary distribution: the smallest S with lr < lr*(S) (docs/theory.md section 6).
+ * UNSTABLE (with the gradient-descent edge 2(1+momentum)/a_max as the critical learning rate)
+ * when no batch size is stable. */
+sgdnoise_status sgdnoise_smallest_stable_batch_size(sgdnoise_layout layout, ptrdiff_t d, double const * a, double lr, double momentum, ptrdiff_t * out);
+
 /* Label-noise sweep on a spectrum of n eigenvalues: for each of points (lr, batch_size,
  * momentum) triples, kappa_mu, L_train, L_test (+inf where unstable) and lr*; O(n) per point,
  * all cores. Every output array holds points doubles and may be NULL. */
@@ -579,6 +585,11 @@ sgdnoise_status sgdnoise_tail_index(double a, double lr, ptrdiff_t batch_size, s
 /* The optimal scalar weight decay gamma* = argmin L_test(gamma) of L2-regularised regression
  * [Thm 4, Cor 1] (negative values allowed) and L_test(gamma*), for scalar lr. */
 sgdnoise_status sgdnoise_optimal_weight_decay(sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * u, double lr, ptrdiff_t batch_size, double momentum, double * out_gamma, double * out_test_loss);
+
+/* The interval [lower, upper] of scalar weight decays gamma (Gamma = gamma I, negative allowed)
+ * for which L2-regularised SGD has a stationary distribution [Thm 4], computed exactly; L_test is
+ * finite exactly inside it. Both outputs are NaN (status OK) when no gamma is stable at this lr. */
+sgdnoise_status sgdnoise_stable_weight_decay_interval(sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * u, double lr, ptrdiff_t batch_size, double momentum, double * out_lower, double * out_upper);
 
 /* L_test(gamma) of L2-regularised regression for count scalar weight decays (+inf where
  * unstable), after one eigendecomposition of A. out: count doubles. */

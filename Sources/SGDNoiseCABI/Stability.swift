@@ -41,6 +41,23 @@ import SGDNoise
     }
 }
 
+/// The smallest batch size S at which label-noise SGD with learning rate lr (scalar) and momentum
+/// has a stationary distribution: the smallest S with lr < lr*(S) (docs/theory.md section 6).
+/// UNSTABLE (with the gradient-descent edge 2(1+momentum)/a_max as the critical learning rate)
+/// when no batch size is stable.
+@c public func sgdnoise_smallest_stable_batch_size(
+    _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ lr: Double, _ momentum: Double,
+    _ out: UnsafeMutablePointer<Int>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let out = try Arguments.output(out, "out")
+        let aOp = try Arguments.symmetric(a, try Arguments.layout(layout), d, "A")
+        try Validation.learningRate(lr, name: "lr")
+        try Validation.momentum(momentum, name: "momentum")
+        out.pointee = try core { try smallestStableBatchSize(a: aOp, learningRate: lr, momentum: momentum) }
+    }
+}
+
 /// Label-noise sweep on a spectrum of n eigenvalues: for each of `points` (lr, batch_size,
 /// momentum) triples, kappa_mu, L_train, L_test (+inf where unstable) and lr*; O(n) per point,
 /// all cores. Every output array holds `points` doubles and may be NULL.
@@ -130,6 +147,28 @@ import SGDNoise
         let r = try core { try optimalWeightDecay(a: aOp, u: uVec, learningRate: lr, batchSize: batch_size, momentum: momentum) }
         gamma.pointee = r.weightDecay
         loss.pointee = r.testLoss
+    }
+}
+
+/// The interval [lower, upper] of scalar weight decays gamma (Gamma = gamma I, negative allowed)
+/// for which L2-regularised SGD has a stationary distribution [Thm 4], computed exactly; L_test is
+/// finite exactly inside it. Both outputs are NaN (status OK) when no gamma is stable at this lr.
+@c public func sgdnoise_stable_weight_decay_interval(
+    _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ u: UnsafePointer<Double>?, _ lr: Double,
+    _ batch_size: Int, _ momentum: Double, _ out_lower: UnsafeMutablePointer<Double>?,
+    _ out_upper: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let lower = try Arguments.output(out_lower, "out_lower")
+        let upper = try Arguments.output(out_upper, "out_upper")
+        let aOp = try Arguments.symmetric(a, try Arguments.layout(layout), d, "A")
+        let uVec = try Arguments.vector(u, d, "u")
+        try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
+        let r = try core {
+            try stableWeightDecayInterval(a: aOp, u: uVec, learningRate: lr, batchSize: batch_size, momentum: momentum)
+        }
+        lower.pointee = r?.lower ?? .nan
+        upper.pointee = r?.upper ?? .nan
     }
 }
 

@@ -42,6 +42,8 @@ from .stability import (
     label_noise_sweep,
     optimal_weight_decay,
     scaling_law,
+    smallest_stable_batch_size,
+    stable_weight_decay_interval,
     tail_index,
 )
 
@@ -75,6 +77,8 @@ __all__ = [
     "label_noise_sweep",
     "scaling_law",
     "tail_index",
+    "smallest_stable_batch_size",
+    "stable_weight_decay_interval",
     "optimal_weight_decay",
     "l2_test_loss_curve",
     "simulate",

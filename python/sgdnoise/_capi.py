@@ -203,9 +203,11 @@ FUNCTIONS = {
     'sgdnoise_simulation_result': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_simulation_summary)]),
     'sgdnoise_simulation_free': (None, [ctypes.c_void_p]),
     'sgdnoise_critical_learning_rate': (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p]),
+    'sgdnoise_smallest_stable_batch_size': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),
     'sgdnoise_label_noise_sweep': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_scaling_law': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_tail_index': (ctypes.c_int, [ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p]),
     'sgdnoise_optimal_weight_decay': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_stable_weight_decay_interval': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_l2_test_loss_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p]),
 }

@@ -40,7 +40,8 @@ import numpy as np
 
 from .models import continuous_time, discrete_hessian, l2_regularized, label_noise
 from .simulation import simulate as _run_simulation
-from .stability import critical_learning_rate, l2_test_loss_curve, optimal_weight_decay, tail_index
+from .stability import (critical_learning_rate, l2_test_loss_curve, optimal_weight_decay, smallest_stable_batch_size,
+                        stable_weight_decay_interval, tail_index)
 
 __all__ = [
     "fig4a",
@@ -334,11 +335,7 @@ def fig3_batch_data(*, a=1.5, lr=1.0, noise_var=1.0, batch_sizes=None, max_batch
         ``continuous_time``, ``discrete_hessian``; ``sim`` (``batch_size``, ``sigma``, ``stderr``,
         ``tail_index``, ``tail_unreliable``).
     """
-    smallest = 1
-    while not lr < critical_learning_rate([a], smallest):
-        smallest += 1
-        if smallest > 10**6:
-            raise ValueError(f"lr = {lr} is unstable at every batch size up to 10**6")
+    smallest = smallest_stable_batch_size([a], lr)
     sizes = np.unique(np.round(np.geomspace(smallest, max(max_batch, smallest + 1), 120)).astype(int))
     exact = np.array([label_noise([a], noise_var, lr, s).sigma[0] for s in sizes])
     cont = np.array([continuous_time([a], noise_var, lr, s)[0] for s in sizes])
@@ -433,11 +430,7 @@ def fig3_weight_decay_data(*, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), n_curve
         if abs(g_star) < 1e-9:  # γ = 0 is stable: L_test(0) = 0 exactly (no noise at w* = u)
             g_star = 0.0
             l_star = float(l2_test_loss_curve([a], [u], lr, s, [0.0])[0])
-        lo, hi = -a, 2.0 / lr - a
-        dense = np.linspace(lo, hi, 4001)[1:-1]
-        loss = l2_test_loss_curve([a], [u], lr, s, dense)
-        finite = np.isfinite(loss)
-        window = (dense[finite].min(), dense[finite].max())
+        window = stable_weight_decay_interval([a], [u], lr, s)
         pad = 0.05 * (window[1] - window[0])
         gammas = np.linspace(window[0] - pad, window[1] + pad, n_curve)
         curve = l2_test_loss_curve([a], [u], lr, s, gammas)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from . import _lib
@@ -16,6 +18,8 @@ __all__ = [
     "tail_index",
     "optimal_weight_decay",
     "l2_test_loss_curve",
+    "smallest_stable_batch_size",
+    "stable_weight_decay_interval",
 ]
 
 _lib_ = _lib.lib
@@ -168,3 +172,47 @@ def l2_test_loss_curve(A, u, lr, batch_size, weight_decays, momentum=0.0) -> np.
         op.layout, op.dim, ptr(op.array), ptr(uu), as_scalar(lr, "lr"), as_batch_size(batch_size),
         as_scalar(momentum, "momentum"), gammas.size, ptr(gammas), ptr(out)))
     return out.reshape(np.shape(weight_decays))
+
+
+def smallest_stable_batch_size(A, lr, momentum=0.0) -> int:
+    r"""The smallest batch size :math:`S` at which label-noise SGD at learning rate ``lr`` has a
+    stationary distribution: the smallest :math:`S` with :math:`\lambda < \lambda^*(S)`
+    (docs/theory.md §6; :math:`\lambda^*(S)` grows with :math:`S`, so doubling and bisection).
+
+    Raises
+    ------
+    UnstableError
+        When no batch size is stable (``lr`` at or past the gradient-descent edge
+        :math:`2(1+\mu)/a_{max}`, which the error carries as its critical learning rate).
+
+    Examples
+    --------
+    >>> import sgdnoise
+    >>> sgdnoise.smallest_stable_batch_size([1.5], lr=1.0)  # 1-d: the smallest S > 2λa/(2 − λa) = 6
+    7
+    """
+    op = Operand(A, "A")
+    out = ctypes.c_ssize_t(0)
+    _lib.check(_lib_.sgdnoise_smallest_stable_batch_size(
+        op.layout, op.dim, ptr(op.array), as_scalar(lr, "lr"), as_scalar(momentum, "momentum"), ctypes.byref(out)))
+    return int(out.value)
+
+
+def stable_weight_decay_interval(A, u, lr, batch_size, momentum=0.0) -> tuple[float, float] | None:
+    r"""The interval of scalar weight decays :math:`\gamma` (:math:`\Gamma = \gamma I`, negative
+    allowed) for which L2-regularised SGD has a stationary distribution [Thm 4], computed exactly;
+    :func:`l2_test_loss_curve` is finite exactly inside it. None when no :math:`\gamma` is stable.
+
+    Returns
+    -------
+    (lower, upper) : tuple of float, or None
+    """
+    op = Operand(A, "A")
+    uu = op.vector(u, "u")
+    lower, upper = np.empty(1), np.empty(1)
+    _lib.check(_lib_.sgdnoise_stable_weight_decay_interval(
+        op.layout, op.dim, ptr(op.array), ptr(uu), as_scalar(lr, "lr"), as_batch_size(batch_size),
+        as_scalar(momentum, "momentum"), ptr(lower), ptr(upper)))
+    if np.isnan(lower[0]):
+        return None
+    return float(lower[0]), float(upper[0])

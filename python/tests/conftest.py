@@ -82,7 +82,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
+        module = getattr(getattr(item, "module", None), "__name__", "").rsplit(".", 1)[-1]
         if module in SLOW_MODULES or item.name.startswith(SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
 

@@ -430,6 +430,7 @@ NAN_DOCUMENTED_OUTPUTS = {
     "sgdnoise_comparison.cosine", "sgdnoise_comparison.overlap",
     "sgdnoise_simulation_summary.test_loss", "sgdnoise_simulation_summary.tail_index",
     "sgdnoise_noise_scales.b_simple",
+    "out_lower", "out_upper",  # sgdnoise_stable_weight_decay_interval: NaN when no weight decay is stable
 }
 # Functions whose every estimate may be NaN, under a condition the header documents: the
 # simulation summary of a diverged run ("1 when a chain diverged (the estimates are then NaN)").

@@ -464,3 +464,39 @@ def test_optimal_weight_decay_narrow_stable_window(a, u, S, lr):
     assert_close(l_lib_at_ref, l_ref, tol, "l2_regularized at the reference gamma*")
     g_lib, l_lib = sgdnoise.optimal_weight_decay(A, u, lr, S)
     assert_close(l_lib, l_ref, tol, f"minimum L_test (library gamma* = {g_lib}, reference {g_ref})")
+
+
+# --- The smallest stable batch size and the stable weight-decay window (one home: the core) -------
+
+@pytest.mark.parametrize("a, lr", [(1.5, 1.0), (1.0, 0.3), (2.0, 0.9987), (0.7, 2.8)])
+def test_smallest_stable_batch_size_matches_the_1d_closed_form(a, lr):
+    """1-d label noise: λ*(S) = 2S/(a(S + 2)), so the smallest stable S is the smallest integer
+    above 2λa/(2 − λa)."""
+    bound = 2 * lr * a / (2 - lr * a)
+    expected = math.floor(bound) + 1
+    assert sgdnoise.smallest_stable_batch_size([a], lr) == expected
+
+
+def test_smallest_stable_batch_size_refuses_the_gradient_descent_edge():
+    with pytest.raises(sgdnoise.UnstableError) as info:
+        sgdnoise.smallest_stable_batch_size([1.5, 0.5], lr=2.0)
+    assert info.value.critical_learning_rate == pytest.approx(2 / 1.5, rel=1e-15)
+
+
+@pytest.mark.parametrize("lr, s", [(0.5, 1), (1.8, 10), (1.0, 4)])
+def test_stable_weight_decay_interval_matches_the_1d_closed_form(lr, s):
+    """1-d L2 without label noise: Var' = ((1 − λK)² + 2λ²a²/S) Var + const with K = a + γ, so
+    γ is stable iff |1 − λK| < r = √(1 − 2λ²a²/S)."""
+    a = 1.0
+    r = math.sqrt(1 - 2 * lr**2 * a**2 / s)
+    lower, upper = sgdnoise.stable_weight_decay_interval([a], [1.0], lr, s)
+    assert lower == pytest.approx((1 - r) / lr - a, rel=1e-12, abs=1e-14)
+    assert upper == pytest.approx((1 + r) / lr - a, rel=1e-12, abs=1e-14)
+    inside = sgdnoise.l2_test_loss_curve([a], [1.0], lr, s, [lower + 1e-6, upper - 1e-6])
+    outside = sgdnoise.l2_test_loss_curve([a], [1.0], lr, s, [lower - 1e-6, upper + 1e-6])
+    assert np.all(np.isfinite(inside)) and np.all(np.isinf(outside))
+
+
+def test_no_stable_weight_decay_is_none():
+    # 2λ²a²/S ≥ 1: no γ can make the variance contract.
+    assert sgdnoise.stable_weight_decay_interval([1.0], [1.0], 1.0, 1) is None
