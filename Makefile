@@ -94,13 +94,15 @@ test-swift:
 	$(SWIFT) test --parallel
 
 ## test-header: the generated header is current, compiles as C99 and C++ without warnings, and
-## declares exactly the symbols the library exports.
+## declares exactly the symbols the library exports; every public Swift symbol of the core module
+## has a documentation comment.
 test-header: header-check bindings-check
 	@for cc in "gcc -std=c99" "clang -std=c99" "g++ -x c++"; do \
 	  echo '#include "sgdnoise.h"' | $$cc $(CWARN) -Iinclude -fsyntax-only -x $$( [[ $$cc == g++* ]] && echo c++ || echo c ) - \
 	    || { echo "error: $(HEADER) does not compile with $$cc"; exit 1; }; \
 	done
 	@$(PYTHON) scripts/check_exports.py $(HEADER) $(LIB)
+	@$(PYTHON) scripts/check_doc_comments.py
 
 ## test-c: every example under examples/c, built with gcc, clang (C99) and g++, then run.
 test-c:

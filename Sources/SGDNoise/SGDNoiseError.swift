@@ -47,5 +47,6 @@ public enum SGDNoiseError: Error, Equatable, Sendable, CustomStringConvertible {
         return .unstable(reason, criticalLearningRate: critical * scale)
     }
 
+    /// The same text as `message` (the `CustomStringConvertible` conformance).
     public var description: String { message }
 }

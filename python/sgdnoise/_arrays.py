@@ -6,7 +6,10 @@ its message; here only what the C layer cannot see is checked: dimensions and sh
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .errors import InvalidArgumentError
 
@@ -14,12 +17,12 @@ from .errors import InvalidArgumentError
 _PTRDIFF_MAX = 2**63 - 1
 
 
-def _reject_complex(a, name: str) -> None:
+def _reject_complex(a: Any, name: str) -> None:
     if np.iscomplexobj(a):
         raise InvalidArgumentError(f"{name} must be real, got a complex array")
 
 
-def as_float64(x, name: str, ndim: int) -> np.ndarray:
+def as_float64(x: npt.ArrayLike, name: str, ndim: int) -> npt.NDArray[np.float64]:
     """``x`` as a C-contiguous float64 array of ``ndim`` dimensions."""
     try:
         _reject_complex(x, name)
@@ -33,7 +36,7 @@ def as_float64(x, name: str, ndim: int) -> np.ndarray:
     return a
 
 
-def as_square(x, name: str, size: int | None = None) -> np.ndarray:
+def as_square(x: npt.ArrayLike, name: str, size: int | None = None) -> npt.NDArray[np.float64]:
     """``x`` as a C-contiguous float64 square matrix (of side ``size`` when given)."""
     a = as_float64(x, name, 2)
     if a.shape[0] != a.shape[1] or a.shape[0] == 0:
@@ -43,7 +46,7 @@ def as_square(x, name: str, size: int | None = None) -> np.ndarray:
     return a
 
 
-def as_gradients(x, name: str = "grads") -> np.ndarray:
+def as_gradients(x: npt.ArrayLike, name: str = "grads") -> npt.NDArray[np.float32] | npt.NDArray[np.float64]:
     """Per-sample gradients as a C-contiguous (N, D) array, float32 kept as float32."""
     try:
         a = np.asarray(x)
@@ -59,7 +62,7 @@ def as_gradients(x, name: str = "grads") -> np.ndarray:
     return a
 
 
-def as_batch_size(s, name: str = "batch_size") -> int:
+def as_batch_size(s: object, name: str = "batch_size") -> int:
     """A batch size as a Python int (range checked by the C library)."""
     if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
         raise InvalidArgumentError(f"{name} must be an integer, got {s!r}")
@@ -68,7 +71,7 @@ def as_batch_size(s, name: str = "batch_size") -> int:
     return int(s)
 
 
-def as_scalar(x, name: str) -> float:
+def as_scalar(x: Any, name: str) -> float:
     """A real scalar as a Python float (range checked by the C library)."""
     if np.iscomplexobj(x):
         raise InvalidArgumentError(f"{name} must be a real number, got {x!r}")
@@ -78,7 +81,7 @@ def as_scalar(x, name: str) -> float:
         raise InvalidArgumentError(f"{name} must be a real number, got {x!r}") from None
 
 
-def as_flat_tolerance(flat_tolerance) -> float:
+def as_flat_tolerance(flat_tolerance: float | None) -> float:
     """The C value of a relative flat tolerance (None: the library's default 16·D·ε). C reads 0 as
     the default, so an explicit 0 (only exact zeros are flat) travels as the smallest positive
     double, which only exact zeros satisfy."""
@@ -88,7 +91,7 @@ def as_flat_tolerance(flat_tolerance) -> float:
     return 5e-324 if tolerance == 0.0 else tolerance
 
 
-def as_dense_or_none(x, name: str, d: int):
+def as_dense_or_none(x: npt.ArrayLike | None, name: str, d: int) -> npt.NDArray[np.float64] | None:
     """A (D, D) matrix argument given as a scalar s (s·I; None when 0), a 1-D diagonal or a
     matrix; None stays None."""
     if x is None:
@@ -104,7 +107,7 @@ def as_dense_or_none(x, name: str, d: int):
     return as_square(x, name, d)
 
 
-def dense_learning_rate(lr, d: int):
+def dense_learning_rate(lr: npt.ArrayLike, d: int) -> tuple[float, npt.NDArray[np.float64] | None]:
     """(scale, matrix or None) for the C convention lr = scale * matrix, with a dense matrix."""
     if np.ndim(lr) == 0:
         return as_scalar(lr, "lr"), None

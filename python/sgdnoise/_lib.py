@@ -15,6 +15,7 @@ import math
 import os
 from ctypes import c_char_p, c_double, c_int, c_void_p
 from pathlib import Path
+from typing import NoReturn
 
 from . import _capi, errors
 
@@ -95,7 +96,7 @@ _EXCEPTIONS = {
 }
 
 
-def raise_for(status: int) -> None:
+def raise_for(status: int) -> NoReturn:
     """Raise the exception of a failed call (reads this thread's last error)."""
     message = lib.sgdnoise_last_error_message().decode("utf-8", "replace")
     if status == UNSTABLE:

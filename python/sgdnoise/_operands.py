@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _lib
 from ._arrays import as_float64, as_scalar, as_square
@@ -21,7 +22,11 @@ class Operand:
 
     __slots__ = ("array", "layout", "dim")
 
-    def __init__(self, x, name: str):
+    array: npt.NDArray[np.float64]
+    layout: int
+    dim: int
+
+    def __init__(self, x: npt.ArrayLike, name: str) -> None:
         a = x
         if x is None or np.ndim(a) not in (1, 2):
             shape = "None" if x is None else f"an array of shape {np.shape(x)}"
@@ -41,7 +46,7 @@ class Operand:
     def diagonal(self) -> bool:
         return self.layout == _lib.LAYOUT_DIAGONAL
 
-    def like(self, x, name: str) -> np.ndarray:
+    def like(self, x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
         """Another symmetric argument in this operand's layout: a scalar s means s * I, a 1-D
         array a diagonal, a 2-D array a matrix (only with a dense operand)."""
         if np.ndim(x) == 0:
@@ -57,24 +62,24 @@ class Operand:
                 f"{name} is a matrix but A was given as a spectrum (1-D): pass {name} as a 1-D diagonal")
         return as_square(x, name, self.dim)
 
-    def learning_rate(self, lr):
+    def learning_rate(self, lr: npt.ArrayLike) -> tuple[float, npt.NDArray[np.float64] | None]:
         """(scale, matrix or None) for the C convention: the learning rate is scale * matrix."""
         if np.ndim(lr) == 0:
             return as_scalar(lr, "lr"), None
         return 1.0, self.like(lr, "lr")
 
-    def vector(self, x, name: str) -> np.ndarray:
+    def vector(self, x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
         v = as_float64(x, name, 1)
         if v.shape[0] != self.dim:
             raise InvalidArgumentError(f"{name} must have {self.dim} entries, got {v.shape[0]}")
         return v
 
-    def empty(self) -> np.ndarray:
+    def empty(self) -> npt.NDArray[np.float64]:
         """An output buffer for a matrix result in this layout."""
         return np.empty(self.dim if self.diagonal else (self.dim, self.dim))
 
 
-def ptr(a):
+def ptr(a: np.ndarray | ctypes.Structure | None) -> int | ctypes._CArgObject | None:
     """The data pointer of an array, a reference to a result struct, or None."""
     if a is None:
         return None

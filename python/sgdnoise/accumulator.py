@@ -6,8 +6,10 @@ from __future__ import annotations
 import ctypes
 import threading
 import weakref
+from typing import Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_batch_size
@@ -18,7 +20,7 @@ __all__ = ["NoiseAccumulator"]
 _c = _lib.lib
 
 
-def _as_dim(dim) -> int:
+def _as_dim(dim: object) -> int:
     if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
         raise InvalidArgumentError(f"dim must be an integer, got {dim!r}")
     if dim < 1:
@@ -26,7 +28,7 @@ def _as_dim(dim) -> int:
     return int(dim)
 
 
-def _as_chunk(chunk, dim: int) -> np.ndarray:
+def _as_chunk(chunk: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32] | npt.NDArray[np.float64]:
     """A chunk as a C-contiguous (n, dim) float32 or float64 array (float32 kept as float32; a 1-D
     array of ``dim`` entries is one row)."""
     a = np.asarray(chunk)
@@ -115,7 +117,7 @@ class NoiseAccumulator:
     True
     """
 
-    def __init__(self, dim):
+    def __init__(self, dim: int) -> None:
         d = _as_dim(dim)
         handle = ctypes.c_void_p()
         _lib.check(_c.sgdnoise_accumulator_create(d, ctypes.byref(handle)))
@@ -139,10 +141,10 @@ class NoiseAccumulator:
         """Whether :meth:`close` has been called."""
         return self._handle is None
 
-    def __enter__(self):
+    def __enter__(self) -> NoiseAccumulator:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _live(self) -> int:
@@ -158,7 +160,7 @@ class NoiseAccumulator:
 
     # -- updates --------------------------------------------------------------------------------
 
-    def update(self, chunk) -> None:
+    def update(self, chunk: npt.ArrayLike) -> None:
         """Add the rows of ``chunk``.
 
         Parameters
@@ -181,7 +183,7 @@ class NoiseAccumulator:
             fn = _c.sgdnoise_accumulator_update_f32 if g.dtype == np.float32 else _c.sgdnoise_accumulator_update
             _lib.check(fn(handle, g.shape[0], g.ctypes.data))
 
-    def merge(self, other: "NoiseAccumulator") -> None:
+    def merge(self, other: NoiseAccumulator) -> None:
         """Add everything ``other`` accumulated (``other`` is unchanged).
 
         Afterwards ``self`` describes the union of both sets of gradients, exactly as if all rows
@@ -220,14 +222,29 @@ class NoiseAccumulator:
         return int(out.value)
 
     @property
-    def mean(self) -> np.ndarray:
+    def mean(self) -> npt.NDArray[np.float64]:
         """The mean gradient :math:`\\bar g`, shape (D,) (InvalidArgumentError when empty)."""
         out = np.empty(self._dim)
         with self._lock:
             _lib.check(_c.sgdnoise_accumulator_mean(self._live(), out.ctypes.data))
         return out
 
-    def covariance(self, batch_size, replacement=True, kind="full"):
+    @overload
+    def covariance(self, batch_size: int, replacement: bool = ...,
+                   kind: Literal["full", "diag", "diagonal"] = ...) -> npt.NDArray[np.float64]: ...
+
+    @overload
+    def covariance(self, batch_size: int, replacement: bool, kind: Literal["trace"]) -> float: ...
+
+    @overload
+    def covariance(self, batch_size: int, replacement: bool = ..., *, kind: Literal["trace"]) -> float: ...
+
+    @overload
+    def covariance(self, batch_size: int, replacement: bool = ...,
+                   kind: Literal["full", "diag", "diagonal", "trace"] = ...) -> npt.NDArray[np.float64] | float: ...
+
+    def covariance(self, batch_size: int, replacement: bool = True,
+                   kind: Literal["full", "diag", "diagonal", "trace"] = "full") -> npt.NDArray[np.float64] | float:
         """The noise covariance :math:`C = (f/N) S` of the accumulated gradients [Prop 1].
 
         Parameters
@@ -262,7 +279,7 @@ class NoiseAccumulator:
             _lib.check(_c.sgdnoise_accumulator_covariance(self._live(), s, sampling, code, out.ctypes.data))
         return float(out[0]) if code == 2 else out
 
-    def _noise_scale_scalars(self, hessian) -> "_capi.sgdnoise_noise_scales":
+    def _noise_scale_scalars(self, hessian: npt.NDArray[np.float64] | None) -> _capi.sgdnoise_noise_scales:
         """The C noise-scale fields of the accumulated gradients (used by ``noise_scale``)."""
         out = _capi.sgdnoise_noise_scales()
         h = None if hessian is None else hessian.ctypes.data

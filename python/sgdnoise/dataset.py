@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate
@@ -39,7 +40,8 @@ class DatasetPrediction(Prediction):
 
 
 
-def _data(X, y=None):
+def _data(X: npt.ArrayLike, y: npt.ArrayLike | None = None
+          ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
     xs = as_float64(X, "X", 2)
     if xs.shape[0] == 0 or xs.shape[1] == 0:
         raise InvalidArgumentError(f"X must be non-empty, got shape {xs.shape}")
@@ -51,8 +53,9 @@ def _data(X, y=None):
     return xs, ys
 
 
-def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, momentum=0.0, *, u=None,
-                   A=None, critical_learning_rate=False) -> DatasetPrediction:
+def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_size: int, replacement: bool = True,
+                   weight_decay: npt.ArrayLike = 0.0, momentum: float = 0.0, *, u: npt.ArrayLike | None = None,
+                   A: npt.ArrayLike | None = None, critical_learning_rate: bool = False) -> DatasetPrediction:
     r"""Exact stationary fluctuation of SGD on linear regression over the dataset ``X``, ``y``.
 
     No Gaussian or :math:`N\to\infty` assumption (docs/theory.md §4.1, an extension of the
@@ -126,8 +129,9 @@ def finite_dataset(X, y, lr, batch_size, replacement=True, weight_decay=0.0, mom
                              spectral_radius=float(info.spectral_radius))
 
 
-def critical_learning_rate_dataset(X, batch_size, replacement=True, weight_decay=0.0, momentum=0.0,
-                                   lr_matrix=None) -> float:
+def critical_learning_rate_dataset(X: npt.ArrayLike, batch_size: int, replacement: bool = True,
+                                   weight_decay: npt.ArrayLike = 0.0, momentum: float = 0.0,
+                                   lr_matrix: npt.ArrayLike | None = None) -> float:
     r"""The critical learning rate of SGD on the dataset ``X`` (docs/theory.md §4.1).
 
     The largest :math:`\lambda` whose second-moment map has spectral radius below one (bisection

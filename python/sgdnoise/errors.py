@@ -39,7 +39,7 @@ class UnstableError(SGDNoiseError):
         it), or None where it is unknown.
     """
 
-    def __init__(self, message: str, critical_learning_rate: float | None = None):
+    def __init__(self, message: str, critical_learning_rate: float | None = None) -> None:
         super().__init__(message)
         self.critical_learning_rate = critical_learning_rate
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ctypes
 
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_flat_tolerance, as_scalar, as_square
@@ -35,20 +37,40 @@ class StationaryInfo:
         The relative tolerance used: :math:`|m| \le` ``flat_tolerance`` :math:`\cdot \max|m|` is flat.
     """
 
-    eigenvalues: np.ndarray
+    eigenvalues: npt.NDArray[np.float64]
     flat_directions: int
     flat_direction_noise: float
     flat_tolerance: float
 
 
-def _learning_rate(lr, d: int):
+def _learning_rate(lr: npt.ArrayLike, d: int) -> tuple[float, npt.NDArray[np.float64] | None]:
     """(scalar, matrix or None) for the C convention: the learning rate is scalar * matrix."""
     if np.ndim(lr) == 0:
         return as_scalar(lr, "lr"), None
     return 1.0, as_square(lr, "lr", d)
 
 
-def stationary_covariance(hessian, noise, lr, momentum=0.0, *, flat_tolerance=None, return_info=False):
+@overload
+def stationary_covariance(hessian: npt.ArrayLike, noise: npt.ArrayLike, lr: npt.ArrayLike, momentum: float = ...,
+                          *, flat_tolerance: float | None = ...,
+                          return_info: Literal[False] = ...) -> npt.NDArray[np.float64]: ...
+
+
+@overload
+def stationary_covariance(hessian: npt.ArrayLike, noise: npt.ArrayLike, lr: npt.ArrayLike, momentum: float = ...,
+                          *, flat_tolerance: float | None = ...,
+                          return_info: Literal[True]) -> tuple[npt.NDArray[np.float64], StationaryInfo]: ...
+
+
+@overload
+def stationary_covariance(hessian: npt.ArrayLike, noise: npt.ArrayLike, lr: npt.ArrayLike, momentum: float = ...,
+                          *, flat_tolerance: float | None = ..., return_info: bool
+                          ) -> npt.NDArray[np.float64] | tuple[npt.NDArray[np.float64], StationaryInfo]: ...
+
+
+def stationary_covariance(hessian: npt.ArrayLike, noise: npt.ArrayLike, lr: npt.ArrayLike, momentum: float = 0.0,
+                          *, flat_tolerance: float | None = None, return_info: bool = False
+                          ) -> npt.NDArray[np.float64] | tuple[npt.NDArray[np.float64], StationaryInfo]:
     r"""Stationary fluctuation :math:`\Sigma = \lim \operatorname{cov}(w_t)` of SGD [Thm 1].
 
     Solves the generalised (discrete) Lyapunov equation of SGD with momentum :math:`\mu` and

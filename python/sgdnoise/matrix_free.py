@@ -4,13 +4,18 @@ matrix (docs/theory.md §2)."""
 from __future__ import annotations
 
 import ctypes
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _lib
 from ._arrays import as_batch_size, as_float64, as_gradients
 from .errors import InvalidArgumentError
 from .spectrum import noise_top_eigen
+
+if TYPE_CHECKING:
+    from scipy.sparse.linalg import LinearOperator
 
 __all__ = ["NoiseOperator", "noise_operator"]
 
@@ -58,7 +63,7 @@ class NoiseOperator:
     the cached mean stale: create a new operator.
     """
 
-    def __init__(self, grads, batch_size, replacement=True):
+    def __init__(self, grads: npt.ArrayLike, batch_size: int, replacement: bool = True) -> None:
         g = as_gradients(grads)
         n, d = g.shape
         self._s = as_batch_size(batch_size)
@@ -78,11 +83,11 @@ class NoiseOperator:
         self.dtype = np.dtype(np.float64)
 
     @property
-    def grads(self) -> np.ndarray:
+    def grads(self) -> npt.NDArray[np.float32] | npt.NDArray[np.float64]:
         return self._g
 
     @property
-    def mean(self) -> np.ndarray:
+    def mean(self) -> npt.NDArray[np.float64]:
         return self._mean
 
     @property
@@ -94,7 +99,7 @@ class NoiseOperator:
         return (f"NoiseOperator(N={n}, D={d}, dtype={self._g.dtype}, batch_size={self._s}, "
                 f"replacement={self.replacement})")
 
-    def matvec(self, v) -> np.ndarray:
+    def matvec(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
         r"""The product :math:`C v` (or :math:`C V` for a block of vectors).
 
         Parameters
@@ -139,7 +144,7 @@ class NoiseOperator:
                       a.ctypes.data, out.ctypes.data))
         return out
 
-    def __matmul__(self, v):
+    def __matmul__(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return self.matvec(v)
 
     def trace(self) -> float:
@@ -155,7 +160,7 @@ class NoiseOperator:
         """
         return float(self.diagonal().sum())
 
-    def diagonal(self) -> np.ndarray:
+    def diagonal(self) -> npt.NDArray[np.float64]:
         r"""The diagonal of :math:`C`, :math:`\frac{f}{N}\sum_i (g_{ij} - \bar g_j)^2`, in :math:`O(ND)`.
 
         Examples
@@ -173,7 +178,7 @@ class NoiseOperator:
         _lib.check(fn(n, d, self._g.ctypes.data, self._mean.ctypes.data, self._s, self._sampling, out.ctypes.data))
         return out
 
-    def top_eigen(self, k):
+    def top_eigen(self, k: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         r"""The ``k`` largest eigenpairs of :math:`C`, through the :math:`N \times N` Gram matrix of the
         centred gradients when :math:`N \le D` (see :func:`noise_top_eigen`; no :math:`D \times D`
         array is made).
@@ -196,7 +201,7 @@ class NoiseOperator:
         """
         return noise_top_eigen(self._g, self._s, k, replacement=self.replacement)
 
-    def restrict(self, Q) -> np.ndarray:
+    def restrict(self, Q: npt.ArrayLike) -> npt.NDArray[np.float64]:
         r"""The restriction :math:`Q^\top C Q = \frac{f}{N} (G_c Q)^\top (G_c Q)` (k, k).
 
         For orthonormal columns :math:`Q` this is the compression of :math:`C` onto their span
@@ -235,7 +240,7 @@ class NoiseOperator:
                       q.ctypes.data, out.ctypes.data))
         return out
 
-    def as_linear_operator(self):
+    def as_linear_operator(self) -> LinearOperator:
         """This operator as a ``scipy.sparse.linalg.LinearOperator`` (needs scipy), e.g. for
         ``scipy.sparse.linalg.eigsh`` or ``cg``.
 
@@ -252,7 +257,7 @@ class NoiseOperator:
                               dtype=np.float64)
 
 
-def noise_operator(grads, batch_size, replacement=True) -> NoiseOperator:
+def noise_operator(grads: npt.ArrayLike, batch_size: int, replacement: bool = True) -> NoiseOperator:
     r"""The minibatch noise covariance [Prop 1] as a matrix-free operator.
 
     .. math::

@@ -9,6 +9,7 @@ import ctypes
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _lib
 from ._arrays import as_batch_size, as_flat_tolerance, as_scalar
@@ -19,13 +20,15 @@ __all__ = ["minimum_noise", "minimum_fluctuation"]
 _lib_ = _lib.lib
 
 
-def _decay(op: Operand, weight_decay):
-    if weight_decay is None or (np.ndim(weight_decay) == 0 and float(weight_decay) == 0.0):
+def _decay(op: Operand, weight_decay: npt.ArrayLike | None) -> npt.NDArray[np.float64] | None:
+    if weight_decay is None or (np.ndim(weight_decay) == 0 and float(weight_decay) == 0.0):  # type: ignore[arg-type]
         return None
     return op.like(weight_decay, "weight_decay")
 
 
-def minimum_noise(hessian, loss, batch_size, weight_decay=0.0, w_star=None, sigma=None, *, flat_tolerance=None):
+def minimum_noise(hessian: npt.ArrayLike, loss: float, batch_size: int, weight_decay: npt.ArrayLike | None = 0.0,
+                  w_star: npt.ArrayLike | None = None, sigma: npt.ArrayLike | None = None, *,
+                  flat_tolerance: float | None = None) -> tuple[npt.NDArray[np.float64], str]:
     r"""The SGD noise near a minimum of any differentiable model with MSE loss [Thm 5, Cor 2].
 
     Near a minimum :math:`w^*` of :math:`L_\Gamma = L_0 + \tfrac12 w^\top\Gamma w`:
@@ -92,8 +95,10 @@ def minimum_noise(hessian, loss, batch_size, weight_decay=0.0, w_star=None, sigm
     return out, _lib.MINIMUM_KINDS[kind.value]
 
 
-def minimum_fluctuation(hessian, loss, lr, batch_size, weight_decay=0.0, w_star=None, momentum=0.0, *,
-                        flat_tolerance=None):
+def minimum_fluctuation(hessian: npt.ArrayLike, loss: float, lr: npt.ArrayLike, batch_size: int,
+                        weight_decay: npt.ArrayLike | None = 0.0, w_star: npt.ArrayLike | None = None,
+                        momentum: float = 0.0, *,
+                        flat_tolerance: float | None = None) -> tuple[npt.NDArray[np.float64], str, float | None]:
     r"""The stationary fluctuation that goes with :func:`minimum_noise` [Cor 3].
 
     Theorem 1 with :math:`H = H_0 + \Gamma` and the minimum's noise. At an interpolating minimum

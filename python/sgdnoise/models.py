@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_batch_size, as_scalar
@@ -52,9 +54,9 @@ class Prediction:
         Noise power entering flat directions of the Hessian (random walk there); 0 when none.
     """
 
-    sigma: np.ndarray
-    noise: np.ndarray
-    mean: np.ndarray
+    sigma: npt.NDArray[np.float64]
+    noise: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
     train_loss: float
     test_loss: float
     kappa: float | None
@@ -67,18 +69,20 @@ def _optional(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
-def _prediction(sigma, noise, mean, scalars: _capi.sgdnoise_prediction) -> Prediction:
+def _prediction(sigma: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], mean: npt.NDArray[np.float64],
+                scalars: _capi.sgdnoise_prediction) -> Prediction:
     return Prediction(
         sigma=sigma, noise=noise, mean=mean, train_loss=scalars.train_loss, test_loss=scalars.test_loss,
         kappa=_optional(scalars.kappa), critical_learning_rate=_optional(scalars.critical_learning_rate),
         coupling_trace=scalars.coupling_trace, flat_direction_noise=scalars.flat_direction_noise)
 
 
-def _outputs(op: Operand):
+def _outputs(op: Operand) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], _capi.sgdnoise_prediction]:
     return op.empty(), op.empty(), _capi.sgdnoise_prediction()
 
 
-def label_noise(A, noise_var, lr, batch_size, momentum=0.0) -> Prediction:
+def label_noise(A: npt.ArrayLike, noise_var: float, lr: npt.ArrayLike, batch_size: int,
+                momentum: float = 0.0) -> Prediction:
     r"""Exact stationary fluctuation of SGD on linear regression with label noise [Lemma 1, Thm 2, Thm 3].
 
     Inputs :math:`x \sim N(0, A)`, labels :math:`y = u^\top x + \varepsilon`,
@@ -146,7 +150,8 @@ def label_noise(A, noise_var, lr, batch_size, momentum=0.0) -> Prediction:
     return _prediction(sigma, noise, np.zeros(op.dim), scalars)
 
 
-def input_noise(A, B, u, lr, batch_size, noise_var=0.0, momentum=0.0) -> Prediction:
+def input_noise(A: npt.ArrayLike, B: npt.ArrayLike, u: npt.ArrayLike, lr: npt.ArrayLike, batch_size: int,
+                noise_var: float = 0.0, momentum: float = 0.0) -> Prediction:
     r"""Exact stationary fluctuation of SGD on linear regression with input noise [App. E.3].
 
     The model sees :math:`x + \xi`, :math:`\xi \sim N(0, B)`, labels come from the clean
@@ -187,7 +192,8 @@ def input_noise(A, B, u, lr, batch_size, noise_var=0.0, momentum=0.0) -> Predict
     return _prediction(sigma, noise, mean, scalars)
 
 
-def l2_regularized(A, u, weight_decay, lr, batch_size, momentum=0.0) -> Prediction:
+def l2_regularized(A: npt.ArrayLike, u: npt.ArrayLike, weight_decay: npt.ArrayLike, lr: npt.ArrayLike, batch_size: int,
+                   momentum: float = 0.0) -> Prediction:
     r"""Exact stationary fluctuation of SGD with L2 regularisation [Prop 3, Thm 4].
 
     Loss :math:`\tfrac12(w-u)^\top A(w-u) + \tfrac12 w^\top\Gamma w` (no label noise),
@@ -239,7 +245,8 @@ def l2_regularized(A, u, weight_decay, lr, batch_size, momentum=0.0) -> Predicti
     return _prediction(sigma, noise, mean, scalars)
 
 
-def high_dimensional(A_hat, alpha, noise_var, lr, batch_size, momentum=0.0) -> Prediction:
+def high_dimensional(A_hat: npt.ArrayLike, alpha: float, noise_var: float, lr: npt.ArrayLike, batch_size: int,
+                     momentum: float = 0.0) -> Prediction:
     r"""Stationary fluctuation of SGD in high-dimensional regression [Prop 4, Thm 6].
 
     :math:`N, D \to \infty` with :math:`\alpha = N/D`; the noise is
@@ -278,7 +285,7 @@ def high_dimensional(A_hat, alpha, noise_var, lr, batch_size, momentum=0.0) -> P
     return _prediction(sigma, noise, np.zeros(op.dim), scalars)
 
 
-def damped_newton(A, noise_var, lr, batch_size, momentum=0.0) -> Prediction:
+def damped_newton(A: npt.ArrayLike, noise_var: float, lr: float, batch_size: int, momentum: float = 0.0) -> Prediction:
     r"""Damped Newton's method with label noise [Sec 6.4]: learning rate :math:`\Lambda = \lambda A^{-1}`.
 
     .. math::
@@ -296,7 +303,7 @@ def damped_newton(A, noise_var, lr, batch_size, momentum=0.0) -> Prediction:
     return _prediction(sigma, noise, np.zeros(op.dim), scalars)
 
 
-def natural_gradient(A, lr, batch_size, momentum=0.0) -> Prediction:
+def natural_gradient(A: npt.ArrayLike, lr: float, batch_size: int, momentum: float = 0.0) -> Prediction:
     r"""Natural-gradient descent without label noise [Sec 6.4]: :math:`\Lambda = \frac\lambda S C^{-1}`.
 
     The self-consistent stationary solution is
@@ -315,7 +322,8 @@ def natural_gradient(A, lr, batch_size, momentum=0.0) -> Prediction:
     return _prediction(sigma, noise, np.zeros(op.dim), scalars)
 
 
-def continuous_time(A, noise_var, lr, batch_size, momentum=0.0) -> np.ndarray:
+def continuous_time(A: npt.ArrayLike, noise_var: float, lr: npt.ArrayLike, batch_size: int,
+                    momentum: float = 0.0) -> npt.NDArray[np.float64]:
     r"""The continuous-time approximation with Hessian-shaped noise [Eq. 7].
 
     :math:`\Sigma = \frac{\sigma^2}{2S(1-\mu)}\Lambda` (:math:`\frac{\lambda\sigma^2}{2S}I` for
@@ -325,7 +333,8 @@ def continuous_time(A, noise_var, lr, batch_size, momentum=0.0) -> np.ndarray:
     return _baseline(_lib_.sgdnoise_continuous_time, A, noise_var, lr, batch_size, momentum)
 
 
-def discrete_hessian(A, noise_var, lr, batch_size, momentum=0.0) -> np.ndarray:
+def discrete_hessian(A: npt.ArrayLike, noise_var: float, lr: npt.ArrayLike, batch_size: int,
+                     momentum: float = 0.0) -> npt.NDArray[np.float64]:
     r"""Discrete time with Hessian-shaped noise :math:`C = \frac{\sigma^2}{S}A` (Liu et al. 2021).
 
     :math:`\Sigma = \frac{\lambda\sigma^2}{S}(2I - \lambda A)^{-1}` for scalar :math:`\lambda`,
@@ -335,7 +344,8 @@ def discrete_hessian(A, noise_var, lr, batch_size, momentum=0.0) -> np.ndarray:
     return _baseline(_lib_.sgdnoise_discrete_hessian, A, noise_var, lr, batch_size, momentum)
 
 
-def _baseline(fn, A, noise_var, lr, batch_size, momentum):
+def _baseline(fn: Callable[..., int], A: npt.ArrayLike, noise_var: float, lr: npt.ArrayLike, batch_size: int,
+              momentum: float) -> npt.NDArray[np.float64]:
     op = Operand(A, "A")
     scale, matrix = op.learning_rate(lr)
     out = op.empty()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _lib
 from ._arrays import as_batch_size, as_gradients
@@ -11,7 +14,23 @@ from .errors import InvalidArgumentError
 __all__ = ["noise_covariance"]
 
 
-def noise_covariance(grads, batch_size, *, replacement=True, kind="full"):
+@overload
+def noise_covariance(grads: npt.ArrayLike, batch_size: int, *, replacement: bool = ...,
+                     kind: Literal["full", "diag", "diagonal"] = ...) -> npt.NDArray[np.float64]: ...
+
+
+@overload
+def noise_covariance(grads: npt.ArrayLike, batch_size: int, *, replacement: bool = ...,
+                     kind: Literal["trace"]) -> float: ...
+
+
+@overload
+def noise_covariance(grads: npt.ArrayLike, batch_size: int, *, replacement: bool = ...,
+                     kind: Literal["full", "diag", "diagonal", "trace"] = ...) -> npt.NDArray[np.float64] | float: ...
+
+
+def noise_covariance(grads: npt.ArrayLike, batch_size: int, *, replacement: bool = True,
+                     kind: Literal["full", "diag", "diagonal", "trace"] = "full") -> npt.NDArray[np.float64] | float:
     r"""Minibatch noise covariance of SGD from per-sample gradients [Prop 1].
 
     .. math::

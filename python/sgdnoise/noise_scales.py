@@ -6,8 +6,10 @@ from __future__ import annotations
 import ctypes
 
 from dataclasses import dataclass
+from typing import Callable, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_batch_size, as_float64, as_gradients, as_scalar, as_square
@@ -54,7 +56,8 @@ def _from_scalars(out: _capi.sgdnoise_noise_scales) -> NoiseScale:
         grad_hessian_grad=out.grad_hessian_grad if hessian else None)
 
 
-def _call_hvp(hvp, v: np.ndarray, d: int) -> np.ndarray:
+def _call_hvp(hvp: Callable[[npt.NDArray[np.float64]], npt.ArrayLike], v: npt.NDArray[np.float64],
+              d: int) -> npt.NDArray[np.float64]:
     r = np.asarray(hvp(v.copy()), dtype=np.float64).reshape(-1)
     if r.shape != (d,):
         raise InvalidArgumentError(f"hvp must return a vector of {d} entries, got shape {np.shape(r)}")
@@ -63,7 +66,8 @@ def _call_hvp(hvp, v: np.ndarray, d: int) -> np.ndarray:
     return r
 
 
-def noise_scale(grads, hessian=None, *, hvp=None) -> NoiseScale:
+def noise_scale(grads: npt.ArrayLike | NoiseAccumulator, hessian: npt.ArrayLike | None = None, *,
+                hvp: Callable[[npt.NDArray[np.float64]], npt.ArrayLike] | None = None) -> NoiseScale:
     r"""The gradient noise scales of McCandlish et al. (2018) from per-sample gradients.
 
     .. math::
@@ -152,6 +156,7 @@ def noise_scale(grads, hessian=None, *, hvp=None) -> NoiseScale:
 
     # Hessian-vector products.
     if g is None:
+        assert isinstance(grads, NoiseAccumulator)
         mean = grads.mean
     else:
         mean = np.empty(d)
@@ -166,6 +171,7 @@ def noise_scale(grads, hessian=None, *, hvp=None) -> NoiseScale:
         trace_h /= g.shape[0]
     else:
         if g is None:
+            assert isinstance(grads, NoiseAccumulator)
             sigma = grads.covariance(1)
         else:
             from .noise import noise_covariance  # noqa: PLC0415
@@ -178,7 +184,8 @@ def noise_scale(grads, hessian=None, *, hvp=None) -> NoiseScale:
         grad_sq_norm=result.grad_sq_norm, trace_hessian_sigma=trace_h, grad_hessian_grad=ghg)
 
 
-def two_batch_noise_scale(small_sq_norm, big_sq_norm, small_batch, big_batch) -> NoiseScale:
+def two_batch_noise_scale(small_sq_norm: npt.ArrayLike, big_sq_norm: npt.ArrayLike, small_batch: int,
+                          big_batch: int) -> NoiseScale:
     r"""Unbiased two-batch estimates of :math:`|G|^2` and :math:`\operatorname{Tr}\Sigma_1`, and
     :math:`B_\text{simple}` (McCandlish et al. 2018, Appendix A.1).
 
@@ -250,7 +257,15 @@ def two_batch_noise_scale(small_sq_norm, big_sq_norm, small_batch, big_batch) ->
     return _from_scalars(out)
 
 
-def critical_batch_view(b_noise, batch_sizes):
+@overload
+def critical_batch_view(b_noise: float, batch_sizes: float) -> float: ...
+
+
+@overload
+def critical_batch_view(b_noise: float, batch_sizes: npt.ArrayLike) -> float | npt.NDArray[np.float64]: ...
+
+
+def critical_batch_view(b_noise: float, batch_sizes: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
     r"""The fraction of the best per-step improvement that SGD with batch size :math:`B` achieves,
 
     .. math::

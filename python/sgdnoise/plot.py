@@ -35,13 +35,22 @@ from __future__ import annotations
 import json
 import math
 import os
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .models import continuous_time, discrete_hessian, l2_regularized, label_noise
+from .simulation import SimulationResult
 from .simulation import simulate as _run_simulation
 from .stability import (critical_learning_rate, l2_test_loss_curve, optimal_weight_decay, smallest_stable_batch_size,
                         stable_weight_decay_interval, tail_index)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
 __all__ = [
     "fig4a",
@@ -63,13 +72,13 @@ _EXACT, _CONT, _DISC, _SIM = "#1f4e9c", "#d95f02", "#1b9e77", "#111111"
 _PALETTE = ["#1f4e9c", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e"]
 
 
-def _line2d():
+def _line2d() -> type[Line2D]:
     from matplotlib.lines import Line2D  # noqa: PLC0415
 
     return Line2D
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     """matplotlib.pyplot, imported on first use with a clear message when it is missing."""
     try:
         import matplotlib  # noqa: PLC0415
@@ -85,24 +94,27 @@ def _pyplot():
     return plt
 
 
-def _axes(ax, ncols=1, width=5.2, height=4.0):
+def _axes(ax: Axes | Sequence[Axes] | None, ncols: int = 1, width: float = 5.2, height: float = 4.0
+          ) -> tuple[Figure, list[Axes]]:
     """The figure and a list of ``ncols`` axes: new ones, or the given ``ax`` (one or a sequence)."""
     plt = _pyplot()
     if ax is None:
         fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
         return fig, list(axes[0])
-    axes = list(np.atleast_1d(ax))
+    axes = list(np.atleast_1d(ax))  # type: ignore[arg-type]  # one Axes or a sequence of them
     if len(axes) != ncols:
         raise ValueError(f"ax must hold {ncols} axes for this figure, got {len(axes)}")
     return axes[0].figure, axes
 
 
-def _simulate_label_noise(spectrum, noise_var, lr, batch_size, steps, chains, seed):
+def _simulate_label_noise(spectrum: npt.ArrayLike, noise_var: float, lr: float, batch_size: int, steps: int,
+                          chains: int, seed: int) -> SimulationResult:
     return _run_simulation(np.asarray(spectrum, dtype=float), noise_var=noise_var, lr=lr, batch_size=batch_size,
                     steps=steps, chains=chains, seed=seed, progress=False)
 
 
-def _sim_points(ax, x, y, err, unreliable, label="simulation", color=_SIM):
+def _sim_points(ax: Axes, x: npt.ArrayLike, y: npt.ArrayLike, err: npt.ArrayLike, unreliable: npt.ArrayLike,
+                label: str = "simulation", color: str = _SIM) -> None:
     """Simulated points: filled where reliable, hollow where the simulator flags a heavy tail."""
     x, y, err, unreliable = map(np.asarray, (x, y, err, unreliable))
     if x.size == 0:
@@ -121,8 +133,9 @@ def _sim_points(ax, x, y, err, unreliable, label="simulation", color=_SIM):
 # Figure 4a: Σ versus λ
 # ------------------------------------------------------------------------------------------------
 
-def fig4a_data(*, a=1.0, batch_size=10, noise_var=1.0, n_curve=200, sim_fractions=None, steps=200_000,
-               chains=4, seed=0, simulate=True):
+def fig4a_data(*, a: float = 1.0, batch_size: int = 10, noise_var: float = 1.0, n_curve: int = 200,
+               sim_fractions: Sequence[float] | None = None, steps: int = 200_000, chains: int = 4, seed: int = 0,
+               simulate: bool = True) -> dict[str, Any]:
     r"""Numbers of Fig. 4a: Σ of 1-d label-noise SGD versus λ up to the critical :math:`\lambda^*`.
 
     Parameters
@@ -149,7 +162,7 @@ def fig4a_data(*, a=1.0, batch_size=10, noise_var=1.0, n_curve=200, sim_fraction
     cont = np.array([continuous_time([a], noise_var, lr, batch_size)[0] for lr in lrs])
     disc = np.array([discrete_hessian([a], noise_var, lr, batch_size)[0] for lr in lrs])
     fractions = np.arange(1, 10) / 10 if sim_fractions is None else np.asarray(sim_fractions, dtype=float)
-    sim = {k: [] for k in ("lr", "sigma", "stderr", "tail_index", "tail_unreliable")}
+    sim: dict[str, list[Any]] = {k: [] for k in ("lr", "sigma", "stderr", "tail_index", "tail_unreliable")}
     if simulate:
         for i, f in enumerate(fractions):
             r = _simulate_label_noise([a], noise_var, f * lc, batch_size, steps, chains, seed + i)
@@ -165,8 +178,9 @@ def fig4a_data(*, a=1.0, batch_size=10, noise_var=1.0, n_curve=200, sim_fraction
             "parameters": {"a": a, "batch_size": batch_size, "noise_var": noise_var}}
 
 
-def fig4a(ax=None, *, a=1.0, batch_size=10, noise_var=1.0, steps=200_000, chains=4, seed=0, simulate=True,
-          data=None):
+def fig4a(ax: Axes | Sequence[Axes] | None = None, *, a: float = 1.0, batch_size: int = 10, noise_var: float = 1.0,
+          steps: int = 200_000, chains: int = 4, seed: int = 0, simulate: bool = True,
+          data: dict[str, Any] | None = None) -> Figure:
     r"""Fig. 4a: Σ versus the learning rate for 1-d linear regression with label noise.
 
     Exact theory [Thm 2] against continuous time :math:`\lambda\sigma^2/2S` and the discrete-time
@@ -215,8 +229,9 @@ def fig4a(ax=None, *, a=1.0, batch_size=10, noise_var=1.0, steps=200_000, chains
 # Figures 4b and 4c: the 2-d fluctuation ellipses
 # ------------------------------------------------------------------------------------------------
 
-def fig4_ellipses_data(*, spectrum=(1.0, 0.5), lr=1.5, batch_sizes=(50, 10), noise_var=1.0, steps=200_000,
-                       chains=4, seed=0, simulate=True):
+def fig4_ellipses_data(*, spectrum: npt.ArrayLike = (1.0, 0.5), lr: float = 1.5, batch_sizes: Sequence[int] = (50, 10),
+                       noise_var: float = 1.0, steps: int = 200_000, chains: int = 4, seed: int = 0,
+                       simulate: bool = True) -> list[dict[str, Any]]:
     r"""Numbers of Fig. 4b/4c: the 2-d stationary Σ (Hessian eigenvalues ``spectrum``) at one λ.
 
     Returns
@@ -245,7 +260,7 @@ def fig4_ellipses_data(*, spectrum=(1.0, 0.5), lr=1.5, batch_sizes=(50, 10), noi
     return out
 
 
-def _ellipse(sigma, n=200):
+def _ellipse(sigma: npt.ArrayLike, n: int = 200) -> npt.NDArray[np.float64]:
     """The one-standard-deviation contour {x : xᵀΣ⁻¹x = 1} of a 2×2 covariance."""
     values, vectors = np.linalg.eigh(np.asarray(sigma, dtype=float))
     t = np.linspace(0, 2 * np.pi, n)
@@ -253,8 +268,10 @@ def _ellipse(sigma, n=200):
     return vectors @ (np.sqrt(np.maximum(values, 0))[:, None] * circle)
 
 
-def fig4_ellipses(ax=None, *, spectrum=(1.0, 0.5), lr=1.5, batch_sizes=(50, 10), noise_var=1.0, steps=200_000,
-                  chains=4, seed=0, simulate=True, data=None):
+def fig4_ellipses(ax: Axes | Sequence[Axes] | None = None, *, spectrum: npt.ArrayLike = (1.0, 0.5), lr: float = 1.5,
+                  batch_sizes: Sequence[int] = (50, 10), noise_var: float = 1.0, steps: int = 200_000,
+                  chains: int = 4, seed: int = 0, simulate: bool = True,
+                  data: list[dict[str, Any]] | None = None) -> Figure:
     r"""Fig. 4b/4c: one-standard-deviation ellipses of the 2-d stationary fluctuation Σ.
 
     One panel per batch size (the paper: S = 50 and S = 10 at λ = 1.5, Hessian eigenvalues 1 and
@@ -324,8 +341,9 @@ def fig4_ellipses(ax=None, *, spectrum=(1.0, 0.5), lr=1.5, batch_sizes=(50, 10),
 # Figure 3 (left): Σ versus S
 # ------------------------------------------------------------------------------------------------
 
-def fig3_batch_data(*, a=1.5, lr=1.0, noise_var=1.0, batch_sizes=None, max_batch=256, steps=200_000, chains=4,
-                    seed=0, simulate=True):
+def fig3_batch_data(*, a: float = 1.5, lr: float = 1.0, noise_var: float = 1.0,
+                    batch_sizes: Iterable[int] | None = None, max_batch: int = 256, steps: int = 200_000,
+                    chains: int = 4, seed: int = 0, simulate: bool = True) -> dict[str, Any]:
     r"""Numbers of Fig. 3 (left): Σ of 1-d label-noise SGD versus the batch size S at fixed λ.
 
     Returns
@@ -342,7 +360,7 @@ def fig3_batch_data(*, a=1.5, lr=1.0, noise_var=1.0, batch_sizes=None, max_batch
     disc = np.array([discrete_hessian([a], noise_var, lr, s)[0] for s in sizes]) if lr * a < 2 else None
     chosen = [8, 10, 12, 16, 20, 32, 50, 100, 200] if batch_sizes is None else list(batch_sizes)
     chosen = [s for s in chosen if s >= smallest]
-    sim = {k: [] for k in ("batch_size", "sigma", "stderr", "tail_index", "tail_unreliable")}
+    sim: dict[str, list[Any]] = {k: [] for k in ("batch_size", "sigma", "stderr", "tail_index", "tail_unreliable")}
     if simulate:
         for i, s in enumerate(chosen):
             r = _simulate_label_noise([a], noise_var, lr, s, steps, chains, seed + i)
@@ -358,8 +376,9 @@ def fig3_batch_data(*, a=1.5, lr=1.0, noise_var=1.0, batch_sizes=None, max_batch
             "parameters": {"a": a, "lr": lr, "noise_var": noise_var}}
 
 
-def fig3_batch(ax=None, *, a=1.5, lr=1.0, noise_var=1.0, batch_sizes=None, steps=200_000, chains=4, seed=0,
-               simulate=True, data=None):
+def fig3_batch(ax: Axes | Sequence[Axes] | None = None, *, a: float = 1.5, lr: float = 1.0, noise_var: float = 1.0,
+               batch_sizes: Iterable[int] | None = None, steps: int = 200_000, chains: int = 4, seed: int = 0,
+               simulate: bool = True, data: dict[str, Any] | None = None) -> Figure:
     r"""Fig. 3 (left): Σ versus the batch size for 1-d label noise (the paper: a = 1.5, λ = 1).
 
     Log-log axes; the exact Σ diverges as S falls to the largest unstable batch size, and tends to
@@ -400,8 +419,10 @@ def fig3_batch(ax=None, *, a=1.5, lr=1.0, noise_var=1.0, batch_sizes=None, steps
 # Figure 3 (right): L_test versus the weight decay
 # ------------------------------------------------------------------------------------------------
 
-def fig3_weight_decay_data(*, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), n_curve=400, n_sim=7, steps=200_000,
-                           chains=4, seed=0, simulate=True):
+def fig3_weight_decay_data(*, a: float = 1.0, u: float = 1.0,
+                           cases: Sequence[tuple[float, int]] = ((0.5, 1), (1.8, 10)), n_curve: int = 400,
+                           n_sim: int = 7, steps: int = 200_000, chains: int = 4, seed: int = 0,
+                           simulate: bool = True) -> list[dict[str, Any]]:
     r"""Numbers of Fig. 3 (right): the test loss of 1-d L2-regularised SGD versus γ [Thm 4, Cor 1].
 
     No label noise, so at :math:`\gamma = 0` the noise vanishes at :math:`w^* = u` and
@@ -436,12 +457,12 @@ def fig3_weight_decay_data(*, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), n_curve
         curve = l2_test_loss_curve([a], [u], lr, s, gammas)
         curve = np.where(np.isfinite(curve), curve, np.nan)
         gd = 0.5 * a * (gammas * u / (a + gammas)) ** 2
-        grid = list(np.linspace(window[0], window[1], n_sim + 2)[1:-1])
+        grid: Any = list(np.linspace(window[0], window[1], n_sim + 2)[1:-1])
         if window[0] < 0 < window[1]:
             grid.append(0.0)
         grid.append(g_star)
         grid = np.unique(np.round(grid, 12))
-        sim = {k: [] for k in ("gamma", "test_loss", "stderr", "tail_index", "tail_unreliable")}
+        sim: dict[str, list[Any]] = {k: [] for k in ("gamma", "test_loss", "stderr", "tail_index", "tail_unreliable")}
         if simulate:
             for k, g in enumerate(grid):
                 r = _run_simulation([a], u=[u], weight_decay=g, lr=lr, batch_size=s, steps=steps, chains=chains,
@@ -460,8 +481,10 @@ def fig3_weight_decay_data(*, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), n_curve
     return out
 
 
-def fig3_weight_decay(ax=None, *, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), steps=200_000, chains=4, seed=0,
-                      simulate=True, data=None):
+def fig3_weight_decay(ax: Axes | Sequence[Axes] | None = None, *, a: float = 1.0, u: float = 1.0,
+                      cases: Sequence[tuple[float, int]] = ((0.5, 1), (1.8, 10)), steps: int = 200_000,
+                      chains: int = 4, seed: int = 0, simulate: bool = True,
+                      data: list[dict[str, Any]] | None = None) -> Figure:
     r"""Fig. 3 (right): test loss versus weight decay γ, one panel per (λ, S) case.
 
     The exact :math:`L_{test}(\gamma)` [Thm 4] (infinite outside the shaded stable window), the
@@ -514,8 +537,9 @@ def fig3_weight_decay(ax=None, *, a=1.0, u=1.0, cases=((0.5, 1), (1.8, 10)), ste
 # Figure 2: the power-law tail
 # ------------------------------------------------------------------------------------------------
 
-def fig2_tail_data(*, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, steps=200_000, chains=4, seed=0,
-                   simulate=True):
+def fig2_tail_data(*, a: float = 1.0, lr: float = 1.0, batch_sizes: Sequence[int] = (3, 5, 10, 20),
+                   noise_var: float = 1.0, steps: int = 200_000, chains: int = 4, seed: int = 0,
+                   simulate: bool = True) -> list[dict[str, Any]]:
     r"""Numbers of Fig. 2: the tail index of the 1-d stationary law at aλ = ``a * lr``, per batch size.
 
     The indices of the theory (:func:`sgdnoise.tail_index`: exact Kesten κ, the paper's
@@ -544,8 +568,10 @@ def fig2_tail_data(*, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, 
     return out
 
 
-def fig2_tail(ax=None, *, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1.0, steps=200_000, chains=4,
-              seed=0, simulate=True, data=None):
+def fig2_tail(ax: Axes | Sequence[Axes] | None = None, *, a: float = 1.0, lr: float = 1.0,
+              batch_sizes: Sequence[int] = (3, 5, 10, 20), noise_var: float = 1.0, steps: int = 200_000,
+              chains: int = 4, seed: int = 0, simulate: bool = True,
+              data: list[dict[str, Any]] | None = None) -> Figure:
     r"""Fig. 2: the power-law tail of the 1-d stationary distribution (the paper: aλ = 1).
 
     With the far-tail samples (``data`` from :func:`read_reproduced`): left, the survival function
@@ -580,7 +606,7 @@ def fig2_tail(ax=None, *, a=1.0, lr=1.0, batch_sizes=(3, 5, 10, 20), noise_var=1
     return fig
 
 
-def _tail_index_panel(axis, d):
+def _tail_index_panel(axis: Axes, d: list[dict[str, Any]]) -> None:
     """The tail index against the batch size: the theory's indices and the simulator's Hill estimates."""
     sizes = np.array([e["batch_size"] for e in d])
     axis.plot(sizes, [e["kesten"] for e in d], "o-", color=_EXACT, lw=2, label="exact (Kesten) κ")
@@ -597,7 +623,7 @@ def _tail_index_panel(axis, d):
     axis.set_title("tail index of the stationary law", fontsize=10)
 
 
-def _survival_panel(left, d):
+def _survival_panel(left: Axes, d: list[dict[str, Any]]) -> None:
     for i, e in enumerate(d):
         c = _PALETTE[i % len(_PALETTE)]
         keep = e["survival"] > 0
@@ -620,7 +646,7 @@ def _survival_panel(left, d):
     left.set_title("survival function of the stationary law", fontsize=10)
 
 
-def _hill_panel(right, d):
+def _hill_panel(right: Axes, d: list[dict[str, Any]]) -> None:
     for i, e in enumerate(d):
         c = _PALETTE[i % len(_PALETTE)]
         right.semilogx(e["hill_k"], e["hill"], "-", color=c, lw=1.6, label=f"S = {e['batch_size']}: Hill")
@@ -641,7 +667,7 @@ def _hill_panel(right, d):
 # The same figures from the files of `sgdnoise-cli reproduce --json`
 # ------------------------------------------------------------------------------------------------
 
-def _columns(records):
+def _columns(records: list[dict[str, Any]]) -> dict[str, npt.NDArray[Any]]:
     """A JSON table (a list of records) as a dict of numpy columns (null is nan)."""
     keys = records[0].keys() if records else ()
     out = {}
@@ -655,18 +681,19 @@ def _columns(records):
     return out
 
 
-def _rows(table, mask):
+def _rows(table: dict[str, npt.NDArray[Any]], mask: npt.NDArray[np.bool_]) -> dict[str, npt.NDArray[Any]]:
     return {k: v[mask] for k, v in table.items()}
 
 
-def _simulated(table, x_key, sigma_key="sigma_sim", stderr_key="sigma_sim_stderr"):
+def _simulated(table: dict[str, npt.NDArray[Any]], x_key: str, sigma_key: str = "sigma_sim",
+               stderr_key: str = "sigma_sim_stderr") -> dict[str, npt.NDArray[Any]]:
     """The simulated points of a CLI table, in the ``sim`` shape of the *_data functions."""
     t = _rows(table, np.isfinite(table[sigma_key]))
     return {x_key: t[x_key], "sigma": t[sigma_key], "stderr": t[stderr_key], "tail_index": t["tail_index_hill"],
             "tail_unreliable": t["tail_unreliable"].astype(bool)}
 
 
-def _from_fig4a(doc):
+def _from_fig4a(doc: dict[str, Any]) -> dict[str, Any]:
     rows, curve = (_columns(doc["tables"][k]) for k in ("fig4a", "fig4a_curve"))
     return {"critical_learning_rate": doc["summary"]["critical_learning_rate"], "lr": curve["lr"],
             "exact": curve["sigma_exact"], "continuous_time": curve["sigma_continuous_time"],
@@ -674,7 +701,7 @@ def _from_fig4a(doc):
             "parameters": dict(doc["parameters"])}
 
 
-def _from_fig4(doc, lr="1.50"):
+def _from_fig4(doc: dict[str, Any], lr: str = "1.50") -> dict[str, Any]:
     p, summary = doc["parameters"], doc["summary"]
     e = summary[f"lr_{lr}"]
     sim = None
@@ -693,7 +720,7 @@ def _from_fig4(doc, lr="1.50"):
             "sim": sim}
 
 
-def _from_fig3_batch(doc):
+def _from_fig3_batch(doc: dict[str, Any]) -> dict[str, Any]:
     rows, curve = (_columns(doc["tables"][k]) for k in ("fig3_batch", "fig3_batch_curve"))
     return {"smallest_stable": int(doc["summary"]["smallest_stable_batch_size"]), "batch_size": curve["batch_size"],
             "exact": curve["sigma_exact"], "continuous_time": curve["sigma_continuous_time"],
@@ -701,7 +728,7 @@ def _from_fig3_batch(doc):
             "parameters": dict(doc["parameters"]["batch"])}
 
 
-def _from_fig3_weight_decay(doc):
+def _from_fig3_weight_decay(doc: dict[str, Any]) -> list[dict[str, Any]]:
     p = doc["parameters"]["weight_decay"]
     rows, curve = (_columns(doc["tables"][k]) for k in ("fig3_weight_decay", "fig3_weight_decay_curve"))
     out = []
@@ -722,7 +749,7 @@ def _from_fig3_weight_decay(doc):
     return out
 
 
-def _from_fig2(doc):
+def _from_fig2(doc: dict[str, Any]) -> list[dict[str, Any]]:
     p = doc["parameters"]
     rows, survival, hill = (_columns(doc["tables"][k]) for k in ("fig2", "fig2_survival", "fig2_hill"))
     out = []
@@ -736,7 +763,7 @@ def _from_fig2(doc):
     return out
 
 
-def read_reproduced(folder):
+def read_reproduced(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The figures written by ``sgdnoise-cli reproduce <figure> --out folder --json``, computed by the
     library's core, in the shape of the ``*_data`` functions (for ``data=`` of the figure functions).
 
@@ -752,14 +779,14 @@ def read_reproduced(folder):
         fig4c.json), ``"fig3_batch"``, ``"fig3_weight_decay"`` and ``"fig2_tail"``, for the files
         present.
     """
-    def load(name):
+    def load(name: str) -> dict[str, Any] | None:
         path = os.path.join(os.fspath(folder), name + ".json")
         if not os.path.exists(path):
             return None
         with open(path, encoding="utf-8") as f:
             return json.load(f)
 
-    out = {}
+    out: dict[str, Any] = {}
     docs = {name: load(name) for name in ("fig4a", "fig4b", "fig4c", "fig3", "fig2")}
     if docs["fig4a"]:
         out["fig4a"] = _from_fig4a(docs["fig4a"])
@@ -775,7 +802,8 @@ def read_reproduced(folder):
 
 # ------------------------------------------------------------------------------------------------
 
-def save_all(folder, *, quick=False, dpi=130, seed=0, data=None):
+def save_all(folder: str | os.PathLike[str], *, quick: bool = False, dpi: float = 130, seed: int = 0,
+             data: dict[str, Any] | None = None) -> list[str]:
     """Draws every figure with the paper's parameters and writes them as PNG files into ``folder``.
 
     Parameters

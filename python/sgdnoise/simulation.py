@@ -6,8 +6,10 @@ import ctypes
 import os
 import time
 from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate
@@ -46,10 +48,10 @@ class SimulationResult:
         The progress callback stopped the run; estimates cover ``steps_completed``.
     """
 
-    mean: np.ndarray
-    sigma: np.ndarray
-    sigma_stderr: np.ndarray
-    noise: np.ndarray
+    mean: npt.NDArray[np.float64]
+    sigma: npt.NDArray[np.float64]
+    sigma_stderr: npt.NDArray[np.float64]
+    noise: npt.NDArray[np.float64]
     train_loss: float
     test_loss: float
     tail_index: float
@@ -75,14 +77,14 @@ def _in_notebook() -> bool:
 class _Progress:
     """Adapts the user's progress argument to the C callback (and keeps Ctrl-C working)."""
 
-    def __init__(self, progress):
+    def __init__(self, progress: Callable[[int, int], object] | bool | None) -> None:
         self.user = progress
-        self.bar = None
+        self.bar: Any = None
         self.start = time.monotonic()
-        self.interrupted = None
+        self.interrupted: BaseException | None = None
         self.auto = progress is None and _in_notebook()
 
-    def __call__(self, _context, done, total):
+    def __call__(self, _context: object, done: int, total: int) -> int:
         try:
             if callable(self.user):
                 return 1 if self.user(int(done), int(total)) else 0
@@ -102,14 +104,19 @@ class _Progress:
             self.interrupted = exc
             return 1
 
-    def close(self):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None, weight_decay=0.0, lr,
-             batch_size, momentum=0.0, replacement=True, sampling=None, steps, burn_in=None, chains=1, seed=None,
-             threads=None, progress=None) -> SimulationResult:
+def simulate(A: npt.ArrayLike | None = None, *, X: npt.ArrayLike | None = None, y: npt.ArrayLike | None = None,
+             u: npt.ArrayLike | None = None, noise_var: float = 0.0, input_noise: npt.ArrayLike | None = None,
+             weight_decay: npt.ArrayLike = 0.0, lr: npt.ArrayLike, batch_size: int, momentum: float = 0.0,
+             replacement: bool = True,
+             sampling: Literal["with_replacement", "without_replacement", "epoch_shuffling"] | None = None,
+             steps: int, burn_in: int | None = None, chains: int = 1, seed: int | None = None,
+             threads: int | None = None, progress: Callable[[int, int], object] | bool | None = None
+             ) -> SimulationResult:
     r"""Monte-Carlo SGD with momentum on linear regression (docs/theory.md §1, §4, §4.1).
 
     Online Gaussian data (``A`` given): fresh :math:`x \sim N(0, A)` every sample,
@@ -176,6 +183,7 @@ def simulate(A=None, *, X=None, y=None, u=None, noise_var=0.0, input_noise=None,
     else:
         if y is None:
             raise InvalidArgumentError("y is required with X")
+        assert X is not None  # exactly one of A and X is given (checked above)
         xs = as_float64(X, "X", 2)
         ys = as_float64(y, "y", 1)
         n, d = xs.shape

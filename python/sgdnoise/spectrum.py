@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_batch_size, as_gradients, as_square
@@ -16,13 +17,14 @@ __all__ = ["noise_top_eigen", "compare"]
 _c = _lib.lib
 
 
-def _as_count(k, name: str = "k") -> int:
+def _as_count(k: object, name: str = "k") -> int:
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
         raise InvalidArgumentError(f"{name} must be an integer, got {k!r}")
     return int(k)
 
 
-def noise_top_eigen(grads, batch_size, k, replacement=True):
+def noise_top_eigen(grads: npt.ArrayLike, batch_size: int, k: int,
+                    replacement: bool = True) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     r"""The ``k`` largest eigenpairs of the minibatch noise covariance [Prop 1].
 
     :math:`C = \frac{f}{N} G_c^\top G_c`, with :math:`G_c` the centred (N, D) per-sample gradients
@@ -91,7 +93,7 @@ def noise_top_eigen(grads, batch_size, k, replacement=True):
     return values, vectors
 
 
-def compare(P, Q, k=None):
+def compare(P: npt.ArrayLike, Q: npt.ArrayLike, k: int | None = None) -> dict[str, float]:
     r"""How close a covariance estimate ``P`` is to a reference ``Q``.
 
     .. math::

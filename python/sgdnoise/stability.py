@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _lib
 from ._arrays import as_batch_size, as_float64, as_scalar
@@ -25,7 +27,9 @@ __all__ = [
 _lib_ = _lib.lib
 
 
-def critical_learning_rate(A, batch_size, momentum=0.0, *, model="label_noise", weight_decay=None) -> float:
+def critical_learning_rate(A: npt.ArrayLike, batch_size: int, momentum: float = 0.0, *,
+                           model: Literal["label_noise", "high_dimensional", "l2_regularized"] = "label_noise",
+                           weight_decay: npt.ArrayLike | None = None) -> float:
     r"""The critical learning rate :math:`\lambda^*`: the largest :math:`\lambda` with a stationary Σ.
 
     For label noise (docs/theory.md §6) the unique root of
@@ -71,7 +75,8 @@ def critical_learning_rate(A, batch_size, momentum=0.0, *, model="label_noise", 
     return float(out[0])
 
 
-def label_noise_sweep(spectrum, noise_var, lr, batch_size, momentum=0.0):
+def label_noise_sweep(spectrum: npt.ArrayLike, noise_var: float, lr: npt.ArrayLike, batch_size: npt.ArrayLike,
+                      momentum: npt.ArrayLike = 0.0) -> dict[str, npt.NDArray[np.float64]]:
     r"""κ, losses and λ* of the label-noise model for many hyperparameters on one spectrum.
 
     ``lr``, ``batch_size`` and ``momentum`` broadcast against each other; each point costs
@@ -102,7 +107,8 @@ def label_noise_sweep(spectrum, noise_var, lr, batch_size, momentum=0.0):
     return {k: v.reshape(shape) for k, v in out.items()}
 
 
-def scaling_law(spectrum, noise_var, ratio, batch_sizes, momentum=0.0):
+def scaling_law(spectrum: npt.ArrayLike, noise_var: float, ratio: float, batch_sizes: npt.ArrayLike,
+                momentum: float = 0.0) -> dict[str, npt.NDArray[Any]]:
     r"""The λ–S scaling law along :math:`\lambda = kS` [Sec 6.5].
 
     Σ depends on λ and S not only through λ/S (the :math:`1/S^2` term and the λ-only part of
@@ -119,7 +125,8 @@ def scaling_law(spectrum, noise_var, ratio, batch_sizes, momentum=0.0):
     return {"batch_size": s.copy(), "lr": k * s, "trace_sigma": exact, "trace_sigma_law": law, "ratio": exact / law}
 
 
-def tail_index(a, lr, batch_size, method="kesten") -> float:
+def tail_index(a: float, lr: float, batch_size: int,
+               method: Literal["paper", "kesten", "continuous_time"] = "kesten") -> float:
     r"""Tail index of the 1-d stationary distribution of SGD [Sec 6.6].
 
     ``"paper"``: :math:`\beta = 2S/(a\lambda) - S`; ``"continuous_time"``: :math:`2S/(a\lambda) + 1`;
@@ -142,7 +149,8 @@ def tail_index(a, lr, batch_size, method="kesten") -> float:
     return float(out[0])
 
 
-def optimal_weight_decay(A, u, lr, batch_size, momentum=0.0):
+def optimal_weight_decay(A: npt.ArrayLike, u: npt.ArrayLike, lr: float, batch_size: int,
+                         momentum: float = 0.0) -> tuple[float, float]:
     r"""The optimal weight decay :math:`\gamma^* = \arg\min_\gamma L_{test}(\gamma)` [Thm 4, Cor 1].
 
     Minimises over the whole stable interval of :math:`\gamma` (negative values included;
@@ -162,7 +170,8 @@ def optimal_weight_decay(A, u, lr, batch_size, momentum=0.0):
     return float(g[0]), float(loss[0])
 
 
-def l2_test_loss_curve(A, u, lr, batch_size, weight_decays, momentum=0.0) -> np.ndarray:
+def l2_test_loss_curve(A: npt.ArrayLike, u: npt.ArrayLike, lr: float, batch_size: int, weight_decays: npt.ArrayLike,
+                       momentum: float = 0.0) -> npt.NDArray[np.float64]:
     r""":math:`L_{test}(\gamma)` of L2-regularised SGD for each :math:`\gamma` (inf where unstable) [Thm 4]."""
     op = Operand(A, "A")
     uu = op.vector(u, "u")
@@ -174,7 +183,7 @@ def l2_test_loss_curve(A, u, lr, batch_size, weight_decays, momentum=0.0) -> np.
     return out.reshape(np.shape(weight_decays))
 
 
-def smallest_stable_batch_size(A, lr, momentum=0.0) -> int:
+def smallest_stable_batch_size(A: npt.ArrayLike, lr: float, momentum: float = 0.0) -> int:
     r"""The smallest batch size :math:`S` at which label-noise SGD at learning rate ``lr`` has a
     stationary distribution: the smallest :math:`S` with :math:`\lambda < \lambda^*(S)`
     (docs/theory.md §6; :math:`\lambda^*(S)` grows with :math:`S`, so doubling and bisection).
@@ -198,7 +207,8 @@ def smallest_stable_batch_size(A, lr, momentum=0.0) -> int:
     return int(out.value)
 
 
-def stable_weight_decay_interval(A, u, lr, batch_size, momentum=0.0) -> tuple[float, float] | None:
+def stable_weight_decay_interval(A: npt.ArrayLike, u: npt.ArrayLike, lr: float, batch_size: int,
+                                 momentum: float = 0.0) -> tuple[float, float] | None:
     r"""The interval of scalar weight decays :math:`\gamma` (:math:`\Gamma = \gamma I`, negative
     allowed) for which L2-regularised SGD has a stationary distribution [Thm 4], computed exactly;
     :func:`l2_test_loss_curve` is finite exactly inside it. None when no :math:`\gamma` is stable.

@@ -13,6 +13,8 @@ public struct MultiplicativeNoise: Sendable, Equatable {
     /// The batch size S ≥ 1.
     public var batchSize: Int
 
+    /// The noise C(Σ) = (1/S)(β₁ MΣM + β₂ Tr[MΣ] M) + C₀ with β₁ = `beta1`, β₂ = `beta2` (both
+    /// finite) and S = `batchSize` ≥ 1; the values are checked when the model is solved.
     public init(beta1: Double, beta2: Double, batchSize: Int) {
         self.beta1 = beta1
         self.beta2 = beta2

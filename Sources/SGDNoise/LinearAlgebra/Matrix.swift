@@ -102,6 +102,7 @@ public struct Matrix: Equatable, Sendable {
     /// Whether every entry is finite (no NaN, no ±∞).
     public var isFinite: Bool { elements.allSatisfy { $0.isFinite } }
 
+    /// The entrywise sum a + b. The shapes must agree (a precondition: a mismatch traps).
     public static func + (a: Matrix, b: Matrix) -> Matrix {
         precondition(a.rows == b.rows && a.columns == b.columns, "shape mismatch")
         var c = a
@@ -109,6 +110,7 @@ public struct Matrix: Equatable, Sendable {
         return c
     }
 
+    /// The entrywise difference a − b. The shapes must agree (a precondition: a mismatch traps).
     public static func - (a: Matrix, b: Matrix) -> Matrix {
         precondition(a.rows == b.rows && a.columns == b.columns, "shape mismatch")
         var c = a
@@ -116,6 +118,7 @@ public struct Matrix: Equatable, Sendable {
         return c
     }
 
+    /// The scalar multiple s·a: every entry of `a` times `s`.
     public static func * (s: Double, a: Matrix) -> Matrix {
         Matrix(uncheckedRows: a.rows, columns: a.columns, elements: a.elements.map { s * $0 })
     }

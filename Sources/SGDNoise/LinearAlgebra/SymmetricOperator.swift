@@ -3,7 +3,11 @@
 /// Users with a Hessian or data spectrum of millions of entries pass `.diagonal`: then every
 /// model of the library runs in O(D) and returns diagonals. `.dense` takes any symmetric matrix.
 public enum SymmetricOperator: Sendable, Equatable {
+    /// A dense D × D symmetric matrix (checked symmetric to the relative tolerance
+    /// `Matrix.symmetryTolerance`, 1e-10, where it is used). Models cost O(D³) with it.
     case dense(Matrix)
+    /// The diagonal matrix diag(values): a spectrum, the D eigenvalues of a symmetric matrix in
+    /// its own eigenbasis. Every model then costs O(D) and returns diagonals.
     case diagonal([Double])
 
     /// The dimension D.

@@ -139,6 +139,7 @@ public func labelNoiseSweep(
 
 /// One batch size of the λ–S scaling-law view [Sec 6.5].
 public struct ScalingLawPoint: Sendable, Equatable {
+    /// The batch size S ≥ 1 of this point.
     public var batchSize: Int
     /// λ = k·S.
     public var learningRate: Double

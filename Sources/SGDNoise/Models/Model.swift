@@ -19,13 +19,20 @@ public enum Model: Sendable {
     /// Natural gradient [Sec 6.4]: the learning rate (λ/S)C⁻¹ (λ scalar), no label noise.
     case naturalGradient(a: SymmetricOperator)
 
-    /// The models, without their arguments.
+    /// The models, without their arguments. Each raw value is the model's snake_case name (that of
+    /// its Python function), which messages use.
     public enum Kind: String, CaseIterable, Sendable {
+        /// Label noise [Lemma 1, Thm 2, Thm 3].
         case labelNoise = "label_noise"
+        /// Input noise [App. E.3].
         case inputNoise = "input_noise"
+        /// L2 regularisation [Prop 3, Thm 4].
         case l2Regularized = "l2_regularized"
+        /// High-dimensional regression [Prop 4, Thm 6].
         case highDimensional = "high_dimensional"
+        /// Damped Newton, Λ = λA⁻¹ [Sec 6.4].
         case dampedNewton = "damped_newton"
+        /// Natural gradient, Λ = (λ/S)C⁻¹ [Sec 6.4].
         case naturalGradient = "natural_gradient"
 
         /// The paper's results the model implements.

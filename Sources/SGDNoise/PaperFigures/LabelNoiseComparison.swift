@@ -9,6 +9,9 @@ extension PaperFigures {
         /// The diagonal of Σ = λσ²/(S(2 − λa)) (discrete time, Hessian-shaped noise).
         public let discreteHessian: [Double]
 
+        /// Σ for A = diag(`spectrum`), σ² = `noiseVariance`, scalar λ = `learningRate` and batch size
+        /// S = `batchSize` (μ = 0), by the three formulas.
+        ///
         /// - Throws: `unstable` at or past λ*; `invalidArgument` for a bad value.
         public init(spectrum: [Double], noiseVariance: Double, learningRate: Double, batchSize: Int) throws {
             let a = SymmetricOperator.diagonal(spectrum)

@@ -25,6 +25,9 @@ extension PaperFigures {
         /// display. Default: `simulate(spec)`.
         public var run: (SimulationSpec, String) throws -> SimulationResult
 
+        /// A budget of `steps` recorded steps per chain (burn-in steps / 10) and `chains` chains per
+        /// simulated point, the figure's `seed`, and `run` to perform one simulation (default:
+        /// `simulate(_:progress:)` without progress reports).
         public init(
             steps: Int, chains: Int, seed: UInt64,
             run: @escaping (SimulationSpec, String) throws -> SimulationResult = { spec, _ in try simulate(spec) }

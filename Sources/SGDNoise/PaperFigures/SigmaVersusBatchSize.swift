@@ -5,22 +5,33 @@ extension PaperFigures {
     public struct SigmaVersusBatchSize {
         /// One tabulated batch size.
         public struct Point {
+            /// The batch size S.
             public let batchSize: Int
+            /// λ*(S), the critical learning rate at this batch size (docs/theory.md §6); above the
+            /// figure's λ, since only stable batch sizes are tabulated.
             public let criticalLearningRate: Double
+            /// Σ three ways at this S: exact [Thm 2], continuous time [Eq. 7] and discrete time with
+            /// Hessian-shaped noise.
             public let sigma: LabelNoiseComparison
             /// The exact (Kesten) tail index of the stationary law.
             public let tailIndexKesten: Double
+            /// The Monte-Carlo run at this S (nil: theory only).
             public let simulation: SimulationResult?
         }
 
         /// One point of the theory curve.
         public struct CurvePoint {
+            /// The batch size S.
             public let batchSize: Int
+            /// Σ three ways at this S (as `Point.sigma`).
             public let sigma: LabelNoiseComparison
         }
 
+        /// The curvature a > 0, the 1 × 1 Hessian A = a (the paper: 1.5).
         public let a: Double
+        /// The learning rate λ > 0, the same for every S (the paper: 1).
         public let learningRate: Double
+        /// The label-noise variance σ² ≥ 0 (the paper: 1).
         public let noiseVariance: Double
         /// The smallest S with λ < λ*(S).
         public let smallestStableBatchSize: Int

@@ -4,7 +4,10 @@ extension PaperFigures {
     public struct SigmaVersusLearningRate {
         /// One tabulated learning rate.
         public struct Point {
+            /// The learning rate λ.
             public let learningRate: Double
+            /// Σ three ways at this λ: exact [Thm 2], continuous time [Eq. 7] and discrete time with
+            /// Hessian-shaped noise.
             public let sigma: LabelNoiseComparison
             /// The exact (Kesten) tail index of the stationary law at this λ.
             public let tailIndexKesten: Double
@@ -14,14 +17,23 @@ extension PaperFigures {
 
         /// One point of the dense theory curve.
         public struct CurvePoint {
+            /// The learning rate λ, below λ*.
             public let learningRate: Double
+            /// Σ three ways at this λ (as `Point.sigma`).
             public let sigma: LabelNoiseComparison
         }
 
+        /// The curvature a > 0, the 1 × 1 Hessian A = a (the paper: 1).
         public let a: Double
+        /// The batch size S ≥ 1 (the paper: 10).
         public let batchSize: Int
+        /// The label-noise variance σ² ≥ 0 (the paper: 1).
         public let noiseVariance: Double
+        /// λ* of 1-d label noise at this S (docs/theory.md §6): the root of λa = S(2 − (1 + 1/S)λa),
+        /// λ* = 2S/(a(S + 2)), where the exact Σ diverges.
         public let criticalLearningRate: Double
+        /// The tabulated learning rates, each with the theory and, up to `simulatedUpTo`·λ*, a
+        /// simulation.
         public let points: [Point]
         /// The theory at λ*·i/`curvePoints`, i = 1 … `curvePoints` − 1.
         public let curve: [CurvePoint]

@@ -5,17 +5,29 @@ extension PaperFigures {
     public struct StationaryEllipses {
         /// One learning rate.
         public struct Case {
+            /// The learning rate λ, below λ*.
             public let learningRate: Double
+            /// The diagonal of Σ three ways (Σ is diagonal for a diagonal A): exact [Thm 2],
+            /// continuous time [Eq. 7] and discrete time with Hessian-shaped noise.
             public let sigma: LabelNoiseComparison
+            /// The Monte-Carlo run; its `sigma` is the whole simulated Σ, off-diagonal entries included.
             public let simulation: SimulationResult
         }
 
+        /// The Hessian eigenvalues, A = diag(spectrum) (the paper: 1 and 0.5).
         public let spectrum: [Double]
+        /// The batch size S ≥ 1 (the paper: 50 in Fig. 4b, 10 in Fig. 4c).
         public let batchSize: Int
+        /// The label-noise variance σ² ≥ 0 (the paper: 1).
         public let noiseVariance: Double
+        /// λ* of label noise for this spectrum and S (docs/theory.md §6).
         public let criticalLearningRate: Double
+        /// One case per learning rate, in the order given.
         public let cases: [Case]
 
+        /// The figure for A = diag(`spectrum`), batch size S and label-noise variance σ², one case
+        /// (theory and simulation) per learning rate.
+        ///
         /// - Parameters:
         ///   - learningRates: one case each (the paper: 1.5; Fig. 4c adds 1.0, well inside the
         ///     stable region).

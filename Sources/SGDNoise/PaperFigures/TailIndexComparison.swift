@@ -7,10 +7,16 @@ extension PaperFigures {
     public struct TailIndexComparison {
         /// One batch size.
         public struct Point {
+            /// The batch size S.
             public let batchSize: Int
+            /// λ*(S) (docs/theory.md §6); every tail index below is 2 exactly at λ = λ*.
             public let criticalLearningRate: Double
+            /// The exact tail index β_K for Gaussian inputs: the positive root of
+            /// E|1 − (λa/S)χ²_S|^β = 1 (Kesten recursion; an extension, docs/theory.md §6).
             public let kesten: Double
+            /// The paper's estimate β = 2S/(aλ) − S [Sec 6.6].
             public let paper: Double
+            /// The continuous-time index 2S/(aλ) + 1 [Sec 6.6].
             public let continuousTime: Double
             /// The simulator's run (its `tailIndex` is the Hill estimate with k = √n).
             public let simulation: SimulationResult
@@ -18,6 +24,7 @@ extension PaperFigures {
             public let samples: Int
             /// The Hill estimate with k = max(20, n/10⁴), deeper in the tail.
             public let deepHill: Double
+            /// The number k of upper order statistics behind `deepHill`, max(20, n/10⁴).
             public let deepOrderStatistics: Int
             /// The Hill plot over k log-spaced from 20 to n/10.
             public let hillPlot: [(orderStatistics: Int, index: Double)]
@@ -25,9 +32,14 @@ extension PaperFigures {
             public let survival: [(x: Double, survival: Double)]
         }
 
+        /// The curvature a > 0, the 1 × 1 Hessian A = a (the paper: 1).
         public let a: Double
+        /// The learning rate λ > 0 (the paper: 1, so aλ = 1).
         public let learningRate: Double
+        /// The label-noise variance σ² > 0 (the paper: 1); it scales w and leaves the tail index
+        /// unchanged.
         public let noiseVariance: Double
+        /// One point per batch size, in the order given.
         public let points: [Point]
 
         /// The paper's figure by default: a = 1, λ = 1, σ² = 1, S = 3, 5, 10, 20. The sampler runs

@@ -8,8 +8,11 @@ extension PaperFigures {
     public struct TestLossVersusWeightDecay {
         /// One (λ, S) case to compute.
         public struct Setting: Sendable {
+            /// The case's name in tables and progress labels ("paper", "large-lr", …).
             public var label: String
+            /// The learning rate λ > 0.
             public var learningRate: Double
+            /// The batch size S ≥ 1.
             public var batchSize: Int
             /// Whether to simulate it (false where the whole stable window is heavy-tailed and a
             /// sample variance does not converge).
@@ -18,6 +21,7 @@ extension PaperFigures {
             /// and γ = 0, stable or not); γ* is always added. Unstable ones are not simulated.
             public var weightDecays: [Double]?
 
+            /// A case; each argument sets the property of the same name.
             public init(label: String, learningRate: Double, batchSize: Int, simulate: Bool = true, weightDecays: [Double]? = nil) {
                 self.label = label
                 self.learningRate = learningRate
@@ -38,6 +42,7 @@ extension PaperFigures {
 
         /// One weight decay of a case's table.
         public struct Point {
+            /// The weight decay γ (Γ = γ, either sign; unstable outside the stable window).
             public let weightDecay: Double
             /// The exact L_test [Thm 4] (+∞ where unstable).
             public let testLoss: Double
@@ -45,33 +50,45 @@ extension PaperFigures {
             public let sigma: Double?
             /// ½a(γu/(a + γ))², what noise-free gradient descent would give (the bias alone).
             public let gradientDescentBias: Double
+            /// The Monte-Carlo run (nil where unstable or not simulated).
             public let simulation: SimulationResult?
         }
 
         /// One point of the theory curve.
         public struct CurvePoint {
+            /// The weight decay γ.
             public let weightDecay: Double
             /// L_test (+∞ outside the stable window).
             public let testLoss: Double
+            /// ½a(γu/(a + γ))², the bias alone (noise-free gradient descent).
             public let gradientDescentBias: Double
         }
 
         /// A computed case.
         public struct Case {
+            /// The (λ, S) case this was computed for.
             public let setting: Setting
             /// λ* at γ = 0.
             public let criticalLearningRateWithoutDecay: Double
+            /// γ*, the minimiser of L_test over the stable window [Thm 4, Cor 1]; 0 when γ = 0 is
+            /// stable (then L_test(0) = 0 exactly), negative past λ*(γ = 0) for S > 2.
             public let optimalWeightDecay: Double
+            /// L_test(γ*) [Thm 4].
             public let optimalTestLoss: Double
             /// The exact stable interval of γ.
             public let stableWindow: (lower: Double, upper: Double)
             /// L_test over the window widened by 5% on each side.
             public let curve: [CurvePoint]
+            /// The tabulated weight decays in increasing order (γ* among them), with the theory and,
+            /// where stable and simulated, a simulation.
             public let points: [Point]
         }
 
+        /// The curvature a > 0, the 1 × 1 input covariance A = a (the paper: 1).
         public let a: Double
+        /// The teacher u (the paper: 1); L_test = ½a E[(w − u)²].
         public let u: Double
+        /// One computed case per setting, in the order given.
         public let cases: [Case]
 
         /// The paper's figure by default: a = 1, u = 1, no label noise.

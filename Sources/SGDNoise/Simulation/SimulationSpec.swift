@@ -13,11 +13,20 @@ public enum SimulationData: Sendable {
 /// docs/theory.md §1 (ĝ_t the minibatch-mean gradient of ½(wᵀx − y)² plus Γw; m_t = μm_{t−1} + ĝ_t;
 /// w_t = w_{t−1} − Λm_t), started at the stationary mean w*.
 public struct SimulationSpec: Sendable {
+    /// The data SGD trains on: online Gaussian linear regression (N → ∞) or a finite dataset. Its
+    /// dimension D fixes the size of every matrix below.
     public var data: SimulationData
     /// Γ, the L2 weight decay (nil: none).
     public var weightDecay: Matrix?
+    /// The learning rate: a scalar λ > 0 (Λ = λI), a positive diagonal, or a D × D symmetric
+    /// positive-definite matrix Λ [Def 2]. Past the critical learning rate λ* (docs/theory.md §6)
+    /// there is no stationary law; a chain that blows up is reported in the result (`diverged`),
+    /// not thrown.
     public var learningRate: LearningRate
+    /// The batch size S ≥ 1 (and S ≤ N for a dataset sampled without replacement): ĝ_t is the mean
+    /// of S per-sample gradients.
     public var batchSize: Int
+    /// The momentum μ ∈ [0, 1) of m_t = μm_{t−1} + ĝ_t (0: plain SGD).
     public var momentum: Double
     /// Steps recorded per chain, after the burn-in.
     public var steps: Int
@@ -25,10 +34,15 @@ public struct SimulationSpec: Sendable {
     public var burnIn: Int
     /// Independent chains, spread over the cores.
     public var chains: Int
+    /// The seed: chain c draws from the xoshiro256** stream c jumps after it, so one seed gives
+    /// bit-identical results on any machine and thread count.
     public var seed: UInt64
     /// Worker threads (nil: the machine's cores). Results do not depend on it.
     public var threads: Int?
 
+    /// A run of `chains` chains of `steps` recorded steps each, after `burnIn` discarded ones (nil:
+    /// steps / 10). Nothing is checked here: `simulate(_:progress:)` checks every field (S ≥ 1,
+    /// μ ∈ [0, 1), steps ≥ 1, burnIn ≥ 0, chains ≥ 1, threads ≥ 1, the shapes against D).
     public init(
         data: SimulationData, weightDecay: Matrix? = nil, learningRate: LearningRate, batchSize: Int,
         momentum: Double = 0, steps: Int, burnIn: Int? = nil, chains: Int = 1, seed: UInt64 = 0, threads: Int? = nil

@@ -32,6 +32,7 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
         for _ in 0..<stream { jump() }
     }
 
+    /// The next 64 random bits, rotl(5·s₁, 7)·9 (mod 2⁶⁴); the state then advances one step.
     @inline(__always)
     public mutating func next() -> UInt64 {
         let result = rotl(s1 &* 5, 7) &* 9
