@@ -1,0 +1,385 @@
+import _CLAPACK
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An orthonormal Krylov basis v_0, v_1, … of vectors of length P, stored as the rows of one
+/// contiguous block (row r at `storage + r·P`), with the kernels the Lanczos algorithms share:
+/// orthogonalisation, recombination, random start vectors.
+///
+/// Memory is O(P · capacity) and is the only large allocation of the curvature algorithms; it is
+/// taken with `malloc`/`realloc` so that a block too large for the machine throws
+/// `SGDNoiseError.outOfMemory` instead of stopping the process. Every BLAS call is made on pieces
+/// or shapes that fit the 32-bit interface, so P may exceed 2³¹.
+final class KrylovBasis {
+    /// P, the length of each vector.
+    let dimension: Int
+    /// The number of rows the block holds.
+    private(set) var capacity: Int
+    /// The rows, row-major.
+    private(set) var storage: UnsafeMutablePointer<Double>
+
+    /// A block of `capacity` vectors of length `dimension`.
+    /// - Throws: `outOfMemory` when P · capacity doubles cannot be allocated.
+    init(dimension: Int, capacity: Int) throws {
+        precondition(dimension >= 1 && capacity >= 1)
+        self.dimension = dimension
+        self.capacity = capacity
+        storage = try KrylovBasis.allocate(rows: capacity, dimension: dimension, reusing: nil)
+    }
+
+    deinit { free(storage) }
+
+    private static func allocate(rows: Int, dimension: Int, reusing old: UnsafeMutablePointer<Double>?) throws
+        -> UnsafeMutablePointer<Double>
+    {
+        let (count, overflow) = rows.multipliedReportingOverflow(by: dimension)
+        let (bytes, overflow2) = count.multipliedReportingOverflow(by: MemoryLayout<Double>.stride)
+        guard !overflow, !overflow2,
+              let raw = realloc(old.map { UnsafeMutableRawPointer($0) }, bytes)
+        else {
+            throw SGDNoiseError.outOfMemory(
+                "a Krylov basis of \(rows) vectors of dimension \(dimension) (\(Double(rows) * Double(dimension) * 8 / 1e9) GB) cannot be allocated")
+        }
+        return raw.bindMemory(to: Double.self, capacity: count)
+    }
+
+    /// Grows the block to hold at least `rows` vectors (keeping the existing ones).
+    /// - Throws: `outOfMemory`.
+    func reserve(_ rows: Int) throws {
+        guard rows > capacity else { return }
+        let grown = max(rows, min(2 * capacity, rows + 64))
+        storage = try KrylovBasis.allocate(rows: grown, dimension: dimension, reusing: storage)
+        capacity = grown
+    }
+
+    /// Row r.
+    @inline(__always)
+    func vector(_ r: Int) -> UnsafeMutablePointer<Double> {
+        storage + r * dimension
+    }
+
+    /// Copies row `source` onto row `destination`.
+    func copy(_ source: Int, to destination: Int) {
+        guard source != destination else { return }
+        vector(destination).update(from: vector(source), count: dimension)
+    }
+
+    /// Orthogonalises w (length P) against the first `count` rows and against the `extraCount`
+    /// rows at `extra` (orthonormal, e.g. deflated eigenvectors) by classical Gram–Schmidt with
+    /// reorthogonalisation (DGKS: after the second pass, a pass is repeated while it removes more
+    /// than 1 − 1/√2 of the norm; at most four passes). Returns ‖w‖ before and after, and whether w
+    /// lies numerically in the span (it vanished, or the last pass still cancelled): then what is
+    /// left is rounding, not a direction. Writes the coefficients Vᵀw against the basis rows into
+    /// `coefficients` (at least `count` entries).
+    @discardableResult
+    func orthogonalise(
+        _ w: UnsafeMutablePointer<Double>, against count: Int,
+        extra: UnsafePointer<Double>? = nil, extraCount: Int = 0,
+        coefficients: UnsafeMutablePointer<Double>? = nil
+    ) -> (before: Double, after: Double, inSpan: Bool) {
+        let p = dimension
+        let before = longNorm(w, count: p)
+        if let coefficients { coefficients.initialize(repeating: 0, count: count) }
+        guard count + extraCount > 0 else { return (before, before, before == 0) }
+        var c = [Double](repeating: 0, count: max(count, extraCount))
+        var norm = before
+        var inSpan = true
+        for pass in 0..<4 {
+            c.withUnsafeMutableBufferPointer { cb in
+                let cp = cb.baseAddress!
+                if count > 0 {
+                    projectRows(storage, rows: count, length: p, w, into: cp)
+                    subtractRows(storage, rows: count, length: p, coefficients: cp, from: w)
+                    if let coefficients { for i in 0..<count { coefficients[i] += cp[i] } }
+                }
+                if let extra, extraCount > 0 {
+                    projectRows(extra, rows: extraCount, length: p, w, into: cp)
+                    subtractRows(extra, rows: extraCount, length: p, coefficients: cp, from: w)
+                }
+            }
+            let previous = norm
+            norm = longNorm(w, count: p)
+            if norm == 0 { break }
+            // Two passes always (CGS2); a further pass only when the last one still cancelled.
+            if pass >= 1 && norm > 0.7071 * previous {
+                inSpan = false
+                break
+            }
+        }
+        return (before, norm, inSpan)
+    }
+
+    /// Writes `outputs` new vectors, out_i = Σ_r coefficients[i · from + r] · row_r over the first
+    /// `from` rows, to `out` (row i at `out + i·P`). `out` may be `storage` itself (the rows are
+    /// replaced column block by column block, each block computed before it is written).
+    ///
+    /// Rows longer than `directLimit` (the 32-bit BLAS limit; a parameter for the tests) are
+    /// gathered block by block into a contiguous buffer first.
+    func combine(
+        coefficients: [Double], outputs: Int, from: Int, into out: UnsafeMutablePointer<Double>,
+        directLimit: Int = blasMaxDimension
+    ) {
+        precondition(coefficients.count >= outputs * from)
+        let p = dimension
+        guard outputs > 0 else { return }
+        guard from > 0 else {
+            for i in 0..<outputs { (out + i * p).initialize(repeating: 0, count: p) }
+            return
+        }
+        let block = min(p, 4096)
+        let direct = p <= directLimit
+        var tmp = [Double](repeating: 0, count: outputs * block)
+        var gathered = direct ? [] : [Double](repeating: 0, count: from * block)
+        coefficients.withUnsafeBufferPointer { cf in
+            tmp.withUnsafeMutableBufferPointer { t in
+                gathered.withUnsafeMutableBufferPointer { g in
+                    var start = 0
+                    while start < p {
+                        let len = min(block, p - start)
+                        let source: UnsafePointer<Double>
+                        let lda: Int
+                        if direct {
+                            source = UnsafePointer(storage + start)
+                            lda = p
+                        } else {
+                            for r in 0..<from {
+                                (g.baseAddress! + r * len).update(from: storage + r * p + start, count: len)
+                            }
+                            source = UnsafePointer(g.baseAddress!)
+                            lda = len
+                        }
+                        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                    blasInt(outputs), blasInt(len), blasInt(from), 1,
+                                    cf.baseAddress, blasInt(from), source, blasInt(lda),
+                                    0, t.baseAddress, blasInt(len))
+                        for i in 0..<outputs {
+                            (out + i * p + start).update(from: t.baseAddress! + i * len, count: len)
+                        }
+                        start += len
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Kernels on vectors of any length
+
+/// The longest piece handed to one level-1 BLAS call.
+let vectorPiece = 1 << 30
+
+/// xᵀy over `count` entries (in pieces of at most `piece`, a parameter for the tests).
+func longDot(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, count: Int, piece: Int = vectorPiece) -> Double {
+    var sum = 0.0
+    var start = 0
+    while start < count {
+        let len = min(piece, count - start)
+        sum += cblas_ddot(blasInt(len), x + start, 1, y + start, 1)
+        start += len
+    }
+    return sum
+}
+
+/// y ← y + a x over `count` entries (in pieces of at most `piece`).
+func longAxpy(
+    _ a: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int, piece: Int = vectorPiece
+) {
+    var start = 0
+    while start < count {
+        let len = min(piece, count - start)
+        cblas_daxpy(blasInt(len), a, x + start, 1, y + start, 1)
+        start += len
+    }
+}
+
+/// ‖x‖₂ over `count` entries, without overflow (`dnrm2` per piece of at most `piece`, pieces
+/// combined scaled).
+func longNorm(_ x: UnsafePointer<Double>, count: Int, piece: Int = vectorPiece) -> Double {
+    if count <= piece { return cblas_dnrm2(blasInt(count), x, 1) }
+    var norms: [Double] = []
+    var start = 0
+    while start < count {
+        let len = min(piece, count - start)
+        norms.append(cblas_dnrm2(blasInt(len), x + start, 1))
+        start += len
+    }
+    let largest = norms.max() ?? 0
+    guard largest > 0 else { return 0 }
+    return largest * norms.reduce(0) { $0 + ($1 / largest) * ($1 / largest) }.squareRoot()
+}
+
+/// c ← A x for the `rows` contiguous rows of length `length` at `a`: one GEMV, or a dot product
+/// per row when the rows are longer than `directLimit` (the 32-bit BLAS limit).
+func projectRows(
+    _ a: UnsafePointer<Double>, rows: Int, length: Int, _ x: UnsafePointer<Double>,
+    into c: UnsafeMutablePointer<Double>, directLimit: Int = blasMaxDimension, piece: Int = vectorPiece
+) {
+    guard rows > 0 else { return }
+    if length <= directLimit {
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(rows), blasInt(length), 1,
+                    a, blasInt(length), x, 1, 0, c, 1)
+    } else {
+        for r in 0..<rows { c[r] = longDot(a + r * length, x, count: length, piece: piece) }
+    }
+}
+
+/// x ← x − Aᵀ c for the `rows` contiguous rows of length `length` at `a`: one GEMV, or an AXPY
+/// per row when the rows are longer than `directLimit`.
+func subtractRows(
+    _ a: UnsafePointer<Double>, rows: Int, length: Int, coefficients c: UnsafePointer<Double>,
+    from x: UnsafeMutablePointer<Double>, directLimit: Int = blasMaxDimension, piece: Int = vectorPiece
+) {
+    guard rows > 0 else { return }
+    if length <= directLimit {
+        cblas_dgemv(CblasRowMajor, CblasTrans, blasInt(rows), blasInt(length), -1,
+                    a, blasInt(length), c, 1, 1, x, 1)
+    } else {
+        for r in 0..<rows { longAxpy(-c[r], a + r * length, x, count: length, piece: piece) }
+    }
+}
+
+extension Xoshiro256StarStar {
+    /// Fills `count` entries with independent standard normal variates.
+    mutating func fillGaussian(_ x: UnsafeMutablePointer<Double>, count: Int) {
+        let tables = Ziggurat.shared
+        for i in 0..<count { x[i] = normal(tables) }
+    }
+
+    /// Fills `count` entries with independent Rademacher signs ±1 (one 64-bit draw per 64 signs).
+    mutating func fillRademacher(_ x: UnsafeMutablePointer<Double>, count: Int) {
+        var i = 0
+        while i < count {
+            var bits = next()
+            let len = min(64, count - i)
+            for j in 0..<len {
+                x[i + j] = (bits & 1) == 0 ? 1 : -1
+                bits >>= 1
+            }
+            i += len
+        }
+    }
+}
+
+extension KrylovBasis {
+    /// Writes into row `row` a random unit vector orthogonal to the rows before it and to the
+    /// `extraCount` rows at `extra`: a Gaussian vector, orthogonalised and normalised. Returns false
+    /// when three draws all lie numerically in the span (norm after orthogonalisation below 1e-10
+    /// of the draw's), i.e. the rows already span the whole space.
+    func randomOrthogonalVector(
+        into row: Int, rng: inout Xoshiro256StarStar,
+        extra: UnsafePointer<Double>? = nil, extraCount: Int = 0
+    ) -> Bool {
+        let x = vector(row)
+        for _ in 0..<3 {
+            rng.fillGaussian(x, count: dimension)
+            let (before, after, inSpan) = orthogonalise(x, against: row, extra: extra, extraCount: extraCount)
+            if !inSpan && after > 1e-10 * before {
+                scaleInPlace(x, count: dimension, by: 1 / after)
+                return true
+            }
+        }
+        return false
+    }
+}
+
+// MARK: - The plain Lanczos recurrence (no restart)
+
+/// The Lanczos recurrence from the unit vector in row 0 of `basis`, with full reorthogonalisation
+/// (against the basis and the deflated rows):
+///
+///     β_{j+1} v_{j+1} = H v_j − α_j v_j − β_j v_{j−1},   α_j = v_jᵀ H v_j,
+///
+/// so that V_jᵀ H V_j = T_j = tridiag(β, α, β). Used by the quadrature and the matrix function,
+/// which need T_j and never restart. It stops at an invariant subspace: the new vector vanishes in
+/// rounding, β ≤ `stopBelow` · ‖H v_j‖, or the basis spans the whole space the deflated rows leave.
+struct LanczosRecurrence {
+    let hessian: HessianOperator
+    let basis: KrylovBasis
+    /// The product's workspace.
+    let work: KrylovBasis
+    /// Rows the vectors are kept orthogonal to (deflated eigenvectors), or nil.
+    let deflated: KrylovBasis?
+    /// The relative β at which the space counts as invariant: ε for g(H)v, whose error is first
+    /// order in a neglected β, √ε for a quadrature, whose error is second order (O(β²) in
+    /// e_1ᵀ g(T) e_1).
+    let stopBelow: Double
+    let deflatedCount: Int
+    /// The dimension of the space the recurrence lives in: P minus the deflated rows.
+    let space: Int
+    /// α_0 … α_{j−1}.
+    var alpha: [Double] = []
+    /// β_1 … β_{j−1} (β_i couples v_{i−1} and v_i).
+    var beta: [Double] = []
+    /// Whether the Krylov space is invariant (no further vector exists).
+    var invariant = false
+    var normEstimate = 0.0
+    var products = 0
+
+    /// j, the number of vectors whose product has been taken.
+    var count: Int { alpha.count }
+
+    init(
+        hessian: HessianOperator, basis: KrylovBasis, deflated: KrylovBasis?, deflatedCount: Int,
+        stopBelow: Double
+    ) throws {
+        self.hessian = hessian
+        self.stopBelow = stopBelow
+        self.basis = basis
+        self.deflated = deflated
+        self.deflatedCount = deflatedCount
+        self.space = hessian.dimension - deflatedCount
+        work = try KrylovBasis(dimension: hessian.dimension, capacity: 1)
+    }
+
+    /// Takes the product of v_j, appends α_j and, unless the space is invariant, β_{j+1} and
+    /// v_{j+1} (growing the basis).
+    mutating func step() throws {
+        precondition(!invariant)
+        let j = count
+        let p = basis.dimension
+        try basis.reserve(j + 2)
+        let w = work.vector(0)
+        try hessian.apply(basis.vector(j), into: w)
+        products += 1
+        var h = [Double](repeating: 0, count: j + 1)
+        let (before, after, inSpan) = h.withUnsafeMutableBufferPointer {
+            basis.orthogonalise(w, against: j + 1, extra: deflated.map { UnsafePointer($0.storage) },
+                                extraCount: deflatedCount, coefficients: $0.baseAddress!)
+        }
+        normEstimate = max(normEstimate, before)
+        alpha.append(h[j])
+        if j + 1 >= space || inSpan || after <= stopBelow * before {
+            invariant = true
+            return
+        }
+        beta.append(after)
+        let next = basis.vector(j + 1)
+        next.update(from: w, count: p)
+        scaleInPlace(next, count: p, by: 1 / after)
+    }
+
+    /// The eigendecomposition of T_j (LAPACK `dstev`): ascending Ritz values θ_l and the
+    /// eigenvectors, column l of the column-major j × j `vectors` (entry i at l·j + i).
+    func tridiagonalEigen() throws -> (values: [Double], vectors: [Double]) {
+        let n = count
+        var d = alpha
+        var e = Array(beta.prefix(max(n - 1, 0)))
+        if e.isEmpty { e = [0] }
+        var z = [Double](repeating: 0, count: n * n)
+        let info = d.withUnsafeMutableBufferPointer { pd in
+            e.withUnsafeMutableBufferPointer { pe in
+                z.withUnsafeMutableBufferPointer { pz in
+                    LAPACKE_dstev(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), blasInt(n),
+                                  pd.baseAddress, pe.baseAddress, pz.baseAddress, blasInt(n))
+                }
+            }
+        }
+        guard info == 0 else {
+            throw SGDNoiseError.numericalFailure("the tridiagonal eigensolver dstev failed (info = \(info))")
+        }
+        return (d, z)
+    }
+}

@@ -1,0 +1,153 @@
+/// The result of `krylovMatrixFunction`: g(H) v and how it was obtained.
+public struct KrylovFunctionResult: Sendable, Equatable {
+    /// g(H) v (P entries).
+    public let value: [Double]
+    /// m, the Lanczos steps taken (the dimension of the Krylov space).
+    public let steps: Int
+    /// The last relative change ‖f_m − f_{m−1}‖ / ‖f_m‖ of the Krylov estimate (0 when the Krylov
+    /// space became invariant, where the estimate is exact).
+    public let change: Double
+    /// Whether `change` fell to the tolerance (or the Krylov space became invariant).
+    public let converged: Bool
+    /// The Hessian-vector products used (one per step).
+    public let productCount: Int
+}
+
+/// g(H) v for a matrix-free Hessian by the Lanczos method (Gallopoulos & Saad 1992; Higham,
+/// *Functions of Matrices*, ch. 13):
+///
+///     g(H) v ≈ f_m = ‖v‖ V_m g(T_m) e_1 = ‖v‖ V_m Y g(Θ) Yᵀ e_1,
+///
+/// with V_m the orthonormal Krylov basis of span{v, Hv, …, H^{m−1}v} (full reorthogonalisation) and
+/// T_m = V_mᵀ H V_m = Y Θ Yᵀ tridiagonal. The result is exact for polynomials g of degree < m, and
+/// for every g once the Krylov space is invariant. Since V_m is orthonormal, the change between
+/// successive estimates is ‖f_m − f_{m−1}‖ = ‖y_m − (y_{m−1}, 0)‖ for the coefficient vectors
+/// y_m = ‖v‖ g(T_m) e_1, computed without touching P-vectors; the iteration stops when it falls to
+/// `tolerance` · ‖y_m‖. Used for traces Tr[g(H) C] = E_z[(g(H) z)ᵀ C z] over probes z.
+///
+/// **Deflation.** With exact eigenpairs (θ_i, q_i), v is split as v = QQᵀv + Πv (Π = I − QQᵀ) and
+///
+///     g(H) v = Q g(Θ) Qᵀ v + g(H) Π v,
+///
+/// the first term exact and the Krylov method run on Πv, orthogonal to Q at every step, where the
+/// spectrum lacks the deflated eigenvalues (faster convergence when they are outliers of g).
+///
+/// Memory: m + 2 vectors of P doubles (the basis grows as needed).
+///
+/// - Parameters:
+///   - g: the function, finite on the spectrum of H.
+///   - hessian: the operator.
+///   - vector: v, P finite entries.
+///   - deflation: exact eigenpairs to split off, or nil.
+///   - tolerance: the relative change that stops the iteration, in (0, 1); default 1e-12.
+///   - maxSteps: the largest Krylov dimension m ≥ 1 (capped at P − q); default 100. Not converged by
+///     then: the last estimate is returned with `converged == false`.
+/// - Throws: `invalidArgument` (v's length or entries, tolerance, maxSteps, a deflation of another
+///   dimension), `numericalFailure` (NaN/Inf from the product or from g at a Ritz value,
+///   `dstev` failing), `outOfMemory`, or whatever the product closure throws.
+public func krylovMatrixFunction(
+    _ g: (Double) -> Double, hessian: HessianOperator, vector v: [Double],
+    deflation: Deflation? = nil, tolerance: Double = 1e-12, maxSteps: Int = 100
+) throws -> KrylovFunctionResult {
+    let p = hessian.dimension
+    guard v.count == p else {
+        throw SGDNoiseError.invalidArgument("vector must have \(p) entries, got \(v.count)")
+    }
+    if let i = v.firstIndex(where: { !$0.isFinite }) {
+        throw SGDNoiseError.invalidArgument("vector has a non-finite entry \(v[i]) at \(i)")
+    }
+    guard tolerance.isFinite, tolerance > 0, tolerance < 1 else {
+        throw SGDNoiseError.invalidArgument("tolerance must lie in (0, 1), got \(tolerance)")
+    }
+    guard maxSteps >= 1 else { throw SGDNoiseError.invalidArgument("maxSteps must be at least 1, got \(maxSteps)") }
+    try deflation?.requireDimension(p)
+    let q = deflation?.count ?? 0
+    let deflated = try deflation.map { try KrylovBasis(deflating: $0) }
+    let limit = min(maxSteps, p - q)
+
+    // The exact part Q g(Θ) Qᵀ v.
+    var value = [Double](repeating: 0, count: p)
+    if let deflation, q > 0 {
+        let gTheta = deflation.eigenvalues.map(g)
+        guard gTheta.allSatisfy(\.isFinite) else {
+            throw SGDNoiseError.numericalFailure("krylovMatrixFunction: g is not finite at a deflated eigenvalue")
+        }
+        var c = [Double](repeating: 0, count: q)
+        v.withUnsafeBufferPointer { x in
+            c.withUnsafeMutableBufferPointer { cp in
+                projectRows(deflated!.storage, rows: q, length: p, x.baseAddress!, into: cp.baseAddress!)
+            }
+        }
+        value.withUnsafeMutableBufferPointer { out in
+            for i in 0..<q {
+                longAxpy(gTheta[i] * c[i], deflated!.vector(i), out.baseAddress!, count: p)
+            }
+        }
+    }
+
+    // The Krylov part on Πv.
+    let basis = try KrylovBasis(dimension: p, capacity: min(limit, 16) + 1)
+    let start = basis.vector(0)
+    v.withUnsafeBufferPointer { start.update(from: $0.baseAddress!, count: p) }
+    if let deflated {
+        basis.orthogonalise(start, against: 0, extra: UnsafePointer(deflated.storage), extraCount: q)
+    }
+    let norm = longNorm(start, count: p)
+    guard norm > 0 else {
+        return KrylovFunctionResult(value: value, steps: 0, change: 0, converged: true, productCount: 0)
+    }
+    scaleInPlace(start, count: p, by: 1 / norm)
+
+    var lanczos = try LanczosRecurrence(
+        hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q, stopBelow: Double.ulpOfOne)
+    var previous: [Double] = []
+    var coefficients: [Double] = []
+    var change = Double.infinity
+    var converged = false
+    while true {
+        try lanczos.step()
+        let (theta, y) = try lanczos.tridiagonalEigen()
+        let m = theta.count
+        // y_m = ‖v‖ Σ_l g(θ_l) τ_l Y[:, l], τ_l = Y[0, l].
+        var current = [Double](repeating: 0, count: m)
+        for l in 0..<m {
+            let gl = g(theta[l])
+            guard gl.isFinite else {
+                throw SGDNoiseError.numericalFailure(
+                    "krylovMatrixFunction: g is not finite at the Ritz value \(theta[l])")
+            }
+            let factor = norm * gl * y[l * m]
+            for i in 0..<m { current[i] += factor * y[l * m + i] }
+        }
+        let size = current.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        var difference = 0.0
+        for i in 0..<m {
+            let d = current[i] - (i < previous.count ? previous[i] : 0)
+            difference += d * d
+        }
+        difference = difference.squareRoot()
+        change = size > 0 ? difference / size : (difference == 0 ? 0 : .infinity)
+        coefficients = current
+        previous = current
+        if lanczos.invariant {
+            change = 0
+            converged = true
+            break
+        }
+        if m >= 2 && change <= tolerance {
+            converged = true
+            break
+        }
+        if m >= limit { break }
+    }
+
+    // value += V_m y_m.
+    let m = coefficients.count
+    var krylovPart = [Double](repeating: 0, count: p)
+    krylovPart.withUnsafeMutableBufferPointer { out in
+        basis.combine(coefficients: coefficients, outputs: 1, from: m, into: out.baseAddress!)
+    }
+    for i in 0..<p { value[i] += krylovPart[i] }
+    return KrylovFunctionResult(value: value, steps: m, change: change, converged: converged,
+                                productCount: lanczos.products)
+}
