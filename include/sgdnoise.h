@@ -71,6 +71,8 @@ typedef enum sgdnoise_status {
     SGDNOISE_STATUS_NUMERICAL_FAILURE = 5,
     /* The problem does not fit in memory or in the 32-bit BLAS/LAPACK interface. */
     SGDNOISE_STATUS_OUT_OF_MEMORY = 6,
+    /* A callback returned nonzero: the computation stopped cleanly, the outputs are untouched. */
+    SGDNOISE_STATUS_CANCELLED = 7,
 } sgdnoise_status;
 
 /* The library's version string, "MAJOR.MINOR.PATCH" (static storage; never NULL; do not free). */
@@ -594,6 +596,86 @@ sgdnoise_status sgdnoise_stable_weight_decay_interval(sgdnoise_layout layout, pt
 /* L_test(gamma) of L2-regularised regression for count scalar weight decays (+inf where
  * unstable), after one eigendecomposition of A. out: count doubles. */
 sgdnoise_status sgdnoise_l2_test_loss_curve(sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * u, double lr, ptrdiff_t batch_size, double momentum, ptrdiff_t count, double const * weight_decays, double * out);
+
+/* ==== 11. Real networks: matrix-free curvature and fluctuation (docs/theory.md section 8) */
+
+/* A symmetric linear operator given by its product, for a network's Hessian (out = H v) and its
+ * noise covariance (out = C v): read the d doubles at v, write all d doubles of out (the buffers
+ * never overlap and are valid only during the call), return 0. A nonzero return stops the
+ * computation cleanly: the function returns SGDNOISE_STATUS_CANCELLED, leaves its outputs untouched
+ * and makes no further call. Called sequentially on the calling thread, with the context pointer
+ * given next to the callback; a NaN or an infinity in out is SGDNOISE_STATUS_NUMERICAL_FAILURE. */
+typedef int (*sgdnoise_matvec_callback)(void *context, ptrdiff_t d, double const *v, double *out);
+
+/* What sgdnoise_network_fluctuation estimates besides its arrays (docs/theory.md section 8).
+ * Standard errors are over the random probes. Set .size = sizeof(sgdnoise_network_summary). */
+typedef struct sgdnoise_network_summary {
+    size_t size;
+    /* The excess training loss 1/2 Tr[H Sigma] = 1/2 Tr[g(Ht) Ct], g(m) = 1/((1-mu)(2 - m/(1+mu))),
+     * Ht = L^{1/2} H L^{1/2} and Ct = L^{1/2} C L^{1/2} (L the learning rate): top k exact, the rest
+     * from Hutchinson probes. */
+    double excess_loss;
+    double excess_loss_stderr;
+    /* Tr Sigma on the top-k eigendirections of Ht (exact). */
+    double top_trace_sigma;
+    /* The critical learning rate of a constant noise, lr * 2(1+mu)/m_max (m_max the largest
+     * eigenvalue of Ht). */
+    double critical_learning_rate_additive;
+    /* The critical learning rate of the multiplicative noise of Thm 5, over the whole spectrum (top
+     * k exact, the rest by stochastic Lanczos quadrature), and its standard error; NaN when
+     * batch_size was 0. */
+    double critical_learning_rate_multiplicative;
+    double critical_learning_rate_multiplicative_stderr;
+    /* Hessian-vector products and noise products used. */
+    int64_t hessian_products;
+    int64_t noise_products;
+    /* The largest residual |Ht q - m q| of the eigenpairs returned. */
+    double max_residual;
+} sgdnoise_network_summary;
+
+/* What sgdnoise_hessian_eigen reports besides its arrays. Set .size = sizeof(sgdnoise_eigen_info). */
+typedef struct sgdnoise_eigen_info {
+    size_t size;
+    /* 1 when every residual is within the tolerance, 0 when the product budget ran out first. */
+    int64_t converged;
+    /* Hessian-vector products used. */
+    int64_t products;
+    /* Lanczos restarts. */
+    int64_t restarts;
+} sgdnoise_eigen_info;
+
+/* Which end of the spectrum sgdnoise_hessian_eigen computes. */
+typedef enum sgdnoise_spectrum_end {
+    /* The k algebraically largest eigenpairs, in descending order. */
+    SGDNOISE_SPECTRUM_END_LARGEST = 0,
+    /* The k algebraically smallest, in ascending order (negative curvature first). */
+    SGDNOISE_SPECTRUM_END_SMALLEST = 1,
+    /* Both: the k largest (descending), then the k smallest (ascending); outputs hold 2k. */
+    SGDNOISE_SPECTRUM_END_BOTH = 2,
+} sgdnoise_spectrum_end;
+
+/* The k largest and/or smallest eigenpairs of the symmetric operator of hessian (dimension d)
+ * by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8). Residual
+ * tolerance: |H q - theta q| <= tolerance * max|theta| (0: the default 1e-10); max_products: the
+ * budget (0: the default). out_values: k doubles (2k for SGDNOISE_SPECTRUM_END_BOTH);
+ * out_vectors (may be NULL): as many rows of d doubles, the orthonormal eigenvectors;
+ * out_residuals (may be NULL): |H q - theta q| per pair. Not converged within the budget: status
+ * OK with out_info->converged = 0 and the residuals reached. */
+sgdnoise_status sgdnoise_hessian_eigen(ptrdiff_t d, sgdnoise_matvec_callback hessian, void * context, ptrdiff_t k, sgdnoise_spectrum_end which, double tolerance, ptrdiff_t max_products, uint64_t seed, double * out_values, double * out_vectors, double * out_residuals, sgdnoise_eigen_info * out_info);
+
+/* The stationary fluctuation of SGD at a minimum of a network, matrix-free (docs/theory.md
+ * section 8): hessian gives H v, noise gives C v (C the minibatch noise covariance at the
+ * minimum), learning rate lr * I or diag(lr_diagonal) (d positive entries; lr is then ignored
+ * and the critical learning rates are multiples of that diagonal), momentum in [0, 1).
+ * k >= 1 eigenpairs at each end (2k < d); probes >= 2 Rademacher probes; steps >= 1 Lanczos
+ * steps per probe; batch_size S for the multiplicative critical learning rate (0: not computed);
+ * tolerance of the eigenpairs (0: 1e-8); seed of every random vector. Outputs (each may be NULL
+ * except out_summary): out_top_values (k, m_i of Ht = L^{1/2} H L^{1/2} descending),
+ * out_top_vectors (k rows of d), out_bottom_values (k, ascending: negative = negative curvature),
+ * out_fluctuation_block (k x k: X_ij = (Q^T Ct Q)_ij / d_ij, the exact block of
+ * L^{-1/2} Sigma L^{-1/2} on the top-k eigenvectors; for lr * I the block of Sigma is lr * X).
+ * UNSTABLE (with the additive critical learning rate) when m_1 >= 2(1+momentum). */
+sgdnoise_status sgdnoise_network_fluctuation(ptrdiff_t d, sgdnoise_matvec_callback hessian, void * hessian_context, sgdnoise_matvec_callback noise, void * noise_context, double lr, double const * lr_diagonal, double momentum, ptrdiff_t k, ptrdiff_t probes, ptrdiff_t steps, ptrdiff_t batch_size, double tolerance, uint64_t seed, double * out_top_values, double * out_top_vectors, double * out_bottom_values, double * out_fluctuation_block, sgdnoise_network_summary * out_summary);
 
 #ifdef __cplusplus
 }

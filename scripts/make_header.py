@@ -52,6 +52,7 @@ ENUM_ARGUMENTS = {
     "kind": "sgdnoise_noise_kind",
     "model": "sgdnoise_model",
     "method": "sgdnoise_tail_method",
+    "which": "sgdnoise_spectrum_end",
 }
 # Function families whose `void *` arguments (but `context`) are their typed handle.
 HANDLES = ("accumulator", "simulation")

@@ -19,6 +19,9 @@ public enum SGDNoiseError: Error, Equatable, Sendable, CustomStringConvertible {
     case numericalFailure(String)
     /// The problem is larger than this machine can hold.
     case outOfMemory(String)
+    /// A callback of the caller (a Hessian-vector or noise product) asked to stop, or failed:
+    /// the computation stopped cleanly and returned nothing.
+    case cancelled(String)
 
     /// The human-readable message, naming the argument and what was wrong (for `unstable`, the
     /// reason followed by the critical learning rate when it is known).
@@ -27,7 +30,7 @@ public enum SGDNoiseError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unstable(let reason, let critical?):
             return "\(reason); the critical learning rate is \(critical)"
         case .invalidArgument(let m), .notSymmetric(let m), .notPositiveDefinite(let m),
-            .unstable(let m, nil), .numericalFailure(let m), .outOfMemory(let m):
+            .unstable(let m, nil), .numericalFailure(let m), .outOfMemory(let m), .cancelled(let m):
             return m
         }
     }

@@ -109,3 +109,14 @@ struct ResultSlot<S: SizePrefixedResult> {
         Results.write(value, to: pointer, callerSize: size)
     }
 }
+
+extension sgdnoise_network_summary: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.excess_loss), end(\Self.excess_loss_stderr), end(\Self.top_trace_sigma),
+                            end(\Self.critical_learning_rate_additive), end(\Self.critical_learning_rate_multiplicative),
+                            end(\Self.critical_learning_rate_multiplicative_stderr), end(\Self.hessian_products),
+                            end(\Self.noise_products), end(\Self.max_residual)]
+}
+
+extension sgdnoise_eigen_info: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.converged), end(\Self.products), end(\Self.restarts)]
+}

@@ -24,6 +24,8 @@ import _SGDNoiseShims
     case numericalFailure = 5
     /// The problem does not fit in memory or in the 32-bit BLAS/LAPACK interface.
     case outOfMemory = 6
+    /// A callback returned nonzero: the computation stopped cleanly, the outputs are untouched.
+    case cancelled = 7
 }
 
 /// The library's version string, "MAJOR.MINOR.PATCH" (static storage; never NULL; do not free).
@@ -80,6 +82,7 @@ func record(_ error: SGDNoiseError) -> sgdnoise_status {
         critical = lr ?? .nan
     case .numericalFailure: status = .numericalFailure
     case .outOfMemory: status = .outOfMemory
+    case .cancelled: status = .cancelled
     }
     error.message.withCString { sgdnoise_shim_set_error($0, critical) }
     return status

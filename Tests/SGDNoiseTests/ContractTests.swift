@@ -17,6 +17,7 @@ struct ContractTests {
         case .unstable: return .unstable
         case .numericalFailure: return .numericalFailure
         case .outOfMemory: return .outOfMemory
+        case .cancelled: return .cancelled
         }
     }
 

@@ -13,6 +13,7 @@ from .errors import (
     NotSymmetricError,
     NumericalError,
     OutOfMemoryError,
+    CancelledError,
     SGDNoiseError,
     UnstableError,
 )
@@ -33,6 +34,7 @@ from .models import (
 from .noise import noise_covariance
 from .accumulator import NoiseAccumulator
 from .matrix_free import NoiseOperator, noise_operator
+from .network import HessianEigen, NetworkFluctuation, hessian_eigen, network_fluctuation
 from .noise_scales import NoiseScale, critical_batch_view, noise_scale, two_batch_noise_scale
 from .spectrum import compare, noise_top_eigen
 from .simulation import SimulationResult, simulate
@@ -95,4 +97,9 @@ __all__ = [
     "UnstableError",
     "NumericalError",
     "OutOfMemoryError",
+    "CancelledError",
+    "HessianEigen",
+    "NetworkFluctuation",
+    "hessian_eigen",
+    "network_fluctuation",
 ]

@@ -18,7 +18,8 @@ SGDNOISE_STATUS_NOT_POSITIVE_DEFINITE = 3
 SGDNOISE_STATUS_UNSTABLE = 4
 SGDNOISE_STATUS_NUMERICAL_FAILURE = 5
 SGDNOISE_STATUS_OUT_OF_MEMORY = 6
-sgdnoise_status = {'SGDNOISE_STATUS_OK': 0, 'SGDNOISE_STATUS_INVALID_ARGUMENT': 1, 'SGDNOISE_STATUS_NOT_SYMMETRIC': 2, 'SGDNOISE_STATUS_NOT_POSITIVE_DEFINITE': 3, 'SGDNOISE_STATUS_UNSTABLE': 4, 'SGDNOISE_STATUS_NUMERICAL_FAILURE': 5, 'SGDNOISE_STATUS_OUT_OF_MEMORY': 6}
+SGDNOISE_STATUS_CANCELLED = 7
+sgdnoise_status = {'SGDNOISE_STATUS_OK': 0, 'SGDNOISE_STATUS_INVALID_ARGUMENT': 1, 'SGDNOISE_STATUS_NOT_SYMMETRIC': 2, 'SGDNOISE_STATUS_NOT_POSITIVE_DEFINITE': 3, 'SGDNOISE_STATUS_UNSTABLE': 4, 'SGDNOISE_STATUS_NUMERICAL_FAILURE': 5, 'SGDNOISE_STATUS_OUT_OF_MEMORY': 6, 'SGDNOISE_STATUS_CANCELLED': 7}
 SGDNOISE_SAMPLING_WITH_REPLACEMENT = 0
 SGDNOISE_SAMPLING_WITHOUT_REPLACEMENT = 1
 SGDNOISE_SAMPLING_EPOCH_SHUFFLING = 2
@@ -42,6 +43,10 @@ SGDNOISE_TAIL_METHOD_PAPER = 0
 SGDNOISE_TAIL_METHOD_KESTEN = 1
 SGDNOISE_TAIL_METHOD_CONTINUOUS_TIME = 2
 sgdnoise_tail_method = {'SGDNOISE_TAIL_METHOD_PAPER': 0, 'SGDNOISE_TAIL_METHOD_KESTEN': 1, 'SGDNOISE_TAIL_METHOD_CONTINUOUS_TIME': 2}
+SGDNOISE_SPECTRUM_END_LARGEST = 0
+SGDNOISE_SPECTRUM_END_SMALLEST = 1
+SGDNOISE_SPECTRUM_END_BOTH = 2
+sgdnoise_spectrum_end = {'SGDNOISE_SPECTRUM_END_LARGEST': 0, 'SGDNOISE_SPECTRUM_END_SMALLEST': 1, 'SGDNOISE_SPECTRUM_END_BOTH': 2}
 
 # Opaque handle types (passed as c_void_p).
 HANDLES = ('sgdnoise_accumulator', 'sgdnoise_simulation')
@@ -144,7 +149,42 @@ class sgdnoise_simulation_summary(ctypes.Structure):
         self.size = ctypes.sizeof(sgdnoise_simulation_summary)
 
 
+class sgdnoise_network_summary(ctypes.Structure):
+    """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
+    _fields_ = [
+        ('size', ctypes.c_size_t),
+        ('excess_loss', ctypes.c_double),
+        ('excess_loss_stderr', ctypes.c_double),
+        ('top_trace_sigma', ctypes.c_double),
+        ('critical_learning_rate_additive', ctypes.c_double),
+        ('critical_learning_rate_multiplicative', ctypes.c_double),
+        ('critical_learning_rate_multiplicative_stderr', ctypes.c_double),
+        ('hessian_products', ctypes.c_int64),
+        ('noise_products', ctypes.c_int64),
+        ('max_residual', ctypes.c_double),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.size = ctypes.sizeof(sgdnoise_network_summary)
+
+
+class sgdnoise_eigen_info(ctypes.Structure):
+    """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
+    _fields_ = [
+        ('size', ctypes.c_size_t),
+        ('converged', ctypes.c_int64),
+        ('products', ctypes.c_int64),
+        ('restarts', ctypes.c_int64),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.size = ctypes.sizeof(sgdnoise_eigen_info)
+
+
 sgdnoise_progress_callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t)
+sgdnoise_matvec_callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p)
 
 
 # Every function: name -> (restype, argtypes).
@@ -210,4 +250,6 @@ FUNCTIONS = {
     'sgdnoise_optimal_weight_decay': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_stable_weight_decay_interval': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_l2_test_loss_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_hessian_eigen': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_eigen_info)]),
+    'sgdnoise_network_fluctuation': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_network_summary)]),
 }

@@ -10,6 +10,7 @@ __all__ = [
     "UnstableError",
     "NumericalError",
     "OutOfMemoryError",
+    "CancelledError",
 ]
 
 
@@ -50,3 +51,9 @@ class NumericalError(SGDNoiseError):
 
 class OutOfMemoryError(SGDNoiseError, MemoryError):
     """The problem does not fit in memory or in the 32-bit BLAS/LAPACK interface."""
+
+
+class CancelledError(SGDNoiseError):
+    """A callback (a Hessian-vector or noise product) asked to stop or raised: the computation
+    stopped cleanly. When a Python callable raised, that exception is re-raised instead, with this
+    one as its context."""

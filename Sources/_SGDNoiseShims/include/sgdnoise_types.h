@@ -159,4 +159,51 @@ typedef struct sgdnoise_comparison {
 } sgdnoise_comparison;
 /* @end */
 
+/* @section 11 */
+/* A symmetric linear operator given by its product, for a network's Hessian (out = H v) and its
+ * noise covariance (out = C v): read the d doubles at v, write all d doubles of out (the buffers
+ * never overlap and are valid only during the call), return 0. A nonzero return stops the
+ * computation cleanly: the function returns SGDNOISE_STATUS_CANCELLED, leaves its outputs untouched
+ * and makes no further call. Called sequentially on the calling thread, with the context pointer
+ * given next to the callback; a NaN or an infinity in out is SGDNOISE_STATUS_NUMERICAL_FAILURE. */
+typedef int (*sgdnoise_matvec_callback)(void *context, ptrdiff_t d, double const *v, double *out);
+
+/* What sgdnoise_network_fluctuation estimates besides its arrays (docs/theory.md section 8).
+ * Standard errors are over the random probes. Set .size = sizeof(sgdnoise_network_summary). */
+typedef struct sgdnoise_network_summary {
+    size_t size;
+    /* The excess training loss 1/2 Tr[H Sigma] = 1/2 Tr[g(Ht) Ct], g(m) = 1/((1-mu)(2 - m/(1+mu))),
+     * Ht = L^{1/2} H L^{1/2} and Ct = L^{1/2} C L^{1/2} (L the learning rate): top k exact, the rest
+     * from Hutchinson probes. */
+    double excess_loss;
+    double excess_loss_stderr;
+    /* Tr Sigma on the top-k eigendirections of Ht (exact). */
+    double top_trace_sigma;
+    /* The critical learning rate of a constant noise, lr * 2(1+mu)/m_max (m_max the largest
+     * eigenvalue of Ht). */
+    double critical_learning_rate_additive;
+    /* The critical learning rate of the multiplicative noise of Thm 5, over the whole spectrum (top
+     * k exact, the rest by stochastic Lanczos quadrature), and its standard error; NaN when
+     * batch_size was 0. */
+    double critical_learning_rate_multiplicative;
+    double critical_learning_rate_multiplicative_stderr;
+    /* Hessian-vector products and noise products used. */
+    int64_t hessian_products;
+    int64_t noise_products;
+    /* The largest residual |Ht q - m q| of the eigenpairs returned. */
+    double max_residual;
+} sgdnoise_network_summary;
+
+/* What sgdnoise_hessian_eigen reports besides its arrays. Set .size = sizeof(sgdnoise_eigen_info). */
+typedef struct sgdnoise_eigen_info {
+    size_t size;
+    /* 1 when every residual is within the tolerance, 0 when the product budget ran out first. */
+    int64_t converged;
+    /* Hessian-vector products used. */
+    int64_t products;
+    /* Lanczos restarts. */
+    int64_t restarts;
+} sgdnoise_eigen_info;
+/* @end */
+
 #endif

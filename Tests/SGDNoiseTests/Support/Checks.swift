@@ -13,7 +13,7 @@ func solveBudget(size n: Int, condition kappa: Double) -> Double {
 
 /// The case of an `SGDNoiseError`, without its payload.
 enum ErrorKind: Equatable, CustomStringConvertible {
-    case invalidArgument, notSymmetric, notPositiveDefinite, unstable, numericalFailure, outOfMemory
+    case invalidArgument, notSymmetric, notPositiveDefinite, unstable, numericalFailure, outOfMemory, cancelled
 
     init(_ error: SGDNoiseError) {
         switch error {
@@ -23,6 +23,7 @@ enum ErrorKind: Equatable, CustomStringConvertible {
         case .unstable: self = .unstable
         case .numericalFailure: self = .numericalFailure
         case .outOfMemory: self = .outOfMemory
+        case .cancelled: self = .cancelled
         }
     }
 
@@ -34,6 +35,7 @@ enum ErrorKind: Equatable, CustomStringConvertible {
         case .unstable: "unstable"
         case .numericalFailure: "numericalFailure"
         case .outOfMemory: "outOfMemory"
+        case .cancelled: "cancelled"
         }
     }
 }

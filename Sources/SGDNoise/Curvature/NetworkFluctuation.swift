@@ -1,0 +1,305 @@
+/// The product out ← C v of a noise covariance known only through it (docs/theory.md §2: the
+/// noise operator of per-sample gradients, O(N P) per product). Same contract as
+/// `HessianOperator.Product`: write all P entries of `out`; throw to stop.
+public typealias NoiseProduct = HessianOperator.Product
+
+/// An estimate with its standard error over random probes (docs/theory.md §8).
+public struct Estimate: Sendable, Equatable {
+    /// The estimate.
+    public let value: Double
+    /// Its standard error: the probes' sample standard deviation over √probes (0 where the value
+    /// is exact).
+    public let standardError: Double
+
+    /// An estimate and its standard error.
+    public init(value: Double, standardError: Double) {
+        self.value = value
+        self.standardError = standardError
+    }
+}
+
+/// The stationary fluctuation of SGD at a minimum of a network, matrix-free (docs/theory.md §8).
+///
+/// Everything is computed in the coordinates of the preconditioned Hessian H̃ = Λ^{1/2} H Λ^{1/2}
+/// (scalar λ: H̃ = λH, same eigenvectors as H), with C̃ = Λ^{1/2} C Λ^{1/2} and
+/// X = Λ^{−1/2} Σ Λ^{−1/2}: Theorem 1 is diagonal in H̃'s eigenbasis, q_iᵀ X q_j = q_iᵀ C̃ q_j / d_ij
+/// with d_ij = (1−μ)(m_i + m_j − m_i m_j/(1+μ)) + c₂(m_i − m_j)², c₂ = μ/(1−μ²).
+public struct NetworkFluctuation: Sendable {
+    /// Λ as given (a scalar λ or a diagonal).
+    public let learningRate: LearningRate
+    /// μ.
+    public let momentum: Double
+    /// m_1 ≥ … ≥ m_k: the k largest eigenvalues of H̃ (for a scalar rate, λ times H's).
+    public let topEigenvalues: [Double]
+    /// q_1 … q_k as the rows of a k × P matrix (orthonormal eigenvectors of H̃).
+    public let topEigenvectorRows: Matrix
+    /// ‖H̃ q_i − m_i q_i‖, computed from the products.
+    public let topResiduals: [Double]
+    /// The k smallest (algebraic) eigenvalues of H̃, ascending: negative ones are negative
+    /// curvature, where no stationary state exists along that direction.
+    public let bottomEigenvalues: [Double]
+    /// Their residuals.
+    public let bottomResiduals: [Double]
+    /// Q_kᵀ C̃ Q_k, the noise on the top-k directions (k × k; λ Q_kᵀ C Q_k for a scalar rate).
+    public let noiseBlock: Matrix
+    /// X_k = Q_kᵀ X Q_k with X_ij = (Q_kᵀ C̃ Q_k)_ij / d_ij: exact for a constant C (Theorem 1,
+    /// no further approximation). For a scalar rate the block of Σ itself is λ X_k
+    /// (`sigmaBlock`).
+    public let fluctuationBlock: Matrix
+    /// Excess training loss ½Tr[HΣ] = ½Tr[g(H̃) C̃], g(m) = 1/((1−μ)(2 − m/(1+μ))): the top k
+    /// exactly, the rest by Hutchinson probes with Krylov g(H̃)z (deflated). Its standard error is
+    /// that of the probes.
+    public let excessLoss: Estimate
+    /// Tr Σ on the top-k directions, exact: λ Σ_i (X_k)_ii for a scalar rate, Σ_i d_(i) (X_k)_ii
+    /// weighted by Λ for a diagonal one (Tr[Λ^{1/2} Q_k X_k Q_kᵀ Λ^{1/2}]).
+    public let topTraceSigma: Double
+    /// The classical critical learning rate of a constant (additive) noise: the largest stable
+    /// multiple of Λ is 2(1+μ)/m_1, in the units of the given rate (λ·2(1+μ)/m_1 for a scalar λ).
+    public let criticalLearningRateAdditive: Double
+    /// The critical learning rate of the multiplicative noise of Thm 5 near a minimum,
+    /// C(Σ) = (1/S)(Tr[HΣ]H − HΣH) + C₀: the largest c with every e_i = d_ii + m_i²/S > 0 and
+    /// (1/S) Σ_i (c m_i)²/e_i(c m_i) < 1 (docs/theory.md §8), summed over the whole spectrum (top k
+    /// exactly, the rest from stochastic Lanczos quadrature), in the units of the given rate; its
+    /// standard error is over the probes. Nil without a batch size.
+    public let criticalLearningRateMultiplicative: Estimate?
+    /// Hessian-vector products used (H̃ products: one H product each).
+    public let hessianProducts: Int
+    /// Noise products used.
+    public let noiseProducts: Int
+    /// The number of probes.
+    public let probes: Int
+
+    /// λ X_k, the block Q_kᵀ Σ Q_k of the fluctuation on the top-k Hessian eigenvectors, for a
+    /// scalar rate; nil for a diagonal one (the directions are then Λ^{−1/2} q_i).
+    public var sigmaBlock: Matrix? {
+        guard case .scalar(let lambda) = learningRate else { return nil }
+        return lambda * fluctuationBlock
+    }
+
+    /// Whether H̃ has an eigenvalue below −`tolerance` · m_1 (negative curvature: not a minimum
+    /// along that direction).
+    public func hasNegativeCurvature(tolerance: Double = 1e-6) -> Bool {
+        (bottomEigenvalues.first ?? 0) < -tolerance * (topEigenvalues.first ?? 0)
+    }
+}
+
+/// The fluctuation of SGD at a minimum of a network from a Hessian-vector product and a noise
+/// product, never forming a P × P matrix (docs/theory.md §8).
+///
+/// Steps: Lanczos for the k largest and the k smallest eigenpairs of H̃ (residual tolerance
+/// `tolerance`); the exact k × k block of Σ from k noise products; the excess loss ½Tr[HΣ] with the
+/// top k exactly and `probes` deflated Rademacher probes for the rest (one Krylov g(H̃)z of at most
+/// `steps` products and one noise product each); stochastic Lanczos quadrature of the deflated
+/// spectrum (`steps` products per probe) for the multiplicative critical learning rate when a
+/// batch size is given. Memory O((k + steps) P).
+///
+/// - Parameters:
+///   - hessian: H (its `productCount` advances).
+///   - noise: out ← C v, C the noise covariance at the minimum (for the minibatch size used).
+///   - learningRate: `.scalar(λ)` or `.diagonal(d)` (a dense matrix has no matrix-free root).
+///   - momentum: μ ∈ [0, 1).
+///   - k: eigenpairs at each end, 1 ≤ k, 2k < P.
+///   - probes: Rademacher probes (≥ 2) for the estimates.
+///   - steps: Lanczos steps per probe.
+///   - batchSize: S for the multiplicative critical learning rate (nil: not computed).
+///   - tolerance: relative residual tolerance of the eigenpairs.
+///   - seed: the seed of every random vector: equal seeds give equal results.
+/// - Throws: `unstable` when m_1 ≥ 2(1+μ) (with the additive critical learning rate);
+///   `invalidArgument`, `notPositiveDefinite`, `numericalFailure` (NaN/Inf from a product), or what
+///   a product closure throws.
+public func networkFluctuation(
+    hessian: HessianOperator, noise: @escaping NoiseProduct, learningRate: LearningRate, momentum: Double = 0,
+    k: Int = 10, probes: Int = 30, steps: Int = 40, batchSize: Int? = nil, tolerance: Double = 1e-8,
+    seed: UInt64 = 0
+) throws -> NetworkFluctuation {
+    let mu = try Validation.momentum(momentum)
+    if let s = batchSize { try Validation.batchSize(s) }
+    guard probes >= 2 else { throw SGDNoiseError.invalidArgument("probes must be at least 2 for a standard error, got \(probes)") }
+    let p = hessian.dimension
+    let startProducts = hessian.productCount
+    let hTilde = try HessianOperator(preconditioning: hessian, learningRate: learningRate)
+    let noiseTilde = try PreconditionedNoise(noise, dimension: p, learningRate: learningRate)
+
+    // 1. The two ends of the spectrum of H̃.
+    let ends = try lanczosEigenpairs(hTilde, count: k, which: .both, tolerance: tolerance, seed: seed)
+    let top = ends.largestRange, bottom = ends.smallestRange
+    let m = top.map { ends.eigenvalues[$0] }
+    let topRows = try Matrix(rows: k, columns: p,
+                             elements: Array(ends.eigenvectorRows.elements[(top.lowerBound * p)..<(top.upperBound * p)]))
+    let mMax = m[0]
+    let scale = learningRate.callerScale
+    let additive = mMax > 0 ? scale * 2 * (1 + mu) / mMax : .infinity
+    guard mMax < 2 * (1 + mu) else {
+        throw SGDNoiseError.unstable(
+            "the largest eigenvalue of the preconditioned Hessian is \(mMax), at or above 2(1+momentum) = \(2 * (1 + mu)): "
+                + "SGD has no stationary distribution at this learning rate",
+            criticalLearningRate: additive)
+    }
+
+    // 2. The exact block on the top k: C̃_k = Q_kᵀ C̃ Q_k, X_ij = C̃_ij / d_ij.
+    let c2 = mu / (1 - mu * mu)
+    var noiseBlock = Matrix(rows: k, columns: k)
+    var products = [[Double]]()
+    for i in 0..<k {
+        products.append(try noiseTilde.apply(Array(topRows.elements[(i * p)..<((i + 1) * p)])))
+    }
+    for i in 0..<k {
+        for j in 0..<k {
+            noiseBlock[i, j] = dot(topRows, row: i, products[j])
+        }
+    }
+    noiseBlock = noiseBlock.symmetrized
+    var block = Matrix(rows: k, columns: k)
+    for i in 0..<k {
+        for j in 0..<k {
+            block[i, j] = noiseBlock[i, j] / stationaryDenominator(m[i], m[j], momentum: mu, c2: c2)
+        }
+    }
+    let topTrace: Double
+    switch learningRate {
+    case .scalar(let lambda):
+        topTrace = lambda * (0..<k).reduce(0) { $0 + block[$1, $1] }
+    case .diagonal(let d):
+        // Tr[D^{1/2} Q X Qᵀ D^{1/2}] = Σ_ij X_ij Σ_a d_a q_ia q_ja.
+        var t = 0.0
+        for i in 0..<k {
+            for j in 0..<k {
+                var s = 0.0
+                for a in 0..<p { s += d[a] * topRows[i, a] * topRows[j, a] }
+                t += block[i, j] * s
+            }
+        }
+        topTrace = t
+    case .matrix:
+        topTrace = .nan  // refused above by the preconditioning
+    }
+
+    // 3. Excess loss ½Tr[g(H̃)C̃]: exact on the top k, deflated probes for the rest.
+    let g = { (x: Double) -> Double in 1 / ((1 - mu) * (2 - x / (1 + mu))) }
+    let deflation = try Deflation(eigenvalues: m, eigenvectorRows: topRows)
+    var exactPart = 0.0
+    for i in 0..<k { exactPart += g(m[i]) * noiseBlock[i, i] }
+    var generator = Xoshiro256StarStar(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
+    var perProbe = [Double]()
+    for _ in 0..<probes {
+        var z = (0..<p).map { _ in generator.next() & 1 == 0 ? -1.0 : 1.0 }
+        project(&z, out: topRows)
+        let gz = try krylovMatrixFunction(g, hessian: hTilde, vector: z, deflation: deflation, maxSteps: steps)
+        let cz = try noiseTilde.apply(z)
+        perProbe.append(zip(gz.value, cz).reduce(0) { $0 + $1.0 * $1.1 })
+    }
+    let (mean, stderr) = meanAndStandardError(perProbe)
+    let excess = Estimate(value: 0.5 * (exactPart + mean), standardError: 0.5 * stderr)
+
+    // 4. The multiplicative critical learning rate over the whole spectrum.
+    var multiplicative: Estimate?
+    if let s = batchSize {
+        let quadrature = try StochasticLanczosQuadrature(
+            hessian: hTilde, probes: probes, steps: steps, seed: seed &+ 1, deflation: deflation)
+        let top = m.filter { $0 > 0 }
+        let perRule = try quadrature.rules.map { rule in
+            try multiplicativeCriticalScale(top: top, nodes: rule.nodes, weights: rule.weights, batchSize: s, momentum: mu)
+        }
+        let pooled = try multiplicativeCriticalScale(
+            top: top, nodes: quadrature.rules.flatMap(\.nodes),
+            weights: quadrature.rules.flatMap { $0.weights.map { $0 / Double(probes) } }, batchSize: s, momentum: mu)
+        let (_, spread) = meanAndStandardError(perRule)
+        multiplicative = Estimate(value: scale * pooled, standardError: scale * spread)
+    }
+
+    return NetworkFluctuation(
+        learningRate: learningRate, momentum: mu, topEigenvalues: m, topEigenvectorRows: topRows,
+        topResiduals: top.map { ends.residuals[$0] }, bottomEigenvalues: bottom.map { ends.eigenvalues[$0] },
+        bottomResiduals: bottom.map { ends.residuals[$0] }, noiseBlock: noiseBlock, fluctuationBlock: block,
+        excessLoss: excess, topTraceSigma: topTrace, criticalLearningRateAdditive: additive,
+        criticalLearningRateMultiplicative: multiplicative, hessianProducts: hessian.productCount - startProducts,
+        noiseProducts: noiseTilde.productCount, probes: probes)
+}
+
+/// The largest multiple c of the learning rate with a stationary Σ under the noise of Thm 5
+/// (docs/theory.md §8): every e(c m) > 0 and (1/S) Σ_i w_i φ(c m_i) < 1, where
+/// e(m) = (1−μ)(2m − m²/(1+μ)) + m²/S and φ(m) = m²/e(m) = m/((1−μ)(2 − m/(1+μ)) + m/S). The sum
+/// runs over `top` (weight 1) and the quadrature `nodes` (weights `weights`); nodes ≤ 0 (flat or
+/// negative directions, no stationary state there in any case) are left out. φ increases in c,
+/// so bisection finds the root to 1e-14 relative.
+func multiplicativeCriticalScale(top: [Double], nodes: [Double], weights: [Double], batchSize: Int, momentum mu: Double) throws -> Double {
+    let s = Double(batchSize)
+    let positive = zip(nodes, weights).filter { $0.0 > 0 && $0.1 > 0 }
+    let all = top.map { ($0, 1.0) } + positive
+    guard let mMax = all.map(\.0).max(), mMax > 0 else { return .infinity }
+    func denominator(_ x: Double) -> Double { (1 - mu) * (2 - x / (1 + mu)) + x / s }
+    // The edge where e vanishes at m_max: (1−μ)(2 − x/(1+μ)) + x/S = 0.
+    let slope = (1 - mu) / (1 + mu) - 1 / s
+    var hi = slope > 0 ? 2 * (1 - mu) / slope / mMax : .infinity
+    func excess(_ c: Double) -> Double {
+        var total = 0.0
+        for (x, w) in all {
+            let den = denominator(c * x)
+            if den <= 0 { return .infinity }
+            total += w * c * x / den
+        }
+        return total / s - 1
+    }
+    if !hi.isFinite {
+        hi = 1 / mMax
+        while excess(hi) < 0 {
+            hi *= 2
+            guard hi < 1e300 else { return .infinity }
+        }
+    }
+    var lo = 0.0
+    for _ in 0..<200 {
+        let mid = 0.5 * (lo + hi)
+        if excess(mid) < 0 { lo = mid } else { hi = mid }
+        if hi - lo <= 1e-14 * hi { break }
+    }
+    return lo
+}
+
+/// The mean and its standard error (sample standard deviation over √n).
+func meanAndStandardError(_ x: [Double]) -> (Double, Double) {
+    let n = Double(x.count)
+    let mean = x.reduce(0, +) / n
+    guard x.count > 1 else { return (mean, .infinity) }
+    let variance = x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
+    return (mean, (variance / n).squareRoot())
+}
+
+/// z ← (I − QQᵀ) z for the orthonormal rows of Q (twice, for round-off).
+private func project(_ z: inout [Double], out rows: Matrix) {
+    for _ in 0..<2 {
+        for i in 0..<rows.rows {
+            let c = dot(rows, row: i, z)
+            for a in 0..<rows.columns { z[a] -= c * rows.elements[i * rows.columns + a] }
+        }
+    }
+}
+
+private func dot(_ rows: Matrix, row i: Int, _ v: [Double]) -> Double {
+    let p = rows.columns
+    var s = 0.0
+    for a in 0..<p { s += rows.elements[i * p + a] * v[a] }
+    return s
+}
+
+/// C̃ = Λ^{1/2} C Λ^{1/2} as a counted, checked product (scalar Λ = λI: C̃ = λC).
+final class PreconditionedNoise {
+    let operator_: HessianOperator
+    var productCount: Int { operator_.productCount }
+
+    init(_ noise: @escaping NoiseProduct, dimension p: Int, learningRate: LearningRate) throws {
+        let raw = try HessianOperator(dimension: p, product: noise)
+        operator_ = try HessianOperator(preconditioning: raw, learningRate: learningRate)
+    }
+
+    func apply(_ v: [Double]) throws -> [Double] { try operator_.apply(v) }
+}
+
+extension LearningRate {
+    /// The scale in which a critical multiple c is reported to the caller: λ for a scalar rate
+    /// (c·λ is the critical λ), 1 for a diagonal one (c·Λ is the critical preconditioner).
+    var callerScale: Double {
+        if case .scalar(let l) = self { return l }
+        return 1
+    }
+}

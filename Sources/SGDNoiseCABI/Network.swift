@@ -1,0 +1,124 @@
+import SGDNoise
+import _SGDNoiseShims
+
+// C section 11 -- Real networks: matrix-free curvature and fluctuation (docs/theory.md section 8)
+
+/// Which end of the spectrum sgdnoise_hessian_eigen computes.
+@c public enum sgdnoise_spectrum_end: CInt {
+    /// The k algebraically largest eigenpairs, in descending order.
+    case largest = 0
+    /// The k algebraically smallest, in ascending order (negative curvature first).
+    case smallest = 1
+    /// Both: the k largest (descending), then the k smallest (ascending); outputs hold 2k.
+    case both = 2
+}
+
+/// A C callback as the core's product closure: a nonzero return stops with CANCELLED.
+private func product(
+    _ callback: sgdnoise_matvec_callback?, _ context: UnsafeMutableRawPointer?, _ d: Int, _ name: String
+) throws(SGDNoiseError) -> HessianOperator.Product {
+    guard let callback else { throw .invalidArgument("\(name) must not be NULL") }
+    return { v, out in
+        let code = callback(context, d, v.baseAddress, out.baseAddress)
+        guard code == 0 else {
+            throw SGDNoiseError.cancelled("the \(name) callback returned \(code): stopped")
+        }
+    }
+}
+
+/// The k largest and/or smallest eigenpairs of the symmetric operator of `hessian` (dimension d)
+/// by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8). Residual
+/// tolerance: |H q - theta q| <= tolerance * max|theta| (0: the default 1e-10); max_products: the
+/// budget (0: the default). out_values: k doubles (2k for SGDNOISE_SPECTRUM_END_BOTH);
+/// out_vectors (may be NULL): as many rows of d doubles, the orthonormal eigenvectors;
+/// out_residuals (may be NULL): |H q - theta q| per pair. Not converged within the budget: status
+/// OK with out_info->converged = 0 and the residuals reached.
+@c public func sgdnoise_hessian_eigen(
+    _ d: Int, _ hessian: sgdnoise_matvec_callback?, _ context: UnsafeMutableRawPointer?, _ k: Int, _ which: CInt,
+    _ tolerance: Double, _ max_products: Int, _ seed: UInt64, _ out_values: UnsafeMutablePointer<Double>?,
+    _ out_vectors: UnsafeMutablePointer<Double>?, _ out_residuals: UnsafeMutablePointer<Double>?,
+    _ out_info: UnsafeMutablePointer<sgdnoise_eigen_info>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let values = try Arguments.output(out_values, "out_values")
+        try Arguments.size(d, "d", max: 1 << 40)
+        guard let end = sgdnoise_spectrum_end(rawValue: which) else {
+            throw .invalidArgument("which must be an sgdnoise_spectrum_end (0, 1 or 2), got \(which)")
+        }
+        let tol = tolerance == 0 ? 1e-10 : tolerance
+        guard max_products >= 0 else { throw .invalidArgument("max_products must be >= 0, got \(max_products)") }
+        let infoSize = try out_info.map { (p: UnsafeMutablePointer<sgdnoise_eigen_info>) throws(SGDNoiseError) in
+            try Results.callerSize(p, "out_info", "sgdnoise_eigen_info")
+        }
+        let operator_ = try core { try HessianOperator(dimension: d, product: try product(hessian, context, d, "hessian")) }
+        let spectrumEnd: SpectrumEnd = end == .largest ? .largest : end == .smallest ? .smallest : .both
+        let r = try core {
+            try lanczosEigenpairs(operator_, count: k, which: spectrumEnd, tolerance: tol,
+                                  maxProducts: max_products == 0 ? nil : max_products, seed: seed)
+        }
+        Arguments.write(r.eigenvalues, to: values)
+        if let out_vectors { Arguments.write(r.eigenvectorRows.elements, to: out_vectors) }
+        if let out_residuals { Arguments.write(r.residuals, to: out_residuals) }
+        if let out_info, let infoSize {
+            Results.write(sgdnoise_eigen_info(size: 0, converged: r.converged ? 1 : 0, products: Int64(r.productCount),
+                                              restarts: Int64(r.restarts)), to: out_info, callerSize: infoSize)
+        }
+    }
+}
+
+/// The stationary fluctuation of SGD at a minimum of a network, matrix-free (docs/theory.md
+/// section 8): `hessian` gives H v, `noise` gives C v (C the minibatch noise covariance at the
+/// minimum), learning rate lr * I or diag(lr_diagonal) (d positive entries; lr is then ignored
+/// and the critical learning rates are multiples of that diagonal), momentum in [0, 1).
+/// k >= 1 eigenpairs at each end (2k < d); probes >= 2 Rademacher probes; steps >= 1 Lanczos
+/// steps per probe; batch_size S for the multiplicative critical learning rate (0: not computed);
+/// tolerance of the eigenpairs (0: 1e-8); seed of every random vector. Outputs (each may be NULL
+/// except out_summary): out_top_values (k, m_i of Ht = L^{1/2} H L^{1/2} descending),
+/// out_top_vectors (k rows of d), out_bottom_values (k, ascending: negative = negative curvature),
+/// out_fluctuation_block (k x k: X_ij = (Q^T Ct Q)_ij / d_ij, the exact block of
+/// L^{-1/2} Sigma L^{-1/2} on the top-k eigenvectors; for lr * I the block of Sigma is lr * X).
+/// UNSTABLE (with the additive critical learning rate) when m_1 >= 2(1+momentum).
+@c public func sgdnoise_network_fluctuation(
+    _ d: Int, _ hessian: sgdnoise_matvec_callback?, _ hessian_context: UnsafeMutableRawPointer?,
+    _ noise: sgdnoise_matvec_callback?, _ noise_context: UnsafeMutableRawPointer?,
+    _ lr: Double, _ lr_diagonal: UnsafePointer<Double>?, _ momentum: Double, _ k: Int, _ probes: Int, _ steps: Int,
+    _ batch_size: Int, _ tolerance: Double, _ seed: UInt64,
+    _ out_top_values: UnsafeMutablePointer<Double>?, _ out_top_vectors: UnsafeMutablePointer<Double>?,
+    _ out_bottom_values: UnsafeMutablePointer<Double>?, _ out_fluctuation_block: UnsafeMutablePointer<Double>?,
+    _ out_summary: UnsafeMutablePointer<sgdnoise_network_summary>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let summary = try Arguments.output(out_summary, "out_summary")
+        let summarySize = try Results.callerSize(summary, "out_summary", "sgdnoise_network_summary")
+        try Arguments.size(d, "d", max: 1 << 40)
+        let rate: LearningRate
+        if let lr_diagonal {
+            rate = .diagonal(try Arguments.vector(lr_diagonal, d, "lr_diagonal"))
+        } else {
+            try Validation.learningRate(lr, name: "lr")
+            rate = .scalar(lr)
+        }
+        try Validation.momentum(momentum, name: "momentum")
+        guard batch_size >= 0 else { throw .invalidArgument("batch_size must be >= 0 (0: not given), got \(batch_size)") }
+        let tol = tolerance == 0 ? 1e-8 : tolerance
+        let h = try core { try HessianOperator(dimension: d, product: try product(hessian, hessian_context, d, "hessian")) }
+        let c = try product(noise, noise_context, d, "noise")
+        let r = try core {  // the core reports critical learning rates in the caller's units already
+            try networkFluctuation(hessian: h, noise: c, learningRate: rate, momentum: momentum, k: k, probes: probes,
+                                   steps: steps, batchSize: batch_size == 0 ? nil : batch_size, tolerance: tol,
+                                   seed: seed)
+        }
+        if let out_top_values { Arguments.write(r.topEigenvalues, to: out_top_values) }
+        if let out_top_vectors { Arguments.write(r.topEigenvectorRows.elements, to: out_top_vectors) }
+        if let out_bottom_values { Arguments.write(r.bottomEigenvalues, to: out_bottom_values) }
+        if let out_fluctuation_block { Arguments.write(r.fluctuationBlock.elements, to: out_fluctuation_block) }
+        let m = r.criticalLearningRateMultiplicative
+        Results.write(sgdnoise_network_summary(
+            size: 0, excess_loss: r.excessLoss.value, excess_loss_stderr: r.excessLoss.standardError,
+            top_trace_sigma: r.topTraceSigma, critical_learning_rate_additive: r.criticalLearningRateAdditive,
+            critical_learning_rate_multiplicative: m?.value ?? .nan,
+            critical_learning_rate_multiplicative_stderr: m?.standardError ?? .nan,
+            hessian_products: Int64(r.hessianProducts), noise_products: Int64(r.noiseProducts),
+            max_residual: (r.topResiduals + r.bottomResiduals).max() ?? 0), to: summary, callerSize: summarySize)
+    }
+}

@@ -1,0 +1,320 @@
+r"""Real networks without dense matrices (docs/theory.md §8): Hessian eigenpairs from a
+Hessian-vector product, and the stationary fluctuation of SGD at a minimum from that product and
+the noise operator of per-sample gradients.
+
+The Hessian and the noise arrive as products ``v -> H v`` and ``v -> C v`` (Python callables, a
+:class:`NoiseOperator`, or small dense arrays); the numerics run in the library's core, which calls
+them back. A callable that raises stops the computation cleanly and its exception propagates.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _capi, _lib
+from ._arrays import as_scalar
+from .errors import CancelledError, InvalidArgumentError
+from ._operands import ptr
+
+__all__ = ["HessianEigen", "NetworkFluctuation", "hessian_eigen", "network_fluctuation"]
+
+_lib_ = _lib.lib
+
+Product = Callable[[npt.NDArray[np.float64]], npt.ArrayLike]
+_WHICH = {"largest": _capi.SGDNOISE_SPECTRUM_END_LARGEST, "smallest": _capi.SGDNOISE_SPECTRUM_END_SMALLEST,
+          "both": _capi.SGDNOISE_SPECTRUM_END_BOTH}
+
+
+def _as_count(x: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or int(x) < minimum:
+        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, got {x!r}")
+    return int(x)
+
+
+def _as_product(op: Any, dim: int, name: str) -> Product:
+    """A product ``v -> A v`` from a callable, an object with ``matvec`` or a dense (dim, dim) array."""
+    if hasattr(op, "matvec"):
+        return op.matvec
+    if callable(op):
+        return op
+    a = np.asarray(op, dtype=np.float64)
+    if a.shape != (dim, dim):
+        raise InvalidArgumentError(f"{name} must be a callable v -> {name} v, an operator with matvec, "
+                                   f"or a ({dim}, {dim}) array, got shape {a.shape}")
+    return lambda v: a @ v
+
+
+class _Callback:
+    """A Python product as an ``sgdnoise_matvec_callback``: the exception it raises (or a wrong
+    shape) is kept and re-raised after the C call, which stops with SGDNOISE_STATUS_CANCELLED."""
+
+    def __init__(self, product: Product, dim: int, name: str):
+        self.product, self.dim, self.name = product, dim, name
+        self.error: BaseException | None = None
+        self.calls = 0
+        self.c = _capi.sgdnoise_matvec_callback(self._call)
+
+    def _call(self, _context: Any, d: int, v: int, out: int) -> int:
+        try:
+            self.calls += 1
+            x = np.ctypeslib.as_array(ctypes.cast(v, ctypes.POINTER(ctypes.c_double)), shape=(d,)).copy()
+            y = np.asarray(self.product(x), dtype=np.float64)
+            if y.shape != (d,):
+                y = y.reshape(-1) if y.size == d and y.ndim == 2 and 1 in y.shape else y
+            if y.shape != (d,):
+                raise InvalidArgumentError(f"{self.name} returned shape {np.shape(y)}, expected ({d},)")
+            np.ctypeslib.as_array(ctypes.cast(out, ctypes.POINTER(ctypes.c_double)), shape=(d,))[:] = y
+            return 0
+        except BaseException as exc:  # noqa: BLE001 - re-raised after the C call returns
+            self.error = exc
+            return 1
+
+
+def _check(status: int, *callbacks: _Callback) -> None:
+    if status == _lib.CANCELLED:
+        for cb in callbacks:
+            if cb.error is not None:
+                try:
+                    _lib.raise_for(status)
+                except CancelledError as cancelled:
+                    raise cb.error from cancelled
+    _lib.check(status)
+
+
+@dataclass(frozen=True)
+class HessianEigen:
+    """Eigenpairs of a Hessian known through its product (restarted Lanczos, docs/theory.md §8).
+
+    Attributes
+    ----------
+    values : (k,) ndarray
+        Descending for ``"largest"``, ascending for ``"smallest"``; for ``"both"`` the k largest
+        (descending) then the k smallest (ascending).
+    vectors : (P, k) ndarray
+        Orthonormal eigenvectors as columns (as :func:`numpy.linalg.eigh` returns them).
+    residuals : (k,) ndarray
+        :math:`\\|H q - \\theta q\\|`, computed from products.
+    converged : bool
+        Every residual within the tolerance (False: the product budget ran out first).
+    products : int
+        Hessian-vector products used.
+    """
+
+    values: npt.NDArray[np.float64]
+    vectors: npt.NDArray[np.float64]
+    residuals: npt.NDArray[np.float64]
+    converged: bool
+    products: int
+
+
+def hessian_eigen(hvp: Product | Any, dim: int, k: int = 10, *,
+                  which: Literal["largest", "smallest", "both"] = "largest", tol: float = 1e-10,
+                  max_products: int | None = None, seed: int = 0) -> HessianEigen:
+    r"""The k algebraically largest and/or smallest eigenpairs of a Hessian from its product.
+
+    Restarted Lanczos with full reorthogonalisation (docs/theory.md §8); converged when every
+    :math:`\|Hq - \theta q\| \le` ``tol`` :math:`\cdot\max|\theta|`.
+
+    Parameters
+    ----------
+    hvp : callable, operator with ``matvec``, or (P, P) array_like
+        ``v -> H v`` for a float64 vector of length P; H symmetric.
+    dim : int
+        P.
+    k : int
+        Eigenpairs at each wanted end (k < P; 2k < P for ``"both"``).
+    which : {"largest", "smallest", "both"}
+    tol : float
+    max_products : int, optional
+        Budget of products (default: the library's).
+    seed : int
+        The random start vector's seed.
+
+    Examples
+    --------
+    >>> import numpy as np, sgdnoise
+    >>> H = np.diag(np.arange(1.0, 101.0))
+    >>> e = sgdnoise.hessian_eigen(lambda v: H @ v, 100, k=3)
+    >>> np.round(e.values, 10).tolist(), e.converged
+    ([100.0, 99.0, 98.0], True)
+    """
+    p = _as_count(dim, "dim")
+    kk = _as_count(k, "k")
+    if which not in _WHICH:
+        raise InvalidArgumentError(f"which must be one of {sorted(_WHICH)}, got {which!r}")
+    budget = 0 if max_products is None else _as_count(max_products, "max_products")
+    count = 2 * kk if which == "both" else kk
+    if count >= p:
+        raise InvalidArgumentError(f"{'2k' if which == 'both' else 'k'} = {count} must be less than dim = {p}")
+    cb = _Callback(_as_product(hvp, p, "hvp"), p, "hvp")
+    values, vectors, residuals = np.empty(count), np.empty((count, p)), np.empty(count)
+    info = _capi.sgdnoise_eigen_info()
+    status = _lib_.sgdnoise_hessian_eigen(p, cb.c, None, kk, _WHICH[which], as_scalar(tol, "tol"), budget,
+                                          int(seed) & (2**64 - 1), ptr(values), ptr(vectors), ptr(residuals),
+                                          ctypes.byref(info))
+    _check(status, cb)
+    return HessianEigen(values=values, vectors=vectors.T.copy(), residuals=residuals, converged=bool(info.converged),
+                        products=int(info.products))
+
+
+@dataclass(frozen=True)
+class NetworkFluctuation:
+    r"""The stationary fluctuation of SGD at a network's minimum, matrix-free (docs/theory.md §8).
+
+    With :math:`\tilde H = \Lambda^{1/2} H \Lambda^{1/2}` (scalar :math:`\lambda`:
+    :math:`\lambda H`), :math:`\tilde C = \Lambda^{1/2} C \Lambda^{1/2}`, its top-k eigenpairs
+    :math:`(m_i, q_i)` and :math:`d_{ij} = (1-\mu)(m_i + m_j - m_im_j/(1+\mu)) + c_2(m_i-m_j)^2`.
+
+    Attributes
+    ----------
+    top_eigenvalues, bottom_eigenvalues : (k,) ndarray
+        The k largest (descending) and smallest (ascending) eigenvalues of :math:`\tilde H`;
+        a negative bottom eigenvalue is negative curvature (no stationary state along it).
+    top_eigenvectors : (P, k) ndarray
+        :math:`q_i` as columns (the Hessian's eigenvectors for a scalar learning rate).
+    fluctuation_block : (k, k) ndarray
+        :math:`X_k`, :math:`(X_k)_{ij} = q_i^\top\tilde C q_j / d_{ij}`, exact for a constant noise
+        (Theorem 1). For a scalar :math:`\lambda`, ``sigma_block`` :math:`= \lambda X_k` is the block
+        :math:`Q_k^\top\Sigma Q_k` of the fluctuation on the top-k Hessian eigenvectors.
+    sigma_block : (k, k) ndarray or None
+        :math:`Q_k^\top\Sigma Q_k` for a scalar learning rate (None for a diagonal one).
+    excess_loss, excess_loss_stderr : float
+        :math:`\tfrac12\operatorname{Tr}[H\Sigma]` (top k exact, the rest from probes) and its
+        standard error over the probes.
+    top_trace_sigma : float
+        :math:`\operatorname{Tr}\Sigma` on the top-k directions (exact).
+    critical_learning_rate_additive : float
+        :math:`2(1+\mu)/h_{max}` in learning-rate units: the edge for a constant noise.
+    critical_learning_rate_multiplicative, critical_learning_rate_multiplicative_stderr : float or None
+        The edge under Theorem 5's multiplicative noise over the whole spectrum (top k exact, the
+        bulk from stochastic Lanczos quadrature), with its standard error; None without a batch size.
+    hessian_products, noise_products : int
+    lr, momentum, batch_size
+        The inputs.
+    """
+
+    top_eigenvalues: npt.NDArray[np.float64]
+    top_eigenvectors: npt.NDArray[np.float64]
+    bottom_eigenvalues: npt.NDArray[np.float64]
+    fluctuation_block: npt.NDArray[np.float64]
+    sigma_block: npt.NDArray[np.float64] | None
+    excess_loss: float
+    excess_loss_stderr: float
+    top_trace_sigma: float
+    critical_learning_rate_additive: float
+    critical_learning_rate_multiplicative: float | None
+    critical_learning_rate_multiplicative_stderr: float | None
+    hessian_products: int
+    noise_products: int
+    max_residual: float
+    lr: Any
+    momentum: float
+    batch_size: int | None
+
+    def summary(self) -> str:
+        """A readable report of the prediction and of the regime in which it was shown to hold."""
+        k = self.top_eigenvalues.size
+        lines = [
+            f"SGD at a minimum, matrix-free (k = {k}, {self.hessian_products} Hessian and "
+            f"{self.noise_products} noise products; largest eigenpair residual {self.max_residual:.1e})",
+            f"  top eigenvalues of the preconditioned Hessian: "
+            + ", ".join(f"{m:.4g}" for m in self.top_eigenvalues[:5]) + (" ..." if k > 5 else ""),
+            f"  excess training loss 1/2 Tr[H Sigma] = {self.excess_loss:.4g} +- {self.excess_loss_stderr:.2g}",
+            f"  Tr Sigma on the top {k} directions   = {self.top_trace_sigma:.4g}",
+            f"  critical learning rate, constant noise (2(1+mu)/h_max) = {self.critical_learning_rate_additive:.6g}",
+        ]
+        if self.critical_learning_rate_multiplicative is not None:
+            lines.append(f"  critical learning rate, Thm 5 noise (whole spectrum)   = "
+                         f"{self.critical_learning_rate_multiplicative:.6g} +- "
+                         f"{self.critical_learning_rate_multiplicative_stderr:.2g}")
+        negative = self.bottom_eigenvalues[self.bottom_eigenvalues < -1e-6 * self.top_eigenvalues[0]]
+        if negative.size:
+            lines.append(f"  NEGATIVE CURVATURE: {negative.size} eigenvalue(s) down to {negative.min():.3g}: "
+                         "no stationary state along those directions")
+        lines.append("  Valid for a noise that stays what it is at the minimum (Theorem 1, constant C) and a\n"
+                     "  Hessian that does not change along the orbit; docs/theory.md §8.")
+        return "\n".join(lines)
+
+
+def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, lr: float | npt.ArrayLike,
+                        momentum: float = 0.0, k: int = 10, probes: int = 30, steps: int = 40,
+                        batch_size: int | None = None, tol: float = 1e-8, seed: int = 0) -> NetworkFluctuation:
+    r"""The stationary fluctuation of SGD at a minimum of a network, from products only.
+
+    Lanczos for the top-k (and bottom-k) eigenpairs of :math:`\tilde H`; the exact k x k block of
+    Σ on the top-k eigenvectors from k noise products (Theorem 1 is diagonal in :math:`\tilde H`'s
+    eigenbasis); the excess loss :math:`\tfrac12\operatorname{Tr}[H\Sigma] =
+    \tfrac12\operatorname{Tr}[g(\tilde H)\tilde C]`, :math:`g(m) = 1/((1-\mu)(2 - m/(1+\mu)))`, with
+    the top k exact and ``probes`` deflated Hutchinson probes (Krylov :math:`g(\tilde H) z`) for the
+    rest; the critical learning rates of a constant noise and, given ``batch_size``, of Theorem 5's
+    multiplicative noise over the whole spectrum (docs/theory.md §8). Memory
+    :math:`O((k + \text{steps}) P)`; never a :math:`P \times P` matrix.
+
+    Parameters
+    ----------
+    hvp : callable, operator with ``matvec``, or (P, P) array_like
+        ``v -> H v`` at the minimum.
+    noise : callable, :class:`NoiseOperator`, or (P, P) array_like
+        ``v -> C v``, C the minibatch noise covariance at the minimum (e.g.
+        ``sgdnoise.noise_operator(per_sample_grads, batch_size)``).
+    dim : int
+        P.
+    lr : float or (P,) array_like
+        A scalar :math:`\lambda`, or the diagonal of a preconditioner :math:`\Lambda` (then the
+        critical learning rates are multiples of that diagonal).
+    momentum : float
+    k, probes, steps : int
+        Eigenpairs at each end (2k < P), Rademacher probes (≥ 2), Lanczos steps per probe.
+    batch_size : int, optional
+        S, for the multiplicative critical learning rate.
+    tol : float
+        Relative residual tolerance of the eigenpairs.
+    seed : int
+
+    Raises
+    ------
+    UnstableError
+        When :math:`m_{max} \ge 2(1+\mu)` (carries the additive critical learning rate).
+    """
+    p = _as_count(dim, "dim")
+    kk = _as_count(k, "k")
+    nprobes = _as_count(probes, "probes", 2)
+    nsteps = _as_count(steps, "steps")
+    if 2 * kk >= p:
+        raise InvalidArgumentError(f"2k = {2 * kk} must be less than dim = {p}")
+    s = 0 if batch_size is None else _as_count(batch_size, "batch_size")
+    h_cb = _Callback(_as_product(hvp, p, "hvp"), p, "hvp")
+    c_cb = _Callback(_as_product(noise, p, "noise"), p, "noise")
+    if np.ndim(lr) == 0:
+        scale, diagonal = as_scalar(lr, "lr"), None
+    else:
+        diagonal = np.ascontiguousarray(lr, dtype=np.float64)
+        if diagonal.shape != (p,):
+            raise InvalidArgumentError(f"lr must be a scalar or the {p} diagonal entries of a preconditioner, "
+                                       f"got shape {diagonal.shape}")
+        scale = 1.0
+    top, vectors, bottom = np.empty(kk), np.empty((kk, p)), np.empty(kk)
+    block = np.empty((kk, kk))
+    summary = _capi.sgdnoise_network_summary()
+    status = _lib_.sgdnoise_network_fluctuation(
+        p, h_cb.c, None, c_cb.c, None, scale, ptr(diagonal), as_scalar(momentum, "momentum"), kk, nprobes, nsteps,
+        s, as_scalar(tol, "tol"), int(seed) & (2**64 - 1), ptr(top), ptr(vectors), ptr(bottom), ptr(block),
+        ctypes.byref(summary))
+    _check(status, h_cb, c_cb)
+    multiplicative = None if s == 0 else float(summary.critical_learning_rate_multiplicative)
+    return NetworkFluctuation(
+        top_eigenvalues=top, top_eigenvectors=vectors.T.copy(), bottom_eigenvalues=bottom,
+        fluctuation_block=block, sigma_block=None if diagonal is not None else scale * block,
+        excess_loss=float(summary.excess_loss), excess_loss_stderr=float(summary.excess_loss_stderr),
+        top_trace_sigma=float(summary.top_trace_sigma),
+        critical_learning_rate_additive=float(summary.critical_learning_rate_additive),
+        critical_learning_rate_multiplicative=multiplicative,
+        critical_learning_rate_multiplicative_stderr=None if s == 0 else
+        float(summary.critical_learning_rate_multiplicative_stderr),
+        hessian_products=int(summary.hessian_products), noise_products=int(summary.noise_products),
+        max_residual=float(summary.max_residual), lr=lr, momentum=float(momentum), batch_size=batch_size)

@@ -1,0 +1,121 @@
+"""Matrix-free curvature and the fluctuation of a network (docs/theory.md §8), against the dense
+route: numpy's eigh, the library's dense Theorem 1 solver, and the high-dimensional model's
+critical learning rate (the same multiplicative noise solved by another algorithm). Estimates
+with a standard error are checked by z-scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sgdnoise
+
+
+def problem(rng, p=60, top=(5.0, 3.0, 2.5, 2.0), n=200):
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    h = np.concatenate([top, rng.uniform(0.0, 1.0, p - len(top))])
+    hessian = (q * h) @ q.T
+    hessian = 0.5 * (hessian + hessian.T)
+    grads = rng.standard_normal((n, p)) * rng.uniform(0.1, 1.0, p)
+    return hessian, grads
+
+
+def test_hessian_eigen_matches_eigh(rng):
+    hessian, _ = problem(rng)
+    exact = np.linalg.eigh(hessian)
+    e = sgdnoise.hessian_eigen(lambda v: hessian @ v, hessian.shape[0], k=4, which="both")
+    np.testing.assert_allclose(e.values[:4], exact.eigenvalues[::-1][:4], rtol=1e-9)
+    np.testing.assert_allclose(e.values[4:], exact.eigenvalues[:4], atol=1e-9 * exact.eigenvalues[-1])
+    assert e.converged and e.products > 0 and e.vectors.shape == (hessian.shape[0], 8)
+    for i in range(4):  # well-separated top eigenvalues: vectors up to sign
+        assert abs(e.vectors[:, i] @ exact.eigenvectors[:, -1 - i]) > 1 - 1e-8
+    np.testing.assert_allclose(np.linalg.norm(hessian @ e.vectors - e.vectors * e.values, axis=0), e.residuals,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+@pytest.mark.parametrize("batch_size", [4, 16])
+def test_network_fluctuation_against_the_dense_route(rng, momentum, batch_size):
+    hessian, grads = problem(rng)
+    p = hessian.shape[0]
+    lr = 0.2
+    noise = sgdnoise.noise_operator(grads, batch_size)
+    dense_noise = sgdnoise.noise_covariance(grads, batch_size)
+    r = sgdnoise.network_fluctuation(lambda v: hessian @ v, noise, p, lr=lr, momentum=momentum, k=4, probes=40,
+                                     steps=30, batch_size=batch_size, seed=3)
+    sigma = sgdnoise.stationary_covariance(hessian, dense_noise, lr, momentum)
+    q = r.top_eigenvectors
+    block = q.T @ sigma @ q
+    # (a) the k x k block is exact (Theorem 1 is diagonal in H's eigenbasis).
+    np.testing.assert_allclose(r.sigma_block, block, rtol=0, atol=1e-10 * np.abs(block).max())
+    assert r.top_trace_sigma == pytest.approx(np.trace(block), rel=1e-10)
+    # (b) the excess loss, top k exact + probes: a z-score.
+    exact = 0.5 * np.trace(hessian @ sigma)
+    assert abs(r.excess_loss - exact) < 4 * r.excess_loss_stderr, (r.excess_loss, exact, r.excess_loss_stderr)
+    assert r.excess_loss_stderr < 0.05 * exact
+    # (c) the critical learning rates.
+    h_max = np.linalg.eigvalsh(hessian)[-1]
+    assert r.critical_learning_rate_additive == pytest.approx(2 * (1 + momentum) / h_max, rel=1e-9)
+    dense_critical = sgdnoise.critical_learning_rate(hessian, batch_size, momentum, model="high_dimensional")
+    z = (r.critical_learning_rate_multiplicative - dense_critical) / r.critical_learning_rate_multiplicative_stderr
+    assert abs(z) < 4, (r.critical_learning_rate_multiplicative, dense_critical, z)
+    assert r.noise_products == 4 + 40  # k block products + one per probe
+
+
+def test_diagonal_learning_rate(rng):
+    """Λ = diag(d): the block is X_k = Q̃ᵀ Λ^{-1/2} Σ Λ^{-1/2} Q̃ with Q̃ the eigenvectors of
+    Λ^{1/2} H Λ^{1/2}."""
+    hessian, grads = problem(rng)
+    p = hessian.shape[0]
+    d = rng.uniform(0.05, 0.2, p)
+    dense_noise = sgdnoise.noise_covariance(grads, 8)
+    r = sgdnoise.network_fluctuation(lambda v: hessian @ v, dense_noise, p, lr=d, k=3, probes=20, steps=30)
+    sigma = sgdnoise.stationary_covariance(hessian, dense_noise, np.diag(d))
+    root = np.sqrt(d)
+    x = sigma / np.outer(root, root)
+    q = r.top_eigenvectors
+    np.testing.assert_allclose(r.fluctuation_block, q.T @ x @ q, atol=1e-10 * np.abs(q.T @ x @ q).max())
+    assert r.sigma_block is None
+    h_tilde = hessian * np.outer(root, root)
+    np.testing.assert_allclose(r.top_eigenvalues, np.linalg.eigvalsh(h_tilde)[::-1][:3], rtol=1e-9)
+    assert abs(r.excess_loss - 0.5 * np.trace(hessian @ sigma)) < 4 * r.excess_loss_stderr
+
+
+def test_unstable_carries_the_additive_critical_learning_rate(rng):
+    hessian, grads = problem(rng)
+    with pytest.raises(sgdnoise.UnstableError) as info:
+        sgdnoise.network_fluctuation(hessian, np.eye(hessian.shape[0]), hessian.shape[0], lr=0.5, k=2)
+    assert info.value.critical_learning_rate == pytest.approx(2 / 5.0, rel=1e-8)
+
+
+def test_a_callback_that_raises_propagates_its_exception(rng):
+    hessian, _ = problem(rng)
+    p = hessian.shape[0]
+    calls = []
+
+    def hvp(v):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("stop")
+        return hessian @ v
+
+    with pytest.raises(KeyboardInterrupt, match="stop") as info:
+        sgdnoise.hessian_eigen(hvp, p, k=2)
+    assert isinstance(info.value.__cause__, sgdnoise.CancelledError)
+    assert len(calls) == 5  # no call after the one that raised
+    with pytest.raises(sgdnoise.InvalidArgumentError, match="returned shape"):
+        sgdnoise.hessian_eigen(lambda v: np.ones(p + 1), p, k=2)
+    with pytest.raises(sgdnoise.NumericalError, match="NaN"):
+        sgdnoise.hessian_eigen(lambda v: np.full(p, np.nan), p, k=2)
+    with pytest.raises(ValueError, match="noise failed"):
+        sgdnoise.network_fluctuation(hessian, lambda v: (_ for _ in ()).throw(ValueError("noise failed")), p,
+                                     lr=0.1, k=2)
+
+
+def test_arguments_are_checked():
+    h = np.eye(4)
+    for kwargs, message in [({"k": 2}, "2k = 4"), ({"k": 0}, "k must be"), ({"probes": 1}, "probes"),
+                            ({"momentum": 1.0}, "momentum"), ({"lr": -1.0}, "lr")]:
+        args = {"lr": 0.1, "k": 1} | kwargs
+        with pytest.raises(sgdnoise.InvalidArgumentError, match=message):
+            sgdnoise.network_fluctuation(h, h, 4, **args)
