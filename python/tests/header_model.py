@@ -412,7 +412,7 @@ LIST_INPUTS = {"lrs", "momenta", "batch_sizes", "weight_decays"}   # points or c
 # Sizes: names that size a list argument, and those for which 0 is a valid value.
 LIST_SIZES = {"points", "count"}
 ZERO_ALLOWED_SIZES = {"threads", "burn_in"}
-WORK_SIZES = {"steps", "burn_in", "chains"}   # how long a call runs, not how much it reads
+WORK_SIZES = {"steps", "burn_in", "chains", "probes", "max_products"}   # how long a call runs, not how much it reads
 
 # Real parameters with a documented range (anything outside is INVALID_ARGUMENT): [lo, hi).
 REAL_DOMAINS = {"momentum": (0.0, 1.0), "flat_tolerance": (0.0, 1.0)}
@@ -472,7 +472,7 @@ def classify(fn: Function, param: Param) -> str:
             return INPUT
         if not t.const and t.base in NUMERIC_BUFFERS and not t.tag:
             return OUTPUT
-        if t.base == "void" and not t.const and param.name == "context" and any(
+        if t.base == "void" and not t.const and (param.name == "context" or param.name.endswith("_context")) and any(
                 isinstance(p.type, FunctionPointer) for p in fn.params):
             return CONTEXT
     elif t.pointers == 2 and t.tag == OPAQUE and not t.const:

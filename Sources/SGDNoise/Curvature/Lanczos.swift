@@ -128,6 +128,10 @@ public func lanczosEigenpairs(
 ) throws -> LanczosEigenpairs {
     let p = hessian.dimension
     guard k >= 1 else { throw SGDNoiseError.invalidArgument("k must be at least 1, got \(k)") }
+    guard k < p else {  // before any arithmetic on k, which may be as large as Int.max
+        throw SGDNoiseError.invalidArgument(
+            "k = \(k) must be less than the dimension P = \(p) (use SymmetricEigendecomposition for the whole spectrum)")
+    }
     let high = which == .smallest ? 0 : k
     let low = which == .largest ? 0 : k
     let wanted = high + low
