@@ -123,3 +123,17 @@ def test_bad_arguments():
         sgdnoise.finite_dataset(x, np.ones(5), 0.1, 1)  # rank-deficient XᵀX, no weight decay
     with pytest.raises(sgdnoise.InvalidArgumentError, match="X"):
         sgdnoise.finite_dataset(np.array([[np.nan, 1.0]]), np.ones(1), 0.1, 1)
+
+
+def test_a_singular_design_is_refused_not_answered_arbitrarily():
+    """With a duplicated column XᵀX/N is singular and w* is not unique: a Cholesky factorisation may
+    still succeed on round-off, so the call must refuse by the spectrum, whatever the rounding."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((50, 3))
+    x = np.column_stack([x, x[:, 0]])
+    y = x[:, :3] @ [1.0, -1.0, 0.5] + 0.1 * rng.standard_normal(50)
+    with pytest.raises(sgdnoise.NotPositiveDefiniteError, match="not unique"):
+        sgdnoise.finite_dataset(x, y, 0.05, 4)
+    # A weight decay makes it nonsingular again: the prediction exists.
+    p = sgdnoise.finite_dataset(x, y, 0.05, 4, weight_decay=1e-3)
+    assert np.all(np.isfinite(p.sigma))

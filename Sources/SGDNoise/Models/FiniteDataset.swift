@@ -125,6 +125,15 @@ public func finiteDataset(
     guard y.count == n, y.allSatisfy({ $0.isFinite }) else {
         throw SGDNoiseError.invalidArgument("y must have \(n) finite entries (one per row of X), got \(y.count)")
     }
+    // w* = K⁻¹Xᵀy/N is unique only when K = XᵀX/N + Γ is nonsingular: a Cholesky factorisation
+    // of a singular K may succeed on round-off and return an arbitrary w*, so the spectrum decides.
+    let (solver, transform) = try problem.solver(learningRate)
+    if let mMin = solver.spectral.m.first, let mMax = solver.spectral.m.last,
+       mMin <= Validation.defaultFlatTolerance(dimension: d) * abs(mMax) {
+        throw SGDNoiseError.notPositiveDefinite(
+            "XᵀX/N + weight_decay is singular or indefinite (relative smallest eigenvalue \(mMin / abs(mMax))): w* is not unique. "
+                + "Restrict X to its row space (drop redundant columns) or add a weight decay")
+    }
     let xty = x.transposed.apply(y).map { $0 / Double(n) }
     let wStar = try problem.curvature.solvePositiveDefinite(xty, name: "XᵀX/N + weight_decay")
     let residuals = zip(x.apply(wStar), y).map { $0 - $1 }
@@ -137,7 +146,6 @@ public func finiteDataset(
         throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
     }
     if let a = populationCovariance { try a.requireSymmetric("A", size: d) }
-    let (solver, transform) = try problem.solver(learningRate)
     let lrScale: Double
     if case .scalar(let l) = learningRate { lrScale = l } else { lrScale = 1 }
     func unstable() -> SGDNoiseError {
