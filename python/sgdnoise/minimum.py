@@ -114,6 +114,17 @@ def minimum_fluctuation(hessian: npt.ArrayLike, loss: float, lr: npt.ArrayLike, 
         (D, D), or (D,) for a 1-D ``hessian``.
     kind : str
     critical_learning_rate : float or None
+        At an interpolating minimum the edge of its multiplicative noise; at a non-interpolating
+        one the edge of :math:`C(\Sigma) = \frac1S(\operatorname{Tr}[H_0\Sigma]H_0 - H_0\Sigma H_0)
+        + \frac{2L_0}{S}H_0` (docs/theory.md §8), well below the :math:`2(1+\mu)/h_{max}` of the
+        constant part alone when the spectrum has many sizeable eigenvalues or with momentum (measured
+        on a real network, experiments/real_network); None at a regularised minimum, where
+        :math:`H_0` is indefinite and no edge has been shown to hold.
+
+    Raises
+    ------
+    UnstableError
+        At or past that critical learning rate.
     """
     op = Operand(hessian, "hessian")
     gamma = _decay(op, weight_decay)

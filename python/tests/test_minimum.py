@@ -119,8 +119,7 @@ def test_regularized_formula_and_fluctuation():
     sigma, kind, critical = sgdnoise.minimum_fluctuation(h0, loss, lr, s, weight_decay=gamma, w_star=w, momentum=0.3)
     np.testing.assert_allclose(sigma, sgdnoise.stationary_covariance(h0 + gamma * np.eye(3), expected, lr, 0.3),
                                rtol=1e-13, atol=1e-16)
-    h_max = np.linalg.eigvalsh(h0 + gamma * np.eye(3)).max()
-    assert critical == pytest.approx(2 * 1.3 / h_max, rel=1e-12)
+    assert critical is None  # H₀ may be indefinite at a regularised minimum: no edge is claimed
 
 
 def test_singular_hessian_projects_onto_the_range():
@@ -187,3 +186,27 @@ def test_flat_tolerance_is_the_same_default_everywhere():
                 with pytest.raises(sgdnoise.SGDNoiseError):
                     call()
                 call(flat_tolerance=1e-8)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_non_interpolating_critical_learning_rate_is_the_multiplicative_edge(momentum):
+    """Near a minimum the noise is C(Σ) = (1/S)(Tr[H₀Σ]H₀ − H₀ΣH₀) + (2L₀/S)H₀ (docs/theory.md §8):
+    stationary iff (1/S) Σ_i φ(λh_i) < 1 with φ(m) = m/((1−μ)(2 − m/(1+μ)) + m/S). The root is found
+    here with scipy's brentq; the library reports it and refuses learning rates past it, although
+    the constant part alone would allow up to 2(1+μ)/h_max (several times more with momentum)."""
+    h = np.array([3.0, 2.0, 1.5, 1.0, 0.7, 0.5, 0.2, 0.1])
+    s = 4
+
+    def excess(lr):
+        m = lr * h
+        return np.sum(m / ((1 - momentum) * (2 - m / (1 + momentum)) + m / s)) / s - 1
+
+    expected = scipy.optimize.brentq(excess, 1e-9, 2 * (1 + momentum) / h.max() * (1 - 1e-12), xtol=1e-15)
+    _, kind, critical = sgdnoise.minimum_fluctuation(h, 0.1, 0.5 * expected, s, momentum=momentum)
+    assert kind == "non_interpolating"
+    assert critical == pytest.approx(expected, rel=1e-10)
+    assert critical < (0.8 if momentum == 0 else 0.5) * 2 * (1 + momentum) / h.max()
+    sgdnoise.minimum_fluctuation(np.diag(h), 0.1, expected * (1 - 1e-6), s, momentum=momentum)
+    with pytest.raises(sgdnoise.UnstableError) as info:
+        sgdnoise.minimum_fluctuation(np.diag(h), 0.1, expected * (1 + 1e-6), s, momentum=momentum)
+    assert info.value.critical_learning_rate == pytest.approx(expected, rel=1e-10)

@@ -145,7 +145,13 @@ private func minimumNoiseUnchecked(
 /// is the library's one default, 16·D·ε, as in `stationaryCovariance`. The noise must be a
 /// covariance: see `minimumNoise` for when Thm 5's is not, and the error that says so.
 ///
-/// - Returns: Σ and the minimum's kind; `criticalLearningRate` where the model defines one.
+/// - Returns: Σ and the minimum's kind; `criticalLearningRate` where the model defines one: at an
+///   interpolating minimum the edge of its multiplicative noise; at a non-interpolating one the
+///   edge of C(Σ) = (1/S)(Tr[H₀Σ]H₀ − H₀ΣH₀) + (2L₀/S)H₀ (docs/theory.md §8: the constant
+///   (2L₀/S)H₀ alone would allow learning rates up to 2(1+μ)/h_max, several times too large with
+///   momentum, as measured on a real network); nil at a regularised minimum, where H₀ is
+///   indefinite and no edge has been shown to hold.
+/// - Throws: `unstable` at or past that critical learning rate.
 public func minimumFluctuation(
     hessian rawHessian: SymmetricOperator, loss: Double, learningRate: LearningRate, batchSize: Int,
     weightDecay: SymmetricOperator? = nil, wStar: [Double]? = nil, momentum: Double = 0, flatTolerance: Double? = nil
@@ -194,6 +200,18 @@ private func minimumFluctuationUnchecked(
                                                    flatTolerance: tolerance)
     var h = hessian
     if hasDecay, let g = weightDecay { h = hessian + g }
+    let critical = try minimumCriticalLearningRate(kind: kind, hessian: hessian, learningRate: learningRate,
+                                                   batchSize: batchSize, momentum: momentum)
+    if let critical {
+        let rate: Double
+        if case .scalar(let l) = learningRate { rate = l } else { rate = 1 }
+        guard rate < critical else {
+            throw SGDNoiseError.unstable(
+                "unstable: near this minimum the noise grows with the fluctuation (Tr[H0 Sigma] H0 - H0 Sigma H0)/S, "
+                    + "and no stationary distribution exists at this learning rate (docs/theory.md section 8)",
+                criticalLearningRate: critical)
+        }
+    }
     switch (h, noise, learningRate) {
     case (.diagonal(let hv), .diagonal(let cv), .scalar), (.diagonal(let hv), .diagonal(let cv), .diagonal):
         // Diagonal: the spectral solution entry by entry, Σ_ii = λ_i² c_i / d_ii, flat directions 0.
@@ -208,15 +226,37 @@ private func minimumFluctuationUnchecked(
         let lrScale: Double
         if case .scalar(let x) = learningRate { lrScale = x } else { lrScale = 1 }
         let solution = try system.solve(baseNoiseDiagonal: (0..<d).map { l($0) * cv[$0] }, lrScale: lrScale)
-        return (kind, .diagonal((0..<d).map { l($0) * solution.y[$0] }), system.criticalScale().map { $0 * lrScale })
+        return (kind, .diagonal((0..<d).map { l($0) * solution.y[$0] }), critical)
     default:
         let result = try stationaryCovariance(hessian: h.matrix, noise: noise.matrix, learningRate: learningRate,
                                               momentum: momentum, flatTolerance: tolerance)
-        let mMax = result.preconditionedHessianEigenvalues.last ?? 0
-        let lrScale: Double
-        if case .scalar(let x) = learningRate { lrScale = x } else { lrScale = 1 }
-        return (kind, .dense(result.sigma), mMax > 0 ? lrScale * 2 * (1 + momentum) / mMax : nil)
+        return (kind, .dense(result.sigma), critical)
     }
+}
+
+/// The critical learning rate near a minimum without weight decay (docs/theory.md §8): the noise
+/// there is C(Σ) = (1/S)(Tr[H₀Σ]H₀ − H₀ΣH₀) + (2L₀/S)H₀ to the order of Thm 5, whose Σ-dependent
+/// part makes SGD unstable well below the 2(1+μ)/h_max of a constant noise (measured on a real
+/// network: experiments/real_network). Its edge is the high-dimensional model's with Â → H̃ =
+/// Λ^{1/2}H₀Λ^{1/2}, in the caller's units. At a regularised minimum H₀ = H − Γ is indefinite and
+/// the measured SGD drifts instead: no critical learning rate is claimed there (nil).
+private func minimumCriticalLearningRate(
+    kind: MinimumKind, hessian: SymmetricOperator, learningRate: LearningRate, batchSize: Int, momentum: Double
+) throws -> Double? {
+    guard kind == .nonInterpolating else { return nil }
+    // H̃ in units where the answer is the caller's: H₀ itself for a scalar λ (λ* in units of λ), the
+    // conjugated Λ^{1/2}H₀Λ^{1/2} for a matrix Λ (the largest stable multiple c of Λ).
+    let tilde: SymmetricOperator
+    switch (hessian, learningRate) {
+    case (_, .scalar):
+        tilde = hessian
+    case (.diagonal(let h), .diagonal(let v)):
+        tilde = .diagonal(zip(h, v).map { $0 * $1 })
+    default:
+        tilde = .dense(try LearningRateTransform(learningRate, dimension: hessian.dimension).conjugate(hessian.matrix))
+    }
+    return try Model.highDimensional(aHat: tilde, alpha: 1, noiseVariance: 0)
+        .criticalLearningRate(batchSize: batchSize, momentum: momentum)
 }
 
 extension SymmetricOperator {
