@@ -15,7 +15,10 @@ LIB          := .build/release/libsgdnoise.so
 CLI          := .build/release/sgdnoise-cli
 HEADER       := include/sgdnoise.h
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpython3-dev pkg-config valgrind
-PY_MODULES   := numpy scipy pytest matplotlib nbclient nbformat ipykernel hypothesis tqdm
+# Python modules by import name; PIP_NAMES maps an import name to its PyPI name where they differ.
+# jax and sklearn: the JAX adapter (sgdnoise.jax) and its test on a real network.
+PY_MODULES   := numpy scipy pytest matplotlib nbclient nbformat ipykernel hypothesis tqdm jax sklearn
+PIP_NAMES    := sklearn=scikit-learn
 CWARN        := -Wall -Wextra -pedantic -Werror
 C_EXAMPLES   := $(wildcard examples/c/*.c)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH),)
@@ -36,7 +39,8 @@ setup:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@missing=""; for m in $(PY_MODULES); do \
-	  $(PYTHON) -c "import $$m" 2>/dev/null || missing="$$missing $$m"; \
+	  pkg=$$m; for pair in $(PIP_NAMES); do [ "$${pair%%=*}" = "$$m" ] && pkg=$${pair#*=}; done; \
+	  $(PYTHON) -c "import $$m" 2>/dev/null || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then echo "setup: pip install$$missing"; $(PYTHON) -m pip install -q $$missing; fi
 

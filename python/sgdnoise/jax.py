@@ -1,0 +1,580 @@
+r"""JAX adapter: the stationary fluctuation of SGD at a minimum of a JAX model (docs/theory.md §8).
+
+A thin layer between a JAX loss and the matrix-free core of :mod:`sgdnoise.network`: it turns
+``loss_fn(params, batch)`` into the two products the core needs — the Hessian-vector product
+``v -> H v`` of the training loss (forward-over-reverse, jit-compiled once) and the noise product
+``v -> C v`` of the per-sample gradients (the core's :class:`~sgdnoise.NoiseOperator` on stacked
+gradients, or a streaming product that recomputes them chunk by chunk). Every eigenpair, trace
+estimate, critical learning rate and noise product is computed by the library's core; this module
+only differentiates. Needs ``jax`` (``pip install jax``); ``import sgdnoise`` alone never imports
+it.
+
+Conventions
+-----------
+``loss_fn(params, batch) -> scalar`` must be the **mean** of per-example losses over the batch,
+plus any regulariser that does not depend on the batch:
+
+.. math::
+
+    L(w) = \frac1N\sum_{i=1}^N \ell_i(w) + R(w),
+
+the loss SGD minimises with batch-**mean** gradients (docs/conventions.md). The Hessian is that of
+``loss_fn(params, data)`` on the whole dataset, and the per-sample gradient of example i is the
+gradient of ``loss_fn`` on the batch made of that example alone, :math:`\nabla\ell_i + \nabla R`.
+The two are consistent only for a mean: a *sum* over the batch would multiply H by N while leaving
+the per-sample gradients unchanged (:func:`analyze` checks this and refuses such a loss). A
+regulariser inside ``loss_fn`` (weight decay :math:`R = \tfrac\gamma2|w|^2`, or any
+:math:`R`) adds the same :math:`\nabla R(w)` (:math:`\Gamma w`) to every per-sample gradient,
+which cancels in the covariance :math:`C = \frac fN\sum_i (g_i - \bar g)(g_i - \bar g)^\top`: the
+regulariser enters the Hessian and not the noise, as it should (deterministic weight decay).
+
+``params`` is any pytree of arrays (a dict, a list, a flax ``params`` tree, a single array); it is
+flattened with :func:`jax.flatten_util.ravel_pytree` into a vector of P entries, in the order
+:func:`flatten` gives (eigenvectors and ``lr`` diagonals use that order). ``data`` is a tuple
+``(X, y)`` or any pytree of arrays whose leaves share the leading axis N (the examples).
+
+Precision: the products are evaluated in the dtype of ``params`` (enable ``jax_enable_x64`` and use
+float64 parameters for a tight comparison with dense routes); float32 per-sample gradients stay
+float32 and the core accumulates them in float64.
+
+Examples
+--------
+>>> import numpy as np, jax.numpy as jnp, sgdnoise.jax as sj
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(64, 3)); y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=64)
+>>> def loss_fn(w, batch):                       # the MEAN squared error over the batch
+...     x, t = batch
+...     return 0.5 * jnp.mean((x @ w - t) ** 2)
+>>> w = jnp.asarray(np.linalg.lstsq(X, y, rcond=None)[0])
+>>> H = X.T @ X / 64                             # this loss's Hessian, for the check only
+>>> Hv = sj.hvp(loss_fn, w, (X, y))
+>>> bool(np.allclose(Hv(np.array([1.0, 0.0, 0.0])), H[:, 0], rtol=1e-4))
+True
+>>> lr = 0.5 / np.linalg.eigvalsh(H).max()
+>>> r = sj.analyze(loss_fn, w, (X, y), lr=lr, batch_size=8, k=1, probes=4, steps=2)
+>>> bool(np.isclose(r.critical_learning_rate_additive, 4 * lr, rtol=1e-4))
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+import jax as _jax
+import jax.numpy as _jnp
+from jax.flatten_util import ravel_pytree as _ravel_pytree
+
+from . import _lib
+from ._arrays import as_batch_size, as_float64, as_scalar
+from .errors import InvalidArgumentError
+from .matrix_free import NoiseOperator, noise_operator
+from .network import NetworkFluctuation, network_fluctuation
+
+__all__ = ["HessianProduct", "StreamingNoise", "analyze", "flatten", "hvp", "noise", "per_sample_gradients"]
+
+_c = _lib.lib
+
+LossFn = Callable[[Any, Any], Any]
+"""``loss_fn(params, batch) -> scalar``: the mean loss over the batch (plus a regulariser)."""
+
+DEFAULT_CHUNK = 256
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parameters and data
+
+def flatten(params: Any) -> tuple[npt.NDArray[np.float64], Callable[[npt.ArrayLike], Any]]:
+    """The parameters as one float64 vector, and the function that turns such a vector back into
+    a pytree like ``params`` (with the original dtypes).
+
+    Parameters
+    ----------
+    params : pytree of arrays
+
+    Returns
+    -------
+    vector : (P,) ndarray
+        float64 (also for float32 parameters), in :func:`jax.flatten_util.ravel_pytree`'s order.
+    unflatten : callable
+        ``(P,) array_like -> pytree`` (jax arrays cast to the parameters' dtype).
+
+    Examples
+    --------
+    >>> import numpy as np, sgdnoise.jax as sj
+    >>> w, unflatten = sj.flatten({"b": np.zeros(2), "W": np.ones((2, 3))})
+    >>> w.shape, w.dtype.name
+    ((8,), 'float64')
+    >>> {k: v.shape for k, v in unflatten(np.arange(8.0)).items()}
+    {'W': (2, 3), 'b': (2,)}
+    """
+    flat, unravel = _ravel_pytree(params)
+    dtype, p = flat.dtype, flat.shape[0]
+
+    def unflatten(vector: npt.ArrayLike) -> Any:
+        v = np.asarray(vector)
+        if v.shape != (p,):
+            raise InvalidArgumentError(f"the vector must have shape ({p},), got {v.shape}")
+        return unravel(_jnp.asarray(v, dtype=dtype))
+
+    return np.asarray(flat, dtype=np.float64), unflatten
+
+
+class _Flat:
+    """Parameters flattened in their own dtype (the point where every product is taken)."""
+
+    def __init__(self, params: Any) -> None:
+        flat, self.unravel = _ravel_pytree(params)
+        if flat.ndim != 1 or flat.shape[0] == 0:
+            raise InvalidArgumentError("params must hold at least one parameter")
+        if not _jnp.issubdtype(flat.dtype, _jnp.floating):
+            raise InvalidArgumentError(f"params must be floating point, got {flat.dtype}")
+        self.w = flat
+        self.dtype = np.dtype(flat.dtype)
+        self.dim = int(flat.shape[0])
+
+
+def _as_data(data: Any) -> tuple[Any, int]:
+    """The data as a pytree of jax arrays, and N, the leading axis every leaf shares."""
+    leaves, tree = _jax.tree_util.tree_flatten(data)
+    if not leaves:
+        raise InvalidArgumentError("data must hold at least one array, e.g. (X, y)")
+    arrays = [_jnp.asarray(x) for x in leaves]
+    shapes = [a.shape for a in arrays]
+    if any(len(s) == 0 for s in shapes):
+        raise InvalidArgumentError(f"every array in data needs a leading axis of examples, got shapes {shapes}")
+    n = shapes[0][0]
+    if any(s[0] != n for s in shapes):
+        raise InvalidArgumentError(f"every array in data must have the same number of examples (leading axis), "
+                                   f"got shapes {shapes}")
+    if n == 0:
+        raise InvalidArgumentError("data holds no examples")
+    return _jax.tree_util.tree_unflatten(tree, arrays), int(n)
+
+
+def _as_chunk(chunk: Any, n: int) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or int(chunk) < 1:
+        raise InvalidArgumentError(f"chunk must be an integer >= 1, got {chunk!r}")
+    return min(int(chunk), n)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The Hessian-vector product
+
+class HessianProduct:
+    """``v -> H v`` for the Hessian of ``loss_fn(params, data)`` at ``params`` (see :func:`hvp`).
+
+    Attributes
+    ----------
+    dim : int
+        P.
+    shape : (int, int)
+        (P, P).
+    dtype : numpy.dtype
+        The dtype the product is evaluated in (that of the parameters); results are float64.
+    samples : int
+        N.
+    calls : int
+        Products evaluated so far.
+    """
+
+    def __init__(self, loss_fn: LossFn, params: Any, data: Any) -> None:
+        self._flat = _Flat(params)
+        self._data, self.samples = _as_data(data)
+        unravel = self._flat.unravel
+
+        def gradient(w: Any, batch: Any) -> Any:
+            return _jax.grad(lambda u: loss_fn(unravel(u), batch))(w)
+
+        def product(w: Any, v: Any, batch: Any) -> Any:
+            return _jax.jvp(lambda u: gradient(u, batch), (w,), (v,))[1]
+
+        self._product = _jax.jit(product)
+        self.dim = self._flat.dim
+        self.shape = (self.dim, self.dim)
+        self.dtype = self._flat.dtype
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        return f"HessianProduct(P={self.dim}, dtype={self.dtype})"
+
+    def matvec(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """:math:`H v` for a vector of P entries, float64."""
+        x = as_float64(v, "v", 1)
+        if x.shape[0] != self.dim:
+            raise InvalidArgumentError(f"v must have shape ({self.dim},), got {x.shape}")
+        self.calls += 1
+        out = self._product(self._flat.w, _jnp.asarray(x, dtype=self.dtype), self._data)
+        return np.asarray(out, dtype=np.float64)
+
+    __call__ = matvec
+
+    def __matmul__(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return self.matvec(v)
+
+
+def hvp(loss_fn: LossFn, params: Any, data: Any) -> HessianProduct:
+    r"""The Hessian-vector product :math:`v \mapsto H v` of the training loss
+    :math:`L(w) =` ``loss_fn(w, data)`` at ``params``.
+
+    Forward-over-reverse (``jax.jvp`` of ``jax.grad``, about the cost of two gradients), compiled
+    once with ``jax.jit`` and reused for every product; the whole ``data`` is one batch.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn(params, batch) -> scalar``, the mean loss over the batch plus any regulariser (see
+        the module's conventions).
+    params : pytree of arrays
+        The point (a minimum) where H is taken.
+    data : pytree of arrays
+        ``(X, y)`` or any pytree whose leaves share the leading axis N.
+
+    Returns
+    -------
+    HessianProduct
+        Callable ``(P,) array_like -> (P,) float64 ndarray`` (also ``.matvec``), vectors in
+        :func:`flatten`'s order.
+    """
+    return HessianProduct(loss_fn, params, data)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-sample gradients
+
+class _GradientStream:
+    """Per-sample gradients in chunks of a fixed size (one compiled function; the last chunk is
+    taken as the last ``chunk`` examples and its already-seen rows dropped, so no shape changes)."""
+
+    def __init__(self, loss_fn: LossFn, params: Any, data: Any, chunk: int) -> None:
+        self.flat = _Flat(params)
+        self.data, self.n = _as_data(data)
+        self.chunk = _as_chunk(chunk, self.n)
+        unravel, size = self.flat.unravel, self.chunk
+
+        def single(w: Any, example: Any) -> Any:
+            batch = _jax.tree_util.tree_map(lambda x: x[None], example)
+            return _jax.grad(lambda u: loss_fn(unravel(u), batch))(w)
+
+        def block(w: Any, batch: Any, start: Any) -> Any:
+            part = _jax.tree_util.tree_map(lambda x: _jax.lax.dynamic_slice_in_dim(x, start, size, 0), batch)
+            return _jax.vmap(single, in_axes=(None, 0))(w, part)
+
+        self._block = _jax.jit(block)
+        self.dim, self.dtype = self.flat.dim, self.flat.dtype
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        n, c = self.n, self.chunk
+        for start in range(0, n, c):
+            first = min(start, n - c)
+            g = np.asarray(self._block(self.flat.w, self.data, first))
+            yield np.ascontiguousarray(g[start - first:], dtype=self.dtype)
+
+    def stacked(self) -> np.ndarray:
+        out = np.empty((self.n, self.dim), dtype=self.dtype)
+        row = 0
+        for g in self:
+            out[row:row + g.shape[0]] = g
+            row += g.shape[0]
+        return out
+
+
+def per_sample_gradients(loss_fn: LossFn, params: Any, data: Any,
+                         chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
+    r"""The per-sample gradients :math:`g_i = \nabla_w` ``loss_fn(params, example_i)``, chunk by chunk.
+
+    ``jax.vmap`` of ``jax.grad`` over single examples (each a batch of one), compiled once; only
+    one (chunk, P) block exists at a time unless the caller keeps them.
+
+    Parameters
+    ----------
+    loss_fn, params, data
+        As in :func:`hvp`. With a regulariser inside ``loss_fn`` every row carries its gradient
+        (:math:`\nabla\ell_i + \Gamma w`), which cancels in the noise covariance.
+    chunk : int
+        Examples per block (the last block may be shorter).
+
+    Yields
+    ------
+    (n_chunk, P) ndarray
+        Rows of G in example order, in :func:`flatten`'s parameter order, in the parameters' dtype
+        (float32 stays float32).
+
+    Examples
+    --------
+    >>> import numpy as np, jax.numpy as jnp, sgdnoise.jax as sj
+    >>> X = np.arange(10.0).reshape(5, 2); y = np.ones(5)
+    >>> loss_fn = lambda w, b: 0.5 * jnp.mean((b[0] @ w - b[1]) ** 2)
+    >>> [g.shape for g in sj.per_sample_gradients(loss_fn, jnp.zeros(2), (X, y), chunk=2)]
+    [(2, 2), (2, 2), (1, 2)]
+    """
+    stream = _GradientStream(loss_fn, params, data, chunk)  # arguments checked here, not at the first chunk
+    return (np.array(g) for g in stream)  # writable copies (the stream's arrays are read-only views)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The noise product
+
+class StreamingNoise:
+    r"""The noise covariance :math:`C v = \frac fN\sum_i (g_i - \bar g)\big((g_i - \bar g)^\top v\big)`
+    of per-sample gradients recomputed chunk by chunk for every product (see :func:`noise`).
+
+    :math:`\bar g` is computed once, on creation (one pass); each :meth:`matvec` is one more pass of
+    per-sample gradients, each chunk handed to the core's noise-operator product (float64
+    accumulation, float32 gradients widened on the fly) with that global mean. Memory O(chunk·P).
+
+    Attributes
+    ----------
+    shape : (int, int)
+        (P, P).
+    dtype : numpy.dtype
+        float64 (the results).
+    mean : (P,) ndarray
+        :math:`\bar g`.
+    factor : float
+        The sampling factor f of [Prop 1]: 1/S with replacement, (N−S)/(S(N−1)) without.
+    batch_size : int
+    replacement : bool
+    samples : int
+        N.
+    passes : int
+        Passes of per-sample gradients so far (1 for the mean, 1 per product).
+    """
+
+    def __init__(self, stream: _GradientStream, batch_size: int, replacement: bool = True) -> None:
+        self._stream = stream
+        n, d = stream.n, stream.dim
+        self.batch_size = as_batch_size(batch_size)
+        self.replacement = bool(replacement)
+        sampling = _lib.SAMPLING_WITH_REPLACEMENT if replacement else _lib.SAMPLING_WITHOUT_REPLACEMENT
+        factor = ctypes.c_double()
+        _lib.check(_c.sgdnoise_noise_factor(n, self.batch_size, sampling, ctypes.byref(factor)))
+        self.factor = factor.value
+        self._f32 = stream.dtype == np.float32
+        mean_fn = _c.sgdnoise_gradient_mean_f32 if self._f32 else _c.sgdnoise_gradient_mean
+        total, part = np.zeros(d), np.empty(d)
+        for g in stream:
+            _lib.check(mean_fn(g.shape[0], d, g.ctypes.data, part.ctypes.data))
+            total += g.shape[0] * part
+        mean = total / n
+        mean.flags.writeable = False
+        self._mean = mean
+        self.samples = n
+        self.shape = (d, d)
+        self.dtype = np.dtype(np.float64)
+        self.passes = 1
+
+    @property
+    def mean(self) -> npt.NDArray[np.float64]:
+        return self._mean
+
+    def __repr__(self) -> str:
+        return (f"StreamingNoise(N={self.samples}, P={self.shape[0]}, dtype={self._stream.dtype}, "
+                f"chunk={self._stream.chunk}, batch_size={self.batch_size}, replacement={self.replacement})")
+
+    def _sweep(self, apply: Callable[..., int], m: int, v: np.ndarray | None, out_shape: tuple[int, ...]) -> np.ndarray:
+        d = self.shape[0]
+        total, part = np.zeros(out_shape), np.empty(out_shape)
+        # Each chunk as its own noise operator with f = 1 (S = 1, with replacement) and the global
+        # mean: (1/n_c) sum_{i in chunk} (g_i - gbar)(g_i - gbar)^T v; weighted by n_c and summed.
+        for g in self._stream:
+            args = (g.shape[0], d, g.ctypes.data, self._mean.ctypes.data, 1, _lib.SAMPLING_WITH_REPLACEMENT)
+            args += (m, v.ctypes.data) if v is not None else ()
+            _lib.check(apply(*args, part.ctypes.data))
+            total += g.shape[0] * part
+        self.passes += 1
+        total *= self.factor / self.samples
+        return total
+
+    def matvec(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """:math:`C v` for a (P,) vector, or :math:`C V` for a (P, m) block (one pass for all m).
+
+        Returns
+        -------
+        (P,) or (P, m) ndarray, float64
+        """
+        x = np.asarray(v)
+        a = as_float64(x, "v", x.ndim if x.ndim in (1, 2) else 1)
+        d = self.shape[0]
+        if a.shape[0] != d:
+            raise InvalidArgumentError(f"v must have {d} rows, got shape {a.shape}")
+        m = 1 if a.ndim == 1 else a.shape[1]
+        if m == 0:
+            return np.empty((d, 0))
+        apply = _c.sgdnoise_noise_operator_apply_f32 if self._f32 else _c.sgdnoise_noise_operator_apply
+        return self._sweep(apply, m, a, a.shape)
+
+    __call__ = matvec
+
+    def __matmul__(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return self.matvec(v)
+
+    def diagonal(self) -> npt.NDArray[np.float64]:
+        r"""The diagonal of :math:`C` (one pass)."""
+        fn = _c.sgdnoise_noise_operator_diagonal_f32 if self._f32 else _c.sgdnoise_noise_operator_diagonal
+        return self._sweep(fn, 0, None, (self.shape[0],))
+
+    def trace(self) -> float:
+        r""":math:`\operatorname{Tr} C` (one pass)."""
+        return float(self.diagonal().sum())
+
+
+def noise(loss_fn: LossFn, params: Any, data: Any, batch_size: int, *, replacement: bool = True,
+          chunk: int = DEFAULT_CHUNK, memory_limit_bytes: int = 2**30) -> NoiseOperator | StreamingNoise:
+    r"""The minibatch noise covariance [Prop 1] of a JAX model at ``params``, as a product for
+    :func:`sgdnoise.network_fluctuation`.
+
+    .. math::
+
+        C v = \frac fN\sum_{i=1}^N (g_i - \bar g)\,(g_i - \bar g)^\top v,\qquad
+        f = \tfrac1S \text{ (with replacement) or } \tfrac{N-S}{S(N-1)} \text{ (without)},
+
+    :math:`g_i` the per-sample gradients of :func:`per_sample_gradients` (a regulariser inside
+    ``loss_fn`` cancels). When G fits, :math:`N P\cdot` itemsize :math:`\le`
+    ``memory_limit_bytes``, the chunks are stacked once into G and the result is
+    ``sgdnoise.noise_operator(G, batch_size, replacement)``; otherwise a :class:`StreamingNoise`
+    that recomputes the per-sample gradients chunk by chunk for every product (memory O(chunk·P),
+    one gradient pass per product).
+
+    Parameters
+    ----------
+    loss_fn, params, data
+        As in :func:`hvp`.
+    batch_size : int
+        S.
+    replacement : bool
+    chunk : int
+        Examples per vmap'ed block.
+    memory_limit_bytes : int
+        The largest G (in bytes) that is stacked.
+
+    Returns
+    -------
+    NoiseOperator or StreamingNoise
+        Both have ``matvec`` (a (P,) vector or a (P, m) block), ``diagonal``, ``trace``, ``mean``.
+    """
+    stream = _GradientStream(loss_fn, params, data, chunk)
+    s = as_batch_size(batch_size)
+    if isinstance(memory_limit_bytes, bool) or not isinstance(memory_limit_bytes, (int, np.integer)):
+        raise InvalidArgumentError(f"memory_limit_bytes must be an integer, got {memory_limit_bytes!r}")
+    if stream.n * stream.dim * stream.dtype.itemsize <= memory_limit_bytes:
+        return noise_operator(stream.stacked(), s, replacement)
+    return StreamingNoise(stream, s, replacement)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The whole prediction
+
+def _check_mean(loss_fn: LossFn, flat: _Flat, data: Any, n: int, chunk: int) -> None:
+    """Refuse a loss_fn that is not the mean of its per-example values (a sum, a batch-dependent
+    regulariser): the Hessian and the per-sample gradients would not belong to the same L. Checked
+    on the first min(N, 64) examples (no more than ``chunk`` when that is at least 2)."""
+    m = min(n, max(2, min(chunk, 64)))
+    if m < 2:
+        return
+    params = flat.unravel(flat.w)
+    batch = _jax.tree_util.tree_map(lambda x: x[:m], data)
+
+    def single(example: Any) -> Any:
+        return loss_fn(params, _jax.tree_util.tree_map(lambda x: x[None], example))
+
+    whole = float(loss_fn(params, batch))
+    each = np.asarray(_jax.vmap(single)(batch), dtype=np.float64)
+    mean = float(each.mean())
+    scale = float(np.abs(each).mean())
+    rtol = 1e-3 if flat.dtype.itemsize < 8 else 1e-6
+    if not np.isfinite(whole) or abs(whole - mean) > rtol * scale + np.finfo(flat.dtype).tiny:
+        raise InvalidArgumentError(
+            f"loss_fn on a batch of the first {m} examples is {whole:.6g} but the mean of its values on those "
+            f"examples one by one is {mean:.6g}: loss_fn must be the MEAN of per-example losses over the batch "
+            "(plus a regulariser that does not depend on the batch)")
+
+
+def _as_lr(lr: Any, params: Any, dim: int) -> float | npt.NDArray[np.float64]:
+    structure = _jax.tree_util.tree_structure(lr)
+    if _jax.tree_util.treedef_is_leaf(structure) and np.ndim(lr) == 0:
+        return as_scalar(lr, "lr")
+    if structure == _jax.tree_util.tree_structure(params):
+        return flatten(lr)[0]
+    d = np.asarray(lr, dtype=np.float64)
+    if d.shape != (dim,):
+        raise InvalidArgumentError(f"lr must be a scalar, a pytree like params, or a vector of {dim} entries, "
+                                   f"got shape {d.shape}")
+    return d
+
+
+def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int, momentum: float = 0.0,
+            k: int = 10, probes: int = 30, steps: int = 40, replacement: bool = True, seed: int = 0,
+            tol: float | None = None, chunk: int = DEFAULT_CHUNK,
+            memory_limit_bytes: int = 2**30) -> NetworkFluctuation:
+    r"""The stationary fluctuation of minibatch SGD at a minimum of a JAX model, matrix-free
+    (docs/theory.md §8): :func:`sgdnoise.network_fluctuation` with this module's :func:`hvp` and
+    :func:`noise`.
+
+    The generic form ``analyze(model, loss, data, lr=..., batch_size=..., momentum=...)`` reads,
+    for JAX, where a model is a function of its parameters,
+    ``analyze(loss_fn, params, data, lr=..., batch_size=..., momentum=...)`` with
+    ``loss_fn = lambda params, (x, y): jnp.mean(loss(model(params, x), y))`` (+ a regulariser).
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn(params, batch) -> scalar``, the MEAN loss over the batch plus any regulariser
+        (checked on a few examples: ``loss_fn`` on a batch must equal the mean of its values on the
+        examples one by one).
+    params : pytree of arrays
+        A minimum (|∇L| small: the prediction is about SGD's fluctuation around it).
+    data : pytree of arrays
+        ``(X, y)``, or any pytree whose leaves share the leading axis N.
+    lr : float, pytree like ``params``, or (P,) array_like
+        The learning rate λ, or the diagonal of a preconditioner Λ.
+    batch_size : int
+        S (the noise's factor, and the multiplicative critical learning rate of Theorem 5).
+    momentum : float
+        μ (PyTorch's convention, docs/conventions.md).
+    k, probes, steps : int
+        Exact eigenpairs at each end of the spectrum (2k < P), Hutchinson probes, Lanczos steps
+        per probe.
+    replacement : bool
+        Minibatches drawn with replacement (f = 1/S) or without.
+    seed : int
+    tol : float, optional
+        Relative residual tolerance of the eigenpairs; default 1e-8 for float64 parameters, 1e-4
+        for float32 ones (whose products are only accurate to about 1e-7).
+    chunk, memory_limit_bytes : int
+        As in :func:`noise`.
+
+    Returns
+    -------
+    NetworkFluctuation
+        With ``top_eigenvectors`` in :func:`flatten`'s parameter order; ``.summary()`` reports it.
+
+    Notes
+    -----
+    Each call builds and compiles its products anew. For several learning rates, momenta or
+    batch sizes at one minimum, build them once and call the core directly::
+
+        h = sgdnoise.jax.hvp(loss_fn, params, data)
+        c = sgdnoise.jax.noise(loss_fn, params, data, batch_size)
+        for lr in rates:
+            r = sgdnoise.network_fluctuation(h, c, h.dim, lr=lr, batch_size=batch_size)
+
+    Raises
+    ------
+    InvalidArgumentError
+        Bad arguments, or a ``loss_fn`` that is not a mean over the batch.
+    UnstableError
+        λ at or beyond the stability edge 2(1+μ)/h_max.
+    """
+    h = HessianProduct(loss_fn, params, data)
+    rate = _as_lr(lr, params, h.dim)
+    _check_mean(loss_fn, h._flat, h._data, h.samples, _as_chunk(chunk, h.samples))
+    c = noise(loss_fn, params, data, batch_size, replacement=replacement, chunk=chunk,
+              memory_limit_bytes=memory_limit_bytes)
+    if tol is None:
+        tol = 1e-4 if h.dtype.itemsize < 8 else 1e-8
+    return network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
+                               steps=steps, batch_size=batch_size, tol=tol, seed=seed)
