@@ -629,8 +629,15 @@ typedef struct sgdnoise_network_summary {
     /* Hessian-vector products and noise products used. */
     int64_t hessian_products;
     int64_t noise_products;
-    /* The largest residual |Ht q - m q| of the eigenpairs returned. */
+    /* The largest residual |Ht q - m q| of the top eigenpairs. */
     double max_residual;
+    /* 1 when the top eigenpairs met the tolerance. */
+    int64_t top_converged;
+    /* 1 when the bottom eigenpairs converged within their budget (four Lanczos subspaces; the
+     * whole Krylov space when d <= 200); when 0
+     * the bottom values are Ritz values, upper bounds of the smallest eigenvalues (a negative one
+     * still proves negative curvature). */
+    int64_t bottom_converged;
 } sgdnoise_network_summary;
 
 /* What sgdnoise_hessian_eigen reports besides its arrays. Set .size = sizeof(sgdnoise_eigen_info). */

@@ -119,6 +119,7 @@ private func product(
             critical_learning_rate_multiplicative: m?.value ?? .nan,
             critical_learning_rate_multiplicative_stderr: m?.standardError ?? .nan,
             hessian_products: Int64(r.hessianProducts), noise_products: Int64(r.noiseProducts),
-            max_residual: (r.topResiduals + r.bottomResiduals).max() ?? 0), to: summary, callerSize: summarySize)
+            max_residual: r.topResiduals.max() ?? 0, top_converged: r.topConverged ? 1 : 0,
+            bottom_converged: r.bottomConverged ? 1 : 0), to: summary, callerSize: summarySize)
     }
 }

@@ -114,7 +114,8 @@ extension sgdnoise_network_summary: SizePrefixedResult {
     static let fieldEnds = [end(\Self.excess_loss), end(\Self.excess_loss_stderr), end(\Self.top_trace_sigma),
                             end(\Self.critical_learning_rate_additive), end(\Self.critical_learning_rate_multiplicative),
                             end(\Self.critical_learning_rate_multiplicative_stderr), end(\Self.hessian_products),
-                            end(\Self.noise_products), end(\Self.max_residual)]
+                            end(\Self.noise_products), end(\Self.max_residual),
+                            end(\Self.top_converged), end(\Self.bottom_converged)]
 }
 
 extension sgdnoise_eigen_info: SizePrefixedResult {

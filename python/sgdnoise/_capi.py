@@ -162,6 +162,8 @@ class sgdnoise_network_summary(ctypes.Structure):
         ('hessian_products', ctypes.c_int64),
         ('noise_products', ctypes.c_int64),
         ('max_residual', ctypes.c_double),
+        ('top_converged', ctypes.c_int64),
+        ('bottom_converged', ctypes.c_int64),
     ]
 
     def __init__(self):

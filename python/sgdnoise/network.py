@@ -62,7 +62,8 @@ class _Callback:
     def _call(self, _context: Any, d: int, v: int, out: int) -> int:
         try:
             self.calls += 1
-            x = np.ctypeslib.as_array(ctypes.cast(v, ctypes.POINTER(ctypes.c_double)), shape=(d,)).copy()
+            x = np.ctypeslib.as_array(ctypes.cast(v, ctypes.POINTER(ctypes.c_double)), shape=(d,))
+            x.flags.writeable = False  # the library's buffer, valid during this call only
             y = np.asarray(self.product(x), dtype=np.float64)
             if y.shape != (d,):
                 y = y.reshape(-1) if y.size == d and y.ndim == 2 and 1 in y.shape else y
@@ -194,6 +195,14 @@ class NetworkFluctuation:
         The edge under Theorem 5's multiplicative noise over the whole spectrum (top k exact, the
         bulk from stochastic Lanczos quadrature), with its standard error; None without a batch size.
     hessian_products, noise_products : int
+    max_residual : float
+        The largest residual of the top eigenpairs.
+    top_converged, bottom_converged : bool
+        Whether the top eigenpairs met the tolerance, and whether the bottom ones converged within
+        their budget (four Lanczos subspaces, or all of them when P ≤ 200: the bottom of a network's
+        spectrum is a degenerate bulk
+        near zero); unconverged bottom values are upper bounds, so a negative one still proves
+        negative curvature.
     lr, momentum, batch_size
         The inputs.
     """
@@ -212,6 +221,8 @@ class NetworkFluctuation:
     hessian_products: int
     noise_products: int
     max_residual: float
+    top_converged: bool
+    bottom_converged: bool
     lr: Any
     momentum: float
     batch_size: int | None
@@ -233,6 +244,8 @@ class NetworkFluctuation:
                          f"{self.critical_learning_rate_multiplicative:.6g} +- "
                          f"{self.critical_learning_rate_multiplicative_stderr:.2g}")
         negative = self.bottom_eigenvalues[self.bottom_eigenvalues < -1e-6 * self.top_eigenvalues[0]]
+        if not self.top_converged:
+            lines.append("  WARNING: the top eigenpairs did not reach the tolerance (noisy products?)")
         if negative.size:
             lines.append(f"  NEGATIVE CURVATURE: {negative.size} eigenvalue(s) down to {negative.min():.3g}: "
                          "no stationary state along those directions")
@@ -317,4 +330,5 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
         critical_learning_rate_multiplicative_stderr=None if s == 0 else
         float(summary.critical_learning_rate_multiplicative_stderr),
         hessian_products=int(summary.hessian_products), noise_products=int(summary.noise_products),
-        max_residual=float(summary.max_residual), lr=lr, momentum=float(momentum), batch_size=batch_size)
+        max_residual=float(summary.max_residual), top_converged=bool(summary.top_converged),
+        bottom_converged=bool(summary.bottom_converged), lr=lr, momentum=float(momentum), batch_size=batch_size)

@@ -35,11 +35,18 @@ public struct NetworkFluctuation: Sendable {
     public let topEigenvectorRows: Matrix
     /// ‖H̃ q_i − m_i q_i‖, computed from the products.
     public let topResiduals: [Double]
+    /// Whether every top residual met the tolerance.
+    public let topConverged: Bool
     /// The k smallest (algebraic) eigenvalues of H̃, ascending: negative ones are negative
     /// curvature, where no stationary state exists along that direction.
     public let bottomEigenvalues: [Double]
     /// Their residuals.
     public let bottomResiduals: [Double]
+    /// Whether the bottom end converged within its budget of products (4 Lanczos subspaces; the
+    /// whole Krylov space, exact, when P ≤ 200). When not, the
+    /// values are Ritz values: upper bounds of the smallest eigenvalues, so a negative one still
+    /// proves negative curvature.
+    public let bottomConverged: Bool
     /// Q_kᵀ C̃ Q_k, the noise on the top-k directions (k × k; λ Q_kᵀ C Q_k for a scalar rate).
     public let noiseBlock: Matrix
     /// X_k = Q_kᵀ X Q_k with X_ij = (Q_kᵀ C̃ Q_k)_ij / d_ij: exact for a constant C (Theorem 1,
@@ -120,12 +127,19 @@ public func networkFluctuation(
     let hTilde = try HessianOperator(preconditioning: hessian, learningRate: learningRate)
     let noiseTilde = try PreconditionedNoise(noise, dimension: p, learningRate: learningRate)
 
-    // 1. The two ends of the spectrum of H̃.
-    let ends = try lanczosEigenpairs(hTilde, count: k, which: .both, tolerance: tolerance, seed: seed)
-    let top = ends.largestRange, bottom = ends.smallestRange
-    let m = top.map { ends.eigenvalues[$0] }
-    let topRows = try Matrix(rows: k, columns: p,
-                             elements: Array(ends.eigenvectorRows.elements[(top.lowerBound * p)..<(top.upperBound * p)]))
+    // 1. The two ends of the spectrum of H̃. The top converges fast (a network's large
+    // eigenvalues are few and separated); the bottom is a bulk piled up near zero, often hugely
+    // degenerate, where full convergence can take thousands of products. Its Ritz values are
+    // upper bounds of the true ones (a negative one proves negative curvature), so it gets a budget
+    // of a few subspaces and reports whether it converged.
+    let ends = try lanczosEigenpairs(hTilde, count: k, which: .largest, tolerance: tolerance, seed: seed)
+    // (A small model, P ≤ 200, gets the whole Krylov space instead: exact in P products.)
+    let whole = p <= 200
+    let subspace = whole ? p : min(max(2 * k + 1, 20), p)
+    let low = try lanczosEigenpairs(hTilde, count: k, which: .smallest, tolerance: tolerance, maxSubspace: subspace,
+                                    maxProducts: (whole ? 2 : 4) * subspace + k, seed: seed &+ 2)
+    let m = ends.eigenvalues
+    let topRows = ends.eigenvectorRows
     let mMax = m[0]
     let scale = learningRate.callerScale
     let additive = mMax > 0 ? scale * 2 * (1 + mu) / mMax : .infinity
@@ -209,8 +223,8 @@ public func networkFluctuation(
 
     return NetworkFluctuation(
         learningRate: learningRate, momentum: mu, topEigenvalues: m, topEigenvectorRows: topRows,
-        topResiduals: top.map { ends.residuals[$0] }, bottomEigenvalues: bottom.map { ends.eigenvalues[$0] },
-        bottomResiduals: bottom.map { ends.residuals[$0] }, noiseBlock: noiseBlock, fluctuationBlock: block,
+        topResiduals: ends.residuals, topConverged: ends.converged, bottomEigenvalues: low.eigenvalues,
+        bottomResiduals: low.residuals, bottomConverged: low.converged, noiseBlock: noiseBlock, fluctuationBlock: block,
         excessLoss: excess, topTraceSigma: topTrace, criticalLearningRateAdditive: additive,
         criticalLearningRateMultiplicative: multiplicative, hessianProducts: hessian.productCount - startProducts,
         noiseProducts: noiseTilde.productCount, probes: probes)
