@@ -122,3 +122,14 @@ def test_arguments_are_checked():
         args = {"lr": 0.1, "k": 1} | kwargs
         with pytest.raises(sgdnoise.InvalidArgumentError, match=message):
             sgdnoise.network_fluctuation(h, h, 4, **args)
+
+
+def test_summary_states_the_regime_and_warns_outside_it():
+    h = np.diag(np.linspace(1.0, 0.01, 50))
+    inside = sgdnoise.network_fluctuation(h, 0.01 * np.eye(50), 50, lr=0.05, k=3, probes=5, batch_size=4)
+    text = inside.summary()
+    assert "Regime: lr is 0.025 of the edge" in text and "WARNING" not in text
+    outside = sgdnoise.network_fluctuation(h, 0.01 * np.eye(50), 50, lr=0.5, k=3, probes=5, batch_size=4)
+    assert outside.critical_learning_rate_multiplicative < 0.5
+    text = outside.summary()
+    assert "past the multiplicative critical learning rate" in text and "not shown to hold" in text
