@@ -615,6 +615,7 @@ typedef struct sgdnoise_network_summary {
      * Ht = L^{1/2} H L^{1/2} and Ct = L^{1/2} C L^{1/2} (L the learning rate): top k exact, the rest
      * from Hutchinson probes. */
     double excess_loss;
+    /* Its standard error over the probes. */
     double excess_loss_stderr;
     /* Tr Sigma on the top-k eigendirections of Ht (exact). */
     double top_trace_sigma;
@@ -622,9 +623,9 @@ typedef struct sgdnoise_network_summary {
      * eigenvalue of Ht). */
     double critical_learning_rate_additive;
     /* The critical learning rate of the multiplicative noise of Thm 5, over the whole spectrum (top
-     * k exact, the rest by stochastic Lanczos quadrature), and its standard error; NaN when
-     * batch_size was 0. */
+     * k exact, the rest by stochastic Lanczos quadrature); NaN when batch_size was 0. */
     double critical_learning_rate_multiplicative;
+    /* Its standard error over the probes; NaN when batch_size was 0. */
     double critical_learning_rate_multiplicative_stderr;
     /* Hessian-vector products and noise products used. */
     int64_t hessian_products;
@@ -663,8 +664,8 @@ typedef enum sgdnoise_spectrum_end {
 
 /* The k largest and/or smallest eigenpairs of the symmetric operator of hessian (dimension d)
  * by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8). Residual
- * tolerance: |H q - theta q| <= tolerance * max|theta| (0: the default 1e-10); max_products: the
- * budget (0: the default). out_values: k doubles (2k for SGDNOISE_SPECTRUM_END_BOTH);
+ * tolerance: |H q - theta q| <= tolerance * max|theta| (0: the default 1e-10); max_products (0:
+ * the library's default budget) bounds the products. out_values: k doubles (2k for SGDNOISE_SPECTRUM_END_BOTH);
  * out_vectors (may be NULL): as many rows of d doubles, the orthonormal eigenvectors;
  * out_residuals (may be NULL): |H q - theta q| per pair. Not converged within the budget: status
  * OK with out_info->converged = 0 and the residuals reached. */
@@ -675,7 +676,7 @@ sgdnoise_status sgdnoise_hessian_eigen(ptrdiff_t d, sgdnoise_matvec_callback hes
  * minimum), learning rate lr * I or diag(lr_diagonal) (d positive entries; lr is then ignored
  * and the critical learning rates are multiples of that diagonal), momentum in [0, 1).
  * k >= 1 eigenpairs at each end (2k < d); probes >= 2 Rademacher probes; steps >= 1 Lanczos
- * steps per probe; batch_size S for the multiplicative critical learning rate (0: not computed);
+ * steps per probe; batch_size (0: not given) is S for the multiplicative critical learning rate;
  * tolerance of the eigenpairs (0: 1e-8); seed of every random vector. Outputs (each may be NULL
  * except out_summary): out_top_values (k, m_i of Ht = L^{1/2} H L^{1/2} descending),
  * out_top_vectors (k rows of d), out_bottom_values (k, ascending: negative = negative curvature),

@@ -28,8 +28,8 @@ private func product(
 
 /// The k largest and/or smallest eigenpairs of the symmetric operator of `hessian` (dimension d)
 /// by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8). Residual
-/// tolerance: |H q - theta q| <= tolerance * max|theta| (0: the default 1e-10); max_products: the
-/// budget (0: the default). out_values: k doubles (2k for SGDNOISE_SPECTRUM_END_BOTH);
+/// tolerance: |H q - theta q| <= tolerance * max|theta| (0: the default 1e-10); max_products (0:
+/// the library's default budget) bounds the products. out_values: k doubles (2k for SGDNOISE_SPECTRUM_END_BOTH);
 /// out_vectors (may be NULL): as many rows of d doubles, the orthonormal eigenvectors;
 /// out_residuals (may be NULL): |H q - theta q| per pair. Not converged within the budget: status
 /// OK with out_info->converged = 0 and the residuals reached.
@@ -71,7 +71,7 @@ private func product(
 /// minimum), learning rate lr * I or diag(lr_diagonal) (d positive entries; lr is then ignored
 /// and the critical learning rates are multiples of that diagonal), momentum in [0, 1).
 /// k >= 1 eigenpairs at each end (2k < d); probes >= 2 Rademacher probes; steps >= 1 Lanczos
-/// steps per probe; batch_size S for the multiplicative critical learning rate (0: not computed);
+/// steps per probe; batch_size (0: not given) is S for the multiplicative critical learning rate;
 /// tolerance of the eigenpairs (0: 1e-8); seed of every random vector. Outputs (each may be NULL
 /// except out_summary): out_top_values (k, m_i of Ht = L^{1/2} H L^{1/2} descending),
 /// out_top_vectors (k rows of d), out_bottom_values (k, ascending: negative = negative curvature),

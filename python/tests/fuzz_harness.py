@@ -393,8 +393,14 @@ class Harness:
                  for p in fn.params if hm.classify(fn, p) == hm.REAL}
         work = {k: v for k, v in {"steps": 200, "burn_in": 20, "chains": 2, "threads": int(rng.integers(0, 3))}.items()
                 if k in fn.names}
+        callback = "null"
+        if hm.takes_operator_callback(fn):
+            # A product callback must compute a product for a valid call: one eigenpair at each end
+            # of a d >= 3 operator, a few probes and steps.
+            callback, d = "operator", max(d, 3)
+            work.update({k: v for k, v in {"k": 1, "probes": 3, "steps": 4, "max_products": 0}.items() if k in fn.names})
         return Plan(d=d, n=n, length=int(rng.integers(1, 6)), batch=int(rng.integers(1, n + 1)), codes=codes,
-                    seed=seed, reals=reals, work=work, callback="null")
+                    seed=seed, reals=reals, work=work, callback=callback)
 
     def outcome(self, case: Case, result) -> tuple:
         """What a call produced, for comparing runs: the status and every output's bytes (a new
@@ -727,6 +733,18 @@ class Harness:
                     mode = "cancel"
                 if mode == "null":
                     args_by_name[p.name] = hm.ctype_of(p.type)()
+                elif mode == "operator":
+                    # A valid product for a matvec callback: out = diag((i + 1)/(d + 1)) v, a
+                    # positive definite operator with distinct eigenvalues in (0, 1).
+                    def product(_context, d, v, out):
+                        x = ctypes.cast(v, ctypes.POINTER(ctypes.c_double))
+                        y = ctypes.cast(out, ctypes.POINTER(ctypes.c_double))
+                        for i in range(d):
+                            y[i] = (i + 1) / (d + 1) * x[i]
+                        return 0
+                    cb = hm.ctype_of(p.type)(product)
+                    keep.append(cb)
+                    args_by_name[p.name] = cb
                 else:
                     result = 1 if mode == "cancel" else 0
                     cb = hm.ctype_of(p.type)(lambda *a, _r=result: _r)

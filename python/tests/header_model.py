@@ -431,6 +431,9 @@ NAN_DOCUMENTED_OUTPUTS = {
     "sgdnoise_simulation_summary.test_loss", "sgdnoise_simulation_summary.tail_index",
     "sgdnoise_noise_scales.b_simple",
     "out_lower", "out_upper",  # sgdnoise_stable_weight_decay_interval: NaN when no weight decay is stable
+    # sgdnoise_network_fluctuation: NaN when batch_size was 0 (not given).
+    "sgdnoise_network_summary.critical_learning_rate_multiplicative",
+    "sgdnoise_network_summary.critical_learning_rate_multiplicative_stderr",
 }
 # Functions whose every estimate may be NaN, under a condition the header documents: the
 # simulation summary of a diverged run ("1 when a chain diverged (the estimates are then NaN)").
@@ -478,6 +481,12 @@ def classify(fn: Function, param: Param) -> str:
     elif t.pointers == 2 and t.tag == OPAQUE and not t.const:
         return OUT_HANDLE
     raise TypeError(f"{fn.name}: parameter {param.name} has C type {t}, for which the fuzz has no strategy")
+
+
+def takes_operator_callback(fn: Function) -> bool:
+    """Whether ``fn`` takes a product callback (``sgdnoise_matvec_callback``): a valid call needs
+    one that computes a product."""
+    return any(isinstance(p.type, FunctionPointer) and p.type.name == "sgdnoise_matvec_callback" for p in fn.params)
 
 
 def ctype_of(t: CType | FunctionPointer):

@@ -176,6 +176,7 @@ typedef struct sgdnoise_network_summary {
      * Ht = L^{1/2} H L^{1/2} and Ct = L^{1/2} C L^{1/2} (L the learning rate): top k exact, the rest
      * from Hutchinson probes. */
     double excess_loss;
+    /* Its standard error over the probes. */
     double excess_loss_stderr;
     /* Tr Sigma on the top-k eigendirections of Ht (exact). */
     double top_trace_sigma;
@@ -183,9 +184,9 @@ typedef struct sgdnoise_network_summary {
      * eigenvalue of Ht). */
     double critical_learning_rate_additive;
     /* The critical learning rate of the multiplicative noise of Thm 5, over the whole spectrum (top
-     * k exact, the rest by stochastic Lanczos quadrature), and its standard error; NaN when
-     * batch_size was 0. */
+     * k exact, the rest by stochastic Lanczos quadrature); NaN when batch_size was 0. */
     double critical_learning_rate_multiplicative;
+    /* Its standard error over the probes; NaN when batch_size was 0. */
     double critical_learning_rate_multiplicative_stderr;
     /* Hessian-vector products and noise products used. */
     int64_t hessian_products;
