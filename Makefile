@@ -89,7 +89,7 @@ test: setup build build-cli test-swift test-header test-c test-python
 ## test-fast: the fast set for development (under a minute once built): the Swift suites without
 ## the long Monte-Carlo and sanitizer-workload ones, and pytest without the tests marked slow
 ## (see python/tests/conftest.py). `make test` runs everything.
-SLOW_SWIFT := MonteCarlo|Simulat|Concurrency|ThreadSanitizer|Reliability
+SLOW_SWIFT := MonteCarlo|Simulat|Concurrency|ThreadSanitizer|Reliability|CurvatureTests
 test-fast: build
 	$(SWIFT) test --parallel --skip '$(SLOW_SWIFT)'
 	$(PYTHON) -m pytest -q -m "not slow" python/tests
