@@ -15,6 +15,7 @@ import numpy.typing as npt
 from . import _lib
 from ._arrays import as_batch_size, as_float64
 from .errors import InvalidArgumentError
+from .matrix_free import NoiseOperator, noise_operator
 
 __all__ = ["GradientStream", "StreamingNoise"]
 
@@ -136,3 +137,23 @@ class StreamingNoise:
     def trace(self) -> float:
         r""":math:`\operatorname{Tr} C` (one pass)."""
         return float(self.diagonal().sum())
+
+
+def as_chunk(chunk: object, n: int) -> int:
+    """A chunk size of per-sample gradients: an integer >= 1, capped at N."""
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or int(chunk) < 1:
+        raise InvalidArgumentError(f"chunk must be an integer >= 1, got {chunk!r}")
+    return min(int(chunk), n)
+
+
+def stacked_or_streaming(stream: GradientStream, batch_size: int, replacement: bool,
+                         memory_limit_bytes: object) -> NoiseOperator | StreamingNoise:
+    """The noise product of the adapters: the per-sample gradients stacked into a
+    :class:`NoiseOperator` when N·P of them fit in ``memory_limit_bytes``, else recomputed chunk by
+    chunk for every product (:class:`StreamingNoise`)."""
+    s = as_batch_size(batch_size)
+    if isinstance(memory_limit_bytes, bool) or not isinstance(memory_limit_bytes, (int, np.integer)):
+        raise InvalidArgumentError(f"memory_limit_bytes must be an integer, got {memory_limit_bytes!r}")
+    if stream.n * stream.dim * stream.dtype.itemsize <= memory_limit_bytes:
+        return noise_operator(stream.stacked(), s, replacement)
+    return StreamingNoise(stream, s, replacement)

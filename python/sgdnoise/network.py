@@ -233,7 +233,7 @@ class NetworkFluctuation:
         lines = [
             f"SGD at a minimum, matrix-free (k = {k}, {self.hessian_products} Hessian and "
             f"{self.noise_products} noise products; largest eigenpair residual {self.max_residual:.1e})",
-            f"  top eigenvalues of the preconditioned Hessian: "
+            "  top eigenvalues of the preconditioned Hessian: "
             + ", ".join(f"{m:.4g}" for m in self.top_eigenvalues[:5]) + (" ..." if k > 5 else ""),
             f"  excess training loss 1/2 Tr[H Sigma] = {self.excess_loss:.4g} +- {self.excess_loss_stderr:.2g}",
             f"  Tr Sigma on the top {k} directions   = {self.top_trace_sigma:.4g}",

@@ -78,10 +78,10 @@ import numpy.typing as npt
 import torch as _torch
 import torch.func as _func
 
-from ._arrays import as_batch_size, as_float64, as_scalar
-from ._streaming import StreamingNoise
+from ._arrays import as_float64, as_scalar
+from ._streaming import StreamingNoise, as_chunk, stacked_or_streaming
 from .errors import InvalidArgumentError
-from .matrix_free import NoiseOperator, noise_operator
+from .matrix_free import NoiseOperator
 from .network import NetworkFluctuation, network_fluctuation
 
 __all__ = ["HessianProduct", "StreamingNoise", "analyze", "flatten", "hvp", "noise", "per_sample_gradients"]
@@ -230,12 +230,6 @@ class _Functional:
         return np.ascontiguousarray(cat.to("cpu").numpy(), dtype=self.dtype)
 
 
-def _as_chunk(chunk: Any, n: int) -> int:
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or int(chunk) < 1:
-        raise InvalidArgumentError(f"chunk must be an integer >= 1, got {chunk!r}")
-    return min(int(chunk), n)
-
-
 def _as_weight_decay(weight_decay: Any) -> float:
     gamma = as_scalar(weight_decay, "weight_decay")
     if not np.isfinite(gamma) or gamma < 0:
@@ -274,7 +268,7 @@ class HessianProduct:
         self._f = _Functional(model, loss_fn, data)
         self.weight_decay = _as_weight_decay(weight_decay)
         self.samples = self._f.n
-        self._chunk = self.samples if chunk is None else _as_chunk(chunk, self.samples)
+        self._chunk = self.samples if chunk is None else as_chunk(chunk, self.samples)
         self.dim = self._f.dim
         self.shape = (self.dim, self.dim)
         self.dtype = np.dtype(np.float64) if self._f.torch_dtype == _torch.float64 else np.dtype(np.float32)
@@ -394,7 +388,7 @@ class _GradientStream:
     def __init__(self, model: Any, loss_fn: LossFn, data: Any, chunk: int) -> None:
         self.f = _Functional(model, loss_fn, data)
         self.n = self.f.n
-        self.chunk = _as_chunk(chunk, self.n)
+        self.chunk = as_chunk(chunk, self.n)
         self.dim, self.dtype = self.f.dim, self.f.dtype
         self._block = _func.vmap(_func.grad(self.f.single_loss), in_dims=(None, 0, 0))
 
@@ -492,13 +486,8 @@ def noise(model: _torch.nn.Module, loss_fn: LossFn, data: Any, batch_size: int, 
     >>> bool(np.allclose(c.matvec(np.ones(3)), sgdnoise.noise_covariance(G, 2) @ np.ones(3)))
     True
     """
-    stream = _GradientStream(model, loss_fn, data, chunk)
-    s = as_batch_size(batch_size)
-    if isinstance(memory_limit_bytes, bool) or not isinstance(memory_limit_bytes, (int, np.integer)):
-        raise InvalidArgumentError(f"memory_limit_bytes must be an integer, got {memory_limit_bytes!r}")
-    if stream.n * stream.dim * stream.dtype.itemsize <= memory_limit_bytes:
-        return noise_operator(stream.stacked(), s, replacement)
-    return StreamingNoise(stream, s, replacement)
+    return stacked_or_streaming(_GradientStream(model, loss_fn, data, chunk), batch_size, replacement,
+                                memory_limit_bytes)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -635,7 +624,7 @@ def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, bat
     """
     h = HessianProduct(model, loss_fn, data, weight_decay=weight_decay)
     rate = _as_lr(lr, h._f)
-    _check_mean(h._f, _as_chunk(chunk, h.samples))
+    _check_mean(h._f, as_chunk(chunk, h.samples))
     c = noise(model, loss_fn, data, batch_size, replacement=replacement, chunk=chunk,
               memory_limit_bytes=memory_limit_bytes)
     if tol is None:
