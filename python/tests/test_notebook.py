@@ -7,27 +7,11 @@ Its run time is not asserted (a wall-clock bound flakes on a loaded machine); ea
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import ipykernel  # noqa: F401  (the kernel nbclient starts)
-import nbclient
-import nbformat
-
-NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "reproduce_paper.ipynb"
+from notebook_runner import run_notebook
 
 
 def test_notebook_executes(monkeypatch):
-    python_dir = str(NOTEBOOK.parents[1])
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [python_dir, os.environ.get("PYTHONPATH")])))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in nb.cells:  # run from a clean state: the stored outputs are for readers
-        if cell.cell_type == "code":
-            cell.outputs = []
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute()  # raises CellExecutionError naming the failing cell
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    text = run_notebook("reproduce_paper.ipynb", monkeypatch)
     assert "residual of Thm 1" in text
     assert "UnstableError" in text
     assert "γ* = -0.1698" in text

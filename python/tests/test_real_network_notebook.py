@@ -17,27 +17,11 @@ never skipped). Its run time is not asserted; each cell has nbclient's timeout.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import ipykernel  # noqa: F401  (the kernel nbclient starts)
-import nbclient
-import nbformat
-
-NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "real_network.ipynb"
+from notebook_runner import run_notebook
 
 
 def test_real_network_notebook_executes_and_its_checks_pass(monkeypatch):
-    python_dir = str(NOTEBOOK.parents[1])
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [python_dir, os.environ.get("PYTHONPATH")])))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in nb.cells:  # run from a clean state: the stored outputs are for readers
-        if cell.cell_type == "code":
-            cell.outputs = []
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute()  # raises CellExecutionError naming the failing cell (a failed assert included)
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    text = run_notebook("real_network.ipynb", monkeypatch)
     assert "dense check passed" in text
     assert "top-5 variances: predicted = measured" in text
     assert "real_network: all checks passed" in text

@@ -125,7 +125,8 @@ public func networkFluctuation(
     let p = hessian.dimension
     let startProducts = hessian.productCount
     let hTilde = try HessianOperator(preconditioning: hessian, learningRate: learningRate)
-    let noiseTilde = try PreconditionedNoise(noise, dimension: p, learningRate: learningRate)
+    let noiseTilde = try HessianOperator(preconditioning: try HessianOperator(dimension: p, product: noise),
+                                         learningRate: learningRate)  // C̃ = Λ^{1/2} C Λ^{1/2}, counted and checked
 
     // 1. The two ends of the spectrum of H̃. The top converges fast (a network's large
     // eigenvalues are few and separated); the bottom is a bulk piled up near zero, often hugely
@@ -153,14 +154,13 @@ public func networkFluctuation(
     // 2. The exact block on the top k: C̃_k = Q_kᵀ C̃ Q_k, X_ij = C̃_ij / d_ij.
     let c2 = mu / (1 - mu * mu)
     var noiseBlock = Matrix(rows: k, columns: k)
-    var products = [[Double]]()
-    for i in 0..<k {
-        products.append(try noiseTilde.apply(Array(topRows.elements[(i * p)..<((i + 1) * p)])))
-    }
-    for i in 0..<k {
-        for j in 0..<k {
-            noiseBlock[i, j] = dot(topRows, row: i, products[j])
+    for j in 0..<k {
+        let cq = try noiseTilde.apply(Array(topRows.elements[(j * p)..<((j + 1) * p)]))
+        var column = [Double](repeating: 0, count: k)
+        topRows.elements.withUnsafeBufferPointer { q in
+            projectRows(q.baseAddress!, rows: k, length: p, cq, into: &column)
         }
+        for i in 0..<k { noiseBlock[i, j] = column[i] }
     }
     noiseBlock = noiseBlock.symmetrized
     var block = Matrix(rows: k, columns: k)
@@ -195,12 +195,21 @@ public func networkFluctuation(
     for i in 0..<k { exactPart += g(m[i]) * noiseBlock[i, i] }
     var generator = Xoshiro256StarStar(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
     var perProbe = [Double]()
+    var z = [Double](repeating: 0, count: p)
+    var coefficients = [Double](repeating: 0, count: k)
     for _ in 0..<probes {
-        var z = (0..<p).map { _ in generator.next() & 1 == 0 ? -1.0 : 1.0 }
-        project(&z, out: topRows)
+        z.withUnsafeMutableBufferPointer { zp in
+            generator.fillRademacher(zp.baseAddress!, count: p)
+            topRows.elements.withUnsafeBufferPointer { q in
+                for _ in 0..<2 {  // z ← (I − QQᵀ) z, twice for round-off
+                    projectRows(q.baseAddress!, rows: k, length: p, zp.baseAddress!, into: &coefficients)
+                    subtractRows(q.baseAddress!, rows: k, length: p, coefficients: coefficients, from: zp.baseAddress!)
+                }
+            }
+        }
         let gz = try krylovMatrixFunction(g, hessian: hTilde, vector: z, deflation: deflation, maxSteps: steps)
         let cz = try noiseTilde.apply(z)
-        perProbe.append(zip(gz.value, cz).reduce(0) { $0 + $1.0 * $1.1 })
+        perProbe.append(longDot(gz.value, cz, count: p))
     }
     let (mean, stderr) = meanAndStandardError(perProbe)
     let excess = Estimate(value: 0.5 * (exactPart + mean), standardError: 0.5 * stderr)
@@ -268,45 +277,6 @@ func multiplicativeCriticalScale(top: [Double], nodes: [Double], weights: [Doubl
         if hi - lo <= 1e-14 * hi { break }
     }
     return lo
-}
-
-/// The mean and its standard error (sample standard deviation over √n).
-func meanAndStandardError(_ x: [Double]) -> (Double, Double) {
-    let n = Double(x.count)
-    let mean = x.reduce(0, +) / n
-    guard x.count > 1 else { return (mean, .infinity) }
-    let variance = x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
-    return (mean, (variance / n).squareRoot())
-}
-
-/// z ← (I − QQᵀ) z for the orthonormal rows of Q (twice, for round-off).
-private func project(_ z: inout [Double], out rows: Matrix) {
-    for _ in 0..<2 {
-        for i in 0..<rows.rows {
-            let c = dot(rows, row: i, z)
-            for a in 0..<rows.columns { z[a] -= c * rows.elements[i * rows.columns + a] }
-        }
-    }
-}
-
-private func dot(_ rows: Matrix, row i: Int, _ v: [Double]) -> Double {
-    let p = rows.columns
-    var s = 0.0
-    for a in 0..<p { s += rows.elements[i * p + a] * v[a] }
-    return s
-}
-
-/// C̃ = Λ^{1/2} C Λ^{1/2} as a counted, checked product (scalar Λ = λI: C̃ = λC).
-final class PreconditionedNoise {
-    let operator_: HessianOperator
-    var productCount: Int { operator_.productCount }
-
-    init(_ noise: @escaping NoiseProduct, dimension p: Int, learningRate: LearningRate) throws {
-        let raw = try HessianOperator(dimension: p, product: noise)
-        operator_ = try HessianOperator(preconditioning: raw, learningRate: learningRate)
-    }
-
-    func apply(_ v: [Double]) throws -> [Double] { try operator_.apply(v) }
 }
 
 extension LearningRate {

@@ -57,6 +57,16 @@ public struct TraceEstimate: Sendable, Equatable {
     public let productCount: Int
 }
 
+/// The mean and its standard error (sample standard deviation over √n; ∞ for one probe):
+/// the statistics of every probe-based estimate.
+func meanAndStandardError(_ x: [Double]) -> (Double, Double) {
+    let n = Double(x.count)
+    let mean = x.reduce(0, +) / n
+    guard x.count > 1 else { return (mean, .infinity) }
+    let variance = x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
+    return (mean, (variance / n).squareRoot())
+}
+
 /// Stochastic Lanczos quadrature (Golub & Meurant; Ubaru, Chen & Saad 2017): the spectral density of
 /// a matrix-free Hessian and the traces Tr g(H), from `probes` random vectors and `steps` Lanczos
 /// steps each.
@@ -190,15 +200,7 @@ public struct StochasticLanczosQuadrature: Sendable {
         guard exact.isFinite, estimates.allSatisfy(\.isFinite) else {
             throw SGDNoiseError.numericalFailure("traceEstimate: g is not finite at a node of the quadrature")
         }
-        let n = Double(estimates.count)
-        let mean = estimates.reduce(0, +) / n
-        let standardError: Double
-        if estimates.count >= 2 {
-            let variance = estimates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
-            standardError = (variance / n).squareRoot()
-        } else {
-            standardError = .infinity
-        }
+        let (mean, standardError) = meanAndStandardError(estimates)
         return TraceEstimate(value: exact + mean, standardError: standardError, exactPart: exact,
                              probeEstimates: estimates, productCount: productCount)
     }
