@@ -155,5 +155,15 @@ def stacked_or_streaming(stream: GradientStream, batch_size: int, replacement: b
     if isinstance(memory_limit_bytes, bool) or not isinstance(memory_limit_bytes, (int, np.integer)):
         raise InvalidArgumentError(f"memory_limit_bytes must be an integer, got {memory_limit_bytes!r}")
     if stream.n * stream.dim * stream.dtype.itemsize <= memory_limit_bytes:
-        return noise_operator(stream.stacked(), s, replacement)
+        return noise_operator(_stack(stream), s, replacement)
     return StreamingNoise(stream, s, replacement)
+
+
+def _stack(stream: GradientStream) -> np.ndarray:
+    """The whole (N, P) matrix of per-sample gradients, in the stream's dtype."""
+    out = np.empty((stream.n, stream.dim), dtype=stream.dtype)
+    row = 0
+    for g in stream:
+        out[row:row + g.shape[0]] = g
+        row += g.shape[0]
+    return out

@@ -267,14 +267,6 @@ class _GradientStream:
             g = np.asarray(self._block(self.flat.w, self.data, first))
             yield np.ascontiguousarray(g[start - first:], dtype=self.dtype)
 
-    def stacked(self) -> np.ndarray:
-        out = np.empty((self.n, self.dim), dtype=self.dtype)
-        row = 0
-        for g in self:
-            out[row:row + g.shape[0]] = g
-            row += g.shape[0]
-        return out
-
 
 def per_sample_gradients(loss_fn: LossFn, params: Any, data: Any,
                          chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:

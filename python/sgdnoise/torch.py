@@ -398,14 +398,6 @@ class _GradientStream:
             stop = min(start + c, n)
             yield f.rows(self._block(f.params, f.x[start:stop], f.y[start:stop]), stop - start)
 
-    def stacked(self) -> np.ndarray:
-        out = np.empty((self.n, self.dim), dtype=self.dtype)
-        row = 0
-        for g in self:
-            out[row:row + g.shape[0]] = g
-            row += g.shape[0]
-        return out
-
 
 def per_sample_gradients(model: _torch.nn.Module, loss_fn: LossFn, data: Any,
                          chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
