@@ -258,8 +258,8 @@ def network_1e6(rng) -> Case:
     """Real-network scale (docs/theory.md §8): a model of P = 10⁶ parameters known only through
     products. The Hessian is the Gauss–Newton JᵀJ/N + 10⁻³I of N = 64 feature rows J (a
     linearised network), the noise the operator of the per-sample gradients g_i = r_i j_i. Timed:
-    the 10 largest Hessian eigenpairs at tolerance 1e-8, against scipy's eigsh (ARPACK) on the same
-    operator and tolerance. Rows below: the Hessian-vector products of each, and one whole
+    the 10 largest Hessian eigenpairs at tolerance 1e-8 with ``verify=False`` (ARPACK's contract),
+    against scipy's eigsh (ARPACK) on the same operator and tolerance. Rows below: the Hessian-vector products of each, and one whole
     network_fluctuation (k = 5, 8 probes, 20 steps) with its products, the share of time spent
     outside the callbacks, and the growth of the resident memory during the call (O((k + steps) P),
     never P²)."""
@@ -299,7 +299,7 @@ def network_1e6(rng) -> Case:
     ours = {}
 
     def run():
-        e = sgdnoise.hessian_eigen(hvp, p, k=10, tol=1e-8)
+        e = sgdnoise.hessian_eigen(hvp, p, k=10, tol=1e-8, verify=False)  # ARPACK's contract
         ours["eigen"] = e
         return e
 
@@ -319,8 +319,11 @@ def network_1e6(rng) -> Case:
     def checks(eigen, values):
         rows = [Check("top-10 eigenvalues: relative difference from eigsh", rel_diff(eigen.values, values), "≤ 1e-7",
                       rel_diff(eigen.values, values) <= 1e-7),
-                Check("Hessian-vector products, sgdnoise (eigenpairs + residuals)", eigen.products,
+                Check("Hessian-vector products, sgdnoise verify=False (ARPACK's contract)", eigen.products,
                       f"≤ eigsh's {ours['eigsh_products']}", eigen.products <= ours["eigsh_products"])]
+        verified = sgdnoise.hessian_eigen(hvp, p, k=10, tol=1e-8)
+        rows.append(Check("  the default verify=True (verification cycle + recomputed residuals)", verified.products,
+                          "(information)", None))
         counter.update(hvp=0, time=0.0)
         base, peak, done = rss(), [0], threading.Event()
 

@@ -660,10 +660,20 @@ typedef enum sgdnoise_spectrum_end {
     SGDNOISE_SPECTRUM_END_SMALLEST = 1,
     /* Both: the k largest (descending), then the k smallest (ascending); outputs hold 2k. */
     SGDNOISE_SPECTRUM_END_BOTH = 2,
+    /* LARGEST without the verification cycle, as ARPACK: fewer products (no search for a missed
+     * copy of a repeated eigenvalue; residuals from the Lanczos relation, not recomputed). */
+    SGDNOISE_SPECTRUM_END_LARGEST_UNVERIFIED = 3,
+    /* SMALLEST without the verification cycle (as LARGEST_UNVERIFIED). */
+    SGDNOISE_SPECTRUM_END_SMALLEST_UNVERIFIED = 4,
+    /* BOTH without the verification cycle (as LARGEST_UNVERIFIED). */
+    SGDNOISE_SPECTRUM_END_BOTH_UNVERIFIED = 5,
 } sgdnoise_spectrum_end;
 
 /* The k largest and/or smallest eigenpairs of the symmetric operator of hessian (dimension d)
- * by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8). Residual
+ * by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8); which is an
+ * sgdnoise_spectrum_end: the three ends verified (a verification cycle searches for missed copies
+ * of repeated eigenvalues, then every residual is recomputed with one more product) or, the
+ * *_UNVERIFIED codes, ARPACK's contract in fewer products. Residual
  * tolerance: |H q - theta q| <= tolerance * max|theta| (0: the default 1e-10); max_products (0:
  * the library's default budget) bounds the products. out_values: k doubles (2k for SGDNOISE_SPECTRUM_END_BOTH);
  * out_vectors (may be NULL): as many rows of d doubles, the orthonormal eigenvectors;

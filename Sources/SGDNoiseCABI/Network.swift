@@ -11,6 +11,13 @@ import _SGDNoiseShims
     case smallest = 1
     /// Both: the k largest (descending), then the k smallest (ascending); outputs hold 2k.
     case both = 2
+    /// LARGEST without the verification cycle, as ARPACK: fewer products (no search for a missed
+    /// copy of a repeated eigenvalue; residuals from the Lanczos relation, not recomputed).
+    case largest_unverified = 3
+    /// SMALLEST without the verification cycle (as LARGEST_UNVERIFIED).
+    case smallest_unverified = 4
+    /// BOTH without the verification cycle (as LARGEST_UNVERIFIED).
+    case both_unverified = 5
 }
 
 /// A C callback as the core's product closure: a nonzero return stops with CANCELLED.
@@ -27,7 +34,10 @@ private func product(
 }
 
 /// The k largest and/or smallest eigenpairs of the symmetric operator of `hessian` (dimension d)
-/// by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8). Residual
+/// by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8); `which` is an
+/// sgdnoise_spectrum_end: the three ends verified (a verification cycle searches for missed copies
+/// of repeated eigenvalues, then every residual is recomputed with one more product) or, the
+/// *_UNVERIFIED codes, ARPACK's contract in fewer products. Residual
 /// tolerance: |H q - theta q| <= tolerance * max|theta| (0: the default 1e-10); max_products (0:
 /// the library's default budget) bounds the products. out_values: k doubles (2k for SGDNOISE_SPECTRUM_END_BOTH);
 /// out_vectors (may be NULL): as many rows of d doubles, the orthonormal eigenvectors;
@@ -43,7 +53,7 @@ private func product(
         let values = try Arguments.output(out_values, "out_values")
         try Arguments.size(d, "d", max: 1 << 40)
         guard let end = sgdnoise_spectrum_end(rawValue: which) else {
-            throw .invalidArgument("which must be an sgdnoise_spectrum_end (0, 1 or 2), got \(which)")
+            throw .invalidArgument("which must be an sgdnoise_spectrum_end (0 to 5), got \(which)")
         }
         let tol = tolerance == 0 ? 1e-10 : tolerance
         guard max_products >= 0 else { throw .invalidArgument("max_products must be >= 0, got \(max_products)") }
@@ -51,10 +61,11 @@ private func product(
             try Results.callerSize(p, "out_info", "sgdnoise_eigen_info")
         }
         let operator_ = try core { try HessianOperator(dimension: d, product: try product(hessian, context, d, "hessian")) }
-        let spectrumEnd: SpectrumEnd = end == .largest ? .largest : end == .smallest ? .smallest : .both
+        let spectrumEnd: SpectrumEnd = [.largest, .smallest, .both][Int(end.rawValue) % 3]
         let r = try core {
             try lanczosEigenpairs(operator_, count: k, which: spectrumEnd, tolerance: tol,
-                                  maxProducts: max_products == 0 ? nil : max_products, seed: seed)
+                                  maxProducts: max_products == 0 ? nil : max_products, seed: seed,
+                                  verify: end.rawValue < 3)
         }
         Arguments.write(r.eigenvalues, to: values)
         if let out_vectors { Arguments.write(r.eigenvectorRows.elements, to: out_vectors) }

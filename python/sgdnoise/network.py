@@ -115,7 +115,7 @@ class HessianEigen:
 
 def hessian_eigen(hvp: Product | Any, dim: int, k: int = 10, *,
                   which: Literal["largest", "smallest", "both"] = "largest", tol: float = 1e-10,
-                  max_products: int | None = None, seed: int = 0) -> HessianEigen:
+                  max_products: int | None = None, seed: int = 0, verify: bool = True) -> HessianEigen:
     r"""The k algebraically largest and/or smallest eigenpairs of a Hessian from its product.
 
     Restarted Lanczos with full reorthogonalisation (docs/theory.md §8); converged when every
@@ -135,6 +135,12 @@ def hessian_eigen(hvp: Product | Any, dim: int, k: int = 10, *,
         Budget of products (default: the library's).
     seed : int
         The random start vector's seed.
+    verify : bool
+        True (default): after convergence a verification cycle searches the complement of the
+        converged vectors for a missed copy of a repeated eigenvalue, and every residual is
+        recomputed with one more product. False: ARPACK's contract (``scipy.sparse.linalg.eigsh``)
+        at its cost or less — stop when the Lanczos estimates converge; the residuals are those of
+        the Lanczos relation (exact to rounding).
 
     Examples
     --------
@@ -155,7 +161,8 @@ def hessian_eigen(hvp: Product | Any, dim: int, k: int = 10, *,
     cb = _Callback(_as_product(hvp, p, "hvp"), p, "hvp")
     values, vectors, residuals = np.empty(count), np.empty((count, p)), np.empty(count)
     info = _capi.sgdnoise_eigen_info()
-    status = _lib_.sgdnoise_hessian_eigen(p, cb.c, None, kk, _WHICH[which], as_scalar(tol, "tol"), budget,
+    code = _WHICH[which] + (0 if verify else _capi.SGDNOISE_SPECTRUM_END_LARGEST_UNVERIFIED)
+    status = _lib_.sgdnoise_hessian_eigen(p, cb.c, None, kk, code, as_scalar(tol, "tol"), budget,
                                           int(seed) & (2**64 - 1), ptr(values), ptr(vectors), ptr(residuals),
                                           ctypes.byref(info))
     _check(status, cb)

@@ -69,19 +69,22 @@ final class KrylovBasis {
 
     /// Orthogonalises w (length P) against the first `count` rows and against the `extraCount`
     /// rows at `extra` (orthonormal, e.g. deflated eigenvectors) by classical Gram–Schmidt with
-    /// reorthogonalisation (DGKS: after the second pass, a pass is repeated while it removes more
-    /// than 1 − 1/√2 of the norm; at most four passes). Returns ‖w‖ before and after, and whether w
-    /// lies numerically in the span (it vanished, or the last pass still cancelled): then what is
-    /// left is rounding, not a direction. Writes the coefficients Vᵀw against the basis rows into
-    /// `coefficients` (at least `count` entries).
+    /// reorthogonalisation (DGKS: from pass `minimumPasses` on, a pass is repeated while the last
+    /// one removed more than 1 − 1/√2 of the norm; at most four passes). Two passes (CGS2) by
+    /// default; one suffices when w is already nearly orthogonal (the Lanczos steps subtract their
+    /// known couplings first, so a single pass only removes rounding and is then accepted).
+    /// Returns ‖w‖ before and after, and whether w lies numerically in the span (it vanished, or
+    /// the last pass still cancelled): then what is left is rounding, not a direction. Writes the
+    /// coefficients Vᵀw against the basis rows into `coefficients` (at least `count` entries).
+    /// `normBefore`, when known, saves the first pass over w.
     @discardableResult
     func orthogonalise(
         _ w: UnsafeMutablePointer<Double>, against count: Int,
         extra: UnsafePointer<Double>? = nil, extraCount: Int = 0,
-        coefficients: UnsafeMutablePointer<Double>? = nil
+        coefficients: UnsafeMutablePointer<Double>? = nil, normBefore: Double? = nil, minimumPasses: Int = 2
     ) -> (before: Double, after: Double, inSpan: Bool) {
         let p = dimension
-        let before = longNorm(w, count: p)
+        let before = normBefore ?? longNorm(w, count: p)
         if let coefficients { coefficients.initialize(repeating: 0, count: count) }
         guard count + extraCount > 0 else { return (before, before, before == 0) }
         var c = [Double](repeating: 0, count: max(count, extraCount))
@@ -103,8 +106,8 @@ final class KrylovBasis {
             let previous = norm
             norm = longNorm(w, count: p)
             if norm == 0 { break }
-            // Two passes always (CGS2); a further pass only when the last one still cancelled.
-            if pass >= 1 && norm > 0.7071 * previous {
+            // `minimumPasses` always; a further pass only when the last one still cancelled.
+            if pass + 1 >= minimumPasses && norm > 0.7071 * previous {
                 inSpan = false
                 break
             }
@@ -195,9 +198,12 @@ func longAxpy(
     }
 }
 
-/// ‖x‖₂ over `count` entries, without overflow (`dnrm2` per piece of at most `piece`, pieces
-/// combined scaled).
+/// ‖x‖₂ over `count` entries, without overflow: √(xᵀx) when xᵀx is finite and not tiny, else
+/// `dnrm2` per piece of at most `piece`, pieces combined scaled.
 func longNorm(_ x: UnsafePointer<Double>, count: Int, piece: Int = vectorPiece) -> Double {
+    // √(xᵀx) by the (faster) dot product when its square neither overflows nor underflows.
+    let square = longDot(x, x, count: count, piece: piece)
+    if square.isFinite && square >= 1e-250 { return square.squareRoot() }
     if count <= piece { return cblas_dnrm2(blasInt(count), x, 1) }
     var norms: [Double] = []
     var start = 0
@@ -342,15 +348,25 @@ struct LanczosRecurrence {
         let p = basis.dimension
         try basis.reserve(j + 2)
         let w = work.vector(0)
-        try hessian.apply(basis.vector(j), into: w)
+        let v = basis.vector(j)
+        try hessian.apply(v, into: w)
         products += 1
+        // The three-term recurrence first (β_j known, α_j by one dot product); then one pass of
+        // full reorthogonalisation, which only removes rounding and so is usually the last.
+        let known = j > 0 ? beta[j - 1] : 0
+        if j > 0 { longAxpy(-known, basis.vector(j - 1), w, count: p) }
+        let a = longDot(v, w, count: p)
+        longAxpy(-a, v, w, count: p)
+        let local = longNorm(w, count: p)
         var h = [Double](repeating: 0, count: j + 1)
-        let (before, after, inSpan) = h.withUnsafeMutableBufferPointer {
+        let (_, after, inSpan) = h.withUnsafeMutableBufferPointer {
             basis.orthogonalise(w, against: j + 1, extra: deflated.map { UnsafePointer($0.storage) },
-                                extraCount: deflatedCount, coefficients: $0.baseAddress!)
+                                extraCount: deflatedCount, coefficients: $0.baseAddress!, normBefore: local,
+                                minimumPasses: 1)
         }
+        let before = (known * known + a * a + local * local).squareRoot()  // ‖H v_j‖ (Pythagoras)
         normEstimate = max(normEstimate, before)
-        alpha.append(h[j])
+        alpha.append(a + h[j])
         if j + 1 >= space || inSpan || after <= stopBelow * before {
             invariant = true
             return
