@@ -639,7 +639,26 @@ typedef struct sgdnoise_network_summary {
      * the bottom values are Ritz values, upper bounds of the smallest eigenvalues (a negative one
      * still proves negative curvature). */
     int64_t bottom_converged;
+    /* The steps in which the mean relaxes by a factor e along the slowest top-k direction (the
+     * top-k block of Sigma is stationary after a few of these; second moments relax twice as
+     * fast). */
+    double top_relaxation_steps;
+    /* The same along the smallest eigenvalue found at the bottom of the spectrum; INFINITY when
+     * it is flat or negative (no stationary state there: the mean drifts). */
+    double slowest_relaxation_steps;
 } sgdnoise_network_summary;
+
+/* What sgdnoise_mean_drift reports besides its arrays. Set .size = sizeof(sgdnoise_drift_summary). */
+typedef struct sgdnoise_drift_summary {
+    size_t size;
+    /* 1/2 Tr[H Sigma] of the given Sigma: the part of the excess loss that drives this drift. */
+    double excess_loss_covered;
+    /* 1 when the Krylov part met its tolerance at every step (or none was needed), else 0. */
+    int64_t converged;
+    /* Hessian-vector products and curvature-gradient products used. */
+    int64_t hessian_products;
+    int64_t curvature_gradient_products;
+} sgdnoise_drift_summary;
 
 /* What sgdnoise_hessian_eigen reports besides its arrays. Set .size = sizeof(sgdnoise_eigen_info). */
 typedef struct sgdnoise_eigen_info {
@@ -694,6 +713,28 @@ sgdnoise_status sgdnoise_hessian_eigen(ptrdiff_t d, sgdnoise_matvec_callback hes
  * L^{-1/2} Sigma L^{-1/2} on the top-k eigenvectors; for lr * I the block of Sigma is lr * X).
  * UNSTABLE (with the additive critical learning rate) when m_1 >= 2(1+momentum). */
 sgdnoise_status sgdnoise_network_fluctuation(ptrdiff_t d, sgdnoise_matvec_callback hessian, void * hessian_context, sgdnoise_matvec_callback noise, void * noise_context, double lr, double const * lr_diagonal, double momentum, ptrdiff_t k, ptrdiff_t probes, ptrdiff_t steps, ptrdiff_t batch_size, double tolerance, uint64_t seed, double * out_top_values, double * out_top_vectors, double * out_bottom_values, double * out_fluctuation_block, sgdnoise_network_summary * out_summary);
+
+/* The mean displacement E[w_t - w*] of SGD driven by its own fluctuation, at second order
+ * (docs/theory.md section 8, "Drift"): the mean follows the gradient of L + 1/2 Tr[H(w) Sigma]
+ * with Sigma held fixed, a constant force 1/2 g with g = grad_w Tr[H(w) Sigma] at w*; stiff
+ * directions settle at the offset -1/2 H^{-1} g, flat ones drift by lr/(2(1-momentum)) g per step.
+ * hessian gives H v at w*; curvature_gradient (same callback type, not linear) gives
+ * out = grad_w (v^T H(w) v) at w*, the third derivative contracted twice with v. Sigma is given on
+ * k eigenvectors of H: eigenvalues (k, h_i), eigenvectors (k rows of d, orthonormal),
+ * sigma_block (k x k, Q^T Sigma Q; e.g. lr times the fluctuation block of
+ * sgdnoise_network_fluctuation, or the whole dense Sigma in H's eigenbasis with k = d). lr > 0,
+ * momentum in [0, 1); at_steps: points step counts t >= 0; krylov_steps (0: 60) bounds the
+ * Hessian-vector products for the part of g outside the eigenvectors. Outputs (each may be NULL
+ * except out_summary): out_gradient (d: g), out_displacements (points rows of d: E[w_t - w*]),
+ * out_eigenvector_displacements (points rows of k: Q E[w_t - w*]), out_offsets (k: the stationary
+ * offset -1/2 q_i^T g / h_i; NaN where h_i <= 0). */
+sgdnoise_status sgdnoise_mean_drift(ptrdiff_t d, sgdnoise_matvec_callback hessian, void * hessian_context, sgdnoise_matvec_callback curvature_gradient, void * curvature_gradient_context, ptrdiff_t k, double const * eigenvalues, double const * eigenvectors, double const * sigma_block, double lr, double momentum, ptrdiff_t points, ptrdiff_t const * at_steps, ptrdiff_t krylov_steps, double * out_gradient, double * out_displacements, double * out_eigenvector_displacements, double * out_offsets, sgdnoise_drift_summary * out_summary);
+
+/* The steps in which the mean of SGD with momentum relaxes by a factor e along a direction of
+ * curvature curvature = lr * h (docs/theory.md section 8): -1/ln(rho), rho the spectral radius
+ * of the mean recursion's map [[momentum, x], [-momentum, 1 - x]]; INFINITY for a flat, negative
+ * or unstable direction. Second moments relax twice as fast. momentum in [0, 1). */
+sgdnoise_status sgdnoise_relaxation_steps(double curvature, double momentum, double * out_steps);
 
 #ifdef __cplusplus
 }

@@ -131,6 +131,78 @@ private func product(
             critical_learning_rate_multiplicative_stderr: m?.standardError ?? .nan,
             hessian_products: Int64(r.hessianProducts), noise_products: Int64(r.noiseProducts),
             max_residual: r.topResiduals.max() ?? 0, top_converged: r.topConverged ? 1 : 0,
-            bottom_converged: r.bottomConverged ? 1 : 0), to: summary, callerSize: summarySize)
+            bottom_converged: r.bottomConverged ? 1 : 0, top_relaxation_steps: r.topRelaxationSteps,
+            slowest_relaxation_steps: r.slowestRelaxationSteps), to: summary, callerSize: summarySize)
+    }
+}
+
+/// The mean displacement E[w_t - w*] of SGD driven by its own fluctuation, at second order
+/// (docs/theory.md section 8, "Drift"): the mean follows the gradient of L + 1/2 Tr[H(w) Sigma]
+/// with Sigma held fixed, a constant force 1/2 g with g = grad_w Tr[H(w) Sigma] at w*; stiff
+/// directions settle at the offset -1/2 H^{-1} g, flat ones drift by lr/(2(1-momentum)) g per step.
+/// `hessian` gives H v at w*; `curvature_gradient` (same callback type, not linear) gives
+/// out = grad_w (v^T H(w) v) at w*, the third derivative contracted twice with v. Sigma is given on
+/// k eigenvectors of H: `eigenvalues` (k, h_i), `eigenvectors` (k rows of d, orthonormal),
+/// `sigma_block` (k x k, Q^T Sigma Q; e.g. lr times the fluctuation block of
+/// sgdnoise_network_fluctuation, or the whole dense Sigma in H's eigenbasis with k = d). lr > 0,
+/// momentum in [0, 1); at_steps: `points` step counts t >= 0; krylov_steps (0: 60) bounds the
+/// Hessian-vector products for the part of g outside the eigenvectors. Outputs (each may be NULL
+/// except out_summary): out_gradient (d: g), out_displacements (points rows of d: E[w_t - w*]),
+/// out_eigenvector_displacements (points rows of k: Q E[w_t - w*]), out_offsets (k: the stationary
+/// offset -1/2 q_i^T g / h_i; NaN where h_i <= 0).
+@c public func sgdnoise_mean_drift(
+    _ d: Int, _ hessian: sgdnoise_matvec_callback?, _ hessian_context: UnsafeMutableRawPointer?,
+    _ curvature_gradient: sgdnoise_matvec_callback?, _ curvature_gradient_context: UnsafeMutableRawPointer?,
+    _ k: Int, _ eigenvalues: UnsafePointer<Double>?, _ eigenvectors: UnsafePointer<Double>?,
+    _ sigma_block: UnsafePointer<Double>?, _ lr: Double, _ momentum: Double, _ points: Int,
+    _ at_steps: UnsafePointer<Int>?, _ krylov_steps: Int, _ out_gradient: UnsafeMutablePointer<Double>?,
+    _ out_displacements: UnsafeMutablePointer<Double>?, _ out_eigenvector_displacements: UnsafeMutablePointer<Double>?,
+    _ out_offsets: UnsafeMutablePointer<Double>?, _ out_summary: UnsafeMutablePointer<sgdnoise_drift_summary>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let summary = try Arguments.output(out_summary, "out_summary")
+        let summarySize = try Results.callerSize(summary, "out_summary", "sgdnoise_drift_summary")
+        try Arguments.size(d, "d", max: 1 << 40)
+        try Arguments.size(k, "k", max: d)
+        try Arguments.size(points, "points")
+        let values = try Arguments.vector(eigenvalues, k, "eigenvalues")
+        let rowEntries = try Arguments.vector(eigenvectors, try Arguments.count(k, d, "eigenvectors"), "eigenvectors")
+        let blockEntries = try Arguments.vector(sigma_block, try Arguments.count(k, k, "sigma_block"), "sigma_block")
+        let rows = try core { try Matrix(rows: k, columns: d, elements: rowEntries) }
+        let block = try core { try Matrix(rows: k, columns: k, elements: blockEntries) }
+        let steps = Array(UnsafeBufferPointer(start: try Arguments.pointer(at_steps, "at_steps"), count: points))
+        guard krylov_steps >= 0 else { throw .invalidArgument("krylov_steps must be >= 0 (0: the default), got \(krylov_steps)") }
+        let h = try core { try HessianOperator(dimension: d, product: try product(hessian, hessian_context, d, "hessian")) }
+        let g = try product(curvature_gradient, curvature_gradient_context, d, "curvature_gradient")
+        let r = try core {
+            try meanDrift(hessian: h, curvatureGradient: g, eigenvalues: values, eigenvectorRows: rows, sigmaBlock: block,
+                          learningRate: lr, momentum: momentum, steps: steps,
+                          krylovSteps: krylov_steps == 0 ? 60 : krylov_steps)
+        }
+        if let out_gradient { Arguments.write(r.curvatureGradient, to: out_gradient) }
+        if let out_displacements { Arguments.write(r.displacements.elements, to: out_displacements) }
+        if let out_eigenvector_displacements {
+            Arguments.write(r.eigenvectorDisplacements.elements, to: out_eigenvector_displacements)
+        }
+        if let out_offsets { Arguments.write(r.stationaryOffsets, to: out_offsets) }
+        Results.write(sgdnoise_drift_summary(
+            size: 0, excess_loss_covered: r.excessLossCovered, converged: r.converged ? 1 : 0,
+            hessian_products: Int64(r.hessianProducts), curvature_gradient_products: Int64(r.curvatureGradientProducts)),
+            to: summary, callerSize: summarySize)
+    }
+}
+
+/// The steps in which the mean of SGD with momentum relaxes by a factor e along a direction of
+/// curvature `curvature` = lr * h (docs/theory.md section 8): -1/ln(rho), rho the spectral radius
+/// of the mean recursion's map [[momentum, x], [-momentum, 1 - x]]; INFINITY for a flat, negative
+/// or unstable direction. Second moments relax twice as fast. momentum in [0, 1).
+@c public func sgdnoise_relaxation_steps(
+    _ curvature: Double, _ momentum: Double, _ out_steps: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let out = try Arguments.output(out_steps, "out_steps")
+        guard curvature.isFinite else { throw .invalidArgument("curvature must be finite, got \(curvature)") }
+        try Validation.momentum(momentum, name: "momentum")
+        out.pointee = relaxationSteps(curvature: curvature, momentum: momentum)
     }
 }

@@ -115,7 +115,13 @@ extension sgdnoise_network_summary: SizePrefixedResult {
                             end(\Self.critical_learning_rate_additive), end(\Self.critical_learning_rate_multiplicative),
                             end(\Self.critical_learning_rate_multiplicative_stderr), end(\Self.hessian_products),
                             end(\Self.noise_products), end(\Self.max_residual),
-                            end(\Self.top_converged), end(\Self.bottom_converged)]
+                            end(\Self.top_converged), end(\Self.bottom_converged), end(\Self.top_relaxation_steps),
+                            end(\Self.slowest_relaxation_steps)]
+}
+
+extension sgdnoise_drift_summary: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.excess_loss_covered), end(\Self.converged), end(\Self.hessian_products),
+                            end(\Self.curvature_gradient_products)]
 }
 
 extension sgdnoise_eigen_info: SizePrefixedResult {

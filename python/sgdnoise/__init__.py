@@ -34,7 +34,8 @@ from .models import (
 from .noise import noise_covariance
 from .accumulator import NoiseAccumulator
 from .matrix_free import NoiseOperator, noise_operator
-from .network import HessianEigen, NetworkFluctuation, hessian_eigen, network_fluctuation
+from .network import (HessianEigen, MeanDrift, NetworkFluctuation, hessian_eigen, mean_drift, network_drift,
+                      network_fluctuation, relaxation_steps)
 from .noise_scales import NoiseScale, critical_batch_view, noise_scale, two_batch_noise_scale
 from .spectrum import compare, noise_top_eigen
 from .simulation import SimulationResult, simulate
@@ -99,7 +100,11 @@ __all__ = [
     "OutOfMemoryError",
     "CancelledError",
     "HessianEigen",
+    "MeanDrift",
     "NetworkFluctuation",
     "hessian_eigen",
+    "mean_drift",
+    "network_drift",
     "network_fluctuation",
+    "relaxation_steps",
 ]

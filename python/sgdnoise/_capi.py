@@ -167,11 +167,28 @@ class sgdnoise_network_summary(ctypes.Structure):
         ('max_residual', ctypes.c_double),
         ('top_converged', ctypes.c_int64),
         ('bottom_converged', ctypes.c_int64),
+        ('top_relaxation_steps', ctypes.c_double),
+        ('slowest_relaxation_steps', ctypes.c_double),
     ]
 
     def __init__(self):
         super().__init__()
         self.size = ctypes.sizeof(sgdnoise_network_summary)
+
+
+class sgdnoise_drift_summary(ctypes.Structure):
+    """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
+    _fields_ = [
+        ('size', ctypes.c_size_t),
+        ('excess_loss_covered', ctypes.c_double),
+        ('converged', ctypes.c_int64),
+        ('hessian_products', ctypes.c_int64),
+        ('curvature_gradient_products', ctypes.c_int64),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.size = ctypes.sizeof(sgdnoise_drift_summary)
 
 
 class sgdnoise_eigen_info(ctypes.Structure):
@@ -257,4 +274,6 @@ FUNCTIONS = {
     'sgdnoise_l2_test_loss_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_hessian_eigen': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_eigen_info)]),
     'sgdnoise_network_fluctuation': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_network_summary)]),
+    'sgdnoise_mean_drift': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_drift_summary)]),
+    'sgdnoise_relaxation_steps': (ctypes.c_int, [ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),
 }

@@ -21,7 +21,8 @@ from ._arrays import as_scalar
 from .errors import CancelledError, InvalidArgumentError
 from ._operands import ptr
 
-__all__ = ["HessianEigen", "NetworkFluctuation", "hessian_eigen", "network_fluctuation"]
+__all__ = ["HessianEigen", "MeanDrift", "NetworkFluctuation", "hessian_eigen", "mean_drift", "network_drift",
+           "network_fluctuation", "relaxation_steps"]
 
 _lib_ = _lib.lib
 
@@ -210,6 +211,11 @@ class NetworkFluctuation:
         spectrum is a degenerate bulk
         near zero); unconverged bottom values are upper bounds, so a negative one still proves
         negative curvature.
+    top_relaxation_steps, slowest_relaxation_steps : float
+        Steps in which the mean relaxes by a factor e along the slowest top-k direction (the block
+        of Σ is stationary after a few of these) and along the smallest bottom eigenvalue found
+        (``inf`` when it is flat or negative: no stationary state there, the mean drifts —
+        :func:`network_drift`). See :func:`relaxation_steps`.
     lr, momentum, batch_size
         The inputs.
     """
@@ -230,6 +236,8 @@ class NetworkFluctuation:
     max_residual: float
     top_converged: bool
     bottom_converged: bool
+    top_relaxation_steps: float
+    slowest_relaxation_steps: float
     lr: Any
     momentum: float
     batch_size: int | None
@@ -268,6 +276,10 @@ class NetworkFluctuation:
                          "  stationary state here (measured on a real network: it leaves the minimum).")
         if c > 0.1:
             lines.append("  WARNING: beyond 0.1 of the edge the constant-noise prediction was not shown to hold.")
+        slowest = ("never (flat or negative curvature: the mean drifts there, see network_drift)"
+                   if not np.isfinite(self.slowest_relaxation_steps) else f"{self.slowest_relaxation_steps:.3g} steps")
+        lines.append(f"  Relaxation: the top-{k} block is stationary after a few times {self.top_relaxation_steps:.3g} "
+                     f"steps;\n  the slowest direction found relaxes in {slowest}.")
         return "\n".join(lines)
 
 
@@ -348,4 +360,142 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
         float(summary.critical_learning_rate_multiplicative_stderr),
         hessian_products=int(summary.hessian_products), noise_products=int(summary.noise_products),
         max_residual=float(summary.max_residual), top_converged=bool(summary.top_converged),
-        bottom_converged=bool(summary.bottom_converged), lr=lr, momentum=float(momentum), batch_size=batch_size)
+        bottom_converged=bool(summary.bottom_converged), top_relaxation_steps=float(summary.top_relaxation_steps),
+        slowest_relaxation_steps=float(summary.slowest_relaxation_steps), lr=lr, momentum=float(momentum),
+        batch_size=batch_size)
+
+
+def relaxation_steps(curvature: float, momentum: float = 0.0) -> float:
+    r"""Steps in which the mean of SGD relaxes by a factor e along a direction of curvature
+    ``curvature`` :math:`= \lambda h` (docs/theory.md §8): :math:`-1/\ln\rho`, with :math:`\rho` the
+    spectral radius of the mean recursion's map :math:`[[\mu, x], [-\mu, 1-x]]`; ``inf`` for a
+    flat, negative or unstable direction. Second moments relax twice as fast.
+
+    >>> round(relaxation_steps(0.01), 2)
+    99.5
+    """
+    out = ctypes.c_double()
+    _lib.check(_lib_.sgdnoise_relaxation_steps(as_scalar(curvature, "curvature"), as_scalar(momentum, "momentum"),
+                                               ctypes.byref(out)))
+    return float(out.value)
+
+
+@dataclass(frozen=True)
+class MeanDrift:
+    r"""The mean of SGD's iterates moved by its own fluctuation (docs/theory.md §8, "Drift").
+
+    At second order the mean follows the gradient of :math:`L(w) + \tfrac12\operatorname{Tr}[H(w)\Sigma]`
+    with Σ fixed: a constant force :math:`\tfrac12 g`, :math:`g = \nabla_w\operatorname{Tr}[H(w)\Sigma]`
+    at :math:`w^*`. With momentum, along an eigendirection of curvature h,
+    :math:`E[w_t - w^*] = -\tfrac{\lambda}{2}\psi_t(\lambda h)\,g` (:math:`\psi_t(x) = (1-(1-x)^t)/x` at
+    :math:`\mu = 0`): stiff directions settle at :math:`-\tfrac12 H^{-1}g`, flat ones drift by
+    :math:`\tfrac{\lambda}{2(1-\mu)}g` per step without end.
+
+    Attributes
+    ----------
+    gradient : (P,) ndarray
+        g.
+    excess_loss_covered : float
+        :math:`\tfrac12\operatorname{Tr}[H\Sigma]` of the Σ used (compare with the whole excess loss:
+        only that part of Σ drives this drift).
+    steps : (n,) ndarray of int
+    displacements : (n, P) ndarray
+        :math:`E[w_t - w^*]` at each step.
+    eigenvector_displacements : (n, k) ndarray
+        The same on the given eigenvectors.
+    offsets : (k,) ndarray
+        The stationary offsets :math:`-\tfrac12 q_i^\top g/h_i` (NaN where :math:`h_i \le 0`).
+    converged : bool
+        Whether the Krylov part met its tolerance.
+    hessian_products, curvature_gradient_products : int
+    lr, momentum : float
+    """
+
+    gradient: npt.NDArray[np.float64]
+    excess_loss_covered: float
+    steps: npt.NDArray[np.int64]
+    displacements: npt.NDArray[np.float64]
+    eigenvector_displacements: npt.NDArray[np.float64]
+    offsets: npt.NDArray[np.float64]
+    converged: bool
+    hessian_products: int
+    curvature_gradient_products: int
+    lr: float
+    momentum: float
+
+    @property
+    def displacement_norms(self) -> npt.NDArray[np.float64]:
+        r""":math:`\|E[w_t - w^*]\|` at each step."""
+        return np.linalg.norm(self.displacements, axis=1)
+
+
+def mean_drift(hvp: Product | Any, curvature_gradient: Product, dim: int, eigenvalues: npt.ArrayLike,
+               eigenvectors: npt.ArrayLike, sigma_block: npt.ArrayLike, *, lr: float, momentum: float = 0.0,
+               steps: Any, krylov_steps: int = 60) -> MeanDrift:
+    r"""The mean displacement :math:`E[w_t - w^*]` of SGD driven by its fluctuation (see :class:`MeanDrift`).
+
+    Σ is given on eigenvectors of H: ``eigenvectors`` (P, k) orthonormal columns with
+    ``eigenvalues`` (k,), and ``sigma_block`` :math:`= Q^\top\Sigma Q` (k, k) — the top-k block of
+    :func:`network_fluctuation` (:func:`network_drift` does this), or for a small model the whole
+    Σ in H's eigenbasis (k = P). The part of g outside span Q is handled by a Krylov method
+    (``krylov_steps`` Hessian-vector products at most, shared by all steps).
+
+    Parameters
+    ----------
+    hvp : callable, operator with ``matvec``, or (P, P) array_like
+        ``v -> H v`` at :math:`w^*`.
+    curvature_gradient : callable
+        ``v -> grad_w (v^T H(w) v)`` at :math:`w^*` (the third derivative contracted twice; the
+        adapters' ``curvature_gradient`` builds it).
+    dim : int
+    eigenvalues, eigenvectors, sigma_block : array_like
+    lr, momentum : float
+        A scalar learning rate and the momentum.
+    steps : int or sequence of int
+        The steps t ≥ 0 at which the mean is wanted.
+    krylov_steps : int
+    """
+    p = _as_count(dim, "dim")
+    h = np.ascontiguousarray(np.atleast_1d(np.asarray(eigenvalues, dtype=np.float64)))
+    kk = h.size
+    q = np.asarray(eigenvectors, dtype=np.float64)
+    if q.shape != (p, kk):
+        raise InvalidArgumentError(f"eigenvectors must have shape ({p}, {kk}) (one column per eigenvalue), got {q.shape}")
+    rows = np.ascontiguousarray(q.T)
+    block = np.ascontiguousarray(sigma_block, dtype=np.float64)
+    if block.shape != (kk, kk):
+        raise InvalidArgumentError(f"sigma_block must have shape ({kk}, {kk}), got {block.shape}")
+    t = np.atleast_1d(np.asarray(steps))
+    if t.ndim != 1 or t.size == 0 or t.dtype.kind not in "iu" or (t < 0).any():
+        raise InvalidArgumentError(f"steps must be a step t >= 0 or a non-empty list of them, got {steps!r}")
+    t = np.ascontiguousarray(t, dtype=np.int64)
+    h_cb = _Callback(_as_product(hvp, p, "hvp"), p, "hvp")
+    g_cb = _Callback(curvature_gradient, p, "curvature_gradient")
+    gradient, displacements = np.empty(p), np.empty((t.size, p))
+    along, offsets = np.empty((t.size, kk)), np.empty(kk)
+    summary = _capi.sgdnoise_drift_summary()
+    status = _lib_.sgdnoise_mean_drift(
+        p, h_cb.c, None, g_cb.c, None, kk, ptr(h), ptr(rows), ptr(block), as_scalar(lr, "lr"),
+        as_scalar(momentum, "momentum"), t.size, t.ctypes.data, _as_count(krylov_steps, "krylov_steps"),
+        ptr(gradient), ptr(displacements), ptr(along), ptr(offsets), ctypes.byref(summary))
+    _check(status, h_cb, g_cb)
+    return MeanDrift(gradient=gradient, excess_loss_covered=float(summary.excess_loss_covered), steps=t,
+                     displacements=displacements, eigenvector_displacements=along, offsets=offsets,
+                     converged=bool(summary.converged), hessian_products=int(summary.hessian_products),
+                     curvature_gradient_products=int(summary.curvature_gradient_products), lr=float(lr),
+                     momentum=float(momentum))
+
+
+def network_drift(result: NetworkFluctuation, hvp: Product | Any, curvature_gradient: Product, *, steps: Any,
+                  krylov_steps: int = 60) -> MeanDrift:
+    r"""The mean drift driven by the top-k block of Σ that :func:`network_fluctuation` computed
+    (scalar learning rate): :func:`mean_drift` with the Hessian's top-k eigenpairs
+    :math:`(m_i/\lambda, q_i)` and ``result.sigma_block``. Only that block drives it:
+    ``excess_loss_covered`` against ``result.excess_loss`` says how much of Σ's loss that is.
+    """
+    if result.sigma_block is None:
+        raise InvalidArgumentError("network_drift needs a scalar learning rate (the result has a diagonal one)")
+    lr = float(result.lr)
+    return mean_drift(hvp, curvature_gradient, result.top_eigenvectors.shape[0], result.top_eigenvalues / lr,
+                      result.top_eigenvectors, result.sigma_block, lr=lr, momentum=result.momentum, steps=steps,
+                      krylov_steps=krylov_steps)

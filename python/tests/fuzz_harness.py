@@ -577,6 +577,17 @@ class Harness:
                         arr *= 1e300
                     elif m == "wide":
                         arr = np.geomspace(1e-12, 1e6, k) if k > 1 else np.array([1e6])
+                elif p.name in hm.EIGEN_INPUTS:
+                    # Eigenpairs of an operator and a block of Σ on them: k of them (the size k,
+                    # clamped to what d allows), orthonormal rows, a symmetric positive block.
+                    k = min(max(int(size_args.get("k", 1)), 1), d_alloc, 8)
+                    if p.name == "eigenvalues":
+                        arr = rng.uniform(0.1, 1.0, k)
+                    elif p.name == "eigenvectors":
+                        arr = np.linalg.qr(rng.standard_normal((d_alloc, k)))[0].T.copy()
+                    else:
+                        b = rng.standard_normal((k, k))
+                        arr = b @ b.T + k * np.eye(k)
                 elif p.name in hm.LIST_INPUTS:
                     k = len_alloc
                     if p.name == "batch_sizes":

@@ -407,12 +407,13 @@ SYMMETRIC_INPUTS = {"hessian", "noise", "a", "b", "a_hat", "weight_decay", "lr_m
 DATA_INPUTS = {"x", "grads", "chunk"}      # n x d
 DIM_VECTORS = {"u"}                        # d
 ROW_VECTORS = {"y", "spectrum"}            # n
-LIST_INPUTS = {"lrs", "momenta", "batch_sizes", "weight_decays"}   # points or count entries
+EIGEN_INPUTS = {"eigenvalues", "eigenvectors", "sigma_block"}   # k, k x d orthonormal rows, k x k symmetric
+LIST_INPUTS = {"lrs", "momenta", "batch_sizes", "weight_decays", "at_steps"}   # points or count entries
 
 # Sizes: names that size a list argument, and those for which 0 is a valid value.
 LIST_SIZES = {"points", "count"}
 ZERO_ALLOWED_SIZES = {"threads", "burn_in"}
-WORK_SIZES = {"steps", "burn_in", "chains", "probes", "max_products"}   # how long a call runs, not how much it reads
+WORK_SIZES = {"steps", "burn_in", "chains", "probes", "max_products", "krylov_steps"}   # how long a call runs, not how much it reads
 
 # Real parameters with a documented range (anything outside is INVALID_ARGUMENT): [lo, hi).
 REAL_DOMAINS = {"momentum": (0.0, 1.0), "flat_tolerance": (0.0, 1.0)}
@@ -434,6 +435,7 @@ NAN_DOCUMENTED_OUTPUTS = {
     # sgdnoise_network_fluctuation: NaN when batch_size was 0 (not given).
     "sgdnoise_network_summary.critical_learning_rate_multiplicative",
     "sgdnoise_network_summary.critical_learning_rate_multiplicative_stderr",
+    "out_offsets",  # sgdnoise_mean_drift: NaN where h_i <= 0 (no stationary offset)
 }
 # Functions whose every estimate may be NaN, under a condition the header documents: the
 # simulation summary of a diverged run ("1 when a chain diverged (the estimates are then NaN)").

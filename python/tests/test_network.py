@@ -163,3 +163,63 @@ def test_summary_states_the_regime_and_warns_outside_it():
     assert outside.critical_learning_rate_multiplicative < 0.5
     text = outside.summary()
     assert "past the multiplicative critical learning rate" in text and "not shown to hold" in text
+
+
+def cubic(rng, p=20):
+    """L(w) = ½wᵀAw + (1/6)Σ c_abc w_a w_b w_c: H(w) = A + c·w, ∇(vᵀH(w)v) = c(v, v, ·)."""
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    h = np.concatenate([[3.0, 2.0, 1.5], rng.uniform(0.02, 0.3, p - 4), [0.0]])
+    a = (q * h) @ q.T
+    a = 0.5 * (a + a.T)
+    c = rng.uniform(-1, 1, (p, p, p))
+    c = sum(np.transpose(c, perm) for perm in [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]) / 6
+    return a, c
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.8])
+def test_mean_drift_against_the_mean_recursion(momentum):
+    """network_drift's mean against a plain loop of the heavy-ball mean recursion with the force
+    ½∇Tr[H(w)Σ_k] (g by einsum with the whole Σ_k = Q S Qᵀ), on a cubic loss."""
+    rng = np.random.default_rng(3)
+    a, c = cubic(rng)
+    p = a.shape[0]
+    grads = rng.standard_normal((300, p)) * 0.3
+    lr = 0.1 * (1 - momentum)
+    r = sgdnoise.network_fluctuation(a, sgdnoise.noise_operator(grads, 8), p, lr=lr, momentum=momentum, k=3,
+                                     probes=4, steps=10, tol=1e-12)
+    steps = [0, 3, 50, 800]
+    drift = sgdnoise.network_drift(r, a, lambda v: np.einsum("abc,a,b->c", c, v, v), steps=steps)
+    q = r.top_eigenvectors
+    sigma_k = q @ r.sigma_block @ q.T
+    g = np.einsum("abc,ab->c", c, sigma_k)
+    np.testing.assert_allclose(drift.gradient, g, rtol=0, atol=1e-12 * np.abs(g).max())
+    assert drift.converged and drift.curvature_gradient_products == 3
+    np.testing.assert_allclose(drift.excess_loss_covered, 0.5 * np.trace(a @ sigma_k), rtol=1e-10)
+    e, m = np.zeros(p), np.zeros(p)
+    for t in range(801):
+        if t in steps:
+            row = steps.index(t)
+            np.testing.assert_allclose(drift.displacements[row], e, rtol=0, atol=1e-9 * max(np.abs(e).max(), 1e-300))
+            np.testing.assert_allclose(drift.eigenvector_displacements[row], q.T @ e, rtol=0,
+                                       atol=1e-9 * max(np.abs(e).max(), 1e-300))
+        m = momentum * m + a @ e + 0.5 * g
+        e = e - lr * m
+    h = r.top_eigenvalues / lr
+    np.testing.assert_allclose(drift.offsets, -0.5 * (q.T @ g) / h, rtol=1e-10)
+    # The flat direction (h = 0) is found at the bottom: it never relaxes, and the summary says so.
+    assert r.slowest_relaxation_steps == np.inf
+    assert np.isclose(r.top_relaxation_steps, sgdnoise.relaxation_steps(r.top_eigenvalues[-1], momentum))
+    assert "never" in r.summary()
+
+
+def test_relaxation_steps_is_the_decay_of_the_mean():
+    for x, mu in [(0.05, 0.0), (0.02, 0.9), (0.7, 0.3)]:
+        tau = sgdnoise.relaxation_steps(x, mu)
+        e, m, sizes = 1.0, 0.0, []
+        for n in range(1, 1201):
+            m = mu * m + x * e
+            e -= m
+            sizes.append(np.hypot(e, m))
+        rho = (max(sizes[1000:1200]) / max(sizes[400:600])) ** (1 / 600)
+        assert abs(np.exp(-1 / tau) - rho) < 2e-3, (x, mu, tau, rho)
+    assert sgdnoise.relaxation_steps(0.0) == np.inf and sgdnoise.relaxation_steps(-1e-3, 0.5) == np.inf

@@ -49,6 +49,19 @@ public func krylovMatrixFunction(
     _ g: (Double) -> Double, hessian: HessianOperator, vector v: [Double],
     deflation: Deflation? = nil, tolerance: Double = 1e-12, maxSteps: Int = 100
 ) throws -> KrylovFunctionResult {
+    try withoutActuallyEscaping(g) { g in
+        try krylovMatrixFunctions([g], hessian: hessian, vector: v, deflation: deflation, tolerance: tolerance,
+                                  maxSteps: maxSteps)[0]
+    }
+}
+
+/// g_f(H) v for several functions g_f from one Krylov basis (the products are shared): as
+/// `krylovMatrixFunction`, stopping when every estimate's change has fallen to `tolerance`.
+/// Each result reports its own change and the shared steps and products.
+func krylovMatrixFunctions(
+    _ functions: [(Double) -> Double], hessian: HessianOperator, vector v: [Double],
+    deflation: Deflation? = nil, tolerance: Double = 1e-12, maxSteps: Int = 100
+) throws -> [KrylovFunctionResult] {
     let p = hessian.dimension
     guard v.count == p else {
         throw SGDNoiseError.invalidArgument("vector must have \(p) entries, got \(v.count)")
@@ -65,22 +78,27 @@ public func krylovMatrixFunction(
     let deflated = try deflation.map { try KrylovBasis(deflating: $0) }
     let limit = min(maxSteps, p - q)
 
-    // The exact part Q g(Θ) Qᵀ v.
-    var value = [Double](repeating: 0, count: p)
+    let n = functions.count
+    guard n >= 1 else { return [] }
+
+    // The exact parts Q g(Θ) Qᵀ v.
+    var values = [[Double]](repeating: [Double](repeating: 0, count: p), count: n)
     if let deflation, q > 0 {
-        let gTheta = deflation.eigenvalues.map(g)
-        guard gTheta.allSatisfy(\.isFinite) else {
-            throw SGDNoiseError.numericalFailure("krylovMatrixFunction: g is not finite at a deflated eigenvalue")
-        }
         var c = [Double](repeating: 0, count: q)
         v.withUnsafeBufferPointer { x in
             c.withUnsafeMutableBufferPointer { cp in
                 projectRows(deflated!.storage, rows: q, length: p, x.baseAddress!, into: cp.baseAddress!)
             }
         }
-        value.withUnsafeMutableBufferPointer { out in
-            for i in 0..<q {
-                longAxpy(gTheta[i] * c[i], deflated!.vector(i), out.baseAddress!, count: p)
+        for f in 0..<n {
+            let gTheta = deflation.eigenvalues.map(functions[f])
+            guard gTheta.allSatisfy(\.isFinite) else {
+                throw SGDNoiseError.numericalFailure("krylovMatrixFunction: g is not finite at a deflated eigenvalue")
+            }
+            values[f].withUnsafeMutableBufferPointer { out in
+                for i in 0..<q {
+                    longAxpy(gTheta[i] * c[i], deflated!.vector(i), out.baseAddress!, count: p)
+                }
             }
         }
     }
@@ -92,62 +110,66 @@ public func krylovMatrixFunction(
     if let deflated {
         basis.orthogonalise(start, against: 0, extra: UnsafePointer(deflated.storage), extraCount: q)
     }
-    let norm = longNorm(start, count: p)
+    let norm = limit > 0 ? longNorm(start, count: p) : 0
     guard norm > 0 else {
-        return KrylovFunctionResult(value: value, steps: 0, change: 0, converged: true, productCount: 0)
+        return values.map { KrylovFunctionResult(value: $0, steps: 0, change: 0, converged: true, productCount: 0) }
     }
     scaleInPlace(start, count: p, by: 1 / norm)
 
     var lanczos = try LanczosRecurrence(
         hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q, stopBelow: Double.ulpOfOne)
-    var previous: [Double] = []
-    var coefficients: [Double] = []
-    var change = Double.infinity
+    var coefficients = [[Double]](repeating: [], count: n)
+    var changes = [Double](repeating: .infinity, count: n)
     var converged = false
     while true {
         try lanczos.step()
         let (theta, y) = try lanczos.tridiagonalEigen()
         let m = theta.count
-        // y_m = ‖v‖ Σ_l g(θ_l) τ_l Y[:, l], τ_l = Y[0, l].
-        var current = [Double](repeating: 0, count: m)
-        for l in 0..<m {
-            let gl = g(theta[l])
-            guard gl.isFinite else {
-                throw SGDNoiseError.numericalFailure(
-                    "krylovMatrixFunction: g is not finite at the Ritz value \(theta[l])")
+        for f in 0..<n {
+            // y_m = ‖v‖ Σ_l g(θ_l) τ_l Y[:, l], τ_l = Y[0, l].
+            var current = [Double](repeating: 0, count: m)
+            for l in 0..<m {
+                let gl = functions[f](theta[l])
+                guard gl.isFinite else {
+                    throw SGDNoiseError.numericalFailure(
+                        "krylovMatrixFunction: g is not finite at the Ritz value \(theta[l])")
+                }
+                let factor = norm * gl * y[l * m]
+                for i in 0..<m { current[i] += factor * y[l * m + i] }
             }
-            let factor = norm * gl * y[l * m]
-            for i in 0..<m { current[i] += factor * y[l * m + i] }
+            let size = current.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let previous = coefficients[f]
+            var difference = 0.0
+            for i in 0..<m {
+                let d = current[i] - (i < previous.count ? previous[i] : 0)
+                difference += d * d
+            }
+            difference = difference.squareRoot()
+            changes[f] = size > 0 ? difference / size : (difference == 0 ? 0 : .infinity)
+            coefficients[f] = current
         }
-        let size = current.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        var difference = 0.0
-        for i in 0..<m {
-            let d = current[i] - (i < previous.count ? previous[i] : 0)
-            difference += d * d
-        }
-        difference = difference.squareRoot()
-        change = size > 0 ? difference / size : (difference == 0 ? 0 : .infinity)
-        coefficients = current
-        previous = current
         if lanczos.invariant {
-            change = 0
+            changes = changes.map { _ in 0 }
             converged = true
             break
         }
-        if m >= 2 && change <= tolerance {
+        if m >= 2 && changes.allSatisfy({ $0 <= tolerance }) {
             converged = true
             break
         }
         if m >= limit { break }
     }
 
-    // value += V_m y_m.
-    let m = coefficients.count
-    var krylovPart = [Double](repeating: 0, count: p)
+    // value += V_m y_m, all functions in one pass over the basis.
+    let m = coefficients[0].count
+    var krylovPart = [Double](repeating: 0, count: n * p)
     krylovPart.withUnsafeMutableBufferPointer { out in
-        basis.combine(coefficients: coefficients, outputs: 1, from: m, into: out.baseAddress!)
+        basis.combine(coefficients: coefficients.flatMap { $0 }, outputs: n, from: m, into: out.baseAddress!)
     }
-    for i in 0..<p { value[i] += krylovPart[i] }
-    return KrylovFunctionResult(value: value, steps: m, change: change, converged: converged,
-                                productCount: lanczos.products)
+    return (0..<n).map { f in
+        var value = values[f]
+        for i in 0..<p { value[i] += krylovPart[f * p + i] }
+        return KrylovFunctionResult(value: value, steps: m, change: changes[f],
+                                    converged: converged || changes[f] <= tolerance, productCount: lanczos.products)
+    }
 }

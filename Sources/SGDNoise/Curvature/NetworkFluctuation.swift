@@ -83,6 +83,20 @@ public struct NetworkFluctuation: Sendable {
         return lambda * fluctuationBlock
     }
 
+    /// The steps in which the mean relaxes (by a factor e) along the slowest of the top-k
+    /// directions, m_k: the block of Σ on them is stationary after a few of these (second moments
+    /// relax twice as fast). See `relaxationSteps(curvature:momentum:)`.
+    public var topRelaxationSteps: Double {
+        relaxationSteps(curvature: topEigenvalues.last ?? 0, momentum: momentum)
+    }
+
+    /// The same for the smallest eigenvalue found at the bottom of the spectrum: the slowest
+    /// direction of all; infinity when it is flat or negative (no stationary state along it: a run
+    /// never becomes stationary as a whole, and its mean drifts there — `meanDrift`).
+    public var slowestRelaxationSteps: Double {
+        relaxationSteps(curvature: bottomEigenvalues.first ?? 0, momentum: momentum)
+    }
+
     /// Whether H̃ has an eigenvalue below −`tolerance` · m_1 (negative curvature: not a minimum
     /// along that direction).
     public func hasNegativeCurvature(tolerance: Double = 1e-6) -> Bool {

@@ -200,7 +200,26 @@ typedef struct sgdnoise_network_summary {
      * the bottom values are Ritz values, upper bounds of the smallest eigenvalues (a negative one
      * still proves negative curvature). */
     int64_t bottom_converged;
+    /* The steps in which the mean relaxes by a factor e along the slowest top-k direction (the
+     * top-k block of Sigma is stationary after a few of these; second moments relax twice as
+     * fast). */
+    double top_relaxation_steps;
+    /* The same along the smallest eigenvalue found at the bottom of the spectrum; INFINITY when
+     * it is flat or negative (no stationary state there: the mean drifts). */
+    double slowest_relaxation_steps;
 } sgdnoise_network_summary;
+
+/* What sgdnoise_mean_drift reports besides its arrays. Set .size = sizeof(sgdnoise_drift_summary). */
+typedef struct sgdnoise_drift_summary {
+    size_t size;
+    /* 1/2 Tr[H Sigma] of the given Sigma: the part of the excess loss that drives this drift. */
+    double excess_loss_covered;
+    /* 1 when the Krylov part met its tolerance at every step (or none was needed), else 0. */
+    int64_t converged;
+    /* Hessian-vector products and curvature-gradient products used. */
+    int64_t hessian_products;
+    int64_t curvature_gradient_products;
+} sgdnoise_drift_summary;
 
 /* What sgdnoise_hessian_eigen reports besides its arrays. Set .size = sizeof(sgdnoise_eigen_info). */
 typedef struct sgdnoise_eigen_info {
