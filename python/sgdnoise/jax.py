@@ -71,7 +71,7 @@ from . import _lib
 from ._arrays import as_float64, as_scalar
 from .errors import InvalidArgumentError
 from .matrix_free import NoiseOperator
-from .network import NetworkFluctuation, network_fluctuation
+from .network import NetworkFluctuation, network_fluctuation, with_drift
 from ._streaming import StreamingNoise, as_chunk, stacked_or_streaming
 
 __all__ = ["HessianProduct", "StreamingNoise", "analyze", "flatten", "hvp", "noise", "per_sample_gradients"]
@@ -186,7 +186,11 @@ class HessianProduct:
         def product(w: Any, v: Any, batch: Any) -> Any:
             return _jax.jvp(lambda u: gradient(u, batch), (w,), (v,))[1]
 
+        def curvature(w: Any, v: Any, batch: Any) -> Any:
+            return _jax.grad(lambda u: _jnp.vdot(v, product(u, v, batch)))(w)
+
         self._product = _jax.jit(product)
+        self._curvature = _jax.jit(curvature)
         self.dim = self._flat.dim
         self.shape = (self.dim, self.dim)
         self.dtype = self._flat.dtype
@@ -208,6 +212,16 @@ class HessianProduct:
 
     def __matmul__(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return self.matvec(v)
+
+    def curvature_gradient(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        r""":math:`\nabla_w (v^\top H(w) v)` at ``params`` (the third derivative of the loss contracted
+        twice with v, reverse over the forward-over-reverse product): the input
+        :func:`sgdnoise.mean_drift` needs, float64."""
+        x = as_float64(v, "v", 1)
+        if x.shape[0] != self.dim:
+            raise InvalidArgumentError(f"v must have shape ({self.dim},), got {x.shape}")
+        out = self._curvature(self._flat.w, _jnp.asarray(x, dtype=self.dtype), self._data)
+        return np.asarray(out, dtype=np.float64)
 
 
 def hvp(loss_fn: LossFn, params: Any, data: Any) -> HessianProduct:
@@ -386,7 +400,7 @@ def _as_lr(lr: Any, params: Any, dim: int) -> float | npt.NDArray[np.float64]:
 def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int, momentum: float = 0.0,
             k: int = 10, probes: int = 30, steps: int = 40, replacement: bool = True, seed: int = 0,
             tol: float | None = None, chunk: int = DEFAULT_CHUNK,
-            memory_limit_bytes: int = 2**30) -> NetworkFluctuation:
+            memory_limit_bytes: int = 2**30, drift_steps: Any = None) -> NetworkFluctuation:
     r"""The stationary fluctuation of minibatch SGD at a minimum of a JAX model, matrix-free
     (docs/theory.md §8): :func:`sgdnoise.network_fluctuation` with this module's :func:`hvp` and
     :func:`noise`.
@@ -423,6 +437,9 @@ def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int
         for float32 ones (whose products are only accurate to about 1e-7).
     chunk, memory_limit_bytes : int
         As in :func:`noise`.
+    drift_steps : int or sequence of int, optional
+        Also predict the mean drift :math:`E[w_t - w^*]` at these steps (:func:`sgdnoise.network_drift`
+        with :meth:`HessianProduct.curvature_gradient`; scalar learning rate): ``result.drift``.
 
     Returns
     -------
@@ -453,5 +470,6 @@ def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int
               memory_limit_bytes=memory_limit_bytes)
     if tol is None:
         tol = 1e-4 if h.dtype.itemsize < 8 else 1e-8
-    return network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
-                               steps=steps, batch_size=batch_size, tol=tol, seed=seed)
+    result = network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
+                                 steps=steps, batch_size=batch_size, tol=tol, seed=seed)
+    return with_drift(result, h, drift_steps)

@@ -10,6 +10,7 @@ them back. A callable that raises stops the computation cleanly and its exceptio
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -218,6 +219,8 @@ class NetworkFluctuation:
         :func:`network_drift`). See :func:`relaxation_steps`.
     lr, momentum, batch_size
         The inputs.
+    drift : MeanDrift or None
+        The mean drift, when the adapters' ``analyze(..., drift_steps=...)`` computed it.
     """
 
     top_eigenvalues: npt.NDArray[np.float64]
@@ -241,6 +244,7 @@ class NetworkFluctuation:
     lr: Any
     momentum: float
     batch_size: int | None
+    drift: MeanDrift | None = None
 
     def summary(self) -> str:
         """A readable report of the prediction and of the regime in which it was shown to hold."""
@@ -280,6 +284,12 @@ class NetworkFluctuation:
                    if not np.isfinite(self.slowest_relaxation_steps) else f"{self.slowest_relaxation_steps:.3g} steps")
         lines.append(f"  Relaxation: the top-{k} block is stationary after a few times {self.top_relaxation_steps:.3g} "
                      f"steps;\n  the slowest direction found relaxes in {slowest}.")
+        if self.drift is not None:
+            d = self.drift
+            norms = ", ".join(f"{n:.3g} (t = {t})" for t, n in zip(d.steps, d.displacement_norms))
+            share = d.excess_loss_covered / self.excess_loss if self.excess_loss > 0 else float("nan")
+            lines.append(f"  Mean drift |E[w_t - w*]| (second order, driven by the top-{k} block, {share:.0%} of the "
+                         f"excess loss):\n    {norms}; compare sqrt(Tr Sigma_top) = {np.sqrt(self.top_trace_sigma):.3g}")
         return "\n".join(lines)
 
 
@@ -499,3 +509,11 @@ def network_drift(result: NetworkFluctuation, hvp: Product | Any, curvature_grad
     return mean_drift(hvp, curvature_gradient, result.top_eigenvectors.shape[0], result.top_eigenvalues / lr,
                       result.top_eigenvectors, result.sigma_block, lr=lr, momentum=result.momentum, steps=steps,
                       krylov_steps=krylov_steps)
+
+
+def with_drift(result: NetworkFluctuation, hessian: Any, steps: Any) -> NetworkFluctuation:
+    """``result`` with its mean drift at ``steps`` (the adapters' ``analyze(drift_steps=...)``):
+    ``hessian`` is an adapter's Hessian product, which also has ``curvature_gradient``."""
+    if steps is None:
+        return result
+    return dataclasses.replace(result, drift=network_drift(result, hessian, hessian.curvature_gradient, steps=steps))

@@ -82,7 +82,7 @@ from ._arrays import as_float64, as_scalar
 from ._streaming import StreamingNoise, as_chunk, stacked_or_streaming
 from .errors import InvalidArgumentError
 from .matrix_free import NoiseOperator
-from .network import NetworkFluctuation, network_fluctuation
+from .network import NetworkFluctuation, network_fluctuation, with_drift
 
 __all__ = ["HessianProduct", "StreamingNoise", "analyze", "flatten", "hvp", "noise", "per_sample_gradients"]
 
@@ -333,6 +333,34 @@ class HessianProduct:
     def __matmul__(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return self.matvec(v)
 
+    def curvature_gradient(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        r""":math:`\nabla_w (v^\top H(w) v)` at the model's parameters (the third derivative of the
+        loss contracted twice with v, by three reverse passes; the weight decay's is zero): the
+        input :func:`sgdnoise.mean_drift` needs, float64."""
+        x = as_float64(v.detach().cpu() if isinstance(v, _torch.Tensor) else v, "v", 1)
+        if x.shape[0] != self.dim:
+            raise InvalidArgumentError(f"v must have shape ({self.dim},), got {x.shape}")
+        f, n, c = self._f, self.samples, self._chunk
+        vd = f.as_dict(x)
+        names = f.names
+        total = np.zeros(self.dim)
+        for start in range(0, n, c):
+            stop = min(start + c, n)
+            params = {name: f.params[name].detach().requires_grad_(True) for name in names}
+            leaves = [params[name] for name in names]
+            with _torch.enable_grad():
+                grads = _torch.autograd.grad(f.loss(params, f.x[start:stop], f.y[start:stop]), leaves,
+                                             create_graph=True)
+                hv = _torch.autograd.grad(sum((g * vd[name]).sum() for g, name in zip(grads, names)), leaves,
+                                          create_graph=True, allow_unused=True)
+                vhv = sum((h * vd[name]).sum() for h, name in zip(hv, names) if h is not None)
+                out = _torch.autograd.grad(vhv, leaves, allow_unused=True) if isinstance(vhv, _torch.Tensor) \
+                    else [None] * len(names)
+            part = _torch.cat([(o if o is not None else _torch.zeros_like(params[name])).detach().reshape(-1)
+                               for o, name in zip(out, names)]).to("cpu", _torch.float64).numpy()
+            total += part if (start == 0 and stop == n) else (stop - start) / n * part
+        return total
+
 
 def hvp(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, weight_decay: float = 0.0,
         chunk: int | None = None) -> HessianProduct:
@@ -538,7 +566,7 @@ def _as_lr(lr: Any, f: _Functional) -> float | npt.NDArray[np.float64]:
 def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, batch_size: int,
             momentum: float = 0.0, weight_decay: float = 0.0, k: int = 10, probes: int = 30, steps: int = 40,
             replacement: bool = True, seed: int = 0, tol: float | None = None, chunk: int = DEFAULT_CHUNK,
-            memory_limit_bytes: int = 2**30) -> NetworkFluctuation:
+            memory_limit_bytes: int = 2**30, drift_steps: Any = None) -> NetworkFluctuation:
     r"""The stationary fluctuation of ``torch.optim.SGD(model.parameters(), lr, momentum,
     weight_decay)`` with minibatches of ``batch_size`` at a minimum of a PyTorch model,
     matrix-free (docs/theory.md §8): :func:`sgdnoise.network_fluctuation` with this module's
@@ -580,6 +608,9 @@ def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, bat
         for float32 ones (whose products are only accurate to about 1e-7).
     chunk, memory_limit_bytes : int
         As in :func:`noise`.
+    drift_steps : int or sequence of int, optional
+        Also predict the mean drift :math:`E[w_t - w^*]` at these steps (:func:`sgdnoise.network_drift`
+        with :meth:`HessianProduct.curvature_gradient`; scalar learning rate): ``result.drift``.
 
     Returns
     -------
@@ -621,5 +652,6 @@ def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, bat
               memory_limit_bytes=memory_limit_bytes)
     if tol is None:
         tol = 1e-4 if h.dtype.itemsize < 8 else 1e-8
-    return network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
-                               steps=steps, batch_size=batch_size, tol=tol, seed=seed)
+    result = network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
+                                 steps=steps, batch_size=batch_size, tol=tol, seed=seed)
+    return with_drift(result, h, drift_steps)
