@@ -6,7 +6,7 @@
 ///
 ///     P'_ij = α_iα_j P_ij − λμ(α_i R_ij + α_j R_ji) + λ²μ² Q_ij + λ² C_ij
 ///     R'_ij = α_i h_j P_ij + μα_i R_ij − λμ h_j R_ji − λμ² Q_ij − λ C_ij
-///     Q'_ij = h_i h_j P_ij + μ(h_i R_ji + h_j R_ij) + μ² Q_ij + C_ij
+///     Q'_ij = h_i h_j P_ij + μ(h_i R_ij + h_j R_ji) + μ² Q_ij + C_ij
 ///     ē'_i = α_i ē_i − λμ m̄_i,   m̄'_i = h_i ē_i + μ m̄_i,
 ///
 /// which is m' = μm + ĝ, e' = e − λm' with E[ĝ | e] = He and cov(ĝ | e) = C(e)/S. For spectra only the
@@ -153,7 +153,7 @@ struct MomentRecursion {
                 let kt = j * n + i
                 p2[k] = alphaI * alphaJ * p[k] - lr * mu * (alphaI * r[k] + alphaJ * r[kt]) + lr2 * mu * mu * q[k] + lr2 * c
                 r2[k] = alphaI * h[j] * p[k] + mu * alphaI * r[k] - lr * mu * h[j] * r[kt] - lr * mu * mu * q[k] - lr * c
-                q2[k] = h[i] * h[j] * p[k] + mu * (h[i] * r[kt] + h[j] * r[k]) + mu * mu * q[k] + c
+                q2[k] = h[i] * h[j] * p[k] + mu * (h[i] * r[k] + h[j] * r[kt]) + mu * mu * q[k] + c
             }
         }
         swap(&p, &p2)
