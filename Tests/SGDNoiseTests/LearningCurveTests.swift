@@ -326,3 +326,68 @@ struct LearningCurveTests {
 private extension Matrix {
     var maxAbsEntry: Double { elements.map(abs).max() ?? 0 }
 }
+
+@Suite("Learning curve against Monte-Carlo SGD with a schedule (theory §9)")
+struct LearningCurveMonteCarloTests {
+    /// z = (observed − predicted)/SE for every entry the simulation estimates, at each recorded step.
+    private func zScores(_ sim: ScheduledSimulationResult, _ curve: LearningCurve, meanOffset: [Double]) -> [(String, Double)] {
+        var z: [(String, Double)] = []
+        for k in sim.steps.indices {
+            let t = sim.steps[k]
+            let d = meanOffset.count
+            let sigma = curve.sigma[k].matrix
+            for i in 0..<d {
+                z.append(("t=\(t) mean[\(i)]", (sim.mean[k][i] - curve.mean[k][i] - meanOffset[i]) / sim.meanStandardError[k][i]))
+                for j in i..<d {
+                    z.append(("t=\(t) Σ[\(i),\(j)]", (sim.sigma[k][i, j] - sigma[i, j]) / sim.sigmaStandardError[k][i, j]))
+                }
+            }
+            z.append(("t=\(t) trace", (sim.trace[k] - curve.trace[k]) / sim.traceStandardError[k]))
+            z.append(("t=\(t) train", (sim.trainLoss[k] - curve.trainLoss[k]) / sim.trainLossStandardError[k]))
+            z.append(("t=\(t) test", (sim.testLoss[k] - curve.testLoss[k]) / sim.testLossStandardError[k]))
+        }
+        return z
+    }
+
+    @Test("Label noise with momentum, a step decay and a batch-size ramp: early, middle and late t")
+    func labelNoiseStepDecay() throws {
+        var rng = SeededGenerator(seed: 41)
+        let a = rng.symmetric(eigenvalues: [0.5, 1.5])
+        let u = [0.7, -0.4]
+        let schedule = try Schedule(
+            steps: 300, learningRate: .milestones(initial: 0.15, factor: 0.3, at: [100, 200]),
+            batchSize: .ramp(initial: 2, factor: 2, at: [150]), momentum: .constant(0.5))
+        let w0 = [u[0] + 1, u[1] - 1]
+        let record = [10, 120, 300]
+        let curve = try learningCurve(model: .labelNoise(a: .dense(a), noiseVariance: 0.5), schedule: schedule,
+                                      record: record, w0: [1, -1])  // w measured from the minimum u
+        #expect(curve.unstableFrom == nil)
+        let spec = SimulationSpec(data: .gaussian(a: a, u: u, noiseVariance: 0.5, inputNoise: nil),
+                                  learningRate: .scalar(1), batchSize: 1, steps: 1, chains: 20_000, seed: 7)
+        let sim = try simulate(spec, schedule: schedule, record: record, w0: w0)
+        #expect(!sim.diverged)
+        for (name, z) in zScores(sim, curve, meanOffset: u) {
+            #expect(abs(z) < 4.5, "label noise \(name): z = \(z)")
+        }
+    }
+
+    @Test("L2 (bias enters the noise) without momentum, an exponential decay after a warm-up")
+    func l2Warmup() throws {
+        let a = Matrix.diagonal([0.4, 1.2])
+        let u = [1.0, -0.5]
+        let gamma = Matrix.diagonal([0.2, 0.1])
+        let schedule = try Schedule(
+            steps: 200, learningRate: .warmup(steps: 20, then: .exponential(initial: 0.4, factor: 0.99)),
+            batchSize: .constant(1))
+        let record = [5, 60, 200]
+        let curve = try learningCurve(model: .l2Regularized(a: .dense(a), u: u, weightDecay: .dense(gamma)),
+                                      schedule: schedule, record: record, w0: [0, 0])
+        let spec = SimulationSpec(data: .gaussian(a: a, u: u, noiseVariance: 0, inputNoise: nil), weightDecay: gamma,
+                                  learningRate: .scalar(1), batchSize: 1, steps: 1, chains: 20_000, seed: 11)
+        let sim = try simulate(spec, schedule: schedule, record: record, w0: [0, 0])
+        #expect(!sim.diverged)
+        for (name, z) in zScores(sim, curve, meanOffset: [0, 0]) {
+            #expect(abs(z) < 4.5, "L2 \(name): z = \(z)")
+        }
+    }
+}
