@@ -1,6 +1,8 @@
 /// The sum over one minibatch of the per-sample gradients x_i(x_iᵀw − y_i) of ½(wᵀx − y)², for
 /// one kind of data (the chain divides by S and adds the weight decay).
 protocol MinibatchGradient {
+    /// S, the number of per-sample gradients summed (a schedule changes it between steps).
+    var batchSize: Int { get set }
     /// Adds the minibatch's sum of per-sample gradients at `w` to `g` (which holds zeros).
     mutating func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
                              random: inout Xoshiro256StarStar)
@@ -18,7 +20,7 @@ struct ExactGaussianGradient: MinibatchGradient {
     let sqrtA: UnsafePointer<Double>
     let teacher: UnsafePointer<Double>
     let labelNoise: Double
-    let batchSize: Int
+    var batchSize: Int
     let dimension: Int
     /// Scratch: v̂, then the D normals.
     let direction: UnsafeMutablePointer<Double>
@@ -70,7 +72,7 @@ struct NoisyInputGradient: MinibatchGradient {
     let labelNoise: Double
     /// B^{1/2} in the working basis.
     let inputNoiseRoot: SymmetricOperator.UnsafeView
-    let batchSize: Int
+    var batchSize: Int
     let dimension: Int
     /// Scratch: the noisy input, D normals, B^{1/2} times them.
     let x: UnsafeMutablePointer<Double>
@@ -107,7 +109,7 @@ struct DatasetGradient: MinibatchGradient {
     let y: UnsafePointer<Double>
     let rows: Int
     let sampling: Sampling
-    let batchSize: Int
+    var batchSize: Int
     let dimension: Int
     /// The partial shuffle (without replacement) or the epoch's permutation.
     private var permutation: [Int]

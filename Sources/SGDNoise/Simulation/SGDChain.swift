@@ -44,6 +44,30 @@ struct SGDChain {
 
     /// Runs the chain; stops early when `control.stop` is set, and sets it on divergence.
     func run(rng: Xoshiro256StarStar, control: RunControl) -> ChainRecord {
+        withGradient(StationaryLoop(chain: self, rng: rng, control: control))
+    }
+
+    /// A loop over the steps of a chain, run on the chain's kind of data (`withGradient`), so
+    /// that the loop is specialised for each `MinibatchGradient`.
+    protocol Body {
+        associatedtype Output
+        /// Runs the loop with `gradient`, on memory owned by `arena`.
+        func run<Gradient: MinibatchGradient>(_ gradient: Gradient, arena: ChainArena) -> Output
+    }
+
+    /// The stationary loop of `run`.
+    private struct StationaryLoop: Body {
+        let chain: SGDChain
+        let rng: Xoshiro256StarStar
+        let control: RunControl
+
+        func run<Gradient: MinibatchGradient>(_ gradient: Gradient, arena: ChainArena) -> ChainRecord {
+            chain.loop(gradient, rng: rng, control: control, arena: arena)
+        }
+    }
+
+    /// Builds the minibatch gradient of the problem's data in a fresh arena and runs `body` on it.
+    func withGradient<B: Body>(_ body: B) -> B.Output {
         let arena = ChainArena()
         return withExtendedLifetime(arena) {
             let d = problem.dimension, s = problem.batchSize
@@ -53,18 +77,18 @@ struct SGDChain {
                 let gradient = ExactGaussianGradient(
                     sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise, batchSize: s,
                     dimension: d, direction: arena.zeros(d), normals: arena.zeros(d), tables: tables)
-                return loop(gradient, rng: rng, control: control, arena: arena)
+                return body.run(gradient, arena: arena)
             case .gaussian(let sqrtA, let teacher, let labelNoise, let root?):
                 let gradient = NoisyInputGradient(
                     sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise,
                     inputNoiseRoot: arena.view(root), batchSize: s, dimension: d, x: arena.zeros(d),
                     normals: arena.zeros(d), noise: arena.zeros(d), tables: tables)
-                return loop(gradient, rng: rng, control: control, arena: arena)
+                return body.run(gradient, arena: arena)
             case .dataset(let x, let y, let sampling):
                 let gradient = DatasetGradient(
                     x: arena.copy(x.elements), y: arena.copy(y), rows: x.rows, sampling: sampling, batchSize: s,
                     dimension: d)
-                return loop(gradient, rng: rng, control: control, arena: arena)
+                return body.run(gradient, arena: arena)
             }
         }
     }
@@ -198,12 +222,17 @@ struct ChainState {
 
     /// m_t = μ m_{t−1} + ĝ_t;  w_t = w_{t−1} − Λ m_t;  e = w_t − w*. Returns |e|².
     @inline(__always)
-    func momentumStep() -> Double {
+    func momentumStep() -> Double { momentumStep(momentum: momentum, scale: 1) }
+
+    /// m_t = μ m_{t−1} + ĝ_t;  w_t = w_{t−1} − c Λ m_t;  e = w_t − w* with μ = `momentum` and
+    /// c = `scale` (a schedule's λ_t; c = 1 multiplies exactly). Returns |e|².
+    @inline(__always)
+    func momentumStep(momentum: Double, scale: Double) -> Double {
         for i in 0..<d { m[i] = momentum * m[i] + g[i] }
         learningRate.apply(m, into: tmp, d)
         var norm2 = 0.0
         for i in 0..<d {
-            w[i] -= tmp[i]
+            w[i] -= scale * tmp[i]
             let ei = w[i] - wStar[i]
             e[i] = ei
             norm2 += ei * ei

@@ -169,7 +169,7 @@ private func batchStandardErrors(_ batches: [Matrix], dimension d: Int) -> Matri
 }
 
 /// E[L(w)] and E[½(w − u)ᵀA(w − u)] from the estimated mean and Σ (exact identities for quadratics).
-private func losses(problem: PreparedSimulation, spec: SimulationSpec, mean m: [Double], sigma: Matrix) -> (Double, Double) {
+func losses(problem: PreparedSimulation, spec: SimulationSpec, mean m: [Double], sigma: Matrix) -> (Double, Double) {
     let sig = SymmetricOperator.dense(sigma)
     var regulariser = 0.0
     if let g = spec.weightDecay {
