@@ -88,7 +88,7 @@ def net():
         return 0.5 * r * r
 
     G = np.asarray(jax.jacrev(per_example_losses)(w)) + GAMMA * w  # rows: grad (l_i + gamma/2 |w|^2)
-    return SimpleNamespace(X=X, y=y, data=(X, y), w=w, params=unravel(jnp.asarray(w)), unravel=unravel,
+    return SimpleNamespace(X=X, y=y, data=(X, y), w=w, params=unravel(jnp.asarray(w)), unravel=unravel, flat_loss=flat_loss,
                            grad_norm=grad_norm, H=H, eigenvalues=eigenvalues, h_max=float(eigenvalues[-1]), G=G,
                            P=w.size, N=X.shape[0])
 
@@ -145,6 +145,23 @@ def test_hvp_matches_dense_hessian(net, rng):
     assert h.calls == 4
     with pytest.raises(sgdnoise.InvalidArgumentError):
         h(np.zeros(net.P - 1))
+
+
+def test_curvature_gradient_matches_the_dense_third_derivative(net, rng):
+    """∇_w(vᵀH(w)v) against jax.grad of vᵀ(dense jax.hessian)v, and analyze(drift_steps=...) wires it
+    into network_drift."""
+    h = sj.hvp(loss_fn, net.params, net.data)
+    dense_hessian = jax.hessian(net.flat_loss)
+    for _ in range(2):
+        v = rng.standard_normal(net.P)
+        reference = np.asarray(jax.grad(lambda u: jnp.asarray(v) @ dense_hessian(u) @ jnp.asarray(v))(jnp.asarray(net.w)))
+        assert rel(h.curvature_gradient(v), reference) < 1e-10
+    lr = 0.05 * 2 / net.h_max
+    r = sj.analyze(loss_fn, net.params, net.data, lr=lr, batch_size=8, k=3, probes=4, steps=10, drift_steps=[0, 100])
+    assert r.drift is not None and r.drift.curvature_gradient_products == 3
+    direct = sgdnoise.network_drift(r, h, h.curvature_gradient, steps=[0, 100])
+    np.testing.assert_allclose(r.drift.displacements, direct.displacements, rtol=1e-12, atol=1e-15)
+    assert np.all(r.drift.displacements[0] == 0) and "Mean drift" in r.summary()
 
 
 def test_per_sample_gradients_match_the_jacobian_route(net):
