@@ -6,6 +6,8 @@ finite-run transient of the additive model.  numpy, scipy and scikit-learn only.
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 
 import numpy as np
@@ -77,6 +79,7 @@ def batch_stats(out, k):
     return dict(
         batches=n,
         cov=cov_b.mean(0), cov_se=se(cov_b),
+        cov_chain_se=chain_se(cov_b.reshape(nc, nb, k, k)) if nc > 1 else np.full((k, k), np.nan),
         second_moment=pp.reshape(n, k, k).mean(0),
         loss=float(loss.mean()), loss_se=float(se(loss.ravel())),
         loss_chain_se=float(chain_se(loss)) if nc > 1 else float("nan"),
@@ -127,3 +130,30 @@ def relaxation_steps(h, lr, mu):
             out[i] = -1.0 / (2.0 * np.log(rho))
     return out
 
+
+
+def parse_args(doc, quick_help, print_tables, extra=()):
+    """The scripts' command line: --quick, --out, --tables JSON (print_tables of an earlier run's
+    JSON, then None is returned) and `extra` (name, help) store_true flags."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    for name, text in extra:
+        ap.add_argument(name, action="store_true", help=text)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--tables", metavar="JSON", default=None,
+                    help="only print the markdown tables of an earlier run's JSON")
+    args = ap.parse_args()
+    if args.tables:
+        with open(args.tables) as fh:
+            print_tables(json.load(fh))
+        return None
+    return args
+
+
+def write_results(results, path, t_start, print_tables):
+    """results["seconds"], the JSON at `path`, and the tables."""
+    results["seconds"] = time.time() - t_start
+    with open(path, "w") as fh:
+        json.dump(results, fh, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    log(f"\nwrote {path} in {results['seconds']:.0f} s")
+    print_tables(results)

@@ -30,8 +30,6 @@ fixed in main(); the γ = 0 minimum uses initialisation seed 1 (seed 0 does not 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -48,7 +46,7 @@ import sgdnoise  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import (HIDDEN, INIT_SEEDS, K, batch_stats, init_params, load_data, log,  # noqa: E402,F401
-                    minimise, relaxation_steps, window_average_diag)
+                    minimise, parse_args, relaxation_steps, window_average_diag, write_results)
 
 FLAT_TOL = 1e-9  # relative tolerance for flat directions where the default refuses
 
@@ -243,15 +241,8 @@ def api_call(fn, *a, **kw):
 
 # ----------------------------------------------------------------------------- main
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a reduced run (< 2 minutes)")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--tables", metavar="JSON", default=None,
-                    help="only print the markdown tables of an earlier run's results.json")
-    args = ap.parse_args()
-    if args.tables:
-        with open(args.tables) as fh:
-            print_tables(json.load(fh))
+    args = parse_args(__doc__, "a reduced run (< 2 minutes)", print_tables)
+    if args is None:
         return 0
     quick = args.quick
     t_start = time.time()
@@ -574,12 +565,8 @@ def main():
         results["minima"].append(mn)
 
     results["api_notes"] = api_notes
-    results["seconds"] = time.time() - t_start
-    out_path = args.out or os.path.join(HERE, "results_quick.json" if quick else "results.json")
-    with open(out_path, "w") as fh:
-        json.dump(results, fh, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-    log(f"\nwrote {out_path} in {results['seconds']:.0f} s")
-    print_tables(results)
+    write_results(results, args.out or os.path.join(HERE, "results_quick.json" if quick else "results.json"), t_start,
+                  print_tables)
 
 
 def print_tables(results):
