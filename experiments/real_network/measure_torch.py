@@ -34,6 +34,7 @@ RESULTS.md ("PyTorch"); --tables JSON reprints it.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -500,6 +501,27 @@ def print_tables(results):
                 f"{z['top_diag_batch_4S'][i]:+.0f} |")
         log(head + f"| ½Tr HΣ | {m['excess_loss']:.4g} ± {m['excess_loss_se_used']:.2g} | {p['excess_loss']:.4g} ± "
             f"{p['excess_loss_stderr']:.1g} | {z['excess_loss']:+.1f} | {100 * (p['excess_loss'] / m['excess_loss'] - 1):+.1f} % | — |")
+    jax_path = os.path.join(HERE, "results.json")
+    if not os.path.exists(jax_path):
+        return
+    with open(jax_path) as fh:
+        jax_rows = {(r["S"], r["frac"], r["mu"]): r for mn in json.load(fh)["minima"] if mn["gamma"] == GAMMA
+                    for r in mn["configs"] if r["replacement"]}
+    log("\nThe same configurations measured with JAX (measure.py, results.json: 4 chains x 3·10⁵ steps after a "
+        "5 010-step burn-in) and with torch (64 chains x the steps above): measured Σ_kk (k = 1..5) and "
+        "excess loss; z = (torch − JAX)/√(se_torch² + se_JAX²)\n")
+    log("| S | c | μ | Σ_kk torch | Σ_kk JAX | z | ½Tr HΣ torch | ½Tr HΣ JAX | z |")
+    log("|---|---|---|---|---|---|---|---|---|")
+    for row in results["configs"]:
+        jr = jax_rows.get((row["S"], row["frac"], row["mu"]))
+        if row["sampling"] != "replacement" or jr is None:
+            continue
+        m, jm = row["measured"], jr["measured"]
+        zt = (np.array(m["top_diag"]) - jm["top_diag"]) / np.hypot(m["top_diag_se"], jm["top_diag_se"])
+        zl = (m["excess_loss"] - jm["excess_loss"]) / np.hypot(m["excess_loss_se_used"], jm["excess_loss_se_used"])
+        fmt = lambda a: " ".join(f"{x:.4g}" for x in a)  # noqa: E731
+        log(f"| {row['S']} | {row['frac']} | {row['mu']} | {fmt(m['top_diag'])} | {fmt(jm['top_diag'])} | "
+            f"{' '.join(f'{x:+.1f}' for x in zt)} | {m['excess_loss']:.4g} | {jm['excess_loss']:.4g} | {zl:+.1f} |")
 
 
 if __name__ == "__main__":
