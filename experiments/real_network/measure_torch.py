@@ -46,7 +46,7 @@ import torch.nn.functional as F
 import sgdnoise
 import sgdnoise.torch as st
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64  # every tensor here is float64 explicitly: importing this module changes no torch default
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -65,7 +65,8 @@ def loss_fn(output, target):
 
 def make_model(d_in=10, hidden=HIDDEN):
     torch.manual_seed(0)  # the initial values are overwritten; fixed for reproducibility only
-    return torch.nn.Sequential(torch.nn.Linear(d_in, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+    return torch.nn.Sequential(torch.nn.Linear(d_in, hidden, dtype=F64), torch.nn.Tanh(),
+                               torch.nn.Linear(hidden, 1, dtype=F64))
 
 
 def jax_to_torch_order(d_in=10, hidden=HIDDEN):
@@ -131,9 +132,9 @@ class VectorSGD:
         self.N, self.d = X.shape
         self.h, self.C = hidden, chains
         self.P = self.d * hidden + 2 * hidden + 1
-        self.w = torch.zeros(chains, self.P)
-        self.m = torch.zeros(chains, self.P)
-        self.g = torch.zeros(chains, self.P)
+        self.w = torch.zeros(chains, self.P, dtype=F64)
+        self.m = torch.zeros(chains, self.P, dtype=F64)
+        self.g = torch.zeros(chains, self.P, dtype=F64)
         self.gen = torch.Generator().manual_seed(seed)
         d, h, C = self.d, hidden, chains
         views = lambda t: (t[:, : d * h].view(C, h, d), t[:, d * h: d * h + h],  # noqa: E731
@@ -183,7 +184,7 @@ class VectorSGD:
                 for t in range(chunk):
                     yield xs[t], ys[t]
             elif sampling == "epoch":
-                perm = torch.argsort(torch.rand(C, N, generator=self.gen), dim=1)
+                perm = torch.argsort(torch.rand(C, N, generator=self.gen, dtype=F64), dim=1)
                 xs, ys = X[perm], y[perm]
                 for s in range(0, N, S):
                     yield xs[:, s:s + S], ys[:, s:s + S]
@@ -233,12 +234,12 @@ def measure(sgd, w_star, Qt, Qb, lr, mu, gamma, S, sampling, burn, nblocks, blen
     C, k, kb = sgd.C, Qt.shape[1], Qb.shape[1]
     acc = {n: [] for n in ("p", "pp", "q", "qq", "loss", "w")}
     for _ in range(nblocks):
-        p = torch.zeros(C, k)
-        pp = torch.zeros(C, k, k)
-        q = torch.zeros(C, kb)
-        qq = torch.zeros(C, kb)
-        lo = torch.zeros(C)
-        wsum = torch.zeros(C, sgd.P)
+        p = torch.zeros(C, k, dtype=F64)
+        pp = torch.zeros(C, k, k, dtype=F64)
+        q = torch.zeros(C, kb, dtype=F64)
+        qq = torch.zeros(C, kb, dtype=F64)
+        lo = torch.zeros(C, dtype=F64)
+        wsum = torch.zeros(C, sgd.P, dtype=F64)
         nrec = nloss = 0
         for t in range(thin, blen + 1, thin):
             sgd.run(batches, thin, lr, mu, gamma)
@@ -334,6 +335,7 @@ def main():
         return 0
     quick = args.quick
     t_start = time.time()
+    torch.set_default_dtype(F64)
     torch.set_num_threads(1)  # tiny tensors: threads only add overhead (and the machine is shared)
 
     Xn, yn = load_data()
