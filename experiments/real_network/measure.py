@@ -30,43 +30,28 @@ fixed in main(); the γ = 0 minimum uses initialisation seed 1 (seed 0 does not 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
-import scipy.optimize as so
 
 import jax
 import jax.numpy as jnp
 
 jax.config.update("jax_enable_x64", True)
 
-from sklearn.datasets import load_diabetes  # noqa: E402
-
 import sgdnoise  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HIDDEN = 16
-K = 5  # top-k / bottom-k Hessian eigendirections
-INIT_SEEDS = {1e-3: 0, 0.0: 1}  # per weight decay (seed 0 at gamma = 0 stalls at |grad| ~ 5e-8, see RESULTS.md)
+sys.path.insert(0, HERE)
+from common import (HIDDEN, INIT_SEEDS, K, batch_stats, init_params, load_data, log,  # noqa: E402,F401
+                    minimise, parse_args, relaxation_steps, window_average_diag, write_results)
+
 FLAT_TOL = 1e-9  # relative tolerance for flat directions where the default refuses
 
 
-def log(*a):
-    print(*a, flush=True)
-
-
 # ----------------------------------------------------------------------------- data and model
-def load_data():
-    X, y = load_diabetes(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    y = (y - y.mean()) / y.std()
-    return X, y
-
-
 class MLP:
     """f(x; w) = tanh(x W1 + b1) W2 + b2, flat parameter vector w = [W1 (D x H), b1, W2, b2]."""
 
@@ -92,14 +77,11 @@ class MLP:
         return jnp.concatenate([(xb.T @ da).ravel(), da.sum(0), a.T @ r, jnp.sum(r)[None]])
 
     def init(self, seed):
-        rng = np.random.default_rng(seed)
-        return np.concatenate([rng.normal(size=self.d * self.h) / np.sqrt(self.d), np.zeros(self.h),
-                               rng.normal(size=self.h) / np.sqrt(self.h), [0.0]])
+        return init_params(self.d, self.h, seed)
 
 
 def train(net, X, y, gamma, maxiter, seed):
-    """L-BFGS to a minimum of L_gamma, then Newton steps with the dense Hessian (pseudo-inverse on
-    the eigenvalues above 1e-10 max) until |grad| < 1e-12 or no further progress."""
+    """common.minimise (L-BFGS, then Newton polishing) of L_gamma from the initialisation `seed`."""
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
 
     def loss(w):
@@ -108,29 +90,8 @@ def train(net, X, y, gamma, maxiter, seed):
 
     vg = jax.jit(jax.value_and_grad(loss))
     hess = jax.jit(jax.hessian(loss))
-    w0 = net.init(seed)
-    t0 = time.time()
-    res = so.minimize(lambda w: tuple(np.asarray(a) for a in vg(w)), w0, jac=True, method="L-BFGS-B",
-                      options=dict(maxiter=maxiter, maxfun=2 * maxiter, gtol=1e-14, ftol=0.0, maxcor=50))
-    w = res.x
-    gn_lbfgs = float(np.linalg.norm(vg(w)[1]))
-    newton = 0
-    for newton in range(1, 61):
-        _, g = vg(w)
-        g = np.asarray(g)
-        ev, Q = np.linalg.eigh(np.asarray(hess(w)))
-        keep = ev > 1e-10 * ev.max()
-        w_new = w - Q[:, keep] @ ((Q[:, keep].T @ g) / ev[keep])
-        if np.linalg.norm(vg(w_new)[1]) >= np.linalg.norm(g):
-            break
-        w = w_new
-        if np.linalg.norm(vg(w)[1]) < 1e-12:
-            break
-    l, g = vg(w)
-    return dict(w=w, loss=float(l), grad_norm=float(np.linalg.norm(g)), lbfgs_iterations=int(res.nit),
-                lbfgs_message=str(res.message), lbfgs_grad_norm=gn_lbfgs, newton_steps=newton,
-                seconds=time.time() - t0)
-
+    return minimise(lambda w: tuple(np.asarray(a) for a in vg(w)), lambda w: np.asarray(hess(w)),
+                    net.init(seed), maxiter)
 
 # ----------------------------------------------------------------------------- SGD simulation
 def make_sgd(net, X, y, w_star, Qt, Qb, gamma, L_star):
@@ -215,70 +176,7 @@ def make_sgd(net, X, y, w_star, Qt, Qb, gamma, L_star):
     return meas, traj
 
 
-def batch_stats(out, k):
-    """Batch means over (chains x blocks): mean and standard error of the top-k covariance
-    (centred in each block), of the projections and of the excess loss."""
-    p, pp, q, qq, loss, wbar = (np.asarray(a) for a in out)
-    nc, nb = loss.shape
-    p = p.reshape(nc * nb, k)
-    cov_b = pp.reshape(nc * nb, k, k) - p[:, :, None] * p[:, None, :]
-    n = nc * nb
-    se = lambda a: a.std(axis=0, ddof=1) / np.sqrt(a.shape[0])  # noqa: E731
-    chain_se = lambda a: a.mean(axis=1).std(axis=0, ddof=1) / np.sqrt(a.shape[0])  # noqa: E731
-    return dict(
-        batches=n,
-        cov=cov_b.mean(0), cov_se=se(cov_b),
-        second_moment=pp.reshape(n, k, k).mean(0),
-        loss=float(loss.mean()), loss_se=float(se(loss.ravel())),
-        loss_chain_se=float(chain_se(loss)) if nc > 1 else float("nan"),
-        mean_top=p.mean(0), mean_top_se=chain_se(p.reshape(nc, nb, k)) if nc > 1 else np.full(k, np.nan),
-        mean_bot=q.reshape(n, -1).mean(0),
-        mean_bot_se=chain_se(q) if nc > 1 else np.full(q.shape[-1], np.nan),
-        mean_bot_last=q[:, -1].mean(0),
-        rms_bot=np.sqrt(qq.reshape(n, -1).mean(0)),
-        loss_first_block=float(loss[:, 0].mean()), loss_last_block=float(loss[:, -1].mean()),
-        w_mean_last_block=wbar[:, -1], w_mean=wbar.mean(1),
-    )
-
-
 # ----------------------------------------------------------------------------- additive-noise transient
-def window_average_diag(h, c_diag, lr, mu, burn, steps):
-    """Time average over steps burn+1 .. burn+steps of Var(e_i) for each Hessian eigendirection of
-    the linear dynamics with constant (additive) noise c_diag, started at e = m = 0 — the exact
-    finite-run counterpart of the stationary diagonal of Theorem 1 (Sigma_ii in H's eigenbasis).
-    Per direction: z = (e, m), z' = J z + b eta, J = [[1 - lr h, -lr mu], [h, mu]], b = (-lr, 1);
-    vec(V)' = (J kron J) vec(V) + c vec(b b^T); augmented with a running sum and taken to the
-    needed powers by repeated squaring (exact also for flat and unstable-free slow directions)."""
-    n = h.size
-    J = np.zeros((n, 2, 2))
-    J[:, 0, 0], J[:, 0, 1], J[:, 1, 0], J[:, 1, 1] = 1 - lr * h, -lr * mu, h, mu
-    M = np.einsum("nij,nkl->nikjl", J, J).reshape(n, 4, 4)
-    bb = np.array([lr * lr, -lr, -lr, 1.0])
-    A = np.zeros((n, 9, 9))  # state (vecV[4], 1, sumV[4])
-    A[:, :4, :4] = M
-    A[:, :4, 4] = c_diag[:, None] * bb
-    A[:, 4, 4] = 1
-    A[:, 5:, :4] = M
-    A[:, 5:, 4] = c_diag[:, None] * bb
-    A[:, 5:, 5:] = np.eye(4)
-    z = np.zeros((n, 9))
-    z[:, 4] = 1
-    z = np.einsum("nij,nj->ni", np.linalg.matrix_power(A, burn), z)
-    z[:, 5:] = 0
-    z = np.einsum("nij,nj->ni", np.linalg.matrix_power(A, steps), z)
-    return z[:, 5] / steps
-
-
-def relaxation_steps(h, lr, mu):
-    """Steps for the variance of each eigendirection to relax by 1/e: -1 / (2 log rho(J))."""
-    out = np.full(h.size, np.inf)
-    for i, hi in enumerate(h):
-        rho = np.abs(np.linalg.eigvals(np.array([[1 - lr * hi, -lr * mu], [hi, mu]]))).max()
-        if 0 < rho < 1:
-            out[i] = -1.0 / (2.0 * np.log(rho))
-    return out
-
-
 # ----------------------------------------------------------------------------- critical learning rates
 def network_critical_lr(h0, gamma, S, mu):
     """docs/theory.md section 8: C(Sigma) = (1/S)(Tr[H0 Sigma] H0 - H0 Sigma H0) + (2 L0/S) H0, the
@@ -343,15 +241,8 @@ def api_call(fn, *a, **kw):
 
 # ----------------------------------------------------------------------------- main
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a reduced run (< 2 minutes)")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--tables", metavar="JSON", default=None,
-                    help="only print the markdown tables of an earlier run's results.json")
-    args = ap.parse_args()
-    if args.tables:
-        with open(args.tables) as fh:
-            print_tables(json.load(fh))
+    args = parse_args(__doc__, "a reduced run (< 2 minutes)", print_tables)
+    if args is None:
         return 0
     quick = args.quick
     t_start = time.time()
@@ -674,12 +565,8 @@ def main():
         results["minima"].append(mn)
 
     results["api_notes"] = api_notes
-    results["seconds"] = time.time() - t_start
-    out_path = args.out or os.path.join(HERE, "results_quick.json" if quick else "results.json")
-    with open(out_path, "w") as fh:
-        json.dump(results, fh, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-    log(f"\nwrote {out_path} in {results['seconds']:.0f} s")
-    print_tables(results)
+    write_results(results, args.out or os.path.join(HERE, "results_quick.json" if quick else "results.json"), t_start,
+                  print_tables)
 
 
 def print_tables(results):
