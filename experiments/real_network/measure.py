@@ -347,7 +347,12 @@ def main():
         # ---------- noise model comparison at w*
         for S in S_list:
             C = sgdnoise.noise_covariance(G, S)
-            C5, kind = sgdnoise.minimum_noise(H0, L0, S, weight_decay=gamma, w_star=w_star)
+            thm5, err = api_call(sgdnoise.minimum_noise, H0, L0, S, weight_decay=gamma, w_star=w_star)
+            if thm5 is None:  # refused since API 1.0 when it is not a covariance (H0 indefinite)
+                mn.setdefault("noise_compare", {})[S] = dict(refused=err)
+                log(f"S={S}: Thm-5 noise refused: {err}")
+                continue
+            C5, kind = thm5
             cmp = sgdnoise.compare(C5, C, k=K)
             mn.setdefault("noise_compare", {})[S] = dict(kind=kind, **{k: float(v) for k, v in cmp.items()},
                                                         topk_diag_ratio=(np.diag(Qt.T @ C5 @ Qt)
@@ -416,7 +421,7 @@ def main():
             blen = steps_measure // nblocks // thin * thin
             steps = blen * nblocks
             for name, s in (("additive", sig_i), ("thm5", sig_ii)):
-                if s is None:
+                if s is None or (name == "thm5" and "refused" in mn["noise_compare"].get(S, {})):
                     continue
                 cd = np.einsum("ij,jk,ki->i", Qh.T, (C if name == "additive" else
                                sgdnoise.minimum_noise(H0, L0, S, weight_decay=gamma, w_star=w_star)[0]), Qh)

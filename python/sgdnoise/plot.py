@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .network import NetworkFluctuation
 from .models import continuous_time, discrete_hessian, l2_regularized, label_noise
 from .simulation import SimulationResult
 from .simulation import simulate as _run_simulation
@@ -65,6 +66,8 @@ __all__ = [
     "fig3_weight_decay_data",
     "fig2_tail_data",
     "read_reproduced",
+    "network",
+    "network_data",
 ]
 
 # Colours: one per curve kind, the same in every figure.
@@ -843,3 +846,85 @@ def save_all(folder: str | os.PathLike[str], *, quick: bool = False, dpi: float 
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+# ----------------------------------------------------------------------------------------------------
+# A network's prediction (docs/theory.md §8)
+
+def network_data(result: NetworkFluctuation, measured: npt.ArrayLike | None = None,
+                 measured_stderr: npt.ArrayLike | None = None) -> dict[str, Any]:
+    r"""The numbers of :func:`network`: the two ends of the spectrum of :math:`\tilde H` that
+    :func:`sgdnoise.network_fluctuation` found, the stable window of the preconditioned eigenvalues
+    (:math:`0 < m < 2(1+\mu)`) and where the largest one would stand at each critical learning rate,
+    and the predicted top-k variances (the diagonal of the block of Σ, scalar learning rate; of
+    :math:`X_k` otherwise) with the measured ones when given.
+    """
+    k = result.top_eigenvalues.size
+    block = result.sigma_block if result.sigma_block is not None else result.fluctuation_block
+    predicted = np.diag(block).copy()
+    out: dict[str, Any] = {
+        "top": np.asarray(result.top_eigenvalues, dtype=float), "bottom": np.asarray(result.bottom_eigenvalues, dtype=float),
+        "edge": 2 * (1 + result.momentum), "predicted": predicted, "measured": None, "measured_stderr": None,
+        "m_max_at_multiplicative": None,
+    }
+    if result.critical_learning_rate_multiplicative is not None and np.ndim(result.lr) == 0:
+        # λH scales with λ: at the multiplicative λ*, m_1 would be m_1 λ*/λ.
+        out["m_max_at_multiplicative"] = float(result.top_eigenvalues[0] * result.critical_learning_rate_multiplicative
+                                               / float(result.lr))
+    if measured is not None:
+        m = np.asarray(measured, dtype=float)
+        if m.shape != (k,):
+            raise ValueError(f"measured must hold the {k} top-k variances, got shape {m.shape}")
+        out["measured"] = m
+        if measured_stderr is not None:
+            e = np.asarray(measured_stderr, dtype=float)
+            if e.shape != (k,):
+                raise ValueError(f"measured_stderr must have shape ({k},), got {e.shape}")
+            out["measured_stderr"] = e
+    return out
+
+
+def network(result: NetworkFluctuation, measured: npt.ArrayLike | None = None,
+            measured_stderr: npt.ArrayLike | None = None, *,
+            ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    r"""A network's prediction at a glance (docs/theory.md §8): left, the top-k and bottom-k
+    eigenvalues of :math:`\tilde H = \lambda H` against the stable window
+    :math:`0 < m < 2(1+\mu)` of a constant noise, with the place the largest would reach at the
+    multiplicative critical learning rate; right, the predicted variances of the fluctuation on the
+    top-k Hessian eigenvectors, and the measured ones (with one standard error) when given.
+
+    Parameters
+    ----------
+    result : NetworkFluctuation
+    measured, measured_stderr : (k,) array_like, optional
+        Variances of :math:`q_i^\top (w_t - w^*)` measured in a run, and their standard errors.
+    ax : two matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = network_data(result, measured, measured_stderr)
+    fig, (left, right) = _axes(ax, ncols=2, width=5.0, height=4.0)
+    k = d["top"].size
+    left.axhspan(0.0, d["edge"], color=_EXACT, alpha=0.08, label="stable window, constant noise")
+    left.axhline(d["edge"], color=_EXACT, lw=1)
+    left.plot(np.arange(1, k + 1), d["top"], "o", color=_EXACT, label="top eigenvalues of λH")
+    left.plot(np.arange(k + 2, 2 * k + 2), d["bottom"], "s", color=_CONT, label="bottom eigenvalues of λH")
+    if d["m_max_at_multiplicative"] is not None:
+        left.axhline(d["m_max_at_multiplicative"], color=_DISC, ls="--", lw=1,
+                     label="m_1 at the multiplicative λ*")
+    left.axhline(0.0, color="0.5", lw=0.8)
+    left.set_xlabel("eigenvalue (top k, then bottom k)")
+    left.set_ylabel("m = λ h")
+    left.legend(fontsize=7, loc="upper right")
+    x = np.arange(1, k + 1)
+    right.plot(x, d["predicted"], "_", color=_EXACT, ms=18, mew=2, label="predicted (Thm 1, constant C)")
+    if d["measured"] is not None:
+        err = d["measured_stderr"] if d["measured_stderr"] is not None else None
+        right.errorbar(x, d["measured"], yerr=err, fmt="o", color=_SIM, ms=4, capsize=3, label="measured")
+    right.set_xlabel("top Hessian eigenvector i")
+    right.set_ylabel("variance of q_i·(w − w*)")
+    right.set_xticks(x)
+    right.legend(fontsize=7)
+    return fig

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import sgdnoise
 from sgdnoise import plot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,3 +181,25 @@ def test_figures_draw_the_reproduced_data(tmp_path, reproduced):
         save(draw(data=reproduced[name]), tmp_path / f"{name}.png")
     paths = plot.save_all(tmp_path / "all", data=reproduced)
     assert len(paths) == 5
+
+
+def test_network_figure_and_its_data(tmp_path):
+    """The network figure draws; its data are the result's own numbers (and the multiplicative edge
+    rescales m_1 by λ*/λ)."""
+    needs_matplotlib()
+    rng = np.random.default_rng(2)
+    p = 40
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    hessian = (q * np.concatenate([[4.0, 3.0, 2.0], rng.uniform(0, 1, p - 3)])) @ q.T
+    hessian = 0.5 * (hessian + hessian.T)
+    grads = rng.standard_normal((200, p)) * 0.2
+    r = sgdnoise.network_fluctuation(hessian, sgdnoise.noise_operator(grads, 8), p, lr=0.05, k=3, probes=4,
+                                     steps=10, batch_size=8)
+    d = plot.network_data(r, measured=np.diag(r.sigma_block) * 1.02, measured_stderr=np.full(3, 1e-5))
+    np.testing.assert_array_equal(d["predicted"], np.diag(r.sigma_block))
+    np.testing.assert_array_equal(d["top"], r.top_eigenvalues)
+    assert d["edge"] == 2.0
+    assert np.isclose(d["m_max_at_multiplicative"], r.top_eigenvalues[0] * r.critical_learning_rate_multiplicative / 0.05)
+    save(plot.network(r, np.diag(r.sigma_block), np.full(3, 1e-5)), tmp_path / "network.png")
+    with pytest.raises(ValueError, match="top-k variances"):
+        plot.network_data(r, measured=[1.0])
