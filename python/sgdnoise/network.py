@@ -268,10 +268,12 @@ class NetworkFluctuation:
         if negative.size:
             lines.append(f"  NEGATIVE CURVATURE: {negative.size} eigenvalue(s) down to {negative.min():.3g}: "
                          "no stationary state along those directions")
-        c = self.top_eigenvalues[0] / (2 * (1 + self.momentum))  # m_max of the preconditioned Hessian
-        lines.append(f"  Regime: lr is {c:.2g} of the edge 2(1+mu)/h_max. The block, the excess loss and Tr Sigma assume\n"
+        # The unit of the measurements: c = lr h_max / (2(1 - mu)), the effective rate lr/(1 - mu)
+        # against gradient descent's edge 2/h_max (experiments/real_network).
+        c = self.top_eigenvalues[0] / (2 * (1 - self.momentum))
+        lines.append(f"  Regime: c = lr h_max/(2(1-mu)) = {c:.2g}. The block, the excess loss and Tr Sigma assume\n"
                      "  the noise stays C(w*) (Theorem 1, exact for a constant C). Measured on a real network\n"
-                     "  (experiments/real_network): within a few % up to 0.05 of the edge; 12-27 % low at 0.4 of it,\n"
+                     "  (experiments/real_network): within a few % up to c = 0.05; 12-27 % low at c = 0.4,\n"
                      "  where the multiplicative noise matters; not valid at a regularised minimum at large lr,\n"
                      "  where SGD drifts. Use the multiplicative critical learning rate, not the constant-noise one.")
         if self.critical_learning_rate_multiplicative is not None and np.ndim(self.lr) == 0 \
@@ -279,7 +281,7 @@ class NetworkFluctuation:
             lines.append("  WARNING: lr is past the multiplicative critical learning rate: with Thm 5's noise SGD has no\n"
                          "  stationary state here (measured on a real network: it leaves the minimum).")
         if c > 0.1:
-            lines.append("  WARNING: beyond 0.1 of the edge the constant-noise prediction was not shown to hold.")
+            lines.append("  WARNING: beyond c = 0.1 the constant-noise prediction was not shown to hold.")
         slowest = ("never (flat or negative curvature: the mean drifts there, see network_drift)"
                    if not np.isfinite(self.slowest_relaxation_steps) else f"{self.slowest_relaxation_steps:.3g} steps")
         lines.append(f"  Relaxation: the top-{k} block is stationary after a few times {self.top_relaxation_steps:.3g} "

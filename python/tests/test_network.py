@@ -158,7 +158,10 @@ def test_summary_states_the_regime_and_warns_outside_it():
     h = np.diag(np.linspace(1.0, 0.01, 50))
     inside = sgdnoise.network_fluctuation(h, 0.01 * np.eye(50), 50, lr=0.05, k=3, probes=5, batch_size=4)
     text = inside.summary()
-    assert "Regime: lr is 0.025 of the edge" in text and "WARNING" not in text
+    assert "Regime: c = lr h_max/(2(1-mu)) = 0.025." in text and "WARNING" not in text
+    # With momentum c measures the effective rate lr/(1 - mu): 0.025/(1 - 0.9) = 0.25, past 0.1.
+    fast = sgdnoise.network_fluctuation(h, 0.01 * np.eye(50), 50, lr=0.05, momentum=0.9, k=3, probes=5)
+    assert "= 0.25." in fast.summary() and "c = 0.1 the constant-noise prediction was not shown" in fast.summary()
     outside = sgdnoise.network_fluctuation(h, 0.01 * np.eye(50), 50, lr=0.5, k=3, probes=5, batch_size=4)
     assert outside.critical_learning_rate_multiplicative < 0.5
     text = outside.summary()

@@ -1,0 +1,38 @@
+"""The two real-network examples at the top of README.md run as written, each in a fresh
+interpreter (the PyTorch one changes torch's default dtype), and print their summary: the
+top eigenvalues, the excess loss, the critical learning rates, the relaxation and the drift."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_examples() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## For a real network", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_the_readme_has_a_jax_and_a_pytorch_example():
+    blocks = readme_examples()
+    assert len(blocks) == 2 and "sgdnoise.jax" in blocks[0] and "sgdnoise.torch" in blocks[1]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["jax", "pytorch"])
+def test_readme_example_runs(index):
+    code = readme_examples()[index]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "python"),
+                                                                    os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for expected in ("SGD at a minimum", "excess training loss", "critical learning rate, Thm 5 noise",
+                     "Relaxation:", "Mean drift"):
+        assert expected in out.stdout, out.stdout
