@@ -18,9 +18,11 @@ public struct KrylovFunctionResult: Sendable, Equatable {
 ///
 ///     g(H) v ≈ f_m = ‖v‖ V_m g(T_m) e_1 = ‖v‖ V_m Y g(Θ) Yᵀ e_1,
 ///
-/// with V_m the orthonormal Krylov basis of span{v, Hv, …, H^{m−1}v} (full reorthogonalisation) and
-/// T_m = V_mᵀ H V_m = Y Θ Yᵀ tridiagonal. The result is exact for polynomials g of degree < m, and
-/// for every g once the Krylov space is invariant. Since V_m is orthonormal, the change between
+/// with V_m the Lanczos basis of span{v, Hv, …, H^{m−1}v} (the plain recurrence, see
+/// `LanczosRecurrence`) and
+/// T_m = Y Θ Yᵀ tridiagonal (V_mᵀ H V_m in exact arithmetic). The result is exact for polynomials
+/// g of degree < m, and for every g once the Krylov space is invariant. With V_m orthonormal (to the
+/// accuracy that matters here) the change between
 /// successive estimates is ‖f_m − f_{m−1}‖ = ‖y_m − (y_{m−1}, 0)‖ for the coefficient vectors
 /// y_m = ‖v‖ g(T_m) e_1, computed without touching P-vectors; the iteration stops when it falls to
 /// `tolerance` · ‖y_m‖. Used for traces Tr[g(H) C] = E_z[(g(H) z)ᵀ C z] over probes z.

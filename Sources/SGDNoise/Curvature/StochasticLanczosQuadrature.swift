@@ -72,7 +72,7 @@ func meanAndStandardError(_ x: [Double]) -> (Double, Double) {
 /// steps each.
 ///
 /// For a probe z (Rademacher: z_i = ±1, so E zzᵀ = I and ‖z‖² = P), `steps` = s steps of the
-/// Lanczos recurrence from v_0 = z/‖z‖ (with full reorthogonalisation) give T_s = Y Θ Yᵀ, and
+/// Lanczos recurrence from v_0 = z/‖z‖ (see `LanczosRecurrence`) give T_s = Y Θ Yᵀ, and
 ///
 ///     zᵀ g(H) z ≈ ‖z‖² e_1ᵀ g(T_s) e_1 = ‖z‖² Σ_l τ_l² g(θ_l),   τ_l = Y_{0l},
 ///
