@@ -132,7 +132,9 @@ private func product(
             hessian_products: Int64(r.hessianProducts), noise_products: Int64(r.noiseProducts),
             max_residual: r.topResiduals.max() ?? 0, top_converged: r.topConverged ? 1 : 0,
             bottom_converged: r.bottomConverged ? 1 : 0, top_relaxation_steps: r.topRelaxationSteps,
-            slowest_relaxation_steps: r.slowestRelaxationSteps), to: summary, callerSize: summarySize)
+            slowest_relaxation_steps: r.slowestRelaxationSteps, flat_directions: Int64(r.flatCount),
+            flat_diffusion_per_step: r.flatDiffusionPerStep,
+            bottom_noise_trace: r.bottomNoise.reduce(0, +)), to: summary, callerSize: summarySize)
     }
 }
 

@@ -116,7 +116,8 @@ extension sgdnoise_network_summary: SizePrefixedResult {
                             end(\Self.critical_learning_rate_multiplicative_stderr), end(\Self.hessian_products),
                             end(\Self.noise_products), end(\Self.max_residual),
                             end(\Self.top_converged), end(\Self.bottom_converged), end(\Self.top_relaxation_steps),
-                            end(\Self.slowest_relaxation_steps)]
+                            end(\Self.slowest_relaxation_steps), end(\Self.flat_directions),
+                            end(\Self.flat_diffusion_per_step), end(\Self.bottom_noise_trace)]
 }
 
 extension sgdnoise_drift_summary: SizePrefixedResult {

@@ -49,7 +49,34 @@ struct NetworkFluctuationTests {
             .criticalLearningRate(batchSize: s, momentum: momentum)
         let m = try #require(r.criticalLearningRateMultiplicative)
         #expect(abs(m.value - dense) < 4 * m.standardError, "multiplicative \(m.value) ± \(m.standardError) vs \(dense)")
-        #expect(r.noiseProducts == k + 40)
+        #expect(r.noiseProducts == 2 * k + 40)
+    }
+
+    /// A Hessian with a 3-dimensional null space: the flat bottom directions are found, and the
+    /// noise entering them is Tr[P₀ C̃ P₀] (basis-independent), against the dense projector; zero
+    /// when the noise lives off the null space.
+    @Test("the noise entering the flat directions against the dense null-space projector", arguments: [0.0, 0.5])
+    func flatDirections(momentum: Double) throws {
+        let p = 30, k = 4, lr = 0.1
+        var rng = SeededGenerator(seed: 21)
+        let q = rng.orthogonal(p)
+        let values = [0.0, 0.0, 0.0] + rng.uniformArray(p - 6, 0.2, 1) + [5, 3, 2.5]
+        let h = Matrix.product(q.transposed, Matrix.product(Matrix.diagonal(values), q)).symmetrized
+        let c = rng.spd(p, eigenvaluesIn: 0.01, 0.2)
+        var projector = Matrix(rows: p, columns: p)  // P₀ = Σ over the null rows of q
+        for i in 0..<3 { for a in 0..<p { for b in 0..<p { projector[a, b] += q[i, a] * q[i, b] } } }
+        let entering = SymmetricOperator.dense(projector).traceProduct(.dense(c))  // Tr[P₀ C]
+        let r = try networkFluctuation(hessian: try HessianOperator(h), noise: Self.matvec(c), learningRate: .scalar(lr),
+                                       momentum: momentum, k: k, probes: 4, steps: 10, tolerance: 1e-12, seed: 1)
+        #expect(r.flatCount == 3)
+        let expected = lr * entering / ((1 - momentum) * (1 - momentum))
+        #expect(abs(r.flatDiffusionPerStep - expected) <= 1e-9 * expected, "\(r.flatDiffusionPerStep) vs \(expected)")
+        // Noise off the null space: (I − P₀) C (I − P₀) enters no flat direction.
+        let off = Matrix.identity(p) - projector
+        let quiet = Matrix.product(off, Matrix.product(c, off)).symmetrized
+        let s = try networkFluctuation(hessian: try HessianOperator(h), noise: Self.matvec(quiet), learningRate: .scalar(lr),
+                                       momentum: momentum, k: k, probes: 4, steps: 10, tolerance: 1e-12, seed: 1)
+        #expect(s.flatCount == 3 && abs(s.flatDiffusionPerStep) <= 1e-12 * expected)
     }
 
     @Test("past 2(1+μ)/h_max: unstable with the additive critical learning rate")

@@ -169,6 +169,9 @@ class sgdnoise_network_summary(ctypes.Structure):
         ('bottom_converged', ctypes.c_int64),
         ('top_relaxation_steps', ctypes.c_double),
         ('slowest_relaxation_steps', ctypes.c_double),
+        ('flat_directions', ctypes.c_int64),
+        ('flat_diffusion_per_step', ctypes.c_double),
+        ('bottom_noise_trace', ctypes.c_double),
     ]
 
     def __init__(self):

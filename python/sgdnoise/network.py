@@ -219,6 +219,14 @@ class NetworkFluctuation:
         :func:`network_drift`). See :func:`relaxation_steps`.
     lr, momentum, batch_size
         The inputs.
+    flat_directions : int
+        How many bottom directions are flat (:math:`|m| \le 10^{-6} m_{max}`).
+    flat_diffusion_per_step : float
+        The noise entering them, :math:`\sum_b q_b^\top\tilde C q_b/(1-\mu)^2`: the growth per step of
+        :math:`\operatorname{Tr} X` along them (for a scalar λ, times λ for Tr Σ): SGD random-walks
+        there; 0 when no noise enters them.
+    bottom_noise_trace : float
+        :math:`\sum_b q_b^\top\tilde C q_b` over the k bottom eigenvectors.
     drift : MeanDrift or None
         The mean drift, when the adapters' ``analyze(..., drift_steps=...)`` computed it.
     """
@@ -241,6 +249,9 @@ class NetworkFluctuation:
     bottom_converged: bool
     top_relaxation_steps: float
     slowest_relaxation_steps: float
+    flat_directions: int
+    flat_diffusion_per_step: float
+    bottom_noise_trace: float
     lr: Any
     momentum: float
     batch_size: int | None
@@ -282,10 +293,17 @@ class NetworkFluctuation:
                          "  stationary state here (measured on a real network: it leaves the minimum).")
         if c > 0.1:
             lines.append("  WARNING: beyond c = 0.1 the constant-noise prediction was not shown to hold.")
-        slowest = ("never (flat or negative curvature: the mean drifts there, see network_drift)"
-                   if not np.isfinite(self.slowest_relaxation_steps) else f"{self.slowest_relaxation_steps:.3g} steps")
+        slowest = ("never relaxes (flat or negative curvature: the mean drifts there, see network_drift)"
+                   if not np.isfinite(self.slowest_relaxation_steps)
+                   else f"relaxes in {self.slowest_relaxation_steps:.3g} steps")
         lines.append(f"  Relaxation: the top-{k} block is stationary after a few times {self.top_relaxation_steps:.3g} "
-                     f"steps;\n  the slowest direction found relaxes in {slowest}.")
+                     f"steps;\n  the slowest direction found {slowest}.")
+        if self.flat_directions:
+            scale = float(self.lr) if np.ndim(self.lr) == 0 else 1.0
+            lines.append(f"  Flat directions: {self.flat_directions} of the {k} lowest found; the noise entering them "
+                         + ("is zero: no random walk there." if self.flat_diffusion_per_step == 0 else
+                            f"makes Tr Sigma grow by {scale * self.flat_diffusion_per_step:.3g} per step along them "
+                            "(a random walk, no stationary state)."))
         if self.drift is not None:
             d = self.drift
             norms = ", ".join(f"{n:.3g} (t = {t})" for t, n in zip(d.steps, d.displacement_norms))
@@ -373,7 +391,9 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
         hessian_products=int(summary.hessian_products), noise_products=int(summary.noise_products),
         max_residual=float(summary.max_residual), top_converged=bool(summary.top_converged),
         bottom_converged=bool(summary.bottom_converged), top_relaxation_steps=float(summary.top_relaxation_steps),
-        slowest_relaxation_steps=float(summary.slowest_relaxation_steps), lr=lr, momentum=float(momentum),
+        slowest_relaxation_steps=float(summary.slowest_relaxation_steps),
+        flat_directions=int(summary.flat_directions), flat_diffusion_per_step=float(summary.flat_diffusion_per_step),
+        bottom_noise_trace=float(summary.bottom_noise_trace), lr=lr, momentum=float(momentum),
         batch_size=batch_size)
 
 

@@ -91,7 +91,7 @@ def test_network_fluctuation_against_the_dense_route(rng, momentum, batch_size):
     dense_critical = sgdnoise.critical_learning_rate(hessian, batch_size, momentum, model="high_dimensional")
     z = (r.critical_learning_rate_multiplicative - dense_critical) / r.critical_learning_rate_multiplicative_stderr
     assert abs(z) < 4, (r.critical_learning_rate_multiplicative, dense_critical, z)
-    assert r.noise_products == 4 + 40  # k block products + one per probe
+    assert r.noise_products == 2 * 4 + 40  # k bottom-noise and k block products + one per probe
     assert r.top_converged and r.max_residual <= 1e-11 * r.top_eigenvalues[0]
 
 

@@ -47,6 +47,15 @@ public struct NetworkFluctuation: Sendable {
     /// values are Ritz values: upper bounds of the smallest eigenvalues, so a negative one still
     /// proves negative curvature.
     public let bottomConverged: Bool
+    /// The k bottom eigenvectors (rows, k × P), in the order of `bottomEigenvalues`.
+    public let bottomEigenvectorRows: Matrix
+    /// q_bᵀ C̃ q_b for each bottom eigenvector (exact, one noise product each): the noise entering the
+    /// flattest directions found. Along a flat one (|m| ≤ `flatTolerance` · m_1) nothing pulls back,
+    /// and X_bb grows by q_bᵀC̃q_b/(1 − μ)² per step (for a scalar rate Σ_bb by λ² q_bᵀCq_b/(1 − μ)²):
+    /// a random walk (docs/theory.md §3).
+    public let bottomNoise: [Double]
+    /// The relative size |m| ≤ flatTolerance · m_1 under which a bottom direction counts as flat.
+    public let flatTolerance: Double
     /// Q_kᵀ C̃ Q_k, the noise on the top-k directions (k × k; λ Q_kᵀ C Q_k for a scalar rate).
     public let noiseBlock: Matrix
     /// X_k = Q_kᵀ X Q_k with X_ij = (Q_kᵀ C̃ Q_k)_ij / d_ij: exact for a constant C (Theorem 1,
@@ -97,6 +106,22 @@ public struct NetworkFluctuation: Sendable {
         relaxationSteps(curvature: bottomEigenvalues.first ?? 0, momentum: momentum)
     }
 
+    /// The number of bottom directions that are flat (|m| ≤ `flatTolerance` · m_1).
+    public var flatCount: Int {
+        bottomEigenvalues.filter { abs($0) <= flatTolerance * (topEigenvalues.first ?? 0) }.count
+    }
+
+    /// Σ over the flat bottom directions of q_bᵀC̃q_b/(1 − μ)²: the growth per step of the trace of
+    /// X on them (for a scalar rate λ, multiply by λ for Tr Σ): how fast SGD random-walks along
+    /// the flat directions found. Zero when no noise enters them (e.g. per-sample gradients
+    /// orthogonal to a null space of H).
+    public var flatDiffusionPerStep: Double {
+        let top = topEigenvalues.first ?? 0
+        var total = 0.0
+        for (m, c) in zip(bottomEigenvalues, bottomNoise) where abs(m) <= flatTolerance * top { total += c }
+        return total / ((1 - momentum) * (1 - momentum))
+    }
+
     /// Whether H̃ has an eigenvalue below −`tolerance` · m_1 (negative curvature: not a minimum
     /// along that direction).
     public func hasNegativeCurvature(tolerance: Double = 1e-6) -> Bool {
@@ -108,7 +133,8 @@ public struct NetworkFluctuation: Sendable {
 /// product, never forming a P × P matrix (docs/theory.md §8).
 ///
 /// Steps: Lanczos for the k largest and the k smallest eigenpairs of H̃ (residual tolerance
-/// `tolerance`); the exact k × k block of Σ from k noise products; the excess loss ½Tr[HΣ] with the
+/// `tolerance`); the noise entering the k bottom directions (k noise products); the exact k × k
+/// block of Σ from k noise products; the excess loss ½Tr[HΣ] with the
 /// top k exactly and `probes` deflated Rademacher probes for the rest (one Krylov g(H̃)z of at most
 /// `steps` products and one noise product each); stochastic Lanczos quadrature of the deflated
 /// spectrum (`steps` products per probe) for the multiplicative critical learning rate when a
@@ -167,6 +193,14 @@ public func networkFluctuation(
 
     // 2. The exact block on the top k: C̃_k = Q_kᵀ C̃ Q_k, X_ij = C̃_ij / d_ij.
     let c2 = mu / (1 - mu * mu)
+    // The noise entering the bottom directions (the flattest found).
+    var bottomNoise = [Double](repeating: 0, count: k)
+    for j in 0..<k {
+        let q = Array(low.eigenvectorRows.elements[(j * p)..<((j + 1) * p)])
+        let cq = try noiseTilde.apply(q)
+        bottomNoise[j] = q.withUnsafeBufferPointer { qp in longDot(qp.baseAddress!, cq, count: p) }
+    }
+
     var noiseBlock = Matrix(rows: k, columns: k)
     for j in 0..<k {
         let cq = try noiseTilde.apply(Array(topRows.elements[(j * p)..<((j + 1) * p)]))
@@ -247,7 +281,8 @@ public func networkFluctuation(
     return NetworkFluctuation(
         learningRate: learningRate, momentum: mu, topEigenvalues: m, topEigenvectorRows: topRows,
         topResiduals: ends.residuals, topConverged: ends.converged, bottomEigenvalues: low.eigenvalues,
-        bottomResiduals: low.residuals, bottomConverged: low.converged, noiseBlock: noiseBlock, fluctuationBlock: block,
+        bottomResiduals: low.residuals, bottomConverged: low.converged, bottomEigenvectorRows: low.eigenvectorRows,
+        bottomNoise: bottomNoise, flatTolerance: 1e-6, noiseBlock: noiseBlock, fluctuationBlock: block,
         excessLoss: excess, topTraceSigma: topTrace, criticalLearningRateAdditive: additive,
         criticalLearningRateMultiplicative: multiplicative, hessianProducts: hessian.productCount - startProducts,
         noiseProducts: noiseTilde.productCount, probes: probes)

@@ -207,6 +207,14 @@ typedef struct sgdnoise_network_summary {
     /* The same along the smallest eigenvalue found at the bottom of the spectrum; INFINITY when
      * it is flat or negative (no stationary state there: the mean drifts). */
     double slowest_relaxation_steps;
+    /* The bottom directions that are flat, |m| <= 1e-6 m_max. */
+    int64_t flat_directions;
+    /* The noise entering them, sum of q^T Ct q / (1-mu)^2: the growth per step of the trace of
+     * L^{-1/2} Sigma L^{-1/2} along them (for lr * I, times lr for Tr Sigma), a random walk; 0 when no
+     * noise enters them. */
+    double flat_diffusion_per_step;
+    /* sum over the k bottom eigenvectors of q^T Ct q (one noise product each). */
+    double bottom_noise_trace;
 } sgdnoise_network_summary;
 
 /* What sgdnoise_mean_drift reports besides its arrays. Set .size = sizeof(sgdnoise_drift_summary). */
