@@ -782,14 +782,15 @@ typedef struct sgdnoise_curve_summary {
 /* The exact learning curve of SGD on a linear-regression model (an sgdnoise_model: label noise
  * with A and noise_var; input noise with A, B, u and noise_var; L2 with A, u and weight_decay;
  * high-dimensional with A = A_hat, alpha and noise_var; the arguments a model does not read may
- * be NULL) trained with the schedule of count updates, recorded at the points steps of at_steps
+ * be NULL; noise_var and alpha must be finite even when not read) trained with the schedule of count updates, recorded at the points steps of at_steps
  * (docs/theory.md section 9). tolerance > 0 is the relative band of out_summary->settled_at. */
 sgdnoise_status sgdnoise_learning_curve(sgdnoise_model model, sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * b, double const * u, double const * weight_decay, double noise_var, double alpha, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
 
 /* The exact learning curve of SGD on the quadratic loss e^T H e/2 with a constant noise
  * covariance (docs/theory.md sections 3 and 9): hessian H and noise C (layout: d*d entries, or d
  * diagonals in one basis), C measured at the batch size reference_batch_size >= 1 (a step with
- * batch size S has noise (reference_batch_size/S) C). w is measured from the minimum; both losses
+ * batch size S has noise (reference_batch_size/S) C; d x d doubles are kept in either layout, so d
+ * is bounded as for a dense matrix). w is measured from the minimum; both losses
  * are Tr[H M_t]/2. The schedule, at_steps, w0, tolerance and the outputs as in
  * sgdnoise_learning_curve. */
 sgdnoise_status sgdnoise_quadratic_learning_curve(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double const * noise, ptrdiff_t reference_batch_size, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);

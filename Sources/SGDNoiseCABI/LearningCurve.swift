@@ -17,7 +17,7 @@ import _SGDNoiseShims
 /// The exact learning curve of SGD on a linear-regression model (an sgdnoise_model: label noise
 /// with A and noise_var; input noise with A, B, u and noise_var; L2 with A, u and weight_decay;
 /// high-dimensional with A = A_hat, alpha and noise_var; the arguments a model does not read may
-/// be NULL) trained with the schedule of count updates, recorded at the points steps of at_steps
+/// be NULL; noise_var and alpha must be finite even when not read) trained with the schedule of count updates, recorded at the points steps of at_steps
 /// (docs/theory.md section 9). tolerance > 0 is the relative band of out_summary->settled_at.
 @c public func sgdnoise_learning_curve(
     _ model: CInt, _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ b: UnsafePointer<Double>?,
@@ -30,6 +30,8 @@ import _SGDNoiseShims
     _ out_summary: UnsafeMutablePointer<sgdnoise_curve_summary>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
+        try Arguments.finite(noise_var, "noise_var")  // read by some models only, but always a number
+        try Arguments.finite(alpha, "alpha")
         guard let kind = sgdnoise_model(rawValue: model) else {
             throw .invalidArgument("model must be an sgdnoise_model (0, 1, 2 or 3), got \(model)")
         }
@@ -65,7 +67,8 @@ import _SGDNoiseShims
 /// The exact learning curve of SGD on the quadratic loss e^T H e/2 with a constant noise
 /// covariance (docs/theory.md sections 3 and 9): hessian H and noise C (layout: d*d entries, or d
 /// diagonals in one basis), C measured at the batch size reference_batch_size >= 1 (a step with
-/// batch size S has noise (reference_batch_size/S) C). w is measured from the minimum; both losses
+/// batch size S has noise (reference_batch_size/S) C; d x d doubles are kept in either layout, so d
+/// is bounded as for a dense matrix). w is measured from the minimum; both losses
 /// are Tr[H M_t]/2. The schedule, at_steps, w0, tolerance and the outputs as in
 /// sgdnoise_learning_curve.
 @c public func sgdnoise_quadratic_learning_curve(
@@ -79,6 +82,9 @@ import _SGDNoiseShims
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let layout = try Arguments.layout(layout)
+        // The core keeps H and C as d x d matrices (for the stationary losses) in both layouts.
+        try Arguments.size(d, "dimension", max: Arguments.maxDimension)
+        try Arguments.denseFits(d, "hessian")
         let h = try Arguments.symmetric(hessian, layout, d, "hessian")
         let c = try Arguments.symmetric(noise, layout, d, "noise")
         try Validation.batchSize(reference_batch_size, name: "reference_batch_size")
