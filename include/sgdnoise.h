@@ -510,6 +510,17 @@ typedef struct sgdnoise_simulation_summary {
     int64_t steps_completed;
 } sgdnoise_simulation_summary;
 
+/* What a scheduled run measured (sgdnoise_simulation_run_schedule). Set
+ * .size = sizeof(sgdnoise_scheduled_run_summary) before the call. */
+typedef struct sgdnoise_scheduled_run_summary {
+    size_t size;
+    /* The chains that did not diverge: the estimates average over them. */
+    int64_t chains_used;
+    /* 1 when a chain diverged (the estimates cover the others, and are NaN when fewer than two
+     * remain), else 0. */
+    int32_t diverged;
+} sgdnoise_scheduled_run_summary;
+
 /* Creates a simulation of online linear regression: x ~ N(0, A) (d x d), labels u^T x + noise
  * of variance noise_var (u may be NULL: zero teacher), inputs seen with N(0, input_noise) noise
  * (may be NULL). *out_simulation receives a handle to free with sgdnoise_simulation_free. */
@@ -533,6 +544,18 @@ sgdnoise_status sgdnoise_simulation_run(sgdnoise_simulation * simulation, ptrdif
 /* Copies the last run's estimates: the mean (d doubles), Sigma, its standard errors and the
  * measured noise (d*d each) and the summary (set its .size first); every pointer may be NULL. Fails when the simulation has not run. */
 sgdnoise_status sgdnoise_simulation_result(sgdnoise_simulation * simulation, double * out_mean, double * out_sigma, double * out_sigma_stderr, double * out_noise, sgdnoise_simulation_summary * out_summary);
+
+/* Runs chains >= 2 independent chains of SGD from w0 (d doubles; NULL: the data's w*) following a
+ * schedule of count updates (lrs, batch_sizes, momenta as in sgdnoise_learning_curve: update t
+ * uses lrs[t-1], batch_sizes[t-1], momenta[t-1]; of the optimizer only the weight decay is used)
+ * and reads every chain at the points steps of at_steps (strictly increasing in 0..count), on
+ * threads threads (0: all cores; results do not depend on it). The outputs (each may be NULL)
+ * receive per recorded step the average over the chains that did not diverge and the standard
+ * error of that mean: out_mean, out_mean_stderr (points rows of d), out_sigma, out_sigma_stderr
+ * (points blocks of d*d: cov(w_t) across chains), out_trace, out_trace_stderr (Tr cov(w_t)),
+ * out_train_loss, out_train_loss_stderr (E[L(w_t)]: points doubles each). out_summary (set its
+ * .size first; may be NULL) says whether a chain diverged. The handle's last run is untouched. */
+sgdnoise_status sgdnoise_simulation_run_schedule(sgdnoise_simulation * simulation, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, ptrdiff_t chains, uint64_t seed, ptrdiff_t threads, double * out_mean, double * out_mean_stderr, double * out_sigma, double * out_sigma_stderr, double * out_trace, double * out_trace_stderr, double * out_train_loss, double * out_train_loss_stderr, sgdnoise_scheduled_run_summary * out_summary);
 
 /* Frees a simulation handle. NULL, an already freed handle and a handle of another kind are
  * ignored (never a crash). The handle must not be used afterwards. */

@@ -53,7 +53,8 @@ import _SGDNoiseShims
             m = .highDimensional(aHat: aOp, alpha: alpha, noiseVariance: try Validation.nonNegative(noise_var, name: "noise_var"))
         }
         let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
-                                       points: points, atSteps: at_steps, w0: w0, tolerance: tolerance)
+                                       points: points, atSteps: at_steps, w0: w0)
+        try Arguments.finite(tolerance, "tolerance")
         let outputs = try CurveOutputs(trainLoss: out_train_loss, testLoss: out_test_loss, trace: out_trace,
                                        mean: out_mean, sigma: out_sigma, modeTimes: out_mode_times, summary: out_summary)
         let curve = try core {
@@ -89,7 +90,8 @@ import _SGDNoiseShims
         let c = try Arguments.symmetric(noise, layout, d, "noise")
         try Validation.batchSize(reference_batch_size, name: "reference_batch_size")
         let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
-                                       points: points, atSteps: at_steps, w0: w0, tolerance: tolerance)
+                                       points: points, atSteps: at_steps, w0: w0)
+        try Arguments.finite(tolerance, "tolerance")
         let outputs = try CurveOutputs(trainLoss: out_train_loss, testLoss: out_test_loss, trace: out_trace,
                                        mean: out_mean, sigma: out_sigma, modeTimes: out_mode_times, summary: out_summary)
         let curve = try core {
@@ -101,15 +103,16 @@ import _SGDNoiseShims
     }
 }
 
-/// The schedule, recorded steps, start and tolerance of a learning-curve call, read from C.
-private struct CurveRequest {
+/// The schedule, recorded steps and start of a learning-curve (or scheduled simulation) call, read
+/// from C.
+struct CurveRequest {
     let schedule: Schedule
     let record: [Int]
     let w0: [Double]?
 
     init(d: Int, count: Int, lrs: UnsafePointer<Double>?, batchSizes: UnsafePointer<Int>?,
-         momenta: UnsafePointer<Double>?, points: Int, atSteps: UnsafePointer<Int>?, w0: UnsafePointer<Double>?,
-         tolerance: Double) throws(SGDNoiseError) {
+         momenta: UnsafePointer<Double>?, points: Int, atSteps: UnsafePointer<Int>?, w0: UnsafePointer<Double>?
+    ) throws(SGDNoiseError) {
         try Arguments.size(count, "count", max: 1 << 36)
         try Arguments.size(points, "points", max: 1 << 36)
         let l = try Arguments.vector(lrs, count, "lrs")
@@ -117,7 +120,6 @@ private struct CurveRequest {
         let mu = try Arguments.vector(momenta, count, "momenta")
         record = Array(UnsafeBufferPointer(start: try Arguments.pointer(atSteps, "at_steps"), count: points))
         self.w0 = try w0.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w0") }
-        try Arguments.finite(tolerance, "tolerance")
         do {
             schedule = try Schedule(learningRates: l, batchSizes: s, momenta: mu)
         } catch {

@@ -153,6 +153,19 @@ class sgdnoise_simulation_summary(ctypes.Structure):
         self.size = ctypes.sizeof(sgdnoise_simulation_summary)
 
 
+class sgdnoise_scheduled_run_summary(ctypes.Structure):
+    """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
+    _fields_ = [
+        ('size', ctypes.c_size_t),
+        ('chains_used', ctypes.c_int64),
+        ('diverged', ctypes.c_int32),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.size = ctypes.sizeof(sgdnoise_scheduled_run_summary)
+
+
 class sgdnoise_network_summary(ctypes.Structure):
     """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
     _fields_ = [
@@ -281,6 +294,7 @@ FUNCTIONS = {
     'sgdnoise_simulation_set_optimizer': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_double]),
     'sgdnoise_simulation_run': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_ssize_t, sgdnoise_progress_callback, ctypes.c_void_p]),
     'sgdnoise_simulation_result': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_simulation_summary)]),
+    'sgdnoise_simulation_run_schedule': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_scheduled_run_summary)]),
     'sgdnoise_simulation_free': (None, [ctypes.c_void_p]),
     'sgdnoise_critical_learning_rate': (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p]),
     'sgdnoise_smallest_stable_batch_size': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),

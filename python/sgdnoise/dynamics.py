@@ -18,11 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _capi, _lib
-from ._arrays import as_scalar
+from ._arrays import as_batch_size, as_dense_or_none, as_scalar
 from ._operands import Operand, ptr
 from .errors import InvalidArgumentError
+from .simulation import _create, _seed
 
-__all__ = ["Schedule", "LearningCurve", "learning_curve"]
+__all__ = ["Schedule", "LearningCurve", "learning_curve", "ScheduledSimulation", "simulate_schedule"]
 
 _lib_ = _lib.lib
 _PTRDIFF_MAX = 2**63 - 1
@@ -473,3 +474,108 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
         stationary_test_loss=_optional(summary.stationary_test_loss),
         settled_at=None if summary.settled_at < 0 else int(summary.settled_at), tolerance=float(tolerance),
         unstable_from=None if summary.unstable_from < 0 else int(summary.unstable_from))
+
+
+@dataclass(frozen=True)
+class ScheduledSimulation:
+    r"""What Monte-Carlo SGD following a schedule measured at the recorded steps, across
+    independent chains (averages over the chains that did not diverge, with the standard errors
+    of those means).
+
+    Attributes
+    ----------
+    steps : (P,) ndarray of int
+        The recorded steps.
+    mean, mean_stderr : (P, D) ndarray
+        :math:`E[w_t]` and its standard error.
+    sigma, sigma_stderr : (P, D, D) ndarray
+        :math:`\Sigma_t = \operatorname{cov}(w_t)` across chains and the standard error of each entry.
+    trace, trace_stderr : (P,) ndarray
+        :math:`\operatorname{Tr}\Sigma_t` and its standard error.
+    train_loss, train_loss_stderr : (P,) ndarray
+        :math:`E[L(w_t)]` (regulariser included) and its standard error.
+    chains_used : int
+        The chains that did not diverge.
+    diverged : bool
+        Whether some chain diverged (the estimates then cover the others).
+    """
+
+    steps: npt.NDArray[np.int64]
+    mean: npt.NDArray[np.float64]
+    mean_stderr: npt.NDArray[np.float64]
+    sigma: npt.NDArray[np.float64]
+    sigma_stderr: npt.NDArray[np.float64]
+    trace: npt.NDArray[np.float64]
+    trace_stderr: npt.NDArray[np.float64]
+    train_loss: npt.NDArray[np.float64]
+    train_loss_stderr: npt.NDArray[np.float64]
+    chains_used: int
+    diverged: bool
+
+
+def simulate_schedule(A: npt.ArrayLike | None = None, *, schedule: Schedule, X: npt.ArrayLike | None = None,
+                      y: npt.ArrayLike | None = None, u: npt.ArrayLike | None = None, noise_var: float = 0.0,
+                      input_noise: npt.ArrayLike | None = None, weight_decay: npt.ArrayLike = 0.0,
+                      replacement: bool = True, sampling: str | None = None, record: npt.ArrayLike | None = None,
+                      w0: npt.ArrayLike | None = None, chains: int = 1000, seed: int | None = None,
+                      threads: int | None = None) -> ScheduledSimulation:
+    r"""Monte-Carlo SGD on linear regression following a schedule (docs/theory.md §9).
+
+    ``chains`` independent chains start at :math:`w_0` (:math:`m_0 = 0`) and run the updates
+    :math:`t = 1\dots T` with
+    :math:`\hat g_t = \frac{1}{S_t}\sum_{i\in B_t}\nabla\ell_i(w_{t-1}) + \Gamma w_{t-1}`,
+    :math:`m_t = \mu_t m_{t-1} + \hat g_t`, :math:`w_t = w_{t-1} - \lambda_t m_t`; every chain
+    is read at the recorded steps. The data are those of :func:`simulate`.
+
+    Parameters
+    ----------
+    A, X, y, u, noise_var, input_noise, weight_decay, replacement, sampling
+        As in :func:`simulate`.
+    schedule : Schedule
+        :math:`\lambda_t, S_t, \mu_t`.
+    record : array_like of int, optional
+        Strictly increasing steps in :math:`0\dots T` (default: as :func:`learning_curve`).
+    w0 : (D,) array_like, optional
+        The start (default: the data's stationary mean :math:`w^*`, where :func:`simulate` starts).
+    chains : int, default 1000
+        Independent chains (at least 2).
+    seed : int, optional
+        The same seed gives the same numbers on any machine and thread count (default: random).
+    threads : int, optional
+        Worker threads (default: all cores).
+
+    Returns
+    -------
+    ScheduledSimulation
+    """
+    if not isinstance(schedule, Schedule):
+        raise InvalidArgumentError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+    t = schedule.steps
+    at = _default_record(t) if record is None else _per_step(record, "record", np.int64)
+    if at.ndim != 1 or at.size == 0:
+        raise InvalidArgumentError("record must be a non-empty 1-D list of steps")
+    seed = _seed(seed)
+    handle, d = _create(A, X, y, u, noise_var, input_noise, replacement, sampling)
+    try:
+        gamma = as_dense_or_none(weight_decay, "weight_decay", d)
+        _lib.check(_lib_.sgdnoise_simulation_set_optimizer(handle, ptr(gamma), 1.0, None, 1, 0.0))
+        start = None if w0 is None else _per_step(w0, "w0", np.float64)
+        if start is not None and (start.ndim != 1 or start.shape[0] != d):
+            raise InvalidArgumentError(f"w0 must have {d} entries, got shape {start.shape}")
+        p = at.shape[0]
+        mean, mean_se = np.empty((p, d)), np.empty((p, d))
+        sigma, sigma_se = np.empty((p, d, d)), np.empty((p, d, d))
+        trace, trace_se, train, train_se = np.empty(p), np.empty(p), np.empty(p), np.empty(p)
+        summary = _capi.sgdnoise_scheduled_run_summary()
+        summary.size = ctypes.sizeof(summary)
+        _lib.check(_lib_.sgdnoise_simulation_run_schedule(
+            handle, t, ptr(schedule.lr), ptr(schedule.batch_size), ptr(schedule.momentum), p, ptr(at), ptr(start),
+            as_batch_size(chains, "chains"), int(seed), 0 if threads is None else as_batch_size(threads, "threads"),
+            ptr(mean), ptr(mean_se), ptr(sigma), ptr(sigma_se), ptr(trace), ptr(trace_se), ptr(train), ptr(train_se),
+            ptr(summary)))
+    finally:
+        _lib_.sgdnoise_simulation_free(handle)
+    return ScheduledSimulation(
+        steps=at.copy(), mean=mean, mean_stderr=mean_se, sigma=sigma, sigma_stderr=sigma_se, trace=trace,
+        trace_stderr=trace_se, train_loss=train, train_loss_stderr=train_se, chains_used=int(summary.chains_used),
+        diverged=bool(summary.diverged))

@@ -442,7 +442,7 @@ NAN_DOCUMENTED_OUTPUTS = {
 # Functions whose every estimate may be NaN, under a condition the header documents: the
 # simulation summary of a diverged run ("1 when a chain diverged (the estimates are then NaN)").
 # The fuzz allows NaN there only when the summary it reads says diverged = 1.
-NAN_WHEN_DIVERGED = {"sgdnoise_simulation_result"}
+NAN_WHEN_DIVERGED = {"sgdnoise_simulation_result", "sgdnoise_simulation_run_schedule"}
 
 
 # Element types of array parameters (numpy dtypes of the buffers the fuzz allocates).

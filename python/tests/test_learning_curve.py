@@ -165,6 +165,42 @@ def test_step_decay_settles_where_monte_carlo_sgd_fluctuates():
     assert c.train_loss[-1] == pytest.approx(p.train_loss, rel=c.tolerance)
 
 
+@pytest.mark.parametrize("model", ["label_noise", "l2"])
+def test_curve_against_monte_carlo_sgd_following_the_schedule_early_middle_late(model):
+    """The C scheduled simulation (sgdnoise_simulation_run_schedule) with momentum, a warm-up, a
+    step decay and a batch-size ramp, at early, middle and late steps (z < 4.5)."""
+    A = np.array([[1.0, 0.25], [0.25, 0.5]])
+    u = np.array([1.0, -0.5])
+    base = Schedule.step_decay(0.6, factor=0.3, every=40, steps=110, momentum=0.4,
+                               batch_size=Schedule.batch_size_ramp(0.1, 2, 2, at=[60], steps=110).batch_size)
+    sched = Schedule.warmup(10, base)
+    record = [0, 3, 10, 25, 50, 75, 120]
+    w0 = np.array([2.0, -1.0])
+    if model == "label_noise":
+        curve = learning_curve(model, sched, A=A, noise_var=1.0, w0=w0, record=record)
+        sim = sgdnoise.simulate_schedule(A, noise_var=1.0, schedule=sched, record=record, w0=w0, chains=8000, seed=5)
+    else:
+        gamma = 0.2 * np.eye(2)
+        curve = learning_curve(model, sched, A=A, u=u, weight_decay=gamma, w0=w0, record=record)
+        sim = sgdnoise.simulate_schedule(A, u=u, weight_decay=gamma, schedule=sched, record=record, w0=w0,
+                                         chains=8000, seed=6)
+    assert not sim.diverged and sim.chains_used == 8000
+    np.testing.assert_allclose(sim.mean[0], w0, rtol=1e-14)  # (the simulator works in an eigenbasis)
+    late = slice(1, None)  # at step 0 every chain is at w0: no spread
+    for est, se, exact, what in [(sim.trace, sim.trace_stderr, curve.trace, "trace"),
+                                 (sim.train_loss, sim.train_loss_stderr, curve.train_loss, "train_loss"),
+                                 (sim.mean, sim.mean_stderr, curve.mean, "mean"),
+                                 (np.diagonal(sim.sigma, axis1=1, axis2=2), np.diagonal(sim.sigma_stderr, axis1=1, axis2=2),
+                                  curve.sigma_diagonal, "sigma")]:
+        z = (est[late] - exact[late]) / se[late]
+        assert np.all(np.abs(z) < 4.5), (what, z)
+
+
+def test_simulate_schedule_rejects_a_single_chain():
+    with pytest.raises(InvalidArgumentError, match="chains"):
+        sgdnoise.simulate_schedule([1.0], noise_var=1.0, schedule=Schedule(0.1, 1, steps=3), chains=1, seed=1)
+
+
 # --- instability -------------------------------------------------------------------------------------------
 
 

@@ -70,6 +70,17 @@ typedef struct sgdnoise_simulation_summary {
     /* Recorded (post burn-in) steps, summed over chains. */
     int64_t steps_completed;
 } sgdnoise_simulation_summary;
+
+/* What a scheduled run measured (sgdnoise_simulation_run_schedule). Set
+ * .size = sizeof(sgdnoise_scheduled_run_summary) before the call. */
+typedef struct sgdnoise_scheduled_run_summary {
+    size_t size;
+    /* The chains that did not diverge: the estimates average over them. */
+    int64_t chains_used;
+    /* 1 when a chain diverged (the estimates cover the others, and are NaN when fewer than two
+     * remain), else 0. */
+    int32_t diverged;
+} sgdnoise_scheduled_run_summary;
 /* @end */
 
 /* @section 5 */
