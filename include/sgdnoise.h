@@ -805,8 +805,10 @@ typedef struct sgdnoise_curve_summary {
 /* The exact learning curve of SGD on a linear-regression model (an sgdnoise_model: label noise
  * with A and noise_var; input noise with A, B, u and noise_var; L2 with A, u and weight_decay;
  * high-dimensional with A = A_hat, alpha and noise_var; the arguments a model does not read may
- * be NULL; noise_var and alpha must be finite even when not read) trained with the schedule of count updates, recorded at the points steps of at_steps
- * (docs/theory.md section 9). tolerance > 0 is the relative band of out_summary->settled_at. */
+ * be NULL, but noise_var and alpha must be finite) trained with the schedule of count updates,
+ * recorded at the points steps of at_steps (docs/theory.md section 9). w (w0, out_mean) is
+ * measured from the minimum for label noise and the high-dimensional model, in the original
+ * coordinates otherwise. tolerance > 0 is the relative band of out_summary->settled_at. */
 sgdnoise_status sgdnoise_learning_curve(sgdnoise_model model, sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * b, double const * u, double const * weight_decay, double noise_var, double alpha, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
 
 /* The exact learning curve of SGD on the quadratic loss e^T H e/2 with a constant noise

@@ -17,8 +17,10 @@ import _SGDNoiseShims
 /// The exact learning curve of SGD on a linear-regression model (an sgdnoise_model: label noise
 /// with A and noise_var; input noise with A, B, u and noise_var; L2 with A, u and weight_decay;
 /// high-dimensional with A = A_hat, alpha and noise_var; the arguments a model does not read may
-/// be NULL; noise_var and alpha must be finite even when not read) trained with the schedule of count updates, recorded at the points steps of at_steps
-/// (docs/theory.md section 9). tolerance > 0 is the relative band of out_summary->settled_at.
+/// be NULL, but noise_var and alpha must be finite) trained with the schedule of count updates,
+/// recorded at the points steps of at_steps (docs/theory.md section 9). w (w0, out_mean) is
+/// measured from the minimum for label noise and the high-dimensional model, in the original
+/// coordinates otherwise. tolerance > 0 is the relative band of out_summary->settled_at.
 @c public func sgdnoise_learning_curve(
     _ model: CInt, _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ b: UnsafePointer<Double>?,
     _ u: UnsafePointer<Double>?, _ weight_decay: UnsafePointer<Double>?, _ noise_var: Double, _ alpha: Double,
