@@ -510,6 +510,17 @@ typedef struct sgdnoise_simulation_summary {
     int64_t steps_completed;
 } sgdnoise_simulation_summary;
 
+/* What a scheduled run measured (sgdnoise_simulation_run_schedule). Set
+ * .size = sizeof(sgdnoise_scheduled_run_summary) before the call. */
+typedef struct sgdnoise_scheduled_run_summary {
+    size_t size;
+    /* The chains that did not diverge: the estimates average over them. */
+    int64_t chains_used;
+    /* 1 when a chain diverged (the estimates cover the others, and are NaN when fewer than two
+     * remain), else 0. */
+    int32_t diverged;
+} sgdnoise_scheduled_run_summary;
+
 /* Creates a simulation of online linear regression: x ~ N(0, A) (d x d), labels u^T x + noise
  * of variance noise_var (u may be NULL: zero teacher), inputs seen with N(0, input_noise) noise
  * (may be NULL). *out_simulation receives a handle to free with sgdnoise_simulation_free. */
@@ -534,13 +545,25 @@ sgdnoise_status sgdnoise_simulation_run(sgdnoise_simulation * simulation, ptrdif
  * measured noise (d*d each) and the summary (set its .size first); every pointer may be NULL. Fails when the simulation has not run. */
 sgdnoise_status sgdnoise_simulation_result(sgdnoise_simulation * simulation, double * out_mean, double * out_sigma, double * out_sigma_stderr, double * out_noise, sgdnoise_simulation_summary * out_summary);
 
+/* Runs chains >= 2 independent chains of SGD from w0 (d doubles; NULL: the data's w*) following a
+ * schedule of count updates (lrs, batch_sizes, momenta as in sgdnoise_learning_curve: update t
+ * uses lrs[t-1], batch_sizes[t-1], momenta[t-1]; of the optimizer only the weight decay is used)
+ * and reads every chain at the points steps of at_steps (strictly increasing in 0..count), on
+ * threads threads (0: all cores; results do not depend on it). The outputs (each may be NULL)
+ * receive per recorded step the average over the chains that did not diverge and the standard
+ * error of that mean: out_mean, out_mean_stderr (points rows of d), out_sigma, out_sigma_stderr
+ * (points blocks of d*d: cov(w_t) across chains), out_trace, out_trace_stderr (Tr cov(w_t)),
+ * out_train_loss, out_train_loss_stderr (E[L(w_t)]: points doubles each). out_summary (set its
+ * .size first; may be NULL) says whether a chain diverged. The handle's last run is untouched. */
+sgdnoise_status sgdnoise_simulation_run_schedule(sgdnoise_simulation * simulation, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, ptrdiff_t chains, uint64_t seed, ptrdiff_t threads, double * out_mean, double * out_mean_stderr, double * out_sigma, double * out_sigma_stderr, double * out_trace, double * out_trace_stderr, double * out_train_loss, double * out_train_loss_stderr, sgdnoise_scheduled_run_summary * out_summary);
+
 /* Frees a simulation handle. NULL, an already freed handle and a handle of another kind are
  * ignored (never a crash). The handle must not be used afterwards. */
 void sgdnoise_simulation_free(sgdnoise_simulation * simulation);
 
 /* ==== 10. Critical learning rates, sweeps, scaling laws and tails (docs/theory.md section 6). */
 
-/* Which model a critical learning rate refers to. */
+/* Which model a critical learning rate or a learning curve refers to. */
 typedef enum sgdnoise_model {
     /* Label (and input) noise [Thm 2]; for input noise pass A + B. */
     SGDNOISE_MODEL_LABEL_NOISE = 0,
@@ -548,6 +571,8 @@ typedef enum sgdnoise_model {
     SGDNOISE_MODEL_HIGH_DIMENSIONAL = 1,
     /* L2 regularisation [Thm 4] (needs weight_decay). */
     SGDNOISE_MODEL_L2_REGULARIZED = 2,
+    /* Input noise [App. E.3] (needs B and u). Accepted only by sgdnoise_learning_curve. */
+    SGDNOISE_MODEL_INPUT_NOISE = 3,
 } sgdnoise_model;
 
 /* The critical learning rate lr* of model (an sgdnoise_model) for batch size S and momentum:
@@ -743,6 +768,65 @@ sgdnoise_status sgdnoise_mean_drift(ptrdiff_t d, sgdnoise_matvec_callback hessia
  * of the mean recursion's map [[momentum, x], [-momentum, 1 - x]]; INFINITY for a flat, negative
  * or unstable direction. Second moments relax twice as fast. momentum in [0, 1). */
 sgdnoise_status sgdnoise_relaxation_steps(double curvature, double momentum, double * out_steps);
+
+/* ==== 12. Learning curves under schedules (docs/theory.md section 9).
+ * Shared conventions: a schedule is three arrays of count >= 1 entries, one per update t = 1..count
+ * (lrs[k], batch_sizes[k], momenta[k] are lr, S and mu of update k + 1: each lr finite and >= 0,
+ * S >= 1, mu in [0, 1)); at_steps lists points >= 1 recorded steps, strictly increasing in
+ * 0..count (0 is the start w0); w0 holds d doubles (NULL: w0 = 0). Per recorded step the outputs
+ * receive (each may be NULL): out_train_loss, out_test_loss and out_trace (points doubles: E[L(w_t)],
+ * E[(w_t - u)^T A (w_t - u)]/2 and Tr Sigma_t), out_mean (points rows of d: E[w_t]), out_sigma
+ * (points rows of d: the diagonal of Sigma_t = cov(w_t)); out_mode_times (d doubles) receives
+ * -1/ln rho of each mode's second-moment map for the last hyperparameters (+inf when it does not
+ * relax), in the order of the spectrum (ascending eigenvalues of the Hessian for a dense model).
+ * An unstable schedule is not an error (see sgdnoise_curve_summary.unstable_from); second moments
+ * that overflow are NUMERICAL_FAILURE. */
+
+/* The relaxation of a learning curve towards the stationary state of its schedule's last
+ * hyperparameters (sgdnoise_learning_curve, sgdnoise_quadratic_learning_curve). Set
+ * .size = sizeof(sgdnoise_curve_summary) before the call; the library fills the fields that lie
+ * wholly within .size and leaves the rest. */
+typedef struct sgdnoise_curve_summary {
+    size_t size;
+    /* -1/ln rho of the whole (trace-coupled) second-moment map, in updates: the relaxation time
+     * of the fluctuation part of the losses (+inf when it does not relax). */
+    double moment_time;
+    /* -1/ln rho of the mean's map, in updates: the relaxation time of the bias E[w_t] - w*
+     * (+inf when it does not relax). */
+    double mean_time;
+    /* The stationary E[L(w)] of the last hyperparameters; NaN when they are unstable or the last
+     * lr is 0 (no stationary state). */
+    double stationary_train_loss;
+    /* The stationary E[(w - u)^T A (w - u)]/2 of the last hyperparameters; NaN as
+     * stationary_train_loss. */
+    double stationary_test_loss;
+    /* The first update t at or after the schedule's last change from which
+     * |L_train(s) - stationary_train_loss| <= tolerance * stationary_train_loss for every
+     * s = t..count (-1 when the train loss is still outside at the end or there is no stationary
+     * value). */
+    int64_t settled_at;
+    /* The first update whose (lr, S, mu) lies beyond the critical learning rate lr*(S, mu): from
+     * there the second moments grow while it lasts (-1 when every update is stable). */
+    int64_t unstable_from;
+} sgdnoise_curve_summary;
+
+/* The exact learning curve of SGD on a linear-regression model (an sgdnoise_model: label noise
+ * with A and noise_var; input noise with A, B, u and noise_var; L2 with A, u and weight_decay;
+ * high-dimensional with A = A_hat, alpha and noise_var; the arguments a model does not read may
+ * be NULL, but noise_var and alpha must be finite) trained with the schedule of count updates,
+ * recorded at the points steps of at_steps (docs/theory.md section 9). w (w0, out_mean) is
+ * measured from the minimum for label noise and the high-dimensional model, in the original
+ * coordinates otherwise. tolerance > 0 is the relative band of out_summary->settled_at. */
+sgdnoise_status sgdnoise_learning_curve(sgdnoise_model model, sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * b, double const * u, double const * weight_decay, double noise_var, double alpha, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
+
+/* The exact learning curve of SGD on the quadratic loss e^T H e/2 with a constant noise
+ * covariance (docs/theory.md sections 3 and 9): hessian H and noise C (layout: d*d entries, or d
+ * diagonals in one basis), C measured at the batch size reference_batch_size >= 1 (a step with
+ * batch size S has noise (reference_batch_size/S) C; d x d doubles are kept in either layout, so d
+ * is bounded as for a dense matrix). w is measured from the minimum; both losses
+ * are Tr[H M_t]/2. The schedule, at_steps, w0, tolerance and the outputs as in
+ * sgdnoise_learning_curve. */
+sgdnoise_status sgdnoise_quadratic_learning_curve(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double const * noise, ptrdiff_t reference_batch_size, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
 
 #ifdef __cplusplus
 }

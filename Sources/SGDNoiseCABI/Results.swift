@@ -128,3 +128,12 @@ extension sgdnoise_drift_summary: SizePrefixedResult {
 extension sgdnoise_eigen_info: SizePrefixedResult {
     static let fieldEnds = [end(\Self.converged), end(\Self.products), end(\Self.restarts)]
 }
+
+extension sgdnoise_curve_summary: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.moment_time), end(\Self.mean_time), end(\Self.stationary_train_loss),
+                            end(\Self.stationary_test_loss), end(\Self.settled_at), end(\Self.unstable_from)]
+}
+
+extension sgdnoise_scheduled_run_summary: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.chains_used), end(\Self.diverged)]
+}

@@ -138,6 +138,57 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<OpaquePoin
     }
 }
 
+/// Runs chains >= 2 independent chains of SGD from w0 (d doubles; NULL: the data's w*) following a
+/// schedule of count updates (lrs, batch_sizes, momenta as in sgdnoise_learning_curve: update t
+/// uses lrs[t-1], batch_sizes[t-1], momenta[t-1]; of the optimizer only the weight decay is used)
+/// and reads every chain at the points steps of at_steps (strictly increasing in 0..count), on
+/// threads threads (0: all cores; results do not depend on it). The outputs (each may be NULL)
+/// receive per recorded step the average over the chains that did not diverge and the standard
+/// error of that mean: out_mean, out_mean_stderr (points rows of d), out_sigma, out_sigma_stderr
+/// (points blocks of d*d: cov(w_t) across chains), out_trace, out_trace_stderr (Tr cov(w_t)),
+/// out_train_loss, out_train_loss_stderr (E[L(w_t)]: points doubles each). out_summary (set its
+/// .size first; may be NULL) says whether a chain diverged. The handle's last run is untouched.
+@c public func sgdnoise_simulation_run_schedule(
+    _ simulation: OpaquePointer?, _ count: Int, _ lrs: UnsafePointer<Double>?, _ batch_sizes: UnsafePointer<Int>?,
+    _ momenta: UnsafePointer<Double>?, _ points: Int, _ at_steps: UnsafePointer<Int>?, _ w0: UnsafePointer<Double>?,
+    _ chains: Int, _ seed: UInt64, _ threads: Int, _ out_mean: UnsafeMutablePointer<Double>?,
+    _ out_mean_stderr: UnsafeMutablePointer<Double>?, _ out_sigma: UnsafeMutablePointer<Double>?,
+    _ out_sigma_stderr: UnsafeMutablePointer<Double>?, _ out_trace: UnsafeMutablePointer<Double>?,
+    _ out_trace_stderr: UnsafeMutablePointer<Double>?, _ out_train_loss: UnsafeMutablePointer<Double>?,
+    _ out_train_loss_stderr: UnsafeMutablePointer<Double>?,
+    _ out_summary: UnsafeMutablePointer<sgdnoise_scheduled_run_summary>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let h = try handle(simulation)
+        let d = h.dimension
+        let summary = try ResultSlot(out_summary, "out_summary", "sgdnoise_scheduled_run_summary")
+        guard threads >= 0 else { throw .invalidArgument("threads must be >= 0, got \(threads)") }
+        guard chains >= 2 else { throw .invalidArgument("chains must be at least 2 (a covariance across chains), got \(chains)") }
+        let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
+                                       points: points, atSteps: at_steps, w0: w0)
+        // Every chain's w at every recorded step is kept until the averages are taken.
+        let kept = try Arguments.count(chains, try Arguments.count(points, d, "out_mean"), "chains x points x d")
+        if let memory = Arguments.physicalMemory, Double(kept) * 8 > memory / 2 {
+            throw .outOfMemory("\(chains) chains x \(points) recorded steps x d = \(d) do not fit in memory")
+        }
+        let spec = SimulationSpec(
+            data: h.data, weightDecay: h.weightDecay, learningRate: .scalar(1), batchSize: 1, momentum: 0, steps: 1,
+            burnIn: 0, chains: chains, seed: seed, threads: threads == 0 ? nil : threads)
+        let r = try core { try simulate(spec, schedule: request.schedule, record: request.record, w0: request.w0) }
+        if let out_mean { Arguments.write(r.mean.flatMap { $0 }, to: out_mean) }
+        if let out_mean_stderr { Arguments.write(r.meanStandardError.flatMap { $0 }, to: out_mean_stderr) }
+        if let out_sigma { Arguments.write(r.sigma.flatMap(\.elements), to: out_sigma) }
+        if let out_sigma_stderr { Arguments.write(r.sigmaStandardError.flatMap(\.elements), to: out_sigma_stderr) }
+        if let out_trace { Arguments.write(r.trace, to: out_trace) }
+        if let out_trace_stderr { Arguments.write(r.traceStandardError, to: out_trace_stderr) }
+        if let out_train_loss { Arguments.write(r.trainLoss, to: out_train_loss) }
+        if let out_train_loss_stderr { Arguments.write(r.trainLossStandardError, to: out_train_loss_stderr) }
+        summary?.write(sgdnoise_scheduled_run_summary(
+            size: MemoryLayout<sgdnoise_scheduled_run_summary>.size, chains_used: Int64(r.chains),
+            diverged: r.diverged ? 1 : 0))
+    }
+}
+
 /// Frees a simulation handle. NULL, an already freed handle and a handle of another kind are
 /// ignored (never a crash). The handle must not be used afterwards.
 @c public func sgdnoise_simulation_free(_ simulation: OpaquePointer?) {

@@ -2,7 +2,7 @@ import SGDNoise
 
 // C section 10 -- Critical learning rates, sweeps, scaling laws and tails (docs/theory.md section 6).
 
-/// Which model a critical learning rate refers to.
+/// Which model a critical learning rate or a learning curve refers to.
 @c public enum sgdnoise_model: CInt {
     /// Label (and input) noise [Thm 2]; for input noise pass A + B.
     case labelNoise = 0
@@ -10,6 +10,8 @@ import SGDNoise
     case highDimensional = 1
     /// L2 regularisation [Thm 4] (needs weight_decay).
     case l2Regularized = 2
+    /// Input noise [App. E.3] (needs B and u). Accepted only by sgdnoise_learning_curve.
+    case inputNoise = 3
 }
 
 /// The critical learning rate lr* of `model` (an sgdnoise_model) for batch size S and momentum:
@@ -23,7 +25,7 @@ import SGDNoise
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out, "out")
         guard let kind = sgdnoise_model(rawValue: model) else {
-            throw .invalidArgument("model must be an sgdnoise_model (0, 1 or 2), got \(model)")
+            throw .invalidArgument("model must be an sgdnoise_model (0, 1 or 2 here), got \(model)")
         }
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
@@ -36,6 +38,8 @@ import SGDNoise
         case .l2Regularized:
             let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
             model = .l2Regularized(a: aOp, u: [Double](repeating: 0, count: d), weightDecay: gOp)
+        case .inputNoise:
+            throw .invalidArgument("model: SGDNOISE_MODEL_INPUT_NOISE is not accepted here (pass A + B with SGDNOISE_MODEL_LABEL_NOISE)")
         }
         out.pointee = try core { try model.criticalLearningRate(batchSize: batch_size, momentum: momentum) }
     }

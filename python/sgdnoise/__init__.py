@@ -17,6 +17,7 @@ from .errors import (
     SGDNoiseError,
     UnstableError,
 )
+from .dynamics import LearningCurve, Schedule, ScheduledSimulation, learning_curve, simulate_schedule
 from .dataset import DatasetPrediction, critical_learning_rate_dataset, finite_dataset
 from .fluctuation import StationaryInfo, stationary_covariance
 from .minimum import minimum_fluctuation, minimum_noise
@@ -77,6 +78,11 @@ __all__ = [
     "continuous_time",
     "discrete_hessian",
     "critical_learning_rate",
+    "Schedule",
+    "LearningCurve",
+    "learning_curve",
+    "simulate_schedule",
+    "ScheduledSimulation",
     "label_noise_sweep",
     "scaling_law",
     "tail_index",

@@ -38,7 +38,8 @@ sgdnoise_minimum_kind = {'SGDNOISE_MINIMUM_KIND_REGULARIZED': 0, 'SGDNOISE_MINIM
 SGDNOISE_MODEL_LABEL_NOISE = 0
 SGDNOISE_MODEL_HIGH_DIMENSIONAL = 1
 SGDNOISE_MODEL_L2_REGULARIZED = 2
-sgdnoise_model = {'SGDNOISE_MODEL_LABEL_NOISE': 0, 'SGDNOISE_MODEL_HIGH_DIMENSIONAL': 1, 'SGDNOISE_MODEL_L2_REGULARIZED': 2}
+SGDNOISE_MODEL_INPUT_NOISE = 3
+sgdnoise_model = {'SGDNOISE_MODEL_LABEL_NOISE': 0, 'SGDNOISE_MODEL_HIGH_DIMENSIONAL': 1, 'SGDNOISE_MODEL_L2_REGULARIZED': 2, 'SGDNOISE_MODEL_INPUT_NOISE': 3}
 SGDNOISE_TAIL_METHOD_PAPER = 0
 SGDNOISE_TAIL_METHOD_KESTEN = 1
 SGDNOISE_TAIL_METHOD_CONTINUOUS_TIME = 2
@@ -152,6 +153,19 @@ class sgdnoise_simulation_summary(ctypes.Structure):
         self.size = ctypes.sizeof(sgdnoise_simulation_summary)
 
 
+class sgdnoise_scheduled_run_summary(ctypes.Structure):
+    """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
+    _fields_ = [
+        ('size', ctypes.c_size_t),
+        ('chains_used', ctypes.c_int64),
+        ('diverged', ctypes.c_int32),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.size = ctypes.sizeof(sgdnoise_scheduled_run_summary)
+
+
 class sgdnoise_network_summary(ctypes.Structure):
     """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
     _fields_ = [
@@ -206,6 +220,23 @@ class sgdnoise_eigen_info(ctypes.Structure):
     def __init__(self):
         super().__init__()
         self.size = ctypes.sizeof(sgdnoise_eigen_info)
+
+
+class sgdnoise_curve_summary(ctypes.Structure):
+    """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
+    _fields_ = [
+        ('size', ctypes.c_size_t),
+        ('moment_time', ctypes.c_double),
+        ('mean_time', ctypes.c_double),
+        ('stationary_train_loss', ctypes.c_double),
+        ('stationary_test_loss', ctypes.c_double),
+        ('settled_at', ctypes.c_int64),
+        ('unstable_from', ctypes.c_int64),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.size = ctypes.sizeof(sgdnoise_curve_summary)
 
 
 sgdnoise_progress_callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t)
@@ -266,6 +297,7 @@ FUNCTIONS = {
     'sgdnoise_simulation_set_optimizer': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_double]),
     'sgdnoise_simulation_run': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_ssize_t, sgdnoise_progress_callback, ctypes.c_void_p]),
     'sgdnoise_simulation_result': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_simulation_summary)]),
+    'sgdnoise_simulation_run_schedule': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_scheduled_run_summary)]),
     'sgdnoise_simulation_free': (None, [ctypes.c_void_p]),
     'sgdnoise_critical_learning_rate': (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p]),
     'sgdnoise_smallest_stable_batch_size': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),
@@ -279,4 +311,6 @@ FUNCTIONS = {
     'sgdnoise_network_fluctuation': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_network_summary)]),
     'sgdnoise_mean_drift': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_drift_summary)]),
     'sgdnoise_relaxation_steps': (ctypes.c_int, [ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),
+    'sgdnoise_learning_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_curve_summary)]),
+    'sgdnoise_quadratic_learning_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_curve_summary)]),
 }

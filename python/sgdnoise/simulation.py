@@ -109,6 +109,49 @@ class _Progress:
             self.bar.close()
 
 
+def _seed(seed: object) -> int:
+    """The run's seed: the given one (checked), or a random one."""
+    if seed is None:
+        return int.from_bytes(os.urandom(8), "little")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
+        raise InvalidArgumentError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    return int(seed)
+
+
+def _create(A: npt.ArrayLike | None, X: npt.ArrayLike | None, y: npt.ArrayLike | None, u: npt.ArrayLike | None,
+            noise_var: float, input_noise: npt.ArrayLike | None, replacement: bool,
+            sampling: str | None) -> tuple[ctypes.c_void_p, int]:
+    """A simulation handle for online Gaussian data (A) or a dataset (X, y), and D."""
+    if (A is None) == (X is None):
+        raise InvalidArgumentError("give either A (online Gaussian data) or X and y (a dataset)")
+    handle = ctypes.c_void_p()
+    if A is not None:
+        a = np.diag(as_float64(A, "A", 1)) if np.ndim(A) == 1 else as_square(A, "A")
+        d = a.shape[0]
+        uu = None if u is None else as_float64(u, "u", 1)
+        b = as_dense_or_none(input_noise, "input_noise", d)
+        _lib.check(_lib_.sgdnoise_simulation_create_gaussian(
+            d, a.ctypes.data, None if uu is None else uu.ctypes.data, as_scalar(noise_var, "noise_var"),
+            None if b is None else b.ctypes.data, ctypes.byref(handle)))
+    else:
+        if y is None:
+            raise InvalidArgumentError("y is required with X")
+        assert X is not None  # exactly one of A and X is given (checked above)
+        xs = as_float64(X, "X", 2)
+        ys = as_float64(y, "y", 1)
+        n, d = xs.shape
+        if ys.shape[0] != n:
+            raise InvalidArgumentError(f"y must have {n} entries (one per row of X), got {ys.shape[0]}")
+        mode = sampling if sampling is not None else ("with_replacement" if replacement else "without_replacement")
+        if mode not in _SAMPLING:
+            raise InvalidArgumentError(f"sampling must be one of {sorted(_SAMPLING)}, got {mode!r}")
+        uu = None if u is None else as_float64(u, "u", 1)
+        _lib.check(_lib_.sgdnoise_simulation_create_dataset(
+            n, d, xs.ctypes.data, ys.ctypes.data, _SAMPLING[mode], None if uu is None else uu.ctypes.data,
+            ctypes.byref(handle)))
+    return handle, d
+
+
 def simulate(A: npt.ArrayLike | None = None, *, X: npt.ArrayLike | None = None, y: npt.ArrayLike | None = None,
              u: npt.ArrayLike | None = None, noise_var: float = 0.0, input_noise: npt.ArrayLike | None = None,
              weight_decay: npt.ArrayLike = 0.0, lr: npt.ArrayLike, batch_size: int, momentum: float = 0.0,
@@ -169,33 +212,7 @@ def simulate(A: npt.ArrayLike | None = None, *, X: npt.ArrayLike | None = None, 
     SimulationResult
         A run that diverges is reported (``diverged``), not raised.
     """
-    if (A is None) == (X is None):
-        raise InvalidArgumentError("give either A (online Gaussian data) or X and y (a dataset)")
-    handle = ctypes.c_void_p()
-    if A is not None:
-        a = np.diag(as_float64(A, "A", 1)) if np.ndim(A) == 1 else as_square(A, "A")
-        d = a.shape[0]
-        uu = None if u is None else as_float64(u, "u", 1)
-        b = as_dense_or_none(input_noise, "input_noise", d)
-        _lib.check(_lib_.sgdnoise_simulation_create_gaussian(
-            d, a.ctypes.data, None if uu is None else uu.ctypes.data, as_scalar(noise_var, "noise_var"),
-            None if b is None else b.ctypes.data, ctypes.byref(handle)))
-    else:
-        if y is None:
-            raise InvalidArgumentError("y is required with X")
-        assert X is not None  # exactly one of A and X is given (checked above)
-        xs = as_float64(X, "X", 2)
-        ys = as_float64(y, "y", 1)
-        n, d = xs.shape
-        if ys.shape[0] != n:
-            raise InvalidArgumentError(f"y must have {n} entries (one per row of X), got {ys.shape[0]}")
-        mode = sampling if sampling is not None else ("with_replacement" if replacement else "without_replacement")
-        if mode not in _SAMPLING:
-            raise InvalidArgumentError(f"sampling must be one of {sorted(_SAMPLING)}, got {mode!r}")
-        uu = None if u is None else as_float64(u, "u", 1)
-        _lib.check(_lib_.sgdnoise_simulation_create_dataset(
-            n, d, xs.ctypes.data, ys.ctypes.data, _SAMPLING[mode], None if uu is None else uu.ctypes.data,
-            ctypes.byref(handle)))
+    handle, d = _create(A, X, y, u, noise_var, input_noise, replacement, sampling)
     try:
         gamma = as_dense_or_none(weight_decay, "weight_decay", d)
         scale, lr_matrix = dense_learning_rate(lr, d)
@@ -205,10 +222,7 @@ def simulate(A: npt.ArrayLike | None = None, *, X: npt.ArrayLike | None = None, 
             as_scalar(momentum, "momentum")))
         steps_ = as_batch_size(steps, "steps")
         burn = steps_ // 10 if burn_in is None else as_batch_size(burn_in, "burn_in")
-        if seed is None:
-            seed = int.from_bytes(os.urandom(8), "little")
-        if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
-            raise InvalidArgumentError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        seed = _seed(seed)
         adapter = None if progress is False else _Progress(progress)
         callback = _lib.PROGRESS_CALLBACK(adapter) if adapter is not None else _lib.PROGRESS_CALLBACK()
         try:

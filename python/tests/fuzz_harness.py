@@ -614,6 +614,9 @@ class Harness:
                             arr[0] = -0.1
                         elif m == "huge_scale":
                             arr[0] = 1e300
+                    elif p.name == "at_steps":
+                        # Recorded steps: strictly increasing in 0..k (k the schedule's length).
+                        arr = np.sort(rng.choice(k + 1, size=k, replace=False))
                     else:
                         arr = rng.uniform(-0.1, 1.0, k)
                         if m == "negative":

@@ -405,7 +405,7 @@ OUTPUT_KINDS = {OUTPUT, CODE_OUTPUT, STRUCT_OUTPUT, OUT_HANDLE}
 # of the call; "sym" arrays are symmetric matrices (d x d, or d entries in the diagonal layout).
 SYMMETRIC_INPUTS = {"hessian", "noise", "a", "b", "a_hat", "weight_decay", "lr_matrix", "input_noise"}
 DATA_INPUTS = {"x", "grads", "chunk"}      # n x d
-DIM_VECTORS = {"u"}                        # d
+DIM_VECTORS = {"u", "w0"}                  # d
 ROW_VECTORS = {"y", "spectrum"}            # n
 EIGEN_INPUTS = {"eigenvalues", "eigenvectors", "sigma_block"}   # k, k x d orthonormal rows, k x k symmetric
 LIST_INPUTS = {"lrs", "momenta", "batch_sizes", "weight_decays", "at_steps"}   # points or count entries
@@ -436,11 +436,13 @@ NAN_DOCUMENTED_OUTPUTS = {
     "sgdnoise_network_summary.critical_learning_rate_multiplicative",
     "sgdnoise_network_summary.critical_learning_rate_multiplicative_stderr",
     "out_offsets",  # sgdnoise_mean_drift: NaN where h_i <= 0 (no stationary offset)
+    # sgdnoise_learning_curve: NaN when the last hyperparameters have no stationary state.
+    "sgdnoise_curve_summary.stationary_train_loss", "sgdnoise_curve_summary.stationary_test_loss",
 }
 # Functions whose every estimate may be NaN, under a condition the header documents: the
 # simulation summary of a diverged run ("1 when a chain diverged (the estimates are then NaN)").
 # The fuzz allows NaN there only when the summary it reads says diverged = 1.
-NAN_WHEN_DIVERGED = {"sgdnoise_simulation_result"}
+NAN_WHEN_DIVERGED = {"sgdnoise_simulation_result", "sgdnoise_simulation_run_schedule"}
 
 
 # Element types of array parameters (numpy dtypes of the buffers the fuzz allocates).

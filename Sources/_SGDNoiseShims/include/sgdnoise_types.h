@@ -70,6 +70,17 @@ typedef struct sgdnoise_simulation_summary {
     /* Recorded (post burn-in) steps, summed over chains. */
     int64_t steps_completed;
 } sgdnoise_simulation_summary;
+
+/* What a scheduled run measured (sgdnoise_simulation_run_schedule). Set
+ * .size = sizeof(sgdnoise_scheduled_run_summary) before the call. */
+typedef struct sgdnoise_scheduled_run_summary {
+    size_t size;
+    /* The chains that did not diverge: the estimates average over them. */
+    int64_t chains_used;
+    /* 1 when a chain diverged (the estimates cover the others, and are NaN when fewer than two
+     * remain), else 0. */
+    int32_t diverged;
+} sgdnoise_scheduled_run_summary;
 /* @end */
 
 /* @section 5 */
@@ -239,6 +250,36 @@ typedef struct sgdnoise_eigen_info {
     /* Lanczos restarts. */
     int64_t restarts;
 } sgdnoise_eigen_info;
+/* @end */
+
+/* @section 12 */
+/* The relaxation of a learning curve towards the stationary state of its schedule's last
+ * hyperparameters (sgdnoise_learning_curve, sgdnoise_quadratic_learning_curve). Set
+ * .size = sizeof(sgdnoise_curve_summary) before the call; the library fills the fields that lie
+ * wholly within .size and leaves the rest. */
+typedef struct sgdnoise_curve_summary {
+    size_t size;
+    /* -1/ln rho of the whole (trace-coupled) second-moment map, in updates: the relaxation time
+     * of the fluctuation part of the losses (+inf when it does not relax). */
+    double moment_time;
+    /* -1/ln rho of the mean's map, in updates: the relaxation time of the bias E[w_t] - w*
+     * (+inf when it does not relax). */
+    double mean_time;
+    /* The stationary E[L(w)] of the last hyperparameters; NaN when they are unstable or the last
+     * lr is 0 (no stationary state). */
+    double stationary_train_loss;
+    /* The stationary E[(w - u)^T A (w - u)]/2 of the last hyperparameters; NaN as
+     * stationary_train_loss. */
+    double stationary_test_loss;
+    /* The first update t at or after the schedule's last change from which
+     * |L_train(s) - stationary_train_loss| <= tolerance * stationary_train_loss for every
+     * s = t..count (-1 when the train loss is still outside at the end or there is no stationary
+     * value). */
+    int64_t settled_at;
+    /* The first update whose (lr, S, mu) lies beyond the critical learning rate lr*(S, mu): from
+     * there the second moments grow while it lasts (-1 when every update is stable). */
+    int64_t unstable_from;
+} sgdnoise_curve_summary;
 /* @end */
 
 #endif

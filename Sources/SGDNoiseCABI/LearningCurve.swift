@@ -1,0 +1,175 @@
+import SGDNoise
+import _SGDNoiseShims
+
+// C section 12 -- Learning curves under schedules (docs/theory.md section 9).
+// Shared conventions: a schedule is three arrays of count >= 1 entries, one per update t = 1..count
+// (lrs[k], batch_sizes[k], momenta[k] are lr, S and mu of update k + 1: each lr finite and >= 0,
+// S >= 1, mu in [0, 1)); at_steps lists points >= 1 recorded steps, strictly increasing in
+// 0..count (0 is the start w0); w0 holds d doubles (NULL: w0 = 0). Per recorded step the outputs
+// receive (each may be NULL): out_train_loss, out_test_loss and out_trace (points doubles: E[L(w_t)],
+// E[(w_t - u)^T A (w_t - u)]/2 and Tr Sigma_t), out_mean (points rows of d: E[w_t]), out_sigma
+// (points rows of d: the diagonal of Sigma_t = cov(w_t)); out_mode_times (d doubles) receives
+// -1/ln rho of each mode's second-moment map for the last hyperparameters (+inf when it does not
+// relax), in the order of the spectrum (ascending eigenvalues of the Hessian for a dense model).
+// An unstable schedule is not an error (see sgdnoise_curve_summary.unstable_from); second moments
+// that overflow are NUMERICAL_FAILURE.
+
+/// The exact learning curve of SGD on a linear-regression model (an sgdnoise_model: label noise
+/// with A and noise_var; input noise with A, B, u and noise_var; L2 with A, u and weight_decay;
+/// high-dimensional with A = A_hat, alpha and noise_var; the arguments a model does not read may
+/// be NULL, but noise_var and alpha must be finite) trained with the schedule of count updates,
+/// recorded at the points steps of at_steps (docs/theory.md section 9). w (w0, out_mean) is
+/// measured from the minimum for label noise and the high-dimensional model, in the original
+/// coordinates otherwise. tolerance > 0 is the relative band of out_summary->settled_at.
+@c public func sgdnoise_learning_curve(
+    _ model: CInt, _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?, _ b: UnsafePointer<Double>?,
+    _ u: UnsafePointer<Double>?, _ weight_decay: UnsafePointer<Double>?, _ noise_var: Double, _ alpha: Double,
+    _ count: Int, _ lrs: UnsafePointer<Double>?, _ batch_sizes: UnsafePointer<Int>?, _ momenta: UnsafePointer<Double>?,
+    _ points: Int, _ at_steps: UnsafePointer<Int>?, _ w0: UnsafePointer<Double>?, _ tolerance: Double,
+    _ out_train_loss: UnsafeMutablePointer<Double>?, _ out_test_loss: UnsafeMutablePointer<Double>?,
+    _ out_trace: UnsafeMutablePointer<Double>?, _ out_mean: UnsafeMutablePointer<Double>?,
+    _ out_sigma: UnsafeMutablePointer<Double>?, _ out_mode_times: UnsafeMutablePointer<Double>?,
+    _ out_summary: UnsafeMutablePointer<sgdnoise_curve_summary>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        try Arguments.finite(noise_var, "noise_var")  // read by some models only, but always a number
+        try Arguments.finite(alpha, "alpha")
+        guard let kind = sgdnoise_model(rawValue: model) else {
+            throw .invalidArgument("model must be an sgdnoise_model (0, 1, 2 or 3), got \(model)")
+        }
+        let layout = try Arguments.layout(layout)
+        let aOp = try Arguments.symmetric(a, layout, d, "A")
+        let m: Model
+        switch kind {
+        case .labelNoise:
+            m = .labelNoise(a: aOp, noiseVariance: try Validation.nonNegative(noise_var, name: "noise_var"))
+        case .inputNoise:
+            let bOp = try Arguments.symmetric(b, layout, d, "B")
+            m = .inputNoise(a: aOp, b: bOp, u: try Arguments.vector(u, d, "u"),
+                            noiseVariance: try Validation.nonNegative(noise_var, name: "noise_var"))
+        case .l2Regularized:
+            let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
+            m = .l2Regularized(a: aOp, u: try Arguments.vector(u, d, "u"), weightDecay: gOp)
+        case .highDimensional:
+            try Arguments.finite(alpha, "alpha")
+            m = .highDimensional(aHat: aOp, alpha: alpha, noiseVariance: try Validation.nonNegative(noise_var, name: "noise_var"))
+        }
+        let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
+                                       points: points, atSteps: at_steps, w0: w0)
+        try Arguments.finite(tolerance, "tolerance")
+        let outputs = try CurveOutputs(trainLoss: out_train_loss, testLoss: out_test_loss, trace: out_trace,
+                                       mean: out_mean, sigma: out_sigma, modeTimes: out_mode_times, summary: out_summary)
+        let curve = try core {
+            try learningCurve(model: m, schedule: request.schedule, record: request.record, w0: request.w0,
+                              tolerance: tolerance, includeSigma: outputs.wantsSigma, includeMean: outputs.wantsMean)
+        }
+        try outputs.write(curve)
+    }
+}
+
+/// The exact learning curve of SGD on the quadratic loss e^T H e/2 with a constant noise
+/// covariance (docs/theory.md sections 3 and 9): hessian H and noise C (layout: d*d entries, or d
+/// diagonals in one basis), C measured at the batch size reference_batch_size >= 1 (a step with
+/// batch size S has noise (reference_batch_size/S) C; d x d doubles are kept in either layout, so d
+/// is bounded as for a dense matrix). w is measured from the minimum; both losses
+/// are Tr[H M_t]/2. The schedule, at_steps, w0, tolerance and the outputs as in
+/// sgdnoise_learning_curve.
+@c public func sgdnoise_quadratic_learning_curve(
+    _ layout: CInt, _ d: Int, _ hessian: UnsafePointer<Double>?, _ noise: UnsafePointer<Double>?,
+    _ reference_batch_size: Int, _ count: Int, _ lrs: UnsafePointer<Double>?, _ batch_sizes: UnsafePointer<Int>?,
+    _ momenta: UnsafePointer<Double>?, _ points: Int, _ at_steps: UnsafePointer<Int>?, _ w0: UnsafePointer<Double>?,
+    _ tolerance: Double, _ out_train_loss: UnsafeMutablePointer<Double>?, _ out_test_loss: UnsafeMutablePointer<Double>?,
+    _ out_trace: UnsafeMutablePointer<Double>?, _ out_mean: UnsafeMutablePointer<Double>?,
+    _ out_sigma: UnsafeMutablePointer<Double>?, _ out_mode_times: UnsafeMutablePointer<Double>?,
+    _ out_summary: UnsafeMutablePointer<sgdnoise_curve_summary>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let layout = try Arguments.layout(layout)
+        // The core keeps H and C as d x d matrices (for the stationary losses) in both layouts.
+        try Arguments.size(d, "dimension", max: Arguments.maxDimension)
+        try Arguments.denseFits(d, "hessian")
+        let h = try Arguments.symmetric(hessian, layout, d, "hessian")
+        let c = try Arguments.symmetric(noise, layout, d, "noise")
+        try Validation.batchSize(reference_batch_size, name: "reference_batch_size")
+        let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
+                                       points: points, atSteps: at_steps, w0: w0)
+        try Arguments.finite(tolerance, "tolerance")
+        let outputs = try CurveOutputs(trainLoss: out_train_loss, testLoss: out_test_loss, trace: out_trace,
+                                       mean: out_mean, sigma: out_sigma, modeTimes: out_mode_times, summary: out_summary)
+        let curve = try core {
+            try learningCurve(hessian: h, noise: c, referenceBatchSize: reference_batch_size, schedule: request.schedule,
+                              record: request.record, w0: request.w0, tolerance: tolerance,
+                              includeSigma: outputs.wantsSigma, includeMean: outputs.wantsMean)
+        }
+        try outputs.write(curve)
+    }
+}
+
+/// The schedule, recorded steps and start of a learning-curve (or scheduled simulation) call, read
+/// from C.
+struct CurveRequest {
+    let schedule: Schedule
+    let record: [Int]
+    let w0: [Double]?
+
+    init(d: Int, count: Int, lrs: UnsafePointer<Double>?, batchSizes: UnsafePointer<Int>?,
+         momenta: UnsafePointer<Double>?, points: Int, atSteps: UnsafePointer<Int>?, w0: UnsafePointer<Double>?
+    ) throws(SGDNoiseError) {
+        try Arguments.size(count, "count", max: 1 << 36)
+        try Arguments.size(points, "points", max: 1 << 36)
+        let l = try Arguments.vector(lrs, count, "lrs")
+        let s = Array(UnsafeBufferPointer(start: try Arguments.pointer(batchSizes, "batch_sizes"), count: count))
+        let mu = try Arguments.vector(momenta, count, "momenta")
+        record = Array(UnsafeBufferPointer(start: try Arguments.pointer(atSteps, "at_steps"), count: points))
+        self.w0 = try w0.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w0") }
+        do {
+            schedule = try Schedule(learningRates: l, batchSizes: s, momenta: mu)
+        } catch {
+            throw .invalidArgument("schedule (lrs, batch_sizes, momenta): \(error.message)")
+        }
+        _ = try Arguments.count(points, d, "out_mean")
+    }
+}
+
+/// The caller's output buffers of a learning-curve call.
+private struct CurveOutputs {
+    let trainLoss, testLoss, trace, mean, sigma, modeTimes: UnsafeMutablePointer<Double>?
+    let summary: ResultSlot<sgdnoise_curve_summary>?
+
+    init(trainLoss: UnsafeMutablePointer<Double>?, testLoss: UnsafeMutablePointer<Double>?,
+         trace: UnsafeMutablePointer<Double>?, mean: UnsafeMutablePointer<Double>?, sigma: UnsafeMutablePointer<Double>?,
+         modeTimes: UnsafeMutablePointer<Double>?, summary: UnsafeMutablePointer<sgdnoise_curve_summary>?) throws(SGDNoiseError) {
+        self.trainLoss = trainLoss
+        self.testLoss = testLoss
+        self.trace = trace
+        self.mean = mean
+        self.sigma = sigma
+        self.modeTimes = modeTimes
+        self.summary = try ResultSlot(summary, "out_summary", "sgdnoise_curve_summary")
+    }
+
+    var wantsSigma: Bool { sigma != nil }
+    var wantsMean: Bool { mean != nil }
+
+    /// Writes the curve (nothing when some recorded moment overflowed to NaN).
+    func write(_ c: LearningCurve) throws(SGDNoiseError) {
+        let sigmaRows = c.sigma.map(\.diagonalEntries)
+        let scalars = c.trainLoss + c.testLoss + c.trace + c.relaxation.modeTimes
+        if scalars.contains(where: \.isNaN) || c.mean.contains(where: { $0.contains(where: \.isNaN) })
+            || sigmaRows.contains(where: { $0.contains(where: \.isNaN) }) {
+            let from = c.unstableFrom.map { " (the schedule is unstable from update \($0))" } ?? ""
+            throw .numericalFailure("the second moments overflowed\(from)")
+        }
+        if let trainLoss { Arguments.write(c.trainLoss, to: trainLoss) }
+        if let testLoss { Arguments.write(c.testLoss, to: testLoss) }
+        if let trace { Arguments.write(c.trace, to: trace) }
+        if let mean { Arguments.write(c.mean.flatMap { $0 }, to: mean) }
+        if let sigma { Arguments.write(sigmaRows.flatMap { $0 }, to: sigma) }
+        if let modeTimes { Arguments.write(c.relaxation.modeTimes, to: modeTimes) }
+        let r = c.relaxation
+        summary?.write(sgdnoise_curve_summary(
+            size: MemoryLayout<sgdnoise_curve_summary>.size, moment_time: r.momentTime, mean_time: r.meanTime,
+            stationary_train_loss: r.stationaryTrainLoss ?? .nan, stationary_test_loss: r.stationaryTestLoss ?? .nan,
+            settled_at: Int64(r.settledAt ?? -1), unstable_from: Int64(c.unstableFrom ?? -1)))
+    }
+}

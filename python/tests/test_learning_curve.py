@@ -1,0 +1,316 @@
+"""sgdnoise.learning_curve and sgdnoise.Schedule (docs/theory.md §9) through the C library.
+
+The references are independent of the Swift recursion: the stationary closed forms of the model
+functions, a dense numpy recursion of the 2D x 2D second moment of (e, m) written from the theory,
+and Monte-Carlo SGD (sgdnoise.simulate).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import sgdnoise
+from sgdnoise import InvalidArgumentError, Schedule, learning_curve
+
+
+# --- (a) constant schedules converge to the stationary predictions --------------------------------------
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.6])
+def test_constant_schedule_converges_to_label_noise(momentum):
+    spectrum = np.array([1.0, 0.5, 0.2, 0.05])
+    lr, s, noise_var = 0.3, 4, 0.7
+    p = sgdnoise.label_noise(spectrum, noise_var=noise_var, lr=lr, batch_size=s, momentum=momentum)
+    t = 6000
+    c = learning_curve("label_noise", Schedule(lr, s, momentum, steps=t), A=spectrum, noise_var=noise_var,
+                       record=[t // 2, t])
+    # The slowest mode relaxes in about 1/(lr a_min) steps: t is ~90 of them.
+    assert c.moment_time < t / 50
+    assert c.trace[-1] == pytest.approx(np.sum(p.sigma), rel=1e-8)
+    assert c.train_loss[-1] == pytest.approx(p.train_loss, rel=1e-8)
+    assert c.test_loss[-1] == pytest.approx(p.test_loss, rel=1e-8)
+    np.testing.assert_allclose(c.sigma_diagonal[-1], p.sigma, rtol=1e-8)
+    assert c.stationary_train_loss == pytest.approx(p.train_loss, rel=1e-12)
+    assert c.unstable_from is None
+    assert c.settled_at is not None and c.settled_at < t // 2
+
+
+@pytest.mark.parametrize("model", ["l2", "l2_regularized"])
+def test_constant_schedule_converges_to_l2_regularized_dense(model):
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    A = (q * np.array([1.0, 0.4, 0.1])) @ q.T
+    A = 0.5 * (A + A.T)
+    gamma = 0.05 * np.eye(3)        # commutes with A (the dense L2 recursion needs [A, Gamma] = 0)
+    u = np.array([1.0, -2.0, 0.5])
+    lr, s, mu = 0.2, 3, 0.5
+    p = sgdnoise.l2_regularized(A, u, gamma, lr=lr, batch_size=s, momentum=mu)
+    t = 8000
+    c = learning_curve(model, Schedule(lr, s, mu, steps=t), A=A, u=u, weight_decay=gamma, record=[t])
+    assert c.trace[-1] == pytest.approx(np.trace(p.sigma), rel=1e-8)
+    assert c.train_loss[-1] == pytest.approx(p.train_loss, rel=1e-8)
+    assert c.test_loss[-1] == pytest.approx(p.test_loss, rel=1e-8)
+    np.testing.assert_allclose(c.sigma_diagonal[-1], np.diag(p.sigma), rtol=1e-8)
+    np.testing.assert_allclose(c.mean[-1], p.mean, rtol=1e-8)
+
+
+# --- (b) an independent brute-force recursion of the (e, m) second moment ---------------------------------
+
+
+def brute_force(A, noise_fn, e0, lrs, sizes, momenta, record):
+    """E[z] and E[z z^T] of z = (e, m) under SGD with momentum, as dense 2D x 2D matrices.
+
+    m_{t+1} = mu m_t + g, e_{t+1} = e_t - lr m_{t+1}, g = A e_t + xi with E[xi] = 0 and
+    Cov(xi) = noise_fn(M_ee, S) given the past (M_ee = E[e e^T], uncentred). So z_{t+1} = T z + b xi,
+    T = [[I - lr A, -lr mu I], [A, mu I]], b = [-lr I; I].
+    """
+    d = A.shape[0]
+    eye = np.eye(d)
+    z = np.concatenate([e0, np.zeros(d)])
+    Z = np.outer(z, z)
+    out = {}
+    if 0 in record:
+        out[0] = (z[:d].copy(), Z[:d, :d].copy())
+    for t, (lr, s, mu) in enumerate(zip(lrs, sizes, momenta), start=1):
+        T = np.block([[eye - lr * A, -lr * mu * eye], [A, mu * eye]])
+        b = np.vstack([-lr * eye, eye])
+        C = noise_fn(Z[:d, :d], s)
+        Z = T @ Z @ T.T + b @ C @ b.T
+        z = T @ z
+        if t in record:
+            out[t] = (z[:d].copy(), Z[:d, :d].copy())
+    return out
+
+
+def schedule_with_changes(t):
+    lrs = np.where(np.arange(t) < 30, 0.4, 0.1)
+    lrs[45:50] = 0.0                                  # a pause: lr = 0 at some steps
+    sizes = np.where(np.arange(t) < 50, 2, 5)
+    momenta = np.where(np.arange(t) < 40, 0.6, 0.0)
+    momenta[60:] = 0.3
+    return lrs, sizes, momenta
+
+
+def test_label_noise_matches_brute_force_second_moment_with_momentum_and_changes():
+    A = np.array([[0.9, 0.3], [0.3, 0.4]])            # dense, not diagonal
+    noise_var = 0.5
+    e0 = np.array([1.5, -0.7])
+    t = 120
+    lrs, sizes, momenta = schedule_with_changes(t)
+    record = [0, 1, 2, 29, 30, 31, 45, 50, 51, 60, 61, 90, 120]
+
+    def label_noise_c(M, s):
+        # Gaussian x: Cov(x x^T e) = A M A + Tr[A M] A (Isserlis), plus the label noise.
+        return (A @ M @ A + np.trace(A @ M) * A + noise_var * A) / s
+
+    ref = brute_force(A, label_noise_c, e0, lrs, sizes, momenta, set(record))
+    c = learning_curve("label_noise", Schedule(lrs, sizes, momenta), A=A, noise_var=noise_var, w0=e0, record=record)
+    np.testing.assert_array_equal(c.steps, record)
+    for k, step in enumerate(record):
+        mean, M = ref[step]
+        sigma = M - np.outer(mean, mean)
+        np.testing.assert_allclose(c.mean[k], mean, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(c.sigma_diagonal[k], np.diag(sigma), rtol=1e-9, atol=1e-13)
+        assert c.trace[k] == pytest.approx(np.trace(sigma), rel=1e-9, abs=1e-13)
+        assert c.test_loss[k] == pytest.approx(0.5 * np.trace(A @ M), rel=1e-10)
+        assert c.train_loss[k] == pytest.approx(0.5 * (np.trace(A @ M) + noise_var), rel=1e-10)
+    # The pause (lr = 0, mu = 0.6 -> 0 at 40): without momentum the moments stand still.
+    i, j = record.index(45), record.index(50)
+    np.testing.assert_allclose(c.mean[i], c.mean[j], rtol=1e-14)
+    assert c.trace[i] == pytest.approx(c.trace[j], rel=1e-14)
+
+
+def test_quadratic_matches_brute_force_with_non_commuting_noise():
+    H = np.array([[1.0, 0.2], [0.2, 0.3]])
+    C = np.array([[0.2, -0.15], [-0.15, 0.5]])        # does not commute with H
+    e0 = np.array([-0.4, 2.0])
+    ref_s = 2
+    t = 100
+    lrs, sizes, momenta = schedule_with_changes(t)
+    record = list(range(0, t + 1, 7)) + [t]
+    ref = brute_force(H, lambda M, s: (ref_s / s) * C, e0, lrs, sizes, momenta, set(record))
+    c = learning_curve("quadratic", Schedule(lrs, sizes, momenta), hessian=H, noise=C, reference_batch_size=ref_s,
+                       w0=e0, record=record)
+    for k, step in enumerate(record):
+        mean, M = ref[step]
+        sigma = M - np.outer(mean, mean)
+        np.testing.assert_allclose(c.mean[k], mean, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(c.sigma_diagonal[k], np.diag(sigma), rtol=1e-9, atol=1e-13)
+        assert c.train_loss[k] == pytest.approx(0.5 * np.trace(H @ M), rel=1e-10)
+        assert c.test_loss[k] == pytest.approx(0.5 * np.trace(H @ M), rel=1e-10)
+
+
+# --- (c) late times against Monte-Carlo SGD at the final hyperparameters ----------------------------------
+
+
+def test_step_decay_settles_where_monte_carlo_sgd_fluctuates():
+    A = np.array([[1.0, 0.25], [0.25, 0.5]])
+    noise_var = 1.0
+    sched = Schedule.step_decay(0.5, factor=0.2, every=400, steps=1200, batch_size=2, momentum=0.3)
+    c = learning_curve("label_noise", sched, A=A, noise_var=noise_var, w0=[2.0, -1.0], record=[1200])
+    lr, s, mu = sched.lr[-1], int(sched.batch_size[-1]), sched.momentum[-1]
+    assert c.settled_at is not None and 800 < c.settled_at < 1200
+    sim = sgdnoise.simulate(A, noise_var=noise_var, lr=lr, batch_size=s, momentum=mu, steps=20000, burn_in=2000,
+                            chains=8, seed=11)
+    assert not sim.diverged
+    z = (np.diag(sim.sigma) - c.sigma_diagonal[-1]) / np.diag(sim.sigma_stderr)
+    assert np.all(np.abs(z) < 4.5), z
+    # The stationary values it settles to are the closed form's; 400 updates after the last decay
+    # the curve is within the tolerance of settled_at, not yet at them (moment_time ~ 44 updates).
+    p = sgdnoise.label_noise(A, noise_var=noise_var, lr=lr, batch_size=s, momentum=mu)
+    assert c.stationary_train_loss == pytest.approx(p.train_loss, rel=1e-12)
+    assert c.train_loss[-1] == pytest.approx(p.train_loss, rel=c.tolerance)
+
+
+@pytest.mark.parametrize("model", ["label_noise", "l2"])
+def test_curve_against_monte_carlo_sgd_following_the_schedule_early_middle_late(model):
+    """The C scheduled simulation (sgdnoise_simulation_run_schedule) with momentum, a warm-up, a
+    step decay and a batch-size ramp, at early, middle and late steps (z < 4.5)."""
+    A = np.array([[1.0, 0.25], [0.25, 0.5]])
+    u = np.array([1.0, -0.5])
+    base = Schedule.step_decay(0.6, factor=0.3, every=40, steps=110, momentum=0.4,
+                               batch_size=Schedule.batch_size_ramp(0.1, 2, 2, at=[60], steps=110).batch_size)
+    sched = Schedule.warmup(10, base)
+    record = [0, 3, 10, 25, 50, 75, 120]
+    w0 = np.array([2.0, -1.0])
+    if model == "label_noise":
+        curve = learning_curve(model, sched, A=A, noise_var=1.0, w0=w0, record=record)
+        sim = sgdnoise.simulate_schedule(A, noise_var=1.0, schedule=sched, record=record, w0=w0, chains=8000, seed=5)
+    else:
+        gamma = 0.2 * np.eye(2)
+        curve = learning_curve(model, sched, A=A, u=u, weight_decay=gamma, w0=w0, record=record)
+        sim = sgdnoise.simulate_schedule(A, u=u, weight_decay=gamma, schedule=sched, record=record, w0=w0,
+                                         chains=8000, seed=6)
+    assert not sim.diverged and sim.chains_used == 8000
+    np.testing.assert_allclose(sim.mean[0], w0, rtol=1e-14)  # (the simulator works in an eigenbasis)
+    late = slice(1, None)  # at step 0 every chain is at w0: no spread
+    for est, se, exact, what in [(sim.trace, sim.trace_stderr, curve.trace, "trace"),
+                                 (sim.train_loss, sim.train_loss_stderr, curve.train_loss, "train_loss"),
+                                 (sim.mean, sim.mean_stderr, curve.mean, "mean"),
+                                 (np.diagonal(sim.sigma, axis1=1, axis2=2), np.diagonal(sim.sigma_stderr, axis1=1, axis2=2),
+                                  curve.sigma_diagonal, "sigma")]:
+        z = (est[late] - exact[late]) / se[late]
+        assert np.all(np.abs(z) < 4.5), (what, z)
+
+
+def test_simulate_schedule_rejects_a_single_chain():
+    with pytest.raises(InvalidArgumentError, match="chains"):
+        sgdnoise.simulate_schedule([1.0], noise_var=1.0, schedule=Schedule(0.1, 1, steps=3), chains=1, seed=1)
+
+
+# --- instability -------------------------------------------------------------------------------------------
+
+
+def test_unstable_from_names_the_first_update_beyond_the_critical_learning_rate():
+    spectrum = np.array([1.0, 0.3])
+    critical = sgdnoise.critical_learning_rate(spectrum, batch_size=2)
+    lrs = np.full(50, 0.5 * critical)
+    lrs[20:30] = 1.05 * critical                      # a stretch beyond lr*
+    c = learning_curve("label_noise", Schedule(lrs, 2), A=spectrum, noise_var=1.0)
+    assert c.unstable_from == 21
+    assert c.trace[25] > c.trace[21]                  # the moments grow there
+    assert learning_curve("label_noise", Schedule(0.5 * critical, 2, steps=50), A=spectrum,
+                          noise_var=1.0).unstable_from is None
+
+
+def test_input_and_high_dimensional_models_run_and_converge():
+    A = np.array([1.0, 0.4])
+    p = sgdnoise.input_noise(A, 0.1, [1.0, 2.0], lr=0.3, batch_size=3, noise_var=0.2)
+    c = learning_curve("input_noise", Schedule(0.3, 3, steps=3000), A=A, B=0.1, u=[1.0, 2.0], noise_var=0.2,
+                       record=[3000])
+    assert c.train_loss[-1] == pytest.approx(p.train_loss, rel=1e-8)
+    assert c.test_loss[-1] == pytest.approx(p.test_loss, rel=1e-8)
+    h = sgdnoise.high_dimensional(A, alpha=2.0, noise_var=0.5, lr=0.3, batch_size=3)
+    c = learning_curve("high_dimensional", Schedule(0.3, 3, steps=3000), A_hat=A, alpha=2.0, noise_var=0.5,
+                       record=[3000])
+    assert c.train_loss[-1] == pytest.approx(h.train_loss, rel=1e-8)
+
+
+def test_steps_truncates_or_holds_the_last_hyperparameters_and_default_record():
+    sched = Schedule([0.2, 0.1], 2)
+    long = learning_curve("label_noise", sched, steps=300, A=[1.0], noise_var=1.0)
+    explicit = learning_curve("label_noise", Schedule(np.r_[0.2, np.full(299, 0.1)], 2), A=[1.0], noise_var=1.0)
+    np.testing.assert_array_equal(long.steps, [k * 300 // 100 for k in range(101)])
+    np.testing.assert_allclose(long.trace, explicit.trace, rtol=0)
+    short = learning_curve("label_noise", sched, steps=1, A=[1.0], noise_var=1.0)
+    np.testing.assert_array_equal(short.steps, [0, 1])
+    table = long.to_dict(moments=True)
+    assert set(table) == {"step", "train_loss", "test_loss", "trace", "mean_0", "sigma_0"}
+    assert all(len(v) == 101 for v in table.values())
+    assert learning_curve("label_noise", sched, A=[1.0], noise_var=1.0, moments=False).mean is None
+
+
+# --- schedule shapes: the formulas documented at Swift's Schedule.Shape ------------------------------------
+
+
+def test_shapes_follow_the_documented_formulas():
+    t = 23
+    k = np.arange(t)
+    np.testing.assert_allclose(Schedule.step_decay(0.3, 0.5, 4, steps=t).lr, [0.3 * 0.5 ** (i // 4) for i in k])
+    np.testing.assert_allclose(Schedule.milestones(0.3, 0.1, [5, 12], steps=t).lr,
+                               [0.3 * 0.1 ** sum(m <= i for m in (5, 12)) for i in k])
+    np.testing.assert_allclose(Schedule.exponential(0.3, 0.9, steps=t).lr, [0.3 * 0.9 ** i for i in k])
+    np.testing.assert_allclose(Schedule.cosine(0.3, 0.01, steps=t).lr,
+                               [0.01 + 0.5 * 0.29 * (1 + math.cos(math.pi * i / t)) for i in k])
+    w = Schedule.warmup(5, Schedule.cosine(0.3, steps=t - 5, batch_size=4, momentum=0.9))
+    assert w.steps == t
+    np.testing.assert_allclose(w.lr[:5], [0.3 * (i + 1) / 5 for i in range(5)])
+    np.testing.assert_allclose(w.lr[5:], [0.5 * 0.3 * (1 + math.cos(math.pi * i / (t - 5))) for i in range(t - 5)])
+    assert set(w.batch_size) == {4} and set(w.momentum) == {0.9}
+    r = Schedule.batch_size_ramp(0.1, 2, 4, at=[3, 10], steps=t)
+    np.testing.assert_array_equal(r.batch_size, [2 * 4 ** sum(m <= i for m in (3, 10)) for i in k])
+    e = Schedule.batch_size_ramp(0.1, 1, 2, every=5, steps=t)
+    np.testing.assert_array_equal(e.batch_size, [2 ** (i // 5) for i in k])
+    c = Schedule.constant(0.1, 3, 0.5, steps=4)
+    assert c == Schedule([0.1] * 4, [3] * 4, [0.5] * 4)
+    assert not c.lr.flags.writeable
+
+
+# --- (d) argument validation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", [
+    lambda: Schedule([0.1, 0.2], [1, 2, 3]),
+    lambda: Schedule(0.1, 2),
+    lambda: Schedule([0.1, 0.2], 2, steps=3),
+    lambda: Schedule([], 2),
+    lambda: Schedule(0.1, 2.5, steps=3),
+    lambda: Schedule([[0.1]], 2),
+    lambda: Schedule.batch_size_ramp(0.1, 2, 2, steps=5),
+])
+def test_bad_schedules_raise(build):
+    with pytest.raises(InvalidArgumentError):
+        build()
+
+
+@pytest.mark.parametrize("schedule, name", [
+    (Schedule([0.1, -0.1], 2), "learningRate"),
+    (Schedule([0.1, math.nan], 2), "learningRate"),
+    (Schedule(0.1, [2, 0]), "batchSize"),
+    (Schedule(0.1, 2, [0.0, 1.0]), "momentum"),
+])
+def test_bad_schedule_values_are_rejected_by_the_library(schedule, name):
+    with pytest.raises(InvalidArgumentError, match=name):
+        learning_curve("label_noise", schedule, A=[1.0], noise_var=1.0)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"model": "nope", "A": [1.0], "noise_var": 1.0},
+    {"model": "label_noise", "A": [1.0]},
+    {"model": "label_noise", "A": [1.0], "noise_var": 1.0, "u": [1.0]},
+    {"model": "label_noise", "A": [1.0], "noise_var": 1.0, "record": [0, 0]},
+    {"model": "label_noise", "A": [1.0], "noise_var": 1.0, "record": [0, 11]},
+    {"model": "label_noise", "A": [1.0], "noise_var": 1.0, "record": []},
+    {"model": "label_noise", "A": [1.0], "noise_var": 1.0, "w0": [1.0, 2.0]},
+    {"model": "label_noise", "A": [1.0], "noise_var": 1.0, "tolerance": 0.0},
+    {"model": "label_noise", "A": [1.0], "noise_var": -1.0},
+    {"model": "quadratic", "hessian": [1.0], "noise": [1.0], "reference_batch_size": 0},
+    {"model": "label_noise", "A": [1.0], "noise_var": 1.0, "steps": 0},
+])
+def test_bad_arguments_raise_invalid_argument(kwargs):
+    model = kwargs.pop("model")
+    with pytest.raises(InvalidArgumentError):
+        learning_curve(model, Schedule(0.1, 2, steps=10), **kwargs)
