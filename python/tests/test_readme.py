@@ -36,3 +36,17 @@ def test_readme_example_runs(index):
     for expected in ("SGD at a minimum", "excess training loss", "critical learning rate, Thm 5 noise",
                      "Relaxation:", "Mean drift"):
         assert expected in out.stdout, out.stdout
+
+
+def test_readme_learning_curve_example_runs_and_agrees_with_the_simulation():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Learning curves under schedules", 1)[1].split("\n### ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "python"),
+                                                                    os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    printed = out.stdout.strip().splitlines()
+    assert len(printed) == 2 and all(line in section for line in printed), out.stdout  # the README shows its output
+    z = [float(v) for line in printed for v in line.split("z = [")[1].rstrip("]").split()]
+    assert max(abs(v) for v in z) < 4.5, z
