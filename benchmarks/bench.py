@@ -256,7 +256,8 @@ def noise_operator_matvec_512x1e6(rng) -> Case:
 def network_case(name: str, p: int, product, noise_product, *, tol: float, memory_vectors: int) -> Case:
     """A matrix-free case at real-network scale (docs/theory.md §8): the 10 largest Hessian
     eigenpairs with ``verify=False`` (ARPACK's contract) timed against scipy's eigsh (ARPACK) on
-    the same operator and tolerance; rows below: the Hessian-vector products of each, the default
+    the same operator and tolerance (timed from one random start; its product count is the median
+    over three starts); rows below: the Hessian-vector products of each, the default
     ``verify=True`` run's, and one whole network_fluctuation (k = 5, 8 probes, 20 steps) with its
     products, the share of time spent outside the callbacks, and the growth of the resident memory
     during the call (O((k + steps) P), never P²)."""
@@ -293,10 +294,16 @@ def network_case(name: str, p: int, product, noise_product, *, tol: float, memor
         ours["eigen"] = e
         return e
 
-    def reference():
+    starts = np.random.default_rng(7).standard_normal((3, p))
+
+    def eigsh_products(start) -> tuple[int, np.ndarray]:
         eigsh_count["n"] = 0
-        values = sla.eigsh(operator, k=10, which="LA", tol=tol, return_eigenvectors=False)
-        ours["eigsh_products"] = eigsh_count["n"]
+        values = sla.eigsh(operator, k=10, which="LA", tol=tol, return_eigenvectors=False, v0=start)
+        return eigsh_count["n"], values
+
+    def reference():
+        count, values = eigsh_products(starts[0])
+        ours["eigsh_first"] = count
         return np.sort(values)[::-1]
 
     def rss() -> int:
@@ -307,10 +314,14 @@ def network_case(name: str, p: int, product, noise_product, *, tol: float, memor
         return 0
 
     def checks(eigen, values):
+        # ARPACK's count depends on its random start vector: the median of three starts.
+        counts = [ours["eigsh_first"]] + [eigsh_products(start)[0] for start in starts[1:]]
+        ours["eigsh_products"], ours["eigsh_range"] = int(np.median(counts)), f"{min(counts)}–{max(counts)}"
         rows = [Check("top-10 eigenvalues: relative difference from eigsh", rel_diff(eigen.values, values),
                       f"≤ {10 * tol:g}", rel_diff(eigen.values, values) <= 10 * tol),
                 Check("Hessian-vector products, sgdnoise verify=False (ARPACK's contract)", eigen.products,
-                      f"≤ eigsh's {ours['eigsh_products']}", eigen.products <= ours["eigsh_products"])]
+                      f"≤ eigsh's median {ours['eigsh_products']} ({ours['eigsh_range']} over 3 starts)",
+                      eigen.products <= ours["eigsh_products"])]
         verified = sgdnoise.hessian_eigen(hvp, p, k=10, tol=tol)
         rows.append(Check("  the default verify=True (verification cycle + recomputed residuals)", verified.products,
                           "(information)", None))

@@ -61,12 +61,23 @@ struct RelaxationRates {
             momentRate = top
             return
         }
-        // f(z) = (β₂/S) Σ a_i² e_Pᵀ (zI − B_i)⁻¹ g, decreasing for z > max ρ(B_i).
+        // f(z) = (β₂/S) Σ a_i² e_Pᵀ (zI − B_i)⁻¹ g, decreasing for z > max ρ(B_i). Each term is
+        // a rational function N_i(z)/det(zI − B_i), quadratic over cubic: its coefficients are
+        // computed once, so an evaluation costs a few operations per mode.
+        let g = (lr * lr, -lr, 1.0)
+        var terms: [(w: Double, n1: Double, n0: Double, c2: Double, c1: Double, c0: Double)] = []
+        terms.reserveCapacity(h.count)
+        for i in 0..<h.count where a[i] != 0 {
+            let b = Self.block(h: h[i], a: a[i], lr: lr, invS: invS, mu: mu, beta1: system.beta1)
+            let (c2, c1, c0) = Self.characteristic(b)
+            let n1 = -g.0 * (b[4] + b[8]) + b[1] * g.1 + b[2] * g.2
+            let n0 = g.0 * (b[4] * b[8] - b[5] * b[7]) + b[1] * (b[5] * g.2 - g.1 * b[8]) + b[2] * (g.1 * b[7] - g.2 * b[4])
+            terms.append((a[i] * a[i], n1, n0, c2, c1, c0))
+        }
         func f(_ z: Double) -> Double {
             var sum = 0.0
-            for i in 0..<h.count where a[i] != 0 {
-                let b = Self.block(h: h[i], a: a[i], lr: lr, invS: invS, mu: mu, beta1: system.beta1)
-                sum += a[i] * a[i] * Self.resolventP(b, z: z, g: (lr * lr, -lr, 1))
+            for t in terms {
+                sum += t.w * ((g.0 * z + t.n1) * z + t.n0) / (((z - t.c2) * z + t.c1) * z - t.c0)
             }
             return weight * sum
         }
@@ -88,8 +99,8 @@ struct RelaxationRates {
         momentRate = 0.5 * (lo + hi)
     }
 
-    /// B_i as rows.
-    static func block(h: Double, a: Double, lr: Double, invS: Double, mu: Double, beta1: Double) -> [Double] {
+    /// B_i as rows (a fixed-size value: no allocation in the loops over modes and bisection steps).
+    static func block(h: Double, a: Double, lr: Double, invS: Double, mu: Double, beta1: Double) -> InlineArray<9, Double> {
         let alpha = 1 - lr * h
         let k = beta1 * a * a * invS
         return [alpha * alpha + lr * lr * k, -2 * lr * mu * alpha, lr * lr * mu * mu,
@@ -97,12 +108,13 @@ struct RelaxationRates {
                 h * h + k, 2 * mu * h, mu * mu]
     }
 
-    /// The first entry of (zI − B)⁻¹ g (Cramer's rule).
-    static func resolventP(_ b: [Double], z: Double, g: (Double, Double, Double)) -> Double {
-        let m = [z - b[0], -b[1], -b[2], -b[3], z - b[4], -b[5], -b[6], -b[7], z - b[8]]
-        let det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6])
-        let num = g.0 * (m[4] * m[8] - m[5] * m[7]) - m[1] * (g.1 * m[8] - m[5] * g.2) + m[2] * (g.1 * m[7] - m[4] * g.2)
-        return num / det
+    /// det(zI − B) = z³ − c₂z² + c₁z − c₀: (c₂, c₁, c₀) = (tr B, the sum of the principal 2 × 2
+    /// minors, det B).
+    static func characteristic(_ b: InlineArray<9, Double>) -> (Double, Double, Double) {
+        let c2 = b[0] + b[4] + b[8]
+        let c1 = b[0] * b[4] - b[1] * b[3] + b[0] * b[8] - b[2] * b[6] + b[4] * b[8] - b[5] * b[7]
+        let c0 = b[0] * (b[4] * b[8] - b[5] * b[7]) - b[1] * (b[3] * b[8] - b[5] * b[6]) + b[2] * (b[3] * b[7] - b[4] * b[6])
+        return (c2, c1, c0)
     }
 
     /// The largest modulus of the roots of z² + bz + c.
@@ -115,10 +127,8 @@ struct RelaxationRates {
 
     /// The spectral radius of a 3 × 3 matrix: a real root of its characteristic polynomial by
     /// bisection, then the deflated quadratic.
-    static func spectralRadius3(_ b: [Double]) -> Double {
-        let c2 = b[0] + b[4] + b[8]
-        let c1 = b[0] * b[4] - b[1] * b[3] + b[0] * b[8] - b[2] * b[6] + b[4] * b[8] - b[5] * b[7]
-        let c0 = b[0] * (b[4] * b[8] - b[5] * b[7]) - b[1] * (b[3] * b[8] - b[5] * b[6]) + b[2] * (b[3] * b[7] - b[4] * b[6])
+    static func spectralRadius3(_ b: InlineArray<9, Double>) -> Double {
+        let (c2, c1, c0) = characteristic(b)
         func p(_ z: Double) -> Double { ((z - c2) * z + c1) * z - c0 }
         var lo = -(1 + max(abs(c2), abs(c1), abs(c0)))
         var hi = -lo
