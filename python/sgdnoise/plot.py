@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .dynamics import LearningCurve, ScheduledSimulation
 from .network import NetworkFluctuation
 from .models import continuous_time, discrete_hessian, l2_regularized, label_noise
 from .simulation import SimulationResult
@@ -68,6 +69,7 @@ __all__ = [
     "read_reproduced",
     "network",
     "network_data",
+    "learning_curve",
 ]
 
 # Colours: one per curve kind, the same in every figure.
@@ -927,4 +929,61 @@ def network(result: NetworkFluctuation, measured: npt.ArrayLike | None = None,
     right.set_ylabel("variance of q_i·(w − w*)")
     right.set_xticks(x)
     right.legend(fontsize=7)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# Learning curves (docs/theory.md §9)
+
+def learning_curve(curves: LearningCurve | Sequence[LearningCurve],
+                   simulations: ScheduledSimulation | Sequence[ScheduledSimulation | None] | None = None, *,
+                   labels: Sequence[str] | None = None, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    r"""Exact learning curves under schedules against Monte-Carlo SGD (docs/theory.md §9): left,
+    :math:`\operatorname{Tr}\Sigma_t`; right, the training loss :math:`E[L(w_t)]` — solid lines the
+    exact moments of :func:`sgdnoise.learning_curve`, markers with one standard error the
+    simulation of the same schedule (:func:`sgdnoise.simulate_schedule`) where given, the dotted
+    line each curve's stationary training loss for its last hyperparameters, and the step at
+    which it settled. Both axes logarithmic in the loss/trace.
+
+    Parameters
+    ----------
+    curves : LearningCurve or sequence of them
+    simulations : ScheduledSimulation or sequence (same length, entries may be None), optional
+    labels : sequence of str, optional
+    ax : two matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    curve_list = [curves] if isinstance(curves, LearningCurve) else list(curves)
+    if simulations is None or isinstance(simulations, ScheduledSimulation):
+        sims: list[ScheduledSimulation | None] = [simulations] + [None] * (len(curve_list) - 1)
+    else:
+        sims = list(simulations)
+    if len(sims) != len(curve_list):
+        raise ValueError(f"simulations must match the {len(curve_list)} curves, got {len(sims)}")
+    names = list(labels) if labels is not None else [f"curve {i + 1}" for i in range(len(curve_list))]
+    if len(names) != len(curve_list):
+        raise ValueError(f"labels must name the {len(curve_list)} curves, got {len(names)}")
+    fig, (left, right) = _axes(ax, ncols=2, width=5.0, height=4.0)
+    for i, (c, sim, name) in enumerate(zip(curve_list, sims, names)):
+        colour = _PALETTE[i % len(_PALETTE)]
+        left.plot(c.steps, np.where(c.trace > 0, c.trace, np.nan), "-", color=colour, lw=2,  # log axis
+                  label=f"{name} (exact)")
+        right.plot(c.steps, c.train_loss, "-", color=colour, lw=2, label=f"{name} (exact)")
+        if c.stationary_train_loss is not None:
+            right.axhline(c.stationary_train_loss, color=colour, ls=":", lw=1)
+        if c.settled_at is not None:
+            right.axvline(c.settled_at, color=colour, ls="--", lw=0.8)
+        if sim is not None:
+            left.errorbar(sim.steps, sim.trace, yerr=sim.trace_stderr, fmt="o", color=colour, ms=3, capsize=2,
+                          mfc="white", label=f"{name} (simulation)")
+            right.errorbar(sim.steps, sim.train_loss, yerr=sim.train_loss_stderr, fmt="o", color=colour, ms=3,
+                           capsize=2, mfc="white", label=f"{name} (simulation)")
+    for axis, what in ((left, "Tr Σ_t"), (right, "E[L_train(w_t)]")):
+        axis.set_xlabel("step t")
+        axis.set_ylabel(what)
+        axis.set_yscale("log")
+        axis.legend(fontsize=7)
     return fig

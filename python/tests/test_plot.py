@@ -203,3 +203,19 @@ def test_network_figure_and_its_data(tmp_path):
     save(plot.network(r, np.diag(r.sigma_block), np.full(3, 1e-5)), tmp_path / "network.png")
     with pytest.raises(ValueError, match="top-k variances"):
         plot.network_data(r, measured=[1.0])
+
+
+def test_learning_curve_figure(tmp_path):
+    """The learning-curve figure draws exact curves with and without a simulation; mismatched
+    lengths are refused."""
+    needs_matplotlib()
+    A = np.array([1.0, 0.5])
+    decay = sgdnoise.Schedule.milestones(1.5, 0.1, at=[20, 40], steps=60, batch_size=10)
+    ramp = sgdnoise.Schedule.batch_size_ramp(1.5, 10, 10, at=[20, 40], steps=60)
+    record = np.arange(0, 61, 5)
+    curves = [sgdnoise.learning_curve("label_noise", s, A=A, noise_var=1.0, record=record) for s in (decay, ramp)]
+    sim = sgdnoise.simulate_schedule(A, schedule=decay, noise_var=1.0, record=record[1:], chains=500, seed=0)
+    save(plot.learning_curve(curves, [sim, None], labels=["lr decay", "batch ramp"]), tmp_path / "curve.png")
+    save(plot.learning_curve(curves[0]), tmp_path / "one.png")
+    with pytest.raises(ValueError, match="simulations must match"):
+        plot.learning_curve(curves, [sim])
