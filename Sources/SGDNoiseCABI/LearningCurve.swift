@@ -51,7 +51,6 @@ import _SGDNoiseShims
             let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
             m = .l2Regularized(a: aOp, u: try Arguments.vector(u, d, "u"), weightDecay: gOp)
         case .highDimensional:
-            try Arguments.finite(alpha, "alpha")
             m = .highDimensional(aHat: aOp, alpha: alpha, noiseVariance: try Validation.nonNegative(noise_var, name: "noise_var"))
         }
         let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,

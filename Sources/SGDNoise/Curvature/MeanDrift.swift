@@ -155,16 +155,15 @@ public func meanDrift(
     let block = try SymmetricEigendecomposition(sigmaBlock)
     var g = [Double](repeating: 0, count: p)
     var u = [Double](repeating: 0, count: p)
-    for l in 0..<k where block.values[l] != 0 {
-        for c in 0..<p { u[c] = 0 }
-        for i in 0..<k {
-            let coefficient = block.eigenvectorRows[l, i]
-            if coefficient != 0 {
-                eigenvectorRows.elements.withUnsafeBufferPointer { q in
-                    u.withUnsafeMutableBufferPointer { longAxpy(coefficient, q.baseAddress! + i * p, $0.baseAddress!, count: p) }
-                }
-            }
+    // out ← Qᵀ c (a combination of the eigenvector rows): x ← x − Qᵀ(−c) from x = 0, one GEMV.
+    func combineRows(_ c: [Double], into out: UnsafeMutablePointer<Double>) {
+        out.initialize(repeating: 0, count: p)
+        eigenvectorRows.elements.withUnsafeBufferPointer { q in
+            subtractRows(q.baseAddress!, rows: k, length: p, coefficients: c.map { -$0 }, from: out)
         }
+    }
+    for l in 0..<k where block.values[l] != 0 {
+        u.withUnsafeMutableBufferPointer { combineRows((0..<k).map { block.eigenvectorRows[l, $0] }, into: $0.baseAddress!) }
         let gradient = try gradientOperator.apply(u)
         for c in 0..<p { g[c] += block.values[l] * gradient[c] }
     }
@@ -188,14 +187,10 @@ public func meanDrift(
         eigenvectorRows.elements.withUnsafeBufferPointer { q in
             projectRows(q.baseAddress!, rows: k, length: p, g, into: &coefficients)
         }
-        for (r, f) in functions.enumerated() {
-            var row = [Double](repeating: 0, count: p)
-            eigenvectorRows.elements.withUnsafeBufferPointer { q in
-                row.withUnsafeMutableBufferPointer { out in
-                    for i in 0..<k { longAxpy(f(eigenvalues[i]) * coefficients[i], q.baseAddress! + i * p, out.baseAddress!, count: p) }
-                }
+        displacements.elements.withUnsafeMutableBufferPointer { out in
+            for (r, f) in functions.enumerated() {
+                combineRows((0..<k).map { f(eigenvalues[$0]) * coefficients[$0] }, into: out.baseAddress! + r * p)
             }
-            for c in 0..<p { displacements[r, c] = row[c] }
         }
     }
     try displacements.requireFinite("the mean displacement")
