@@ -11,7 +11,7 @@
  * struct) before the call. Stateful objects are typed opaque handles with _create/_free.
  *
  * Threads. Every function may be called from many threads at once, except that one simulation
- * handle must not be used by two threads at once (an accumulator handle serialises concurrent
+ * handle must not be used by two threads at once (an accumulator or sketch handle serialises concurrent
  * calls itself; distinct handles are independent). The last error is per thread.
  *
  * Stability. Within version 1.x no function is removed or changes its signature, no enum value
@@ -461,6 +461,25 @@ sgdnoise_status sgdnoise_accumulator_covariance(sgdnoise_accumulator * accumulat
  * then the Hessian fields are NaN. Fails when the accumulator is empty. */
 sgdnoise_status sgdnoise_accumulator_noise_scale(sgdnoise_accumulator * accumulator, double const * hessian, sgdnoise_noise_scales * out_scales);
 
+/* The size in bytes of the accumulator's serialized state (*out_size): 32 + 8 (2 + d + d(d+1)/2),
+ * fixed by the dimension (independent of the count), the size sgdnoise_accumulator_export writes. */
+sgdnoise_status sgdnoise_accumulator_state_size(sgdnoise_accumulator * accumulator, ptrdiff_t * out_size);
+
+/* Writes the accumulator's state (count N, mean g, centred scatter S; nothing about batch size or
+ * sampling) into out, exactly sgdnoise_accumulator_state_size bytes: the portable sgdnoise state
+ * format (little-endian; magic "SGDNSTAT", format version, kind 1, payload length, payload, and an
+ * XXH64 checksum of everything before it; docs/state_format.md). A state imported anywhere
+ * (another process, machine or architecture) and merged gives the same result as merging the
+ * accumulator itself. */
+sgdnoise_status sgdnoise_accumulator_export(sgdnoise_accumulator * accumulator, uint8_t * out);
+
+/* Creates an accumulator from size bytes written by sgdnoise_accumulator_export (of this or any
+ * other process). A buffer that is not an intact accumulator state (wrong size, magic, format
+ * version or kind, a checksum that does not match, impossible contents) is INVALID_ARGUMENT; only
+ * its first 24 bytes are read before its size is found to match the one its header records.
+ * *out_accumulator receives a handle to free with sgdnoise_accumulator_free. */
+sgdnoise_status sgdnoise_accumulator_import(ptrdiff_t size, uint8_t const * state, sgdnoise_accumulator * * out_accumulator);
+
 /* Frees an accumulator handle. NULL, an already freed handle and a handle of another kind are
  * ignored (never a crash). The handle must not be used afterwards (a later call with it is
  * INVALID_ARGUMENT while its address is not reused). */
@@ -827,6 +846,78 @@ sgdnoise_status sgdnoise_learning_curve(sgdnoise_model model, sgdnoise_layout la
  * are Tr[H M_t]/2. The schedule, at_steps, w0, tolerance and the outputs as in
  * sgdnoise_learning_curve. */
 sgdnoise_status sgdnoise_quadratic_learning_curve(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double const * noise, ptrdiff_t reference_batch_size, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
+
+/* ==== 13. The Frequent Directions sketch of the noise (a typed handle, sgdnoise_sketch).
+ * Threads: calls on one sketch may come from several threads at once (they are serialised). */
+
+/* A streaming, mergeable Frequent Directions sketch of the noise (sgdnoise_sketch_create). */
+typedef struct sgdnoise_sketch sgdnoise_sketch;
+
+/* Creates an empty Frequent Directions sketch of d-dimensional per-sample gradients with rows
+ * rows (1 <= rows <= 4096; memory about (3.5 rows + 2) d doubles, whatever the number of gradients).
+ * It keeps l = rows orthogonal rows B, the count N, the mean g and the exact trace of the centred
+ * scatter S, with the guarantee 0 <= S - B^T B <= Delta I (Delta, the total shrinkage, is known
+ * exactly and Delta <= ||S - S_k||_* / (rows + 1 - k) for every k <= rows, S_k the best rank-k
+ * part of S). *out_sketch receives a handle to free with sgdnoise_sketch_free. */
+sgdnoise_status sgdnoise_sketch_create(ptrdiff_t d, ptrdiff_t rows, sgdnoise_sketch * * out_sketch);
+
+/* Adds the n rows of the n x d row-major chunk (d the sketch's dimension, n >= 1). Rows are
+ * buffered and folded into the sketch in batches of ceil(1.5 rows) (each fold: one SYRK, two
+ * GEMMs and the eigendecomposition of a symmetric matrix of order at most 2.5 rows + 2). A chunk with NaN/Inf (or entries so
+ * large that their squares overflow) is rejected and the sketch is left unchanged. */
+sgdnoise_status sgdnoise_sketch_update(sgdnoise_sketch * sketch, ptrdiff_t n, double const * chunk);
+
+/* As sgdnoise_sketch_update, for a float32 chunk (widened to double; all arithmetic in double). */
+sgdnoise_status sgdnoise_sketch_update_f32(sgdnoise_sketch * sketch, ptrdiff_t n, float const * chunk);
+
+/* Adds everything other sketched into sketch (same dimension and rows): afterwards it sketches
+ * the union of both sets of gradients, with Delta = Delta_sketch + Delta_other + the fold's own
+ * shrinkage (the guarantee still holds). other is not changed. */
+sgdnoise_status sgdnoise_sketch_merge(sgdnoise_sketch * sketch, sgdnoise_sketch * other);
+
+/* The number of gradients sketched so far (*out_count). */
+sgdnoise_status sgdnoise_sketch_count(sgdnoise_sketch * sketch, ptrdiff_t * out_count);
+
+/* The dimension d the sketch was created with (*out_d). */
+sgdnoise_status sgdnoise_sketch_dimension(sgdnoise_sketch * sketch, ptrdiff_t * out_d);
+
+/* The number of rows the sketch was created with (*out_rows). */
+sgdnoise_status sgdnoise_sketch_rows(sgdnoise_sketch * sketch, ptrdiff_t * out_rows);
+
+/* The mean gradient g of every row sketched (out: d doubles). Fails when the sketch is empty. */
+sgdnoise_status sgdnoise_sketch_mean(sgdnoise_sketch * sketch, double * out_mean);
+
+/* The k largest eigenpairs of the sketched noise covariance C^ = (f/N) B^T B [Prop 1], f = 1/S
+ * with replacement, (N-S)/(S(N-1)) without, and the guaranteed bound (f/N) Delta: for every i,
+ * lambda_i(C^) <= lambda_i(C) <= lambda_i(C^) + *out_error_bound, and ||C - C^||_2 <= *out_error_bound
+ * (C the exact noise covariance of all rows). out_values receives the k eigenvalues in descending
+ * order; out_vectors (may be NULL) d x k row-major, column j the unit eigenvector of eigenvalue j,
+ * signed so that its largest-magnitude entry is positive; out_trace (may be NULL) the exact trace
+ * of C (the sketch keeps Tr S exactly). Rows still buffered are folded first. k (0: only the bound
+ * and the trace) must not exceed the number of nonzero rows the sketch holds (at most rows).
+ * Fails when the sketch is empty. */
+sgdnoise_status sgdnoise_sketch_top_eigen(sgdnoise_sketch * sketch, ptrdiff_t k, ptrdiff_t batch_size, sgdnoise_sampling sampling, double * out_values, double * out_vectors, double * out_error_bound, double * out_trace);
+
+/* The size in bytes of the sketch's serialized state (*out_size): 32 + 8 (6 + d + rows + rows d),
+ * fixed by the dimension and the rows, the size sgdnoise_sketch_export writes. */
+sgdnoise_status sgdnoise_sketch_state_size(sgdnoise_sketch * sketch, ptrdiff_t * out_size);
+
+/* Writes the sketch's state (rows still buffered are folded first) into out, exactly
+ * sgdnoise_sketch_state_size bytes, in the portable sgdnoise state format (kind 2;
+ * docs/state_format.md). A state imported anywhere and merged gives the same result as merging
+ * the sketch itself. */
+sgdnoise_status sgdnoise_sketch_export(sgdnoise_sketch * sketch, uint8_t * out);
+
+/* Creates a sketch from size bytes written by sgdnoise_sketch_export (of this or any other
+ * process). A buffer that is not an intact sketch state (wrong size, magic, format version or
+ * kind, a checksum that does not match, impossible contents) is INVALID_ARGUMENT; only its first
+ * 24 bytes are read before its size is found to match the one its header records.
+ * *out_sketch receives a handle to free with sgdnoise_sketch_free. */
+sgdnoise_status sgdnoise_sketch_import(ptrdiff_t size, uint8_t const * state, sgdnoise_sketch * * out_sketch);
+
+/* Frees a sketch handle. NULL, an already freed handle and a handle of another kind are ignored
+ * (never a crash). The handle must not be used afterwards. */
+void sgdnoise_sketch_free(sgdnoise_sketch * sketch);
 
 #ifdef __cplusplus
 }

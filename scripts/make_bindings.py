@@ -26,6 +26,7 @@ SCALARS = {
     "double": "ctypes.c_double", "float": "ctypes.c_float", "int": "ctypes.c_int",
     "ptrdiff_t": "ctypes.c_ssize_t", "size_t": "ctypes.c_size_t", "int64_t": "ctypes.c_int64",
     "int32_t": "ctypes.c_int32", "uint64_t": "ctypes.c_uint64", "uint32_t": "ctypes.c_uint32",
+    "uint8_t": "ctypes.c_uint8",
 }
 
 

@@ -55,7 +55,7 @@ ENUM_ARGUMENTS = {
     "which": "sgdnoise_spectrum_end",
 }
 # Function families whose `void *` arguments (but `context`) are their typed handle.
-HANDLES = ("accumulator", "simulation")
+HANDLES = ("accumulator", "simulation", "sketch")
 
 PREAMBLE = """\
 /* sgdnoise.h: the C interface of libsgdnoise.so, version 1.
@@ -71,7 +71,7 @@ PREAMBLE = """\
  * struct) before the call. Stateful objects are typed opaque handles with _create/_free.
  *
  * Threads. Every function may be called from many threads at once, except that one simulation
- * handle must not be used by two threads at once (an accumulator handle serialises concurrent
+ * handle must not be used by two threads at once (an accumulator or sketch handle serialises concurrent
  * calls itself; distinct handles are independent). The last error is per thread.
  *
  * Stability. Within version 1.x no function is removed or changes its signature, no enum value

@@ -5,22 +5,8 @@ import _SGDNoiseShims
 // C section 8 -- The streaming noise accumulator (a typed handle, sgdnoise_accumulator).
 // Threads: calls on one accumulator may come from several threads at once (they are serialised).
 
-/// The state behind an sgdnoise accumulator handle: a `NoiseAccumulator` behind a lock, so that
-/// concurrent calls on one handle are serialised (calls on different handles never contend).
-final class AccumulatorHandle: Sendable {
-    let state: Mutex<NoiseAccumulator>
-
-    init(_ accumulator: NoiseAccumulator) {
-        state = Mutex(accumulator)
-    }
-
-    /// A snapshot of the state (copy-on-write: no D x D copy unless the original changes later).
-    var snapshot: NoiseAccumulator { state.withLock { $0 } }
-}
-
-private func accumulatorHandle(_ p: OpaquePointer?, _ name: String = "accumulator") throws(SGDNoiseError) -> AccumulatorHandle {
-    try Handles.object(p, as: AccumulatorHandle.self, name)
-}
+/// The state behind an sgdnoise accumulator handle (concurrent calls on one handle are serialised).
+typealias AccumulatorHandle = StateHandle<NoiseAccumulator>
 
 /// Creates an empty streaming accumulator of d-dimensional per-sample gradients (1 <= d <= 40000;
 /// memory d*d doubles, whatever the number of gradients). It keeps the count N, the mean g and the
@@ -46,7 +32,7 @@ private func accumulatorHandle(_ p: OpaquePointer?, _ name: String = "accumulato
 @c public func sgdnoise_accumulator_update(
     _ accumulator: OpaquePointer?, _ n: Int, _ chunk: UnsafePointer<Double>?
 ) -> sgdnoise_status {
-    guarded { () throws(SGDNoiseError) in try updateC(accumulator, n, chunk) }
+    AccumulatorHandle.update(accumulator, n, chunk)
 }
 
 /// As sgdnoise_accumulator_update, for a float32 chunk (widened to double block by block; all sums
@@ -54,18 +40,7 @@ private func accumulatorHandle(_ p: OpaquePointer?, _ name: String = "accumulato
 @c public func sgdnoise_accumulator_update_f32(
     _ accumulator: OpaquePointer?, _ n: Int, _ chunk: UnsafePointer<Float>?
 ) -> sgdnoise_status {
-    guarded { () throws(SGDNoiseError) in try updateC(accumulator, n, chunk) }
-}
-
-private func updateC<T: GradientScalar>(_ p: OpaquePointer?, _ n: Int, _ chunk: UnsafePointer<T>?) throws(SGDNoiseError) {
-    let h = try accumulatorHandle(p)
-    let chunk = try Arguments.pointer(chunk, "chunk")
-    try Arguments.size(n, "n")
-    try h.state.withLock { (state: inout NoiseAccumulator) throws(SGDNoiseError) in
-        let count = try Arguments.count(n, state.dimension, "chunk")
-        let buffer = UnsafeBufferPointer(start: chunk, count: count)
-        try core { try state.update(buffer, rows: n) }
-    }
+    AccumulatorHandle.update(accumulator, n, chunk)
 }
 
 /// Adds everything `other` accumulated into `accumulator` (same dimension): afterwards it describes
@@ -74,42 +49,22 @@ private func updateC<T: GradientScalar>(_ p: OpaquePointer?, _ n: Int, _ chunk: 
 @c public func sgdnoise_accumulator_merge(
     _ accumulator: OpaquePointer?, _ other: OpaquePointer?
 ) -> sgdnoise_status {
-    guarded { () throws(SGDNoiseError) in
-        let h = try accumulatorHandle(accumulator)
-        let o = try accumulatorHandle(other, "other").snapshot  // lock `other` alone, then `h`: no lock-order deadlock
-        try h.state.withLock { (state: inout NoiseAccumulator) throws(SGDNoiseError) in
-            try core { try state.merge(o) }
-        }
-    }
+    AccumulatorHandle.merge(accumulator, other)
 }
 
 /// The number of gradients accumulated so far (*out_count).
 @c public func sgdnoise_accumulator_count(_ accumulator: OpaquePointer?, _ out_count: UnsafeMutablePointer<Int>?) -> sgdnoise_status {
-    guarded { () throws(SGDNoiseError) in
-        let h = try accumulatorHandle(accumulator)
-        let out = try Arguments.output(out_count, "out_count")
-        out.pointee = h.state.withLock { $0.count }
-    }
+    AccumulatorHandle.query(accumulator, out_count, "out_count") { $0.count }
 }
 
 /// The dimension d the accumulator was created with (*out_d).
 @c public func sgdnoise_accumulator_dimension(_ accumulator: OpaquePointer?, _ out_d: UnsafeMutablePointer<Int>?) -> sgdnoise_status {
-    guarded { () throws(SGDNoiseError) in
-        let h = try accumulatorHandle(accumulator)
-        let out = try Arguments.output(out_d, "out_d")
-        out.pointee = h.state.withLock { $0.dimension }
-    }
+    AccumulatorHandle.query(accumulator, out_d, "out_d") { $0.dimension }
 }
 
 /// The mean gradient g (out: d doubles). Fails when the accumulator is empty.
 @c public func sgdnoise_accumulator_mean(_ accumulator: OpaquePointer?, _ out_mean: UnsafeMutablePointer<Double>?) -> sgdnoise_status {
-    guarded { () throws(SGDNoiseError) in
-        let h = try accumulatorHandle(accumulator)
-        let out = try Arguments.output(out_mean, "out_mean")
-        let mean: [Double]? = h.state.withLock { $0.isEmpty ? nil : $0.mean }
-        guard let mean else { throw .invalidArgument("the accumulator is empty: update it with at least one gradient first") }
-        Arguments.write(mean, to: out)
-    }
+    AccumulatorHandle.mean(accumulator, out_mean)
 }
 
 /// The noise covariance C = (f/N) S of the accumulated gradients [Prop 1], f = 1/S with
@@ -120,7 +75,7 @@ private func updateC<T: GradientScalar>(_ p: OpaquePointer?, _ n: Int, _ chunk: 
     _ accumulator: OpaquePointer?, _ batch_size: Int, _ sampling: CInt, _ kind: CInt, _ out: UnsafeMutablePointer<Double>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
-        let h = try accumulatorHandle(accumulator)
+        let h = try AccumulatorHandle.from(accumulator)
         let out = try Arguments.output(out, "out")
         let count = h.snapshot.count  // empty: the core says so below
         let mode = count > 0 ? try Arguments.noiseSampling(sampling, sampleCount: count, batchSize: batch_size)
@@ -147,7 +102,7 @@ private func updateC<T: GradientScalar>(_ p: OpaquePointer?, _ n: Int, _ chunk: 
     _ accumulator: OpaquePointer?, _ hessian: UnsafePointer<Double>?, _ out_scales: UnsafeMutablePointer<sgdnoise_noise_scales>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
-        let h = try accumulatorHandle(accumulator)
+        let h = try AccumulatorHandle.from(accumulator)
         let out = try Arguments.noiseScales(out_scales)
         let state = h.snapshot
         let hess = try hessian.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in
@@ -155,6 +110,33 @@ private func updateC<T: GradientScalar>(_ p: OpaquePointer?, _ n: Int, _ chunk: 
         }
         out.write(sgdnoise_noise_scales(try core { try state.noiseScale(hessian: hess) }))
     }
+}
+
+/// The size in bytes of the accumulator's serialized state (*out_size): 32 + 8 (2 + d + d(d+1)/2),
+/// fixed by the dimension (independent of the count), the size sgdnoise_accumulator_export writes.
+@c public func sgdnoise_accumulator_state_size(_ accumulator: OpaquePointer?, _ out_size: UnsafeMutablePointer<Int>?) -> sgdnoise_status {
+    AccumulatorHandle.query(accumulator, out_size, "out_size") { $0.serializedSize }
+}
+
+/// Writes the accumulator's state (count N, mean g, centred scatter S; nothing about batch size or
+/// sampling) into out, exactly sgdnoise_accumulator_state_size bytes: the portable sgdnoise state
+/// format (little-endian; magic "SGDNSTAT", format version, kind 1, payload length, payload, and an
+/// XXH64 checksum of everything before it; docs/state_format.md). A state imported anywhere
+/// (another process, machine or architecture) and merged gives the same result as merging the
+/// accumulator itself.
+@c public func sgdnoise_accumulator_export(_ accumulator: OpaquePointer?, _ out: UnsafeMutablePointer<UInt8>?) -> sgdnoise_status {
+    AccumulatorHandle.export(accumulator, out)
+}
+
+/// Creates an accumulator from size bytes written by sgdnoise_accumulator_export (of this or any
+/// other process). A buffer that is not an intact accumulator state (wrong size, magic, format
+/// version or kind, a checksum that does not match, impossible contents) is INVALID_ARGUMENT; only
+/// its first 24 bytes are read before its size is found to match the one its header records.
+/// *out_accumulator receives a handle to free with sgdnoise_accumulator_free.
+@c public func sgdnoise_accumulator_import(
+    _ size: Int, _ state: UnsafePointer<UInt8>?, _ out_accumulator: UnsafeMutablePointer<OpaquePointer?>?
+) -> sgdnoise_status {
+    AccumulatorHandle.restore(size, state, out_accumulator, "out_accumulator")
 }
 
 /// Frees an accumulator handle. NULL, an already freed handle and a handle of another kind are

@@ -67,6 +67,16 @@ enum Arguments {
         }
     }
 
+    /// Throws `outOfMemory` unless `doubles` numbers fit in the machine's physical memory (what
+    /// `name` would allocate).
+    static func fits(doubles: Double, _ name: String) throws(SGDNoiseError) {
+        let bytes = doubles * 8
+        if let memory = physicalMemory, bytes > memory {
+            throw .outOfMemory(
+                "\(name) needs about \((bytes / 1e8).rounded() / 10) GB, more than this machine's \((memory / 1e8).rounded() / 10) GB")
+        }
+    }
+
     /// A copy of the d × d row-major matrix at `p` (checked for NULL, size and memory; the core
     /// checks the entries).
     static func squareMatrix(_ p: UnsafePointer<Double>?, _ d: Int, _ name: String) throws(SGDNoiseError) -> Matrix {

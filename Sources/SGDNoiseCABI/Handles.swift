@@ -15,6 +15,7 @@ private let liveHandles = Mutex<[UInt: ObjectIdentifier]>([:])
 private func cTypeName(_ kind: ObjectIdentifier) -> String {
     switch kind {
     case ObjectIdentifier(AccumulatorHandle.self): return "sgdnoise_accumulator"
+    case ObjectIdentifier(SketchHandle.self): return "sgdnoise_sketch"
     case ObjectIdentifier(SimulationHandle.self): return "sgdnoise_simulation"
     default: return "an unknown kind"
     }

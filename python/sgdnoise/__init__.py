@@ -34,6 +34,7 @@ from .models import (
 )
 from .noise import noise_covariance
 from .accumulator import NoiseAccumulator
+from .sketch import NoiseSketch
 from .matrix_free import NoiseOperator, noise_operator
 from .network import (HessianEigen, MeanDrift, NetworkFluctuation, hessian_eigen, mean_drift, network_drift,
                       network_fluctuation, relaxation_steps)
@@ -58,6 +59,7 @@ __all__ = [
     "__version__",
     "noise_covariance",
     "NoiseAccumulator",
+    "NoiseSketch",
     "noise_top_eigen",
     "compare",
     "noise_scale",

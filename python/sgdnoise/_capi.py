@@ -53,7 +53,7 @@ SGDNOISE_SPECTRUM_END_BOTH_UNVERIFIED = 5
 sgdnoise_spectrum_end = {'SGDNOISE_SPECTRUM_END_LARGEST': 0, 'SGDNOISE_SPECTRUM_END_SMALLEST': 1, 'SGDNOISE_SPECTRUM_END_BOTH': 2, 'SGDNOISE_SPECTRUM_END_LARGEST_UNVERIFIED': 3, 'SGDNOISE_SPECTRUM_END_SMALLEST_UNVERIFIED': 4, 'SGDNOISE_SPECTRUM_END_BOTH_UNVERIFIED': 5}
 
 # Opaque handle types (passed as c_void_p).
-HANDLES = ('sgdnoise_accumulator', 'sgdnoise_simulation')
+HANDLES = ('sgdnoise_accumulator', 'sgdnoise_simulation', 'sgdnoise_sketch')
 
 
 class sgdnoise_noise_scales(ctypes.Structure):
@@ -291,6 +291,9 @@ FUNCTIONS = {
     'sgdnoise_accumulator_mean': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_accumulator_covariance': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]),
     'sgdnoise_accumulator_noise_scale': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_noise_scales)]),
+    'sgdnoise_accumulator_state_size': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_accumulator_export': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_accumulator_import': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     'sgdnoise_accumulator_free': (None, [ctypes.c_void_p]),
     'sgdnoise_simulation_create_gaussian': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     'sgdnoise_simulation_create_dataset': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
@@ -313,4 +316,17 @@ FUNCTIONS = {
     'sgdnoise_relaxation_steps': (ctypes.c_int, [ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),
     'sgdnoise_learning_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_curve_summary)]),
     'sgdnoise_quadratic_learning_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_curve_summary)]),
+    'sgdnoise_sketch_create': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.POINTER(ctypes.c_void_p)]),
+    'sgdnoise_sketch_update': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p]),
+    'sgdnoise_sketch_update_f32': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p]),
+    'sgdnoise_sketch_merge': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_sketch_count': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_sketch_dimension': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_sketch_rows': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_sketch_mean': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_sketch_top_eigen': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_sketch_state_size': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_sketch_export': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_sketch_import': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
+    'sgdnoise_sketch_free': (None, [ctypes.c_void_p]),
 }

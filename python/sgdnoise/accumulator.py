@@ -4,8 +4,6 @@ per-sample gradients, chunk by chunk, in O(D^2) memory however many gradients pa
 from __future__ import annotations
 
 import ctypes
-import threading
-import weakref
 from typing import Literal, overload
 
 import numpy as np
@@ -13,6 +11,7 @@ import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_batch_size
+from ._state import MergeableState, as_positive
 from .errors import InvalidArgumentError
 
 __all__ = ["NoiseAccumulator"]
@@ -20,31 +19,7 @@ __all__ = ["NoiseAccumulator"]
 _c = _lib.lib
 
 
-def _as_dim(dim: object) -> int:
-    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
-        raise InvalidArgumentError(f"dim must be an integer, got {dim!r}")
-    if dim < 1:
-        raise InvalidArgumentError(f"dim must be at least 1, got {dim}")
-    return int(dim)
-
-
-def _as_chunk(chunk: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32] | npt.NDArray[np.float64]:
-    """A chunk as a C-contiguous (n, dim) float32 or float64 array (float32 kept as float32; a 1-D
-    array of ``dim`` entries is one row)."""
-    a = np.asarray(chunk)
-    dtype = np.float32 if a.dtype == np.float32 else np.float64
-    try:
-        a = np.ascontiguousarray(a, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"chunk must be a real array: {exc}") from None
-    if a.ndim == 1:
-        a = a.reshape(1, -1)
-    if a.ndim != 2 or a.shape[1] != dim:
-        raise InvalidArgumentError(f"chunk must have shape (n, {dim}) (or ({dim},) for one gradient), got {a.shape}")
-    return a
-
-
-class NoiseAccumulator:
+class NoiseAccumulator(MergeableState):
     r"""Streaming accumulator of per-sample gradients for the minibatch noise covariance [Prop 1].
 
     Keeps the count :math:`N`, the mean :math:`\bar g` and the centred scatter
@@ -117,117 +92,20 @@ class NoiseAccumulator:
     True
     """
 
+    _family = "accumulator"
+
     def __init__(self, dim: int) -> None:
-        d = _as_dim(dim)
+        d = as_positive(dim, "dim")
         handle = ctypes.c_void_p()
         _lib.check(_c.sgdnoise_accumulator_create(d, ctypes.byref(handle)))
-        self._handle = handle.value
-        self._dim = d
-        self._lock = threading.RLock()
-        # The safety net: frees the handle when the object is collected (or at exit) unless close()
-        # already did. It holds the address, not the object.
-        self._finalizer = weakref.finalize(self, _c.sgdnoise_accumulator_free, handle.value)
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Free the C state now. Idempotent; every other method raises afterwards."""
-        with self._lock:
-            self._finalizer()
-            self._handle = None
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._handle is None
-
-    def __enter__(self) -> NoiseAccumulator:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _live(self) -> int:
-        handle = self._handle
-        if handle is None:
-            raise InvalidArgumentError("this NoiseAccumulator has been closed; create a new one")
-        return handle
+        self._adopt(handle.value, d)
 
     def __repr__(self) -> str:
         if self.closed:
             return f"NoiseAccumulator(dim={self._dim}, closed)"
         return f"NoiseAccumulator(dim={self._dim}, count={self.count})"
 
-    # -- updates --------------------------------------------------------------------------------
-
-    def update(self, chunk: npt.ArrayLike) -> None:
-        """Add the rows of ``chunk``.
-
-        Parameters
-        ----------
-        chunk : (n, D) or (D,) array_like
-            Per-sample gradients, one per row (a 1-D array is one gradient). float32 stays float32 in
-            memory; anything else is converted to float64. ``n = 0`` does nothing.
-
-        Raises
-        ------
-        InvalidArgumentError
-            Wrong shape, NaN/Inf entries, entries so large that the scatter would overflow (the
-            accumulator is then unchanged), or a closed accumulator.
-        """
-        g = _as_chunk(chunk, self._dim)
-        with self._lock:
-            handle = self._live()
-            if g.shape[0] == 0:
-                return
-            fn = _c.sgdnoise_accumulator_update_f32 if g.dtype == np.float32 else _c.sgdnoise_accumulator_update
-            _lib.check(fn(handle, g.shape[0], g.ctypes.data))
-
-    def merge(self, other: NoiseAccumulator) -> None:
-        """Add everything ``other`` accumulated (``other`` is unchanged).
-
-        Afterwards ``self`` describes the union of both sets of gradients, exactly as if all rows
-        had been passed to one accumulator. Merging an accumulator with itself counts its gradients
-        twice.
-
-        Parameters
-        ----------
-        other : NoiseAccumulator
-            Of the same dimension.
-
-        Raises
-        ------
-        InvalidArgumentError
-            ``other`` is not a NoiseAccumulator, has another dimension, or either is closed.
-        """
-        if not isinstance(other, NoiseAccumulator):
-            raise InvalidArgumentError(f"other must be a NoiseAccumulator, got {type(other).__name__}")
-        first, second = sorted((self, other), key=id)  # a fixed lock order: no deadlock
-        with first._lock, second._lock:
-            _lib.check(_c.sgdnoise_accumulator_merge(self._live(), other._live()))
-
     # -- results --------------------------------------------------------------------------------
-
-    @property
-    def dim(self) -> int:
-        """The dimension :math:`D`."""
-        return self._dim
-
-    @property
-    def count(self) -> int:
-        """The number of gradients accumulated, :math:`N`."""
-        out = _lib.c_ptrdiff()
-        with self._lock:
-            _lib.check(_c.sgdnoise_accumulator_count(self._live(), ctypes.byref(out)))
-        return int(out.value)
-
-    @property
-    def mean(self) -> npt.NDArray[np.float64]:
-        """The mean gradient :math:`\\bar g`, shape (D,) (InvalidArgumentError when empty)."""
-        out = np.empty(self._dim)
-        with self._lock:
-            _lib.check(_c.sgdnoise_accumulator_mean(self._live(), out.ctypes.data))
-        return out
 
     @overload
     def covariance(self, batch_size: int, replacement: bool = ...,

@@ -57,6 +57,7 @@ import json
 import math
 import os
 import re
+import struct
 import sys
 import time
 import traceback
@@ -327,6 +328,37 @@ class Case:
     probes: list[tuple[str, int, bool, Plan]] = field(default_factory=list)
 
 
+STATE_PARAMS = hm.STATE_INPUTS
+
+
+def serialized_state(family: str, d: int, seed: int) -> np.ndarray:
+    """A valid state (docs/state_format.md) of an accumulator or a sketch of dimension d, built from
+    the documented layout: three random rows, their mean and centred scatter (for the sketch, its
+    top two scaled singular directions as the rows, ℓ = 2), and an XXH64 checksum."""
+    import xxhash  # noqa: PLC0415
+
+    g = np.random.default_rng([seed, 0x57A7E]).standard_normal((3, d))
+    mean = g.mean(axis=0)
+    centred = g - mean
+    if family == "sketch":
+        _, sigma, vt = np.linalg.svd(centred, full_matrices=False)
+        live = int(min(2, np.sum(sigma > 1e-12 * sigma[0])))
+        rows = np.zeros((2, d))
+        rows[:live] = sigma[:live, None] * vt[:live]
+        squares = np.zeros(2)
+        squares[:live] = sigma[:live] ** 2
+        payload = struct.pack("<QQQQdd", d, 2, 3, live, float(sigma[live:] @ sigma[live:]), float(sigma @ sigma)) + \
+            mean.astype("<f8").tobytes() + squares.astype("<f8").tobytes() + rows.astype("<f8").tobytes()
+        kind = 2
+    else:
+        scatter = centred.T @ centred
+        payload = struct.pack("<QQ", d, 3) + mean.astype("<f8").tobytes() + \
+            scatter[np.triu_indices(d)].astype("<f8").tobytes()
+        kind = 1
+    body = b"SGDNSTAT" + struct.pack("<IIQ", 1, kind, len(payload)) + payload
+    return np.frombuffer(body + struct.pack("<Q", xxhash.xxh64(body).intdigest()), dtype=np.uint8)
+
+
 def spd(rng: np.random.Generator, d: int, lo: float, hi: float) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     q = q * np.sign(np.diag(r))
@@ -420,6 +452,11 @@ class Harness:
         sizes = {"d": plan.d, "n": plan.n, "points": plan.length, "count": plan.length, "batch_size": plan.batch,
                  "small_batch": plan.batch, "big_batch": plan.batch + plan.length}   # small < big
         sizes.update(plan.work)
+        # A serialized state input: a valid state of the function's family, `size` its length.
+        family = fn.name.split("_")[1]  # sgdnoise_<family>_import
+        state = serialized_state(family, plan.d, plan.seed) if STATE_PARAMS & set(fn.names) else None
+        if state is not None:
+            sizes["size"] = state.size
         layout_code = plan.codes.get("layout")
         diagonal = layout_code == 1
         dense_d = hm.has_dense_matrix(fn) and ("layout" not in fn.names or layout_code == 0)
@@ -588,6 +625,8 @@ class Harness:
                     else:
                         b = rng.standard_normal((k, k))
                         arr = b @ b.T + k * np.eye(k)
+                elif p.name in hm.STATE_INPUTS:
+                    arr = np.zeros_like(state) if m == "zero" else state
                 elif p.name in hm.LIST_INPUTS:
                     k = len_alloc
                     if p.name == "batch_sizes":

@@ -409,6 +409,7 @@ DIM_VECTORS = {"u", "w0"}                  # d
 ROW_VECTORS = {"y", "spectrum"}            # n
 EIGEN_INPUTS = {"eigenvalues", "eigenvectors", "sigma_block"}   # k, k x d orthonormal rows, k x k symmetric
 LIST_INPUTS = {"lrs", "momenta", "batch_sizes", "weight_decays", "at_steps"}   # points or count entries
+STATE_INPUTS = {"state"}                   # a serialized state (docs/state_format.md) of `size` bytes
 
 # Sizes: names that size a list argument, and those for which 0 is a valid value.
 LIST_SIZES = {"points", "count"}
@@ -447,7 +448,7 @@ NAN_WHEN_DIVERGED = {"sgdnoise_simulation_result", "sgdnoise_simulation_run_sche
 
 # Element types of array parameters (numpy dtypes of the buffers the fuzz allocates).
 NUMERIC_BUFFERS = {"double": "float64", "float": "float32", "ptrdiff_t": "int64", "int64_t": "int64",
-                   "int": "int32", "int32_t": "int32", "uint64_t": "uint64", "size_t": "uint64"}
+                   "int": "int32", "int32_t": "int32", "uint64_t": "uint64", "size_t": "uint64", "uint8_t": "uint8"}
 
 
 def classify(fn: Function, param: Param) -> str:

@@ -31,7 +31,13 @@ def _methods(cls: type) -> list[tuple[str, Callable[..., Any]]]:
     """The functions a public class defines in the package: methods, property accessors, static
     and class methods."""
     out = []
-    for name, attr in vars(cls).items():
+    seen: set[str] = set()
+    # Inherited ones too (the mergeable handles share a base), each under the most derived definition.
+    attributes = [(name, attr) for klass in cls.__mro__ for name, attr in vars(klass).items()]
+    for name, attr in attributes:
+        if name in seen:
+            continue
+        seen.add(name)
         if isinstance(attr, property):
             candidates = [(f"{name}.fget", attr.fget), (f"{name}.fset", attr.fset)]
         elif isinstance(attr, (staticmethod, classmethod)):

@@ -282,4 +282,9 @@ typedef struct sgdnoise_curve_summary {
 } sgdnoise_curve_summary;
 /* @end */
 
+/* @section 13 */
+/* A streaming, mergeable Frequent Directions sketch of the noise (sgdnoise_sketch_create). */
+typedef struct sgdnoise_sketch sgdnoise_sketch;
+/* @end */
+
 #endif
