@@ -8,6 +8,7 @@ tests skip, which `make test` turns into a failure (conftest.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -68,8 +69,9 @@ def test_the_wheel_bundles_the_checkouts_library_with_openblas_and_lapacke(wheel
         sources = {p.name: p.read_bytes() for p in PACKAGE.iterdir() if p.suffix == ".py" or p.name == "py.typed"}
         shipped = {n.split("/")[1]: z.read(n) for n in names if re.fullmatch(r"sgdnoise/[^/]+\.(py|typed)", n)}
         assert shipped == sources, "dist/ holds a stale wheel: run `make wheel`"
-        with z.open("sgdnoise/libsgdnoise.so") as f, open(LIB, "rb") as g:
-            text = [ELFFile(h).get_section_by_name(".text").data() for h in (f, g)]
+        shipped_library = io.BytesIO(z.read("sgdnoise/libsgdnoise.so"))
+        with open(LIB, "rb") as built:
+            text = [ELFFile(f).get_section_by_name(".text").data() for f in (shipped_library, built)]
         assert text[0] == text[1], f"the wheel's libsgdnoise.so is not {LIB}: run `make wheel`"
 
 
@@ -78,7 +80,7 @@ def venv(wheel, tmp_path_factory):
     """A fresh virtual environment (no system site-packages) with the wheel installed (numpy comes
     from PyPI), and the environment its programs run in: no Swift toolchain on PATH, nothing of the
     checkout on PYTHONPATH, no SGDNOISE_LIBRARY, no loader path."""
-    home = tmp_path_factory.mktemp("venv")
+    home = tmp_path_factory.mktemp("venv").resolve()
     subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
     python = home / "bin" / "python"
     swift = shutil.which("swift")
@@ -93,7 +95,7 @@ def venv(wheel, tmp_path_factory):
                    check=True, env=env, timeout=600)
     site = subprocess.run([str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_path('platlib'))"],
                           check=True, env=env, capture_output=True, text=True).stdout.strip()
-    return {"python": python, "site": Path(site), "env": env, "cwd": home}
+    return {"python": python, "site": Path(site).resolve(), "env": env, "cwd": home}
 
 
 def run(venv, code: str) -> str:
@@ -130,8 +132,8 @@ def test_the_readme_example_runs_from_the_wheel_alone_as_from_the_checkout(venv)
     printed, probe = run(venv, code + PROBE).split("PROBE ")
     probe = json.loads(probe)
     site = venv["site"]
-    assert Path(probe["package"]) == site / "sgdnoise" / "__init__.py", probe["package"]
-    assert Path(probe["library"]) == site / "sgdnoise" / "libsgdnoise.so", probe["library"]
+    assert Path(probe["package"]).resolve() == site / "sgdnoise" / "__init__.py", probe["package"]
+    assert Path(probe["library"]).resolve() == site / "sgdnoise" / "libsgdnoise.so", probe["library"]
     mapped = [Path(m) for m in probe["maps"]]
     assert any(m.parent == site / "sgdnoise.libs" and m.name.startswith("libopenblas") for m in mapped), mapped
     foreign = [m for m in mapped if MUST_BE_BUNDLED.search(m.name) and not m.is_relative_to(venv["cwd"])]
