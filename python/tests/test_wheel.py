@@ -169,12 +169,12 @@ def test_the_sdist_carries_the_swift_package_and_builds_it_there(tmp_path):
 
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "swift").write_text('#!/bin/sh\npwd > "$SWIFT_CALLED_IN"\nmkdir -p .build/release\n'
+    (fake / "swift").write_text('#!/bin/sh\npwd -P > "$SWIFT_CALLED_IN"\nmkdir -p .build/release\n'
                                 'echo built > .build/release/libsgdnoise.so\n')
     (fake / "swift").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "SGDNOISE_LIBRARY"}
     env.update(PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", SWIFT_CALLED_IN=str(tmp_path / "called"))
     subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(tmp_path / "lib")], cwd=top, env=env,
                    check=True, capture_output=True)
-    assert Path((tmp_path / "called").read_text().strip()) == top / "swift"
+    assert Path((tmp_path / "called").read_text().strip()) == (top / "swift").resolve()
     assert (tmp_path / "lib" / "sgdnoise" / "libsgdnoise.so").read_text() == "built\n"
