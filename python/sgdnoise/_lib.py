@@ -1,7 +1,8 @@
 """Loading libsgdnoise.so and declaring its C functions (the raw bindings).
 
 The library is looked up, in order: the path in the environment variable ``SGDNOISE_LIBRARY``;
-the copy bundled inside this package (a wheel from ``pip install ./python``); the release build of
+the copy bundled inside this package (the wheel of ``make wheel``, which also carries OpenBLAS and
+LAPACKE in ``sgdnoise.libs/``, or ``pip install ./python``); the release build of
 a source checkout (``.build/release/libsgdnoise.so`` next to ``python/``). Each function is declared
 from the generated :mod:`sgdnoise._capi` (written from ``include/sgdnoise.h`` by
 ``scripts/make_bindings.py``; ``make test`` checks it is current), so the header is the one truth

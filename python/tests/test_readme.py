@@ -5,20 +5,18 @@ top eigenvalues, the excess loss, the critical learning rates, the relaxation an
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from readme_examples import python_blocks, section
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_examples() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## For a real network", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return python_blocks("## For a real network")
 
 
 def test_the_readme_has_a_jax_and_a_pytorch_example():
@@ -39,14 +37,13 @@ def test_readme_example_runs(index):
 
 
 def test_readme_learning_curve_example_runs_and_agrees_with_the_simulation():
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Learning curves under schedules", 1)[1].split("\n### ", 1)[0]
-    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    code = python_blocks("### Learning curves under schedules")[0]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "python"),
                                                                     os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     printed = out.stdout.strip().splitlines()
-    assert len(printed) == 2 and all(line in section for line in printed), out.stdout  # the README shows its output
+    text = section("### Learning curves under schedules")
+    assert len(printed) == 2 and all(line in text for line in printed), out.stdout  # the README shows its output
     z = [float(v) for line in printed for v in line.split("z = [")[1].rstrip("]").split()]
     assert max(abs(v) for v in z) < 4.5, z
