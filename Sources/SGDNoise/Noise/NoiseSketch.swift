@@ -41,6 +41,10 @@ public struct NoiseSketch: Sendable {
     var folded = 0
     /// The mean of the folded rows.
     var foldedMean: [Double]
+    /// The vector subtracted from rows as they are buffered: the folded mean (the first row seen
+    /// while nothing is folded), so that the buffer holds rows of the size of the spread, not of
+    /// the mean, and centring them costs no pass over the buffer (see `foldBuffer`).
+    var pivot: [Double]
     /// The live rows of B (rows 0..<used of `stack`), orthogonal; their squared norms are `squares`.
     var used = 0
     var squares: [Double]
@@ -82,6 +86,7 @@ public struct NoiseSketch: Sendable {
         self.dimension = dimension
         self.rows = rows
         foldedMean = [Double](repeating: 0, count: dimension)
+        pivot = foldedMean
         squares = []
         storage = Storage(count: total)
     }
@@ -109,12 +114,7 @@ public struct NoiseSketch: Sendable {
             throw SGDNoiseError.invalidArgument("chunk holds \(chunk.count) entries, fewer than \(n) × \(d)")
         }
         // All checks before any change: the chunk may span several folds.
-        var squares = 0.0
-        for i in 0..<entries {
-            let x = Double(base[i])
-            squares += x * x
-        }
-        guard squares.isFinite, squares < 1e300 else {
+        guard Self.sumOfSquares(base, count: entries) < 1e300 else {
             if (0..<entries).contains(where: { !Double(base[$0]).isFinite }) {
                 throw SGDNoiseError.invalidArgument("chunk contains NaN or infinite entries; the sketch is unchanged")
             }
@@ -123,16 +123,46 @@ public struct NoiseSketch: Sendable {
         uniqueStorage()
         var row = 0
         while row < n {
+            if pending == 0 && folded == 0 {
+                pivot = (0..<d).map { Double(base[row * d + $0]) }
+            }
             let take = min(capacity - pending, n - row)
             storage.values.withUnsafeMutableBufferPointer { s in
-                let target = s.baseAddress! + (used + pending) * d
-                for i in 0..<(take * d) { target[i] = Double(base[row * d + i]) }
+                pivot.withUnsafeBufferPointer { shift in
+                    var target = s.baseAddress! + (used + pending) * d
+                    var source = base + row * d
+                    for _ in 0..<take {
+                        for j in 0..<d { target[j] = Double(source[j]) - shift[j] }
+                        target += d
+                        source += d
+                    }
+                }
             }
             pending += take
             count += take
             row += take
             if pending == capacity { try foldBuffer() }
         }
+    }
+
+    /// Σ x² in double precision, NaN or +inf when an entry is not finite or the sum overflows
+    /// (eight independent partial sums, so that the loop vectorises).
+    static func sumOfSquares<T: GradientScalar>(_ x: UnsafePointer<T>, count n: Int) -> Double {
+        var partial = SIMD8<Double>()
+        var i = 0
+        while i + 8 <= n {
+            var v = SIMD8<Double>()
+            for k in 0..<8 { v[k] = Double(x[i + k]) }
+            partial += v * v
+            i += 8
+        }
+        var total = partial.sum()
+        while i < n {
+            let v = Double(x[i])
+            total += v * v
+            i += 1
+        }
+        return total
     }
 
     /// Adds the rows of `chunk` (N × D).
@@ -152,20 +182,78 @@ public struct NoiseSketch: Sendable {
         }
     }
 
-    /// Centres the buffered rows on their mean and folds them in.
+    /// Folds the p buffered rows y_i = x_i − c (c the pivot) into B without a pass to centre them.
+    ///
+    /// With K = YYᵀ (one SYRK), the cross products BYᵀ (one GEMM), k̄ = K1/p and κ = 1ᵀK1/p², the
+    /// batch's own mean is m_b = c + m′ with m′ = Yᵀ1/p, and its centred rows z_i = y_i − m′ have
+    /// ZZᵀ = K − k̄1ᵀ − 1k̄ᵀ + κ11ᵀ, BZᵀ = BYᵀ − (BYᵀ1/p)1ᵀ. Once rows have been folded, c = ḡ, so
+    /// the correction row √w (m_b − ḡ) = √w m′ has products √w (k̄ − κ1) with Z and w κ with itself.
+    /// The Gram matrix of [B; Z; d] is thus exact from K and BYᵀ, and the new rows
+    /// T [B; Z; d] = T_B B + T_Z Y + (√w t_d − T_Z 1) m′ᵀ come from one GEMM over [B; Y; m′]
+    /// (m′ by one GEMV). Every number is of the size of the spread, never of the mean.
     mutating func foldBuffer() throws {
-        let d = dimension, p = pending
-        var batchMean = [Double](repeating: 0, count: d)
-        storage.values.withUnsafeMutableBufferPointer { s in
-            let x = s.baseAddress! + used * d
-            batchMean.withUnsafeMutableBufferPointer { m in
-                for i in 0..<p { for j in 0..<d { m[j] += x[i * d + j] } }
-                let inv = 1 / Double(p)
-                for j in 0..<d { m[j] *= inv }
-                for i in 0..<p { for j in 0..<d { x[i * d + j] -= m[j] } }
+        let d = dimension, p = pending, r = used
+        let withCorrection = folded > 0
+        let nA = Double(folded), weight = nA * Double(p) / (nA + Double(p))
+        let inv = 1 / Double(p)
+        // The stored stack: [B (r rows); Y (p rows); m′ (1 row)]; the virtual one [B; Z; d].
+        let m = r + p + (withCorrection ? 1 : 0)
+        var gram = [Double](repeating: 0, count: m * m)
+        var meanShift = [Double](repeating: 0, count: d)
+        var traceIncrement = 0.0
+        try storage.values.withUnsafeMutableBufferPointer { s in
+            let base = s.baseAddress!, y = base + r * d
+            var k = [Double](repeating: 0, count: p * p)
+            var cross = [Double](repeating: 0, count: r * p)
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(p), blasInt(d), 1, y, blasInt(d), 0, &k, blasInt(p))
+            for i in 0..<p { for j in 0..<i { k[i * p + j] = k[j * p + i] } }
+            if r > 0 {
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasInt(r), blasInt(p), blasInt(d), 1,
+                            base, blasInt(d), y, blasInt(d), 0, &cross, blasInt(p))
+            }
+            // m′ = Yᵀ1/p, written as the row after Y.
+            let ones = [Double](repeating: inv, count: p)
+            cblas_dgemv(CblasRowMajor, CblasTrans, blasInt(p), blasInt(d), 1, y, blasInt(d), ones, 1, 0, y + p * d, 1)
+            meanShift = Array(UnsafeBufferPointer(start: y + p * d, count: d))
+            let kbar = (0..<p).map { i in (0..<p).reduce(0) { $0 + k[i * p + $1] } * inv }
+            let kappa = kbar.reduce(0, +) * inv
+            let bbar = (0..<r).map { i in (0..<p).reduce(0) { $0 + cross[i * p + $1] } * inv }
+            for i in 0..<r { gram[i * m + i] = squares[i] }
+            for i in 0..<r { for j in 0..<p {
+                gram[i * m + r + j] = cross[i * p + j] - bbar[i]
+                gram[(r + j) * m + i] = gram[i * m + r + j]
+            } }
+            for i in 0..<p { for j in 0..<p { gram[(r + i) * m + r + j] = k[i * p + j] - kbar[i] - kbar[j] + kappa } }
+            traceIncrement = (0..<p).reduce(0) { $0 + gram[(r + $1) * m + r + $1] }
+            if withCorrection {
+                let c = r + p, sw = weight.squareRoot()
+                for i in 0..<r { gram[i * m + c] = sw * bbar[i]; gram[c * m + i] = sw * bbar[i] }
+                for j in 0..<p { gram[(r + j) * m + c] = sw * (kbar[j] - kappa); gram[c * m + r + j] = sw * (kbar[j] - kappa) }
+                gram[c * m + c] = weight * kappa
+                traceIncrement += weight * kappa
+            }
+            guard (0..<m).allSatisfy({ gram[$0 * m + $0].isFinite }) else {
+                throw SGDNoiseError.invalidArgument("the sketch would overflow (entries too large)")
             }
         }
-        try absorb(rowCount: p, sampleCount: p, mean: batchMean, trace: nil, shrinkage: 0)
+        let (t, keep) = try shrink(gram: gram, order: m)
+        // Coefficients on the stored stack [B; Y; m′]: T_B, T_Z, and √w t_d − T_Z 1 (or −T_Z 1).
+        var coefficients = [Double](repeating: 0, count: keep * (r + p + 1))
+        for i in 0..<keep {
+            let row = i * (r + p + 1)
+            var sumZ = 0.0
+            for j in 0..<(r + p) { coefficients[row + j] = t[i * m + j] }
+            for j in r..<(r + p) { sumZ += t[i * m + j] }
+            coefficients[row + r + p] = (withCorrection ? weight.squareRoot() * t[i * m + r + p] : 0) - sumZ
+        }
+        replaceRows(coefficients, keep: keep, stackRows: r + p + 1)
+        foldedTrace += traceIncrement
+        // ḡ′ = ḡ + (p/N′)(m_b − ḡ) = c + (p/N′) m′ once rows are folded; m_b = c + m′ for the first batch.
+        let step = withCorrection ? Double(p) / (nA + Double(p)) : 1
+        for j in 0..<d { foldedMean[j] = pivot[j] + step * meanShift[j] }
+        pivot = foldedMean
+        folded += p
+        pending = 0
     }
 
     /// Merges everything `other` has seen: afterwards `self` sketches the union of both sets of
@@ -191,79 +279,86 @@ public struct NoiseSketch: Sendable {
         try absorb(rowCount: r, sampleCount: o.count, mean: o.foldedMean, trace: o.foldedTrace, shrinkage: o.shrinkage)
     }
 
-    /// The fold: rows [used, used + rowCount) of the stack hold a factor of the centred scatter of
-    /// `sampleCount` new samples of mean `mean` (their exact trace `trace`, or nil for the rows'
-    /// own squared norm; `shrinkage`, their own Δ). Appends the mean-correction row, diagonalises
-    /// the stack's Gram matrix and keeps the top ℓ shrunk directions.
-    mutating func absorb(rowCount p: Int, sampleCount nB: Int, mean mB: [Double], trace: Double?, shrinkage added: Double) throws {
+    /// The merge's fold: rows [used, used + p) of the stack hold another sketch's rows, a factor of
+    /// the centred scatter of its `sampleCount` samples of mean `mean`, trace `trace` and shrinkage
+    /// `added`. Appends the correction row √w (mean − ḡ), diagonalises the stack's Gram matrix and
+    /// keeps the top ℓ shrunk directions (Δ = Δ_self + Δ_other + δ).
+    mutating func absorb(rowCount p: Int, sampleCount nB: Int, mean mB: [Double], trace: Double, shrinkage added: Double) throws {
         let d = dimension, r = used
         let nA = Double(folded), weight = nA * Double(nB) / (nA + Double(nB))
         let delta = (0..<d).map { mB[$0] - foldedMean[$0] }
-        var m = r + p
-        var deltaSquared = 0.0
+        let m = r + p + (folded > 0 ? 1 : 0), q = m - r  // q: the other's rows and the correction row
+        var gram = [Double](repeating: 0, count: m * m)
         try storage.values.withUnsafeMutableBufferPointer { s in
-            let base = s.baseAddress!
+            let base = s.baseAddress!, newRows = base + r * d
             if folded > 0 {
                 let scale = weight.squareRoot()
-                let row = base + m * d
-                for j in 0..<d {
-                    row[j] = scale * delta[j]
-                    deltaSquared += delta[j] * delta[j]
-                }
-                m += 1
+                for j in 0..<d { newRows[p * d + j] = scale * delta[j] }
             }
-            let q = m - r  // the new rows: data (or the other sketch) and the correction row
             // M = [[diag(squares), B Nᵀ], [N Bᵀ, N Nᵀ]], N the new rows (B's rows are orthogonal).
-            var gram = [Double](repeating: 0, count: m * m)
-            try gram.withUnsafeMutableBufferPointer { g in
-                let gp = g.baseAddress!
-                for i in 0..<r { gp[i * m + i] = squares[i] }
-                let newRows = base + r * d
+            for i in 0..<r { gram[i * m + i] = squares[i] }
+            gram.withUnsafeMutableBufferPointer { g in
                 cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(q), blasInt(d), 1, newRows, blasInt(d),
-                            0, gp + r * m + r, blasInt(m))
+                            0, g.baseAddress! + r * m + r, blasInt(m))
                 if r > 0 {
                     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasInt(r), blasInt(q), blasInt(d), 1,
-                                base, blasInt(d), newRows, blasInt(d), 0, gp + r, blasInt(m))
-                }
-                var newTrace = 0.0
-                for i in r..<(r + p) { newTrace += gp[i * m + i] }
-                foldedTrace += (trace ?? newTrace) + weight * deltaSquared
-                for i in 0..<m { for j in 0..<i { gp[i * m + j] = gp[j * m + i] } }
-                guard (0..<m).allSatisfy({ gp[$0 * m + $0].isFinite }) else {
-                    throw SGDNoiseError.invalidArgument("the sketch would overflow (entries too large)")
+                                base, blasInt(d), newRows, blasInt(d), 0, g.baseAddress! + r, blasInt(m))
                 }
             }
-            let eig = try SymmetricEigendecomposition(checked: Matrix(uncheckedRows: m, columns: m, elements: gram),
-                                                      name: "the sketch's Gram matrix")
-            // Descending eigenvalues; δ is the (ℓ+1)-th largest (0 when the stack has ≤ ℓ rows).
-            let lambda = Array(eig.values.reversed()).map { max($0, 0) }
-            let shrink = m > rows ? lambda[rows] : 0
-            let top = lambda[0] * Double(m) * Double.ulpOfOne
-            let keep = (0..<min(rows, m)).filter { lambda[$0] - shrink > top && lambda[$0] > 0 }
-            // T (keep × m): row i = √((λ_i − δ)/λ_i) u_iᵀ; B′ = T [B; N], written past the stack.
-            var t = [Double](repeating: 0, count: keep.count * m)
-            eig.eigenvectorRows.elements.withUnsafeBufferPointer { u in
-                for (row, i) in keep.enumerated() {
-                    let source = m - 1 - i  // ascending storage
-                    let factor = ((lambda[i] - shrink) / lambda[i]).squareRoot()
-                    for j in 0..<m { t[row * m + j] = factor * u[source * m + j] }
-                }
+            for i in 0..<m { for j in 0..<i { gram[i * m + j] = gram[j * m + i] } }
+            guard (0..<m).allSatisfy({ gram[$0 * m + $0].isFinite }) else {
+                throw SGDNoiseError.invalidArgument("the sketch would overflow (entries too large)")
             }
-            let spare = base + (rows + capacity + 1) * d
-            if !keep.isEmpty {
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(keep.count), blasInt(d), blasInt(m), 1,
-                            t, blasInt(m), base, blasInt(d), 0, spare, blasInt(d))
-                base.update(from: spare, count: keep.count * d)
-            }
-            squares = keep.map { lambda[$0] - shrink }
-            used = keep.count
-            shrinkage += shrink + added
         }
+        let (t, keep) = try shrink(gram: gram, order: m)
+        replaceRows(t, keep: keep, stackRows: m)
+        shrinkage += added
+        foldedTrace += trace + weight * delta.reduce(0) { $0 + $1 * $1 }
         let total = folded + nB
         let step = Double(nB) / Double(total)
         for j in 0..<d { foldedMean[j] += step * delta[j] }
+        pivot = foldedMean
         folded = total
         pending = 0
+    }
+
+    /// The shrinking step on the m × m Gram matrix of a stack: its eigenvalues λ (descending),
+    /// δ = λ_{ℓ+1} (0 when m ≤ ℓ), and T (keep × m) with rows √((λ_i − δ)/λ_i) u_iᵀ for the kept
+    /// directions (λ_i − δ above rounding): the new rows are T times the stack. Adds δ to Δ and
+    /// records the new squared norms λ_i − δ.
+    mutating func shrink(gram: [Double], order m: Int) throws -> (t: [Double], keep: Int) {
+        let eig = try SymmetricEigendecomposition(checked: Matrix(uncheckedRows: m, columns: m, elements: gram),
+                                                  name: "the sketch's Gram matrix")
+        let lambda = Array(eig.values.reversed()).map { max($0, 0) }
+        let delta = m > rows ? lambda[rows] : 0
+        let floor = lambda[0] * Double(m) * Double.ulpOfOne
+        let kept = (0..<min(rows, m)).filter { lambda[$0] - delta > floor && lambda[$0] > 0 }
+        var t = [Double](repeating: 0, count: kept.count * m)
+        eig.eigenvectorRows.elements.withUnsafeBufferPointer { u in
+            for (row, i) in kept.enumerated() {
+                let source = m - 1 - i  // ascending storage
+                let factor = ((lambda[i] - delta) / lambda[i]).squareRoot()
+                for j in 0..<m { t[row * m + j] = factor * u[source * m + j] }
+            }
+        }
+        squares = kept.map { lambda[$0] - delta }
+        shrinkage += delta
+        return (t, kept.count)
+    }
+
+    /// B′ = C · stack[0..<stackRows] (C: keep × stackRows), formed past the stack and copied into
+    /// B's rows; `used` becomes keep.
+    mutating func replaceRows(_ coefficients: [Double], keep: Int, stackRows: Int) {
+        let d = dimension
+        storage.values.withUnsafeMutableBufferPointer { s in
+            let base = s.baseAddress!, spare = base + (rows + capacity + 1) * d
+            if keep > 0 {
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(keep), blasInt(d), blasInt(stackRows), 1,
+                            coefficients, blasInt(stackRows), base, blasInt(d), 0, spare, blasInt(d))
+                base.update(from: spare, count: keep * d)
+            }
+        }
+        used = keep
     }
 
     // MARK: Results
@@ -271,11 +366,12 @@ public struct NoiseSketch: Sendable {
     /// The mean gradient ḡ of every row seen (zeros while empty).
     public var mean: [Double] {
         guard pending > 0 else { return foldedMean }
+        // Buffered rows are stored as x − c: ḡ = (N_f ḡ_f + p c + Σ y) / N.
         let d = dimension
-        var sum = foldedMean.map { $0 * Double(folded) }
+        var sum = (0..<d).map { foldedMean[$0] * Double(folded) + pivot[$0] * Double(pending) }
         storage.values.withUnsafeBufferPointer { s in
-            let x = s.baseAddress! + used * d
-            for i in 0..<pending { for j in 0..<d { sum[j] += x[i * d + j] } }
+            let y = s.baseAddress! + used * d
+            for i in 0..<pending { for j in 0..<d { sum[j] += y[i * d + j] } }
         }
         return sum.map { $0 / Double(count) }
     }
