@@ -513,7 +513,7 @@ def call_overhead(name: str, call: Callable[[], object], c_function: str, *c_arg
         if status != _capi.SGDNOISE_STATUS_OK:
             raise RuntimeError(f"{c_function}: status {status}")
         return Case(name=f"2×2 call: {name}", run=call, reference=lambda: fn(*args),
-                    reference_name=f"bare ctypes {c_function}", judge=under(15e-6), repeats=7, calls=2000)
+                    reference_name=f"bare ctypes {c_function}", judge=under(15e-6), repeats=11, calls=500)
     build.__name__ = f"call_overhead_{name}"
     benchmark(build)
 
