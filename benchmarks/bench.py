@@ -6,11 +6,13 @@ One aligned table is printed, with the ratio sgdnoise / reference and whether ea
 a missed target prints MISSED but the exit code stays 0.
 
 To add a benchmark, write a function that builds its data and returns a Case, and decorate it with
-@benchmark: it joins the table in the order of definition.
+@benchmark: it joins the table in the order of definition. Arguments run only the cases whose
+builder's name contains one of them (`python3 benchmarks/bench.py call_overhead stationary`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import re
@@ -29,6 +31,7 @@ try:  # installed, or python/ on PYTHONPATH (as `make bench` sets it) ...
 except ModuleNotFoundError:  # ... else the source checkout this file belongs to
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
     import sgdnoise
+from sgdnoise import _capi  # the C constants and structs, for the bare ctypes references
 
 
 # --- the framework ----------------------------------------------------------------------------
@@ -536,6 +539,72 @@ def stationary_2x2(rng) -> Case:
         judge=under(40e-6), repeats=7, calls=2000)
 
 
+def call_overhead(name: str, call: Callable[[], object], c_function: str, *c_args: object) -> None:
+    """Register the 2×2 call-overhead case of one model (issue target: ≤ 15 µs per Python call).
+
+    The reference is the bare ctypes call of the C function that ``call`` ends in, on the same
+    problem with everything prepared once (array pointers taken, outputs allocated): the floor of
+    C's own work plus ctypes' argument passing, so the ratio is what the Python layer adds
+    (conversion, validation, result assembly). A numpy reference would time other arithmetic.
+    Arrays in ``c_args`` are passed as their data pointers and kept alive by this closure."""
+    def build(rng) -> Case:
+        fn = getattr(sgdnoise._lib.lib, c_function)
+        args = tuple(a.ctypes.data if isinstance(a, np.ndarray) else a for a in c_args)
+        status = fn(*args)
+        if status != _capi.SGDNOISE_STATUS_OK:
+            raise RuntimeError(f"{c_function}: status {status}")
+        return Case(name=f"2×2 call: {name}", run=call, reference=lambda: fn(*args),
+                    reference_name=f"bare ctypes {c_function}", judge=under(15e-6), repeats=11, calls=500)
+    build.__name__ = f"call_overhead_{name}"
+    benchmark(build)
+
+
+def _two_by_two_calls() -> None:
+    """Every model on one 2×2 problem, called as a notebook does (Python floats and ints,
+    scalar weight decay and input noise), against the same C call with the arguments converted."""
+    dense = _capi.SGDNOISE_LAYOUT_DENSE
+    a = np.array([[1.0, 0.1], [0.1, 0.5]])  # eigenvalues 1.02 and 0.48; lr = 0.5 is well inside
+    c = a / 50
+    u = np.array([1.0, -0.5])
+    x = np.random.default_rng(7).standard_normal((8, 2))
+    y = x @ u + 0.1 * np.random.default_rng(8).standard_normal(8)
+    eye10 = 0.1 * np.eye(2)  # what a scalar 0.1 of B or weight_decay means
+    sigma, noise, mean, one = np.empty((2, 2)), np.empty((2, 2)), np.empty(2), np.empty(1)
+    prediction, info = _capi.sgdnoise_prediction(), _capi.sgdnoise_dataset_info()
+    pred, kind = ctypes.byref(prediction), ctypes.c_int(-1)
+    call_overhead("label_noise", lambda: sgdnoise.label_noise(a, 1.0, 0.5, 10), "sgdnoise_label_noise",
+                  dense, 2, a, 1.0, 0.5, None, 10, 0.0, sigma, noise, pred)
+    call_overhead("input_noise", lambda: sgdnoise.input_noise(a, 0.1, u, 0.5, 10), "sgdnoise_input_noise",
+                  dense, 2, a, eye10, u, 0.0, 0.5, None, 10, 0.0, sigma, noise, mean, pred)
+    call_overhead("l2_regularized", lambda: sgdnoise.l2_regularized(a, u, 0.1, 0.5, 10), "sgdnoise_l2_regularized",
+                  dense, 2, a, u, eye10, 0.5, None, 10, 0.0, sigma, noise, mean, pred)
+    call_overhead("high_dimensional", lambda: sgdnoise.high_dimensional(a, 2.0, 1.0, 0.5, 10),
+                  "sgdnoise_high_dimensional", dense, 2, a, 2.0, 1.0, 0.5, None, 10, 0.0, sigma, noise, pred)
+    call_overhead("damped_newton", lambda: sgdnoise.damped_newton(a, 1.0, 0.5, 10), "sgdnoise_damped_newton",
+                  dense, 2, a, 1.0, 0.5, 10, 0.0, sigma, noise, pred)
+    call_overhead("natural_gradient", lambda: sgdnoise.natural_gradient(a, 0.5, 10), "sgdnoise_natural_gradient",
+                  dense, 2, a, 0.5, 10, 0.0, sigma, noise, pred)
+    call_overhead("continuous_time", lambda: sgdnoise.continuous_time(a, 1.0, 0.5, 10), "sgdnoise_continuous_time",
+                  dense, 2, a, 1.0, 0.5, None, 10, 0.0, sigma)
+    call_overhead("discrete_hessian", lambda: sgdnoise.discrete_hessian(a, 1.0, 0.5, 10),
+                  "sgdnoise_discrete_hessian", dense, 2, a, 1.0, 0.5, None, 10, 0.0, sigma)
+    call_overhead("stationary_covariance", lambda: sgdnoise.stationary_covariance(a, c, 1.5),
+                  "sgdnoise_stationary_covariance", 2, a, c, 1.5, None, 0.0, sigma)
+    call_overhead("critical_learning_rate", lambda: sgdnoise.critical_learning_rate(a, 10),
+                  "sgdnoise_critical_learning_rate", _capi.SGDNOISE_MODEL_LABEL_NOISE, dense, 2, a, None, 10, 0.0, one)
+    call_overhead("minimum_noise", lambda: sgdnoise.minimum_noise(a, 0.1, 10), "sgdnoise_minimum_noise",
+                  dense, 2, a, 0.1, 10, None, None, None, 0.0, sigma, ctypes.byref(kind))
+    call_overhead("minimum_fluctuation", lambda: sgdnoise.minimum_fluctuation(a, 0.1, 0.5, 10),
+                  "sgdnoise_minimum_fluctuation", dense, 2, a, 0.1, 0.5, None, 10, None, None, 0.0, 0.0, sigma,
+                  ctypes.byref(kind), one)
+    call_overhead("finite_dataset N=8", lambda: sgdnoise.finite_dataset(x, y, 0.1, 4), "sgdnoise_finite_dataset",
+                  8, 2, x, y, _capi.SGDNOISE_SAMPLING_WITH_REPLACEMENT, None, 0.1, None, 4, 0.0, None, None, sigma,
+                  noise, mean, pred, ctypes.byref(info))
+
+
+_two_by_two_calls()
+
+
 @benchmark
 def label_noise_1500(rng) -> Case:
     """Issue target: label_noise with a dense A at D = 1500 within 1.6× one numpy.linalg.eigh(A)."""
@@ -726,7 +795,9 @@ def header() -> list[str]:
     return lines
 
 
-def main() -> int:
+def main(only: list[str]) -> int:
+    """Run every case, or with arguments only those whose builder's name contains one of them
+    (``python3 benchmarks/bench.py call_overhead``)."""
     rng = np.random.default_rng(20220125)
     print("\n".join(header()))
     print()
@@ -734,6 +805,8 @@ def main() -> int:
     rows = []
     missed = 0
     for builder in CASES:
+        if only and not any(word in builder.__name__ for word in only):
+            continue
         try:
             case = builder(rng)
             t, t_ref, result, expected = best_times(case)
@@ -763,4 +836,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -2,10 +2,18 @@
 
 Entries (finiteness, symmetry) are checked once, in the C library, which names the argument in
 its message; here only what the C layer cannot see is checked: dimensions and shapes.
+
+A small model call costs a few µs in C, so the common arguments take a fast path here: a Python
+float or int is a real scalar without asking numpy (``np.ndim`` and ``np.iscomplexobj`` of a float
+cost about a µs each, as much as a 2 × 2 eigendecomposition), and :func:`ptr` reads a data pointer
+in a fifth of the time of ``ndarray.ctypes.data``. Every other argument goes the general way, with
+the same checks and messages.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from typing import Any
 
 import numpy as np
@@ -15,6 +23,38 @@ from .errors import InvalidArgumentError
 
 
 _PTRDIFF_MAX = 2**63 - 1
+_address, _char_at, _byref = ctypes.addressof, ctypes.c_char.from_buffer, ctypes.byref
+
+
+def ptr(a: np.ndarray | ctypes.Structure | None) -> int | ctypes._CArgObject | None:
+    """The data pointer of a C-contiguous array, a reference to a result struct, or None."""
+    if type(a) is np.ndarray:
+        try:  # the address of a writable contiguous buffer: ~0.2 µs against ~1.5 µs for a.ctypes.data
+            return _address(_char_at(a))
+        except (TypeError, ValueError, BufferError):  # read-only or empty: the general way
+            return a.ctypes.data
+    if a is None:
+        return None
+    if isinstance(a, ctypes.Structure):
+        return _byref(a)
+    return a.ctypes.data
+
+
+def is_scalar(x: object) -> bool:
+    """``np.ndim(x) == 0``, answered without numpy for a Python float or int."""
+    return type(x) is float or type(x) is int or np.ndim(x) == 0
+
+
+@functools.lru_cache(maxsize=32)
+def _small_identity(d: int) -> npt.NDArray[np.float64]:
+    eye = np.eye(d)
+    eye.flags.writeable = False
+    return eye
+
+
+def scaled_identity(value: float, d: int) -> npt.NDArray[np.float64]:
+    """``value * np.eye(d)``, the same array; the identity of a small D is made once."""
+    return value * (_small_identity(d) if d <= 64 else np.eye(d))
 
 
 def _reject_complex(a: Any, name: str) -> None:
@@ -64,6 +104,8 @@ def as_gradients(x: npt.ArrayLike, name: str = "grads") -> npt.NDArray[np.float3
 
 def as_batch_size(s: object, name: str = "batch_size") -> int:
     """A batch size as a Python int (range checked by the C library)."""
+    if type(s) is int and -_PTRDIFF_MAX <= s <= _PTRDIFF_MAX:
+        return s
     if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
         raise InvalidArgumentError(f"{name} must be an integer, got {s!r}")
     if not -_PTRDIFF_MAX <= int(s) <= _PTRDIFF_MAX:
@@ -73,6 +115,8 @@ def as_batch_size(s: object, name: str = "batch_size") -> int:
 
 def as_scalar(x: Any, name: str) -> float:
     """A real scalar as a Python float (range checked by the C library)."""
+    if type(x) is float:
+        return x
     if np.iscomplexobj(x):
         raise InvalidArgumentError(f"{name} must be a real number, got {x!r}")
     try:
@@ -96,9 +140,9 @@ def as_dense_or_none(x: npt.ArrayLike | None, name: str, d: int) -> npt.NDArray[
     matrix; None stays None."""
     if x is None:
         return None
-    if np.ndim(x) == 0:
+    if is_scalar(x):
         value = as_scalar(x, name)
-        return None if value == 0 else value * np.eye(d)
+        return None if value == 0 else scaled_identity(value, d)
     if np.ndim(x) == 1:
         v = as_float64(x, name, 1)
         if v.shape[0] != d:
@@ -109,6 +153,6 @@ def as_dense_or_none(x: npt.ArrayLike | None, name: str, d: int) -> npt.NDArray[
 
 def dense_learning_rate(lr: npt.ArrayLike, d: int) -> tuple[float, npt.NDArray[np.float64] | None]:
     """(scale, matrix or None) for the C convention lr = scale * matrix, with a dense matrix."""
-    if np.ndim(lr) == 0:
+    if is_scalar(lr):
         return as_scalar(lr, "lr"), None
     return 1.0, as_dense_or_none(lr, "lr", d)

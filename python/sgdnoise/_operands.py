@@ -7,14 +7,14 @@ layout, and matrix results come back as 1-D diagonals.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 import numpy.typing as npt
 
 from . import _lib
-from ._arrays import as_float64, as_scalar, as_square
+from ._arrays import as_float64, as_scalar, as_square, is_scalar, scaled_identity
 from .errors import InvalidArgumentError
+
+_LAYOUT_DENSE, _LAYOUT_DIAGONAL = _lib.LAYOUT_DENSE, _lib.LAYOUT_DIAGONAL
 
 
 class Operand:
@@ -27,31 +27,31 @@ class Operand:
     dim: int
 
     def __init__(self, x: npt.ArrayLike, name: str) -> None:
-        a = x
-        if x is None or np.ndim(a) not in (1, 2):
+        ndim = -1 if x is None else x.ndim if type(x) is np.ndarray else np.ndim(x)
+        if ndim == 1:
+            self.array = as_float64(x, name, 1)
+            if self.array.size == 0:
+                raise InvalidArgumentError(f"{name} must not be empty")
+            self.layout = _LAYOUT_DIAGONAL
+        elif ndim == 2:
+            self.array = as_square(x, name)
+            self.layout = _LAYOUT_DENSE
+        else:
             shape = "None" if x is None else f"an array of shape {np.shape(x)}"
             raise InvalidArgumentError(
                 f"{name} must be a (D, D) symmetric matrix or a 1-D spectrum (its D eigenvalues), got {shape}")
-        if np.ndim(a) == 1:
-            self.array = as_float64(a, name, 1)
-            if self.array.size == 0:
-                raise InvalidArgumentError(f"{name} must not be empty")
-            self.layout = _lib.LAYOUT_DIAGONAL
-        else:
-            self.array = as_square(a, name)
-            self.layout = _lib.LAYOUT_DENSE
         self.dim = self.array.shape[0]
 
     @property
     def diagonal(self) -> bool:
-        return self.layout == _lib.LAYOUT_DIAGONAL
+        return self.layout == _LAYOUT_DIAGONAL
 
     def like(self, x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
         """Another symmetric argument in this operand's layout: a scalar s means s * I, a 1-D
         array a diagonal, a 2-D array a matrix (only with a dense operand)."""
-        if np.ndim(x) == 0:
+        if is_scalar(x):
             value = as_scalar(x, name)
-            return np.full(self.dim, value) if self.diagonal else value * np.eye(self.dim)
+            return np.full(self.dim, value) if self.diagonal else scaled_identity(value, self.dim)
         if np.ndim(x) == 1:
             v = as_float64(x, name, 1)
             if v.shape[0] != self.dim:
@@ -64,7 +64,7 @@ class Operand:
 
     def learning_rate(self, lr: npt.ArrayLike) -> tuple[float, npt.NDArray[np.float64] | None]:
         """(scale, matrix or None) for the C convention: the learning rate is scale * matrix."""
-        if np.ndim(lr) == 0:
+        if is_scalar(lr):
             return as_scalar(lr, "lr"), None
         return 1.0, self.like(lr, "lr")
 
@@ -78,11 +78,3 @@ class Operand:
         """An output buffer for a matrix result in this layout."""
         return np.empty(self.dim if self.diagonal else (self.dim, self.dim))
 
-
-def ptr(a: np.ndarray | ctypes.Structure | None) -> int | ctypes._CArgObject | None:
-    """The data pointer of an array, a reference to a result struct, or None."""
-    if a is None:
-        return None
-    if isinstance(a, ctypes.Structure):
-        return ctypes.byref(a)
-    return a.ctypes.data

@@ -8,10 +8,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _capi, _lib
-from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate
+from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate, ptr
 from .errors import InvalidArgumentError
-from ._operands import ptr
-from .models import Prediction, _prediction
+from .models import Prediction, _frozen, _prediction
 
 __all__ = ["finite_dataset", "critical_learning_rate_dataset", "DatasetPrediction"]
 
@@ -125,8 +124,8 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
     if critical_learning_rate:
         critical = critical_learning_rate_dataset(xs, batch_size, replacement, weight_decay, momentum, lr_matrix)
         base = replace(base, critical_learning_rate=critical)
-    return DatasetPrediction(**base.__dict__, iterations=int(info.iterations), residual=float(info.residual),
-                             spectral_radius=float(info.spectral_radius))
+    return _frozen(DatasetPrediction, **base.__dict__, iterations=int(info.iterations), residual=float(info.residual),
+                   spectral_radius=float(info.spectral_radius))
 
 
 def critical_learning_rate_dataset(X: npt.ArrayLike, batch_size: int, replacement: bool = True,

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _capi, _lib
-from ._arrays import as_batch_size, as_dense_or_none, as_scalar
-from ._operands import Operand, ptr
+from ._arrays import as_batch_size, as_dense_or_none, as_scalar, ptr
+from ._operands import Operand
 from .errors import InvalidArgumentError
 from .simulation import _create, _seed
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -11,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _capi, _lib
-from ._arrays import as_flat_tolerance, as_scalar, as_square
+from ._arrays import as_flat_tolerance, as_scalar, as_square, is_scalar, ptr
 
 __all__ = ["stationary_covariance", "StationaryInfo"]
 
@@ -45,7 +43,7 @@ class StationaryInfo:
 
 def _learning_rate(lr: npt.ArrayLike, d: int) -> tuple[float, npt.NDArray[np.float64] | None]:
     """(scalar, matrix or None) for the C convention: the learning rate is scalar * matrix."""
-    if np.ndim(lr) == 0:
+    if is_scalar(lr):
         return as_scalar(lr, "lr"), None
     return 1.0, as_square(lr, "lr", d)
 
@@ -145,17 +143,16 @@ def stationary_covariance(hessian: npt.ArrayLike, noise: npt.ArrayLike, lr: npt.
     c = as_square(noise, "noise", d)
     scale, matrix = _learning_rate(lr, d)
     out = np.empty((d, d))
-    m = None if matrix is None else matrix.ctypes.data
+    m = ptr(matrix)
     tolerance = as_flat_tolerance(flat_tolerance)
     if not return_info and flat_tolerance is None:
-        status = _stationary(d, h.ctypes.data, c.ctypes.data, scale, m, as_scalar(momentum, "momentum"),
-                             out.ctypes.data)
+        status = _stationary(d, ptr(h), ptr(c), scale, m, as_scalar(momentum, "momentum"), ptr(out))
         if status:
             _lib.raise_for(status)
         return out
     eigenvalues, info = np.empty(d), _capi.sgdnoise_fluctuation_info()
-    _lib.check(_fluctuation(d, h.ctypes.data, c.ctypes.data, scale, m, as_scalar(momentum, "momentum"), tolerance,
-                            out.ctypes.data, eigenvalues.ctypes.data, ctypes.byref(info)))
+    _lib.check(_fluctuation(d, ptr(h), ptr(c), scale, m, as_scalar(momentum, "momentum"), tolerance, ptr(out),
+                            ptr(eigenvalues), ptr(info)))
     if not return_info:
         return out
     return out, StationaryInfo(eigenvalues=eigenvalues, flat_directions=int(info.flat_directions),

@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _lib
-from ._arrays import as_batch_size, as_flat_tolerance, as_scalar
-from ._operands import Operand, ptr
+from ._arrays import as_batch_size, as_flat_tolerance, as_scalar, is_scalar, ptr
+from ._operands import Operand
 
 __all__ = ["minimum_noise", "minimum_fluctuation"]
 
@@ -21,7 +21,7 @@ _lib_ = _lib.lib
 
 
 def _decay(op: Operand, weight_decay: npt.ArrayLike | None) -> npt.NDArray[np.float64] | None:
-    if weight_decay is None or (np.ndim(weight_decay) == 0 and float(weight_decay) == 0.0):  # type: ignore[arg-type]
+    if weight_decay is None or (is_scalar(weight_decay) and float(weight_decay) == 0.0):  # type: ignore[arg-type]
         return None
     return op.like(weight_decay, "weight_decay")
 

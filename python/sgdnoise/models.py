@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _capi, _lib
-from ._arrays import as_batch_size, as_scalar
-from ._operands import Operand, ptr
+from ._arrays import as_batch_size, as_scalar, ptr
+from ._operands import Operand
 
 __all__ = [
     "Prediction",
@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 _lib_ = _lib.lib
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,22 @@ class Prediction:
     flat_direction_noise: float
 
 
-def _optional(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
+def _frozen(cls: type[_T], /, **fields: object) -> _T:
+    """``cls(**fields)`` for a frozen dataclass given every field: its generated ``__init__`` sets
+    each field through ``object.__setattr__``, a µs of a 2 × 2 model call; this fills the
+    instance's ``__dict__`` at once (the classes it serves have no ``__post_init__``)."""
+    instance = object.__new__(cls)
+    instance.__dict__.update(fields)
+    return instance
 
 
 def _prediction(sigma: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], mean: npt.NDArray[np.float64],
                 scalars: _capi.sgdnoise_prediction) -> Prediction:
-    return Prediction(
-        sigma=sigma, noise=noise, mean=mean, train_loss=scalars.train_loss, test_loss=scalars.test_loss,
-        kappa=_optional(scalars.kappa), critical_learning_rate=_optional(scalars.critical_learning_rate),
-        coupling_trace=scalars.coupling_trace, flat_direction_noise=scalars.flat_direction_noise)
+    kappa, critical = scalars.kappa, scalars.critical_learning_rate  # NaN: none
+    return _frozen(Prediction, sigma=sigma, noise=noise, mean=mean, train_loss=scalars.train_loss,
+                   test_loss=scalars.test_loss, kappa=None if math.isnan(kappa) else kappa,
+                   critical_learning_rate=None if math.isnan(critical) else critical,
+                   coupling_trace=scalars.coupling_trace, flat_direction_noise=scalars.flat_direction_noise)
 
 
 def _outputs(op: Operand) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], _capi.sgdnoise_prediction]:

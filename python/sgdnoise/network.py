@@ -18,9 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _capi, _lib
-from ._arrays import as_scalar
+from ._arrays import as_scalar, ptr
 from .errors import CancelledError, InvalidArgumentError
-from ._operands import ptr
 
 __all__ = ["HessianEigen", "MeanDrift", "NetworkFluctuation", "hessian_eigen", "mean_drift", "network_drift",
            "network_fluctuation", "relaxation_steps"]

@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _lib
-from ._arrays import as_batch_size, as_float64, as_scalar
-from ._operands import Operand, ptr
+from ._arrays import as_batch_size, as_float64, as_scalar, ptr
+from ._operands import Operand
 from .errors import InvalidArgumentError
 
 __all__ = [
