@@ -102,8 +102,8 @@ class Schedule:
     --------
     >>> import sgdnoise
     >>> s = sgdnoise.Schedule.step_decay(0.1, factor=0.1, every=2, batch_size=4, steps=5)
-    >>> s.lr.tolist()
-    [0.1, 0.1, 0.010000000000000002, 0.010000000000000002, 0.0010000000000000002]
+    >>> s.lr.round(12).tolist()
+    [0.1, 0.1, 0.01, 0.01, 0.001]
     """
 
     __slots__ = ("_lr", "_batch_size", "_momentum")
