@@ -16,7 +16,10 @@ struct ChainRecord: Sendable {
     var noiseSecond: [Double]
     /// Σ_b of each completed batch (full symmetric d × d).
     var batchSigmas: [[Double]] = []
-    var tail: [Double] = []
+    /// The largest values of the thinned tail series |e| (what the Hill estimate reads), and the
+    /// length of the series (its positive finite values).
+    var tailLargest: [Double] = []
+    var tailCount = 0
     var divergedAt: Int? = nil
 
     init(dimension d: Int) {
@@ -38,6 +41,8 @@ struct SGDChain {
     let steps: Int
     let batches: Int
     let tailStride: Int
+    /// How many of the largest values of the tail series the chain keeps (≥ 1).
+    let tailKept: Int
 
     /// Steps between two updates of the shared progress counter (and checks of the stop flag).
     static let progressStride = 256
@@ -102,7 +107,7 @@ struct SGDChain {
         let state = ChainState(problem: problem, arena: arena)
         var recorder = ChainRecorder(
             dimension: problem.dimension, batches: batches, perBatch: max(1, steps / batches), tailStride: tailStride,
-            arena: arena)
+            tailKept: tailKept, arena: arena)
         let invS = 1 / Double(problem.batchSize)
         var pending = 0
         for t in 0..<(burnIn + steps) {
@@ -244,7 +249,7 @@ struct ChainState {
 // MARK: - Recording
 
 /// The statistics of the recorded steps: second moments of e and η in blocks, batch means for
-/// the standard errors, and the thinned tail series |e|.
+/// the standard errors, and the largest values of the thinned tail series |e|.
 struct ChainRecorder {
     /// Rows of pending vectors per blocked update: each accumulator row is then read and written
     /// once per `block` steps instead of every step (the D² accumulators stop being memory-bound).
@@ -267,8 +272,9 @@ struct ChainRecorder {
     var pendingCount = 0
     var batchCount = 0
     var tailCountdown = 0
+    var tail: LargestValues
 
-    init(dimension d: Int, batches: Int, perBatch: Int, tailStride: Int, arena: ChainArena) {
+    init(dimension d: Int, batches: Int, perBatch: Int, tailStride: Int, tailKept: Int, arena: ChainArena) {
         self.d = d
         self.batches = batches
         self.perBatch = perBatch
@@ -280,6 +286,7 @@ struct ChainRecorder {
         batchSum = arena.zeros(d)
         pendingE = arena.zeros(Self.block * d)
         pendingEta = arena.zeros(Self.block * d)
+        tail = LargestValues(capacity: tailKept, arena: arena)
     }
 
     /// Stages this step's noise η (before the update moves w).
@@ -300,7 +307,7 @@ struct ChainRecorder {
         pendingCount += 1
         batchCount += 1
         if tailCountdown == 0 {
-            record.tail.append(norm2.squareRoot())
+            tail.offer(norm2.squareRoot())
             tailCountdown = tailStride
         }
         tailCountdown -= 1
@@ -323,6 +330,8 @@ struct ChainRecorder {
         if batchCount > 0 && record.divergedAt == nil { closeBatch() }
         record.second = Array(UnsafeBufferPointer(start: second, count: d * d))
         record.noiseSecond = Array(UnsafeBufferPointer(start: noiseSecond, count: d * d))
+        record.tailLargest = tail.values
+        record.tailCount = tail.offered
         return record
     }
 
@@ -360,4 +369,58 @@ struct ChainRecorder {
         record.batchSigmas.append(sigma)
         batchCount = 0
     }
+}
+
+/// The largest positive finite values offered, in a binary min-heap of fixed capacity in arena
+/// memory, and how many positive finite values were offered. The Hill estimate reads only the
+/// k + 1 largest of the tail series (`TailSamples.hillIndex(largest:sampleCount:)`), so the series
+/// itself is neither stored nor sorted; once the heap is full, a value not above its minimum
+/// (almost every one) costs one comparison.
+struct LargestValues {
+    let capacity: Int
+    let heap: UnsafeMutablePointer<Double>
+    var count = 0
+    var offered = 0
+
+    init(capacity: Int, arena: ChainArena) {
+        self.capacity = max(capacity, 1)
+        heap = arena.zeros(self.capacity)
+    }
+
+    @inline(__always)
+    mutating func offer(_ v: Double) {
+        guard v > 0, v.isFinite else { return }
+        offered += 1
+        if count < capacity || v > heap[0] { insert(v) }
+    }
+
+    /// Adds `v`, or puts it in place of the minimum when the heap is full.
+    @inline(never)
+    private mutating func insert(_ v: Double) {
+        if count < capacity {
+            var i = count
+            count += 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                if heap[parent] <= v { break }
+                heap[i] = heap[parent]
+                i = parent
+            }
+            heap[i] = v
+            return
+        }
+        var i = 0
+        while true {
+            var child = 2 * i + 1
+            if child >= count { break }
+            if child + 1 < count && heap[child + 1] < heap[child] { child += 1 }
+            if v <= heap[child] { break }
+            heap[i] = heap[child]
+            i = child
+        }
+        heap[i] = v
+    }
+
+    /// The values kept (in heap order).
+    var values: [Double] { Array(UnsafeBufferPointer(start: heap, count: count)) }
 }

@@ -70,7 +70,7 @@ public func simulate(
         throw SGDNoiseError.invalidArgument("w0 must have \(d) finite entries, got \(start.count)")
     }
     let startWorking = problem.basis?.apply(start) ?? start
-    let chain = SGDChain(problem: problem, burnIn: 0, steps: 1, batches: 1, tailStride: 1)
+    let chain = SGDChain(problem: problem, burnIn: 0, steps: 1, batches: 1, tailStride: 1, tailKept: 1)
     let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     let workers = max(1, min(spec.threads ?? max(cores, 1), spec.chains))
     // Chain c's stream is c jumps after the seed's: made one jump apart here (O(chains) jumps in
