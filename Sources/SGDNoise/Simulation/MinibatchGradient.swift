@@ -20,17 +20,40 @@ struct ExactGaussianGradient: MinibatchGradient {
     let sqrtA: UnsafePointer<Double>
     let teacher: UnsafePointer<Double>
     let labelNoise: Double
-    var batchSize: Int
+    var batchSize: Int {
+        didSet { if batchSize != oldValue { (chiS, chiSMinus1) = Self.samplers(batchSize) } }
+    }
     let dimension: Int
     /// Scratch: v̂, then the D normals.
     let direction: UnsafeMutablePointer<Double>
     let normals: UnsafeMutablePointer<Double>
     let tables: Ziggurat
+    /// χ²_S and χ²_{S−1} for the current batch size.
+    private var chiS: ChiSquareSampler
+    private var chiSMinus1: ChiSquareSampler
+
+    init(sqrtA: UnsafePointer<Double>, teacher: UnsafePointer<Double>, labelNoise: Double, batchSize: Int,
+         dimension: Int, direction: UnsafeMutablePointer<Double>, normals: UnsafeMutablePointer<Double>,
+         tables: Ziggurat) {
+        self.sqrtA = sqrtA
+        self.teacher = teacher
+        self.labelNoise = labelNoise
+        self.batchSize = batchSize
+        self.dimension = dimension
+        self.direction = direction
+        self.normals = normals
+        self.tables = tables
+        (chiS, chiSMinus1) = Self.samplers(batchSize)
+    }
+
+    private static func samplers(_ s: Int) -> (ChiSquareSampler, ChiSquareSampler) {
+        (ChiSquareSampler(degreesOfFreedom: s), ChiSquareSampler(degreesOfFreedom: s - 1))
+    }
 
     @inline(__always)
     func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
                     random: inout Xoshiro256StarStar) {
-        let d = dimension, s = batchSize, sa = sqrtA, u = teacher, x = direction, normals = normals
+        let d = dimension, sa = sqrtA, u = teacher, x = direction, normals = normals
         let tables = tables, labelNoise = labelNoise
         var norm2v = 0.0
         for i in 0..<d {
@@ -45,11 +68,11 @@ struct ExactGaussianGradient: MinibatchGradient {
         } else {
             for i in 0..<d { x[i] = i == 0 ? 1 : 0 }
         }
-        let w11 = random.chiSquare(s, tables)
+        let w11 = chiS.sample(&random, tables)
         let l11 = w11.squareRoot()
         let n21 = random.normal(tables)
         let w12 = l11 * n21
-        let w22 = n21 * n21 + random.chiSquare(s - 1, tables)
+        let w22 = n21 * n21 + chiSMinus1.sample(&random, tables)
         let sumAC = normV * w11 - labelNoise * w12
         let sumC2 = max(0, normV * normV * w11 - 2 * normV * labelNoise * w12 + labelNoise * labelNoise * w22)
         var projection = 0.0

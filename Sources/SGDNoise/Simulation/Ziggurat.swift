@@ -80,32 +80,69 @@ extension Xoshiro256StarStar {
     }
 }
 
-extension Xoshiro256StarStar {
-    /// A Gamma(shape, 1) variate, shape > 0 (Marsaglia & Tsang 2000; shape < 1 by the boost
-    /// Gamma(a) = Gamma(a + 1) · U^{1/a}).
-    mutating func gamma(shape a: Double, _ tables: Ziggurat) -> Double {
-        if a < 1 {
-            return gamma(shape: a + 1, tables) * pow(uniformPositive(), 1 / a)
-        }
-        let d = a - 1.0 / 3.0
-        let c = 1 / (9 * d).squareRoot()
+/// Gamma(a, 1) variates for one shape a > 0 (Marsaglia & Tsang 2000; a < 1 by the boost
+/// Gamma(a) = Gamma(a + 1) · U^{1/a}), with the shape's constants computed once: a loop that
+/// draws many variates of one shape keeps a sampler instead of recomputing them every draw.
+struct GammaSampler {
+    let shape: Double
+    /// d = a − 1/3 and c = 1/√(9d) of the sampled shape (a + 1 when boosted).
+    private let d: Double
+    private let c: Double
+
+    init(shape a: Double) {
+        shape = a
+        d = (a < 1 ? a + 1 : a) - 1.0 / 3.0
+        c = 1 / (9 * d).squareRoot()
+    }
+
+    @inline(__always)
+    func sample(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
+        let g = marsagliaTsang(&random, tables)
+        return shape < 1 ? g * pow(random.uniformPositive(), 1 / shape) : g
+    }
+
+    /// A Gamma(d + 1/3, 1) variate by squeeze and rejection.
+    @inline(__always)
+    private func marsagliaTsang(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
         while true {
             var x = 0.0, v = 0.0
             repeat {
-                x = normal(tables)
+                x = random.normal(tables)
                 v = 1 + c * x
             } while v <= 0
             v = v * v * v
-            let u = uniformPositive()
+            let u = random.uniformPositive()
             let x2 = x * x
             if u < 1 - 0.0331 * x2 * x2 { return d * v }
             if log(u) < 0.5 * x2 + d * (1 - v + log(v)) { return d * v }
         }
     }
+}
+
+/// χ²_k variates for one k ≥ 0 (2 · Gamma(k/2, 1); 0 for k = 0), the constants computed once.
+struct ChiSquareSampler {
+    private let gamma: GammaSampler?
+
+    init(degreesOfFreedom k: Int) {
+        gamma = k <= 0 ? nil : GammaSampler(shape: 0.5 * Double(k))
+    }
+
+    @inline(__always)
+    func sample(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
+        guard let gamma else { return 0 }
+        return 2 * gamma.sample(&random, tables)
+    }
+}
+
+extension Xoshiro256StarStar {
+    /// A Gamma(shape, 1) variate, shape > 0 (`GammaSampler`).
+    mutating func gamma(shape a: Double, _ tables: Ziggurat) -> Double {
+        GammaSampler(shape: a).sample(&self, tables)
+    }
 
     /// A χ²_k variate (0 for k = 0).
     @inline(__always)
     mutating func chiSquare(_ k: Int, _ tables: Ziggurat) -> Double {
-        k <= 0 ? 0 : 2 * gamma(shape: 0.5 * Double(k), tables)
+        ChiSquareSampler(degreesOfFreedom: k).sample(&self, tables)
     }
 }
