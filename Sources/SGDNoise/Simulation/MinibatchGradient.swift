@@ -15,7 +15,7 @@ protocol MinibatchGradient {
 /// c_i = α_i|v| − ε_i, the sum is √a ⊙ (v̂ Σα_i c_i + (Σc_i²)^{1/2} ζ⊥) with ζ⊥ ~ N(0, I − v̂v̂ᵀ)
 /// independent of (α, ε). (Σα_i², Σα_iε_i/σ, Σε_i²/σ²) is Wishart(S, I₂): Bartlett's
 /// decomposition gives it from χ²_S, χ²_{S−1} and one normal, whatever S.
-struct ExactGaussianGradient: MinibatchGradient {
+struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
     /// √a_i, the teacher and σ in the working basis.
     let sqrtA: UnsafePointer<Double>
     let teacher: UnsafePointer<Double>
@@ -23,7 +23,7 @@ struct ExactGaussianGradient: MinibatchGradient {
     var batchSize: Int {
         didSet { if batchSize != oldValue { (chiS, chiSMinus1) = Self.samplers(batchSize) } }
     }
-    let dimension: Int
+    let dimension: Dimension
     /// Scratch: v̂, then the D normals.
     let direction: UnsafeMutablePointer<Double>
     let normals: UnsafeMutablePointer<Double>
@@ -33,7 +33,7 @@ struct ExactGaussianGradient: MinibatchGradient {
     private var chiSMinus1: ChiSquareSampler
 
     init(sqrtA: UnsafePointer<Double>, teacher: UnsafePointer<Double>, labelNoise: Double, batchSize: Int,
-         dimension: Int, direction: UnsafeMutablePointer<Double>, normals: UnsafeMutablePointer<Double>,
+         dimension: Dimension, direction: UnsafeMutablePointer<Double>, normals: UnsafeMutablePointer<Double>,
          tables: Ziggurat) {
         self.sqrtA = sqrtA
         self.teacher = teacher
@@ -53,7 +53,7 @@ struct ExactGaussianGradient: MinibatchGradient {
     @inline(__always)
     func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
                     random: inout Xoshiro256StarStar) {
-        let d = dimension, sa = sqrtA, u = teacher, x = direction, normals = normals
+        let d = dimension.count, sa = sqrtA, u = teacher, x = direction, normals = normals
         let tables = tables, labelNoise = labelNoise
         var norm2v = 0.0
         for i in 0..<d {

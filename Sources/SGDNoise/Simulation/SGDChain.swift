@@ -52,12 +52,15 @@ struct SGDChain {
         withGradient(StationaryLoop(chain: self, rng: rng, control: control))
     }
 
-    /// A loop over the steps of a chain, run on the chain's kind of data (`withGradient`), so
-    /// that the loop is specialised for each `MinibatchGradient`.
+    /// A loop over the steps of a chain, run on the chain's kind of data and dimension
+    /// (`withGradient`), so that the loop is specialised for each `MinibatchGradient` and, for
+    /// the exact Gaussian gradient, for each small D (`ChainDimension`).
     protocol Body {
         associatedtype Output
-        /// Runs the loop with `gradient`, on memory owned by `arena`.
-        func run<Gradient: MinibatchGradient>(_ gradient: Gradient, arena: ChainArena) -> Output
+        /// Runs the loop with `gradient` on vectors of `dimension.count` entries, on memory owned
+        /// by `arena`.
+        func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
+            _ gradient: Gradient, dimension: Dimension, arena: ChainArena) -> Output
     }
 
     /// The stationary loop of `run`.
@@ -66,47 +69,61 @@ struct SGDChain {
         let rng: Xoshiro256StarStar
         let control: RunControl
 
-        func run<Gradient: MinibatchGradient>(_ gradient: Gradient, arena: ChainArena) -> ChainRecord {
-            chain.loop(gradient, rng: rng, control: control, arena: arena)
+        func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
+            _ gradient: Gradient, dimension: Dimension, arena: ChainArena
+        ) -> ChainRecord {
+            chain.loop(gradient, dimension: dimension, rng: rng, control: control, arena: arena)
         }
     }
 
-    /// Builds the minibatch gradient of the problem's data in a fresh arena and runs `body` on it.
+    /// Builds the minibatch gradient of the problem's data in a fresh arena and runs `body` on it;
+    /// online Gaussian data without input noise (the common case, where a step costs O(D)) run a
+    /// loop specialised for D = 1…4.
     func withGradient<B: Body>(_ body: B) -> B.Output {
         let arena = ChainArena()
         return withExtendedLifetime(arena) {
             let d = problem.dimension, s = problem.batchSize
             let tables = Ziggurat.shared
+            let dynamic = DynamicDimension(count: d)
             switch problem.source {
             case .gaussian(let sqrtA, let teacher, let labelNoise, nil):
-                let gradient = ExactGaussianGradient(
-                    sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise, batchSize: s,
-                    dimension: d, direction: arena.zeros(d), normals: arena.zeros(d), tables: tables)
-                return body.run(gradient, arena: arena)
+                func run<Dimension: ChainDimension>(_ dimension: Dimension) -> B.Output {
+                    let gradient = ExactGaussianGradient(
+                        sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise, batchSize: s,
+                        dimension: dimension, direction: arena.zeros(d), normals: arena.zeros(d), tables: tables)
+                    return body.run(gradient, dimension: dimension, arena: arena)
+                }
+                switch d {
+                case 1: return run(FixedDimension1())
+                case 2: return run(FixedDimension2())
+                case 3: return run(FixedDimension3())
+                case 4: return run(FixedDimension4())
+                default: return run(dynamic)
+                }
             case .gaussian(let sqrtA, let teacher, let labelNoise, let root?):
                 let gradient = NoisyInputGradient(
                     sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise,
                     inputNoiseRoot: arena.view(root), batchSize: s, dimension: d, x: arena.zeros(d),
                     normals: arena.zeros(d), noise: arena.zeros(d), tables: tables)
-                return body.run(gradient, arena: arena)
+                return body.run(gradient, dimension: dynamic, arena: arena)
             case .dataset(let x, let y, let sampling):
                 let gradient = DatasetGradient(
                     x: arena.copy(x.elements), y: arena.copy(y), rows: x.rows, sampling: sampling, batchSize: s,
                     dimension: d)
-                return body.run(gradient, arena: arena)
+                return body.run(gradient, dimension: dynamic, arena: arena)
             }
         }
     }
 
     /// The SGD loop: burn-in, then recorded steps, until done, diverged or stopped.
-    private func loop<Gradient: MinibatchGradient>(
-        _ source: Gradient, rng: Xoshiro256StarStar, control: RunControl, arena: ChainArena
+    private func loop<Gradient: MinibatchGradient, Dimension: ChainDimension>(
+        _ source: Gradient, dimension: Dimension, rng: Xoshiro256StarStar, control: RunControl, arena: ChainArena
     ) -> ChainRecord {
         var gradient = source
         var random = rng
-        let state = ChainState(problem: problem, arena: arena)
+        let state = ChainState(problem: problem, dimension: dimension, arena: arena)
         var recorder = ChainRecorder(
-            dimension: problem.dimension, batches: batches, perBatch: max(1, steps / batches), tailStride: tailStride,
+            dimension: dimension, batches: batches, perBatch: max(1, steps / batches), tailStride: tailStride,
             tailKept: tailKept, arena: arena)
         let invS = 1 / Double(problem.batchSize)
         var pending = 0
@@ -170,9 +187,41 @@ final class ChainArena {
 
 // MARK: - The optimiser's state
 
+/// The length D of a chain's vectors. The loops over D read `count`: a constant for the
+/// `FixedDimension` types, so that a loop specialised for one of them is unrolled.
+protocol ChainDimension {
+    var count: Int { get }
+}
+
+/// D known only at run time.
+struct DynamicDimension: ChainDimension {
+    let count: Int
+}
+
+/// D = 1.
+struct FixedDimension1: ChainDimension {
+    var count: Int { 1 }
+}
+
+/// D = 2.
+struct FixedDimension2: ChainDimension {
+    var count: Int { 2 }
+}
+
+/// D = 3.
+struct FixedDimension3: ChainDimension {
+    var count: Int { 3 }
+}
+
+/// D = 4.
+struct FixedDimension4: ChainDimension {
+    var count: Int { 4 }
+}
+
 /// w, the momentum buffer and the operators of the update, in the working basis.
-struct ChainState {
-    let d: Int
+struct ChainState<Dimension: ChainDimension> {
+    let dimension: Dimension
+    var d: Int { dimension.count }
     let momentum: Double
     let learningRate: SymmetricOperator.UnsafeView
     /// Γ (nil: no weight decay).
@@ -188,8 +237,9 @@ struct ChainState {
     let e: UnsafeMutablePointer<Double>
     let tmp: UnsafeMutablePointer<Double>
 
-    init(problem: PreparedSimulation, arena: ChainArena) {
-        d = problem.dimension
+    init(problem: PreparedSimulation, dimension: Dimension, arena: ChainArena) {
+        self.dimension = dimension
+        let d = dimension.count
         momentum = problem.momentum
         learningRate = arena.view(problem.learningRate)
         weightDecay = problem.weightDecay.map(arena.view)
@@ -250,12 +300,13 @@ struct ChainState {
 
 /// The statistics of the recorded steps: second moments of e and η in blocks, batch means for
 /// the standard errors, and the largest values of the thinned tail series |e|.
-struct ChainRecorder {
+struct ChainRecorder<Dimension: ChainDimension> {
     /// Rows of pending vectors per blocked update: each accumulator row is then read and written
     /// once per `block` steps instead of every step (the D² accumulators stop being memory-bound).
-    static let block = 16
+    static var block: Int { 16 }
 
-    let d: Int
+    let dimension: Dimension
+    var d: Int { dimension.count }
     let batches: Int
     let perBatch: Int
     let tailStride: Int
@@ -274,8 +325,9 @@ struct ChainRecorder {
     var tailCountdown = 0
     var tail: LargestValues
 
-    init(dimension d: Int, batches: Int, perBatch: Int, tailStride: Int, tailKept: Int, arena: ChainArena) {
-        self.d = d
+    init(dimension: Dimension, batches: Int, perBatch: Int, tailStride: Int, tailKept: Int, arena: ChainArena) {
+        self.dimension = dimension
+        let d = dimension.count
         self.batches = batches
         self.perBatch = perBatch
         self.tailStride = tailStride
@@ -291,7 +343,7 @@ struct ChainRecorder {
 
     /// Stages this step's noise η (before the update moves w).
     @inline(__always)
-    mutating func stageNoise(_ state: ChainState) {
+    mutating func stageNoise(_ state: ChainState<Dimension>) {
         state.noise(into: pendingEta + pendingCount * d)
         record.noiseCount += 1
     }

@@ -110,11 +110,13 @@ private struct ScheduledLoop: SGDChain.Body {
     let start: [Double]
     let rng: Xoshiro256StarStar
 
-    func run<Gradient: MinibatchGradient>(_ source: Gradient, arena: ChainArena) -> [Double]? {
+    func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
+        _ source: Gradient, dimension: Dimension, arena: ChainArena
+    ) -> [Double]? {
         var gradient = source
         var random = rng
-        let state = ChainState(problem: problem, arena: arena)
-        let d = problem.dimension
+        let state = ChainState(problem: problem, dimension: dimension, arena: arena)
+        let d = dimension.count
         for i in 0..<d { state.w[i] = start[i] }
         var out = [Double]()
         out.reserveCapacity(record.count * d)
