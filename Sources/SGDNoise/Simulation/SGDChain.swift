@@ -60,7 +60,8 @@ struct SGDChain {
         /// Runs the loop with `gradient` on vectors of `dimension.count` entries, on memory owned
         /// by `arena`.
         func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
-            _ gradient: Gradient, dimension: Dimension, arena: ChainArena) -> Output
+            _ gradient: Gradient, dimension: Dimension, arena: ChainArena
+        ) -> Output where Gradient.Vector == Dimension.Vector
     }
 
     /// The stationary loop of `run`.
@@ -71,7 +72,7 @@ struct SGDChain {
 
         func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
             _ gradient: Gradient, dimension: Dimension, arena: ChainArena
-        ) -> ChainRecord {
+        ) -> ChainRecord where Gradient.Vector == Dimension.Vector {
             chain.loop(gradient, dimension: dimension, rng: rng, control: control, arena: arena)
         }
     }
@@ -89,8 +90,9 @@ struct SGDChain {
             case .gaussian(let sqrtA, let teacher, let labelNoise, nil):
                 func run<Dimension: ChainDimension>(_ dimension: Dimension) -> B.Output {
                     let gradient = ExactGaussianGradient(
-                        sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise, batchSize: s,
-                        dimension: dimension, direction: arena.zeros(d), normals: arena.zeros(d), tables: tables)
+                        sqrtA: dimension.vector(sqrtA, arena), teacher: dimension.vector(teacher, arena),
+                        labelNoise: labelNoise, batchSize: s, dimension: dimension, direction: dimension.zeros(arena),
+                        normals: dimension.zeros(arena), tables: tables)
                     return body.run(gradient, dimension: dimension, arena: arena)
                 }
                 switch d {
@@ -103,8 +105,8 @@ struct SGDChain {
             case .gaussian(let sqrtA, let teacher, let labelNoise, let root?):
                 let gradient = NoisyInputGradient(
                     sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise,
-                    inputNoiseRoot: arena.view(root), batchSize: s, dimension: d, x: arena.zeros(d),
-                    normals: arena.zeros(d), noise: arena.zeros(d), tables: tables)
+                    inputNoiseRoot: arena.view(root), batchSize: s, dimension: d, x: dynamic.zeros(arena),
+                    normals: dynamic.zeros(arena), noise: dynamic.zeros(arena), tables: tables)
                 return body.run(gradient, dimension: dynamic, arena: arena)
             case .dataset(let x, let y, let sampling):
                 let gradient = DatasetGradient(
@@ -118,10 +120,10 @@ struct SGDChain {
     /// The SGD loop: burn-in, then recorded steps, until done, diverged or stopped.
     private func loop<Gradient: MinibatchGradient, Dimension: ChainDimension>(
         _ source: Gradient, dimension: Dimension, rng: Xoshiro256StarStar, control: RunControl, arena: ChainArena
-    ) -> ChainRecord {
+    ) -> ChainRecord where Gradient.Vector == Dimension.Vector {
         var gradient = source
         var random = rng
-        let state = ChainState(problem: problem, dimension: dimension, arena: arena)
+        var state = ChainState(problem: problem, dimension: dimension, arena: arena)
         var recorder = ChainRecorder(
             dimension: dimension, batches: batches, perBatch: max(1, steps / batches), tailStride: tailStride,
             tailKept: tailKept, arena: arena)
@@ -130,10 +132,10 @@ struct SGDChain {
         for t in 0..<(burnIn + steps) {
             // The minibatch gradient ĝ at w_{t−1}.
             state.clearGradient()
-            gradient.accumulate(at: state.w, into: state.g, random: &random)
+            gradient.accumulate(at: state.w, into: &state.g, random: &random)
             state.finishGradient(scale: invS)
             let recording = t >= burnIn
-            if recording { recorder.stageNoise(state) }
+            if recording { recorder.stageNoise(&state) }
             let norm2 = state.momentumStep()
             if !(norm2 < 1e60) {
                 recorder.record.divergedAt = t
@@ -187,39 +189,9 @@ final class ChainArena {
 
 // MARK: - The optimiser's state
 
-/// The length D of a chain's vectors. The loops over D read `count`: a constant for the
-/// `FixedDimension` types, so that a loop specialised for one of them is unrolled.
-protocol ChainDimension {
-    var count: Int { get }
-}
-
-/// D known only at run time.
-struct DynamicDimension: ChainDimension {
-    let count: Int
-}
-
-/// D = 1.
-struct FixedDimension1: ChainDimension {
-    var count: Int { 1 }
-}
-
-/// D = 2.
-struct FixedDimension2: ChainDimension {
-    var count: Int { 2 }
-}
-
-/// D = 3.
-struct FixedDimension3: ChainDimension {
-    var count: Int { 3 }
-}
-
-/// D = 4.
-struct FixedDimension4: ChainDimension {
-    var count: Int { 4 }
-}
-
 /// w, the momentum buffer and the operators of the update, in the working basis.
 struct ChainState<Dimension: ChainDimension> {
+    typealias Vector = Dimension.Vector
     let dimension: Dimension
     var d: Int { dimension.count }
     let momentum: Double
@@ -228,63 +200,62 @@ struct ChainState<Dimension: ChainDimension> {
     let weightDecay: SymmetricOperator.UnsafeView?
     /// K with ∇L(w) = K(w − w*).
     let curvature: SymmetricOperator.UnsafeView
-    let wStar: UnsafeMutablePointer<Double>
-    let w: UnsafeMutablePointer<Double>
-    let m: UnsafeMutablePointer<Double>
+    let wStar: Vector
+    var w: Vector
+    var m: Vector
     /// The minibatch gradient ĝ.
-    let g: UnsafeMutablePointer<Double>
+    var g: Vector
     /// e = w − w* after a step.
-    let e: UnsafeMutablePointer<Double>
-    let tmp: UnsafeMutablePointer<Double>
+    var e: Vector
+    var tmp: Vector
 
     init(problem: PreparedSimulation, dimension: Dimension, arena: ChainArena) {
         self.dimension = dimension
-        let d = dimension.count
         momentum = problem.momentum
         learningRate = arena.view(problem.learningRate)
         weightDecay = problem.weightDecay.map(arena.view)
         curvature = arena.view(problem.curvature)
-        wStar = arena.copy(problem.wStarWorking)
-        w = arena.copy(problem.wStarWorking)
-        m = arena.zeros(d)
-        g = arena.zeros(d)
-        e = arena.zeros(d)
-        tmp = arena.zeros(d)
+        wStar = dimension.vector(problem.wStarWorking, arena)
+        w = dimension.vector(problem.wStarWorking, arena)
+        m = dimension.zeros(arena)
+        g = dimension.zeros(arena)
+        e = dimension.zeros(arena)
+        tmp = dimension.zeros(arena)
     }
 
     @inline(__always)
-    func clearGradient() {
+    mutating func clearGradient() {
         for i in 0..<d { g[i] = 0 }
     }
 
     /// ĝ ← ĝ/S + Γw.
     @inline(__always)
-    func finishGradient(scale invS: Double) {
+    mutating func finishGradient(scale invS: Double) {
         for i in 0..<d { g[i] *= invS }
         if let gamma = weightDecay {
-            gamma.apply(w, into: tmp, d)
+            gamma.apply(w, into: &tmp, d)
             for i in 0..<d { g[i] += tmp[i] }
         }
     }
 
     /// η = ĝ − ∇L(w_{t−1}) = ĝ − K(w_{t−1} − w*), into `eta`.
     @inline(__always)
-    func noise(into eta: UnsafeMutablePointer<Double>) {
+    mutating func noise(into eta: UnsafeMutablePointer<Double>) {
         for i in 0..<d { e[i] = w[i] - wStar[i] }
-        curvature.apply(e, into: tmp, d)
+        curvature.apply(e, into: &tmp, d)
         for i in 0..<d { eta[i] = g[i] - tmp[i] }
     }
 
     /// m_t = μ m_{t−1} + ĝ_t;  w_t = w_{t−1} − Λ m_t;  e = w_t − w*. Returns |e|².
     @inline(__always)
-    func momentumStep() -> Double { momentumStep(momentum: momentum, scale: 1) }
+    mutating func momentumStep() -> Double { momentumStep(momentum: momentum, scale: 1) }
 
     /// m_t = μ m_{t−1} + ĝ_t;  w_t = w_{t−1} − c Λ m_t;  e = w_t − w* with μ = `momentum` and
     /// c = `scale` (a schedule's λ_t; c = 1 multiplies exactly). Returns |e|².
     @inline(__always)
-    func momentumStep(momentum: Double, scale: Double) -> Double {
+    mutating func momentumStep(momentum: Double, scale: Double) -> Double {
         for i in 0..<d { m[i] = momentum * m[i] + g[i] }
-        learningRate.apply(m, into: tmp, d)
+        learningRate.apply(m, into: &tmp, d)
         var norm2 = 0.0
         for i in 0..<d {
             w[i] -= scale * tmp[i]
@@ -343,14 +314,14 @@ struct ChainRecorder<Dimension: ChainDimension> {
 
     /// Stages this step's noise η (before the update moves w).
     @inline(__always)
-    mutating func stageNoise(_ state: ChainState<Dimension>) {
+    mutating func stageNoise(_ state: inout ChainState<Dimension>) {
         state.noise(into: pendingEta + pendingCount * d)
         record.noiseCount += 1
     }
 
     /// Records e = w_t − w* (with |e|² = `norm2`): batch sums, pending rows and the tail series.
     @inline(__always)
-    mutating func recordStep(_ e: UnsafePointer<Double>, norm2: Double) {
+    mutating func recordStep(_ e: Dimension.Vector, norm2: Double) {
         let eRow = pendingE + pendingCount * d
         for i in 0..<d {
             batchSum[i] += e[i]

@@ -112,10 +112,10 @@ private struct ScheduledLoop: SGDChain.Body {
 
     func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
         _ source: Gradient, dimension: Dimension, arena: ChainArena
-    ) -> [Double]? {
+    ) -> [Double]? where Gradient.Vector == Dimension.Vector {
         var gradient = source
         var random = rng
-        let state = ChainState(problem: problem, dimension: dimension, arena: arena)
+        var state = ChainState(problem: problem, dimension: dimension, arena: arena)
         let d = dimension.count
         for i in 0..<d { state.w[i] = start[i] }
         var out = [Double]()
@@ -131,12 +131,12 @@ private struct ScheduledLoop: SGDChain.Body {
             let (lr, s, mu) = schedule.hyperparameters(atStep: t)
             gradient.batchSize = s
             state.clearGradient()
-            gradient.accumulate(at: state.w, into: state.g, random: &random)
+            gradient.accumulate(at: state.w, into: &state.g, random: &random)
             state.finishGradient(scale: 1 / Double(s))
             let norm2 = state.momentumStep(momentum: mu, scale: lr)
             if !(norm2 < 1e60) { return nil }
             if record[next] == t {
-                out.append(contentsOf: UnsafeBufferPointer(start: state.w, count: d))
+                for i in 0..<d { out.append(state.w[i]) }
                 next += 1
             }
         }
