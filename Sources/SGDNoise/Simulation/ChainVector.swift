@@ -24,6 +24,11 @@ struct ArenaVector: ChainVector {
 protocol ChainDimension {
     associatedtype Vector: ChainVector
     var count: Int { get }
+    /// Rows of e and η the recorder collects before adding them to the second moments: 16 for
+    /// any D (each accumulator row is then read and written once per 16 steps instead of every
+    /// step), 1 for a fixed D (its few accumulators are updated every step, the same additions
+    /// in the same order).
+    var pendingRows: Int { get }
     /// A vector of zeros.
     func zeros(_ arena: ChainArena) -> Vector
 }
@@ -38,12 +43,14 @@ extension ChainDimension {
 }
 
 extension ChainDimension where Vector: SIMD, Vector.Scalar == Double {
+    var pendingRows: Int { 1 }
     func zeros(_ arena: ChainArena) -> Vector { Vector() }
 }
 
 /// D known only at run time: vectors in arena memory.
 struct DynamicDimension: ChainDimension {
     let count: Int
+    var pendingRows: Int { 16 }
 
     func zeros(_ arena: ChainArena) -> ArenaVector { ArenaVector(base: arena.zeros(count)) }
 }

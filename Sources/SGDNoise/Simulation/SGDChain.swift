@@ -272,9 +272,8 @@ struct ChainState<Dimension: ChainDimension> {
 /// The statistics of the recorded steps: second moments of e and η in blocks, batch means for
 /// the standard errors, and the largest values of the thinned tail series |e|.
 struct ChainRecorder<Dimension: ChainDimension> {
-    /// Rows of pending vectors per blocked update: each accumulator row is then read and written
-    /// once per `block` steps instead of every step (the D² accumulators stop being memory-bound).
-    static var block: Int { 16 }
+    /// Rows of pending vectors per blocked update (`ChainDimension.pendingRows`).
+    var block: Int { dimension.pendingRows }
 
     let dimension: Dimension
     var d: Int { dimension.count }
@@ -307,8 +306,8 @@ struct ChainRecorder<Dimension: ChainDimension> {
         batchSecond = arena.zeros(d * d)
         noiseSecond = arena.zeros(d * d)
         batchSum = arena.zeros(d)
-        pendingE = arena.zeros(Self.block * d)
-        pendingEta = arena.zeros(Self.block * d)
+        pendingE = arena.zeros(dimension.pendingRows * d)
+        pendingEta = arena.zeros(dimension.pendingRows * d)
         tail = LargestValues(capacity: tailKept, arena: arena)
     }
 
@@ -335,7 +334,7 @@ struct ChainRecorder<Dimension: ChainDimension> {
         }
         tailCountdown -= 1
         let closing = batchCount == perBatch && record.batchSigmas.count < batches - 1
-        if pendingCount == Self.block || closing { flush() }
+        if pendingCount == block || closing { flush() }
         if closing { closeBatch() }
     }
 
