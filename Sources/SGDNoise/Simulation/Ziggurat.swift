@@ -55,7 +55,9 @@ struct Ziggurat: @unchecked Sendable {
 
 extension Xoshiro256StarStar {
     /// A standard normal variate (ziggurat). The common case is inlined; the rare one (a draw
-    /// outside the layers' rectangles, about 1.2%) continues out of line with the same draws.
+    /// outside the layers' rectangles, about 1.2%) continues out of line with the same draws, on
+    /// a copy of the generator that it returns: the generator's address never escapes, so the
+    /// inlined code keeps its state in registers.
     @inline(__always)
     mutating func normal(_ tables: Ziggurat) -> Double {
         let u = next()
@@ -65,12 +67,21 @@ extension Xoshiro256StarStar {
         // mispredict every other draw.
         let x = Double(magnitude) * tables.w[i]
         if magnitude < tables.k[i] { return Double(bitPattern: x.bitPattern | (u & 0x100) << 55) }
-        return normal(rejecting: u, tables)
+        let (z, generator) = Self.normal(rejecting: u, self, tables)
+        self = generator
+        return z
     }
 
     /// `normal` from its first draw `u`, which fell outside the rectangles: the tail or a wedge
-    /// by rejection, then new draws until one is accepted.
+    /// by rejection, then new draws until one is accepted. Returns the variate and the generator.
     @inline(never)
+    private static func normal(
+        rejecting first: UInt64, _ generator: Xoshiro256StarStar, _ tables: Ziggurat
+    ) -> (Double, Xoshiro256StarStar) {
+        var random = generator
+        return (random.normal(rejecting: first, tables), random)
+    }
+
     private mutating func normal(rejecting first: UInt64, _ tables: Ziggurat) -> Double {
         let z = tables.k, w = tables.w, f = tables.f
         var u = first
@@ -123,25 +134,33 @@ struct GammaSampler {
     private func marsagliaTsang(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
         let x = random.normal(tables)
         let v = 1 + c * x
-        if v <= 0 { return marsagliaTsangLoop(&random, tables) }  // as the loop's `repeat`
-        let v3 = v * v * v
-        let u = random.uniformPositive()
-        let x2 = x * x
-        if u < 1 - 0.0331 * x2 * x2 { return d * v3 }
-        return marsagliaTsang(rejectedBySqueeze: x2, v3, u, &random, tables)
+        let value: Double, generator: Xoshiro256StarStar
+        if v <= 0 {  // as the loop's `repeat`
+            (value, generator) = marsagliaTsang(rejected: nil, random, tables)
+        } else {
+            let v3 = v * v * v
+            let u = random.uniformPositive()
+            let x2 = x * x
+            if u < 1 - 0.0331 * x2 * x2 { return d * v3 }
+            (value, generator) = marsagliaTsang(rejected: (x2, v3, u), random, tables)
+        }
+        random = generator
+        return value
     }
 
-    /// The first try's exact test after the squeeze rejected it, then the loop.
+    /// After a first try the squeeze rejected (x², v, u), its exact test; then (or when the first
+    /// try had v ≤ 0) the whole loop from a fresh draw. On a copy of the generator, returned (the
+    /// generator's address never escapes the inlined code).
     @inline(never)
     private func marsagliaTsang(
-        rejectedBySqueeze x2: Double, _ v: Double, _ u: Double, _ random: inout Xoshiro256StarStar, _ tables: Ziggurat
-    ) -> Double {
-        if log(u) < 0.5 * x2 + d * (1 - v + log(v)) { return d * v }
-        return marsagliaTsangLoop(&random, tables)
+        rejected first: (x2: Double, v: Double, u: Double)?, _ generator: Xoshiro256StarStar, _ tables: Ziggurat
+    ) -> (Double, Xoshiro256StarStar) {
+        if let (x2, v, u) = first, log(u) < 0.5 * x2 + d * (1 - v + log(v)) { return (d * v, generator) }
+        var random = generator
+        return (marsagliaTsangLoop(&random, tables), random)
     }
 
     /// The whole rejection loop, from a fresh draw.
-    @inline(never)
     private func marsagliaTsangLoop(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
         while true {
             var x = 0.0, v = 0.0
