@@ -57,8 +57,7 @@ struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
         var x = direction, normals = normals
         let d = dimension.count, sa = sqrtA, u = teacher
         let tables = tables, labelNoise = labelNoise
-        // The variates first, in the order of the stream (they do not depend on w): the processor
-        // draws them while the previous step's update, w → v → v̂ → ĝ → w, is still in flight.
+        // The variates first, in the order of the stream (they do not depend on w).
         let w11 = chiS.sample(&random, tables)
         let n21 = random.normal(tables)
         let chiSMinus1 = chiSMinus1.sample(&random, tables)
