@@ -154,7 +154,7 @@ extension SymmetricOperator {
 
         /// y = A x for vectors of length `n`.
         @inline(__always)
-        func apply(_ x: UnsafePointer<Double>, into y: UnsafeMutablePointer<Double>, _ n: Int) {
+        func apply<Vector: ChainVector>(_ x: Vector, into y: inout Vector, _ n: Int) {
             if isDiagonal {
                 for i in 0..<n { y[i] = entries[i] * x[i] }
                 return

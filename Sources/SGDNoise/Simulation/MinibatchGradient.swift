@@ -1,11 +1,12 @@
 /// The sum over one minibatch of the per-sample gradients x_i(x_iᵀw − y_i) of ½(wᵀx − y)², for
 /// one kind of data (the chain divides by S and adds the weight decay).
 protocol MinibatchGradient {
+    /// The chain's vectors this gradient reads and writes (`ChainVector`).
+    associatedtype Vector: ChainVector
     /// S, the number of per-sample gradients summed (a schedule changes it between steps).
     var batchSize: Int { get set }
     /// Adds the minibatch's sum of per-sample gradients at `w` to `g` (which holds zeros).
-    mutating func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
-                             random: inout Xoshiro256StarStar)
+    mutating func accumulate(at w: Vector, into g: inout Vector, random: inout Xoshiro256StarStar)
 }
 
 /// Online Gaussian data without input noise, in A's eigenbasis, sampled exactly in law with
@@ -15,23 +16,55 @@ protocol MinibatchGradient {
 /// c_i = α_i|v| − ε_i, the sum is √a ⊙ (v̂ Σα_i c_i + (Σc_i²)^{1/2} ζ⊥) with ζ⊥ ~ N(0, I − v̂v̂ᵀ)
 /// independent of (α, ε). (Σα_i², Σα_iε_i/σ, Σε_i²/σ²) is Wishart(S, I₂): Bartlett's
 /// decomposition gives it from χ²_S, χ²_{S−1} and one normal, whatever S.
-struct ExactGaussianGradient: MinibatchGradient {
+struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
+    typealias Vector = Dimension.Vector
     /// √a_i, the teacher and σ in the working basis.
-    let sqrtA: UnsafePointer<Double>
-    let teacher: UnsafePointer<Double>
+    let sqrtA: Vector
+    let teacher: Vector
     let labelNoise: Double
-    var batchSize: Int
-    let dimension: Int
-    /// Scratch: v̂, then the D normals.
-    let direction: UnsafeMutablePointer<Double>
-    let normals: UnsafeMutablePointer<Double>
+    var batchSize: Int {
+        didSet { if batchSize != oldValue { (chiS, chiSMinus1) = Self.samplers(batchSize) } }
+    }
+    let dimension: Dimension
+    /// Scratch: v̂ and the D normals.
+    let direction: Vector
+    let normals: Vector
     let tables: Ziggurat
+    /// χ²_S and χ²_{S−1} for the current batch size.
+    private var chiS: ChiSquareSampler
+    private var chiSMinus1: ChiSquareSampler
+
+    init(sqrtA: Vector, teacher: Vector, labelNoise: Double, batchSize: Int, dimension: Dimension,
+         direction: Vector, normals: Vector, tables: Ziggurat) {
+        self.sqrtA = sqrtA
+        self.teacher = teacher
+        self.labelNoise = labelNoise
+        self.batchSize = batchSize
+        self.dimension = dimension
+        self.direction = direction
+        self.normals = normals
+        self.tables = tables
+        (chiS, chiSMinus1) = Self.samplers(batchSize)
+    }
+
+    private static func samplers(_ s: Int) -> (ChiSquareSampler, ChiSquareSampler) {
+        (ChiSquareSampler(degreesOfFreedom: s), ChiSquareSampler(degreesOfFreedom: s - 1))
+    }
 
     @inline(__always)
-    func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
-                    random: inout Xoshiro256StarStar) {
-        let d = dimension, s = batchSize, sa = sqrtA, u = teacher, x = direction, normals = normals
+    func accumulate(at w: Vector, into g: inout Vector, random: inout Xoshiro256StarStar) {
+        // A copy of a scratch vector is scratch: a fresh value, or the same arena memory.
+        var x = direction, normals = normals
+        let d = dimension.count, sa = sqrtA, u = teacher
         let tables = tables, labelNoise = labelNoise
+        // The variates first, in the order of the stream (they do not depend on w).
+        let w11 = chiS.sample(&random, tables)
+        let n21 = random.normal(tables)
+        let chiSMinus1 = chiSMinus1.sample(&random, tables)
+        for i in 0..<d { normals[i] = random.normal(tables) }
+        let l11 = w11.squareRoot()
+        let w12 = l11 * n21
+        let w22 = n21 * n21 + chiSMinus1
         var norm2v = 0.0
         for i in 0..<d {
             let vi = sa[i] * (w[i] - u[i])
@@ -39,25 +72,16 @@ struct ExactGaussianGradient: MinibatchGradient {
             norm2v += vi * vi
         }
         let normV = norm2v.squareRoot()
-        if normV > 0 {
+        if norm2v > 0 {  // as |v| > 0, without waiting for the square root
             let inv = 1 / normV
             for i in 0..<d { x[i] *= inv }
         } else {
             for i in 0..<d { x[i] = i == 0 ? 1 : 0 }
         }
-        let w11 = random.chiSquare(s, tables)
-        let l11 = w11.squareRoot()
-        let n21 = random.normal(tables)
-        let w12 = l11 * n21
-        let w22 = n21 * n21 + random.chiSquare(s - 1, tables)
         let sumAC = normV * w11 - labelNoise * w12
         let sumC2 = max(0, normV * normV * w11 - 2 * normV * labelNoise * w12 + labelNoise * labelNoise * w22)
         var projection = 0.0
-        for i in 0..<d {
-            let z = random.normal(tables)
-            normals[i] = z
-            projection += z * x[i]
-        }
+        for i in 0..<d { projection += normals[i] * x[i] }
         let scale = sumC2.squareRoot()
         for i in 0..<d {
             g[i] = sa[i] * (x[i] * sumAC + scale * (normals[i] - projection * x[i]))
@@ -75,15 +99,15 @@ struct NoisyInputGradient: MinibatchGradient {
     var batchSize: Int
     let dimension: Int
     /// Scratch: the noisy input, D normals, B^{1/2} times them.
-    let x: UnsafeMutablePointer<Double>
-    let normals: UnsafeMutablePointer<Double>
-    let noise: UnsafeMutablePointer<Double>
+    let x: ArenaVector
+    let normals: ArenaVector
+    let noise: ArenaVector
     let tables: Ziggurat
 
     @inline(__always)
-    func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
-                    random: inout Xoshiro256StarStar) {
-        let d = dimension, sa = sqrtA, u = teacher, x = x, normals = normals, noise = noise
+    func accumulate(at w: ArenaVector, into g: inout ArenaVector, random: inout Xoshiro256StarStar) {
+        let d = dimension, sa = sqrtA, u = teacher, x = x, normals = normals
+        var noise = noise
         let tables = tables, root = inputNoiseRoot, labelNoise = labelNoise
         for _ in 0..<batchSize {
             var y = 0.0
@@ -94,7 +118,7 @@ struct NoisyInputGradient: MinibatchGradient {
             }
             if labelNoise > 0 { y += labelNoise * random.normal(tables) }
             for i in 0..<d { normals[i] = random.normal(tables) }
-            root.apply(normals, into: noise, d)
+            root.apply(normals, into: &noise, d)
             for i in 0..<d { x[i] += noise[i] }
             var r = -y
             for i in 0..<d { r += x[i] * w[i] }
@@ -151,8 +175,7 @@ struct DatasetGradient: MinibatchGradient {
     }
 
     @inline(__always)
-    mutating func accumulate(at w: UnsafePointer<Double>, into g: UnsafeMutablePointer<Double>,
-                             random: inout Xoshiro256StarStar) {
+    mutating func accumulate(at w: ArenaVector, into g: inout ArenaVector, random: inout Xoshiro256StarStar) {
         let d = dimension
         for j in 0..<batchSize {
             let row = nextRow(j, &random)

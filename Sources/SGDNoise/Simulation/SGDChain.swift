@@ -16,7 +16,10 @@ struct ChainRecord: Sendable {
     var noiseSecond: [Double]
     /// Σ_b of each completed batch (full symmetric d × d).
     var batchSigmas: [[Double]] = []
-    var tail: [Double] = []
+    /// The largest values of the thinned tail series |e| (what the Hill estimate reads), and the
+    /// length of the series (its positive finite values).
+    var tailLargest: [Double] = []
+    var tailCount = 0
     var divergedAt: Int? = nil
 
     init(dimension d: Int) {
@@ -38,6 +41,8 @@ struct SGDChain {
     let steps: Int
     let batches: Int
     let tailStride: Int
+    /// How many of the largest values of the tail series the chain keeps (≥ 1).
+    let tailKept: Int
 
     /// Steps between two updates of the shared progress counter (and checks of the stop flag).
     static let progressStride = 256
@@ -47,12 +52,16 @@ struct SGDChain {
         withGradient(StationaryLoop(chain: self, rng: rng, control: control))
     }
 
-    /// A loop over the steps of a chain, run on the chain's kind of data (`withGradient`), so
-    /// that the loop is specialised for each `MinibatchGradient`.
+    /// A loop over the steps of a chain, run on the chain's kind of data and dimension
+    /// (`withGradient`), so that the loop is specialised for each `MinibatchGradient` and, for
+    /// the exact Gaussian gradient, for each small D (`ChainDimension`).
     protocol Body {
         associatedtype Output
-        /// Runs the loop with `gradient`, on memory owned by `arena`.
-        func run<Gradient: MinibatchGradient>(_ gradient: Gradient, arena: ChainArena) -> Output
+        /// Runs the loop with `gradient` on vectors of `dimension.count` entries, on memory owned
+        /// by `arena`.
+        func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
+            _ gradient: Gradient, dimension: Dimension, arena: ChainArena
+        ) -> Output where Gradient.Vector == Dimension.Vector
     }
 
     /// The stationary loop of `run`.
@@ -61,57 +70,72 @@ struct SGDChain {
         let rng: Xoshiro256StarStar
         let control: RunControl
 
-        func run<Gradient: MinibatchGradient>(_ gradient: Gradient, arena: ChainArena) -> ChainRecord {
-            chain.loop(gradient, rng: rng, control: control, arena: arena)
+        func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
+            _ gradient: Gradient, dimension: Dimension, arena: ChainArena
+        ) -> ChainRecord where Gradient.Vector == Dimension.Vector {
+            chain.loop(gradient, dimension: dimension, rng: rng, control: control, arena: arena)
         }
     }
 
-    /// Builds the minibatch gradient of the problem's data in a fresh arena and runs `body` on it.
+    /// Builds the minibatch gradient of the problem's data in a fresh arena and runs `body` on it;
+    /// online Gaussian data without input noise (the common case, where a step costs O(D)) run a
+    /// loop specialised for D = 1…4.
     func withGradient<B: Body>(_ body: B) -> B.Output {
         let arena = ChainArena()
         return withExtendedLifetime(arena) {
             let d = problem.dimension, s = problem.batchSize
             let tables = Ziggurat.shared
+            let dynamic = DynamicDimension(count: d)
             switch problem.source {
             case .gaussian(let sqrtA, let teacher, let labelNoise, nil):
-                let gradient = ExactGaussianGradient(
-                    sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise, batchSize: s,
-                    dimension: d, direction: arena.zeros(d), normals: arena.zeros(d), tables: tables)
-                return body.run(gradient, arena: arena)
+                func run<Dimension: ChainDimension>(_ dimension: Dimension) -> B.Output {
+                    let gradient = ExactGaussianGradient(
+                        sqrtA: dimension.vector(sqrtA, arena), teacher: dimension.vector(teacher, arena),
+                        labelNoise: labelNoise, batchSize: s, dimension: dimension, direction: dimension.zeros(arena),
+                        normals: dimension.zeros(arena), tables: tables)
+                    return body.run(gradient, dimension: dimension, arena: arena)
+                }
+                switch d {
+                case 1: return run(FixedDimension1())
+                case 2: return run(FixedDimension2())
+                case 3: return run(FixedDimension3())
+                case 4: return run(FixedDimension4())
+                default: return run(dynamic)
+                }
             case .gaussian(let sqrtA, let teacher, let labelNoise, let root?):
                 let gradient = NoisyInputGradient(
                     sqrtA: arena.copy(sqrtA), teacher: arena.copy(teacher), labelNoise: labelNoise,
-                    inputNoiseRoot: arena.view(root), batchSize: s, dimension: d, x: arena.zeros(d),
-                    normals: arena.zeros(d), noise: arena.zeros(d), tables: tables)
-                return body.run(gradient, arena: arena)
+                    inputNoiseRoot: arena.view(root), batchSize: s, dimension: d, x: dynamic.zeros(arena),
+                    normals: dynamic.zeros(arena), noise: dynamic.zeros(arena), tables: tables)
+                return body.run(gradient, dimension: dynamic, arena: arena)
             case .dataset(let x, let y, let sampling):
                 let gradient = DatasetGradient(
                     x: arena.copy(x.elements), y: arena.copy(y), rows: x.rows, sampling: sampling, batchSize: s,
                     dimension: d)
-                return body.run(gradient, arena: arena)
+                return body.run(gradient, dimension: dynamic, arena: arena)
             }
         }
     }
 
     /// The SGD loop: burn-in, then recorded steps, until done, diverged or stopped.
-    private func loop<Gradient: MinibatchGradient>(
-        _ source: Gradient, rng: Xoshiro256StarStar, control: RunControl, arena: ChainArena
-    ) -> ChainRecord {
+    private func loop<Gradient: MinibatchGradient, Dimension: ChainDimension>(
+        _ source: Gradient, dimension: Dimension, rng: Xoshiro256StarStar, control: RunControl, arena: ChainArena
+    ) -> ChainRecord where Gradient.Vector == Dimension.Vector {
         var gradient = source
         var random = rng
-        let state = ChainState(problem: problem, arena: arena)
+        var state = ChainState(problem: problem, dimension: dimension, arena: arena)
         var recorder = ChainRecorder(
-            dimension: problem.dimension, batches: batches, perBatch: max(1, steps / batches), tailStride: tailStride,
-            arena: arena)
+            dimension: dimension, batches: batches, perBatch: max(1, steps / batches), tailStride: tailStride,
+            tailKept: tailKept, arena: arena)
         let invS = 1 / Double(problem.batchSize)
         var pending = 0
         for t in 0..<(burnIn + steps) {
             // The minibatch gradient ĝ at w_{t−1}.
             state.clearGradient()
-            gradient.accumulate(at: state.w, into: state.g, random: &random)
+            gradient.accumulate(at: state.w, into: &state.g, random: &random)
             state.finishGradient(scale: invS)
             let recording = t >= burnIn
-            if recording { recorder.stageNoise(state) }
+            if recording { recorder.stageNoise(&state) }
             let norm2 = state.momentumStep()
             if !(norm2 < 1e60) {
                 recorder.record.divergedAt = t
@@ -166,70 +190,72 @@ final class ChainArena {
 // MARK: - The optimiser's state
 
 /// w, the momentum buffer and the operators of the update, in the working basis.
-struct ChainState {
-    let d: Int
+struct ChainState<Dimension: ChainDimension> {
+    typealias Vector = Dimension.Vector
+    let dimension: Dimension
+    var d: Int { dimension.count }
     let momentum: Double
     let learningRate: SymmetricOperator.UnsafeView
     /// Γ (nil: no weight decay).
     let weightDecay: SymmetricOperator.UnsafeView?
     /// K with ∇L(w) = K(w − w*).
     let curvature: SymmetricOperator.UnsafeView
-    let wStar: UnsafeMutablePointer<Double>
-    let w: UnsafeMutablePointer<Double>
-    let m: UnsafeMutablePointer<Double>
+    let wStar: Vector
+    var w: Vector
+    var m: Vector
     /// The minibatch gradient ĝ.
-    let g: UnsafeMutablePointer<Double>
+    var g: Vector
     /// e = w − w* after a step.
-    let e: UnsafeMutablePointer<Double>
-    let tmp: UnsafeMutablePointer<Double>
+    var e: Vector
+    var tmp: Vector
 
-    init(problem: PreparedSimulation, arena: ChainArena) {
-        d = problem.dimension
+    init(problem: PreparedSimulation, dimension: Dimension, arena: ChainArena) {
+        self.dimension = dimension
         momentum = problem.momentum
         learningRate = arena.view(problem.learningRate)
         weightDecay = problem.weightDecay.map(arena.view)
         curvature = arena.view(problem.curvature)
-        wStar = arena.copy(problem.wStarWorking)
-        w = arena.copy(problem.wStarWorking)
-        m = arena.zeros(d)
-        g = arena.zeros(d)
-        e = arena.zeros(d)
-        tmp = arena.zeros(d)
+        wStar = dimension.vector(problem.wStarWorking, arena)
+        w = dimension.vector(problem.wStarWorking, arena)
+        m = dimension.zeros(arena)
+        g = dimension.zeros(arena)
+        e = dimension.zeros(arena)
+        tmp = dimension.zeros(arena)
     }
 
     @inline(__always)
-    func clearGradient() {
+    mutating func clearGradient() {
         for i in 0..<d { g[i] = 0 }
     }
 
     /// ĝ ← ĝ/S + Γw.
     @inline(__always)
-    func finishGradient(scale invS: Double) {
+    mutating func finishGradient(scale invS: Double) {
         for i in 0..<d { g[i] *= invS }
         if let gamma = weightDecay {
-            gamma.apply(w, into: tmp, d)
+            gamma.apply(w, into: &tmp, d)
             for i in 0..<d { g[i] += tmp[i] }
         }
     }
 
     /// η = ĝ − ∇L(w_{t−1}) = ĝ − K(w_{t−1} − w*), into `eta`.
     @inline(__always)
-    func noise(into eta: UnsafeMutablePointer<Double>) {
+    mutating func noise(into eta: UnsafeMutablePointer<Double>) {
         for i in 0..<d { e[i] = w[i] - wStar[i] }
-        curvature.apply(e, into: tmp, d)
+        curvature.apply(e, into: &tmp, d)
         for i in 0..<d { eta[i] = g[i] - tmp[i] }
     }
 
     /// m_t = μ m_{t−1} + ĝ_t;  w_t = w_{t−1} − Λ m_t;  e = w_t − w*. Returns |e|².
     @inline(__always)
-    func momentumStep() -> Double { momentumStep(momentum: momentum, scale: 1) }
+    mutating func momentumStep() -> Double { momentumStep(momentum: momentum, scale: 1) }
 
     /// m_t = μ m_{t−1} + ĝ_t;  w_t = w_{t−1} − c Λ m_t;  e = w_t − w* with μ = `momentum` and
     /// c = `scale` (a schedule's λ_t; c = 1 multiplies exactly). Returns |e|².
     @inline(__always)
-    func momentumStep(momentum: Double, scale: Double) -> Double {
+    mutating func momentumStep(momentum: Double, scale: Double) -> Double {
         for i in 0..<d { m[i] = momentum * m[i] + g[i] }
-        learningRate.apply(m, into: tmp, d)
+        learningRate.apply(m, into: &tmp, d)
         var norm2 = 0.0
         for i in 0..<d {
             w[i] -= scale * tmp[i]
@@ -244,13 +270,13 @@ struct ChainState {
 // MARK: - Recording
 
 /// The statistics of the recorded steps: second moments of e and η in blocks, batch means for
-/// the standard errors, and the thinned tail series |e|.
-struct ChainRecorder {
-    /// Rows of pending vectors per blocked update: each accumulator row is then read and written
-    /// once per `block` steps instead of every step (the D² accumulators stop being memory-bound).
-    static let block = 16
+/// the standard errors, and the largest values of the thinned tail series |e|.
+struct ChainRecorder<Dimension: ChainDimension> {
+    /// Rows of pending vectors per blocked update (`ChainDimension.pendingRows`).
+    var block: Int { dimension.pendingRows }
 
-    let d: Int
+    let dimension: Dimension
+    var d: Int { dimension.count }
     let batches: Int
     let perBatch: Int
     let tailStride: Int
@@ -267,9 +293,11 @@ struct ChainRecorder {
     var pendingCount = 0
     var batchCount = 0
     var tailCountdown = 0
+    var tail: LargestValues
 
-    init(dimension d: Int, batches: Int, perBatch: Int, tailStride: Int, arena: ChainArena) {
-        self.d = d
+    init(dimension: Dimension, batches: Int, perBatch: Int, tailStride: Int, tailKept: Int, arena: ChainArena) {
+        self.dimension = dimension
+        let d = dimension.count
         self.batches = batches
         self.perBatch = perBatch
         self.tailStride = tailStride
@@ -278,20 +306,21 @@ struct ChainRecorder {
         batchSecond = arena.zeros(d * d)
         noiseSecond = arena.zeros(d * d)
         batchSum = arena.zeros(d)
-        pendingE = arena.zeros(Self.block * d)
-        pendingEta = arena.zeros(Self.block * d)
+        pendingE = arena.zeros(dimension.pendingRows * d)
+        pendingEta = arena.zeros(dimension.pendingRows * d)
+        tail = LargestValues(capacity: tailKept, arena: arena)
     }
 
     /// Stages this step's noise η (before the update moves w).
     @inline(__always)
-    mutating func stageNoise(_ state: ChainState) {
+    mutating func stageNoise(_ state: inout ChainState<Dimension>) {
         state.noise(into: pendingEta + pendingCount * d)
         record.noiseCount += 1
     }
 
     /// Records e = w_t − w* (with |e|² = `norm2`): batch sums, pending rows and the tail series.
     @inline(__always)
-    mutating func recordStep(_ e: UnsafePointer<Double>, norm2: Double) {
+    mutating func recordStep(_ e: Dimension.Vector, norm2: Double) {
         let eRow = pendingE + pendingCount * d
         for i in 0..<d {
             batchSum[i] += e[i]
@@ -300,12 +329,12 @@ struct ChainRecorder {
         pendingCount += 1
         batchCount += 1
         if tailCountdown == 0 {
-            record.tail.append(norm2.squareRoot())
+            tail.offer(norm2.squareRoot())
             tailCountdown = tailStride
         }
         tailCountdown -= 1
         let closing = batchCount == perBatch && record.batchSigmas.count < batches - 1
-        if pendingCount == Self.block || closing { flush() }
+        if pendingCount == block || closing { flush() }
         if closing { closeBatch() }
     }
 
@@ -323,6 +352,8 @@ struct ChainRecorder {
         if batchCount > 0 && record.divergedAt == nil { closeBatch() }
         record.second = Array(UnsafeBufferPointer(start: second, count: d * d))
         record.noiseSecond = Array(UnsafeBufferPointer(start: noiseSecond, count: d * d))
+        record.tailLargest = tail.values
+        record.tailCount = tail.offered
         return record
     }
 
@@ -360,4 +391,58 @@ struct ChainRecorder {
         record.batchSigmas.append(sigma)
         batchCount = 0
     }
+}
+
+/// The largest positive finite values offered, in a binary min-heap of fixed capacity in arena
+/// memory, and how many positive finite values were offered. The Hill estimate reads only the
+/// k + 1 largest of the tail series (`TailSamples.hillIndex(largest:sampleCount:)`), so the series
+/// itself is neither stored nor sorted; once the heap is full, a value not above its minimum
+/// (almost every one) costs one comparison.
+struct LargestValues {
+    let capacity: Int
+    let heap: UnsafeMutablePointer<Double>
+    var count = 0
+    var offered = 0
+
+    init(capacity: Int, arena: ChainArena) {
+        self.capacity = max(capacity, 1)
+        heap = arena.zeros(self.capacity)
+    }
+
+    @inline(__always)
+    mutating func offer(_ v: Double) {
+        guard v > 0, v.isFinite else { return }
+        offered += 1
+        if count < capacity || v > heap[0] { insert(v) }
+    }
+
+    /// Adds `v`, or puts it in place of the minimum when the heap is full.
+    @inline(never)
+    private mutating func insert(_ v: Double) {
+        if count < capacity {
+            var i = count
+            count += 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                if heap[parent] <= v { break }
+                heap[i] = heap[parent]
+                i = parent
+            }
+            heap[i] = v
+            return
+        }
+        var i = 0
+        while true {
+            var child = 2 * i + 1
+            if child >= count { break }
+            if child + 1 < count && heap[child + 1] < heap[child] { child += 1 }
+            if v <= heap[child] { break }
+            heap[i] = heap[child]
+            i = child
+        }
+        heap[i] = v
+    }
+
+    /// The values kept (in heap order).
+    var values: [Double] { Array(UnsafeBufferPointer(start: heap, count: count)) }
 }

@@ -70,7 +70,7 @@ public func simulate(
         throw SGDNoiseError.invalidArgument("w0 must have \(d) finite entries, got \(start.count)")
     }
     let startWorking = problem.basis?.apply(start) ?? start
-    let chain = SGDChain(problem: problem, burnIn: 0, steps: 1, batches: 1, tailStride: 1)
+    let chain = SGDChain(problem: problem, burnIn: 0, steps: 1, batches: 1, tailStride: 1, tailKept: 1)
     let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     let workers = max(1, min(spec.threads ?? max(cores, 1), spec.chains))
     // Chain c's stream is c jumps after the seed's: made one jump apart here (O(chains) jumps in
@@ -110,11 +110,13 @@ private struct ScheduledLoop: SGDChain.Body {
     let start: [Double]
     let rng: Xoshiro256StarStar
 
-    func run<Gradient: MinibatchGradient>(_ source: Gradient, arena: ChainArena) -> [Double]? {
+    func run<Gradient: MinibatchGradient, Dimension: ChainDimension>(
+        _ source: Gradient, dimension: Dimension, arena: ChainArena
+    ) -> [Double]? where Gradient.Vector == Dimension.Vector {
         var gradient = source
         var random = rng
-        let state = ChainState(problem: problem, arena: arena)
-        let d = problem.dimension
+        var state = ChainState(problem: problem, dimension: dimension, arena: arena)
+        let d = dimension.count
         for i in 0..<d { state.w[i] = start[i] }
         var out = [Double]()
         out.reserveCapacity(record.count * d)
@@ -129,12 +131,12 @@ private struct ScheduledLoop: SGDChain.Body {
             let (lr, s, mu) = schedule.hyperparameters(atStep: t)
             gradient.batchSize = s
             state.clearGradient()
-            gradient.accumulate(at: state.w, into: state.g, random: &random)
+            gradient.accumulate(at: state.w, into: &state.g, random: &random)
             state.finishGradient(scale: 1 / Double(s))
             let norm2 = state.momentumStep(momentum: mu, scale: lr)
             if !(norm2 < 1e60) { return nil }
             if record[next] == t {
-                out.append(contentsOf: UnsafeBufferPointer(start: state.w, count: d))
+                for i in 0..<d { out.append(state.w[i]) }
                 next += 1
             }
         }

@@ -13,9 +13,9 @@ import Darwin
 /// stream (chain c uses the stream c jumps after the seed's), spread over the cores; the same
 /// seed gives bit-identical results whatever the thread count. Online Gaussian data are
 /// simulated in A's eigenbasis, where a sample costs D ziggurat normals. After the burn-in each
-/// chain records w, the minibatch noise η = ĝ − ∇L(w) and a thinned series of |w − w*| for the
-/// Hill tail estimate; Σ's standard error comes from batch means (≥ 32 batches in all, over time
-/// and across chains).
+/// chain records w, the minibatch noise η = ĝ − ∇L(w) and the largest values of a thinned series
+/// of |w − w*| for the Hill tail estimate; Σ's standard error comes from batch means (≥ 32
+/// batches in all, over time and across chains).
 ///
 /// - Parameter progress: called from the calling thread about every 0.1 s with (steps done,
 ///   steps in all); return `true` to cancel (the result then covers the steps completed).
@@ -25,8 +25,13 @@ public func simulate(_ spec: SimulationSpec, progress: ((Int, Int) -> Bool)? = n
     let problem = try PreparedSimulation(spec)
     let batchesPerChain = max(1, min(spec.steps, 32 / spec.chains))
     let tailCap = max(1, (1 << 18) / spec.chains)
+    let tailStride = max(1, spec.steps / tailCap)
+    // Each chain keeps the largest of its ⌈steps / stride⌉ tail values that the Hill estimate of
+    // all chains' values can read (k + 1 of at most chains × ⌈steps / stride⌉).
+    let tailPerChain = (spec.steps - 1) / tailStride + 1
+    let tailKept = min(tailPerChain, TailSamples.orderStatisticsRead(sampleCount: spec.chains * tailPerChain))
     let chain = SGDChain(problem: problem, burnIn: spec.burnIn, steps: spec.steps, batches: batchesPerChain,
-                         tailStride: max(1, spec.steps / tailCap))
+                         tailStride: tailStride, tailKept: tailKept)
     let control = RunControl()
     let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     let workers = max(1, min(spec.threads ?? max(cores, 1), spec.chains))
@@ -93,7 +98,7 @@ private func estimate(problem: PreparedSimulation, spec: SimulationSpec, records
     let stderr = batchStandardErrors(pooled.batchSigmas.map { original(Matrix(uncheckedRows: d, columns: d, elements: $0)) },
                                      dimension: d)
     let (trainLoss, testLoss) = losses(problem: problem, spec: spec, mean: mean, sigma: sigma)
-    let (index, k) = hillTailIndex(pooled.tail)
+    let (index, k) = TailSamples.hillIndex(largest: pooled.tailLargest.sorted(by: >), sampleCount: pooled.tailCount)
     return SimulationResult(
         mean: mean, sigma: sigma, sigmaStandardError: stderr, noise: noiseMatrix, trainLoss: trainLoss, testLoss: testLoss,
         tailIndex: index, tailOrderStatistics: k, tailUnreliable: !(index > 4), diverged: false, divergedAtStep: nil,
@@ -107,9 +112,11 @@ private struct PooledRecords {
     /// Σ = E[e eᵀ] − E[e]E[e]ᵀ and the noise E[η ηᵀ].
     let sigma: Matrix
     let noise: Matrix
-    /// The batch estimates of Σ of every chain, and the thinned tail series |w − w*|.
+    /// The batch estimates of Σ of every chain.
     let batchSigmas: [[Double]]
-    let tail: [Double]
+    /// The largest values of the chains' thinned tail series |w − w*|, and the series' length.
+    let tailLargest: [Double]
+    let tailCount: Int
 
     init(_ records: [ChainRecord], dimension d: Int) {
         var sum = [Double](repeating: 0, count: d)
@@ -117,7 +124,8 @@ private struct PooledRecords {
         var noise = [Double](repeating: 0, count: d * d)
         var noiseCount = 0, count = 0
         var batches: [[Double]] = []
-        var tail: [Double] = []
+        var tailLargest: [Double] = []
+        var tailCount = 0
         for r in records {
             for i in 0..<d { sum[i] += r.sum[i] }
             for k in 0..<(d * d) {
@@ -127,7 +135,8 @@ private struct PooledRecords {
             noiseCount += r.noiseCount
             count += r.count
             batches += r.batchSigmas
-            tail += r.tail
+            tailLargest += r.tailLargest
+            tailCount += r.tailCount
         }
         let n = Double(count)
         let meanE = sum.map { $0 / n }
@@ -147,7 +156,8 @@ private struct PooledRecords {
         sigma = sigmaW
         self.noise = noiseW
         batchSigmas = batches
-        self.tail = tail
+        self.tailLargest = tailLargest
+        self.tailCount = tailCount
     }
 }
 

@@ -54,12 +54,38 @@ struct Ziggurat: @unchecked Sendable {
 }
 
 extension Xoshiro256StarStar {
-    /// A standard normal variate (ziggurat).
+    /// A standard normal variate (ziggurat). The common case is inlined; the rare one (a draw
+    /// outside the layers' rectangles, about 1.2%) continues out of line with the same draws, on
+    /// a copy of the generator that it returns: the generator's address never escapes, so the
+    /// inlined code keeps its state in registers.
     @inline(__always)
     mutating func normal(_ tables: Ziggurat) -> Double {
+        let u = next()
+        let i = Int(u & 0xFF)
+        let magnitude = u >> 12
+        // x ≥ 0, so setting its sign bit is −x: without a branch, which a random sign would
+        // mispredict every other draw.
+        let x = Double(magnitude) * tables.w[i]
+        if magnitude < tables.k[i] { return Double(bitPattern: x.bitPattern | (u & 0x100) << 55) }
+        let (z, generator) = Self.normal(rejecting: u, self, tables)
+        self = generator
+        return z
+    }
+
+    /// `normal` from its first draw `u`, which fell outside the rectangles: the tail or a wedge
+    /// by rejection, then new draws until one is accepted. Returns the variate and the generator.
+    @inline(never)
+    private static func normal(
+        rejecting first: UInt64, _ generator: Xoshiro256StarStar, _ tables: Ziggurat
+    ) -> (Double, Xoshiro256StarStar) {
+        var random = generator
+        return (random.normal(rejecting: first, tables), random)
+    }
+
+    private mutating func normal(rejecting first: UInt64, _ tables: Ziggurat) -> Double {
         let z = tables.k, w = tables.w, f = tables.f
+        var u = first
         while true {
-            let u = next()
             let i = Int(u & 0xFF)
             let negative = (u & 0x100) != 0
             let magnitude = u >> 12
@@ -76,36 +102,105 @@ extension Xoshiro256StarStar {
             }
             // Wedge between layer i and the curve.
             if f[i] + uniform() * (f[i - 1] - f[i]) < exp(-0.5 * x * x) { return negative ? -x : x }
+            u = next()
         }
     }
 }
 
-extension Xoshiro256StarStar {
-    /// A Gamma(shape, 1) variate, shape > 0 (Marsaglia & Tsang 2000; shape < 1 by the boost
-    /// Gamma(a) = Gamma(a + 1) · U^{1/a}).
-    mutating func gamma(shape a: Double, _ tables: Ziggurat) -> Double {
-        if a < 1 {
-            return gamma(shape: a + 1, tables) * pow(uniformPositive(), 1 / a)
+/// Gamma(a, 1) variates for one shape a > 0 (Marsaglia & Tsang 2000; a < 1 by the boost
+/// Gamma(a) = Gamma(a + 1) · U^{1/a}), with the shape's constants computed once: a loop that
+/// draws many variates of one shape keeps a sampler instead of recomputing them every draw.
+struct GammaSampler {
+    let shape: Double
+    /// d = a − 1/3 and c = 1/√(9d) of the sampled shape (a + 1 when boosted).
+    private let d: Double
+    private let c: Double
+
+    init(shape a: Double) {
+        shape = a
+        d = (a < 1 ? a + 1 : a) - 1.0 / 3.0
+        c = 1 / (9 * d).squareRoot()
+    }
+
+    @inline(__always)
+    func sample(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
+        let g = marsagliaTsang(&random, tables)
+        return shape < 1 ? g * pow(random.uniformPositive(), 1 / shape) : g
+    }
+
+    /// A Gamma(d + 1/3, 1) variate by squeeze and rejection: the first try inlined up to the
+    /// squeeze (accepted about 98% of the time for the shapes of a minibatch), the rest out of line.
+    @inline(__always)
+    private func marsagliaTsang(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
+        let x = random.normal(tables)
+        let v = 1 + c * x
+        let value: Double, generator: Xoshiro256StarStar
+        if v <= 0 {  // as the loop's `repeat`
+            (value, generator) = marsagliaTsang(rejected: nil, random, tables)
+        } else {
+            let v3 = v * v * v
+            let u = random.uniformPositive()
+            let x2 = x * x
+            if u < 1 - 0.0331 * x2 * x2 { return d * v3 }
+            (value, generator) = marsagliaTsang(rejected: (x2, v3, u), random, tables)
         }
-        let d = a - 1.0 / 3.0
-        let c = 1 / (9 * d).squareRoot()
+        random = generator
+        return value
+    }
+
+    /// After a first try the squeeze rejected (x², v, u), its exact test; then (or when the first
+    /// try had v ≤ 0) the whole loop from a fresh draw. On a copy of the generator, returned (the
+    /// generator's address never escapes the inlined code).
+    @inline(never)
+    private func marsagliaTsang(
+        rejected first: (x2: Double, v: Double, u: Double)?, _ generator: Xoshiro256StarStar, _ tables: Ziggurat
+    ) -> (Double, Xoshiro256StarStar) {
+        if let (x2, v, u) = first, log(u) < 0.5 * x2 + d * (1 - v + log(v)) { return (d * v, generator) }
+        var random = generator
+        return (marsagliaTsangLoop(&random, tables), random)
+    }
+
+    /// The whole rejection loop, from a fresh draw.
+    private func marsagliaTsangLoop(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
         while true {
             var x = 0.0, v = 0.0
             repeat {
-                x = normal(tables)
+                x = random.normal(tables)
                 v = 1 + c * x
             } while v <= 0
             v = v * v * v
-            let u = uniformPositive()
+            let u = random.uniformPositive()
             let x2 = x * x
             if u < 1 - 0.0331 * x2 * x2 { return d * v }
             if log(u) < 0.5 * x2 + d * (1 - v + log(v)) { return d * v }
         }
     }
+}
+
+/// χ²_k variates for one k ≥ 0 (2 · Gamma(k/2, 1); 0 for k = 0), the constants computed once.
+struct ChiSquareSampler {
+    private let gamma: GammaSampler?
+
+    init(degreesOfFreedom k: Int) {
+        gamma = k <= 0 ? nil : GammaSampler(shape: 0.5 * Double(k))
+    }
+
+    @inline(__always)
+    func sample(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
+        guard let gamma else { return 0 }
+        return 2 * gamma.sample(&random, tables)
+    }
+}
+
+extension Xoshiro256StarStar {
+    /// A Gamma(shape, 1) variate, shape > 0 (`GammaSampler`).
+    mutating func gamma(shape a: Double, _ tables: Ziggurat) -> Double {
+        GammaSampler(shape: a).sample(&self, tables)
+    }
 
     /// A χ²_k variate (0 for k = 0).
     @inline(__always)
     mutating func chiSquare(_ k: Int, _ tables: Ziggurat) -> Double {
-        k <= 0 ? 0 : 2 * gamma(shape: 0.5 * Double(k), tables)
+        ChiSquareSampler(degreesOfFreedom: k).sample(&self, tables)
     }
 }

@@ -25,21 +25,37 @@ public struct TailSamples: Sendable {
     /// The Hill estimate α̂ = k / Σ_{i<k} log(X_(i) / X_(k)) over the k largest order statistics
     /// X_(0) ≥ X_(1) ≥ …: NaN unless 2 ≤ k < n, +∞ when the k largest all equal X_(k).
     public func hillIndex(orderStatistics k: Int) -> Double {
+        Self.hillIndex(descending, orderStatistics: k)
+    }
+
+    /// The Hill estimate with k = ⌊√n⌋ (at least 10) order statistics, the simulator's choice;
+    /// (NaN, 0) for fewer than 100 samples.
+    public func hillIndex() -> (index: Double, orderStatistics: Int) {
+        Self.hillIndex(largest: descending, sampleCount: descending.count)
+    }
+
+    /// k + 1 for the k of `hillIndex()` on n samples: how many of the largest samples it reads.
+    static func orderStatisticsRead(sampleCount n: Int) -> Int {
+        max(10, Int(Double(n).squareRoot())) + 1
+    }
+
+    /// `hillIndex()` of n positive finite samples from their largest ones only: `largest` holds
+    /// the min(n, `orderStatisticsRead(sampleCount: n)`) largest in descending order (or more).
+    /// The same number, bit for bit, as from all n sorted.
+    static func hillIndex(largest: [Double], sampleCount n: Int) -> (index: Double, orderStatistics: Int) {
+        guard n >= 100 else { return (.nan, 0) }
+        let k = max(10, Int(Double(n).squareRoot()))
+        return (k < n ? hillIndex(largest, orderStatistics: k) : .nan, k)
+    }
+
+    /// α̂ = k / Σ_{i<k} log(X_(i) / X_(k)) over `descending` (NaN unless 2 ≤ k < its count).
+    private static func hillIndex(_ descending: [Double], orderStatistics k: Int) -> Double {
         guard k >= 2, k < descending.count else { return .nan }
         let threshold = descending[k]
         var sum = 0.0
         for i in 0..<k { sum += log(descending[i] / threshold) }
         guard sum > 0 else { return .infinity }
         return Double(k) / sum
-    }
-
-    /// The Hill estimate with k = ⌊√n⌋ (at least 10) order statistics, the simulator's choice;
-    /// (NaN, 0) for fewer than 100 samples.
-    public func hillIndex() -> (index: Double, orderStatistics: Int) {
-        let n = descending.count
-        guard n >= 100 else { return (.nan, 0) }
-        let k = max(10, Int(Double(n).squareRoot()))
-        return (hillIndex(orderStatistics: k), k)
     }
 
     /// The Hill plot: the estimate at up to `points` distinct k, log-spaced from `smallest` to
