@@ -560,6 +560,38 @@ sgdnoise_status sgdnoise_simulation_set_optimizer(sgdnoise_simulation * simulati
  * cancellation are reported by sgdnoise_simulation_result, not as errors. */
 sgdnoise_status sgdnoise_simulation_run(sgdnoise_simulation * simulation, ptrdiff_t steps, ptrdiff_t burn_in, ptrdiff_t chains, uint64_t seed, ptrdiff_t threads, sgdnoise_progress_callback progress, void * context);
 
+/* Runs chains first_chain .. first_chain + chain_count - 1 (first_chain (0: the first)) of the
+ * simulation sgdnoise_simulation_run would make with the same steps, burn_in, chains and seed,
+ * each chain on the random stream it has there, and keeps their records for
+ * sgdnoise_simulation_export_chains: how the chains of one simulation run in several processes
+ * or on several machines. threads, progress and context as in sgdnoise_simulation_run. The
+ * handle's last result is untouched. */
+sgdnoise_status sgdnoise_simulation_run_chains(sgdnoise_simulation * simulation, ptrdiff_t steps, ptrdiff_t burn_in, ptrdiff_t chains, uint64_t seed, ptrdiff_t first_chain, ptrdiff_t chain_count, ptrdiff_t threads, sgdnoise_progress_callback progress, void * context);
+
+/* The size in bytes of the records sgdnoise_simulation_export_chains writes (*out_size). Fails
+ * when sgdnoise_simulation_run_chains has not run. */
+sgdnoise_status sgdnoise_simulation_chains_size(sgdnoise_simulation * simulation, ptrdiff_t * out_size);
+
+/* Writes the records of the last sgdnoise_simulation_run_chains into out, which holds capacity
+ * bytes (at least sgdnoise_simulation_chains_size; else INVALID_ARGUMENT and nothing written):
+ * the portable sgdnoise state format (kind 3, docs/state_format.md), with a fingerprint of the
+ * simulation (data, optimiser, steps, burn_in, chains, seed) that sgdnoise_simulation_combine
+ * checks. */
+sgdnoise_status sgdnoise_simulation_export_chains(sgdnoise_simulation * simulation, ptrdiff_t capacity, uint8_t * out);
+
+/* Adds the records of some chains (size bytes written by sgdnoise_simulation_export_chains, in
+ * this or another process) to those sgdnoise_simulation_combine will pool. A buffer that is not
+ * intact records of simulation chains is INVALID_ARGUMENT (as for every state import). */
+sgdnoise_status sgdnoise_simulation_add_chains(sgdnoise_simulation * simulation, ptrdiff_t size, uint8_t const * state);
+
+/* Pools the records added by sgdnoise_simulation_add_chains, which must cover every chain of the
+ * simulation sgdnoise_simulation_run would make with these steps, burn_in, chains and seed (and
+ * this handle's data and optimiser: each part's fingerprint is checked), in chain order: the
+ * result, read by sgdnoise_simulation_result, is bit for bit that of sgdnoise_simulation_run
+ * (for a run that does not diverge; a diverging run is reported as diverged either way, at a
+ * step that may differ). The added parts are consumed, also when the call fails. */
+sgdnoise_status sgdnoise_simulation_combine(sgdnoise_simulation * simulation, ptrdiff_t steps, ptrdiff_t burn_in, ptrdiff_t chains, uint64_t seed);
+
 /* Copies the last run's estimates: the mean (d doubles), Sigma, its standard errors and the
  * measured noise (d*d each) and the summary (set its .size first); every pointer may be NULL. Fails when the simulation has not run. */
 sgdnoise_status sgdnoise_simulation_result(sgdnoise_simulation * simulation, double * out_mean, double * out_sigma, double * out_sigma_stderr, double * out_noise, sgdnoise_simulation_summary * out_summary);

@@ -13,7 +13,24 @@ final class SimulationHandle {
     var batchSize = 1
     var momentum = 0.0
     var result: SimulationResult? = nil
+    /// The chains of the last sgdnoise_simulation_run_chains (to export), and the parts added for
+    /// sgdnoise_simulation_combine.
+    var ownChains: SimulationChains? = nil
+    var addedChains: [SimulationChains] = []
     let dimension: Int
+
+    /// The simulation of this handle's data and optimiser with the given run settings (the C
+    /// names of the batch-size rule for datasets).
+    func spec(steps: Int, burnIn: Int, chains: Int, seed: UInt64, threads: Int) throws(SGDNoiseError) -> SimulationSpec {
+        guard threads >= 0 else { throw .invalidArgument("threads must be >= 0, got \(threads)") }
+        if case .dataset(let x, _, let sampling, _) = data {  // the core's rule, under the C name
+            try Validation.batchSize(batchSize, sampleCount: x.rows, sampling: sampling, name: "batch_size")
+        }
+        return SimulationSpec(
+            data: data, weightDecay: weightDecay, learningRate: learningRate, batchSize: batchSize,
+            momentum: momentum, steps: steps, burnIn: burnIn, chains: chains, seed: seed,
+            threads: threads == 0 ? nil : threads)
+    }
 
     init(data: SimulationData, dimension: Int) {
         self.data = data
@@ -101,16 +118,103 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<OpaquePoin
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let h = try handle(simulation)
-        guard threads >= 0 else { throw .invalidArgument("threads must be >= 0, got \(threads)") }
-        if case .dataset(let x, _, let sampling, _) = h.data {  // the core's rule, under the C name
-            try Validation.batchSize(h.batchSize, sampleCount: x.rows, sampling: sampling, name: "batch_size")
+        let spec = try h.spec(steps: steps, burnIn: burn_in, chains: chains, seed: seed, threads: threads)
+        h.result = try core { try simulate(spec, progress: progressClosure(progress, context)) }
+    }
+}
+
+private func progressClosure(_ progress: sgdnoise_progress_callback?, _ context: UnsafeMutableRawPointer?) -> ((Int, Int) -> Bool)? {
+    progress.map { fn in { done, total in fn(context, done, total) != 0 } }
+}
+
+/// Runs chains first_chain .. first_chain + chain_count - 1 (first_chain (0: the first)) of the
+/// simulation sgdnoise_simulation_run would make with the same steps, burn_in, chains and seed,
+/// each chain on the random stream it has there, and keeps their records for
+/// sgdnoise_simulation_export_chains: how the chains of one simulation run in several processes
+/// or on several machines. threads, progress and context as in sgdnoise_simulation_run. The
+/// handle's last result is untouched.
+@c public func sgdnoise_simulation_run_chains(
+    _ simulation: OpaquePointer?, _ steps: Int, _ burn_in: Int, _ chains: Int, _ seed: UInt64,
+    _ first_chain: Int, _ chain_count: Int, _ threads: Int,
+    _ progress: sgdnoise_progress_callback?, _ context: UnsafeMutableRawPointer?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let h = try handle(simulation)
+        let spec = try h.spec(steps: steps, burnIn: burn_in, chains: chains, seed: seed, threads: threads)
+        guard first_chain >= 0, chain_count >= 1, first_chain < chains, chain_count <= chains - first_chain else {
+            throw .invalidArgument("first_chain = \(first_chain) and chain_count = \(chain_count) must pick chains within 0..\(chains - 1)")
         }
-        let spec = SimulationSpec(
-            data: h.data, weightDecay: h.weightDecay, learningRate: h.learningRate, batchSize: h.batchSize,
-            momentum: h.momentum, steps: steps, burnIn: burn_in, chains: chains, seed: seed,
-            threads: threads == 0 ? nil : threads)
-        let callback: ((Int, Int) -> Bool)? = progress.map { fn in { done, total in fn(context, done, total) != 0 } }
-        h.result = try core { try simulate(spec, progress: callback) }
+        let range = first_chain..<(first_chain + chain_count)
+        h.ownChains = try core { try simulateChains(spec, chains: range, progress: progressClosure(progress, context)) }
+    }
+}
+
+/// The size in bytes of the records sgdnoise_simulation_export_chains writes (*out_size). Fails
+/// when sgdnoise_simulation_run_chains has not run.
+@c public func sgdnoise_simulation_chains_size(_ simulation: OpaquePointer?, _ out_size: UnsafeMutablePointer<Int>?) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let h = try handle(simulation)
+        let out = try Arguments.output(out_size, "out_size")
+        out.pointee = try ownChains(h).serialized().count
+    }
+}
+
+/// Writes the records of the last sgdnoise_simulation_run_chains into out, which holds capacity
+/// bytes (at least sgdnoise_simulation_chains_size; else INVALID_ARGUMENT and nothing written):
+/// the portable sgdnoise state format (kind 3, docs/state_format.md), with a fingerprint of the
+/// simulation (data, optimiser, steps, burn_in, chains, seed) that sgdnoise_simulation_combine
+/// checks.
+@c public func sgdnoise_simulation_export_chains(
+    _ simulation: OpaquePointer?, _ capacity: Int, _ out: UnsafeMutablePointer<UInt8>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let h = try handle(simulation)
+        let out = try Arguments.output(out, "out")
+        let bytes = try ownChains(h).serialized()
+        guard capacity >= bytes.count else {
+            throw .invalidArgument("capacity = \(capacity) bytes is less than the \(bytes.count) the records take (sgdnoise_simulation_chains_size)")
+        }
+        bytes.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: $0.count) }
+    }
+}
+
+private func ownChains(_ h: SimulationHandle) throws(SGDNoiseError) -> SimulationChains {
+    guard let part = h.ownChains else {
+        throw .invalidArgument("no chains have run on this simulation: call sgdnoise_simulation_run_chains first")
+    }
+    return part
+}
+
+/// Adds the records of some chains (size bytes written by sgdnoise_simulation_export_chains, in
+/// this or another process) to those sgdnoise_simulation_combine will pool. A buffer that is not
+/// intact records of simulation chains is INVALID_ARGUMENT (as for every state import).
+@c public func sgdnoise_simulation_add_chains(
+    _ simulation: OpaquePointer?, _ size: Int, _ state: UnsafePointer<UInt8>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let h = try handle(simulation)
+        let state = try Arguments.pointer(state, "state")
+        try Arguments.size(size, "size", max: Int.max)
+        let part = try core { try SimulationChains(serialized: UnsafeRawBufferPointer(start: state, count: size)) }
+        h.addedChains.append(part)
+    }
+}
+
+/// Pools the records added by sgdnoise_simulation_add_chains, which must cover every chain of the
+/// simulation sgdnoise_simulation_run would make with these steps, burn_in, chains and seed (and
+/// this handle's data and optimiser: each part's fingerprint is checked), in chain order: the
+/// result, read by sgdnoise_simulation_result, is bit for bit that of sgdnoise_simulation_run
+/// (for a run that does not diverge; a diverging run is reported as diverged either way, at a
+/// step that may differ). The added parts are consumed, also when the call fails.
+@c public func sgdnoise_simulation_combine(
+    _ simulation: OpaquePointer?, _ steps: Int, _ burn_in: Int, _ chains: Int, _ seed: UInt64
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let h = try handle(simulation)
+        let parts = h.addedChains
+        h.addedChains = []
+        let spec = try h.spec(steps: steps, burnIn: burn_in, chains: chains, seed: seed, threads: 0)
+        h.result = try core { try combineChains(spec, parts) }
     }
 }
 

@@ -40,7 +40,7 @@ from .network import (HessianEigen, MeanDrift, NetworkFluctuation, hessian_eigen
                       network_fluctuation, relaxation_steps)
 from .noise_scales import NoiseScale, critical_batch_view, noise_scale, two_batch_noise_scale
 from .spectrum import compare, noise_top_eigen
-from .simulation import SimulationResult, simulate
+from .simulation import SimulationResult, combine_chains, simulate, simulate_chains
 from .stability import (
     critical_learning_rate,
     l2_test_loss_curve,
@@ -93,6 +93,8 @@ __all__ = [
     "optimal_weight_decay",
     "l2_test_loss_curve",
     "simulate",
+    "simulate_chains",
+    "combine_chains",
     "minimum_noise",
     "minimum_fluctuation",
     "finite_dataset",

@@ -29,6 +29,18 @@ def as_positive(value: object, name: str) -> int:
     return int(value)
 
 
+def as_state_bytes(data: object, name: str = "data") -> npt.NDArray[np.uint8]:
+    """Serialized state bytes (bytes, bytearray, memoryview, a uint8 array) as a uint8 array,
+    without a copy; an empty buffer is refused."""
+    try:
+        raw = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{name} must be bytes-like, got {type(data).__name__}: {exc}") from None
+    if raw.size == 0:
+        raise InvalidArgumentError(f"{name} is empty: not a serialized sgdnoise state")
+    return raw
+
+
 def as_chunk(chunk: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32] | npt.NDArray[np.float64]:
     """A chunk as a C-contiguous (n, dim) float32 or float64 array (float32 kept as float32; a 1-D
     array of ``dim`` entries is one row)."""
@@ -184,12 +196,7 @@ class MergeableState:
             ``data`` is not an intact state of this class: wrong size, magic, format version or
             kind, a checksum that does not match, or impossible contents.
         """
-        try:
-            raw = np.frombuffer(data, dtype=np.uint8)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(f"data must be bytes-like, got {type(data).__name__}: {exc}") from None
-        if raw.size == 0:
-            raise InvalidArgumentError("data is empty: not a serialized sgdnoise state")
+        raw = as_state_bytes(data)
         family = cls._family
         handle = ctypes.c_void_p()
         _lib.check(getattr(_c, f"sgdnoise_{family}_import")(raw.size, raw.ctypes.data, ctypes.byref(handle)))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -13,9 +15,10 @@ import numpy.typing as npt
 
 from . import _capi, _lib
 from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate
+from ._state import as_state_bytes
 from .errors import InvalidArgumentError
 
-__all__ = ["simulate", "SimulationResult"]
+__all__ = ["simulate", "simulate_chains", "combine_chains", "SimulationResult"]
 
 _lib_ = _lib.lib
 _SAMPLING = {"with_replacement": _lib.SAMPLING_WITH_REPLACEMENT,
@@ -212,6 +215,28 @@ def simulate(A: npt.ArrayLike | None = None, *, X: npt.ArrayLike | None = None, 
     SimulationResult
         A run that diverges is reported (``diverged``), not raised.
     """
+    problem = dict(X=X, y=y, u=u, noise_var=noise_var, input_noise=input_noise, weight_decay=weight_decay, lr=lr,
+                   batch_size=batch_size, momentum=momentum, replacement=replacement, sampling=sampling)
+    with _configured(A, **problem) as (handle, d):
+        steps_, burn, chains_, seed_ = _run_settings(steps, burn_in, chains, seed)
+        adapter = None if progress is False else _Progress(progress)
+        callback = _lib.PROGRESS_CALLBACK(adapter) if adapter is not None else _lib.PROGRESS_CALLBACK()
+        try:
+            _lib.check(_lib_.sgdnoise_simulation_run(handle, steps_, burn, chains_, seed_, _threads(threads), callback, None))
+        finally:
+            if adapter is not None:
+                adapter.close()
+        if adapter is not None and adapter.interrupted is not None:
+            raise adapter.interrupted
+        return _result(handle, d)
+
+
+@contextlib.contextmanager
+def _configured(A: npt.ArrayLike | None = None, *, X: npt.ArrayLike | None = None, y: npt.ArrayLike | None = None,
+                u: npt.ArrayLike | None = None, noise_var: float = 0.0, input_noise: npt.ArrayLike | None = None,
+                weight_decay: npt.ArrayLike = 0.0, lr: npt.ArrayLike, batch_size: int, momentum: float = 0.0,
+                replacement: bool = True, sampling: str | None = None) -> Iterator[tuple[int, int]]:
+    """A simulation handle with the problem and the optimiser of ``simulate``'s arguments (freed on exit)."""
     handle, d = _create(A, X, y, u, noise_var, input_noise, replacement, sampling)
     try:
         gamma = as_dense_or_none(weight_decay, "weight_decay", d)
@@ -220,29 +245,108 @@ def simulate(A: npt.ArrayLike | None = None, *, X: npt.ArrayLike | None = None, 
             handle, None if gamma is None else gamma.ctypes.data, scale,
             None if lr_matrix is None else lr_matrix.ctypes.data, as_batch_size(batch_size),
             as_scalar(momentum, "momentum")))
-        steps_ = as_batch_size(steps, "steps")
-        burn = steps_ // 10 if burn_in is None else as_batch_size(burn_in, "burn_in")
-        seed = _seed(seed)
-        adapter = None if progress is False else _Progress(progress)
-        callback = _lib.PROGRESS_CALLBACK(adapter) if adapter is not None else _lib.PROGRESS_CALLBACK()
-        try:
-            _lib.check(_lib_.sgdnoise_simulation_run(
-                handle, steps_, burn, as_batch_size(chains, "chains"), int(seed),
-                0 if threads is None else as_batch_size(threads, "threads"), callback, None))
-        finally:
-            if adapter is not None:
-                adapter.close()
-        if adapter is not None and adapter.interrupted is not None:
-            raise adapter.interrupted
-        mean, sigma, stderr, noise = np.empty(d), np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
-        f = _capi.sgdnoise_simulation_summary()
-        _lib.check(_lib_.sgdnoise_simulation_result(handle, mean.ctypes.data, sigma.ctypes.data, stderr.ctypes.data,
-                                                    noise.ctypes.data, ctypes.byref(f)))
+        yield handle, d
     finally:
         _lib_.sgdnoise_simulation_free(handle)
+
+
+def _run_settings(steps: int, burn_in: int | None, chains: int, seed: int | None) -> tuple[int, int, int, int]:
+    steps_ = as_batch_size(steps, "steps")
+    burn = steps_ // 10 if burn_in is None else as_batch_size(burn_in, "burn_in")
+    return steps_, burn, as_batch_size(chains, "chains"), int(_seed(seed))
+
+
+def _threads(threads: int | None) -> int:
+    return 0 if threads is None else as_batch_size(threads, "threads")
+
+
+def _result(handle: int, d: int) -> SimulationResult:
+    """The last result of a simulation handle."""
+    mean, sigma, stderr, noise = np.empty(d), np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
+    f = _capi.sgdnoise_simulation_summary()
+    _lib.check(_lib_.sgdnoise_simulation_result(handle, mean.ctypes.data, sigma.ctypes.data, stderr.ctypes.data,
+                                                noise.ctypes.data, ctypes.byref(f)))
     return SimulationResult(
         mean=mean, sigma=sigma, sigma_stderr=stderr, noise=noise, train_loss=f.train_loss,
         test_loss=f.test_loss, tail_index=f.tail_index, tail_order_statistics=int(f.tail_order_statistics),
         tail_unreliable=bool(f.tail_unreliable), diverged=bool(f.diverged),
         diverged_at_step=None if f.diverged_at_step < 0 else int(f.diverged_at_step),
         cancelled=bool(f.cancelled), steps_completed=int(f.steps_completed))
+
+
+def simulate_chains(*, first_chain: int, chain_count: int, chains: int, seed: int, steps: int,
+                    burn_in: int | None = None, threads: int | None = None, **problem: Any) -> bytes:
+    r"""The records of chains ``first_chain`` … ``first_chain + chain_count − 1`` of the run
+    :func:`simulate` makes with the same arguments, as bytes to combine with the other chains'
+    (:func:`combine_chains`).
+
+    This is how the chains of one simulation run in several processes or on several machines
+    (:func:`sgdnoise.dask.simulate` does it on a Dask cluster). Chain :math:`c` always draws from
+    the random stream :math:`c` jumps after the seed's, whoever runs it, and every chain uses the
+    settings of the whole run. The records carry a fingerprint of the simulation: data, optimiser,
+    ``steps``, ``burn_in``, ``chains`` and ``seed``.
+
+    Parameters
+    ----------
+    first_chain, chain_count : int
+        The chains to run, within ``0 … chains − 1``.
+    chains, seed, steps, burn_in, threads
+        As in :func:`simulate`; ``seed`` is required (every part must use the same one).
+    **problem
+        :func:`simulate`'s problem and optimiser arguments (``A`` or ``X`` and ``y``, ``u``,
+        ``noise_var``, ``input_noise``, ``weight_decay``, ``lr``, ``batch_size``, ``momentum``,
+        ``replacement``, ``sampling``).
+
+    Returns
+    -------
+    bytes
+        The records, in the portable state format (docs/state_format.md, kind 3).
+    """
+    with _configured(**problem) as (handle, _):
+        steps_, burn, chains_, seed_ = _run_settings(steps, burn_in, chains, _required_seed(seed))
+        _lib.check(_lib_.sgdnoise_simulation_run_chains(
+            handle, steps_, burn, chains_, seed_, as_batch_size(first_chain, "first_chain"),
+            as_batch_size(chain_count, "chain_count"), _threads(threads), _lib.PROGRESS_CALLBACK(), None))
+        size = _lib.c_ptrdiff()
+        _lib.check(_lib_.sgdnoise_simulation_chains_size(handle, ctypes.byref(size)))
+        out = np.empty(size.value, dtype=np.uint8)
+        _lib.check(_lib_.sgdnoise_simulation_export_chains(handle, size.value, out.ctypes.data))
+        return out.tobytes()
+
+
+def combine_chains(parts: Sequence[bytes], *, chains: int, seed: int, steps: int, burn_in: int | None = None,
+                   **problem: Any) -> SimulationResult:
+    r"""The :class:`SimulationResult` of a simulation from the records of all its chains, computed
+    in any number of parts by :func:`simulate_chains`.
+
+    The records are pooled in chain order, so the result is bit for bit that of :func:`simulate`
+    with the same arguments. A run that diverges is reported as diverged either way, but the step
+    it reports may differ, because which chains still start after one diverges depends on timing.
+
+    Parameters
+    ----------
+    parts : sequence of bytes
+        The outputs of :func:`simulate_chains`. Together they must cover chains ``0 … chains − 1``,
+        each exactly once.
+    chains, seed, steps, burn_in, **problem
+        As given to :func:`simulate_chains`.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A part belongs to another simulation (its fingerprint differs), parts overlap, chains are
+        missing, or a part is not intact.
+    """
+    with _configured(**problem) as (handle, d):
+        steps_, burn, chains_, seed_ = _run_settings(steps, burn_in, chains, _required_seed(seed))
+        for part in parts:
+            raw = as_state_bytes(part, "a part")
+            _lib.check(_lib_.sgdnoise_simulation_add_chains(handle, raw.size, raw.ctypes.data))
+        _lib.check(_lib_.sgdnoise_simulation_combine(handle, steps_, burn, chains_, seed_))
+        return _result(handle, d)
+
+
+def _required_seed(seed: object) -> int:
+    if seed is None:
+        raise InvalidArgumentError("seed is required: every part of a simulation must use the same one")
+    return _seed(seed)

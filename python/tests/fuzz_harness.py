@@ -109,6 +109,10 @@ LIST_MUTATIONS = {"lrs": ["zero", "negative", "huge_scale"], "momenta": ["one", 
 def mutations_for(fn: hm.Function, p: hm.Param, header: hm.Header | None = None) -> list[str]:
     kind = hm.classify(fn, p)
     if kind == hm.SIZE:
+        if p.name == "capacity":
+            # The caller's statement of its output buffer's size: too small a value must be
+            # refused; a larger one than the buffer is a lie no callee can detect.
+            return ["zero", "minus1", "min", "too_small"]
         extra = []
         if p.name == "batch_size":
             extra = ["n_plus_1", "int32_max"] if "n" in fn.names else ["int32_max"]
@@ -511,6 +515,8 @@ class Harness:
         generous = max(64, 4 * max(plan.d * plan.d, plan.n * plan.d, plan.n, plan.length, 9))
         if large:
             generous = max(generous, 2 * d_alloc * max(n_alloc, 1))
+        if "capacity" in size_args and muts.get("capacity") in (None, "too_small"):
+            size_args["capacity"] = 8 * generous if muts.get("capacity") is None else 8  # the bytes the output holds
 
         # Reals.
         real_args = {}

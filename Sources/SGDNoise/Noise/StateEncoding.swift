@@ -30,11 +30,14 @@ public enum StateEncoding {
         case noiseAccumulator = 1
         /// A `NoiseSketch` (Frequent Directions rows, count, mean, shrinkage, trace).
         case noiseSketch = 2
+        /// The records of some of a simulation's chains (`SimulationChains`).
+        case simulationChains = 3
 
         var name: String {
             switch self {
             case .noiseAccumulator: "a noise accumulator"
             case .noiseSketch: "a noise sketch"
+            case .simulationChains: "the records of simulation chains"
             }
         }
 
@@ -43,7 +46,7 @@ public enum StateEncoding {
         var maxSize: Int {
             switch self {
             case .noiseAccumulator: NoiseAccumulator.serializedSize(dimension: NoiseAccumulator.maxDimension)
-            case .noiseSketch: 1 << 43
+            case .noiseSketch, .simulationChains: 1 << 43
             }
         }
     }
@@ -177,6 +180,12 @@ struct StateReader {
     mutating func uint64() -> UInt64 {
         defer { position += 8 }
         return word(UInt64.self, at: position)
+    }
+
+    /// A UInt64 field read after checking that the payload holds it.
+    mutating func word(_ what: String) throws -> UInt64 {
+        try require(8, what)
+        return uint64()
     }
 
     /// A UInt64 field that must fit an `Int` in `range`, else a corrupt-state error naming `what`.

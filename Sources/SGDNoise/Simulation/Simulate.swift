@@ -23,6 +23,15 @@ import Darwin
 ///   spec. Divergence is reported in the result, not thrown.
 public func simulate(_ spec: SimulationSpec, progress: ((Int, Int) -> Bool)? = nil) throws -> SimulationResult {
     let problem = try PreparedSimulation(spec)
+    let part = runChains(problem: problem, spec: spec, chains: 0..<spec.chains, progress: progress)
+    return estimate(problem: problem, spec: spec, records: part.records.compactMap { $0 }, cancelled: part.cancelled)
+}
+
+/// Runs chains `range` of the simulation `spec` describes (spec.chains in all), chain c on the
+/// stream c jumps after the seed's, with the per-chain settings (batches, tail thinning) of the
+/// whole run: the records are those the same chains have inside `simulate(spec)`.
+func runChains(problem: PreparedSimulation, spec: SimulationSpec, chains range: Range<Int>,
+               progress: ((Int, Int) -> Bool)?) -> SimulationChains {
     let batchesPerChain = max(1, min(spec.steps, 32 / spec.chains))
     let tailCap = max(1, (1 << 18) / spec.chains)
     let tailStride = max(1, spec.steps / tailCap)
@@ -34,19 +43,20 @@ public func simulate(_ spec: SimulationSpec, progress: ((Int, Int) -> Bool)? = n
                          tailStride: tailStride, tailKept: tailKept)
     let control = RunControl()
     let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    let workers = max(1, min(spec.threads ?? max(cores, 1), spec.chains))
-    var records = [ChainRecord?](repeating: nil, count: spec.chains)
-    let total = spec.chains * (spec.burnIn + spec.steps)
+    let workers = max(1, min(spec.threads ?? max(cores, 1), range.count))
+    var records = [ChainRecord?](repeating: nil, count: range.count)
+    let total = range.count * (spec.burnIn + spec.steps)
     var cancelled = false
     records.withUnsafeMutableBufferPointer { out in
         let shared = UnsafeShared(out.baseAddress!)
         let nextChain = NextIndex()
         let work: @Sendable (Int) -> Void = { _ in
             while true {
-                let c = nextChain.take()
-                if c >= spec.chains { return }
-                if control.stop.load(ordering: .relaxed) && c > 0 { return }
-                shared.value[c] = chain.run(rng: Xoshiro256StarStar(seed: spec.seed, stream: c), control: control)
+                let i = nextChain.take()
+                if i >= range.count { return }
+                if control.stop.load(ordering: .relaxed) && i > 0 { return }
+                let c = range.lowerBound + i
+                shared.value[i] = chain.run(rng: Xoshiro256StarStar(seed: spec.seed, stream: c), control: control)
             }
         }
         if let progress {
@@ -63,7 +73,49 @@ public func simulate(_ spec: SimulationSpec, progress: ((Int, Int) -> Bool)? = n
             parallelWorkers(workers, work)
         }
     }
-    return estimate(problem: problem, spec: spec, records: records.compactMap { $0 }, cancelled: cancelled)
+    return SimulationChains(chains: range, spec: spec, records: records, cancelled: cancelled)
+}
+
+/// The records of chains `range` of the simulation `spec` describes, to be combined with the
+/// other chains' records (`combineChains`) into exactly what `simulate(spec)` returns: how the
+/// chains of one simulation run in several processes or on several machines (a Dask cluster),
+/// bit for bit the same numbers as on one.
+/// - Throws: as `simulate`, and `invalidArgument` for a range outside 0..<spec.chains.
+public func simulateChains(_ spec: SimulationSpec, chains range: Range<Int>,
+                           progress: ((Int, Int) -> Bool)? = nil) throws -> SimulationChains {
+    guard range.lowerBound >= 0, range.upperBound <= spec.chains, !range.isEmpty else {
+        throw SGDNoiseError.invalidArgument(
+            "the chains to run (\(range.lowerBound)..<\(range.upperBound)) must be a nonempty part of 0..<\(spec.chains)")
+    }
+    return runChains(problem: try PreparedSimulation(spec), spec: spec, chains: range, progress: progress)
+}
+
+/// The result of the simulation `spec` from the records of all its chains, run in any number of
+/// parts (`simulateChains`): the records are pooled in chain order, so the result is bit for bit
+/// that of `simulate(spec)` (for a run that does not diverge: which chains of a diverging run
+/// still start once one has diverged depends on timing, so `divergedAtStep` may differ).
+/// - Throws: `invalidArgument` when a part belongs to another simulation (its fingerprint of the
+///   spec differs), parts overlap, or chains are missing.
+public func combineChains(_ spec: SimulationSpec, _ parts: [SimulationChains]) throws -> SimulationResult {
+    let problem = try PreparedSimulation(spec)  // checks the spec before anything is sized by it
+    let fingerprint = SimulationChains.fingerprint(spec)
+    var records = [ChainRecord?](repeating: nil, count: spec.chains)
+    var covered = [Bool](repeating: false, count: spec.chains)
+    for part in parts {
+        guard part.fingerprint == fingerprint, part.totalChains == spec.chains else {
+            throw SGDNoiseError.invalidArgument("a part of the chains belongs to another simulation (other data, optimiser, steps or seed)")
+        }
+        for (i, c) in part.chains.enumerated() {
+            guard !covered[c] else { throw SGDNoiseError.invalidArgument("chain \(c) is in two parts") }
+            covered[c] = true
+            records[c] = part.records[i]
+        }
+    }
+    if let missing = covered.firstIndex(of: false) {
+        throw SGDNoiseError.invalidArgument("chain \(missing) of \(spec.chains) is in no part: run every chain before combining")
+    }
+    return estimate(problem: problem, spec: spec, records: records.compactMap { $0 },
+                    cancelled: parts.contains { $0.cancelled })
 }
 
 /// A shared counter handing out chain indices.

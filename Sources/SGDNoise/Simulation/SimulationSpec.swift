@@ -91,3 +91,13 @@ public struct SimulationResult: Sendable {
     /// Recorded steps summed over chains.
     public let stepsCompleted: Int
 }
+
+extension SimulationData {
+    /// D: the number of parameters (A's order, or X's columns).
+    var featureDimension: Int {
+        switch self {
+        case .gaussian(let a, _, _, _): a.rows
+        case .dataset(let x, _, _, _): x.columns
+        }
+    }
+}
