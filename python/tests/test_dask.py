@@ -26,7 +26,7 @@ from dask.array.core import PerformanceWarning  # noqa: E402
 import sgdnoise  # noqa: E402
 import sgdnoise.dask as sd  # noqa: E402
 from sgdnoise.errors import InvalidArgumentError  # noqa: E402
-from test_sketch import check_guarantee, gradients  # noqa: E402
+from test_sketch import check_guarantee, exact, gradients  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +47,8 @@ def client():
 
 
 def definition(g: np.ndarray, batch: int, replacement: bool = True) -> np.ndarray:
-    """C = (f/N) Σ (g_i - ḡ)(g_i - ḡ)^T, in float64 numpy."""
-    g = g.astype(np.float64)
-    n = g.shape[0]
-    c = g - g.mean(axis=0)
-    f = 1 / batch if replacement else (n - batch) / (batch * (n - 1))
-    return f / n * (c.T @ c)
+    """C = (f/N) Σ (g_i - ḡ)(g_i - ḡ)^T, in float64 numpy (test_sketch.exact)."""
+    return exact(g, batch, replacement)[0]
 
 
 def rows(n: int, d: int, seed: int, dtype=np.float64) -> np.ndarray:

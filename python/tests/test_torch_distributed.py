@@ -23,7 +23,7 @@ import torch.multiprocessing as mp  # noqa: E402
 import sgdnoise  # noqa: E402
 import sgdnoise.torch as st  # noqa: E402
 from sgdnoise.errors import InvalidArgumentError  # noqa: E402
-from test_sketch import check_guarantee, gradients  # noqa: E402
+from test_sketch import check_guarantee, exact, gradients  # noqa: E402
 
 WORLD = 2
 N, D, ELL, S = 1100, 40, 12, 16
@@ -93,11 +93,8 @@ def ranks(tmp_path_factory):
 
 
 def definition(g: np.ndarray, batch: int, replacement: bool = True) -> np.ndarray:
-    g = g.astype(np.float64)
-    n = g.shape[0]
-    c = g - g.mean(axis=0)
-    f = 1 / batch if replacement else (n - batch) / (batch * (n - 1))
-    return f / n * (c.T @ c)
+    """C = (f/N) Σ (g_i - ḡ)(g_i - ḡ)^T, in float64 numpy (test_sketch.exact)."""
+    return exact(g, batch, replacement)[0]
 
 
 def test_the_ranks_are_other_processes(ranks):
