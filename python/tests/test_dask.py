@@ -36,7 +36,7 @@ def client():
     transfer test counts what travels); the workers load the library this process loaded."""
     env = {"SGDNOISE_LIBRARY": sgdnoise._lib.lib._name}
     with dask.config.set({"distributed.scheduler.work-stealing": False}):
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                            silence_logs=logging.ERROR, env=env)
     c = distributed.Client(cluster)
     try:
