@@ -194,18 +194,20 @@ def noise_diag_40000x400(rng) -> Case:
         judge=None, checks=checks, repeats=5)
 
 
+def accumulated_covariance(g: np.ndarray, chunk: int, s: int) -> np.ndarray:
+    """The noise covariance of ``g`` by a NoiseAccumulator fed ``chunk`` rows at a time."""
+    with sgdnoise.NoiseAccumulator(g.shape[1]) as acc:
+        for start in range(0, g.shape[0], chunk):
+            acc.update(g[start:start + chunk])
+        return acc.covariance(s)
+
+
 @benchmark
 def accumulator_200000x500(rng) -> Case:
     """The streaming NoiseAccumulator over N = 200,000 gradients in chunks of 10,000 (20 updates, a
     covariance at the end) against numpy's one-shot G.T @ G, which holds all of G at once."""
     n, d, chunk, s = 200_000, 500, 10_000, 32
     g = rng.standard_normal((n, d)) @ random_spd(rng, d, 0.1, 1.0) + rng.uniform(-0.5, 0.5, d)
-
-    def run():
-        with sgdnoise.NoiseAccumulator(d) as acc:
-            for start in range(0, n, chunk):
-                acc.update(g[start:start + chunk])
-            return acc.covariance(s)
 
     def checks(cov, _):
         mean = g.mean(axis=0)
@@ -214,7 +216,7 @@ def accumulator_200000x500(rng) -> Case:
 
     return Case(
         name=f"NoiseAccumulator N={n} D={d} chunks of {chunk}",
-        run=run,
+        run=lambda: accumulated_covariance(g, chunk, s),
         reference=lambda: g.T @ g,
         reference_name="numpy G.T @ G (one shot)",
         judge=within(1.3), checks=checks, repeats=3)
@@ -285,19 +287,14 @@ def dask_1_worker(rng) -> Case:
     _, client, x = _dask_setup(rng, 1)
     g = client.compute(x).result()  # the worker's rows, here (not timed)
 
-    def reference():
-        with sgdnoise.NoiseAccumulator(DASK_D) as acc:
-            for start in range(0, DASK_N, DASK_CHUNK):
-                acc.update(g[start:start + DASK_CHUNK])
-            return acc.covariance(DASK_S)
-
     def checks(cov, ref):
         err = rel_diff(cov, ref)
         return [Check("relative difference vs one process", err, "≤ 1e-12", err <= 1e-12)]
 
     return Case(
         name=f"dask noise_covariance N={DASK_N} D={DASK_D} f32, 1 worker",
-        run=run, reference=reference, reference_name="NoiseAccumulator, one process",
+        run=run, reference=lambda: accumulated_covariance(g, DASK_CHUNK, DASK_S),
+        reference_name="NoiseAccumulator, one process",
         judge=None, checks=checks, repeats=3, rate=(DASK_N, "rows"))
 
 
