@@ -295,7 +295,7 @@ def dask_1_worker(rng) -> Case:
         name=f"dask noise_covariance N={DASK_N} D={DASK_D} f32, 1 worker",
         run=run, reference=lambda: accumulated_covariance(g, DASK_CHUNK, DASK_S),
         reference_name="NoiseAccumulator, one process",
-        judge=None, checks=checks, repeats=3, rate=(DASK_N, "rows"))
+        judge=None, checks=checks, repeats=5, rate=(DASK_N, "rows"))
 
 
 @benchmark
@@ -305,7 +305,7 @@ def dask_2_workers(rng) -> Case:
     return Case(
         name=f"dask noise_covariance N={DASK_N} D={DASK_D} f32, 2 workers",
         run=_dask_covariance(2, rng), reference=_dask_covariance(1, rng), reference_name="the same on 1 worker",
-        judge=faster(1.6), repeats=3, rate=(DASK_N, "rows"), close=_dask_close)
+        judge=faster(1.6), repeats=5, rate=(DASK_N, "rows"), close=_dask_close)
 
 
 @benchmark

@@ -180,7 +180,8 @@ def noise_accumulator(grads: _da.Array | npt.ArrayLike, *, split_every: int | No
     -----
     Each worker holds a :math:`D \times D` state per chunk it is merging (at most about
     ``split_every`` per tree level), so chunks of at least D rows keep the states no larger than the
-    data. Merges are deterministic: the same chunking and ``split_every`` give the same bytes.
+    data. Merges are deterministic: the same chunking and ``split_every`` give the same bytes on the
+    same workers (a sketch's last bits also depend on the BLAS threads, one per worker by default).
 
     Examples
     --------

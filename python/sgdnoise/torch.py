@@ -693,7 +693,8 @@ def all_reduce_noise(state: _State, group: Any = None) -> _State:
     docs/state_format.md) as uint8 tensors, whose size depends on the shape alone and so is the same
     on every rank. Each rank restores the R states (``from_bytes`` verifies their checksums) and
     merges them in rank order: the same merges of the same bytes, hence bit-identical results on
-    every rank (running the same library on the same kind of CPU).
+    every rank running the same library, CPU kind and BLAS thread count (a sketch's merge goes
+    through BLAS, whose last bits depend on them; docs/state_format.md).
 
     Parameters
     ----------
