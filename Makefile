@@ -18,8 +18,10 @@ HEADER       := include/sgdnoise.h
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpython3-dev pkg-config valgrind
 # Python modules by import name; PIP_NAMES maps an import name to its PyPI name where they differ.
 # jax and sklearn: the JAX adapter (sgdnoise.jax) and its test on a real network; xxhash: an
-# independent XXH64 to check the checksum of serialized states.
-PY_MODULES   := numpy scipy pytest matplotlib nbclient nbformat ipykernel hypothesis tqdm jax sklearn torch xxhash
+# independent XXH64 to check the checksum of serialized states; dask and distributed: the Dask
+# adapter (sgdnoise.dask), its tests on a LocalCluster of worker processes and its benchmark.
+PY_MODULES   := numpy scipy pytest matplotlib nbclient nbformat ipykernel hypothesis tqdm jax sklearn torch xxhash \
+                dask distributed
 PIP_NAMES    := sklearn=scikit-learn
 CWARN        := -Wall -Wextra -pedantic -Werror
 C_EXAMPLES   := $(wildcard examples/c/*.c)

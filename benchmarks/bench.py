@@ -12,6 +12,7 @@ builder's name contains one of them (`python3 benchmarks/bench.py call_overhead 
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import platform
@@ -67,6 +68,10 @@ class Case:
     # so a long simulation can be compared with a short reference loop.
     run_units: int = 1
     reference_units: int = 1
+    # (items per call, unit): also print the throughput of both, items per second (e.g. rows/s).
+    rate: tuple[int, str] | None = None
+    # Called once the case is measured (or failed): stops what the builder started (a cluster).
+    close: Callable[[], None] | None = None
 
 
 CASES: list[Callable[[np.random.Generator], Case]] = []
@@ -189,18 +194,20 @@ def noise_diag_40000x400(rng) -> Case:
         judge=None, checks=checks, repeats=5)
 
 
+def accumulated_covariance(g: np.ndarray, chunk: int, s: int) -> np.ndarray:
+    """The noise covariance of ``g`` by a NoiseAccumulator fed ``chunk`` rows at a time."""
+    with sgdnoise.NoiseAccumulator(g.shape[1]) as acc:
+        for start in range(0, g.shape[0], chunk):
+            acc.update(g[start:start + chunk])
+        return acc.covariance(s)
+
+
 @benchmark
 def accumulator_200000x500(rng) -> Case:
     """The streaming NoiseAccumulator over N = 200,000 gradients in chunks of 10,000 (20 updates, a
     covariance at the end) against numpy's one-shot G.T @ G, which holds all of G at once."""
     n, d, chunk, s = 200_000, 500, 10_000, 32
     g = rng.standard_normal((n, d)) @ random_spd(rng, d, 0.1, 1.0) + rng.uniform(-0.5, 0.5, d)
-
-    def run():
-        with sgdnoise.NoiseAccumulator(d) as acc:
-            for start in range(0, n, chunk):
-                acc.update(g[start:start + chunk])
-            return acc.covariance(s)
 
     def checks(cov, _):
         mean = g.mean(axis=0)
@@ -209,10 +216,96 @@ def accumulator_200000x500(rng) -> Case:
 
     return Case(
         name=f"NoiseAccumulator N={n} D={d} chunks of {chunk}",
-        run=run,
+        run=lambda: accumulated_covariance(g, chunk, s),
         reference=lambda: g.T @ g,
         reference_name="numpy G.T @ G (one shot)",
         judge=within(1.3), checks=checks, repeats=3)
+
+
+# The Dask cases share their data and clusters: the 1-worker cluster serves both (the second case's
+# reference), and the second case closes everything.
+_DASK: dict = {}
+DASK_N, DASK_D, DASK_CHUNK, DASK_S = 200_000, 500, 10_000, 32
+
+
+def _dask_block(block_id, scales, offset):
+    """Block i of the Dask benchmark's float32 gradients (made where its task runs)."""
+    rows = min(DASK_CHUNK, DASK_N - block_id[0] * DASK_CHUNK)
+    z = np.random.default_rng([20220125, block_id[0]]).standard_normal((rows, DASK_D), dtype=np.float32)
+    return z * scales + offset
+
+
+def _dask_setup(rng, workers: int):
+    """A LocalCluster of ``workers`` processes, one thread each, and the gradients made on its
+    workers and kept there."""
+    import logging
+
+    import dask.array as da
+    from dask.distributed import Client, LocalCluster, wait
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    if "scales" not in _DASK:
+        atexit.register(_dask_close)  # when the case that closes them was not run (bench.py dask_1)
+        _DASK["scales"] = rng.uniform(0.1, 1.0, DASK_D).astype(np.float32)
+        _DASK["offset"] = rng.uniform(-0.5, 0.5, DASK_D).astype(np.float32)
+    if workers not in _DASK:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR, env={"SGDNOISE_LIBRARY": sgdnoise._lib.lib._name})
+        client = Client(cluster, set_as_default=False)
+        blocks = -(-DASK_N // DASK_CHUNK)
+        chunks = ((DASK_CHUNK,) * (blocks - 1) + (DASK_N - DASK_CHUNK * (blocks - 1),), (DASK_D,))
+        with client.as_current():
+            x = da.map_blocks(_dask_block, scales=_DASK["scales"], offset=_DASK["offset"], chunks=chunks,
+                              dtype=np.float32).persist()
+            wait(x)
+        _DASK[workers] = (cluster, client, x)
+    return _DASK[workers]
+
+
+def _dask_close() -> None:
+    for key in [k for k in _DASK if isinstance(k, int)]:
+        cluster, client, _ = _DASK.pop(key)
+        client.close()
+        cluster.close()
+
+
+def _dask_covariance(workers: int, rng) -> Callable[[], np.ndarray]:
+    import sgdnoise.dask
+    _, client, x = _dask_setup(rng, workers)
+
+    def run():
+        with client.as_current():
+            return sgdnoise.dask.noise_covariance(x, DASK_S)
+    return run
+
+
+@benchmark
+def dask_1_worker(rng) -> Case:
+    """sgdnoise.dask.noise_covariance of N = 200,000 float32 gradients of D = 500 in chunks of 10,000
+    rows, on a LocalCluster of one worker process (one thread; the rows made and kept on the
+    worker), against the NoiseAccumulator on the same rows in this process (BLAS threads as set)."""
+    run = _dask_covariance(1, rng)
+    _, client, x = _dask_setup(rng, 1)
+    g = client.compute(x).result()  # the worker's rows, here (not timed)
+
+    def checks(cov, ref):
+        err = rel_diff(cov, ref)
+        return [Check("relative difference vs one process", err, "≤ 1e-12", err <= 1e-12)]
+
+    return Case(
+        name=f"dask noise_covariance N={DASK_N} D={DASK_D} f32, 1 worker",
+        run=run, reference=lambda: accumulated_covariance(g, DASK_CHUNK, DASK_S),
+        reference_name="NoiseAccumulator, one process",
+        judge=None, checks=checks, repeats=5, rate=(DASK_N, "rows"))
+
+
+@benchmark
+def dask_2_workers(rng) -> Case:
+    """The same on a LocalCluster of two worker processes (one thread each), against one worker:
+    the speed-up of the tree of merges (target ≥ 1.6× on two free cores)."""
+    return Case(
+        name=f"dask noise_covariance N={DASK_N} D={DASK_D} f32, 2 workers",
+        run=_dask_covariance(2, rng), reference=_dask_covariance(1, rng), reference_name="the same on 1 worker",
+        judge=faster(1.6), repeats=5, rate=(DASK_N, "rows"), close=_dask_close)
 
 
 @benchmark
@@ -859,6 +952,7 @@ def main(only: list[str]) -> int:
     for builder in CASES:
         if only and not any(word in builder.__name__ for word in only):
             continue
+        case = None
         try:
             case = builder(rng)
             t, t_ref, result, expected = best_times(case)
@@ -866,12 +960,21 @@ def main(only: list[str]) -> int:
             missed += 1
             rows.append((builder.__name__, "ERROR", f"{type(exc).__name__}: {exc}"[:60], "", "", "", "MISSED"))
             continue
+        finally:
+            if case is not None and case.close is not None:
+                case.close()
         target, met = case.judge(t, t_ref) if case.judge else ("(information)", None)
         missed += met is False
         status = "info" if met is None else "met" if met else "MISSED"
         rows.append((case.name, fmt_time(t), case.reference_name, fmt_time(t_ref), f"{t / t_ref:.3g}",
                      target, status))
-        for check in case.checks(result, expected):
+        checks = case.checks(result, expected)
+        if case.rate is not None:
+            items, unit = case.rate
+            checks = [Check(f"{unit}/s, sgdnoise", items / (t * case.run_units), "(information)", None),
+                      Check(f"{unit}/s, reference", items / (t_ref * case.reference_units), "(information)",
+                            None)] + checks
+        for check in checks:
             missed += check.met is False
             status = "info" if check.met is None else "met" if check.met else "MISSED"
             rows.append(("  " + check.label, f"{check.value:.2e}", "", "", "", check.target, status))

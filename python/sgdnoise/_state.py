@@ -8,7 +8,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import weakref
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -222,3 +222,24 @@ class MergeableState:
 
     def __deepcopy__(self: _Self, memo: dict) -> _Self:
         return self.copy()
+
+
+def merged(states: Iterable[_Self]) -> _Self:
+    """A new state holding everything ``states`` have seen: a copy of the first with each next one
+    merged into it, in the given order (the inputs are unchanged).
+
+    The one merge of shards that :mod:`sgdnoise.dask` (a tree of these, one per node) and
+    :func:`sgdnoise.torch.all_reduce_noise` (the ranks' states, in rank order) share. Merges are
+    deterministic, so the same states in the same order give the same bytes in every process.
+    """
+    items = list(states)
+    if not items:
+        raise InvalidArgumentError("there is no state to merge")
+    out = items[0].copy()
+    try:
+        for state in items[1:]:
+            out.merge(state)
+    except BaseException:
+        out.close()
+        raise
+    return out

@@ -70,26 +70,32 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import struct
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 import torch as _torch
+import torch.distributed as _dist
 import torch.func as _func
 
 from ._arrays import as_float64, as_scalar
+from ._state import MergeableState, merged
 from ._streaming import StreamingNoise, as_chunk, stacked_or_streaming
 from .errors import InvalidArgumentError
 from .matrix_free import NoiseOperator
 from .network import NetworkFluctuation, network_fluctuation, with_drift
 
-__all__ = ["HessianProduct", "StreamingNoise", "analyze", "flatten", "hvp", "noise", "per_sample_gradients"]
+__all__ = ["HessianProduct", "StreamingNoise", "all_reduce_noise", "analyze", "flatten", "hvp", "noise",
+           "per_sample_gradients"]
 
 LossFn = Callable[[Any, Any], Any]
 """``loss_fn(output, target) -> scalar tensor``: the mean loss over the batch."""
 
 DEFAULT_CHUNK = 256
+
+_State = TypeVar("_State", bound=MergeableState)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -659,3 +665,117 @@ def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, bat
     result = network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
                                  steps=steps, batch_size=batch_size, tol=tol, seed=seed)
     return with_drift(result, h, drift_steps)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Merging the ranks' noise states (torch.distributed)
+
+def all_reduce_noise(state: _State, group: Any = None) -> _State:
+    r"""The merge of every rank's noise state over a ``torch.distributed`` process group, the same
+    on every rank: a collective, like ``torch.distributed.all_reduce``.
+
+    Each rank passes the :class:`~sgdnoise.NoiseAccumulator` (or :class:`~sgdnoise.NoiseSketch`) of
+    its own shard of per-sample gradients; every rank gets a new state of the same class holding all
+    the ranks' gradients, the states merged in rank order :math:`0, 1, \dots, R-1`. For accumulators
+    each merge is the exact pairwise update
+
+    .. math::
+
+        n = n_a + n_b,\quad \delta = m_b - m_a,\quad \bar g = m_a + \tfrac{n_b}{n}\delta,\quad
+        S = S_a + S_b + \tfrac{n_a n_b}{n}\,\delta\delta^\top ,
+
+    so ``covariance(S)`` equals the one-shot :func:`sgdnoise.noise_covariance` of the rows of all
+    ranks up to rounding; for sketches the Frequent Directions guarantee holds for the union.
+
+    Two collectives, no pickle: an ``all_gather`` of four integers per rank (the state's size,
+    kind, D and ℓ), so that every rank checks that the states are alike and all raise the same error
+    if not (none is left waiting); then an ``all_gather`` of the states' bytes (``to_bytes``,
+    docs/state_format.md) as uint8 tensors, whose size depends on the shape alone and so is the same
+    on every rank. Each rank restores the R states (``from_bytes`` verifies their checksums) and
+    merges them in rank order: the same merges of the same bytes, hence bit-identical results on
+    every rank running the same library, CPU kind and BLAS thread count (a sketch's merge goes
+    through BLAS, whose last bits depend on them; docs/state_format.md).
+
+    Parameters
+    ----------
+    state : NoiseAccumulator or NoiseSketch
+        This rank's state (possibly empty); unchanged.
+    group : torch.distributed.ProcessGroup, optional
+        The ranks that merge (default: the whole world). Every rank of the group must call this
+        function. With the ``nccl`` backend the bytes travel through the current CUDA device.
+
+    Returns
+    -------
+    NoiseAccumulator or NoiseSketch
+        A new object (the caller closes it, or lets it be collected).
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``torch.distributed`` not initialised; on every rank, when any rank passed something other
+        than an open state, or states of different classes or shapes.
+
+    Notes
+    -----
+    Every rank receives the R states: :math:`R` times the state's size (for an accumulator
+    :math:`32 + 8(2 + D + D(D+1)/2)` bytes) per rank.
+
+    Examples
+    --------
+    A sketch of a script run as ``torchrun --nproc-per-node 2 script.py`` (gradients: this rank's
+    (n, D) array of per-sample gradients)::
+
+        import torch.distributed as dist, sgdnoise, sgdnoise.torch
+        dist.init_process_group("gloo")
+        acc = sgdnoise.NoiseAccumulator(D)
+        acc.update(gradients)
+        total = sgdnoise.torch.all_reduce_noise(acc)     # the same on every rank
+        C = total.covariance(batch_size=32)
+
+    In one process (a world of one rank, for the check):
+
+    >>> import os, tempfile, numpy as np, torch.distributed as dist, sgdnoise, sgdnoise.torch as st
+    >>> path = os.path.join(tempfile.mkdtemp(), "rendezvous")
+    >>> dist.init_process_group("gloo", init_method=f"file://{path}", rank=0, world_size=1)
+    >>> acc = sgdnoise.NoiseAccumulator(3)
+    >>> acc.update(np.arange(12.0).reshape(4, 3))
+    >>> total = st.all_reduce_noise(acc)
+    >>> total.count, total.to_bytes() == acc.to_bytes()
+    (4, True)
+    >>> dist.destroy_process_group()
+    """
+    if not (_dist.is_available() and _dist.is_initialized()):
+        raise InvalidArgumentError("torch.distributed is not initialised: call torch.distributed.init_process_group "
+                                   "first")
+    usable = isinstance(state, MergeableState) and not state.closed
+    data = state.to_bytes() if usable else b""
+    if usable:
+        kind = struct.unpack_from("<I", data, 12)[0]  # the state's kind (docs/state_format.md)
+        meta = [len(data), kind, state.dim, int(getattr(state, "rows", 0))]
+    else:
+        meta = [-1, -1, -1, -1]
+    device = (_torch.device("cuda", _torch.cuda.current_device()) if _dist.get_backend(group) == "nccl"
+              else _torch.device("cpu"))
+    ranks = _dist.get_world_size(group)
+    mine = _torch.tensor(meta, dtype=_torch.int64, device=device)
+    metas = [_torch.empty_like(mine) for _ in range(ranks)]
+    _dist.all_gather(metas, mine, group=group)
+    table = [tuple(int(v) for v in m.cpu().tolist()) for m in metas]
+    bad = [r for r, m in enumerate(table) if m[0] < 0]
+    if bad:
+        raise InvalidArgumentError(f"all_reduce_noise: rank(s) {bad} of the group passed something other than an "
+                                   "open NoiseAccumulator or NoiseSketch")
+    if len(set(table)) > 1:
+        described = ", ".join(f"rank {r}: kind {m[1]}, D = {m[2]}" + (f", rows = {m[3]}" if m[3] else "")
+                              for r, m in enumerate(table))
+        raise InvalidArgumentError(f"all_reduce_noise: the ranks' states differ in class or shape ({described})")
+    payload = _torch.frombuffer(bytearray(data), dtype=_torch.uint8).to(device)
+    parts = [_torch.empty_like(payload) for _ in range(ranks)]
+    _dist.all_gather(parts, payload, group=group)
+    cls = type(state)
+    states = [cls.from_bytes(p.cpu().numpy().tobytes()) for p in parts]
+    try:
+        return merged(states)
+    finally:
+        for s in states:
+            s.close()

@@ -71,7 +71,7 @@ def orthogonal(rng):
 # that take more than about a second (large brute-force solves, Monte-Carlo checks).
 SLOW_MODULES = {"test_fuzz", "test_notebook", "test_memory", "test_concurrency", "test_cli", "test_plot",
                 "test_simulation", "test_jax_adapter", "test_torch_adapter",
-                "test_real_network_notebook", "test_torch_real_sgd", "test_readme", "test_wheel"}
+                "test_real_network_notebook", "test_torch_real_sgd", "test_readme", "test_wheel", "test_dask"}
 SLOW_TESTS = ("test_matches_scipy_stein_solver", "test_reported_critical_learning_rate_is_the_stability_edge",
               "test_brute_force_stationary_solution", "test_monte_carlo", "test_threads_get_serial_results",
               "test_theorem1_residual", "test_gaussian_limit")

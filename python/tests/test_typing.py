@@ -1,5 +1,6 @@
-"""Type hints on the public API: every function of ``sgdnoise.__all__`` (and of ``sgdnoise.plot``)
-and every method of the public classes annotates each parameter and its return value.
+"""Type hints on the public API: every function of ``sgdnoise.__all__`` (and of ``sgdnoise.plot`` and
+the framework adapters ``sgdnoise.dask``, ``sgdnoise.torch`` and ``sgdnoise.jax``) and every method of
+the public classes annotates each parameter and its return value.
 
 The package ships ``py.typed`` (PEP 561), so these hints are what a type checker sees. mypy itself
 is not a test dependency; check the hints by hand with
@@ -15,7 +16,10 @@ from typing import Any, Callable
 import pytest
 
 import sgdnoise
+import sgdnoise.dask
+import sgdnoise.jax
 import sgdnoise.plot
+import sgdnoise.torch
 
 PACKAGE_DIR = Path(sgdnoise.__file__).resolve().parent
 
@@ -51,7 +55,7 @@ def _methods(cls: type) -> list[tuple[str, Callable[..., Any]]]:
 def _public_callables() -> list[tuple[str, Callable[..., Any], bool]]:
     """(qualified name, function, is a method) of the public API."""
     found = []
-    for module in (sgdnoise, sgdnoise.plot):
+    for module in (sgdnoise, sgdnoise.plot, sgdnoise.dask, sgdnoise.torch, sgdnoise.jax):
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isclass(obj):
@@ -69,7 +73,8 @@ def test_the_api_is_found() -> None:
     assert len(PUBLIC) > 60, sorted(names)
     for expected in ("sgdnoise.noise_covariance", "sgdnoise.simulate", "sgdnoise.NoiseAccumulator.covariance",
                      "sgdnoise.NoiseOperator.matvec", "sgdnoise.NoiseAccumulator.mean.fget",
-                     "sgdnoise.UnstableError.__init__", "sgdnoise.plot.fig4a"):
+                     "sgdnoise.UnstableError.__init__", "sgdnoise.plot.fig4a", "sgdnoise.dask.noise_covariance",
+                     "sgdnoise.torch.all_reduce_noise", "sgdnoise.jax.analyze"):
         assert expected in names
 
 
