@@ -61,9 +61,10 @@ from .accumulator import NoiseAccumulator
 from .errors import InvalidArgumentError
 from .noise_scales import NoiseScale
 from .noise_scales import noise_scale as _noise_scale
+from .simulation import SimulationResult, combine_chains, simulate_chains
 from .sketch import NoiseSketch
 
-__all__ = ["noise_accumulator", "noise_covariance", "noise_scale", "noise_sketch"]
+__all__ = ["noise_accumulator", "noise_covariance", "noise_scale", "noise_sketch", "simulate"]
 
 _State = TypeVar("_State", bound=MergeableState)
 
@@ -371,3 +372,48 @@ def noise_sketch(grads: _da.Array | npt.ArrayLike, rows: int, *, split_every: in
     ell = as_positive(rows, "rows")
     NoiseSketch(d, ell).close()  # the range of rows, refused here rather than on every worker
     return _reduce(x, functools.partial(NoiseSketch, d, ell), split_every, "sgdnoise-sketch")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Monte-Carlo chains over the workers
+
+def simulate(*, chains: int, seed: int, steps: int, burn_in: int | None = None, chains_per_task: int = 1,
+             **problem: Any) -> SimulationResult:
+    r"""Monte-Carlo SGD (:func:`sgdnoise.simulate`) with its chains spread over the Dask workers:
+    bit for bit the result of ``sgdnoise.simulate(..., chains=chains, seed=seed)`` in one process.
+
+    The chains are split into tasks of ``chains_per_task`` consecutive chains. Each task runs
+    :func:`sgdnoise.simulate_chains` on a worker, on one thread. Chain :math:`c` draws from the random
+    stream :math:`c` jumps after the seed's, whoever runs it. The client pools the records in chain
+    order with :func:`sgdnoise.combine_chains`. Only the records travel: for each chain, a few
+    :math:`D 	imes D` sums and the largest values of its tail series.
+
+    A run that diverges is reported as diverged either way, but the step it reports may differ,
+    because which chains still start after one diverges depends on timing.
+
+    Parameters
+    ----------
+    chains, seed, steps, burn_in
+        As in :func:`sgdnoise.simulate`. ``seed`` is required: every task must use the same one.
+    chains_per_task : int, default 1
+        Chains per task. One task per chain balances the load best; more chains per task mean
+        fewer tasks for long runs of many short chains.
+    **problem
+        :func:`sgdnoise.simulate`'s problem and optimiser arguments (``A`` or ``X`` and ``y``,
+        ``lr``, ``batch_size``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np, sgdnoise, sgdnoise.dask
+    >>> kw = dict(A=np.array([1.0, 0.3]), noise_var=1.0, lr=0.5, batch_size=4, steps=2000, seed=5)
+    >>> spread = sgdnoise.dask.simulate(chains=4, **kw)
+    >>> bool((spread.sigma == sgdnoise.simulate(chains=4, **kw).sigma).all())
+    True
+    """
+    total = as_positive(chains, "chains")
+    per_task = as_positive(chains_per_task, "chains_per_task")
+    run = dict(chains=total, seed=seed, steps=steps, burn_in=burn_in)
+    task = _dask.delayed(simulate_chains, pure=True)
+    parts = _dask.compute(*[task(first_chain=first, chain_count=min(per_task, total - first), threads=1, **run, **problem)
+                            for first in range(0, total, per_task)])
+    return combine_chains(list(parts), **run, **problem)

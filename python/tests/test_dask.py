@@ -323,3 +323,26 @@ def test_states_weigh_their_bytes_for_dask():
     assert sizeof(acc) == len(acc.to_bytes()) and sizeof(sk) == len(sk.to_bytes())
     acc.close()
     assert sizeof(acc) == 0
+
+
+@pytest.mark.parametrize("chains, per_task", [(5, 1), (6, 4), (3, 3)])
+def test_simulate_spreads_the_chains_and_is_bit_identical_to_one_process(client, chains, per_task):
+    """Chains run as tasks on the worker processes; the pooled result equals sgdnoise.simulate's
+    bit for bit (test_simulation_chains.py checks the building blocks for every kind of data)."""
+    kw = dict(A=np.array([[1.0, 0.2], [0.2, 0.5]]), noise_var=1.0, lr=0.4, batch_size=3, momentum=0.2,
+              steps=4000, seed=17)
+    with distributed.get_task_stream(client) as stream:
+        spread = sd.simulate(chains=chains, chains_per_task=per_task, **kw)
+    whole = sgdnoise.simulate(chains=chains, **kw)
+    for field in ("mean", "sigma", "sigma_stderr", "noise"):
+        assert getattr(spread, field).tobytes() == getattr(whole, field).tobytes(), field
+    for field in ("train_loss", "test_loss", "steps_completed", "diverged", "tail_order_statistics"):
+        assert getattr(spread, field) == getattr(whole, field), field
+    assert np.isnan(spread.tail_index) == np.isnan(whole.tail_index)
+    assert np.isnan(whole.tail_index) or spread.tail_index == whole.tail_index
+    # One task per group of chains, run by the cluster's workers.
+    tasks = [t for t in stream.data if "simulate_chains" in str(t["key"])]
+    assert len(tasks) == -(-chains // per_task)
+    assert {t["worker"] for t in tasks} <= set(client.scheduler_info()["workers"])
+    with pytest.raises(InvalidArgumentError, match="seed is required"):
+        sd.simulate(chains=2, **{**kw, "seed": None})
