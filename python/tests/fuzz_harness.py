@@ -508,6 +508,8 @@ class Harness:
         large = d_alloc > 64
         if large:
             n_alloc = min(n_alloc, 2)
+            if "n" in size_args and muts.get("n") is None:
+                size_args["n"] = n_alloc  # the rows the buffers hold: a valid n for a huge d
         list_name = hm.list_size_of(fn)
         len_alloc = size_args.get(list_name, plan.length) if list_name else plan.length
         if not 1 <= len_alloc <= 64:

@@ -172,14 +172,18 @@ def test_shards_from_other_processes_merge_with_the_guarantee():
         states = pool.map(_shard_bytes, [(p, 10) for p in parts])
     sketches = [sgdnoise.NoiseSketch.from_bytes(s) for s in states]
     local = [sgdnoise.NoiseSketch.from_bytes(_shard_bytes((p, 10))) for p in parts]
-    # A tree merge, and bit-identity with the same merges done on local copies.
+    # A tree merge, and the same merges done on local copies.
     sketches[0].merge(sketches[1])
     sketches[2].merge(sketches[3])
     sketches[0].merge(sketches[2])
     local[0].merge(local[1])
     local[2].merge(local[3])
     local[0].merge(local[2])
-    assert sketches[0].to_bytes() == local[0].to_bytes()
+    # The same merges of the same shards, up to rounding: OpenBLAS may split a product's sums
+    # differently with another thread count, so bytes can differ between processes.
+    for batch in (8, 32):
+        np.testing.assert_allclose(sketches[0].top_eigen(10, batch)[0], local[0].top_eigen(10, batch)[0], rtol=1e-10)
+        assert sketches[0].error_bound(batch) == pytest.approx(local[0].error_bound(batch), rel=1e-9)
     check_guarantee(sketches[0], g, 8)
 
 
