@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// Dense products through BLAS (OpenBLAS): GEMM and SYRK on row-major matrices.
 extension Matrix {
@@ -18,7 +18,7 @@ extension Matrix {
         a.elements.withUnsafeBufferPointer { pa in
             b.elements.withUnsafeBufferPointer { pb in
                 c.elements.withUnsafeMutableBufferPointer { pc in
-                    cblas_dgemm(
+                    sgn_cblas_dgemm(
                         CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                         blasInt(m), blasInt(n), blasInt(k), alpha,
                         pa.baseAddress, blasInt(a.columns), pb.baseAddress, blasInt(b.columns),
@@ -37,8 +37,8 @@ extension Matrix {
         elements.withUnsafeBufferPointer { a in
             v.withUnsafeBufferPointer { x in
                 y.withUnsafeMutableBufferPointer { out in
-                    cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(rows), blasInt(columns), 1,
-                                a.baseAddress, blasInt(columns), x.baseAddress, 1, 0, out.baseAddress, 1)
+                    sgn_cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(rows), blasInt(columns), 1,
+                                    a.baseAddress, blasInt(columns), x.baseAddress, 1, 0, out.baseAddress, 1)
                 }
             }
         }
@@ -68,7 +68,7 @@ extension Matrix {
             }
             scaled.withUnsafeBufferPointer { s in
                 result.elements.withUnsafeMutableBufferPointer { r in
-                    cblas_dsyrk(
+                    sgn_cblas_dsyrk(
                         CblasRowMajor, CblasUpper, CblasTrans, blasInt(n), blasInt(rows),
                         allNonNegative ? 1 : -1, s.baseAddress, blasInt(n), 0, r.baseAddress, blasInt(n))
                 }
@@ -103,7 +103,7 @@ func scaleInPlace(_ x: UnsafeMutablePointer<Double>, count: Int, by alpha: Doubl
     var start = 0
     while start < count {
         let len = min(piece, count - start)
-        cblas_dscal(blasInt(len), alpha, x + start, 1)
+        sgn_cblas_dscal(blasInt(len), alpha, x + start, 1)
         start += len
     }
 }

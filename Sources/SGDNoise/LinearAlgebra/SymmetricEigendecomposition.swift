@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// The eigendecomposition A = Q diag(values) Qᵀ of a real symmetric matrix.
 ///
@@ -35,7 +35,7 @@ public struct SymmetricEigendecomposition: Sendable {
         // order, so that no layout conversion is made; eigenvectors come back as our rows.
         let info = work.withUnsafeMutableBufferPointer { pa in
             w.withUnsafeMutableBufferPointer { pw in
-                LAPACKE_dsyevd(
+                sgn_LAPACKE_dsyevd(
                     LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
                     blasInt(n), pa.baseAddress, blasInt(n), pw.baseAddress)
             }
