@@ -19,6 +19,7 @@ typedef struct routed_blas {
     void (*dgemm)(int, int, int, i64, i64, i64, double, const double *, i64, const double *, i64, double, double *,
                   i64);
     void (*dsyrk)(int, int, int, i64, i64, double, const double *, i64, double, double *, i64);
+    void (*dtrmm)(int, int, int, int, int, i64, i64, double, const double *, i64, double *, i64);
     i64 (*dposv)(int, char, i64, i64, double *, i64, double *, i64);
     i64 (*dstev)(int, char, i64, double *, double *, double *, i64);
     i64 (*dsyevd)(int, char, char, i64, double *, i64, double *);
@@ -82,6 +83,14 @@ void sgn_cblas_dsyrk(enum CBLAS_ORDER order, enum CBLAS_UPLO uplo, enum CBLAS_TR
     const routed_blas *r = current();
     if (r) r->dsyrk(order, uplo, trans, n, k, alpha, a, lda, beta, c, ldc);
     else cblas_dsyrk(order, uplo, trans, n, k, alpha, a, lda, beta, c, ldc);
+}
+
+void sgn_cblas_dtrmm(enum CBLAS_ORDER order, enum CBLAS_SIDE side, enum CBLAS_UPLO uplo, enum CBLAS_TRANSPOSE transa,
+                     enum CBLAS_DIAG diag, blasint m, blasint n, double alpha, const double *a, blasint lda, double *b,
+                     blasint ldb) {
+    const routed_blas *r = current();
+    if (r) r->dtrmm(order, side, uplo, transa, diag, m, n, alpha, a, lda, b, ldb);
+    else cblas_dtrmm(order, side, uplo, transa, diag, m, n, alpha, a, lda, b, ldb);
 }
 
 lapack_int sgn_LAPACKE_dposv(int layout, char uplo, lapack_int n, lapack_int nrhs, double *a, lapack_int lda,
@@ -153,13 +162,16 @@ int sgn_blas_route_ilp64(const char *library, const char *prefix, const char *su
     memcpy(table->path, library, length + 1);
     static const char *const names[] = {
         "cblas_daxpy", "cblas_ddot", "cblas_dnrm2", "cblas_dscal", "cblas_dgemv", "cblas_dsyr",
-        "cblas_dgemm", "cblas_dsyrk", "LAPACKE_dposv", "LAPACKE_dstev", "LAPACKE_dsyevd", "LAPACKE_dsyevr",
+        "cblas_dgemm", "cblas_dsyrk", "cblas_dtrmm", "LAPACKE_dposv", "LAPACKE_dstev", "LAPACKE_dsyevd",
+        "LAPACKE_dsyevr",
     };
     void **slots[] = {
         (void **)&table->daxpy, (void **)&table->ddot, (void **)&table->dnrm2, (void **)&table->dscal,
         (void **)&table->dgemv, (void **)&table->dsyr, (void **)&table->dgemm, (void **)&table->dsyrk,
+        (void **)&table->dtrmm,
         (void **)&table->dposv, (void **)&table->dstev, (void **)&table->dsyevd, (void **)&table->dsyevr,
     };
+    _Static_assert(sizeof names / sizeof *names == sizeof slots / sizeof *slots, "one slot a routine");
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char symbol[256];
         if ((size_t)snprintf(symbol, sizeof symbol, "%s%s%s", prefix, names[i], suffix) >= sizeof symbol ||

@@ -80,22 +80,22 @@ struct SpectralStationarySolver {
         }
     }
 
-    /// Ĉ = Qᵀ C̃ Q.
-    func rotateIn(_ cTilde: Matrix) -> Matrix {
-        let qt = eigen.eigenvectorRows
-        return Matrix.product(Matrix.product(qt, cTilde), qt, transposeB: true)
+    /// Ĉ = α Qᵀ C̃ Q for a symmetric C̃ (its upper triangle is read; the result is symmetric and
+    /// takes C̃'s storage when the caller gives C̃ up).
+    func rotateIn(_ cTilde: consuming Matrix, scale alpha: Double = 1) -> Matrix {
+        Matrix.congruence(eigen.eigenvectorRows, consume cTilde, scale: alpha)
     }
 
-    /// X = Q Y Qᵀ (symmetrised).
-    func rotateOut(_ y: Matrix) -> Matrix {
-        let qt = eigen.eigenvectorRows
-        return Matrix.product(Matrix.product(qt, y, transposeA: true), qt).symmetrized
+    /// X = α Q Y Qᵀ for a symmetric Y (its upper triangle is read; the result is symmetric and
+    /// takes Y's storage when the caller gives Y up).
+    func rotateOut(_ y: consuming Matrix, scale alpha: Double = 1) -> Matrix {
+        Matrix.congruence(eigen.eigenvectorRows, consume y, transposeA: true, scale: alpha)
     }
 
-    /// Y_ij = Ĉ_ij / d_ij on the range of H̃; 0 where i or j is flat.
-    func solveRotated(_ cHat: Matrix) -> Matrix {
+    /// Y_ij = Ĉ_ij / d_ij on the range of H̃; 0 where i or j is flat (in place in Ĉ's storage).
+    func solveRotated(_ cHat: consuming Matrix) -> Matrix {
         let n = m.count
-        var y = cHat
+        var y = consume cHat
         m.withUnsafeBufferPointer { mv in
             isFlat.withUnsafeBufferPointer { flat in
                 y.elements.withUnsafeMutableBufferPointer { yv in

@@ -68,18 +68,37 @@ extension Matrix {
         return s
     }
 
-    /// Copies the upper triangle into the lower one (after a BLAS call that wrote only one), by
-    /// 64 × 64 tiles so that the transposed writes stay in cache.
+    /// A + Aᵀ in place (square A).
+    mutating func addTransposeInPlace() {
+        let n = rows
+        elements.withUnsafeMutableBufferPointer { a in
+            forEachUpperPairByTiles(n) { i, j in
+                let v = a[i * n + j] + a[j * n + i]
+                a[i * n + j] = v
+                a[j * n + i] = v
+            }
+            for i in 0..<n { a[i * n + i] *= 2 }
+        }
+    }
+
+    /// Copies the upper triangle into the lower one (after a BLAS call that wrote only one).
     mutating func fillLowerFromUpper() {
         let n = rows
-        let tile = 64
         elements.withUnsafeMutableBufferPointer { a in
-            for ib in stride(from: 0, to: n, by: tile) {
-                for jb in stride(from: ib, to: n, by: tile) {
-                    for i in ib..<min(ib + tile, n) {
-                        for j in max(jb, i + 1)..<max(min(jb + tile, n), max(jb, i + 1)) { a[j * n + i] = a[i * n + j] }
-                    }
-                }
+            forEachUpperPairByTiles(n) { i, j in a[j * n + i] = a[i * n + j] }
+        }
+    }
+}
+
+/// Calls `body(i, j)` for every i < j below n, by 64 × 64 tiles, so that the transposed accesses
+/// (j, i) of a row-major n × n matrix stay in cache.
+@inline(__always)
+func forEachUpperPairByTiles(_ n: Int, _ body: (Int, Int) -> Void) {
+    let tile = 64
+    for ib in stride(from: 0, to: n, by: tile) {
+        for jb in stride(from: ib, to: n, by: tile) {
+            for i in ib..<min(ib + tile, n) {
+                for j in max(jb, i + 1)..<max(min(jb + tile, n), max(jb, i + 1)) { body(i, j) }
             }
         }
     }
