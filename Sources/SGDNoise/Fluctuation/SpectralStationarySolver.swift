@@ -92,16 +92,23 @@ struct SpectralStationarySolver {
         Matrix.congruence(eigen.eigenvectorRows, consume y, transposeA: true, scale: alpha)
     }
 
-    /// Y_ij = Ĉ_ij / d_ij on the range of H̃; 0 where i or j is flat (in place in Ĉ's storage).
+    /// Y_ij = Ĉ_ij / d_ij on the range of H̃; 0 where i or j is flat; in place in Ĉ's storage, and
+    /// on the upper triangle j ≥ i only — all that `rotateOut` reads (the lower one keeps Ĉ).
     func solveRotated(_ cHat: consuming Matrix) -> Matrix {
         let n = m.count
         var y = consume cHat
+        let anyFlat = isFlat.contains(true)
         m.withUnsafeBufferPointer { mv in
             isFlat.withUnsafeBufferPointer { flat in
                 y.elements.withUnsafeMutableBufferPointer { yv in
                     for i in 0..<n {
-                        for j in 0..<n {
-                            yv[i * n + j] = (flat[i] || flat[j]) ? 0 : yv[i * n + j] / denominator(mv[i], mv[j])
+                        let (mi, row) = (mv[i], i * n)
+                        if !anyFlat {  // no test in the loop: it vectorises
+                            for j in i..<n { yv[row + j] /= denominator(mi, mv[j]) }
+                        } else if flat[i] {
+                            for j in i..<n { yv[row + j] = 0 }
+                        } else {
+                            for j in i..<n { yv[row + j] = flat[j] ? 0 : yv[row + j] / denominator(mi, mv[j]) }
                         }
                     }
                 }
