@@ -25,11 +25,11 @@ let package = Package(
         // MARK: Public API
         .target(
             name: "SGDNoise",
-            dependencies: ["_CLAPACK"]
+            dependencies: ["_SGDNoiseBLAS"]
         ),
         .target(
             name: "SGDNoiseCABI",
-            dependencies: ["SGDNoise", "_SGDNoiseShims"]
+            dependencies: ["SGDNoise", "_SGDNoiseShims", "_SGDNoiseBLAS"]
         ),
         .executableTarget(
             name: "SGDNoiseCLI",
@@ -42,6 +42,9 @@ let package = Package(
             pkgConfig: "openblas lapacke",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        /// The BLAS/LAPACK routines SGDNoise calls, routed to the linked OpenBLAS or, at run time, to
+        /// an ILP64 OpenBLAS already in the process (numpy's: one thread pool, not two).
+        .target(name: "_SGDNoiseBLAS", dependencies: ["_CLAPACK"]),
         .target(name: "_SGDNoiseShims"),
 
         // MARK: Tests

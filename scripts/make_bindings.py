@@ -69,7 +69,7 @@ def ctype(decl: str, enums, handles, structs, callbacks, is_return=False) -> str
         if base in callbacks:
             return base
         return SCALARS[base]
-    if is_return and base == "char" and stars == 1:
+    if base == "char" and stars == 1:  # a NUL-terminated string, returned or passed (bytes)
         return "ctypes.c_char_p"
     if base in structs and stars == 1:
         return f"ctypes.POINTER({base})"

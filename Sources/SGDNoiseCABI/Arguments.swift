@@ -152,10 +152,17 @@ enum Arguments {
 /// (a structured conversion of the error's value, see `SGDNoiseError.criticalLearningRate(inUnitsOf:)`).
 func inCallerUnits<R>(lr: Double, lrMatrix: UnsafePointer<Double>?, _ body: () throws -> R) throws(SGDNoiseError) -> R {
     do {
-        return try core(body)
+        return try body()
     } catch {
-        throw lrMatrix == nil ? error : error.criticalLearningRate(inUnitsOf: lr)
+        throw inCallerUnits(error, lrMatrix: lrMatrix, lr: lr)
     }
+}
+
+/// An error of a core computation whose learning rate is `lr · lr_matrix`, in the C caller's
+/// units (what `inCallerUnits(lr:lrMatrix:_:)` throws; for a call made outside a closure).
+func inCallerUnits(_ error: any Error, lrMatrix: UnsafePointer<Double>?, lr: Double) -> SGDNoiseError {
+    guard let error = error as? SGDNoiseError else { return .numericalFailure("unexpected error: \(error)") }
+    return lrMatrix == nil ? error : error.criticalLearningRate(inUnitsOf: lr)
 }
 
 /// The factor that converts a critical learning rate of the core into the C caller's units.

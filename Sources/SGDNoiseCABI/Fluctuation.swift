@@ -43,8 +43,13 @@ import _SGDNoiseShims
         let c = try Arguments.squareMatrix(noise, d, "noise")
         let rate = try Arguments.learningRate(lr, lr_matrix, d)
         try Validation.momentum(momentum, name: "momentum")
-        let result = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
-            try stationaryCovariance(hessian: h, noise: c, learningRate: rate, momentum: momentum, flatTolerance: tolerance)
+        // h and c given up (not captured by a closure): the solver works in their storage.
+        let result: StationaryFluctuation
+        do {
+            result = try stationaryCovariance(hessian: consume h, noise: consume c, learningRate: rate,
+                                              momentum: momentum, flatTolerance: tolerance)
+        } catch {
+            throw inCallerUnits(error, lrMatrix: lr_matrix, lr: lr)
         }
         Arguments.write(result.sigma, to: out)
         if let out_eigenvalues { Arguments.write(result.preconditionedHessianEigenvalues, to: out_eigenvalues) }

@@ -334,4 +334,6 @@ FUNCTIONS = {
     'sgdnoise_sketch_export': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_sketch_import': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     'sgdnoise_sketch_free': (None, [ctypes.c_void_p]),
+    'sgdnoise_use_blas_ilp64': (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]),
+    'sgdnoise_blas_library': (ctypes.c_char_p, []),
 }

@@ -122,8 +122,8 @@ def stationary_covariance(hessian: npt.ArrayLike, noise: npt.ArrayLike, lr: npt.
     :math:`P H P = Q\,\mathrm{diag}(m)\,Q^\top`, :math:`Y = Q^\top P^{-1}\Sigma P^{-1} Q` has
     :math:`Y_{ij} = (Q^\top P C P Q)_{ij} / d_{ij}`,
     :math:`d_{ij} = (1-\mu)(m_i+m_j) - c_1 m_i m_j + c_2(m_i^2+m_j^2)`.
-    Cost: one symmetric eigendecomposition (two for a matrix learning rate) and four matrix
-    products, :math:`O(D^3)`.
+    Cost: one symmetric eigendecomposition (two for a matrix learning rate) and two symmetric
+    rotations of one triangular and one general matrix product each, :math:`O(D^3)`.
 
     References
     ----------

@@ -5,7 +5,8 @@ valid problem (small sizes, SPD matrices, enum codes in range, a stable-looking 
 zero to three *mutations*, each turning one parameter adversarial: NULL pointers; zero, negative,
 huge and overflowing sizes (n*d past 2^63; d = 10^6 for a dense matrix); NaN and +-Inf scalars and
 entries; non-symmetric, indefinite, singular, rank-deficient, badly scaled matrices; batch sizes
-outside [1, N]; momentum at 1, 0.999, negative; learning rates at, just above and far above the
+outside [1, N]; momentum at 1, 0.999, negative; text arguments NULL, empty, naming no file or a
+file that is no shared library, 5,000 characters long or not UTF-8; learning rates at, just above and far above the
 critical one; out-of-range enum codes and codes a function does not accept; ABI version numbers of
 other majors and minors; result structs whose .size is 0, below 8, one field, a field boundary,
 larger than the struct or SIZE_MAX (a .size in the middle of a field: test_fuzz.py's own test);
@@ -102,6 +103,7 @@ INPUT_MUTATIONS = ["null", "nan", "inf", "-inf"]
 SYMMETRIC_MUTATIONS = ["nonsymmetric", "indefinite", "zero", "rank1", "wide", "huge_scale", "tiny_scale", "negdef"]
 DATA_MUTATIONS = ["zero", "huge_scale", "duplicate_rows", "tiny_scale"]
 VECTOR_MUTATIONS = ["zero", "negative", "huge_scale", "wide"]
+STRING_MUTATIONS = ["null", "empty", "missing_file", "not_a_library", "long", "non_utf8"]
 LIST_MUTATIONS = {"lrs": ["zero", "negative", "huge_scale"], "momenta": ["one", "negative", "0.999"],
                   "batch_sizes": ["zero", "negative", "huge"], "weight_decays": ["negative", "huge_scale"]}
 
@@ -154,7 +156,30 @@ def mutations_for(fn: hm.Function, p: hm.Param, header: hm.Header | None = None)
         return ["null", "continue", "cancel"]
     if kind == hm.CONTEXT:
         return ["null"]
+    if kind == hm.STRING:
+        return STRING_MUTATIONS
     raise AssertionError(kind)
+
+
+def valid_strings() -> dict[str, bytes | None]:
+    """The valid text arguments, by name: sgdnoise_use_blas_ilp64's are numpy's ILP64 OpenBLAS and
+    its symbol prefix and suffix (as the Python package finds them), or NULL (back to the linked
+    OpenBLAS) where numpy has none."""
+    try:
+        import sgdnoise._lib as lib  # noqa: PLC0415
+        found = lib._numpy_openblas()
+    except Exception:  # noqa: BLE001 - a package being ported may fail to import in any way
+        found = None
+    if found is None:
+        return {"library": None, "symbol_prefix": None, "symbol_suffix": None}
+    return {"library": found[0].encode(), "symbol_prefix": found[1], "symbol_suffix": found[2]}
+
+
+def string_argument(name: str, mutation: str | None, valid: dict[str, bytes | None]) -> bytes | None:
+    """The text a STRING parameter gets: its valid value, or the mutation's."""
+    return {None: valid.get(name), "null": None, "empty": b"", "missing_file": b"/nonexistent/sgdnoise-fuzz.so",
+            "not_a_library": str(Path(__file__).resolve()).encode(), "long": b"x" * 5000,
+            "non_utf8": b"\xff\xfe\x80 not UTF-8"}[mutation]
 
 
 # --- Buffers -------------------------------------------------------------------------------------------
@@ -384,6 +409,7 @@ class Harness:
         self.message = self.fns["sgdnoise_last_error_message"]
         self.critical = self.fns["sgdnoise_last_error_critical_learning_rate"]
         self.statuses = set(header.statuses.values())
+        self.strings = valid_strings()
         self.breadcrumb = open(breadcrumb, "w") if breadcrumb else None
 
     # -- drawing plans --------------------------------------------------------------------------------
@@ -730,6 +756,15 @@ class Harness:
                 values[p.name] = v
             elif kind == hm.CONTEXT:
                 args_by_name[p.name] = None if m == "null" else id(plan)
+            elif kind == hm.STRING:
+                text = string_argument(p.name, m, self.strings)
+                values[p.name] = text
+                if text is None:
+                    args_by_name[p.name] = None
+                    continue
+                buf = Buffer(np.frombuffer(text + b"\0", dtype=np.uint8), len(text) + 1, np.uint8, output=False)
+                buffers[p.name] = buf
+                args_by_name[p.name] = buf.address
             elif kind == hm.HANDLE:
                 family = hm.handle_family(p, fn, self.header)
                 is_destructor = fn.name == hm.destructor(self.header, family).name
@@ -1146,6 +1181,10 @@ class Harness:
                 expected = {INVALID}
             elif kind == hm.STRUCT_OUTPUT and v is not None and v < 8:
                 assert status != STATUS_OK, f"{where}: accepted {p.name}->size = {v}"
+                expected = {INVALID}
+            elif kind == hm.STRING and m not in (None, "null") and (p.name == "library" or values.get("library")):
+                # No file of that name, or none with the routines under those symbol names.
+                assert status != STATUS_OK, f"{where}: accepted {p.name} = {values[p.name]!r}"
                 expected = {INVALID}
             elif kind in (hm.HANDLE, hm.OUT_HANDLE) and m in BAD_HANDLES and not fn.name.endswith("_free"):
                 assert status != STATUS_OK, f"{where}: accepted a {m} {p.name}"

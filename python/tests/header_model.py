@@ -399,6 +399,7 @@ def load(path: Path = HEADER) -> Header:
 SIZE, CODE, REAL, SEED, VERSION, INPUT, OUTPUT, CODE_OUTPUT, STRUCT_OUTPUT, HANDLE, OUT_HANDLE, CALLBACK, CONTEXT = (
     "size", "code", "real", "seed", "version", "input", "output", "code_output", "struct_output", "handle",
     "out_handle", "callback", "context")
+STRING = "string"  # a NUL-terminated text input (char const *)
 OUTPUT_KINDS = {OUTPUT, CODE_OUTPUT, STRUCT_OUTPUT, OUT_HANDLE}
 
 # Roles of input arrays: by name. (rows, columns) of what the array holds, in terms of the sizes
@@ -474,6 +475,8 @@ def classify(fn: Function, param: Param) -> str:
             return HANDLE
         if t.tag == STRUCT and not t.const:
             return STRUCT_OUTPUT
+        if t.base == "char" and t.const and not t.tag:
+            return STRING
         if t.base == "int" and not t.const and not t.tag:
             return CODE_OUTPUT
         if t.const and t.base in NUMERIC_BUFFERS and not t.tag:

@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// The Hessian H (P × P, symmetric) of a model known only through its product v ↦ H v.
 ///
@@ -51,8 +51,8 @@ public final class HessianOperator {
         let n = hessian.rows
         try self.init(dimension: n) { v, out in
             hessian.elements.withUnsafeBufferPointer { a in
-                cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(n), blasInt(n), 1,
-                            a.baseAddress, blasInt(n), v.baseAddress, 1, 0, out.baseAddress, 1)
+                sgn_cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(n), blasInt(n), 1,
+                                a.baseAddress, blasInt(n), v.baseAddress, 1, 0, out.baseAddress, 1)
             }
         }
     }

@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -172,10 +172,10 @@ final class KrylovBasis {
                             source = UnsafePointer(g.baseAddress!)
                             lda = len
                         }
-                        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                    blasInt(outputs), blasInt(len), blasInt(from), 1,
-                                    cf.baseAddress, blasInt(from), source, blasInt(lda),
-                                    0, t.baseAddress, blasInt(len))
+                        sgn_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                        blasInt(outputs), blasInt(len), blasInt(from), 1,
+                                        cf.baseAddress, blasInt(from), source, blasInt(lda),
+                                        0, t.baseAddress, blasInt(len))
                         for i in 0..<outputs {
                             (out + i * p + start).update(from: t.baseAddress! + i * len, count: len)
                         }
@@ -198,7 +198,7 @@ func longDot(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, count: Int,
     var start = 0
     while start < count {
         let len = min(piece, count - start)
-        sum += cblas_ddot(blasInt(len), x + start, 1, y + start, 1)
+        sum += sgn_cblas_ddot(blasInt(len), x + start, 1, y + start, 1)
         start += len
     }
     return sum
@@ -211,7 +211,7 @@ func longAxpy(
     var start = 0
     while start < count {
         let len = min(piece, count - start)
-        cblas_daxpy(blasInt(len), a, x + start, 1, y + start, 1)
+        sgn_cblas_daxpy(blasInt(len), a, x + start, 1, y + start, 1)
         start += len
     }
 }
@@ -222,12 +222,12 @@ func longNorm(_ x: UnsafePointer<Double>, count: Int, piece: Int = vectorPiece) 
     // √(xᵀx) by the (faster) dot product when its square neither overflows nor underflows.
     let square = longDot(x, x, count: count, piece: piece)
     if square.isFinite && square >= 1e-250 { return square.squareRoot() }
-    if count <= piece { return cblas_dnrm2(blasInt(count), x, 1) }
+    if count <= piece { return sgn_cblas_dnrm2(blasInt(count), x, 1) }
     var norms: [Double] = []
     var start = 0
     while start < count {
         let len = min(piece, count - start)
-        norms.append(cblas_dnrm2(blasInt(len), x + start, 1))
+        norms.append(sgn_cblas_dnrm2(blasInt(len), x + start, 1))
         start += len
     }
     let largest = norms.max() ?? 0
@@ -243,8 +243,8 @@ func projectRows(
 ) {
     guard rows > 0 else { return }
     if length <= directLimit {
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(rows), blasInt(length), 1,
-                    a, blasInt(length), x, 1, 0, c, 1)
+        sgn_cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(rows), blasInt(length), 1,
+                        a, blasInt(length), x, 1, 0, c, 1)
     } else {
         for r in 0..<rows { c[r] = longDot(a + r * length, x, count: length, piece: piece) }
     }
@@ -258,8 +258,8 @@ func subtractRows(
 ) {
     guard rows > 0 else { return }
     if length <= directLimit {
-        cblas_dgemv(CblasRowMajor, CblasTrans, blasInt(rows), blasInt(length), -1,
-                    a, blasInt(length), c, 1, 1, x, 1)
+        sgn_cblas_dgemv(CblasRowMajor, CblasTrans, blasInt(rows), blasInt(length), -1,
+                        a, blasInt(length), c, 1, 1, x, 1)
     } else {
         for r in 0..<rows { longAxpy(-c[r], a + r * length, x, count: length, piece: piece) }
     }
@@ -412,8 +412,8 @@ struct LanczosRecurrence {
         let info = d.withUnsafeMutableBufferPointer { pd in
             e.withUnsafeMutableBufferPointer { pe in
                 z.withUnsafeMutableBufferPointer { pz in
-                    LAPACKE_dstev(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), blasInt(n),
-                                  pd.baseAddress, pe.baseAddress, pz.baseAddress, blasInt(n))
+                    sgn_LAPACKE_dstev(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), blasInt(n),
+                                      pd.baseAddress, pe.baseAddress, pz.baseAddress, blasInt(n))
                 }
             }
         }

@@ -54,10 +54,10 @@ struct LearningRateTransform {
         }
     }
 
-    /// P M P.
+    /// P M P for a symmetric M.
     func conjugate(_ m: Matrix) -> Matrix {
         guard let p = root else { return scalar * m }
-        return (Matrix.product(p, Matrix.product(m, p))).symmetrized
+        return Matrix.congruence(p, m)
     }
 
     /// P v.
@@ -70,6 +70,6 @@ struct LearningRateTransform {
     func deconjugate(_ m: Matrix) throws -> Matrix {
         guard let p = root else { return (1 / scalar) * m }
         let inverse = try SymmetricEigendecomposition(checked: p, name: "lr").reconstruct { 1 / $0 }
-        return (Matrix.product(inverse, Matrix.product(m, inverse))).symmetrized
+        return Matrix.congruence(inverse, m)
     }
 }

@@ -80,28 +80,35 @@ struct SpectralStationarySolver {
         }
     }
 
-    /// Ĉ = Qᵀ C̃ Q.
-    func rotateIn(_ cTilde: Matrix) -> Matrix {
-        let qt = eigen.eigenvectorRows
-        return Matrix.product(Matrix.product(qt, cTilde), qt, transposeB: true)
+    /// Ĉ = α Qᵀ C̃ Q for a symmetric C̃ (its upper triangle is read; the result is symmetric and
+    /// takes C̃'s storage when the caller gives C̃ up).
+    func rotateIn(_ cTilde: consuming Matrix, scale alpha: Double = 1) -> Matrix {
+        Matrix.congruence(eigen.eigenvectorRows, consume cTilde, scale: alpha)
     }
 
-    /// X = Q Y Qᵀ (symmetrised).
-    func rotateOut(_ y: Matrix) -> Matrix {
-        let qt = eigen.eigenvectorRows
-        return Matrix.product(Matrix.product(qt, y, transposeA: true), qt).symmetrized
+    /// X = α Q Y Qᵀ for a symmetric Y (its upper triangle is read; the result is symmetric and
+    /// takes Y's storage when the caller gives Y up).
+    func rotateOut(_ y: consuming Matrix, scale alpha: Double = 1) -> Matrix {
+        Matrix.congruence(eigen.eigenvectorRows, consume y, transposeA: true, scale: alpha)
     }
 
-    /// Y_ij = Ĉ_ij / d_ij on the range of H̃; 0 where i or j is flat.
-    func solveRotated(_ cHat: Matrix) -> Matrix {
+    /// Y_ij = Ĉ_ij / d_ij on the range of H̃; 0 where i or j is flat; in place in Ĉ's storage, and
+    /// on the upper triangle j ≥ i only — all that `rotateOut` reads (the lower one keeps Ĉ).
+    func solveRotated(_ cHat: consuming Matrix) -> Matrix {
         let n = m.count
-        var y = cHat
+        var y = consume cHat
+        let anyFlat = isFlat.contains(true)
         m.withUnsafeBufferPointer { mv in
             isFlat.withUnsafeBufferPointer { flat in
                 y.elements.withUnsafeMutableBufferPointer { yv in
                     for i in 0..<n {
-                        for j in 0..<n {
-                            yv[i * n + j] = (flat[i] || flat[j]) ? 0 : yv[i * n + j] / denominator(mv[i], mv[j])
+                        let (mi, row) = (mv[i], i * n)
+                        if !anyFlat {  // no test in the loop: it vectorises
+                            for j in i..<n { yv[row + j] /= denominator(mi, mv[j]) }
+                        } else if flat[i] {
+                            for j in i..<n { yv[row + j] = 0 }
+                        } else {
+                            for j in i..<n { yv[row + j] = flat[j] ? 0 : yv[row + j] / denominator(mi, mv[j]) }
                         }
                     }
                 }

@@ -39,21 +39,40 @@ public struct StationaryFluctuation: Sendable {
 ///   `notSymmetric`, `notPositiveDefinite` for bad input.
 /// - Note: zero eigenvalues of H (flat directions) are handled as docs/theory.md §3 says: Σ is
 ///   solved on the range of H̃ and `flatDirections`/`flatDirectionNoise` report the null space.
-/// - Complexity: O(D³): one symmetric eigendecomposition (two for a matrix Λ) and four GEMMs.
+/// - Complexity: O(D³): one symmetric eigendecomposition (two for a matrix Λ) and, for a scalar λ,
+///   two symmetric congruences, each one TRMM and one GEMM (3D³ flops; two more for a matrix Λ).
 public func stationaryCovariance(
-    hessian: Matrix, noise: Matrix, learningRate: LearningRate, momentum: Double = 0, flatTolerance: Double? = nil
+    hessian: consuming Matrix, noise: consuming Matrix, learningRate: LearningRate, momentum: Double = 0,
+    flatTolerance: Double? = nil
 ) throws -> StationaryFluctuation {
     try hessian.requireSymmetric("hessian")
     let d = hessian.rows
     try noise.requireSymmetric("noise", size: d)
     try Validation.momentum(momentum)
     let transform = try LearningRateTransform(learningRate, dimension: d)
-    let solver = try SpectralStationarySolver(
-        preconditionedHessian: transform.conjugate(hessian), momentum: momentum, flatTolerance: flatTolerance)
-    try solver.requireStable(lrScale: transform.scalar)
-    let cHat = solver.rotateIn(transform.conjugate(noise))
-    let x = solver.rotateOut(solver.solveRotated(cHat))
-    let sigma = transform.conjugate(x)
+    let solver: SpectralStationarySolver
+    let cHat: Matrix
+    if transform.root == nil {
+        // Λ = λI: H̃ = λH has H's eigenvectors and λ times its eigenvalues, C̃ = λC and Σ = λX, so λ
+        // goes into the eigenvalues and the two rotations' factors (no scaled copies of H, C, X).
+        let lambda = transform.scalar
+        // H and C given up (when the caller gives them up): LAPACK works in H's storage, and the
+        // first rotation writes over C's; this keeps the peak at about 4 D² doubles.
+        let eigen = try SymmetricEigendecomposition(checked: consume hessian, name: "hessian")
+        solver = try SpectralStationarySolver(eigen: eigen.scaled(by: lambda), momentum: momentum,
+                                              flatTolerance: flatTolerance)
+        try solver.requireStable(lrScale: lambda)
+        cHat = solver.rotateIn(consume noise, scale: lambda)
+    } else {
+        solver = try SpectralStationarySolver(
+            preconditionedHessian: transform.conjugate(hessian), momentum: momentum, flatTolerance: flatTolerance)
+        try solver.requireStable(lrScale: transform.scalar)
+        cHat = solver.rotateIn(transform.conjugate(noise))
+    }
+    let flatNoise = solver.flatNoise(cHat)
+    let y = solver.solveRotated(consume cHat)
+    let sigma = transform.root == nil ? solver.rotateOut(y, scale: transform.scalar)
+        : transform.conjugate(solver.rotateOut(y))
     guard sigma.isFinite else {
         throw SGDNoiseError.numericalFailure("the stationary covariance came out non-finite")
     }
@@ -61,7 +80,7 @@ public func stationaryCovariance(
         sigma: sigma,
         preconditionedHessianEigenvalues: solver.m,
         flatDirections: solver.isFlat.filter { $0 }.count,
-        flatDirectionNoise: solver.flatNoise(cHat),
+        flatDirectionNoise: flatNoise,
         flatTolerance: solver.flatTolerance)
 }
 

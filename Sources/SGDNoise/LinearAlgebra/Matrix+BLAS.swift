@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// Dense products through BLAS (OpenBLAS): GEMM and SYRK on row-major matrices.
 extension Matrix {
@@ -12,13 +12,12 @@ extension Matrix {
         let kb = tb ? b.columns : b.rows
         let n = tb ? b.rows : b.columns
         precondition(k == kb, "product: inner dimensions \(k) and \(kb) differ")
-        var c = Matrix(rows: m, columns: n)
-        if m == 0 || n == 0 { return c }
-        if k == 0 { return c }
-        a.elements.withUnsafeBufferPointer { pa in
-            b.elements.withUnsafeBufferPointer { pb in
-                c.elements.withUnsafeMutableBufferPointer { pc in
-                    cblas_dgemm(
+        if m == 0 || n == 0 || k == 0 { return Matrix(rows: m, columns: n) }
+        // β = 0: GEMM writes every entry, so the result needs no zero fill first.
+        return Matrix(uninitializedRows: m, columns: n) { pc in
+            a.elements.withUnsafeBufferPointer { pa in
+                b.elements.withUnsafeBufferPointer { pb in
+                    sgn_cblas_dgemm(
                         CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                         blasInt(m), blasInt(n), blasInt(k), alpha,
                         pa.baseAddress, blasInt(a.columns), pb.baseAddress, blasInt(b.columns),
@@ -26,7 +25,39 @@ extension Matrix {
                 }
             }
         }
-        return c
+    }
+
+    /// α · a · s · aᵀ (`transposeA`: α · aᵀ · s · a) for a symmetric `s` and a square `a` of its
+    /// size, symmetric to the last bit.
+    ///
+    /// With s = U + Uᵀ, U the upper triangle of s with its diagonal halved, a s aᵀ = R + Rᵀ for
+    /// R = (a U) aᵀ: one TRMM (n³ flops) and one GEMM (2n³), where two GEMMs take 4n³. Only the upper
+    /// triangle of `s` is read. U is s's storage with the diagonal halved, and R is written over it
+    /// (no new n × n buffer when the caller gives s up); W = a U over a copy of a.
+    static func congruence(_ a: Matrix, _ s: consuming Matrix, transposeA: Bool = false,
+                           scale alpha: Double = 1) -> Matrix {
+        let n = s.rows
+        precondition(s.columns == n && a.rows == n && a.columns == n, "congruence: shapes do not agree")
+        if n == 0 { return s }
+        var r = consume s
+        var w = a.elements
+        r.elements.withUnsafeMutableBufferPointer { pr in
+            a.elements.withUnsafeBufferPointer { pa in
+                w.withUnsafeMutableBufferPointer { pw in
+                    let (u, aa, wa) = (pr.baseAddress!, pa.baseAddress!, pw.baseAddress!)
+                    for i in 0..<n { u[i * n + i] *= 0.5 }
+                    // W = a U (U a), then R = α W aᵀ (α aᵀ W) over U, no longer read.
+                    sgn_cblas_dtrmm(CblasRowMajor, transposeA ? CblasLeft : CblasRight, CblasUpper, CblasNoTrans,
+                                    CblasNonUnit, blasInt(n), blasInt(n), 1, u, blasInt(n), wa, blasInt(n))
+                    let (left, right) = transposeA ? (aa, UnsafePointer(wa)) : (UnsafePointer(wa), aa)
+                    sgn_cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
+                                    transposeA ? CblasNoTrans : CblasTrans, blasInt(n), blasInt(n), blasInt(n), alpha,
+                                    left, blasInt(n), right, blasInt(n), 0, u, blasInt(n))
+                }
+            }
+        }
+        r.addTransposeInPlace()
+        return r
     }
 
     /// The matrix-vector product self · v (`cblas_dgemv`).
@@ -37,8 +68,8 @@ extension Matrix {
         elements.withUnsafeBufferPointer { a in
             v.withUnsafeBufferPointer { x in
                 y.withUnsafeMutableBufferPointer { out in
-                    cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(rows), blasInt(columns), 1,
-                                a.baseAddress, blasInt(columns), x.baseAddress, 1, 0, out.baseAddress, 1)
+                    sgn_cblas_dgemv(CblasRowMajor, CblasNoTrans, blasInt(rows), blasInt(columns), 1,
+                                    a.baseAddress, blasInt(columns), x.baseAddress, 1, 0, out.baseAddress, 1)
                 }
             }
         }
@@ -68,7 +99,7 @@ extension Matrix {
             }
             scaled.withUnsafeBufferPointer { s in
                 result.elements.withUnsafeMutableBufferPointer { r in
-                    cblas_dsyrk(
+                    sgn_cblas_dsyrk(
                         CblasRowMajor, CblasUpper, CblasTrans, blasInt(n), blasInt(rows),
                         allNonNegative ? 1 : -1, s.baseAddress, blasInt(n), 0, r.baseAddress, blasInt(n))
                 }
@@ -103,7 +134,7 @@ func scaleInPlace(_ x: UnsafeMutablePointer<Double>, count: Int, by alpha: Doubl
     var start = 0
     while start < count {
         let len = min(piece, count - start)
-        cblas_dscal(blasInt(len), alpha, x + start, 1)
+        sgn_cblas_dscal(blasInt(len), alpha, x + start, 1)
         start += len
     }
 }

@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 extension Matrix {
     /// x = A⁻¹ b for this symmetric positive-definite matrix, by Cholesky (`LAPACKE_dposv`).
@@ -10,8 +10,8 @@ extension Matrix {
         let n = rows
         let info = a.withUnsafeMutableBufferPointer { pa in
             x.withUnsafeMutableBufferPointer { px in
-                LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), blasInt(n), 1,
-                              pa.baseAddress, blasInt(n), px.baseAddress, blasInt(n))
+                sgn_LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), blasInt(n), 1,
+                                  pa.baseAddress, blasInt(n), px.baseAddress, blasInt(n))
             }
         }
         guard info == 0 else {
@@ -31,8 +31,8 @@ extension Matrix {
         let n = rows
         let info = a.withUnsafeMutableBufferPointer { pa in
             w.withUnsafeMutableBufferPointer { pw in
-                LAPACKE_dsyevd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")),
-                               blasInt(n), pa.baseAddress, blasInt(n), pw.baseAddress)
+                sgn_LAPACKE_dsyevd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")),
+                                   blasInt(n), pa.baseAddress, blasInt(n), pw.baseAddress)
             }
         }
         guard info == 0 else {

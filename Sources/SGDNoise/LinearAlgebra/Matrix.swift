@@ -51,6 +51,17 @@ public struct Matrix: Equatable, Sendable {
         self.elements = elements
     }
 
+    /// A `rows × columns` matrix whose every entry `fill` writes (a BLAS result with β = 0): no
+    /// zero fill first.
+    init(uninitializedRows rows: Int, columns: Int, fill: (UnsafeMutableBufferPointer<Double>) -> Void) {
+        self.rows = rows
+        self.columns = columns
+        self.elements = [Double](unsafeUninitializedCapacity: rows * columns) { buffer, count in
+            fill(buffer)
+            count = rows * columns
+        }
+    }
+
     /// The `n × n` identity.
     public static func identity(_ n: Int) -> Matrix {
         diagonal([Double](repeating: 1, count: n))

@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// The k largest eigenpairs of a real symmetric matrix: A v_j = λ_j v_j, λ_1 ≥ … ≥ λ_k.
 ///
@@ -78,7 +78,7 @@ extension Matrix {
             w.withUnsafeMutableBufferPointer { pw in
                 z.withUnsafeMutableBufferPointer { pz in
                     support.withUnsafeMutableBufferPointer { ps in
-                        LAPACKE_dsyevr(
+                        sgn_LAPACKE_dsyevr(
                             LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "I")),
                             CChar(UInt8(ascii: "U")), blasInt(n), pa.baseAddress, blasInt(n), 0, 0,
                             blasInt(n - k + 1), blasInt(n), 0, &found, pw.baseAddress, pz.baseAddress,

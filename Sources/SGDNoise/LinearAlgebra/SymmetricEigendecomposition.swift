@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// The eigendecomposition A = Q diag(values) Qᵀ of a real symmetric matrix.
 ///
@@ -23,19 +23,20 @@ public struct SymmetricEigendecomposition: Sendable {
         try self.init(checked: a, name: name)
     }
 
-    /// Decomposes a matrix already known to be symmetric and finite.
-    init(checked a: Matrix, name: String) throws {
+    /// Decomposes a matrix already known to be symmetric and finite. LAPACK overwrites its copy
+    /// with the eigenvectors: `a`'s own storage when the caller gives `a` up.
+    init(checked a: consuming Matrix, name: String) throws {
         let n = a.rows
         guard n <= 40_000 else {
             throw SGDNoiseError.outOfMemory("\(name): dimension \(n) exceeds the eigensolver's limit of 40000")
         }
-        var work = a.elements
+        var work = (consume a).elements
         var w = [Double](repeating: 0, count: n)
         // A row-major symmetric matrix is its own column-major transpose: call LAPACK in column
         // order, so that no layout conversion is made; eigenvectors come back as our rows.
         let info = work.withUnsafeMutableBufferPointer { pa in
             w.withUnsafeMutableBufferPointer { pw in
-                LAPACKE_dsyevd(
+                sgn_LAPACKE_dsyevd(
                     LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
                     blasInt(n), pa.baseAddress, blasInt(n), pw.baseAddress)
             }
@@ -48,6 +49,17 @@ public struct SymmetricEigendecomposition: Sendable {
         }
         values = w
         eigenvectorRows = Matrix(uncheckedRows: n, columns: n, elements: work)
+    }
+
+    /// The decomposition of c·A: the same eigenvectors, the eigenvalues times c.
+    func scaled(by c: Double) -> SymmetricEigendecomposition {
+        c == 1 ? self : SymmetricEigendecomposition(values: values.map { c * $0 }, eigenvectorRows: eigenvectorRows)
+    }
+
+    /// From parts already computed.
+    private init(values: [Double], eigenvectorRows: Matrix) {
+        self.values = values
+        self.eigenvectorRows = eigenvectorRows
     }
 
     /// Q diag(f(values)) Qᵀ, as one SYRK when all f(values) share a sign.

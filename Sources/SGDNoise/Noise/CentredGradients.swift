@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// Products with the centred gradient matrix G_c = G − 1ḡᵀ (N × D) of borrowed row-major
 /// gradients, without ever forming G_c, D × D, or a copy of G.
@@ -332,16 +332,16 @@ struct CentredGradients<T: GradientScalar> {
     /// Y += G_c X by tiles and `dgemm` (m > 1).
     func multiplyTiles(_ x: UnsafePointer<Double>, columns m: Int, into y: UnsafeMutablePointer<Double>) {
         forEachCentredTile { tile, r0, h, c0, w in
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(h), blasInt(m), blasInt(w), 1,
-                        tile, blasInt(w), x + c0 * m, blasInt(m), 1, y + r0 * m, blasInt(m))
+            sgn_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(h), blasInt(m), blasInt(w), 1,
+                            tile, blasInt(w), x + c0 * m, blasInt(m), 1, y + r0 * m, blasInt(m))
         }
     }
 
     /// W += G_cᵀ U by tiles and `dgemm` (m > 1).
     func multiplyTransposedTiles(_ u: UnsafePointer<Double>, columns m: Int, into out: UnsafeMutablePointer<Double>) {
         forEachCentredTile { tile, r0, h, c0, w in
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasInt(w), blasInt(m), blasInt(h), 1,
-                        tile, blasInt(w), u + r0 * m, blasInt(m), 1, out + c0 * m, blasInt(m))
+            sgn_cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasInt(w), blasInt(m), blasInt(h), 1,
+                            tile, blasInt(w), u + r0 * m, blasInt(m), 1, out + c0 * m, blasInt(m))
         }
     }
 
@@ -357,8 +357,8 @@ struct CentredGradients<T: GradientScalar> {
             while c0 < d {
                 let w = min(width, d - c0)
                 centre(rows: 0, n, columns: c0, w, into: buffer)
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(n), blasInt(w), 1, buffer, blasInt(w),
-                            1, out.baseAddress, blasInt(n))
+                sgn_cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(n), blasInt(w), 1, buffer, blasInt(w),
+                                1, out.baseAddress, blasInt(n))
                 c0 += w
             }
         }

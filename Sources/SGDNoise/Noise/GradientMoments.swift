@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// The first two moments of a set of per-sample gradients: count N, mean ḡ and the centred
 /// scatter matrix Σ_i (g_i − ḡ)(g_i − ḡ)ᵀ (so that M2 − ḡḡᵀ = scatter / N).
@@ -53,11 +53,11 @@ extension GradientMoments {
                 // rounding error bound, relative to √(s_ii s_jj); otherwise centre block by block.
                 base.withMemoryRebound(to: Double.self, capacity: n * d) { raw in
                     s.elements.withUnsafeMutableBufferPointer { out in
-                        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasInt(d), blasInt(n), 1, raw, blasInt(d),
-                                    0, out.baseAddress, blasInt(d))
+                        sgn_cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasInt(d), blasInt(n), 1, raw, blasInt(d),
+                                        0, out.baseAddress, blasInt(d))
                         mean.withUnsafeBufferPointer { mu in
-                            cblas_dsyr(CblasRowMajor, CblasUpper, blasInt(d), -Double(n), mu.baseAddress, 1,
-                                       out.baseAddress, blasInt(d))
+                            sgn_cblas_dsyr(CblasRowMajor, CblasUpper, blasInt(d), -Double(n), mu.baseAddress, 1,
+                                           out.baseAddress, blasInt(d))
                         }
                     }
                 }
@@ -143,7 +143,7 @@ extension GradientMoments {
                             let dst = buf.baseAddress! + i * d
                             for j in 0..<d { dst[j] = Double(src[j]) - mu[j] }
                         }
-                        cblas_dsyrk(
+                        sgn_cblas_dsyrk(
                             CblasRowMajor, CblasUpper, CblasTrans, blasInt(d), blasInt(rows),
                             1, buf.baseAddress, blasInt(d), 1, s.baseAddress, blasInt(d))
                         start += rows

@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// A streaming accumulator of per-sample gradients: the count N, the mean ḡ and the centred
 /// scatter S = Σ_i (g_i − ḡ)(g_i − ḡ)ᵀ, from which the minibatch noise covariance [Prop 1] is
@@ -131,7 +131,7 @@ public struct NoiseAccumulator: Sendable {
         let total = d * d
         other.scatterUpper.elements.withUnsafeBufferPointer { b in
             scatterUpper.elements.withUnsafeMutableBufferPointer { a in
-                cblas_daxpy(blasInt(total), 1, b.baseAddress, 1, a.baseAddress, 1)
+                sgn_cblas_daxpy(blasInt(total), 1, b.baseAddress, 1, a.baseAddress, 1)
             }
         }
         combine(count: other.count, delta: delta, weight: weight)
@@ -144,7 +144,7 @@ public struct NoiseAccumulator: Sendable {
         if count > 0 {
             delta.withUnsafeBufferPointer { x in
                 scatterUpper.elements.withUnsafeMutableBufferPointer { s in
-                    cblas_dsyr(CblasRowMajor, CblasUpper, blasInt(d), weight, x.baseAddress, 1, s.baseAddress, blasInt(d))
+                    sgn_cblas_dsyr(CblasRowMajor, CblasUpper, blasInt(d), weight, x.baseAddress, 1, s.baseAddress, blasInt(d))
                 }
             }
         }

@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// The minibatch noise covariance [Prop 1] as a matrix-free operator, for models too large for a
 /// D × D matrix (D = number of parameters):
@@ -260,8 +260,8 @@ extension NoiseOperator {
             let y = UnsafeMutablePointer<Double>.allocate(capacity: n * k)
             defer { y.deallocate() }
             centred.multiply(qb, columns: k, into: y)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasInt(k), blasInt(n), f / Double(n), y, blasInt(k),
-                        0, ob, blasInt(k))
+            sgn_cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasInt(k), blasInt(n), f / Double(n), y, blasInt(k),
+                            0, ob, blasInt(k))
             for i in 0..<k {
                 for j in (i + 1)..<k { ob[j * k + i] = ob[i * k + j] }
             }

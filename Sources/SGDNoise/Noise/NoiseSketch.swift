@@ -1,4 +1,4 @@
-import _CLAPACK
+import _SGDNoiseBLAS
 
 /// A streaming, mergeable Frequent Directions sketch of the minibatch noise for dimensions where a
 /// D × D covariance does not fit (docs/theory.md §10): ℓ rows of D numbers stand for the centred
@@ -205,15 +205,15 @@ public struct NoiseSketch: Sendable {
             let base = s.baseAddress!, y = base + r * d
             var k = [Double](repeating: 0, count: p * p)
             var cross = [Double](repeating: 0, count: r * p)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(p), blasInt(d), 1, y, blasInt(d), 0, &k, blasInt(p))
+            sgn_cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(p), blasInt(d), 1, y, blasInt(d), 0, &k, blasInt(p))
             for i in 0..<p { for j in 0..<i { k[i * p + j] = k[j * p + i] } }
             if r > 0 {
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasInt(r), blasInt(p), blasInt(d), 1,
-                            base, blasInt(d), y, blasInt(d), 0, &cross, blasInt(p))
+                sgn_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasInt(r), blasInt(p), blasInt(d), 1,
+                                base, blasInt(d), y, blasInt(d), 0, &cross, blasInt(p))
             }
             // m′ = Yᵀ1/p, written as the row after Y.
             let ones = [Double](repeating: inv, count: p)
-            cblas_dgemv(CblasRowMajor, CblasTrans, blasInt(p), blasInt(d), 1, y, blasInt(d), ones, 1, 0, y + p * d, 1)
+            sgn_cblas_dgemv(CblasRowMajor, CblasTrans, blasInt(p), blasInt(d), 1, y, blasInt(d), ones, 1, 0, y + p * d, 1)
             meanShift = Array(UnsafeBufferPointer(start: y + p * d, count: d))
             let kbar = (0..<p).map { i in (0..<p).reduce(0) { $0 + k[i * p + $1] } * inv }
             let kappa = kbar.reduce(0, +) * inv
@@ -298,11 +298,11 @@ public struct NoiseSketch: Sendable {
             // M = [[diag(squares), B Nᵀ], [N Bᵀ, N Nᵀ]], N the new rows (B's rows are orthogonal).
             for i in 0..<r { gram[i * m + i] = squares[i] }
             gram.withUnsafeMutableBufferPointer { g in
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(q), blasInt(d), 1, newRows, blasInt(d),
-                            0, g.baseAddress! + r * m + r, blasInt(m))
+                sgn_cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(q), blasInt(d), 1, newRows, blasInt(d),
+                                0, g.baseAddress! + r * m + r, blasInt(m))
                 if r > 0 {
-                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasInt(r), blasInt(q), blasInt(d), 1,
-                                base, blasInt(d), newRows, blasInt(d), 0, g.baseAddress! + r, blasInt(m))
+                    sgn_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasInt(r), blasInt(q), blasInt(d), 1,
+                                    base, blasInt(d), newRows, blasInt(d), 0, g.baseAddress! + r, blasInt(m))
                 }
             }
             for i in 0..<m { for j in 0..<i { gram[i * m + j] = gram[j * m + i] } }
@@ -353,8 +353,8 @@ public struct NoiseSketch: Sendable {
         storage.values.withUnsafeMutableBufferPointer { s in
             let base = s.baseAddress!, spare = base + (rows + capacity + 1) * d
             if keep > 0 {
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(keep), blasInt(d), blasInt(stackRows), 1,
-                            coefficients, blasInt(stackRows), base, blasInt(d), 0, spare, blasInt(d))
+                sgn_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasInt(keep), blasInt(d), blasInt(stackRows), 1,
+                                coefficients, blasInt(stackRows), base, blasInt(d), 0, spare, blasInt(d))
                 base.update(from: spare, count: keep * d)
             }
         }
@@ -427,8 +427,8 @@ public struct NoiseSketch: Sendable {
         // The r × r Gram matrix of B's rows (diagonal up to rounding), then v_i = Bᵀu_i / √λ_i.
         var gram = [Double](repeating: 0, count: r * r)
         storage.values.withUnsafeBufferPointer { s in
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(r), blasInt(d), 1, s.baseAddress, blasInt(d),
-                        0, &gram, blasInt(r))
+            sgn_cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasInt(r), blasInt(d), 1, s.baseAddress, blasInt(d),
+                            0, &gram, blasInt(r))
         }
         for i in 0..<r { for j in 0..<i { gram[i * r + j] = gram[j * r + i] } }
         let eig = try SymmetricEigendecomposition(checked: Matrix(uncheckedRows: r, columns: r, elements: gram),
@@ -447,8 +447,8 @@ public struct NoiseSketch: Sendable {
         storage.values.withUnsafeBufferPointer { s in
             vectors.elements.withUnsafeMutableBufferPointer { v in
                 // V (D × k) = Bᵀ Cᵀ, C the k × r coefficients.
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, blasInt(d), blasInt(k), blasInt(r), 1,
-                            s.baseAddress, blasInt(d), coefficients, blasInt(r), 0, v.baseAddress, blasInt(k))
+                sgn_cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, blasInt(d), blasInt(k), blasInt(r), 1,
+                                s.baseAddress, blasInt(d), coefficients, blasInt(r), 0, v.baseAddress, blasInt(k))
             }
         }
         return SketchedEigenpairs(top: TopEigenpairs(values: values, unnormalisedColumns: vectors), errorBound: f * shrinkage)
