@@ -963,7 +963,7 @@ void sgdnoise_sketch_free(sgdnoise_sketch * sketch);
  * scipy_cblas_dgemm64_; NULL is ""). A library the process has already loaded is shared, not
  * loaded a second time. library NULL routes back to the
  * linked OpenBLAS. INVALID_ARGUMENT, with the routing unchanged, when the library cannot be loaded
- * or lacks one of the routines (cblas_daxpy, ddot, dnrm2, dscal, dgemv, dsyr, dgemm, dsyrk;
+ * or lacks one of the routines (cblas_daxpy, ddot, dnrm2, dscal, dgemv, dsyr, dgemm, dsyrk, dtrmm;
  * LAPACKE_dposv, dstev, dsyevd, dsyevr). Results agree with the linked BLAS's to rounding. Calls
  * already running finish on the BLAS they started with; a library routed to is never unloaded. */
 sgdnoise_status sgdnoise_use_blas_ilp64(char const * library, char const * symbol_prefix, char const * symbol_suffix);
