@@ -108,6 +108,8 @@ def _failing_calls(harness):
         kinds = [hm.classify(fn, p) for p in fn.params]
         if hm.SIZE in kinds:
             case.args[kinds.index(hm.SIZE)] = -7
+        elif hm.STRING in kinds:  # a text input (a library path): one that names no file
+            case.args[kinds.index(hm.STRING)] = b"/nonexistent/libnothing.so"
         else:
             first = next(i for i, k in enumerate(kinds) if k in (hm.INPUT, hm.OUTPUT, hm.HANDLE, hm.OUT_HANDLE,
                                                                    hm.STRUCT_OUTPUT, hm.CODE_OUTPUT))
