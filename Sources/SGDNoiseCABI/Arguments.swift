@@ -112,6 +112,15 @@ enum Arguments {
         try sampling(code) == .withReplacement ? .withReplacement : .withoutReplacement
     }
 
+    /// Any sampling mode, epoch shuffling included, from its C code.
+    static func anySampling(_ code: CInt) throws(SGDNoiseError) -> Sampling {
+        switch try sampling(code, allowEpochShuffling: true) {
+        case .withReplacement: return .withReplacement
+        case .withoutReplacement: return .withoutReplacement
+        case .epochShuffling: return .epochShuffling
+        }
+    }
+
     /// The sampling factor f of [Prop 1] for n samples, with the batch size checked under its C name.
     static func noiseFactor(_ code: CInt, sampleCount n: Int, batchSize: Int) throws(SGDNoiseError) -> Double {
         let mode = try noiseSampling(code, sampleCount: n, batchSize: batchSize)

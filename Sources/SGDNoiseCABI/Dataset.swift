@@ -6,7 +6,9 @@ import _SGDNoiseShims
 
 /// Exact stationary fluctuation of SGD on linear regression over a finite dataset (docs/theory.md
 /// section 4.1): X (n x d row-major), y (n); sampling an sgdnoise_sampling (with or without
-/// replacement); weight_decay d x d or NULL; learning rate lr * I or lr * lr_matrix; u (teacher,
+/// replacement, or epoch shuffling: docs/theory.md section 4.2, for a scalar lr without momentum
+/// and batch_size <= n, where out_sigma and out_mean are the covariance and mean of w at a random
+/// step, the mean offset from w*); weight_decay d x d or NULL; learning rate lr * I or lr * lr_matrix; u (teacher,
 /// may be NULL) and A (population covariance, may be NULL: X^T X/n) define the test loss. Outputs
 /// as for the models (out_sigma, out_noise d*d, out_mean d = w*, out_prediction) plus out_info;
 /// any output may be NULL. The prediction's kappa is NaN (the model defines none) and its
@@ -25,7 +27,7 @@ import _SGDNoiseShims
         try Arguments.size(d, "d", max: Arguments.maxDimension)
         let xs = try Arguments.vector(x, try Arguments.count(n, d, "X"), "X")
         let ys = try Arguments.vector(y, n, "y")
-        let mode = try Arguments.noiseSampling(sampling)
+        let mode = try Arguments.anySampling(sampling)
         try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         try Validation.batchSize(batch_size, sampleCount: n, sampling: mode, name: "batch_size")
         let prediction = try Arguments.prediction(out_prediction)

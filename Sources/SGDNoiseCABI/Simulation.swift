@@ -77,12 +77,7 @@ private func store(_ h: SimulationHandle, _ out: UnsafeMutablePointer<OpaquePoin
         let xs = try Arguments.vector(x, try Arguments.count(n, d, "X"), "X")
         let ys = try Arguments.vector(y, n, "y")
         let teacher = try u.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "u") }
-        let mode: Sampling
-        switch try Arguments.sampling(sampling, allowEpochShuffling: true) {
-        case .withReplacement: mode = .withReplacement
-        case .withoutReplacement: mode = .withoutReplacement
-        case .epochShuffling: mode = .epochShuffling
-        }
+        let mode = try Arguments.anySampling(sampling)
         let matrix = try core { try Matrix(rows: n, columns: d, elements: xs) }
         store(SimulationHandle(data: .dataset(x: matrix, y: ys, sampling: mode, u: teacher), dimension: d), out)
     }

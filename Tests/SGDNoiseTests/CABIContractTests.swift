@@ -452,7 +452,7 @@ struct CABIContractTests {
 
     // MARK: Enum values
 
-    @Test("SGDNOISE_SAMPLING_EPOCH_SHUFFLING is accepted by sgdnoise_simulation_create_dataset and refused by every noise formula")
+    @Test("SGDNOISE_SAMPLING_EPOCH_SHUFFLING is accepted by sgdnoise_simulation_create_dataset and sgdnoise_finite_dataset, and refused by every noise formula")
     func epochShuffling() throws {
         let code = sgdnoise_sampling.epochShuffling.rawValue
         #expect(code == 2)
@@ -479,6 +479,18 @@ struct CABIContractTests {
             #expect(s == .invalidArgument && h == nil && Self.lastMessage().contains("sampling"), "create_dataset, sampling \(bad): \(s), \(Self.lastMessage())")
         }
 
+        // The finite dataset predicts epoch shuffling (docs/theory.md section 4.2).
+        var epochSigma = [Double](repeating: .nan, count: 4)
+        let predicted = Self.rows.withUnsafeBufferPointer { x in
+            Self.labels.withUnsafeBufferPointer { y in
+                epochSigma.withUnsafeMutableBufferPointer {
+                    sgdnoise_finite_dataset(6, 2, x.baseAddress, y.baseAddress, code, nil, 0.05, nil, 2, 0, nil, nil, $0.baseAddress, nil, nil, nil, nil)
+                }
+            }
+        }
+        #expect(predicted == .ok && epochSigma.allSatisfy(\.isFinite) && epochSigma[0] > 0,
+                "sgdnoise_finite_dataset(epoch shuffling): \(predicted), \(Self.lastMessage()), Sigma \(epochSigma)")
+
         let accumulator = try Self.makeAccumulator()
         defer { sgdnoise_accumulator_free(accumulator) }
         let floats = Self.rows.map { Float($0) }
@@ -498,13 +510,6 @@ struct CABIContractTests {
                 Self.rows.withUnsafeBufferPointer { g in v.withUnsafeBufferPointer { q in out.withUnsafeMutableBufferPointer { sgdnoise_noise_operator_restrict(6, 2, g.baseAddress, nil, 2, code, 1, q.baseAddress, $0.baseAddress) } } }
             }),
             ("sgdnoise_accumulator_covariance", { out.withUnsafeMutableBufferPointer { sgdnoise_accumulator_covariance(accumulator, 2, code, 0, $0.baseAddress) } }),
-            ("sgdnoise_finite_dataset", {
-                Self.rows.withUnsafeBufferPointer { x in
-                    Self.labels.withUnsafeBufferPointer { y in
-                        out.withUnsafeMutableBufferPointer { sgdnoise_finite_dataset(6, 2, x.baseAddress, y.baseAddress, code, nil, 0.05, nil, 2, 0, nil, nil, $0.baseAddress, nil, nil, nil, nil) }
-                    }
-                }
-            }),
             ("sgdnoise_critical_learning_rate_dataset", { Self.rows.withUnsafeBufferPointer { sgdnoise_critical_learning_rate_dataset(6, 2, $0.baseAddress, code, nil, nil, 2, 0, &scalar) } }),
         ]
         for (name, call) in calls {

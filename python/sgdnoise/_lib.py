@@ -47,6 +47,16 @@ CANCELLED = _capi.SGDNOISE_STATUS_CANCELLED
 SAMPLING_WITH_REPLACEMENT = _capi.SGDNOISE_SAMPLING_WITH_REPLACEMENT
 SAMPLING_WITHOUT_REPLACEMENT = _capi.SGDNOISE_SAMPLING_WITHOUT_REPLACEMENT
 SAMPLING_EPOCH_SHUFFLING = _capi.SGDNOISE_SAMPLING_EPOCH_SHUFFLING
+SAMPLING = {"with_replacement": SAMPLING_WITH_REPLACEMENT, "without_replacement": SAMPLING_WITHOUT_REPLACEMENT,
+            "epoch_shuffling": SAMPLING_EPOCH_SHUFFLING}
+
+
+def sampling_code(replacement: bool, sampling: str | None) -> int:
+    """The C code of ``sampling`` when given (one of :data:`SAMPLING`'s names), else of ``replacement``."""
+    mode = sampling if sampling is not None else ("with_replacement" if replacement else "without_replacement")
+    if mode not in SAMPLING:
+        raise errors.InvalidArgumentError(f"sampling must be one of {sorted(SAMPLING)}, got {mode!r}")
+    return SAMPLING[mode]
 NOISE_KIND = {"full": _capi.SGDNOISE_NOISE_KIND_FULL, "diag": _capi.SGDNOISE_NOISE_KIND_DIAGONAL,
               "diagonal": _capi.SGDNOISE_NOISE_KIND_DIAGONAL,
               "trace": _capi.SGDNOISE_NOISE_KIND_TRACE}

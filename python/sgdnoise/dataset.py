@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -54,7 +55,9 @@ def _data(X: npt.ArrayLike, y: npt.ArrayLike | None = None
 
 def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_size: int, replacement: bool = True,
                    weight_decay: npt.ArrayLike = 0.0, momentum: float = 0.0, *, u: npt.ArrayLike | None = None,
-                   A: npt.ArrayLike | None = None, critical_learning_rate: bool = False) -> DatasetPrediction:
+                   A: npt.ArrayLike | None = None, critical_learning_rate: bool = False,
+                   sampling: Literal["with_replacement", "without_replacement", "epoch_shuffling"] | None = None
+                   ) -> DatasetPrediction:
     r"""Exact stationary fluctuation of SGD on linear regression over the dataset ``X``, ``y``.
 
     No Gaussian or :math:`N\to\infty` assumption (docs/theory.md §4.1, an extension of the
@@ -70,6 +73,14 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
     (matrix learning rates and momentum as in Theorem 1), :math:`f = 1/S` with replacement,
     :math:`(N-S)/(S(N-1))` without.
 
+    Epoch shuffling (``sampling="epoch_shuffling"``, what data loaders do; docs/theory.md §4.2):
+    the batches of one epoch are dependent, so :math:`fR` is replaced by the exact source of the
+    epoch-correlated additive noise, the mean is offset from :math:`w^*` to second order, and the
+    multiplicative noise is treated as fresh. ``sigma`` and ``mean`` are then the covariance and
+    mean of :math:`w` at a random step (averaged over the phases of an epoch). Scalar ``lr``, no
+    momentum, ``batch_size`` :math:`\le N`; validated against simulated epoch-shuffled SGD in the
+    regime stated in docs/theory.md §4.2.
+
     Parameters
     ----------
     X : (N, D) array_like
@@ -77,6 +88,7 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
     lr : float or (D, D) array_like
     batch_size : int
     replacement : bool, default True
+        Minibatches drawn with replacement, or (False) as S distinct indices at every step.
     weight_decay : float, (D,) or (D, D) array_like, default 0.0
     momentum : float, default 0.0
     u : (D,) array_like, optional
@@ -87,7 +99,10 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
         Also find this dataset's :math:`\lambda^*` (as :func:`critical_learning_rate_dataset` does)
         and fill the result's ``critical_learning_rate`` with it; it costs roughly ten times the
         prediction, so it is off by default and the field is None then. ``kappa`` is always None:
-        the theory defines no :math:`\kappa` for a finite dataset.
+        the theory defines no :math:`\kappa` for a finite dataset. Not available with epoch
+        shuffling.
+    sampling : {"with_replacement", "without_replacement", "epoch_shuffling"}, optional
+        Overrides ``replacement`` when given (the names of :func:`simulate`).
 
     Returns
     -------
@@ -109,6 +124,10 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
     xs, ys = _data(X, y)
     if ys is None:
         raise InvalidArgumentError("y is required")
+    code = _lib.sampling_code(replacement, sampling)
+    if critical_learning_rate and code == _lib.SAMPLING_EPOCH_SHUFFLING:
+        raise InvalidArgumentError("critical_learning_rate: no critical learning rate is established for epoch "
+                                   "shuffling (docs/theory.md §4.2)")
     n, d = xs.shape
     gamma = as_dense_or_none(weight_decay, "weight_decay", d)
     scale, lr_matrix = dense_learning_rate(lr, d)
@@ -117,12 +136,13 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
     sigma, noise, mean = np.empty((d, d)), np.empty((d, d)), np.empty(d)
     scalars, info = _capi.sgdnoise_prediction(), _capi.sgdnoise_dataset_info()
     _lib.check(_lib_.sgdnoise_finite_dataset(
-        n, d, ptr(xs), ptr(ys), 0 if replacement else 1, ptr(gamma), scale, ptr(lr_matrix),
+        n, d, ptr(xs), ptr(ys), code, ptr(gamma), scale, ptr(lr_matrix),
         as_batch_size(batch_size), as_scalar(momentum, "momentum"), ptr(uu), ptr(a), ptr(sigma), ptr(noise),
         ptr(mean), ptr(scalars), ptr(info)))
     base = _prediction(sigma, noise, mean, scalars)
     if critical_learning_rate:
-        critical = critical_learning_rate_dataset(xs, batch_size, replacement, weight_decay, momentum, lr_matrix)
+        critical = critical_learning_rate_dataset(xs, batch_size, code == _lib.SAMPLING_WITH_REPLACEMENT, weight_decay,
+                                                  momentum, lr_matrix)
         base = replace(base, critical_learning_rate=critical)
     return _frozen(DatasetPrediction, **base.__dict__, iterations=int(info.iterations), residual=float(info.residual),
                    spectral_radius=float(info.spectral_radius))

@@ -21,9 +21,6 @@ from .errors import InvalidArgumentError
 __all__ = ["simulate", "simulate_chains", "combine_chains", "SimulationResult"]
 
 _lib_ = _lib.lib
-_SAMPLING = {"with_replacement": _lib.SAMPLING_WITH_REPLACEMENT,
-             "without_replacement": _lib.SAMPLING_WITHOUT_REPLACEMENT,
-             "epoch_shuffling": _lib.SAMPLING_EPOCH_SHUFFLING}
 
 
 @dataclass(frozen=True)
@@ -145,12 +142,10 @@ def _create(A: npt.ArrayLike | None, X: npt.ArrayLike | None, y: npt.ArrayLike |
         n, d = xs.shape
         if ys.shape[0] != n:
             raise InvalidArgumentError(f"y must have {n} entries (one per row of X), got {ys.shape[0]}")
-        mode = sampling if sampling is not None else ("with_replacement" if replacement else "without_replacement")
-        if mode not in _SAMPLING:
-            raise InvalidArgumentError(f"sampling must be one of {sorted(_SAMPLING)}, got {mode!r}")
+        code = _lib.sampling_code(replacement, sampling)
         uu = None if u is None else as_float64(u, "u", 1)
         _lib.check(_lib_.sgdnoise_simulation_create_dataset(
-            n, d, xs.ctypes.data, ys.ctypes.data, _SAMPLING[mode], None if uu is None else uu.ctypes.data,
+            n, d, xs.ctypes.data, ys.ctypes.data, code, None if uu is None else uu.ctypes.data,
             ctypes.byref(handle)))
     return handle, d
 
@@ -195,7 +190,8 @@ def simulate(A: npt.ArrayLike | None = None, *, X: npt.ArrayLike | None = None, 
         For a dataset: with or without replacement (``sampling`` overrides it).
     sampling : {"with_replacement", "without_replacement", "epoch_shuffling"}, optional
         For a dataset (the names of ``sgdnoise_sampling`` and Swift's ``Sampling``);
-        ``"epoch_shuffling"`` runs through a fresh permutation each epoch (no closed form exists for it).
+        ``"epoch_shuffling"`` runs through a fresh permutation each epoch (predicted by
+        :func:`finite_dataset` with the same ``sampling``, docs/theory.md §4.2).
     steps : int
         Recorded steps per chain.
     burn_in : int, optional

@@ -611,7 +611,9 @@ def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, bat
         once, so the noise summed over an epoch vanishes, and directions whose relaxation time
         1/(λh) is not short compared with an epoch (N/S steps) fluctuate less than predicted —
         measured 1.2–2.6× less in the top directions, and 2–3× less excess loss, at 0.05 of the
-        stability edge (experiments/real_network/RESULTS.md, "PyTorch").
+        stability edge (experiments/real_network/RESULTS.md, "PyTorch"). For linear regression on
+        a dataset, ``sgdnoise.finite_dataset(..., sampling="epoch_shuffling")`` predicts it
+        (docs/theory.md §4.2); for networks no prediction covers it yet.
     seed : int
     tol : float, optional
         Relative residual tolerance of the eigenpairs; default 1e-8 for float64 parameters, 1e-4

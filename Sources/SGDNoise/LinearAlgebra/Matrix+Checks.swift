@@ -80,42 +80,43 @@ extension Matrix {
             zero += x * 0 + y * 0
             asymmetry = Swift.max(asymmetry, abs(x - y))
         }
-        var lower = [Double](repeating: 0, count: tile * tile)
+        // The transposed-tile buffer exists only when there are off-diagonal tiles (n > 64), and
+        // is never read before it is written, so it is left uninitialised.
+        let t = UnsafeMutablePointer<Double>.allocate(capacity: n > tile ? tile * tile : 1)
+        defer { t.deallocate() }
         elements.withUnsafeBufferPointer { pa in
-            lower.withUnsafeMutableBufferPointer { pt in
-                let (a, t) = (pa.baseAddress!, pt.baseAddress!)
-                for ib in stride(from: 0, to: n, by: tile) {
-                    let iEnd = Swift.min(ib + tile, n)
-                    for i in ib..<iEnd {  // the diagonal tile: pairs one by one, and the diagonal
-                        scale = Swift.max(scale, abs(a[i * n + i]))
-                        zero += a[i * n + i] * 0
-                        for j in (i + 1)..<iEnd { pair(a[i * n + j], a[j * n + i]) }
+            let a = pa.baseAddress!
+            for ib in stride(from: 0, to: n, by: tile) {
+                let iEnd = Swift.min(ib + tile, n)
+                for i in ib..<iEnd {  // the diagonal tile: pairs one by one, and the diagonal
+                    scale = Swift.max(scale, abs(a[i * n + i]))
+                    zero += a[i * n + i] * 0
+                    for j in (i + 1)..<iEnd { pair(a[i * n + j], a[j * n + i]) }
+                }
+                for jb in stride(from: ib + tile, to: n, by: tile) {
+                    let jEnd = Swift.min(jb + tile, n), width = jEnd - jb
+                    for j in jb..<jEnd {
+                        for i in ib..<iEnd { t[(i - ib) * tile + (j - jb)] = a[j * n + i] }
                     }
-                    for jb in stride(from: ib + tile, to: n, by: tile) {
-                        let jEnd = Swift.min(jb + tile, n), width = jEnd - jb
-                        for j in jb..<jEnd {
-                            for i in ib..<iEnd { t[(i - ib) * tile + (j - jb)] = a[j * n + i] }
+                    for i in ib..<iEnd {
+                        let (x, y) = (a + i * n + jb, t + (i - ib) * tile)
+                        var k = 0
+                        while k + 4 <= width {
+                            let vx = UnsafeRawPointer(x + k).loadUnaligned(as: Lanes.self)
+                            let vy = UnsafeRawPointer(y + k).loadUnaligned(as: Lanes.self)
+                            let ax = vx.replacing(with: -vx, where: vx .< 0)
+                            let ay = vy.replacing(with: -vy, where: vy .< 0)
+                            let d = vx - vy
+                            let ad = d.replacing(with: -d, where: d .< 0)
+                            vScale.replace(with: ax, where: ax .> vScale)
+                            vScale.replace(with: ay, where: ay .> vScale)
+                            vAsymmetry.replace(with: ad, where: ad .> vAsymmetry)
+                            vZero += vx * 0 + vy * 0
+                            k += 4
                         }
-                        for i in ib..<iEnd {
-                            let (x, y) = (a + i * n + jb, t + (i - ib) * tile)
-                            var k = 0
-                            while k + 4 <= width {
-                                let vx = UnsafeRawPointer(x + k).loadUnaligned(as: Lanes.self)
-                                let vy = UnsafeRawPointer(y + k).loadUnaligned(as: Lanes.self)
-                                let ax = vx.replacing(with: -vx, where: vx .< 0)
-                                let ay = vy.replacing(with: -vy, where: vy .< 0)
-                                let d = vx - vy
-                                let ad = d.replacing(with: -d, where: d .< 0)
-                                vScale.replace(with: ax, where: ax .> vScale)
-                                vScale.replace(with: ay, where: ay .> vScale)
-                                vAsymmetry.replace(with: ad, where: ad .> vAsymmetry)
-                                vZero += vx * 0 + vy * 0
-                                k += 4
-                            }
-                            while k < width {
-                                pair(x[k], y[k])
-                                k += 1
-                            }
+                        while k < width {
+                            pair(x[k], y[k])
+                            k += 1
                         }
                     }
                 }

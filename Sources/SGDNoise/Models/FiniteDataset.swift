@@ -18,13 +18,29 @@ struct FiniteDatasetProblem {
     let curvature: Matrix
     let factor: Double
     let momentum: Double
+    let sampling: Sampling
+    let batchSize: Int
 
     init(x: Matrix, weightDecay: Matrix?, batchSize: Int, sampling: Sampling, momentum: Double) throws {
         try x.requireFinite("X")
         guard x.rows >= 1, x.columns >= 1 else { throw SGDNoiseError.invalidArgument("X must be non-empty, got \(x.rows) × \(x.columns)") }
         try Validation.momentum(momentum)
         self.x = x
-        factor = try sampling.noiseFactor(sampleCount: x.rows, batchSize: batchSize)
+        if sampling == .epochShuffling {
+            // One batch of an epoch is marginally a draw without replacement; EpochShuffling
+            // supplies what the epoch's dependence adds.
+            guard batchSize <= x.rows else {
+                throw SGDNoiseError.invalidArgument(
+                    "batchSize \(batchSize) exceeds the \(x.rows) samples; the epoch-shuffling prediction needs batchSize ≤ N")
+            }
+            guard momentum == 0 else {
+                throw SGDNoiseError.invalidArgument("the epoch-shuffling prediction supports SGD without momentum only, got momentum \(momentum)")
+            }
+        }
+        factor = try (sampling == .epochShuffling ? .withoutReplacement : sampling)
+            .noiseFactor(sampleCount: x.rows, batchSize: batchSize)
+        self.sampling = sampling
+        self.batchSize = batchSize
         aHat = x.weightedGram(rowWeights: [Double](repeating: 1 / Double(x.rows), count: x.rows))
         if let g = weightDecay {
             try g.requireSymmetric("weight_decay", size: x.columns)
@@ -109,6 +125,12 @@ struct FiniteDatasetProblem {
 /// learning rate, found by bisection on the spectral radius (for a matrix learning rate Λ: the
 /// largest stable multiple of Λ).
 ///
+/// Epoch shuffling (`sampling: .epochShuffling`, docs/theory.md §4.2): f R is replaced by the
+/// exact source of the epoch-correlated additive noise, the mean is offset from w* (to second
+/// order in the noise), the multiplicative noise is treated as fresh, and Σ and the mean are
+/// those of w at a random step. Scalar λ, no momentum, S ≤ N. Its relative error is O(λ): on
+/// real data it was within 0.2–4.3 % of simulated SGD for λ ≤ 0.3 λ*(S).
+///
 /// - Parameters:
 ///   - x: X, N × D; `y`: N labels.
 ///   - learningRate, batchSize, sampling, momentum: SGD's hyperparameters.
@@ -149,7 +171,8 @@ public func finiteDataset(
     let lrScale: Double
     if case .scalar(let l) = learningRate { lrScale = l } else { lrScale = 1 }
     func unstable() -> SGDNoiseError {
-        let critical = (try? problem.criticalScale(learningRate)).map { $0 * lrScale }
+        // Under epoch shuffling no critical learning rate has been established (§4.2).
+        let critical = sampling == .epochShuffling ? nil : (try? problem.criticalScale(learningRate)).map { $0 * lrScale }
         return .unstable(
             "unstable: the second moments of SGD diverge on this dataset at this learning rate",
             criticalLearningRate: critical)
@@ -159,12 +182,33 @@ public func finiteDataset(
     } catch SGDNoiseError.unstable(_, _) {
         throw unstable()
     }
-    let report = try solver.solve(base: transform.conjugate(problem.factor * r), certificate: .positivity, unstable: unstable)
-    let sigma = transform.conjugate(report.x)
-    let noise = (problem.multiplicativeNoise(sigma) + problem.factor * r).symmetrized
+    // Fresh sampling: the source is f R and E[w] = w*. Epoch shuffling (§4.2): the additive
+    // source of one epoch's correlated batches and the offset of the mean, whose second moment
+    // M_m also drives the multiplicative noise.
+    var base = problem.factor * r
+    var offset = [Double](repeating: 0, count: d)
+    var meanMoment: Matrix? = nil
+    if problem.sampling == .epochShuffling {
+        guard case .scalar(let l) = learningRate else {
+            throw SGDNoiseError.invalidArgument("the epoch-shuffling prediction supports a scalar learning rate only")
+        }
+        let epoch = EpochShuffling(x: x, z: z, r: r, eigen: solver.spectral.eigen, learningRate: l, batchSize: batchSize)
+        base = (epoch.source + problem.multiplicativeNoise(epoch.meanSecondMoment)).symmetrized
+        offset = epoch.meanOffset
+        meanMoment = epoch.meanSecondMoment
+    }
+    let report = try solver.solve(base: transform.conjugate(base), certificate: .positivity, unstable: unstable)
+    // M = E[ee^T] averaged over the phases; Σ = M − m̄m̄ᵀ is the covariance of w at a random step.
+    var moment = transform.conjugate(report.x)
+    if let mm = meanMoment { moment = (moment + mm).symmetrized }
+    var sigma = moment
+    for i in 0..<d { for j in 0..<d { sigma[i, j] -= offset[i] * offset[j] } }
+    let mean = zip(wStar, offset).map { $0 + $1 }
+    let noise = (problem.multiplicativeNoise(moment) + problem.factor * r).symmetrized
     let k = SymmetricOperator.dense(problem.curvature)
     let sig = SymmetricOperator.dense(sigma)
-    var trainLoss = 0.5 * residuals.reduce(0) { $0 + $1 * $1 } / Double(n) + 0.5 * k.traceProduct(sig)
+    let second = SymmetricOperator.dense(moment)
+    var trainLoss = 0.5 * residuals.reduce(0) { $0 + $1 * $1 } / Double(n) + 0.5 * k.traceProduct(second)
     if let g = weightDecay { trainLoss += 0.5 * SymmetricOperator.dense(g).bilinear(wStar, wStar) }
     var testLoss = Double.nan
     if let u {
@@ -175,11 +219,11 @@ public func finiteDataset(
         try a.requireSymmetric("A", size: d)
         let delta = zip(wStar, u).map { $0 - $1 }
         let aOp = SymmetricOperator.dense(a)
-        testLoss = 0.5 * (aOp.bilinear(delta, delta) + aOp.traceProduct(sig))
+        testLoss = 0.5 * (aOp.bilinear(delta, delta) + 2 * aOp.bilinear(delta, offset) + aOp.traceProduct(second))
     }
     let prediction = try Prediction(
-        sigma: .dense(sigma), noise: .dense(noise), mean: wStar, trainLoss: trainLoss, testLoss: testLoss, kappa: nil,
-        criticalLearningRate: nil, couplingTrace: problem.aHat.traceProduct(sigma), flatDirectionNoise: 0).checkedFinite()
+        sigma: .dense(sigma), noise: .dense(noise), mean: mean, trainLoss: trainLoss, testLoss: testLoss, kappa: nil,
+        criticalLearningRate: nil, couplingTrace: problem.aHat.traceProduct(moment), flatDirectionNoise: 0).checkedFinite()
     return FiniteDatasetPrediction(prediction: prediction, iterations: report.iterations, residual: report.residual,
                                    spectralRadius: report.spectralRadius)
 }
@@ -191,6 +235,11 @@ public func criticalLearningRateDataset(
     x: Matrix, batchSize: Int, sampling: Sampling = .withReplacement, weightDecay: Matrix? = nil, momentum: Double = 0,
     learningRate: LearningRate = .scalar(1)
 ) throws -> Double {
+    guard sampling != .epochShuffling else {
+        throw SGDNoiseError.invalidArgument(
+            "sampling: no critical learning rate is established for epoch shuffling (docs/theory.md §4.2); "
+                + "without replacement gives that of a single batch")
+    }
     let problem = try FiniteDatasetProblem(x: x, weightDecay: weightDecay, batchSize: batchSize, sampling: sampling, momentum: momentum)
     let scale = try problem.criticalScale(learningRate)
     if case .scalar(let l) = learningRate { return scale * l }

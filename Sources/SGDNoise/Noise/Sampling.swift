@@ -7,8 +7,9 @@ public enum Sampling: Sendable, Equatable {
     case withoutReplacement
     /// Epoch shuffling, what practitioners do: the indices run through a fresh random
     /// permutation of 0..<N each epoch, S at a time (a batch may straddle two epochs). The
-    /// batches of one epoch are dependent, so no closed form covers it: only `simulate(_:)`
-    /// accepts it, and `noiseFactor` throws.
+    /// batches of one epoch are dependent, so no noise covariance describes it: `noiseFactor`
+    /// throws; `simulate(_:)` runs it and `finiteDataset(sampling: .epochShuffling)` predicts it
+    /// (docs/theory.md §4.2).
     case epochShuffling
 
     /// The factor f with C = f · (M2 − ḡḡᵀ) [Prop 1]:
