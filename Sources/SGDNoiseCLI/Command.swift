@@ -7,7 +7,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The root command: `sgdnoise-cli <reproduce|predict|stability>`.
+/// The root command: `sgdnoise-cli <reproduce|predict|curve|stability>`.
 struct SGDNoiseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sgdnoise-cli",
@@ -16,6 +16,7 @@ struct SGDNoiseCommand: ParsableCommand {
             Subcommands:
               reproduce  the paper's figures: theory, approximations, simulation
               predict    the exact stationary fluctuation of one model
+              curve      the exact learning curve of one model under a schedule
               stability  the critical learning rate over batch sizes and momenta
 
             Exit codes (the same mistake gives the same code whether a value came
@@ -41,7 +42,7 @@ struct SGDNoiseCommand: ParsableCommand {
             docs/theory.md in the source repository.
             """,
         version: SGDNoiseVersion.string,
-        subcommands: [ReproduceCommand.self, PredictCommand.self, StabilityCommand.self]
+        subcommands: [ReproduceCommand.self, PredictCommand.self, CurveCommand.self, StabilityCommand.self]
     )
 }
 
@@ -67,7 +68,7 @@ func runCommandLine() -> Never {
         let rest = lines.dropFirst().map { $0.hasPrefix("- ") ? String($0.dropFirst(2)) : $0 }
         if !rest.isEmpty { message += " " + rest.joined(separator: ", ") }
         if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
-        let sub = CommandLine.arguments.dropFirst().first { ["reproduce", "predict", "stability"].contains($0) }
+        let sub = CommandLine.arguments.dropFirst().first { ["reproduce", "predict", "curve", "stability"].contains($0) }
         fail("\(message) (see 'sgdnoise-cli \(sub.map { $0 + " " } ?? "")--help')", status: ExitStatus.usage)
     }
 }

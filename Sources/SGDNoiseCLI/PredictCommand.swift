@@ -126,6 +126,25 @@ struct PredictCommand: ParsableCommand {
             """
     )
 
+    @OptionGroup var problem: ProblemOptions
+
+    @Flag(name: .long, help: "Print JSON (schema above) instead of the summary.")
+    var json = false
+
+    func run() throws {
+        let output = try problem.resolve(file: SpecFile(path: problem.spec)).solve()
+        if json {
+            print(output.json.render())
+        } else {
+            print(output.summary)
+        }
+    }
+
+}
+
+/// The problem every model command takes: the model, A, the optimiser and the model's own values,
+/// as options or in a --spec file (options win).
+struct ProblemOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The model.", valueName: "name"))
     var model: ModelName?
 
@@ -163,22 +182,8 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A JSON file with the whole problem (see above).", valueName: "file.json"))
     var spec: String?
 
-    @Flag(name: .long, help: "Print JSON (schema above) instead of the summary.")
-    var json = false
-
-    func run() throws {
-        let problem = try resolve()
-        let output = try problem.solve()
-        if json {
-            print(output.json.render())
-        } else {
-            print(output.summary)
-        }
-    }
-
     /// The problem from --spec and the options (options win).
-    func resolve() throws -> PredictProblem {
-        let file = try SpecFile(path: spec)
+    func resolve(file: SpecFile) throws -> PredictProblem {
         let name = try chooseModel(file)
         var a = try readA(file)
         let lrValue = try readOperand(lr, "--lr", file, "lr")
@@ -266,15 +271,17 @@ struct SpecFile {
     let source: String
     let fields: [String: JSON]
 
-    init(path: String?) throws {
+    /// - Parameter extraKeys: keys a command reads beyond the problem's (`keys`).
+    init(path: String?, extraKeys: [String] = []) throws {
+        let known = Self.keys + extraKeys
         source = path ?? "spec"
         guard let path else { fields = [:]; return }
         let document = try JSON.parse(try readTextFile(path), source: path)
         guard case .object(let pairs) = document else { throw CLIError.usage("\(path): expected a JSON object") }
         var fields: [String: JSON] = [:]
         for (key, value) in pairs {
-            guard Self.keys.contains(key) else {
-                throw CLIError.usage("\(path): unknown key \"\(key)\" (known: \(Self.keys.joined(separator: ", ")))")
+            guard known.contains(key) else {
+                throw CLIError.usage("\(path): unknown key \"\(key)\" (known: \(known.joined(separator: ", ")))")
             }
             fields[key] = value
         }

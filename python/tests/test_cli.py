@@ -376,3 +376,90 @@ def test_reproduce_unwritable_output_exit_73(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert_one_line_error(run("reproduce", "fig4b", "--out", blocker / "sub", *FAST), 73)
+
+
+# ---------------------------------------------------------------------------------------------
+# curve
+
+def label_noise_curve_1d(a, var, lr, s, m0):
+    """E[w_t²] of 1-d label noise under per-update λ_t, S_t, from E[w_0²] = m0 (docs/theory.md §9):
+    M ← (1 − λa)²M + λ²(2a²M + σ²a)/S, the second moment written out by hand."""
+    out = [m0]
+    for l, b in zip(lr, s):
+        m = out[-1]
+        out.append((1 - l * a) ** 2 * m + l * l * (2 * a * a * m + var * a) / b)
+    return out
+
+
+def parse_csv(text):
+    rows = list(csv.DictReader(text.splitlines()))
+    return {k: [float(r[k]) for r in rows] for k in rows[0]}
+
+
+def test_curve_milestones_and_batch_ramp_match_the_hand_recursion():
+    a, var, lr0, s0, w0 = 0.8, 0.5, 0.6, 4, 0.3
+    r = ok("curve", "--model", "label-noise", "--spectrum", a, "--noise-var", var, "--lr", lr0, "--batch-size", s0,
+           "--steps", 30, "--decay", "milestones", "--milestones", "10,20", "--factor", 0.1,
+           "--batch-milestones", "15", "--batch-factor", 3, "--w0", w0, "--record", ",".join(map(str, range(31))))
+    table = parse_csv(r.stdout)
+    updates = range(1, 31)
+    lr = [lr0 * 0.1 ** sum(m < t for m in (10, 20)) for t in updates]
+    s = [s0 * 3 ** (15 < t) for t in updates]
+    m = label_noise_curve_1d(a, var, lr, s, w0 * w0)
+    assert table["step"] == list(range(31))
+    assert table["lr"] == pytest.approx([lr[0]] + lr, rel=1e-15)
+    assert table["batch_size"] == [s[0]] + s
+    # Σ_t = M_t − (E w_t)², with E w_t = Π(1 − λa) w0.
+    mean = [w0]
+    for l in lr:
+        mean.append((1 - l * a) * mean[-1])
+    assert table["trace_sigma"] == pytest.approx([mt - mu * mu for mt, mu in zip(m, mean)], rel=1e-12, abs=1e-16)
+    assert table["test_loss"] == pytest.approx([0.5 * a * mt for mt in m], rel=1e-12)
+    assert table["train_loss"] == pytest.approx([0.5 * (a * mt + var) for mt in m], rel=1e-12)
+
+
+def test_curve_json_spec_file_and_out(tmp_path):
+    spec = tmp_path / "curve.json"
+    spec.write_text(json.dumps({"model": "label-noise", "spectrum": [1], "lr": 1.5, "batch_size": 10,
+                                "steps": 300, "decay": "step", "factor": 0.1, "every": 100, "record": [0, 100, 300]}))
+    out = tmp_path / "curve.json.out"
+    ok("curve", "--spec", spec, "--json", "--out", out)
+    doc = json.loads(out.read_text())
+    assert set(doc) == {"model", "dimension", "steps", "lr", "batch_size", "momentum", "train_loss", "test_loss",
+                        "trace_sigma", "unstable_from", "relaxation"}
+    assert doc["steps"] == [0, 100, 300] and doc["dimension"] == 1 and doc["unstable_from"] is None
+    assert doc["lr"] == pytest.approx([1.5, 1.5, 0.015])
+    assert set(doc["relaxation"]) == {"mode_times", "moment_time", "mean_time", "stationary_train_loss",
+                                      "stationary_test_loss", "settled_at", "tolerance"}
+    # The last segment (λ = 0.015, S = 10) settles to the stationary loss of Theorem 2.
+    stationary = 0.5 * label_noise_1d(1, 1, 0.015, 10)[0] + 0.5
+    assert doc["relaxation"]["stationary_train_loss"] == pytest.approx(stationary, rel=1e-12)
+    # An option overrides the file.
+    csv_text = ok("curve", "--spec", spec, "--steps", 50, "--record", "0,25,50").stdout
+    assert parse_csv(csv_text)["step"][-1] == 50
+
+
+def test_curve_unstable_schedule_is_reported_not_refused():
+    # λ* of 1-d label noise at S = 4 is 2S/(a(S + 2)) = 4/3: a warm-up that ends at 1.4 crosses it.
+    r = ok("curve", "--model", "label-noise", "--spectrum", 1, "--lr", 1.4, "--batch-size", 4, "--steps", 40,
+           "--warmup", 20, "--json")
+    doc = json.loads(r.stdout)
+    warm = [1.4 * min(1, t / 20) for t in range(1, 41)]
+    first = next(t for t, l in zip(range(1, 41), warm) if l > critical_1d(1, 4))
+    assert doc["unstable_from"] == first
+
+
+@pytest.mark.parametrize("args,code,named", [
+    (("--steps", 10), 64, "--model"),
+    (("--model", "label-noise", "--spectrum", 1, "--lr", 0.1, "--batch-size", 2), 64, "--steps"),
+    (("--model", "label-noise", "--spectrum", "1,2", "--lr", "0.1,0.2", "--batch-size", 2, "--steps", 5), 64, "--lr"),
+    (("--model", "label-noise", "--spectrum", 1, "--lr", 0.1, "--batch-size", 2, "--steps", 5, "--decay", "cosine"), 64,
+     "--final"),
+    (("--model", "label-noise", "--spectrum", 1, "--lr", 0.1, "--batch-size", 2, "--steps", 5, "--batch-milestones", 2),
+     64, "--batch-factor"),
+    (("--model", "damped-newton", "--spectrum", 1, "--lr", 0.1, "--batch-size", 2, "--steps", 5), 1, "damped"),
+    (("--model", "label-noise", "--spectrum", 1, "--lr", 0.1, "--batch-size", 2, "--steps", 0), 1, "steps"),
+])
+def test_curve_errors(args, code, named):
+    line = assert_one_line_error(run("curve", *args), code)
+    assert named.lower() in line.lower(), line

@@ -206,7 +206,6 @@ public func finiteDataset(
     let mean = zip(wStar, offset).map { $0 + $1 }
     let noise = (problem.multiplicativeNoise(moment) + problem.factor * r).symmetrized
     let k = SymmetricOperator.dense(problem.curvature)
-    let sig = SymmetricOperator.dense(sigma)
     let second = SymmetricOperator.dense(moment)
     var trainLoss = 0.5 * residuals.reduce(0) { $0 + $1 * $1 } / Double(n) + 0.5 * k.traceProduct(second)
     if let g = weightDecay { trainLoss += 0.5 * SymmetricOperator.dense(g).bilinear(wStar, wStar) }
