@@ -15,3 +15,11 @@ def test_notebook_executes(monkeypatch):
     assert "residual of Thm 1" in text
     assert "UnstableError" in text
     assert "γ* = -0.1698" in text
+    # §7: the exact learning curves against Monte-Carlo SGD on the same schedules.
+    z = [float(line.split("max |z| = ")[1].split()[0]) for line in text.splitlines() if "simulation max |z|" in line]
+    assert len(z) == 2 and max(z) < 4.5, z
+    # §8: epoch shuffling, predicted against simulated (within 5 %, docs/theory.md §4.2), where the
+    # fresh-sampling formulas are far off.
+    rel = {line.split(":")[0].strip(): float(line.split("(")[1].split("%")[0]) for line in text.splitlines()
+           if "vs simulation)" in line}
+    assert abs(rel["epoch shuffling"]) < 5 and rel["without replacement"] > 50, rel
