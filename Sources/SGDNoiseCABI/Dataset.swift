@@ -6,7 +6,7 @@ import _SGDNoiseShims
 
 /// Exact stationary fluctuation of SGD on linear regression over a finite dataset (docs/theory.md
 /// section 4.1): X (n x d row-major), y (n); sampling an sgdnoise_sampling (with or without
-/// replacement, or epoch shuffling: docs/theory.md section 4.2, for a scalar lr without momentum
+/// replacement, or epoch shuffling: docs/theory.md section 4.2, for a scalar lr (lr_matrix NULL)
 /// and batch_size <= n, where out_sigma and out_mean are the covariance and mean of w at a random
 /// step, the mean offset from w*); weight_decay d x d or NULL; learning rate lr * I or lr * lr_matrix; u (teacher,
 /// may be NULL) and A (population covariance, may be NULL: X^T X/n) define the test loss. Outputs

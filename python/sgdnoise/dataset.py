@@ -77,7 +77,7 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
     the batches of one epoch are dependent, so :math:`fR` is replaced by the exact source of the
     epoch-correlated additive noise, the mean is offset from :math:`w^*` to second order, and the
     multiplicative noise is treated as fresh. ``sigma`` and ``mean`` are then the covariance and
-    mean of :math:`w` at a random step (averaged over the phases of an epoch). Scalar ``lr``, no
+    mean of :math:`w` at a random step (averaged over the phases of an epoch). Scalar ``lr``, any
     momentum, ``batch_size`` :math:`\le N`; validated against simulated epoch-shuffled SGD in the
     regime stated in docs/theory.md §4.2.
 

@@ -15,8 +15,10 @@ import math
 import numpy as np
 
 
-def exact_epoch_moments(X, y, lr, batch_size, weight_decay=None):
-    """Phase-averaged (mean offset m̄, covariance Σ, second moment M) of w − w* at stationarity."""
+def exact_epoch_moments(X, y, lr, batch_size, weight_decay=None, momentum=0.0):
+    """Phase-averaged (mean offset m̄, covariance Σ, second moment M) of w − w* at stationarity.
+
+    With momentum μ the state is (e, b), b the buffer: b ← μb + g, e ← e − λb."""
     X = np.asarray(X, float)
     y = np.asarray(y, float)
     n, d = X.shape
@@ -30,17 +32,20 @@ def exact_epoch_moments(X, y, lr, batch_size, weight_decay=None):
     period = n // math.gcd(n, s)
     epochs = period * s // n
     perms = list(itertools.permutations(range(n)))
+    dim = 2 * d
     phis, psis = [], []  # per sequence: lists over phases t = 0..P of (Φ_t, ψ_t)
     for seq in itertools.product(perms, repeat=epochs):
         stream = [i for p in seq for i in p]
-        phi, psi = np.eye(d), np.zeros(d)
+        phi, psi = np.eye(dim), np.zeros(dim)
         ph, ps = [phi], [psi]
         for t in range(period):
             batch = stream[t * s:(t + 1) * s]
             ab = a[batch].mean(axis=0)
             zb = z[batch].mean(axis=0)
-            step = np.eye(d) - lr * ab
-            phi, psi = step @ phi, step @ psi - lr * zb
+            # b' = μb + A_B e + z_B, e' = e − λb'.
+            step = np.block([[np.eye(d) - lr * ab, -lr * momentum * np.eye(d)], [ab, momentum * np.eye(d)]])
+            shift = np.concatenate([-lr * zb, zb])
+            phi, psi = step @ phi, step @ psi + shift
             ph.append(phi)
             ps.append(psi)
         phis.append(ph)
@@ -48,11 +53,11 @@ def exact_epoch_moments(X, y, lr, batch_size, weight_decay=None):
     phis = np.asarray(phis)  # (sequences, P + 1, d, d)
     psis = np.asarray(psis)  # (sequences, P + 1, d)
     phi_p, psi_p = phis[:, period], psis[:, period]
-    m0 = np.linalg.solve(np.eye(d) - phi_p.mean(axis=0), psi_p.mean(axis=0))
-    kron = np.einsum("sij,skl->ikjl", phi_p, phi_p).reshape(d * d, d * d) / len(phi_p)
+    m0 = np.linalg.solve(np.eye(dim) - phi_p.mean(axis=0), psi_p.mean(axis=0))
+    kron = np.einsum("sij,skl->ikjl", phi_p, phi_p).reshape(dim * dim, dim * dim) / len(phi_p)
     cross = np.einsum("sij,j,sk->ik", phi_p, m0, psi_p) / len(phi_p)
     rhs = cross + cross.T + np.einsum("si,sj->ij", psi_p, psi_p) / len(psi_p)
-    big_m0 = np.linalg.solve(np.eye(d * d) - kron, rhs.reshape(-1)).reshape(d, d)
+    big_m0 = np.linalg.solve(np.eye(dim * dim) - kron, rhs.reshape(-1)).reshape(dim, dim)
     means, seconds = [], []
     for t in range(period):
         ph, ps = phis[:, t], psis[:, t]
@@ -61,6 +66,6 @@ def exact_epoch_moments(X, y, lr, batch_size, weight_decay=None):
         second = np.einsum("sij,jk,slk->il", ph, big_m0 - np.outer(m0, m0), ph) / len(ph)
         second += np.einsum("si,sj->ij", mt, mt) / len(mt)
         seconds.append(second)
-    m_bar = np.mean(means, axis=0)
-    big_m = np.mean(seconds, axis=0)
+    m_bar = np.mean(means, axis=0)[:d]
+    big_m = np.mean(seconds, axis=0)[:d, :d]
     return m_bar, big_m - np.outer(m_bar, m_bar), big_m, w_star

@@ -20,13 +20,14 @@
 ///   covariance f[F(M) − ÂMÂ] (f of sampling without replacement, M the phase-averaged second
 ///   moment): exact for the marginal of one batch, blind to its correlation within an epoch.
 ///
-/// The result is the source B with which the fresh-sampling equation of §4.1,
-/// KΣ + ΣK − λKΣK = λ(B + f[F(Σ + M_m) − Â(Σ + M_m)Â]), gives the phase-averaged covariance Σ
-/// around the per-phase means. Scalar learning rate, no momentum, S ≤ N.
+/// With momentum each mode carries (e, λ·buffer) and every entry above becomes a 2 × 2 block.
+/// The multiplicative part then adds Σ_W solving §4.1's equation (Theorem 1 with momentum) for
+/// the white noise f[F(Σ̄_add + M_m + Σ_W) − Â(…)Â]. Scalar learning rate, S ≤ N.
 /// Cost O(P D² + N D²) after the eigendecomposition of K.
 struct EpochShuffling {
-    /// B (original coordinates): L(Σ̄_additive)/λ², the additive source replacing f R.
-    let source: Matrix
+    /// Σ̄_add (original coordinates): the covariance of e averaged over the phases, under the
+    /// additive noise alone (exact for it).
+    let additiveCovariance: Matrix
     /// m̄ = the average over phases of E[e_t] (original coordinates).
     let meanOffset: [Double]
     /// M_m = the average over phases of E[e_t]E[e_t]ᵀ (original coordinates).
@@ -36,13 +37,13 @@ struct EpochShuffling {
 
     /// - Parameters:
     ///   - x: the N × D inputs; `z`: the N × D rows x_i r_i (centred here); `r`: R.
-    ///   - eigen: the eigendecomposition of λK (values λk_a ascending, all in (0, 2)).
-    ///   - learningRate: λ; `batchSize`: S, 1 ≤ S ≤ N.
-    init(x: Matrix, z: Matrix, r: Matrix, eigen: SymmetricEigendecomposition, learningRate lr: Double, batchSize s: Int) {
+    ///   - eigen: the eigendecomposition of λK (values m_a = λk_a ascending, all positive).
+    ///   - learningRate: λ; `batchSize`: S, 1 ≤ S ≤ N; `momentum`: μ ∈ [0, 1).
+    init(x: Matrix, z: Matrix, r: Matrix, eigen: SymmetricEigendecomposition, learningRate lr: Double, batchSize s: Int,
+         momentum mu: Double) {
         let n = x.rows, d = x.columns
         let basis = eigen.eigenvectorRows  // Uᵀ
         let m = eigen.values  // λk_a
-        let q = m.map { 1 - $0 }
         let rTilde = Matrix.congruence(basis, r)  // Uᵀ R U
         let xTilde = Matrix.product(x, basis, transposeB: true)  // X U
         var centred = z
@@ -59,27 +60,33 @@ struct EpochShuffling {
         let c = n > 1 ? 1 / Double(n - 1) : 0
         let white = n > 1 ? Double(n) / (Double(s) * Double(n - 1)) : 0
         let period = n / Self.gcd(n, s)
-        let lr2 = lr * lr
 
-        // The recursion from e = 0 at a period's start (an epoch boundary), entrywise in the
-        // eigenbasis. Before batch t: W_t (white part), C_t (completed epochs' common parts),
-        // h_t (the current epoch's), v_t (mean), G_t(x) = Σ_{j<t} x^j for x = q_a q_b, G_t(q), q^t.
+        // Mode a carries x = (e, p) with p = λ·(momentum buffer): x ← T_a x + β ξ,
+        // T_a = [[1 − m_a, −μ], [m_a, μ]], β = (−λ, λ). Per pair (a, b) a 2 × 2 block of Cov(x_a, x_b).
+        let modes = m.map { Mode2(t11: 1 - $0, t12: -mu, t21: $0, t22: mu) }
+        let beta = (e: -lr, p: lr)
         let dd = d * d
-        var w = [Double](repeating: 0, count: dd), common = w, gx = w
-        var sumW = w, sumC = w, sumHH = w, sumQV = w, sumVV = w
-        var h = [Double](repeating: 0, count: d), v = h, gq = h, sumV = h, yh = h
-        var qPower = [Double](repeating: 1, count: d)
+        // The recursion from x = 0 at a period's start (an epoch boundary). Before batch t: W_t (white
+        // part), C_t (completed epochs' common parts), h_t (the current epoch's coefficients), v_t
+        // (mean), and Φ_t = T^t per mode.
+        var w = [Block2](repeating: .zero, count: dd), common = w
+        var h = [Pair2](repeating: .zero, count: d), v = h
+        var power = [Mode2](repeating: .identity, count: d)
+        // Phase sums of the e-entries: W, C, hhᵀ, v, vvᵀ, and Σ_t (T_a^t)_{ee|ep} v_{t,b,e}.
+        var sumW = [Double](repeating: 0, count: dd), sumC = sumW, sumHH = sumW, sumVV = sumW, crossE = sumW, crossP = sumW
+        var sumV = [Double](repeating: 0, count: d), yh = sumV
         let rt = rTilde.elements, ye = y.elements
         for t in 0..<period {
             for a in 0..<d {
-                sumV[a] += v[a]
+                sumV[a] += v[a].e
                 for b in 0..<d {
                     let k = a * d + b
-                    sumW[k] += w[k]
-                    sumC[k] += common[k]
-                    sumHH[k] += h[a] * h[b]
-                    sumQV[k] += qPower[a] * v[b]
-                    sumVV[k] += v[a] * v[b]
+                    sumW[k] += w[k].ee
+                    sumC[k] += common[k].ee
+                    sumHH[k] += h[a].e * h[b].e
+                    sumVV[k] += v[a].e * v[b].e
+                    crossE[k] += power[a].t11 * v[b].e
+                    crossP[k] += power[a].t12 * v[b].e
                 }
             }
             // Batch t: n1 positions in the current epoch, n2 in the next.
@@ -88,49 +95,55 @@ struct EpochShuffling {
             let completes = (start + n1) % n == 0
             for a in 0..<d {
                 var acc = 0.0
-                for b in 0..<d { acc += ye[a * d + b] * h[b] }
+                for b in 0..<d { acc += ye[a * d + b] * h[b].e }
                 yh[a] = acc
             }
-            let pull = lr2 * c * Double(n1) / Double(s)
+            // E[(A_B − Â)e_t] = −n1/(S(N−1)) · Y h_t^e enters like the noise, through β.
+            let pull = c * Double(n1) / Double(s)
             for a in 0..<d {
-                v[a] = q[a] * v[a] - pull * yh[a]
-                gq[a] = q[a] * gq[a] + 1
-                qPower[a] *= q[a]
+                let ta = modes[a]
+                v[a] = ta.apply(v[a]) - Pair2(e: beta.e * pull * yh[a], p: beta.p * pull * yh[a])
+                power[a] = ta.times(power[a])
                 for b in 0..<d {
-                    let k = a * d + b, xab = q[a] * q[b]
-                    w[k] = xab * w[k] + lr2 * white * rt[k]
-                    common[k] *= xab
-                    gx[k] = xab * gx[k] + 1
+                    let k = a * d + b, tb = modes[b]
+                    w[k] = Block2.congruence(ta, w[k], tb) + Block2.outer(beta, beta, scale: white * rt[k])
+                    common[k] = Block2.congruence(ta, common[k], tb)
                 }
             }
-            for a in 0..<d { h[a] = q[a] * h[a] + Double(n1) / Double(s) }
+            let add = Double(n1) / Double(s)
+            for a in 0..<d { h[a] = modes[a].apply(h[a]) + Pair2(e: add * beta.e, p: add * beta.p) }
             if completes {
-                for a in 0..<d { for b in 0..<d { common[a * d + b] += h[a] * h[b] } }
-                for a in 0..<d { h[a] = Double(n2) / Double(s) }
+                for a in 0..<d { for b in 0..<d { common[a * d + b] = common[a * d + b] + Block2.outer(h[a], h[b], scale: 1) } }
+                let next = Double(n2) / Double(s)
+                for a in 0..<d { h[a] = Pair2(e: next * beta.e, p: next * beta.p) }
             }
         }
-        // The periodic state: Σ₀ = V_P/(1 − x^P), m₀ = v_P/(1 − q^P), with 1 − x^P = (1 − x)G_P(x)
-        // and 1 − x = λk_a + λk_b − λ²k_a k_b, accurate for slow modes.
-        var sigmaBar = [Double](repeating: 0, count: dd), source = sigmaBar, mm = sigmaBar
-        var m0 = [Double](repeating: 0, count: d), mBar = m0
+        // The periodic state: Σ₀ = Φ Σ₀ Φᵀ + V_P and m₀ = Φ m₀ + v_P (h_P = 0: a period ends an epoch).
+        // Phase sums: Σ_t T^t Σ₀ T^tᵀ = S with S − T S Tᵀ = V_P, and Σ_t T^t m₀ = (I − T)⁻¹ v_P.
+        var sigmaBar = [Double](repeating: 0, count: dd), mm = sigmaBar
+        var m0 = [Pair2](repeating: .zero, count: d), mBar = [Double](repeating: 0, count: d)
         for a in 0..<d {
-            m0[a] = v[a] / (m[a] * gq[a])
-            mBar[a] = (gq[a] * m0[a] + sumV[a]) / Double(period)
+            m0[a] = power[a].identityMinus.solve(v[a])
+            mBar[a] = (modes[a].identityMinus.solve(v[a]).e + sumV[a]) / Double(period)
         }
         for a in 0..<d {
             for b in 0..<d {
                 let k = a * d + b
-                let oneMinusX = m[a] + m[b] - m[a] * m[b]
-                let vP = w[k] - lr2 * c * rt[k] * common[k]  // h_P = 0: a period ends an epoch
-                let sigma0 = vP / (oneMinusX * gx[k])
-                sigmaBar[k] = (gx[k] * sigma0 + sumW[k] - lr2 * c * rt[k] * (sumC[k] + sumHH[k])) / Double(period)
-                source[k] = sigmaBar[k] * oneMinusX / lr2
-                mm[k] = (gx[k] * m0[a] * m0[b] + m0[a] * sumQV[k] + m0[b] * sumQV[b * d + a] + sumVV[k]) / Double(period)
+                let vP = w[k] - common[k].scaled(c * rt[k])
+                let phaseSum = Block2.stein(modes[a], modes[b], source: vP)
+                sigmaBar[k] = (phaseSum.ee + sumW[k] - c * rt[k] * (sumC[k] + sumHH[k])) / Double(period)
+                // Σ_t m_t m_tᵀ with m_t = T^t m₀ + v_t.
+                let outer0 = Block2.outer(m0[a], m0[b], scale: 1)
+                let shifted = Block2.congruence(power[a], outer0, power[b])
+                let periodic = Block2.stein(modes[a], modes[b], source: outer0 - shifted).ee
+                let crossAB = crossE[k] * m0[a].e + crossP[k] * m0[a].p
+                let crossBA = crossE[b * d + a] * m0[b].e + crossP[b * d + a] * m0[b].p
+                mm[k] = (periodic + crossAB + crossBA + sumVV[k]) / Double(period)
             }
         }
-        let sourceTilde = Matrix(uncheckedRows: d, columns: d, elements: source)
+        let sigmaTilde = Matrix(uncheckedRows: d, columns: d, elements: sigmaBar)
         let mmTilde = Matrix(uncheckedRows: d, columns: d, elements: mm)
-        self.source = Matrix.congruence(basis, sourceTilde.symmetrized, transposeA: true)
+        self.additiveCovariance = Matrix.congruence(basis, sigmaTilde.symmetrized, transposeA: true)
         self.meanSecondMoment = Matrix.congruence(basis, mmTilde.symmetrized, transposeA: true)
         self.meanOffset = basis.transposed.apply(mBar)
         self.period = period
@@ -140,5 +153,85 @@ struct EpochShuffling {
         var (a, b) = (a, b)
         while b != 0 { (a, b) = (b, a % b) }
         return a
+    }
+}
+
+/// A 2-vector (e, p) of one mode.
+struct Pair2 {
+    var e: Double, p: Double
+    static let zero = Pair2(e: 0, p: 0)
+    static func - (x: Pair2, y: Pair2) -> Pair2 { Pair2(e: x.e - y.e, p: x.p - y.p) }
+    static func + (x: Pair2, y: Pair2) -> Pair2 { Pair2(e: x.e + y.e, p: x.p + y.p) }
+}
+
+/// A 2 × 2 matrix acting on one mode's (e, p).
+struct Mode2 {
+    var t11: Double, t12: Double, t21: Double, t22: Double
+    static let identity = Mode2(t11: 1, t12: 0, t21: 0, t22: 1)
+    func apply(_ x: Pair2) -> Pair2 { Pair2(e: t11 * x.e + t12 * x.p, p: t21 * x.e + t22 * x.p) }
+    func times(_ o: Mode2) -> Mode2 {
+        Mode2(t11: t11 * o.t11 + t12 * o.t21, t12: t11 * o.t12 + t12 * o.t22,
+              t21: t21 * o.t11 + t22 * o.t21, t22: t21 * o.t12 + t22 * o.t22)
+    }
+    var identityMinus: Mode2 { Mode2(t11: 1 - t11, t12: -t12, t21: -t21, t22: 1 - t22) }
+    /// This matrix's inverse applied to x (Cramer's rule).
+    func solve(_ x: Pair2) -> Pair2 {
+        let det = t11 * t22 - t12 * t21
+        return Pair2(e: (t22 * x.e - t12 * x.p) / det, p: (t11 * x.p - t21 * x.e) / det)
+    }
+}
+
+/// A 2 × 2 block Cov(x_a, x_b) of two modes (rows: a's (e, p), columns: b's).
+struct Block2 {
+    var ee: Double, ep: Double, pe: Double, pp: Double
+    static let zero = Block2(ee: 0, ep: 0, pe: 0, pp: 0)
+    static func + (x: Block2, y: Block2) -> Block2 { Block2(ee: x.ee + y.ee, ep: x.ep + y.ep, pe: x.pe + y.pe, pp: x.pp + y.pp) }
+    static func - (x: Block2, y: Block2) -> Block2 { Block2(ee: x.ee - y.ee, ep: x.ep - y.ep, pe: x.pe - y.pe, pp: x.pp - y.pp) }
+    func scaled(_ c: Double) -> Block2 { Block2(ee: c * ee, ep: c * ep, pe: c * pe, pp: c * pp) }
+    static func outer(_ x: Pair2, _ y: Pair2, scale c: Double) -> Block2 {
+        Block2(ee: c * x.e * y.e, ep: c * x.e * y.p, pe: c * x.p * y.e, pp: c * x.p * y.p)
+    }
+    static func outer(_ x: (e: Double, p: Double), _ y: (e: Double, p: Double), scale c: Double) -> Block2 {
+        outer(Pair2(e: x.e, p: x.p), Pair2(e: y.e, p: y.p), scale: c)
+    }
+    /// T_a B T_bᵀ.
+    static func congruence(_ ta: Mode2, _ b: Block2, _ tb: Mode2) -> Block2 {
+        // L = T_a B, then L T_bᵀ.
+        let l11 = ta.t11 * b.ee + ta.t12 * b.pe, l12 = ta.t11 * b.ep + ta.t12 * b.pp
+        let l21 = ta.t21 * b.ee + ta.t22 * b.pe, l22 = ta.t21 * b.ep + ta.t22 * b.pp
+        return Block2(ee: l11 * tb.t11 + l12 * tb.t12, ep: l11 * tb.t21 + l12 * tb.t22,
+                      pe: l21 * tb.t11 + l22 * tb.t12, pp: l21 * tb.t21 + l22 * tb.t22)
+    }
+    /// The X with X − T_a X T_bᵀ = source: the 4 × 4 system (I − T_b ⊗ T_a) vec X = vec source,
+    /// solved by Gaussian elimination with partial pivoting.
+    static func stein(_ ta: Mode2, _ tb: Mode2, source: Block2) -> Block2 {
+        let a = [[ta.t11, ta.t12], [ta.t21, ta.t22]], b = [[tb.t11, tb.t12], [tb.t21, tb.t22]]
+        // Unknowns X_ij at index 2i + j; (T_a X T_bᵀ)_ij = Σ_kl a_ik X_kl b_jl.
+        var mat = [[Double]](repeating: [Double](repeating: 0, count: 5), count: 4)
+        let rhs = [source.ee, source.ep, source.pe, source.pp]
+        for i in 0..<2 {
+            for j in 0..<2 {
+                let row = 2 * i + j
+                for k in 0..<2 { for l in 0..<2 { mat[row][2 * k + l] -= a[i][k] * b[j][l] } }
+                mat[row][row] += 1
+                mat[row][4] = rhs[row]
+            }
+        }
+        for col in 0..<4 {
+            var pivot = col
+            for r in (col + 1)..<4 where abs(mat[r][col]) > abs(mat[pivot][col]) { pivot = r }
+            mat.swapAt(col, pivot)
+            for r in (col + 1)..<4 {
+                let f = mat[r][col] / mat[col][col]
+                if f != 0 { for q in col..<5 { mat[r][q] -= f * mat[col][q] } }
+            }
+        }
+        var xs = [Double](repeating: 0, count: 4)
+        for r in stride(from: 3, through: 0, by: -1) {
+            var acc = mat[r][4]
+            for q in (r + 1)..<4 { acc -= mat[r][q] * xs[q] }
+            xs[r] = acc / mat[r][r]
+        }
+        return Block2(ee: xs[0], ep: xs[1], pe: xs[2], pp: xs[3])
     }
 }
