@@ -314,3 +314,172 @@ def test_bad_arguments_raise_invalid_argument(kwargs):
     model = kwargs.pop("model")
     with pytest.raises(InvalidArgumentError):
         learning_curve(model, Schedule(0.1, 2, steps=10), **kwargs)
+
+
+# --- (d) a finite dataset (docs/theory.md §4.1, §9) ------------------------------------------------------
+
+
+def tiny_dataset(n=5, d=3, seed=21):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = X @ rng.standard_normal(d) + 0.7 * rng.standard_normal(n)
+    return X, y
+
+
+def batches(n, s, replacement):
+    """Every possible minibatch with its probability: N^S ordered draws, or C(N, S) subsets."""
+    import itertools
+
+    if replacement:
+        draws = list(itertools.product(range(n), repeat=s))
+    else:
+        draws = list(itertools.combinations(range(n), s))
+    return [(list(b), 1.0 / len(draws)) for b in draws]
+
+
+def enumerated_moments(X, y, gamma, w0, sigma0, lrs, sizes, momenta, replacement, record):
+    """E[z], E[z z^T] of z = (w, m) by averaging the exact affine update of every minibatch:
+    g_B(w) = mean_{i in B} x_i (x_i^T w - y_i) + Gamma w, m' = mu m + g_B(w), w' = w - lr m',
+    so z' = T_B z + c_B with B independent of z. Nothing of the theory's F, R or J is used."""
+    n, d = X.shape
+    eye = np.eye(d)
+    z = np.concatenate([w0, np.zeros(d)])
+    Z = np.outer(z, z)
+    Z[:d, :d] += sigma0
+    out = {0: (z[:d].copy(), Z[:d, :d] - np.outer(z[:d], z[:d]))} if 0 in record else {}
+    cache = {}
+    for t, (lr, s, mu) in enumerate(zip(lrs, sizes, momenta), start=1):
+        if s not in cache:
+            cache[s] = [(X[b].T @ X[b] / s, X[b].T @ y[b] / s, p) for b, p in batches(n, s, replacement)]
+        z_new, Z_new = np.zeros(2 * d), np.zeros((2 * d, 2 * d))
+        for a_b, xy_b, p in cache[s]:
+            k = a_b + gamma
+            T = np.block([[eye - lr * k, -lr * mu * eye], [k, mu * eye]])
+            c = np.concatenate([lr * xy_b, -xy_b])
+            z_new += p * (T @ z + c)
+            Tz = T @ z
+            Z_new += p * (T @ Z @ T.T + np.outer(Tz, c) + np.outer(c, Tz) + np.outer(c, c))
+        z, Z = z_new, Z_new
+        if t in record:
+            out[t] = (z[:d].copy(), Z[:d, :d] - np.outer(z[:d], z[:d]))
+    return out
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_finite_dataset_curve_matches_the_enumeration_of_every_minibatch(replacement, momentum):
+    """N = 5, D = 3, S switching between 1 and 2, a learning-rate change, a start far from w*
+    (the cross term J matters) and a random start with covariance sigma0."""
+    X, y = tiny_dataset()
+    gamma = np.diag([0.05, 0.0, 0.1])
+    u = np.array([0.3, -0.2, 0.1])
+    A = np.diag([1.0, 0.5, 0.8])
+    t = 60
+    lrs = np.where(np.arange(t) < 20, 0.25, 0.1)
+    sizes = np.where(np.arange(t) < 35, 1, 2)
+    momenta = np.full(t, momentum)
+    w0 = np.array([1.5, -2.0, 0.7])
+    q = np.random.default_rng(4).standard_normal((3, 3))
+    sigma0 = 0.1 * q @ q.T
+    record = [0, 1, 2, 5, 19, 20, 21, 34, 35, 36, 60]
+    ref = enumerated_moments(X, y, gamma, w0, sigma0, lrs, sizes, momenta, replacement, set(record))
+    c = learning_curve("finite_dataset", Schedule(lrs, sizes, momenta), X=X, y=y, replacement=replacement,
+                       weight_decay=gamma, u=u, A=A, w0=w0, sigma0=sigma0, record=record)
+    assert c.sigma.shape == (len(record), 3, 3)
+    k_hat = X.T @ X / 5 + gamma
+    for k, step in enumerate(record):
+        mean, sigma = ref[step]
+        M = sigma + np.outer(mean, mean)
+        np.testing.assert_allclose(c.mean[k], mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c.sigma[k], sigma, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(c.sigma_diagonal[k], np.diag(sigma), rtol=1e-9, atol=1e-12)
+        train = 0.5 * np.trace(k_hat @ M) - mean @ (X.T @ y / 5) + 0.5 * np.mean(y * y)
+        assert c.train_loss[k] == pytest.approx(train, rel=1e-9)
+        test = 0.5 * (np.trace(A @ M) - 2 * u @ A @ mean + u @ A @ u)
+        assert c.test_loss[k] == pytest.approx(test, rel=1e-9)
+
+
+def test_finite_dataset_enumeration_needs_the_cross_term():
+    """A control: the same recursion written without J(e) + J(e)^T (as at stationarity) is far from
+    the enumeration in a transient from w0 != w*, so the check above can tell."""
+    X, y = tiny_dataset()
+    n, d = X.shape
+    lr, s, t = 0.25, 1, 10
+    w0 = np.array([1.5, -2.0, 0.7])
+    ref = enumerated_moments(X, y, np.zeros((d, d)), w0, np.zeros((d, d)), [lr] * t, [s] * t, [0.0] * t, True, {t})
+    a_hat = X.T @ X / n
+    w_star = np.linalg.solve(a_hat, X.T @ y / n)
+    r = X @ w_star - y
+    zr = X * r[:, None]
+    zr -= zr.mean(axis=0)
+    R = zr.T @ zr / n
+    e, M = w0 - w_star, np.outer(w0 - w_star, w0 - w_star)
+    for _ in range(t):
+        F = (X.T * np.einsum("ij,jk,ik->i", X, M, X)) @ X / n
+        M = (np.eye(d) - lr * a_hat) @ M @ (np.eye(d) - lr * a_hat) + lr ** 2 / s * (F - a_hat @ M @ a_hat + R)
+        e = e - lr * a_hat @ e
+    wrong = M - np.outer(e, e)
+    mean, sigma = ref[t]
+    np.testing.assert_allclose(mean, e + w_star, rtol=1e-10)
+    assert np.max(np.abs(wrong - sigma)) > 1e-3 * np.max(np.abs(sigma))
+    c = learning_curve("finite_dataset", Schedule(lr, s, steps=t), X=X, y=y, w0=w0, record=[t])
+    np.testing.assert_allclose(c.sigma[-1], sigma, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_finite_dataset_constant_schedule_converges_to_finite_dataset(replacement, momentum):
+    X, y = tiny_dataset(n=9, d=3, seed=2)
+    gamma = 0.05 * np.eye(3)
+    lr, s = 0.2, 3
+    p = sgdnoise.finite_dataset(X, y, lr, s, replacement=replacement, weight_decay=gamma, momentum=momentum,
+                                u=np.zeros(3))
+    t = 6000
+    c = learning_curve("finite_dataset", Schedule(lr, s, momentum, steps=t), X=X, y=y, replacement=replacement,
+                       weight_decay=gamma, u=np.zeros(3), w0=[1.0, -1.0, 2.0], record=[t])
+    assert c.moment_time < t / 50
+    np.testing.assert_allclose(c.sigma[-1], p.sigma, rtol=0, atol=1e-10 * np.max(np.abs(p.sigma)))
+    np.testing.assert_allclose(c.mean[-1], p.mean, rtol=1e-10)
+    assert c.train_loss[-1] == pytest.approx(p.train_loss, rel=1e-10)
+    assert c.test_loss[-1] == pytest.approx(p.test_loss, rel=1e-10)
+    assert c.stationary_train_loss == pytest.approx(p.train_loss, rel=1e-12)
+    assert c.settled_at is not None and c.unstable_from is None
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_finite_dataset_curve_against_monte_carlo_sgd_following_the_schedule(replacement):
+    """sgdnoise.simulate_schedule on the same dataset and schedule (momentum, a step decay and a
+    batch-size change), z-scores of every entry of Sigma_t, the mean and the train loss at early,
+    middle and late steps; the curve of a wrong schedule (the batch sizes halved) must fail."""
+    X, y = tiny_dataset(n=8, d=2, seed=7)
+    base = Schedule.step_decay(0.3, factor=0.3, every=40, steps=100, momentum=0.3,
+                               batch_size=np.where(np.arange(100) < 50, 2, 4))
+    record = [0, 2, 8, 25, 45, 60, 100]
+    w0 = np.array([2.0, -1.5])
+    curve = learning_curve("finite_dataset", base, X=X, y=y, replacement=replacement, w0=w0, record=record)
+    sim = sgdnoise.simulate_schedule(X=X, y=y, replacement=replacement, schedule=base, record=record, w0=w0,
+                                     chains=8000, seed=13)
+    assert not sim.diverged and sim.chains_used == 8000
+    late = slice(1, None)
+
+    def worst(c):
+        zs = []
+        for est, se, exact in [(sim.trace, sim.trace_stderr, c.trace), (sim.train_loss, sim.train_loss_stderr, c.train_loss),
+                               (sim.mean, sim.mean_stderr, c.mean), (sim.sigma, sim.sigma_stderr, c.sigma)]:
+            zs.append(np.max(np.abs((est[late] - exact[late]) / se[late])))
+        return max(zs)
+
+    assert worst(curve) < 4.5
+    wrong = Schedule(base.lr, np.maximum(base.batch_size // 2, 1), base.momentum)
+    assert worst(learning_curve("finite_dataset", wrong, X=X, y=y, replacement=replacement, w0=w0,
+                                record=record)) > 6
+
+
+def test_finite_dataset_curve_refuses_bad_arguments():
+    X, y = tiny_dataset()
+    with pytest.raises(InvalidArgumentError, match="batch"):
+        learning_curve("finite_dataset", Schedule(0.1, 6, steps=3), X=X, y=y, replacement=False)
+    with pytest.raises(InvalidArgumentError, match="sigma0"):
+        learning_curve("finite_dataset", Schedule(0.1, 1, steps=3), X=X, y=y, sigma0=-np.eye(3))
+    c = learning_curve("finite_dataset", Schedule(0.1, 1, steps=3), X=X, y=y)
+    assert np.all(np.isnan(c.test_loss)) and np.all(np.isfinite(c.train_loss))

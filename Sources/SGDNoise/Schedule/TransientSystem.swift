@@ -37,6 +37,8 @@ struct TransientSystem {
     let model: Model?
     /// For a given (H, C): H, C and the batch size C belongs to.
     let quadratic: (hessian: Matrix, noise: Matrix, referenceBatchSize: Int)?
+    /// For a finite dataset: the rows, residuals and sampling that make its noise (nil otherwise).
+    var dataset: DatasetTransient?
 
     var dimension: Int { h.count }
     var isDense: Bool { basis != nil }
@@ -87,6 +89,7 @@ struct TransientSystem {
     init(model: Model) throws {
         self.model = model
         quadratic = nil
+        dataset = nil
         switch model {
         case .labelNoise(let a, let noiseVariance):
             try a.validate("A")
@@ -160,6 +163,7 @@ struct TransientSystem {
         try Validation.batchSize(referenceBatchSize, name: "referenceBatchSize")
         model = nil
         quadratic = (hessian.matrix, noise.matrix, referenceBatchSize)
+        dataset = nil
         let e = try Self.eigenbasis(hessian: hessian, coupling: nil, name: "hessian")
         (basis, h, a, delta, beta1, beta2) = (e.basis, e.h, e.a, nil, 0, 0)
         let s = Double(referenceBatchSize)
@@ -188,9 +192,27 @@ struct TransientSystem {
         return Self.rotate(zip(w, wStar).map { $0 - $1 }, basis)
     }
 
+    /// Σ₀ for the recursion: QᵀΣ₀Q row-major (dense systems), or the diagonal of Σ₀ (spectra,
+    /// whose recursion of the diagonal closes by itself); nil for a point start.
+    /// - Throws: `invalidArgument` unless Σ₀ is D × D (or D entries), finite, symmetric and PSD.
+    func startSecondMoment(_ sigma0: SymmetricOperator?) throws -> [Double]? {
+        guard let sigma0 else { return nil }
+        try Validation.covariance(sigma0, size: dimension, name: "startCovariance")
+        guard let basis else { return sigma0.diagonalEntries }
+        return Matrix.product(Matrix.product(basis, sigma0.matrix), basis, transposeB: true).symmetrized.elements
+    }
+
     /// The stationary (train, test) losses for constant hyperparameters (nil: unstable).
     func stationaryLosses(learningRate: Double, batchSize: Int, momentum: Double) -> (train: Double, test: Double)? {
         guard learningRate > 0 else { return nil }
+        if let dataset {
+            let o = dataset.original
+            guard let p = try? finiteDataset(
+                x: o.x, y: o.y, learningRate: .scalar(learningRate), batchSize: batchSize, sampling: dataset.sampling,
+                weightDecay: o.weightDecay, momentum: momentum, u: o.u, populationCovariance: o.populationCovariance)
+            else { return nil }
+            return (p.prediction.trainLoss, p.prediction.testLoss)
+        }
         if let model {
             guard let p = try? model.predict(learningRate: .scalar(learningRate), batchSize: batchSize, momentum: momentum)
             else { return nil }
@@ -208,6 +230,11 @@ struct TransientSystem {
     /// λ*(S, μ): the model's critical learning rate, or 2(1+μ)/h_max for a given (H, C).
     func criticalLearningRate(batchSize: Int, momentum: Double) -> Double? {
         if let model { return try? model.criticalLearningRate(batchSize: batchSize, momentum: momentum) }
+        if let dataset {
+            let o = dataset.original
+            return try? criticalLearningRateDataset(
+                x: o.x, batchSize: batchSize, sampling: dataset.sampling, weightDecay: o.weightDecay, momentum: momentum)
+        }
         let top = h.max() ?? 0
         return top > 0 ? 2 * (1 + momentum) / top : .infinity
     }
