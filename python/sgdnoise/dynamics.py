@@ -381,9 +381,27 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
     the second moment of :math:`(e_t, m_t)`, a :math:`2D \times 2D` block recursion. Constant
     hyperparameters converge to the stationary predictions of :func:`label_noise` etc.
 
+    ``"finite_dataset"`` (docs/theory.md §4.1, §9): with :math:`\hat A = X^\top X/N`,
+    :math:`H = K = \hat A + \Gamma`, :math:`r_i = x_i^\top w^* - y_i`,
+    :math:`z_i = x_ir_i - \overline{xr}` and :math:`f_t = 1/S_t` (with replacement) or
+    :math:`(N-S_t)/(S_t(N-1))` (without), the noise of step :math:`t` is
+
+    .. math::
+
+        C_t = f_t\bigl[F(M_t) - \hat AM_t\hat A + R + J(\bar e_t) + J(\bar e_t)^\top\bigr],\quad
+        F(M) = \tfrac1N\sum_i (x_i^\top Mx_i)\,x_ix_i^\top,\quad R = \tfrac1N\sum_i z_iz_i^\top,\quad
+        J(v) = \tfrac1N\sum_i x_i(x_i^\top v)\,z_i^\top,
+
+    (:math:`M_t` uncentred, :math:`\bar e_t = E[w_t] - w^*`; :math:`J` vanishes at stationarity, not in a
+    transient), entering :math:`M_{t+1} = (I-\lambda_tK)M_t(I-\lambda_tK) + \lambda_t^2C_t`.
+    A constant schedule converges to :func:`finite_dataset`'s :math:`\Sigma`.
+
+    A random start :math:`w_0 \sim (w_0, \Sigma_0)` (``sigma0``) starts the recursion at
+    :math:`M_0 = \Sigma_0 + \bar e_0\bar e_0^\top`.
+
     Parameters
     ----------
-    model : {"label_noise", "input_noise", "l2", "l2_regularized", "high_dimensional", "quadratic"}
+    model : {"label_noise", "input_noise", "l2", "l2_regularized", "high_dimensional", "quadratic", "finite_dataset"}
         The model, named as in :func:`critical_learning_rate`; ``"quadratic"`` is a given
         Hessian and noise (:func:`stationary_covariance`).
     schedule : Schedule
@@ -395,18 +413,27 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
         The steps to report, strictly increasing in :math:`0\dots T` (default: every step when
         :math:`T \le 100`, else 101 evenly spaced steps from 0 to :math:`T`).
     w0 : (D,) array_like, optional
-        The start (default 0; for ``label_noise``, ``high_dimensional`` and ``quadratic``
-        :math:`w` is measured from the minimum, so 0 starts there).
+        The start, or its mean when ``sigma0`` is given (default 0; for ``label_noise``,
+        ``high_dimensional`` and ``quadratic`` :math:`w` is measured from the minimum, so 0 starts
+        there).
+    sigma0 : (D, D) array_like, optional
+        :math:`\Sigma_0`, the covariance of a random start (symmetric positive semi-definite, in
+        the layout of the model's matrices: a 1-D diagonal for spectra, whose recursion uses only
+        the diagonal); default None, a point start.
     tolerance : float, default 0.01
         :math:`\varepsilon` of ``settled_at``.
     moments : bool, default True
-        Whether to return ``mean`` and ``sigma_diagonal`` (P × D each).
+        Whether to return ``mean``, ``sigma_diagonal`` (P × D each) and, for dense models,
+        ``sigma`` (P × D × D).
     **model_args
         The model function's own arguments less ``lr``, ``batch_size`` and ``momentum``:
         ``A, noise_var`` (label noise); ``A, B, u, noise_var=0`` (input noise); ``A, u,
         weight_decay`` (L2); ``A_hat, alpha, noise_var`` (high-dimensional); ``hessian, noise,
         reference_batch_size=1`` (quadratic: ``noise`` is :math:`C` measured at batch size
-        ``reference_batch_size``). Matrices are (D, D) or 1-D spectra, as in the model functions.
+        ``reference_batch_size``); ``X, y, replacement=True, weight_decay=0, u=None, A=None``
+        (finite dataset, as :func:`finite_dataset`: every :math:`S_t \le N` without replacement;
+        ``test_loss`` is NaN without ``u``). Matrices are (D, D) or 1-D spectra, as in the model
+        functions (the dataset's are (D, D) or scalars).
 
     Returns
     -------
@@ -423,7 +450,9 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
 
     Notes
     -----
-    :math:`O(DT)` for spectra, :math:`O(D^2T + D^3)` dense.
+    :math:`O(DT)` for spectra, :math:`O(D^2T + D^3)` dense, :math:`O((ND^2 + D^3)T)` for a finite
+    dataset (whose ``moment_time`` comes from a power iteration of its second-moment map and whose
+    ``mode_times`` are those of each mode's noise-free map).
 
     Examples
     --------

@@ -483,3 +483,81 @@ def test_finite_dataset_curve_refuses_bad_arguments():
         learning_curve("finite_dataset", Schedule(0.1, 1, steps=3), X=X, y=y, sigma0=-np.eye(3))
     c = learning_curve("finite_dataset", Schedule(0.1, 1, steps=3), X=X, y=y)
     assert np.all(np.isnan(c.test_loss)) and np.all(np.isfinite(c.train_loss))
+
+
+# --- (e) a random start: w0 ~ (w0, sigma0), and the whole Sigma_t ------------------------------------------
+
+
+def test_random_start_matches_brute_force_with_the_whole_sigma():
+    A = np.array([[0.9, 0.3], [0.3, 0.4]])
+    noise_var = 0.5
+    e0 = np.array([1.5, -0.7])
+    sigma0 = np.array([[0.3, -0.1], [-0.1, 0.2]])
+    t = 120
+    lrs, sizes, momenta = schedule_with_changes(t)
+    record = [0, 1, 30, 51, 120]
+
+    def label_noise_c(M, s):
+        return (A @ M @ A + np.trace(A @ M) * A + noise_var * A) / s
+
+    d = 2
+    # brute_force starts at a point; a random start adds sigma0 to E[e e^T] at t = 0.
+    z0 = np.concatenate([e0, np.zeros(d)])
+    Z = np.outer(z0, z0)
+    Z[:d, :d] += sigma0
+    eye = np.eye(d)
+    ref = {0: (e0, Z[:d, :d] - np.outer(e0, e0))}
+    z = z0
+    for step, (lr, s, mu) in enumerate(zip(lrs, sizes, momenta), start=1):
+        T = np.block([[eye - lr * A, -lr * mu * eye], [A, mu * eye]])
+        b = np.vstack([-lr * eye, eye])
+        Z = T @ Z @ T.T + b @ label_noise_c(Z[:d, :d], s) @ b.T
+        z = T @ z
+        ref[step] = (z[:d].copy(), Z[:d, :d] - np.outer(z[:d], z[:d]))
+    c = learning_curve("label_noise", Schedule(lrs, sizes, momenta), A=A, noise_var=noise_var, w0=e0, sigma0=sigma0,
+                       record=record)
+    assert c.sigma.shape == (len(record), 2, 2)
+    for k, step in enumerate(record):
+        mean, sigma = ref[step]
+        np.testing.assert_allclose(c.mean[k], mean, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(c.sigma[k], sigma, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(c.sigma[0], sigma0, rtol=1e-13)
+
+
+def curve_moments(c):
+    """(E[w_t], E[w_t w_t^T]) of a curve with the whole Sigma_t."""
+    return c.mean, c.sigma + np.einsum("ti,tj->tij", c.mean, c.mean)
+
+
+@pytest.mark.parametrize("model", ["finite_dataset", "l2", "quadratic"])
+def test_a_start_distribution_is_the_mixture_of_its_points(model):
+    """Starting from w_a or w_b with probability 1/2 each (mean (w_a + w_b)/2, covariance
+    (w_a - w_b)(w_a - w_b)^T/4) gives the average of the two point-start moments: the moments at t
+    are linear in those of the start."""
+    X, y = tiny_dataset(n=6, d=3, seed=9)
+    args = {"finite_dataset": dict(X=X, y=y, replacement=False, weight_decay=0.02),
+            "l2": dict(A=np.diag([1.0, 0.5, 0.2]), u=[1.0, 0.0, -1.0], weight_decay=[0.1, 0.0, 0.2]),
+            "quadratic": dict(hessian=np.diag([1.0, 0.5, 0.2]) + 0.1, noise=np.eye(3) * 0.2)}[model]
+    sched = Schedule(np.where(np.arange(50) < 20, 0.3, 0.1), 2, 0.3)
+    wa, wb = np.array([1.0, -2.0, 0.5]), np.array([-0.5, 1.0, 2.0])
+    ca = learning_curve(model, sched, w0=wa, record=[0, 7, 50], **args)
+    cb = learning_curve(model, sched, w0=wb, record=[0, 7, 50], **args)
+    mix = learning_curve(model, sched, w0=(wa + wb) / 2, sigma0=np.outer(wa - wb, wa - wb) / 4, record=[0, 7, 50],
+                         **args)
+    (ma, sa), (mb, sb), (mm, sm) = curve_moments(ca), curve_moments(cb), curve_moments(mix)
+    np.testing.assert_allclose(mm, (ma + mb) / 2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sm, (sa + sb) / 2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mix.train_loss, (ca.train_loss + cb.train_loss) / 2, rtol=1e-10)
+
+
+def test_spectra_take_the_diagonal_of_sigma0_and_report_no_dense_sigma():
+    spectrum = np.array([1.0, 0.3])
+    sched = Schedule(0.2, 2, steps=30)
+    c = learning_curve("label_noise", sched, A=spectrum, noise_var=1.0, sigma0=[0.5, 0.1], record=[0, 30])
+    dense = learning_curve("label_noise", sched, A=np.diag(spectrum), noise_var=1.0, sigma0=np.diag([0.5, 0.1]),
+                           record=[0, 30])
+    assert c.sigma is None and dense.sigma.shape == (2, 2, 2)
+    np.testing.assert_allclose(c.sigma_diagonal, dense.sigma_diagonal, rtol=1e-12)
+    np.testing.assert_allclose(c.sigma_diagonal[0], [0.5, 0.1])
+    with pytest.raises(InvalidArgumentError, match="sigma0"):
+        learning_curve("label_noise", sched, A=spectrum, noise_var=1.0, sigma0=[0.5, -0.1])
