@@ -906,6 +906,16 @@ sgdnoise_status sgdnoise_quadratic_learning_curve_from_distribution(sgdnoise_lay
  * and momentum). */
 sgdnoise_status sgdnoise_dataset_learning_curve(ptrdiff_t n, ptrdiff_t d, double const * x, double const * y, sgdnoise_sampling sampling, double const * weight_decay, double const * u, double const * a, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double const * sigma0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
 
+/* The learning curve of SGD near a general minimum (docs/theory.md sections 5 and 9), with the
+ * noise of sgdnoise_minimum_fluctuation: hessian H0 (layout), loss L0(w*) >= 0, weight_decay
+ * (layout, may be NULL: none) and w_star (d, required with a weight decay), flat_tolerance as for
+ * sgdnoise_minimum_noise (0: the default). At a regularised or non-interpolating minimum the noise
+ * of a step with batch size S is the constant (2 L0 H0 - G w* w*^T G)/S, at an interpolating one
+ * (Tr[H0 M] H0 - H0 M H0)/S. w (w0, out_mean) is measured from w*; both losses are
+ * L(w*) + Tr[H M_t]/2 with H = H0 + weight_decay. The schedule, at_steps, w0, sigma0, tolerance and
+ * the outputs as in sgdnoise_quadratic_learning_curve_from_distribution. */
+sgdnoise_status sgdnoise_minimum_learning_curve(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double loss, double const * weight_decay, double const * w_star, double flat_tolerance, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double const * sigma0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
+
 /* ==== 13. The Frequent Directions sketch of the noise (a typed handle, sgdnoise_sketch).
  * Threads: calls on one sketch may come from several threads at once (they are serialised). */
 

@@ -235,6 +235,49 @@ private func quadraticCurve(
     }
 }
 
+/// The learning curve of SGD near a general minimum (docs/theory.md sections 5 and 9), with the
+/// noise of sgdnoise_minimum_fluctuation: hessian H0 (layout), loss L0(w*) >= 0, weight_decay
+/// (layout, may be NULL: none) and w_star (d, required with a weight decay), flat_tolerance as for
+/// sgdnoise_minimum_noise (0: the default). At a regularised or non-interpolating minimum the noise
+/// of a step with batch size S is the constant (2 L0 H0 - G w* w*^T G)/S, at an interpolating one
+/// (Tr[H0 M] H0 - H0 M H0)/S. w (w0, out_mean) is measured from w*; both losses are
+/// L(w*) + Tr[H M_t]/2 with H = H0 + weight_decay. The schedule, at_steps, w0, sigma0, tolerance and
+/// the outputs as in sgdnoise_quadratic_learning_curve_from_distribution.
+@c public func sgdnoise_minimum_learning_curve(
+    _ layout: CInt, _ d: Int, _ hessian: UnsafePointer<Double>?, _ loss: Double, _ weight_decay: UnsafePointer<Double>?,
+    _ w_star: UnsafePointer<Double>?, _ flat_tolerance: Double, _ count: Int, _ lrs: UnsafePointer<Double>?,
+    _ batch_sizes: UnsafePointer<Int>?, _ momenta: UnsafePointer<Double>?, _ points: Int, _ at_steps: UnsafePointer<Int>?,
+    _ w0: UnsafePointer<Double>?, _ sigma0: UnsafePointer<Double>?, _ tolerance: Double,
+    _ out_train_loss: UnsafeMutablePointer<Double>?, _ out_test_loss: UnsafeMutablePointer<Double>?,
+    _ out_trace: UnsafeMutablePointer<Double>?, _ out_mean: UnsafeMutablePointer<Double>?,
+    _ out_sigma: UnsafeMutablePointer<Double>?, _ out_mode_times: UnsafeMutablePointer<Double>?,
+    _ out_summary: UnsafeMutablePointer<sgdnoise_curve_summary>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        let layout = try Arguments.layout(layout)
+        try Arguments.size(d, "dimension", max: Arguments.maxDimension)
+        try Arguments.denseFits(d, "hessian")
+        let h = try Arguments.symmetric(hessian, layout, d, "hessian")
+        try Validation.nonNegative(loss, name: "loss")
+        let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "weight_decay") }
+        let w = try w_star.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w_star") }
+        let flat = try Arguments.flatTolerance(flat_tolerance, d)
+        let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
+                                       points: points, atSteps: at_steps, w0: w0)
+        let start = try Arguments.startCovariance(sigma0.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in
+            try Arguments.symmetric(p, layout, d, "sigma0") }, d)
+        try Arguments.finite(tolerance, "tolerance")
+        let outputs = try CurveOutputs(trainLoss: out_train_loss, testLoss: out_test_loss, trace: out_trace, mean: out_mean,
+                                       sigma: out_sigma, denseSigma: true, modeTimes: out_mode_times, summary: out_summary)
+        let curve = try core {
+            try learningCurve(hessian: h, loss: loss, weightDecay: g, wStar: w, flatTolerance: flat,
+                              schedule: request.schedule, record: request.record, w0: request.w0, startCovariance: start,
+                              tolerance: tolerance, includeSigma: outputs.wantsSigma, includeMean: outputs.wantsMean)
+        }
+        try outputs.write(curve)
+    }
+}
+
 extension Arguments {
     /// sigma0, the covariance of a random start (nil stays nil), checked under its C name.
     static func startCovariance(_ sigma0: SymmetricOperator?, _ d: Int) throws(SGDNoiseError) -> SymmetricOperator? {

@@ -168,3 +168,30 @@ struct DatasetCurveTests {
         }
     }
 }
+
+@Suite("Learning curve near a general minimum (theory §5, §9)")
+struct MinimumCurveTests {
+    @Test("Interpolating: the brute-force recursion with C(M) = (Tr[H₀M]H₀ − H₀MH₀)/S; regularised: minimumFluctuation's Σ")
+    func minimum() throws {
+        let d = 3
+        var rng = SeededGenerator(seed: 31)
+        let h0 = rng.spd(d, eigenvaluesIn: 0.1, 1.2)
+        let w0 = rng.uniformArray(d, -1, 1)
+        let schedule = try Schedule.constant(learningRate: 0.3, batchSize: 3, momentum: 0.4, steps: 40)
+        let curve = try learningCurve(hessian: .dense(h0), loss: 0, schedule: schedule, record: [40], w0: w0)
+        var reference = BruteForceMoments(hessian: h0, coupling: h0, delta: [Double](repeating: 0, count: d),
+                                          baseNoise: Ref.zeros(d, d), beta1: -1, beta2: 1, e0: w0)
+        for _ in 1...40 { reference.step(learningRate: 0.3, batchSize: 3, momentum: 0.4) }
+        #expect(Ref.relativeError(curve.sigma[0].matrix, reference.covariance) < 1e-11)
+
+        let gamma = Ref.diagonal([0.2, 0.1, 0.3])
+        let wStar = [0.5, -1.0, 0.8]
+        let long = try Schedule.constant(learningRate: 0.3, batchSize: 3, momentum: 0.4, steps: 5000)
+        let settled = try learningCurve(hessian: .dense(h0), loss: 0.4, weightDecay: .dense(gamma), wStar: wStar,
+                                        schedule: long, record: [5000], w0: w0)
+        let f = try minimumFluctuation(hessian: .dense(h0), loss: 0.4, learningRate: .scalar(0.3), batchSize: 3,
+                                       weightDecay: .dense(gamma), wStar: wStar, momentum: 0.4)
+        #expect(f.kind == .regularized)
+        #expect(Ref.relativeError(settled.sigma[0].matrix, f.sigma.matrix) < 1e-10)
+    }
+}

@@ -18,9 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _capi, _lib
-from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, ptr
+from ._arrays import as_batch_size, as_dense_or_none, as_flat_tolerance, as_float64, as_scalar, as_square, ptr
 from ._operands import Operand
 from .errors import InvalidArgumentError
+from .minimum import _decay
 from .simulation import _create, _seed
 
 __all__ = ["Schedule", "LearningCurve", "learning_curve", "ScheduledSimulation", "simulate_schedule"]
@@ -31,7 +32,7 @@ _PTRDIFF_MAX = 2**63 - 1
 # Model names (those of sgdnoise.critical_learning_rate(model=...), plus the aliases of issue 13)
 # -> (C model code, or None for a given (H, C), or _DATASET; the model function's own arguments:
 # required, optional).
-_DATASET = -1
+_DATASET, _MINIMUM = -1, -2
 _MODELS: dict[str, tuple[int | None, tuple[str, ...], dict[str, Any]]] = {
     "label_noise": (_capi.SGDNOISE_MODEL_LABEL_NOISE, ("A", "noise_var"), {}),
     "input_noise": (_capi.SGDNOISE_MODEL_INPUT_NOISE, ("A", "B", "u"), {"noise_var": 0.0}),
@@ -39,6 +40,7 @@ _MODELS: dict[str, tuple[int | None, tuple[str, ...], dict[str, Any]]] = {
     "high_dimensional": (_capi.SGDNOISE_MODEL_HIGH_DIMENSIONAL, ("A_hat", "alpha", "noise_var"), {}),
     "quadratic": (None, ("hessian", "noise"), {"reference_batch_size": 1}),
     "finite_dataset": (_DATASET, ("X", "y"), {"replacement": True, "weight_decay": 0.0, "u": None, "A": None}),
+    "minimum": (_MINIMUM, ("hessian", "loss"), {"weight_decay": 0.0, "w_star": None, "flat_tolerance": None}),
 }
 _ALIASES = {"l2": "l2_regularized"}
 
@@ -396,12 +398,18 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
     transient), entering :math:`M_{t+1} = (I-\lambda_tK)M_t(I-\lambda_tK) + \lambda_t^2C_t`.
     A constant schedule converges to :func:`finite_dataset`'s :math:`\Sigma`.
 
+    ``"minimum"`` (docs/theory.md §5): :math:`w` measured from :math:`w^*`, :math:`H = H_0 + \Gamma`,
+    the noise of :func:`minimum_fluctuation`: the constant
+    :math:`C_t = \frac{1}{S_t}(2L_0H_0 - \Gamma w^*w^{*\top}\Gamma)` at a regularised or
+    non-interpolating minimum, :math:`C_t(M) = \frac{1}{S_t}(\operatorname{Tr}[H_0M]H_0 - H_0MH_0)` at
+    an interpolating one; both losses are :math:`L_\Gamma(w^*) + \tfrac12\operatorname{Tr}[HM_t]`.
+
     A random start :math:`w_0 \sim (w_0, \Sigma_0)` (``sigma0``) starts the recursion at
     :math:`M_0 = \Sigma_0 + \bar e_0\bar e_0^\top`.
 
     Parameters
     ----------
-    model : {"label_noise", "input_noise", "l2", "l2_regularized", "high_dimensional", "quadratic", "finite_dataset"}
+    model : {"label_noise", "input_noise", "l2", "l2_regularized", "high_dimensional", "quadratic", "finite_dataset", "minimum"}
         The model, named as in :func:`critical_learning_rate`; ``"quadratic"`` is a given
         Hessian and noise (:func:`stationary_covariance`).
     schedule : Schedule
@@ -432,8 +440,9 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
         reference_batch_size=1`` (quadratic: ``noise`` is :math:`C` measured at batch size
         ``reference_batch_size``); ``X, y, replacement=True, weight_decay=0, u=None, A=None``
         (finite dataset, as :func:`finite_dataset`: every :math:`S_t \le N` without replacement;
-        ``test_loss`` is NaN without ``u``). Matrices are (D, D) or 1-D spectra, as in the model
-        functions (the dataset's are (D, D) or scalars).
+        ``test_loss`` is NaN without ``u``); ``hessian, loss, weight_decay=0, w_star=None,
+        flat_tolerance=None`` (a general minimum, as :func:`minimum_fluctuation`). Matrices are
+        (D, D) or 1-D spectra, as in the model functions (the dataset's are (D, D) or scalars).
 
     Returns
     -------
@@ -491,8 +500,8 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
         d = xs.shape[1]
         dense = True
     else:
-        op = Operand(args["hessian" if code is None else ("A_hat" if name == "high_dimensional" else "A")],
-                     "hessian" if code is None else "A")
+        key = "hessian" if code in (None, _MINIMUM) else ("A_hat" if name == "high_dimensional" else "A")
+        op = Operand(args[key], "hessian" if key == "hessian" else "A")
         d, dense = op.dim, not op.diagonal
     start = _start(w0, d)
     if sigma0 is None:
@@ -520,6 +529,11 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
         a = None if args["A"] is None else as_square(args["A"], "A", d)
         _lib.check(_lib_.sgdnoise_dataset_learning_curve(
             xs.shape[0], d, ptr(xs), ptr(ys), 0 if replacement else 1, ptr(gamma), ptr(u), ptr(a), *tail))
+    elif code == _MINIMUM:
+        w = None if args["w_star"] is None else op.vector(args["w_star"], "w_star")
+        _lib.check(_lib_.sgdnoise_minimum_learning_curve(
+            op.layout, d, ptr(op.array), as_scalar(args["loss"], "loss"), ptr(_decay(op, args["weight_decay"])), ptr(w),
+            as_flat_tolerance(args["flat_tolerance"]), *tail))
     elif code is None:
         noise = op.like(args["noise"], "noise")
         ref = args["reference_batch_size"]

@@ -561,3 +561,65 @@ def test_spectra_take_the_diagonal_of_sigma0_and_report_no_dense_sigma():
     np.testing.assert_allclose(c.sigma_diagonal[0], [0.5, 0.1])
     with pytest.raises(InvalidArgumentError, match="sigma0"):
         learning_curve("label_noise", sched, A=spectrum, noise_var=1.0, sigma0=[0.5, -0.1])
+
+
+# --- (f) a general minimum (docs/theory.md §5) ---------------------------------------------------------------
+
+
+def minimum_case(kind):
+    """(model args, H = H0 + Gamma, noise_fn(M, S)) written from Cor 2 (w measured from w*)."""
+    rng = np.random.default_rng(12)
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    h0 = (q * np.array([1.2, 0.5, 0.1])) @ q.T
+    h0 = 0.5 * (h0 + h0.T)
+    if kind == "regularized":
+        gamma = np.diag([0.2, 0.1, 0.3])                  # need not commute with H0
+        w_star = np.array([0.5, -1.0, 0.8])
+        gw = gamma @ w_star
+        loss = 0.4
+        c = 2 * loss * h0 - np.outer(gw, gw)
+        return dict(hessian=h0, loss=loss, weight_decay=gamma, w_star=w_star), h0 + gamma, lambda M, s: c / s
+    if kind == "non_interpolating":
+        return dict(hessian=h0, loss=0.3), h0, lambda M, s: 2 * 0.3 * h0 / s
+    return dict(hessian=h0, loss=0.0), h0, lambda M, s: (np.trace(h0 @ M) * h0 - h0 @ M @ h0) / s
+
+
+@pytest.mark.parametrize("kind", ["regularized", "non_interpolating", "interpolating"])
+def test_minimum_curve_matches_brute_force(kind):
+    args, H, noise_fn = minimum_case(kind)
+    t = 120
+    lrs, sizes, momenta = schedule_with_changes(t)
+    record = [0, 1, 29, 30, 50, 61, 120]
+    e0 = np.array([1.0, -0.5, 0.8])
+    ref = brute_force(H, noise_fn, e0, lrs, sizes, momenta, set(record))
+    c = learning_curve("minimum", Schedule(lrs, sizes, momenta), w0=e0, record=record, **args)
+    constant = args["loss"] + (0.5 * args["w_star"] @ args["weight_decay"] @ args["w_star"] if "w_star" in args else 0)
+    for k, step in enumerate(record):
+        mean, M = ref[step]
+        np.testing.assert_allclose(c.mean[k], mean, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(c.sigma[k], M - np.outer(mean, mean), rtol=1e-9, atol=1e-13)
+        assert c.train_loss[k] == pytest.approx(constant + 0.5 * np.trace(H @ M), rel=1e-10)
+        assert c.test_loss[k] == pytest.approx(c.train_loss[k], rel=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["regularized", "non_interpolating", "interpolating"])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_minimum_constant_schedule_converges_to_minimum_fluctuation(kind, momentum):
+    args, H, _ = minimum_case(kind)
+    lr, s, t = 0.3, 4, 6000
+    sigma, got_kind, critical = sgdnoise.minimum_fluctuation(
+        args["hessian"], args["loss"], lr, s, args.get("weight_decay", 0.0), args.get("w_star"), momentum)
+    assert got_kind == kind
+    c = learning_curve("minimum", Schedule(lr, s, momentum, steps=t), w0=[1.0, -0.5, 0.8], record=[t], **args)
+    np.testing.assert_allclose(c.sigma[-1], sigma, rtol=0, atol=1e-10 * max(np.max(np.abs(sigma)), 1e-3))
+    assert c.stationary_train_loss == pytest.approx(c.train_loss[-1], rel=1e-9)
+    if critical is not None:
+        bad = learning_curve("minimum", Schedule(np.r_[np.full(5, lr), np.full(5, 1.01 * critical)], s, momentum),
+                             w0=[1.0, -0.5, 0.8], **args)
+        assert bad.unstable_from == 6
+
+
+def test_every_critical_learning_rate_model_name_is_a_learning_curve_model():
+    from sgdnoise import _lib, dynamics
+
+    assert set(_lib.MODEL) <= set(dynamics._MODELS)

@@ -94,6 +94,38 @@ public func learningCurve(
         includeSigma: includeSigma, includeMean: includeMean)
 }
 
+/// The learning curve of SGD near a general minimum of any differentiable model trained with the
+/// MSE loss (docs/theory.md §5 [Thm 5, Cor 2, Cor 3]), with the noise `minimumFluctuation` uses.
+///
+/// With e = w − w* and H = H₀ + Γ: at a regularised minimum (Γ ≠ 0) and a non-interpolating one
+/// (Γ = 0, L₀(w*) > 0) the noise is constant, C_t = (1/S_t)(2L₀(w*)H₀ − Γw*w*ᵀΓ), and
+/// M_{t+1} = (I − λ_tH)M_t(I − λ_tH) + λ_t²C_t (momentum: the (e, m) block recursion); at an
+/// interpolating one (Γ = 0, L₀(w*) = 0) it is C_t(M) = (1/S_t)(Tr[H₀M]H₀ − H₀MH₀), which vanishes
+/// with M. A constant schedule converges to `minimumFluctuation`'s Σ; `unstableFrom` uses its
+/// critical learning rate (at a regularised minimum, where it defines none, 2(1 + μ)/h_max of H).
+///
+/// - Parameters:
+///   - hessian: H₀ (dense, or a spectrum: then w*, w₀ and Σ_t are in its eigenbasis).
+///   - loss: L₀(w*) ≥ 0.
+///   - weightDecay: Γ (nil or zero: none; with Γ, `wStar` is required).
+///   - wStar: w*.
+///   - flatTolerance: as in `minimumFluctuation` (nil: 16·D·ε).
+///   - Others: as in `learningCurve(model:schedule:record:w0:startCovariance:tolerance:includeSigma:includeMean:)`;
+///     w (w0, `mean`) is measured from w*, and both losses are L_Γ(w*) + ½Tr[HM_t].
+/// - Throws: what `minimumNoise` throws (a C that is not a covariance), `invalidArgument` as above.
+public func learningCurve(
+    hessian: SymmetricOperator, loss: Double, weightDecay: SymmetricOperator? = nil, wStar: [Double]? = nil,
+    flatTolerance: Double? = nil, schedule: Schedule, record: [Int]? = nil, w0: [Double]? = nil,
+    startCovariance: SymmetricOperator? = nil, tolerance: Double = 0.01, includeSigma: Bool = true,
+    includeMean: Bool = true
+) throws -> LearningCurve {
+    try runLearningCurve(
+        system: TransientSystem(minimumHessian: hessian, loss: loss, weightDecay: weightDecay, wStar: wStar,
+                                flatTolerance: flatTolerance),
+        schedule: schedule, record: record, w0: w0, startCovariance: startCovariance, tolerance: tolerance,
+        includeSigma: includeSigma, includeMean: includeMean)
+}
+
 /// The steps to record: `record` checked (increasing, in 0…T), or the default grid.
 func recordedSteps(_ record: [Int]?, steps t: Int) throws(SGDNoiseError) -> [Int] {
     guard let record else {
