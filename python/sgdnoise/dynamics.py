@@ -3,8 +3,9 @@ r"""The whole learning curve of SGD under schedules (docs/theory.md §9).
 A :class:`Schedule` holds the per-step hyperparameters :math:`\lambda_t, S_t, \mu_t` of the
 updates :math:`t = 1\dots T`; :func:`learning_curve` returns the exact first and second moments of
 SGD at the steps asked for, the losses and the relaxation towards the stationary state of the last
-hyperparameters, computed by the C library (``sgdnoise_learning_curve``,
-``sgdnoise_quadratic_learning_curve``).
+hyperparameters, computed by the C library (``sgdnoise_learning_curve_from_distribution``,
+``sgdnoise_quadratic_learning_curve_from_distribution``, ``sgdnoise_dataset_learning_curve``,
+``sgdnoise_minimum_learning_curve``).
 """
 
 from __future__ import annotations

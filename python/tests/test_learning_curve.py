@@ -623,3 +623,22 @@ def test_every_critical_learning_rate_model_name_is_a_learning_curve_model():
     from sgdnoise import _lib, dynamics
 
     assert set(_lib.MODEL) <= set(dynamics._MODELS)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_finite_dataset_moment_time_is_the_spectral_radius_of_the_enumerated_map(replacement, momentum):
+    """moment_time = -1/ln rho with rho the spectral radius of the homogeneous second-moment map of
+    (w, m), here the explicit average over every minibatch of T_B (x) T_B (eigenvalues by numpy)."""
+    X, y = tiny_dataset()
+    n, d = X.shape
+    lr, s = 0.3, 2
+    eye = np.eye(d)
+    op = np.zeros((4 * d * d, 4 * d * d))
+    for b, p in batches(n, s, replacement):
+        k = X[b].T @ X[b] / s
+        T = np.block([[eye - lr * k, -lr * momentum * eye], [k, momentum * eye]])
+        op += p * np.kron(T, T)
+    rho = np.max(np.abs(np.linalg.eigvals(op)))
+    c = learning_curve("finite_dataset", Schedule(lr, s, momentum, steps=2), X=X, y=y, replacement=replacement)
+    assert c.moment_time == pytest.approx(-1 / math.log(rho), rel=1e-8)
