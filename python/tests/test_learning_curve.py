@@ -642,3 +642,12 @@ def test_finite_dataset_moment_time_is_the_spectral_radius_of_the_enumerated_map
     rho = np.max(np.abs(np.linalg.eigvals(op)))
     c = learning_curve("finite_dataset", Schedule(lr, s, momentum, steps=2), X=X, y=y, replacement=replacement)
     assert c.moment_time == pytest.approx(-1 / math.log(rho), rel=1e-8)
+
+
+def test_finite_dataset_unstable_from_and_growth_beyond_the_dataset_critical_learning_rate():
+    X, y = tiny_dataset(n=6, d=2, seed=1)
+    crit = sgdnoise.critical_learning_rate_dataset(X, 2)
+    c = learning_curve("finite_dataset", Schedule(np.r_[np.full(5, 0.5 * crit), np.full(20, 1.2 * crit)], 2), X=X, y=y)
+    assert c.unstable_from == 6
+    assert c.trace[25] > 100 * c.trace[10] > 100 * c.trace[5]
+    assert c.stationary_train_loss is None and c.settled_at is None

@@ -151,7 +151,7 @@ func datasetMomentRate(_ system: TransientSystem, learningRate lr: Double, batch
     for i in 0..<d { identity[i * d + i] = 1 }
     var recursion = MomentRecursion(system: homogeneous, initialError: [Double](repeating: 0, count: d),
                                     startCovariance: identity, tracksMomentum: mu != 0)
-    let perStep = Double(n * d * d + d * d * d)
+    let perStep = Double(n) * Double(d) * Double(d) + Double(d) * Double(d) * Double(d)
     let iterations = max(100, min(2000, Int(2e8 / perStep)))
     var logGrowth = 0.0
     for k in 1...iterations {
