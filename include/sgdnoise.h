@@ -368,7 +368,9 @@ sgdnoise_status sgdnoise_discrete_hessian(sgdnoise_layout layout, ptrdiff_t d, d
 
 /* Exact stationary fluctuation of SGD on linear regression over a finite dataset (docs/theory.md
  * section 4.1): X (n x d row-major), y (n); sampling an sgdnoise_sampling (with or without
- * replacement); weight_decay d x d or NULL; learning rate lr * I or lr * lr_matrix; u (teacher,
+ * replacement, or epoch shuffling: docs/theory.md section 4.2, for a scalar lr (lr_matrix NULL)
+ * and batch_size <= n, where out_sigma and out_mean are the covariance and mean of w at a random
+ * step, the mean offset from w*); weight_decay d x d or NULL; learning rate lr * I or lr * lr_matrix; u (teacher,
  * may be NULL) and A (population covariance, may be NULL: X^T X/n) define the test loss. Outputs
  * as for the models (out_sigma, out_noise d*d, out_mean d = w*, out_prediction) plus out_info;
  * any output may be NULL. The prediction's kappa is NaN (the model defines none) and its
@@ -870,6 +872,13 @@ typedef struct sgdnoise_curve_summary {
  * coordinates otherwise. tolerance > 0 is the relative band of out_summary->settled_at. */
 sgdnoise_status sgdnoise_learning_curve(sgdnoise_model model, sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * b, double const * u, double const * weight_decay, double noise_var, double alpha, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
 
+/* sgdnoise_learning_curve from a random start: w0 (NULL: 0) is the start's mean and sigma0 its
+ * covariance (symmetric positive semi-definite, in the layout of A; NULL: a point start), so the
+ * second moment starts at sigma0 + e0 e0^T. out_sigma receives the whole Sigma_t: points blocks of
+ * d*d doubles in the dense layout, points rows of d diagonals in the diagonal layout (where only
+ * the diagonal of sigma0 enters). The other arguments and outputs as in sgdnoise_learning_curve. */
+sgdnoise_status sgdnoise_learning_curve_from_distribution(sgdnoise_model model, sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * b, double const * u, double const * weight_decay, double noise_var, double alpha, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double const * sigma0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
+
 /* The exact learning curve of SGD on the quadratic loss e^T H e/2 with a constant noise
  * covariance (docs/theory.md sections 3 and 9): hessian H and noise C (layout: d*d entries, or d
  * diagonals in one basis), C measured at the batch size reference_batch_size >= 1 (a step with
@@ -878,6 +887,36 @@ sgdnoise_status sgdnoise_learning_curve(sgdnoise_model model, sgdnoise_layout la
  * are Tr[H M_t]/2. The schedule, at_steps, w0, tolerance and the outputs as in
  * sgdnoise_learning_curve. */
 sgdnoise_status sgdnoise_quadratic_learning_curve(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double const * noise, ptrdiff_t reference_batch_size, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
+
+/* sgdnoise_quadratic_learning_curve from a random start: w0 (NULL: 0) is the start's mean and
+ * sigma0 its covariance (in the layout of hessian; NULL: a point start); out_sigma receives the
+ * whole Sigma_t as in sgdnoise_learning_curve_from_distribution. The other arguments and outputs
+ * as in sgdnoise_quadratic_learning_curve. */
+sgdnoise_status sgdnoise_quadratic_learning_curve_from_distribution(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double const * noise, ptrdiff_t reference_batch_size, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double const * sigma0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
+
+/* The exact learning curve of SGD on linear regression over a finite dataset (docs/theory.md
+ * sections 4.1 and 9): X (n x d row-major), y (n), sampling SGDNOISE_SAMPLING_WITH_REPLACEMENT or
+ * _WITHOUT_REPLACEMENT (every batch size <= n), weight_decay d x d or NULL, u (teacher, may be
+ * NULL) and A (population covariance, may be NULL: X^T X/n) as in sgdnoise_finite_dataset; the
+ * schedule, at_steps, w0 (NULL: 0), sigma0 (d x d, NULL: a point start) and tolerance as in
+ * sgdnoise_learning_curve_from_distribution. out_train_loss receives E[L(w_t)] (regulariser
+ * included), out_test_loss E[(w_t - u)^T A (w_t - u)]/2 (NaN when u is NULL), out_sigma points
+ * blocks of d*d doubles (the whole Sigma_t); out_mode_times each mode's noise-free relaxation
+ * time (modes of X^T X/n + weight_decay, ascending), out_summary->moment_time that of the whole
+ * second-moment map (by power iteration). The stationary losses and unstable_from use the
+ * dataset's stationary solution and critical learning rate (a bisection per distinct batch size
+ * and momentum). */
+sgdnoise_status sgdnoise_dataset_learning_curve(ptrdiff_t n, ptrdiff_t d, double const * x, double const * y, sgdnoise_sampling sampling, double const * weight_decay, double const * u, double const * a, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double const * sigma0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
+
+/* The learning curve of SGD near a general minimum (docs/theory.md sections 5 and 9), with the
+ * noise of sgdnoise_minimum_fluctuation: hessian H0 (layout), loss L0(w*) >= 0, weight_decay
+ * (layout, may be NULL: none) and w_star (d, required with a weight decay), flat_tolerance as for
+ * sgdnoise_minimum_noise (0: the default). At a regularised or non-interpolating minimum the noise
+ * of a step with batch size S is the constant (2 L0 H0 - G w* w*^T G)/S, at an interpolating one
+ * (Tr[H0 M] H0 - H0 M H0)/S. w (w0, out_mean) is measured from w*; both losses are
+ * L(w*) + Tr[H M_t]/2 with H = H0 + weight_decay. The schedule, at_steps, w0, sigma0, tolerance and
+ * the outputs as in sgdnoise_quadratic_learning_curve_from_distribution. */
+sgdnoise_status sgdnoise_minimum_learning_curve(sgdnoise_layout layout, ptrdiff_t d, double const * hessian, double loss, double const * weight_decay, double const * w_star, double flat_tolerance, ptrdiff_t count, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, ptrdiff_t points, ptrdiff_t const * at_steps, double const * w0, double const * sigma0, double tolerance, double * out_train_loss, double * out_test_loss, double * out_trace, double * out_mean, double * out_sigma, double * out_mode_times, sgdnoise_curve_summary * out_summary);
 
 /* ==== 13. The Frequent Directions sketch of the noise (a typed handle, sgdnoise_sketch).
  * Threads: calls on one sketch may come from several threads at once (they are serialised). */

@@ -65,6 +65,13 @@ public enum Validation {
         16 * Double(max(d, 1)) * Double.ulpOfOne
     }
 
+    /// A covariance: a finite symmetric positive semi-definite operator of dimension `size` (a
+    /// dense one costs one eigenvalue computation).
+    public static func covariance(_ c: SymmetricOperator, size: Int, name: String) throws {
+        try c.validate(name, size: size)
+        try c.requirePositiveSemidefinite(name)
+    }
+
     /// A relative flat tolerance in [0, 1) (nil: the default 16·D·ε). Round-off at a numerically
     /// computed minimum (a Hessian eigenvalue of −1e−11 next to 10) needs a larger one.
     public static func flatTolerance(

@@ -3,8 +3,9 @@ r"""The whole learning curve of SGD under schedules (docs/theory.md §9).
 A :class:`Schedule` holds the per-step hyperparameters :math:`\lambda_t, S_t, \mu_t` of the
 updates :math:`t = 1\dots T`; :func:`learning_curve` returns the exact first and second moments of
 SGD at the steps asked for, the losses and the relaxation towards the stationary state of the last
-hyperparameters, computed by the C library (``sgdnoise_learning_curve``,
-``sgdnoise_quadratic_learning_curve``).
+hyperparameters, computed by the C library (``sgdnoise_learning_curve_from_distribution``,
+``sgdnoise_quadratic_learning_curve_from_distribution``, ``sgdnoise_dataset_learning_curve``,
+``sgdnoise_minimum_learning_curve``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _capi, _lib
-from ._arrays import as_batch_size, as_dense_or_none, as_scalar, ptr
+from ._arrays import as_batch_size, as_dense_or_none, as_flat_tolerance, as_float64, as_scalar, as_square, ptr
 from ._operands import Operand
 from .errors import InvalidArgumentError
+from .minimum import _decay
 from .simulation import _create, _seed
 
 __all__ = ["Schedule", "LearningCurve", "learning_curve", "ScheduledSimulation", "simulate_schedule"]
@@ -29,13 +31,17 @@ _lib_ = _lib.lib
 _PTRDIFF_MAX = 2**63 - 1
 
 # Model names (those of sgdnoise.critical_learning_rate(model=...), plus the aliases of issue 13)
-# -> (C model code or None for a given (H, C), the model function's own arguments: required, optional).
+# -> (C model code, or None for a given (H, C), or _DATASET; the model function's own arguments:
+# required, optional).
+_DATASET, _MINIMUM = -1, -2
 _MODELS: dict[str, tuple[int | None, tuple[str, ...], dict[str, Any]]] = {
     "label_noise": (_capi.SGDNOISE_MODEL_LABEL_NOISE, ("A", "noise_var"), {}),
     "input_noise": (_capi.SGDNOISE_MODEL_INPUT_NOISE, ("A", "B", "u"), {"noise_var": 0.0}),
     "l2_regularized": (_capi.SGDNOISE_MODEL_L2_REGULARIZED, ("A", "u", "weight_decay"), {}),
     "high_dimensional": (_capi.SGDNOISE_MODEL_HIGH_DIMENSIONAL, ("A_hat", "alpha", "noise_var"), {}),
     "quadratic": (None, ("hessian", "noise"), {"reference_batch_size": 1}),
+    "finite_dataset": (_DATASET, ("X", "y"), {"replacement": True, "weight_decay": 0.0, "u": None, "A": None}),
+    "minimum": (_MINIMUM, ("hessian", "loss"), {"weight_decay": 0.0, "w_star": None, "flat_tolerance": None}),
 }
 _ALIASES = {"l2": "l2_regularized"}
 
@@ -283,6 +289,10 @@ class LearningCurve:
         minimum); None when ``moments=False``.
     sigma_diagonal : (P, D) ndarray or None
         The diagonal of :math:`\Sigma_t`; None when ``moments=False``.
+    sigma : (P, D, D) ndarray or None
+        The whole :math:`\Sigma_t` for a dense model (matrices given as (D, D), and
+        ``"finite_dataset"``); None for spectra (whose recursion keeps only the diagonal) and when
+        ``moments=False``.
     mode_times : (D,) ndarray
         :math:`-1/\ln\rho(B_i)` of each mode's second-moment map for the last hyperparameters
         (:math:`\infty` when it does not relax), in the spectrum's order (ascending Hessian
@@ -317,6 +327,7 @@ class LearningCurve:
     settled_at: int | None
     tolerance: float
     unstable_from: int | None
+    sigma: npt.NDArray[np.float64] | None = None
 
     def to_dict(self, moments: bool = False) -> dict[str, npt.NDArray[Any]]:
         """Columns of equal length, one row per recorded step (``pandas.DataFrame(curve.to_dict())``):
@@ -336,6 +347,14 @@ def _optional(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
+def _start(w0: npt.ArrayLike | None, d: int) -> npt.NDArray[np.float64] | None:
+    """The start ``w0`` as a (D,) float64 array (None stays None)."""
+    start = None if w0 is None else _per_step(w0, "w0", np.float64)
+    if start is not None and (start.ndim != 1 or start.shape[0] != d):
+        raise InvalidArgumentError(f"w0 must have {d} entries, got shape {start.shape}")
+    return start
+
+
 def _default_record(t: int) -> npt.NDArray[np.int64]:
     """The core's default grid: every step when T <= 100, else 101 evenly spaced steps k T // 100."""
     if t <= 100:
@@ -346,8 +365,8 @@ def _default_record(t: int) -> npt.NDArray[np.int64]:
 
 
 def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, record: npt.ArrayLike | None = None,
-                   w0: npt.ArrayLike | None = None, tolerance: float = 0.01, moments: bool = True,
-                   **model_args: Any) -> LearningCurve:
+                   w0: npt.ArrayLike | None = None, sigma0: npt.ArrayLike | None = None, tolerance: float = 0.01,
+                   moments: bool = True, **model_args: Any) -> LearningCurve:
     r"""The exact learning curve of SGD on a quadratic model under a schedule (docs/theory.md §9).
 
     With :math:`e_t = w_t - w^*` the mean follows gradient descent with momentum and, without
@@ -365,9 +384,33 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
     the second moment of :math:`(e_t, m_t)`, a :math:`2D \times 2D` block recursion. Constant
     hyperparameters converge to the stationary predictions of :func:`label_noise` etc.
 
+    ``"finite_dataset"`` (docs/theory.md §4.1, §9): with :math:`\hat A = X^\top X/N`,
+    :math:`H = K = \hat A + \Gamma`, :math:`r_i = x_i^\top w^* - y_i`,
+    :math:`z_i = x_ir_i - \overline{xr}` and :math:`f_t = 1/S_t` (with replacement) or
+    :math:`(N-S_t)/(S_t(N-1))` (without), the noise of step :math:`t` is
+
+    .. math::
+
+        C_t = f_t\bigl[F(M_t) - \hat AM_t\hat A + R + J(\bar e_t) + J(\bar e_t)^\top\bigr],\quad
+        F(M) = \tfrac1N\sum_i (x_i^\top Mx_i)\,x_ix_i^\top,\quad R = \tfrac1N\sum_i z_iz_i^\top,\quad
+        J(v) = \tfrac1N\sum_i x_i(x_i^\top v)\,z_i^\top,
+
+    (:math:`M_t` uncentred, :math:`\bar e_t = E[w_t] - w^*`; :math:`J` vanishes at stationarity, not in a
+    transient), entering :math:`M_{t+1} = (I-\lambda_tK)M_t(I-\lambda_tK) + \lambda_t^2C_t`.
+    A constant schedule converges to :func:`finite_dataset`'s :math:`\Sigma`.
+
+    ``"minimum"`` (docs/theory.md §5): :math:`w` measured from :math:`w^*`, :math:`H = H_0 + \Gamma`,
+    the noise of :func:`minimum_fluctuation`: the constant
+    :math:`C_t = \frac{1}{S_t}(2L_0H_0 - \Gamma w^*w^{*\top}\Gamma)` at a regularised or
+    non-interpolating minimum, :math:`C_t(M) = \frac{1}{S_t}(\operatorname{Tr}[H_0M]H_0 - H_0MH_0)` at
+    an interpolating one; both losses are :math:`L_\Gamma(w^*) + \tfrac12\operatorname{Tr}[HM_t]`.
+
+    A random start :math:`w_0 \sim (w_0, \Sigma_0)` (``sigma0``) starts the recursion at
+    :math:`M_0 = \Sigma_0 + \bar e_0\bar e_0^\top`.
+
     Parameters
     ----------
-    model : {"label_noise", "input_noise", "l2", "l2_regularized", "high_dimensional", "quadratic"}
+    model : {"label_noise", "input_noise", "l2", "l2_regularized", "high_dimensional", "quadratic", "finite_dataset", "minimum"}
         The model, named as in :func:`critical_learning_rate`; ``"quadratic"`` is a given
         Hessian and noise (:func:`stationary_covariance`).
     schedule : Schedule
@@ -379,18 +422,28 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
         The steps to report, strictly increasing in :math:`0\dots T` (default: every step when
         :math:`T \le 100`, else 101 evenly spaced steps from 0 to :math:`T`).
     w0 : (D,) array_like, optional
-        The start (default 0; for ``label_noise``, ``high_dimensional`` and ``quadratic``
-        :math:`w` is measured from the minimum, so 0 starts there).
+        The start, or its mean when ``sigma0`` is given (default 0; for ``label_noise``,
+        ``high_dimensional`` and ``quadratic`` :math:`w` is measured from the minimum, so 0 starts
+        there).
+    sigma0 : (D, D) array_like, optional
+        :math:`\Sigma_0`, the covariance of a random start (symmetric positive semi-definite, in
+        the layout of the model's matrices: a 1-D diagonal for spectra, whose recursion uses only
+        the diagonal); default None, a point start.
     tolerance : float, default 0.01
         :math:`\varepsilon` of ``settled_at``.
     moments : bool, default True
-        Whether to return ``mean`` and ``sigma_diagonal`` (P × D each).
+        Whether to return ``mean``, ``sigma_diagonal`` (P × D each) and, for dense models,
+        ``sigma`` (P × D × D).
     **model_args
         The model function's own arguments less ``lr``, ``batch_size`` and ``momentum``:
         ``A, noise_var`` (label noise); ``A, B, u, noise_var=0`` (input noise); ``A, u,
         weight_decay`` (L2); ``A_hat, alpha, noise_var`` (high-dimensional); ``hessian, noise,
         reference_batch_size=1`` (quadratic: ``noise`` is :math:`C` measured at batch size
-        ``reference_batch_size``). Matrices are (D, D) or 1-D spectra, as in the model functions.
+        ``reference_batch_size``); ``X, y, replacement=True, weight_decay=0, u=None, A=None``
+        (finite dataset, as :func:`finite_dataset`: every :math:`S_t \le N` without replacement;
+        ``test_loss`` is NaN without ``u``); ``hessian, loss, weight_decay=0, w_star=None,
+        flat_tolerance=None`` (a general minimum, as :func:`minimum_fluctuation`). Matrices are
+        (D, D) or 1-D spectra, as in the model functions (the dataset's are (D, D) or scalars).
 
     Returns
     -------
@@ -407,7 +460,9 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
 
     Notes
     -----
-    :math:`O(DT)` for spectra, :math:`O(D^2T + D^3)` dense.
+    :math:`O(DT)` for spectra, :math:`O(D^2T + D^3)` dense, :math:`O((ND^2 + D^3)T)` for a finite
+    dataset (whose ``moment_time`` comes from a power iteration of its second-moment map and whose
+    ``mode_times`` are those of each mode's noise-free map).
 
     Examples
     --------
@@ -440,40 +495,70 @@ def learning_curve(model: str, schedule: Schedule, *, steps: int | None = None, 
     if at.ndim != 1 or at.size == 0:
         raise InvalidArgumentError("record must be a non-empty 1-D list of steps")
 
-    op = Operand(args["hessian" if code is None else ("A_hat" if name == "high_dimensional" else "A")],
-                 "hessian" if code is None else "A")
-    d, p = op.dim, at.shape[0]
-    start = None if w0 is None else op.vector(w0, "w0")
+    p = at.shape[0]
+    if code == _DATASET:
+        xs = as_float64(args["X"], "X", 2)
+        d = xs.shape[1]
+        dense = True
+    else:
+        key = "hessian" if code in (None, _MINIMUM) else ("A_hat" if name == "high_dimensional" else "A")
+        op = Operand(args[key], "hessian" if key == "hessian" else "A")
+        d, dense = op.dim, not op.diagonal
+    start = _start(w0, d)
+    if sigma0 is None:
+        start_cov = None
+    elif code == _DATASET:
+        start_cov = as_square(sigma0, "sigma0", d)
+    else:
+        start_cov = op.like(sigma0, "sigma0")
     train, test, trace = np.empty(p), np.empty(p), np.empty(p)
     mean = np.empty((p, d)) if moments else None
-    sigma = np.empty((p, d)) if moments else None
+    sigma = (np.empty((p, d, d)) if dense else np.empty((p, d))) if moments else None
     times = np.empty(d)
     summary = _capi.sgdnoise_curve_summary()
     summary.size = ctypes.sizeof(summary)
     tail = (t, ptr(schedule.lr), ptr(schedule.batch_size), ptr(schedule.momentum), p, ptr(at), ptr(start),
-            as_scalar(tolerance, "tolerance"), ptr(train), ptr(test), ptr(trace), ptr(mean), ptr(sigma), ptr(times),
-            ptr(summary))
-    if code is None:
+            ptr(start_cov), as_scalar(tolerance, "tolerance"), ptr(train), ptr(test), ptr(trace), ptr(mean), ptr(sigma),
+            ptr(times), ptr(summary))
+    if code == _DATASET:
+        ys = as_float64(args["y"], "y", 1)
+        replacement = args["replacement"]
+        if not isinstance(replacement, (bool, np.bool_)):
+            raise InvalidArgumentError(f"replacement must be True or False, got {replacement!r}")
+        gamma = as_dense_or_none(args["weight_decay"], "weight_decay", d)
+        u = None if args["u"] is None else as_float64(args["u"], "u", 1)
+        a = None if args["A"] is None else as_square(args["A"], "A", d)
+        _lib.check(_lib_.sgdnoise_dataset_learning_curve(
+            xs.shape[0], d, ptr(xs), ptr(ys), 0 if replacement else 1, ptr(gamma), ptr(u), ptr(a), *tail))
+    elif code == _MINIMUM:
+        w = None if args["w_star"] is None else op.vector(args["w_star"], "w_star")
+        _lib.check(_lib_.sgdnoise_minimum_learning_curve(
+            op.layout, d, ptr(op.array), as_scalar(args["loss"], "loss"), ptr(_decay(op, args["weight_decay"])), ptr(w),
+            as_flat_tolerance(args["flat_tolerance"]), *tail))
+    elif code is None:
         noise = op.like(args["noise"], "noise")
         ref = args["reference_batch_size"]
         if isinstance(ref, (bool, np.bool_)) or not isinstance(ref, (int, np.integer)):
             raise InvalidArgumentError(f"reference_batch_size must be an integer, got {ref!r}")
-        _lib.check(_lib_.sgdnoise_quadratic_learning_curve(op.layout, d, ptr(op.array), ptr(noise), int(ref), *tail))
+        _lib.check(_lib_.sgdnoise_quadratic_learning_curve_from_distribution(
+            op.layout, d, ptr(op.array), ptr(noise), int(ref), *tail))
     else:
         b = op.like(args["B"], "B") if "B" in required else None
         u = op.vector(args["u"], "u") if "u" in required else None
         gamma = op.like(args["weight_decay"], "weight_decay") if "weight_decay" in required else None
         noise_var = as_scalar(args.get("noise_var", 0.0), "noise_var")
         alpha = as_scalar(args.get("alpha", 1.0), "alpha")
-        _lib.check(_lib_.sgdnoise_learning_curve(code, op.layout, d, ptr(op.array), ptr(b), ptr(u), ptr(gamma),
-                                                 noise_var, alpha, *tail))
+        _lib.check(_lib_.sgdnoise_learning_curve_from_distribution(
+            code, op.layout, d, ptr(op.array), ptr(b), ptr(u), ptr(gamma), noise_var, alpha, *tail))
+    diagonal = None if sigma is None else (np.diagonal(sigma, axis1=1, axis2=2).copy() if dense else sigma)
     return LearningCurve(
-        steps=at.copy(), train_loss=train, test_loss=test, trace=trace, mean=mean, sigma_diagonal=sigma,
+        steps=at.copy(), train_loss=train, test_loss=test, trace=trace, mean=mean, sigma_diagonal=diagonal,
         mode_times=times, moment_time=summary.moment_time, mean_time=summary.mean_time,
         stationary_train_loss=_optional(summary.stationary_train_loss),
         stationary_test_loss=_optional(summary.stationary_test_loss),
         settled_at=None if summary.settled_at < 0 else int(summary.settled_at), tolerance=float(tolerance),
-        unstable_from=None if summary.unstable_from < 0 else int(summary.unstable_from))
+        unstable_from=None if summary.unstable_from < 0 else int(summary.unstable_from),
+        sigma=sigma if dense else None)
 
 
 @dataclass(frozen=True)
@@ -559,9 +644,7 @@ def simulate_schedule(A: npt.ArrayLike | None = None, *, schedule: Schedule, X: 
     try:
         gamma = as_dense_or_none(weight_decay, "weight_decay", d)
         _lib.check(_lib_.sgdnoise_simulation_set_optimizer(handle, ptr(gamma), 1.0, None, 1, 0.0))
-        start = None if w0 is None else _per_step(w0, "w0", np.float64)
-        if start is not None and (start.ndim != 1 or start.shape[0] != d):
-            raise InvalidArgumentError(f"w0 must have {d} entries, got shape {start.shape}")
+        start = _start(w0, d)
         p = at.shape[0]
         mean, mean_se = np.empty((p, d)), np.empty((p, d))
         sigma, sigma_se = np.empty((p, d, d)), np.empty((p, d, d))

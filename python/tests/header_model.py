@@ -404,7 +404,7 @@ OUTPUT_KINDS = {OUTPUT, CODE_OUTPUT, STRUCT_OUTPUT, OUT_HANDLE}
 
 # Roles of input arrays: by name. (rows, columns) of what the array holds, in terms of the sizes
 # of the call; "sym" arrays are symmetric matrices (d x d, or d entries in the diagonal layout).
-SYMMETRIC_INPUTS = {"hessian", "noise", "a", "b", "a_hat", "weight_decay", "lr_matrix", "input_noise"}
+SYMMETRIC_INPUTS = {"hessian", "noise", "a", "b", "a_hat", "weight_decay", "lr_matrix", "input_noise", "sigma0"}
 DATA_INPUTS = {"x", "grads", "chunk"}      # n x d
 DIM_VECTORS = {"u", "w0"}                  # d
 ROW_VECTORS = {"y", "spectrum"}            # n
@@ -441,6 +441,9 @@ NAN_DOCUMENTED_OUTPUTS = {
     # sgdnoise_learning_curve: NaN when the last hyperparameters have no stationary state.
     "sgdnoise_curve_summary.stationary_train_loss", "sgdnoise_curve_summary.stationary_test_loss",
 }
+# Array outputs that may hold NaN in one function only, as (function, parameter): its header comment
+# says when (sgdnoise_dataset_learning_curve: the test loss without a teacher u).
+NAN_DOCUMENTED_FUNCTION_OUTPUTS = {("sgdnoise_dataset_learning_curve", "out_test_loss")}
 # Functions whose every estimate may be NaN, under a condition the header documents: the
 # simulation summary of a diverged run ("1 when a chain diverged (the estimates are then NaN)").
 # The fuzz allows NaN there only when the summary it reads says diverged = 1.

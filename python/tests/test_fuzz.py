@@ -104,6 +104,9 @@ def test_nan_documented_outputs_agree_with_the_header():
             assert entry in params, f"{entry}: no parameter of that name"
             users = [fn for fn in HEADER.functions.values() if entry in fn.names]
             assert any("NaN" in fn.comment for fn in users), f"{entry}: no function using it documents a NaN"
+    for fn_name, name in hm.NAN_DOCUMENTED_FUNCTION_OUTPUTS:
+        fn = HEADER.functions[fn_name]
+        assert name in fn.names and "NaN" in fn.comment, f"{fn_name}: {name} is not documented NaN"
     for struct in HEADER.structs.values():
         for f in struct.fields:
             if f.type.base == "double" and "NaN" in f.comment:

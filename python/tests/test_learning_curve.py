@@ -314,3 +314,340 @@ def test_bad_arguments_raise_invalid_argument(kwargs):
     model = kwargs.pop("model")
     with pytest.raises(InvalidArgumentError):
         learning_curve(model, Schedule(0.1, 2, steps=10), **kwargs)
+
+
+# --- (d) a finite dataset (docs/theory.md §4.1, §9) ------------------------------------------------------
+
+
+def tiny_dataset(n=5, d=3, seed=21):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = X @ rng.standard_normal(d) + 0.7 * rng.standard_normal(n)
+    return X, y
+
+
+def batches(n, s, replacement):
+    """Every possible minibatch with its probability: N^S ordered draws, or C(N, S) subsets."""
+    import itertools
+
+    if replacement:
+        draws = list(itertools.product(range(n), repeat=s))
+    else:
+        draws = list(itertools.combinations(range(n), s))
+    return [(list(b), 1.0 / len(draws)) for b in draws]
+
+
+def enumerated_moments(X, y, gamma, w0, sigma0, lrs, sizes, momenta, replacement, record):
+    """E[z], E[z z^T] of z = (w, m) by averaging the exact affine update of every minibatch:
+    g_B(w) = mean_{i in B} x_i (x_i^T w - y_i) + Gamma w, m' = mu m + g_B(w), w' = w - lr m',
+    so z' = T_B z + c_B with B independent of z. Nothing of the theory's F, R or J is used."""
+    n, d = X.shape
+    eye = np.eye(d)
+    z = np.concatenate([w0, np.zeros(d)])
+    Z = np.outer(z, z)
+    Z[:d, :d] += sigma0
+    out = {0: (z[:d].copy(), Z[:d, :d] - np.outer(z[:d], z[:d]))} if 0 in record else {}
+    cache = {}
+    for t, (lr, s, mu) in enumerate(zip(lrs, sizes, momenta), start=1):
+        if s not in cache:
+            cache[s] = [(X[b].T @ X[b] / s, X[b].T @ y[b] / s, p) for b, p in batches(n, s, replacement)]
+        z_new, Z_new = np.zeros(2 * d), np.zeros((2 * d, 2 * d))
+        for a_b, xy_b, p in cache[s]:
+            k = a_b + gamma
+            T = np.block([[eye - lr * k, -lr * mu * eye], [k, mu * eye]])
+            c = np.concatenate([lr * xy_b, -xy_b])
+            z_new += p * (T @ z + c)
+            Tz = T @ z
+            Z_new += p * (T @ Z @ T.T + np.outer(Tz, c) + np.outer(c, Tz) + np.outer(c, c))
+        z, Z = z_new, Z_new
+        if t in record:
+            out[t] = (z[:d].copy(), Z[:d, :d] - np.outer(z[:d], z[:d]))
+    return out
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_finite_dataset_curve_matches_the_enumeration_of_every_minibatch(replacement, momentum):
+    """N = 5, D = 3, S switching between 1 and 2, a learning-rate change, a start far from w*
+    (the cross term J matters) and a random start with covariance sigma0."""
+    X, y = tiny_dataset()
+    gamma = np.diag([0.05, 0.0, 0.1])
+    u = np.array([0.3, -0.2, 0.1])
+    A = np.diag([1.0, 0.5, 0.8])
+    t = 60
+    lrs = np.where(np.arange(t) < 20, 0.25, 0.1)
+    sizes = np.where(np.arange(t) < 35, 1, 2)
+    momenta = np.full(t, momentum)
+    w0 = np.array([1.5, -2.0, 0.7])
+    q = np.random.default_rng(4).standard_normal((3, 3))
+    sigma0 = 0.1 * q @ q.T
+    record = [0, 1, 2, 5, 19, 20, 21, 34, 35, 36, 60]
+    ref = enumerated_moments(X, y, gamma, w0, sigma0, lrs, sizes, momenta, replacement, set(record))
+    c = learning_curve("finite_dataset", Schedule(lrs, sizes, momenta), X=X, y=y, replacement=replacement,
+                       weight_decay=gamma, u=u, A=A, w0=w0, sigma0=sigma0, record=record)
+    assert c.sigma.shape == (len(record), 3, 3)
+    k_hat = X.T @ X / 5 + gamma
+    for k, step in enumerate(record):
+        mean, sigma = ref[step]
+        M = sigma + np.outer(mean, mean)
+        np.testing.assert_allclose(c.mean[k], mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c.sigma[k], sigma, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(c.sigma_diagonal[k], np.diag(sigma), rtol=1e-9, atol=1e-12)
+        train = 0.5 * np.trace(k_hat @ M) - mean @ (X.T @ y / 5) + 0.5 * np.mean(y * y)
+        assert c.train_loss[k] == pytest.approx(train, rel=1e-9)
+        test = 0.5 * (np.trace(A @ M) - 2 * u @ A @ mean + u @ A @ u)
+        assert c.test_loss[k] == pytest.approx(test, rel=1e-9)
+
+
+def test_finite_dataset_enumeration_needs_the_cross_term():
+    """A control: the same recursion written without J(e) + J(e)^T (as at stationarity) is far from
+    the enumeration in a transient from w0 != w*, so the check above can tell."""
+    X, y = tiny_dataset()
+    n, d = X.shape
+    lr, s, t = 0.25, 1, 10
+    w0 = np.array([1.5, -2.0, 0.7])
+    ref = enumerated_moments(X, y, np.zeros((d, d)), w0, np.zeros((d, d)), [lr] * t, [s] * t, [0.0] * t, True, {t})
+    a_hat = X.T @ X / n
+    w_star = np.linalg.solve(a_hat, X.T @ y / n)
+    r = X @ w_star - y
+    zr = X * r[:, None]
+    zr -= zr.mean(axis=0)
+    R = zr.T @ zr / n
+    e, M = w0 - w_star, np.outer(w0 - w_star, w0 - w_star)
+    for _ in range(t):
+        F = (X.T * np.einsum("ij,jk,ik->i", X, M, X)) @ X / n
+        M = (np.eye(d) - lr * a_hat) @ M @ (np.eye(d) - lr * a_hat) + lr ** 2 / s * (F - a_hat @ M @ a_hat + R)
+        e = e - lr * a_hat @ e
+    wrong = M - np.outer(e, e)
+    mean, sigma = ref[t]
+    np.testing.assert_allclose(mean, e + w_star, rtol=1e-10)
+    assert np.max(np.abs(wrong - sigma)) > 1e-3 * np.max(np.abs(sigma))
+    c = learning_curve("finite_dataset", Schedule(lr, s, steps=t), X=X, y=y, w0=w0, record=[t])
+    np.testing.assert_allclose(c.sigma[-1], sigma, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_finite_dataset_constant_schedule_converges_to_finite_dataset(replacement, momentum):
+    X, y = tiny_dataset(n=9, d=3, seed=2)
+    gamma = 0.05 * np.eye(3)
+    lr, s = 0.2, 3
+    p = sgdnoise.finite_dataset(X, y, lr, s, replacement=replacement, weight_decay=gamma, momentum=momentum,
+                                u=np.zeros(3))
+    t = 6000
+    c = learning_curve("finite_dataset", Schedule(lr, s, momentum, steps=t), X=X, y=y, replacement=replacement,
+                       weight_decay=gamma, u=np.zeros(3), w0=[1.0, -1.0, 2.0], record=[t])
+    assert c.moment_time < t / 50
+    np.testing.assert_allclose(c.sigma[-1], p.sigma, rtol=0, atol=1e-10 * np.max(np.abs(p.sigma)))
+    np.testing.assert_allclose(c.mean[-1], p.mean, rtol=1e-10)
+    assert c.train_loss[-1] == pytest.approx(p.train_loss, rel=1e-10)
+    assert c.test_loss[-1] == pytest.approx(p.test_loss, rel=1e-10)
+    assert c.stationary_train_loss == pytest.approx(p.train_loss, rel=1e-12)
+    assert c.settled_at is not None and c.unstable_from is None
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_finite_dataset_curve_against_monte_carlo_sgd_following_the_schedule(replacement):
+    """sgdnoise.simulate_schedule on the same dataset and schedule (momentum, a step decay and a
+    batch-size change), z-scores of every entry of Sigma_t, the mean and the train loss at early,
+    middle and late steps; the curve of a wrong schedule (the batch sizes halved) must fail."""
+    X, y = tiny_dataset(n=8, d=2, seed=7)
+    base = Schedule.step_decay(0.3, factor=0.3, every=40, steps=100, momentum=0.3,
+                               batch_size=np.where(np.arange(100) < 50, 2, 4))
+    record = [0, 2, 8, 25, 45, 60, 100]
+    w0 = np.array([2.0, -1.5])
+    curve = learning_curve("finite_dataset", base, X=X, y=y, replacement=replacement, w0=w0, record=record)
+    sim = sgdnoise.simulate_schedule(X=X, y=y, replacement=replacement, schedule=base, record=record, w0=w0,
+                                     chains=8000, seed=13)
+    assert not sim.diverged and sim.chains_used == 8000
+    late = slice(1, None)
+
+    def worst(c):
+        zs = []
+        for est, se, exact in [(sim.trace, sim.trace_stderr, c.trace), (sim.train_loss, sim.train_loss_stderr, c.train_loss),
+                               (sim.mean, sim.mean_stderr, c.mean), (sim.sigma, sim.sigma_stderr, c.sigma)]:
+            zs.append(np.max(np.abs((est[late] - exact[late]) / se[late])))
+        return max(zs)
+
+    assert worst(curve) < 4.5
+    wrong = Schedule(base.lr, np.maximum(base.batch_size // 2, 1), base.momentum)
+    assert worst(learning_curve("finite_dataset", wrong, X=X, y=y, replacement=replacement, w0=w0,
+                                record=record)) > 6
+
+
+def test_finite_dataset_curve_refuses_bad_arguments():
+    X, y = tiny_dataset()
+    with pytest.raises(InvalidArgumentError, match="batch"):
+        learning_curve("finite_dataset", Schedule(0.1, 6, steps=3), X=X, y=y, replacement=False)
+    with pytest.raises(InvalidArgumentError, match="sigma0"):
+        learning_curve("finite_dataset", Schedule(0.1, 1, steps=3), X=X, y=y, sigma0=-np.eye(3))
+    c = learning_curve("finite_dataset", Schedule(0.1, 1, steps=3), X=X, y=y)
+    assert np.all(np.isnan(c.test_loss)) and np.all(np.isfinite(c.train_loss))
+
+
+# --- (e) a random start: w0 ~ (w0, sigma0), and the whole Sigma_t ------------------------------------------
+
+
+def test_random_start_matches_brute_force_with_the_whole_sigma():
+    A = np.array([[0.9, 0.3], [0.3, 0.4]])
+    noise_var = 0.5
+    e0 = np.array([1.5, -0.7])
+    sigma0 = np.array([[0.3, -0.1], [-0.1, 0.2]])
+    t = 120
+    lrs, sizes, momenta = schedule_with_changes(t)
+    record = [0, 1, 30, 51, 120]
+
+    def label_noise_c(M, s):
+        return (A @ M @ A + np.trace(A @ M) * A + noise_var * A) / s
+
+    d = 2
+    # brute_force starts at a point; a random start adds sigma0 to E[e e^T] at t = 0.
+    z0 = np.concatenate([e0, np.zeros(d)])
+    Z = np.outer(z0, z0)
+    Z[:d, :d] += sigma0
+    eye = np.eye(d)
+    ref = {0: (e0, Z[:d, :d] - np.outer(e0, e0))}
+    z = z0
+    for step, (lr, s, mu) in enumerate(zip(lrs, sizes, momenta), start=1):
+        T = np.block([[eye - lr * A, -lr * mu * eye], [A, mu * eye]])
+        b = np.vstack([-lr * eye, eye])
+        Z = T @ Z @ T.T + b @ label_noise_c(Z[:d, :d], s) @ b.T
+        z = T @ z
+        ref[step] = (z[:d].copy(), Z[:d, :d] - np.outer(z[:d], z[:d]))
+    c = learning_curve("label_noise", Schedule(lrs, sizes, momenta), A=A, noise_var=noise_var, w0=e0, sigma0=sigma0,
+                       record=record)
+    assert c.sigma.shape == (len(record), 2, 2)
+    for k, step in enumerate(record):
+        mean, sigma = ref[step]
+        np.testing.assert_allclose(c.mean[k], mean, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(c.sigma[k], sigma, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(c.sigma[0], sigma0, rtol=1e-13)
+
+
+def curve_moments(c):
+    """(E[w_t], E[w_t w_t^T]) of a curve with the whole Sigma_t."""
+    return c.mean, c.sigma + np.einsum("ti,tj->tij", c.mean, c.mean)
+
+
+@pytest.mark.parametrize("model", ["finite_dataset", "l2", "quadratic"])
+def test_a_start_distribution_is_the_mixture_of_its_points(model):
+    """Starting from w_a or w_b with probability 1/2 each (mean (w_a + w_b)/2, covariance
+    (w_a - w_b)(w_a - w_b)^T/4) gives the average of the two point-start moments: the moments at t
+    are linear in those of the start."""
+    X, y = tiny_dataset(n=6, d=3, seed=9)
+    args = {"finite_dataset": dict(X=X, y=y, replacement=False, weight_decay=0.02),
+            "l2": dict(A=np.diag([1.0, 0.5, 0.2]), u=[1.0, 0.0, -1.0], weight_decay=[0.1, 0.0, 0.2]),
+            "quadratic": dict(hessian=np.diag([1.0, 0.5, 0.2]) + 0.1, noise=np.eye(3) * 0.2)}[model]
+    sched = Schedule(np.where(np.arange(50) < 20, 0.3, 0.1), 2, 0.3)
+    wa, wb = np.array([1.0, -2.0, 0.5]), np.array([-0.5, 1.0, 2.0])
+    ca = learning_curve(model, sched, w0=wa, record=[0, 7, 50], **args)
+    cb = learning_curve(model, sched, w0=wb, record=[0, 7, 50], **args)
+    mix = learning_curve(model, sched, w0=(wa + wb) / 2, sigma0=np.outer(wa - wb, wa - wb) / 4, record=[0, 7, 50],
+                         **args)
+    (ma, sa), (mb, sb), (mm, sm) = curve_moments(ca), curve_moments(cb), curve_moments(mix)
+    np.testing.assert_allclose(mm, (ma + mb) / 2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sm, (sa + sb) / 2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mix.train_loss, (ca.train_loss + cb.train_loss) / 2, rtol=1e-10)
+
+
+def test_spectra_take_the_diagonal_of_sigma0_and_report_no_dense_sigma():
+    spectrum = np.array([1.0, 0.3])
+    sched = Schedule(0.2, 2, steps=30)
+    c = learning_curve("label_noise", sched, A=spectrum, noise_var=1.0, sigma0=[0.5, 0.1], record=[0, 30])
+    dense = learning_curve("label_noise", sched, A=np.diag(spectrum), noise_var=1.0, sigma0=np.diag([0.5, 0.1]),
+                           record=[0, 30])
+    assert c.sigma is None and dense.sigma.shape == (2, 2, 2)
+    np.testing.assert_allclose(c.sigma_diagonal, dense.sigma_diagonal, rtol=1e-12)
+    np.testing.assert_allclose(c.sigma_diagonal[0], [0.5, 0.1])
+    with pytest.raises(InvalidArgumentError, match="sigma0"):
+        learning_curve("label_noise", sched, A=spectrum, noise_var=1.0, sigma0=[0.5, -0.1])
+
+
+# --- (f) a general minimum (docs/theory.md §5) ---------------------------------------------------------------
+
+
+def minimum_case(kind):
+    """(model args, H = H0 + Gamma, noise_fn(M, S)) written from Cor 2 (w measured from w*)."""
+    rng = np.random.default_rng(12)
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    h0 = (q * np.array([1.2, 0.5, 0.1])) @ q.T
+    h0 = 0.5 * (h0 + h0.T)
+    if kind == "regularized":
+        gamma = np.diag([0.2, 0.1, 0.3])                  # need not commute with H0
+        w_star = np.array([0.5, -1.0, 0.8])
+        gw = gamma @ w_star
+        loss = 0.4
+        c = 2 * loss * h0 - np.outer(gw, gw)
+        return dict(hessian=h0, loss=loss, weight_decay=gamma, w_star=w_star), h0 + gamma, lambda M, s: c / s
+    if kind == "non_interpolating":
+        return dict(hessian=h0, loss=0.3), h0, lambda M, s: 2 * 0.3 * h0 / s
+    return dict(hessian=h0, loss=0.0), h0, lambda M, s: (np.trace(h0 @ M) * h0 - h0 @ M @ h0) / s
+
+
+@pytest.mark.parametrize("kind", ["regularized", "non_interpolating", "interpolating"])
+def test_minimum_curve_matches_brute_force(kind):
+    args, H, noise_fn = minimum_case(kind)
+    t = 120
+    lrs, sizes, momenta = schedule_with_changes(t)
+    record = [0, 1, 29, 30, 50, 61, 120]
+    e0 = np.array([1.0, -0.5, 0.8])
+    ref = brute_force(H, noise_fn, e0, lrs, sizes, momenta, set(record))
+    c = learning_curve("minimum", Schedule(lrs, sizes, momenta), w0=e0, record=record, **args)
+    constant = args["loss"] + (0.5 * args["w_star"] @ args["weight_decay"] @ args["w_star"] if "w_star" in args else 0)
+    for k, step in enumerate(record):
+        mean, M = ref[step]
+        np.testing.assert_allclose(c.mean[k], mean, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(c.sigma[k], M - np.outer(mean, mean), rtol=1e-9, atol=1e-13)
+        assert c.train_loss[k] == pytest.approx(constant + 0.5 * np.trace(H @ M), rel=1e-10)
+        assert c.test_loss[k] == pytest.approx(c.train_loss[k], rel=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["regularized", "non_interpolating", "interpolating"])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_minimum_constant_schedule_converges_to_minimum_fluctuation(kind, momentum):
+    args, H, _ = minimum_case(kind)
+    lr, s, t = 0.3, 4, 6000
+    sigma, got_kind, critical = sgdnoise.minimum_fluctuation(
+        args["hessian"], args["loss"], lr, s, args.get("weight_decay", 0.0), args.get("w_star"), momentum)
+    assert got_kind == kind
+    c = learning_curve("minimum", Schedule(lr, s, momentum, steps=t), w0=[1.0, -0.5, 0.8], record=[t], **args)
+    np.testing.assert_allclose(c.sigma[-1], sigma, rtol=0, atol=1e-10 * max(np.max(np.abs(sigma)), 1e-3))
+    assert c.stationary_train_loss == pytest.approx(c.train_loss[-1], rel=1e-9)
+    if critical is not None:
+        bad = learning_curve("minimum", Schedule(np.r_[np.full(5, lr), np.full(5, 1.01 * critical)], s, momentum),
+                             w0=[1.0, -0.5, 0.8], **args)
+        assert bad.unstable_from == 6
+
+
+def test_every_critical_learning_rate_model_name_is_a_learning_curve_model():
+    from sgdnoise import _lib, dynamics
+
+    assert set(_lib.MODEL) <= set(dynamics._MODELS)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_finite_dataset_moment_time_is_the_spectral_radius_of_the_enumerated_map(replacement, momentum):
+    """moment_time = -1/ln rho with rho the spectral radius of the homogeneous second-moment map of
+    (w, m), here the explicit average over every minibatch of T_B (x) T_B (eigenvalues by numpy)."""
+    X, y = tiny_dataset()
+    n, d = X.shape
+    lr, s = 0.3, 2
+    eye = np.eye(d)
+    op = np.zeros((4 * d * d, 4 * d * d))
+    for b, p in batches(n, s, replacement):
+        k = X[b].T @ X[b] / s
+        T = np.block([[eye - lr * k, -lr * momentum * eye], [k, momentum * eye]])
+        op += p * np.kron(T, T)
+    rho = np.max(np.abs(np.linalg.eigvals(op)))
+    c = learning_curve("finite_dataset", Schedule(lr, s, momentum, steps=2), X=X, y=y, replacement=replacement)
+    assert c.moment_time == pytest.approx(-1 / math.log(rho), rel=1e-8)
+
+
+def test_finite_dataset_unstable_from_and_growth_beyond_the_dataset_critical_learning_rate():
+    X, y = tiny_dataset(n=6, d=2, seed=1)
+    crit = sgdnoise.critical_learning_rate_dataset(X, 2)
+    c = learning_curve("finite_dataset", Schedule(np.r_[np.full(5, 0.5 * crit), np.full(20, 1.2 * crit)], 2), X=X, y=y)
+    assert c.unstable_from == 6
+    assert c.trace[25] > 100 * c.trace[10] > 100 * c.trace[5]
+    assert c.stationary_train_loss is None and c.settled_at is None

@@ -36,7 +36,7 @@ struct EpochShuffling {
     let period: Int
 
     /// - Parameters:
-    ///   - x: the N × D inputs; `z`: the N × D rows x_i r_i (centred here); `r`: R.
+    ///   - x: the N × D inputs; `z`: the N × D centred rows z_i = x_i r_i − mean(x r); `r`: R.
     ///   - eigen: the eigendecomposition of λK (values m_a = λk_a ascending, all positive).
     ///   - learningRate: λ; `batchSize`: S, 1 ≤ S ≤ N; `momentum`: μ ∈ [0, 1).
     init(x: Matrix, z: Matrix, r: Matrix, eigen: SymmetricEigendecomposition, learningRate lr: Double, batchSize s: Int,
@@ -46,14 +46,7 @@ struct EpochShuffling {
         let m = eigen.values  // λk_a
         let rTilde = Matrix.congruence(basis, r)  // Uᵀ R U
         let xTilde = Matrix.product(x, basis, transposeB: true)  // X U
-        var centred = z
-        for j in 0..<d {
-            var mean = 0.0
-            for i in 0..<n { mean += z[i, j] }
-            mean /= Double(n)
-            for i in 0..<n { centred[i, j] -= mean }
-        }
-        var xz = Matrix.product(centred, basis, transposeB: true)  // Z U, then X̃ ∘ Z̃
+        var xz = Matrix.product(z, basis, transposeB: true)  // Z U, then X̃ ∘ Z̃
         for k in 0..<(n * d) { xz.elements[k] *= xTilde.elements[k] }
         let y = Matrix.product(xTilde, xz, transposeA: true, scale: 1 / Double(n))  // Y
         // −R/(N−1) within an epoch, and the white part's N/(S(N−1)) R per batch (N = 1: R = 0).

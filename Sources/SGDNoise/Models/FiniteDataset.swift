@@ -50,6 +50,13 @@ struct FiniteDatasetProblem {
 
     /// f[F(Σ) − ÂΣÂ], F(Σ) = (1/N) Σ_i (x_iᵀΣx_i) x_i x_iᵀ: O(ND² + D³) with BLAS.
     func multiplicativeNoise(_ sigma: Matrix) -> Matrix {
+        Self.multiplicativeNoise(x: x, aHat: aHat, sigma, factor: factor)
+    }
+
+    /// f[F(M) − ÂMÂ] for the rows x_i of `x` (Â = XᵀX/N, in whatever basis `x` is written):
+    /// diag(X M Xᵀ) first, then Xᵀ diag(f·…/N) X, O(ND² + D³) with BLAS. The part of a minibatch's
+    /// gradient covariance that the second moment M of e = w − w* drives (docs/theory.md §4.1, §9).
+    static func multiplicativeNoise(x: Matrix, aHat: Matrix, _ sigma: Matrix, factor: Double) -> Matrix {
         let n = x.rows, d = x.columns
         let xs = Matrix.product(x, sigma)
         var q = [Double](repeating: 0, count: n)
@@ -65,6 +72,25 @@ struct FiniteDatasetProblem {
         let f = x.weightedGram(rowWeights: q)
         let asa = Matrix.product(aHat, Matrix.product(sigma, aHat))
         return (f - factor * asa).symmetrized
+    }
+
+    /// The minimum of the (regularised) empirical loss and what the noise needs of it:
+    /// w* = K⁻¹Xᵀy/N, the residuals r_i = x_iᵀw* − y_i, the centred rows z_i = x_i r_i − mean_i(x_i r_i)
+    /// (N × D) and R = (1/N) Σ z_i z_iᵀ.
+    func minimum(y: [Double]) throws -> (wStar: [Double], residuals: [Double], z: Matrix, r: Matrix) {
+        let n = x.rows, d = x.columns
+        guard y.count == n, y.allSatisfy({ $0.isFinite }) else {
+            throw SGDNoiseError.invalidArgument("y must have \(n) finite entries (one per row of X), got \(y.count)")
+        }
+        let xty = x.transposed.apply(y).map { $0 / Double(n) }
+        let wStar = try curvature.solvePositiveDefinite(xty, name: "XᵀX/N + weight_decay")
+        let residuals = zip(x.apply(wStar), y).map { $0 - $1 }
+        var z = x
+        for i in 0..<n { for j in 0..<d { z[i, j] *= residuals[i] } }
+        let moments = try z.elements.withUnsafeBufferPointer { try GradientMoments(gradients: $0, rows: n, columns: d, full: true) }
+        let mean = moments.mean
+        for i in 0..<n { for j in 0..<d { z[i, j] -= mean[j] } }
+        return (wStar, residuals, z, (1 / Double(n)) * moments.scatter!)
     }
 
     /// The fixed-point solver at learning rate `lr` (nil when the deterministic part is unstable).
@@ -140,9 +166,9 @@ public func finiteDataset(
     weightDecay: Matrix? = nil, momentum: Double = 0, u: [Double]? = nil, populationCovariance: Matrix? = nil
 ) throws -> FiniteDatasetPrediction {
     let problem = try FiniteDatasetProblem(x: x, weightDecay: weightDecay, batchSize: batchSize, sampling: sampling, momentum: momentum)
-    let n = x.rows, d = x.columns
-    guard y.count == n, y.allSatisfy({ $0.isFinite }) else {
-        throw SGDNoiseError.invalidArgument("y must have \(n) finite entries (one per row of X), got \(y.count)")
+    let d = x.columns
+    guard y.count == x.rows, y.allSatisfy({ $0.isFinite }) else {
+        throw SGDNoiseError.invalidArgument("y must have \(x.rows) finite entries (one per row of X), got \(y.count)")
     }
     // w* = K⁻¹Xᵀy/N is unique only when K = XᵀX/N + Γ is nonsingular: a Cholesky factorisation
     // of a singular K may succeed on round-off and return an arbitrary w*, so the spectrum decides.
@@ -153,14 +179,8 @@ public func finiteDataset(
             "XᵀX/N + weight_decay is singular or indefinite (relative smallest eigenvalue \(mMin / abs(mMax))): w* is not unique. "
                 + "Restrict X to its row space (drop redundant columns) or add a weight decay")
     }
-    let xty = x.transposed.apply(y).map { $0 / Double(n) }
-    let wStar = try problem.curvature.solvePositiveDefinite(xty, name: "XᵀX/N + weight_decay")
-    let residuals = zip(x.apply(wStar), y).map { $0 - $1 }
-    // R = (1/N) Σ z_i z_iᵀ: the centred scatter of the rows x_i r_i.
-    var z = x
-    for i in 0..<n { for j in 0..<d { z[i, j] *= residuals[i] } }
-    let moments = try z.elements.withUnsafeBufferPointer { try GradientMoments(gradients: $0, rows: n, columns: d, full: true) }
-    let r = (1 / Double(n)) * moments.scatter!
+    let (wStar, residuals, z, r) = try problem.minimum(y: y)
+    let n = x.rows
     if let u, !(u.count == d && u.allSatisfy({ $0.isFinite })) {
         throw SGDNoiseError.invalidArgument("u must have \(d) finite entries, got \(u.count)")
     }

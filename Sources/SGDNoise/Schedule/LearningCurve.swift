@@ -48,7 +48,10 @@ public struct LearningCurve: Sendable {
 ///   - record: the steps in 0…T to report, increasing (nil: 101 evenly spaced steps from 0 to T,
 ///     or all of them when T ≤ 100).
 ///   - w0: the start w₀ (nil: w₀ = 0, i.e. e₀ = −w*; for label noise and the high-dimensional
-///     model w is measured from the minimum, so w₀ = 0 starts there).
+///     model w is measured from the minimum, so w₀ = 0 starts there), or the mean of the start.
+///   - startCovariance: Σ₀, the covariance of a random start w₀ ~ (w0, Σ₀) (nil: w₀ is a point),
+///     so M₀ = Σ₀ + e₀e₀ᵀ: symmetric PSD, D × D (a spectrum's model takes it in its eigenbasis, and
+///     only its diagonal enters the recursion of the diagonal).
 ///   - tolerance: ε of `Relaxation.settledAt` (default 0.01).
 ///   - includeSigma, includeMean: whether to store Σ_t and E[w_t] at the recorded steps (a
 ///     10⁶-entry spectrum costs 8 MB per recorded step).
@@ -58,12 +61,13 @@ public struct LearningCurve: Sendable {
 /// - Complexity: O(D·T) for spectra, O(D²·T + D³) dense; memory O(D) (O(D²) dense) plus the
 ///   recorded outputs.
 public func learningCurve(
-    model: Model, schedule: Schedule, record: [Int]? = nil, w0: [Double]? = nil, tolerance: Double = 0.01,
-    includeSigma: Bool = true, includeMean: Bool = true
+    model: Model, schedule: Schedule, record: [Int]? = nil, w0: [Double]? = nil,
+    startCovariance: SymmetricOperator? = nil, tolerance: Double = 0.01, includeSigma: Bool = true,
+    includeMean: Bool = true
 ) throws -> LearningCurve {
     try runLearningCurve(
-        system: TransientSystem(model: model), schedule: schedule, record: record, w0: w0, tolerance: tolerance,
-        includeSigma: includeSigma, includeMean: includeMean)
+        system: TransientSystem(model: model), schedule: schedule, record: record, w0: w0,
+        startCovariance: startCovariance, tolerance: tolerance, includeSigma: includeSigma, includeMean: includeMean)
 }
 
 /// The exact learning curve of SGD on a given quadratic loss ½eᵀHe with a constant
@@ -77,17 +81,49 @@ public func learningCurve(
 /// - Parameters:
 ///   - hessian: H (dense, or a spectrum with `noise` a diagonal in the same basis).
 ///   - noise: C (dense, or diagonal).
-///   - Others: as in `learningCurve(model:schedule:record:w0:tolerance:includeSigma:includeMean:)`.
+///   - Others: as in `learningCurve(model:schedule:record:w0:startCovariance:tolerance:includeSigma:includeMean:)`.
 /// - Complexity: one eigendecomposition of H, then O(D²) per step (O(D) for spectra).
 public func learningCurve(
     hessian: SymmetricOperator, noise: SymmetricOperator, referenceBatchSize: Int = 1, schedule: Schedule,
-    record: [Int]? = nil, w0: [Double]? = nil, tolerance: Double = 0.01, includeSigma: Bool = true,
-    includeMean: Bool = true
+    record: [Int]? = nil, w0: [Double]? = nil, startCovariance: SymmetricOperator? = nil, tolerance: Double = 0.01,
+    includeSigma: Bool = true, includeMean: Bool = true
 ) throws -> LearningCurve {
     try runLearningCurve(
         system: TransientSystem(hessian: hessian, noise: noise, referenceBatchSize: referenceBatchSize),
-        schedule: schedule, record: record, w0: w0, tolerance: tolerance, includeSigma: includeSigma,
-        includeMean: includeMean)
+        schedule: schedule, record: record, w0: w0, startCovariance: startCovariance, tolerance: tolerance,
+        includeSigma: includeSigma, includeMean: includeMean)
+}
+
+/// The learning curve of SGD near a general minimum of any differentiable model trained with the
+/// MSE loss (docs/theory.md §5 [Thm 5, Cor 2, Cor 3]), with the noise `minimumFluctuation` uses.
+///
+/// With e = w − w* and H = H₀ + Γ: at a regularised minimum (Γ ≠ 0) and a non-interpolating one
+/// (Γ = 0, L₀(w*) > 0) the noise is constant, C_t = (1/S_t)(2L₀(w*)H₀ − Γw*w*ᵀΓ), and
+/// M_{t+1} = (I − λ_tH)M_t(I − λ_tH) + λ_t²C_t (momentum: the (e, m) block recursion); at an
+/// interpolating one (Γ = 0, L₀(w*) = 0) it is C_t(M) = (1/S_t)(Tr[H₀M]H₀ − H₀MH₀), which vanishes
+/// with M. A constant schedule converges to `minimumFluctuation`'s Σ; `unstableFrom` uses its
+/// critical learning rate (at a regularised minimum, where it defines none, 2(1 + μ)/h_max of H).
+///
+/// - Parameters:
+///   - hessian: H₀ (dense, or a spectrum: then w*, w₀ and Σ_t are in its eigenbasis).
+///   - loss: L₀(w*) ≥ 0.
+///   - weightDecay: Γ (nil or zero: none; with Γ, `wStar` is required).
+///   - wStar: w*.
+///   - flatTolerance: as in `minimumFluctuation` (nil: 16·D·ε).
+///   - Others: as in `learningCurve(model:schedule:record:w0:startCovariance:tolerance:includeSigma:includeMean:)`;
+///     w (w0, `mean`) is measured from w*, and both losses are L_Γ(w*) + ½Tr[HM_t].
+/// - Throws: what `minimumNoise` throws (a C that is not a covariance), `invalidArgument` as above.
+public func learningCurve(
+    hessian: SymmetricOperator, loss: Double, weightDecay: SymmetricOperator? = nil, wStar: [Double]? = nil,
+    flatTolerance: Double? = nil, schedule: Schedule, record: [Int]? = nil, w0: [Double]? = nil,
+    startCovariance: SymmetricOperator? = nil, tolerance: Double = 0.01, includeSigma: Bool = true,
+    includeMean: Bool = true
+) throws -> LearningCurve {
+    try runLearningCurve(
+        system: TransientSystem(minimumHessian: hessian, loss: loss, weightDecay: weightDecay, wStar: wStar,
+                                flatTolerance: flatTolerance),
+        schedule: schedule, record: record, w0: w0, startCovariance: startCovariance, tolerance: tolerance,
+        includeSigma: includeSigma, includeMean: includeMean)
 }
 
 /// The steps to record: `record` checked (increasing, in 0…T), or the default grid.
@@ -129,9 +165,9 @@ func firstUnstableStep(_ schedule: Schedule, system: TransientSystem) -> Int? {
     return nil
 }
 
-private func runLearningCurve(
-    system: TransientSystem, schedule: Schedule, record: [Int]?, w0: [Double]?, tolerance: Double,
-    includeSigma: Bool, includeMean: Bool
+func runLearningCurve(
+    system: TransientSystem, schedule: Schedule, record: [Int]?, w0: [Double]?, startCovariance: SymmetricOperator?,
+    tolerance: Double, includeSigma: Bool, includeMean: Bool
 ) throws -> LearningCurve {
     guard tolerance.isFinite, tolerance > 0 else {
         throw SGDNoiseError.invalidArgument("tolerance must be a finite positive number, got \(tolerance)")
@@ -139,7 +175,8 @@ private func runLearningCurve(
     let steps = try recordedSteps(record, steps: schedule.steps)
     let e0 = try system.initialError(w0)
     var recursion = MomentRecursion(
-        system: system, initialError: e0, tracksMomentum: schedule.momenta.contains { $0 != 0 })
+        system: system, initialError: e0, startCovariance: try system.startSecondMoment(startCovariance),
+        tracksMomentum: schedule.momenta.contains { $0 != 0 })
     let last = schedule.hyperparameters(atStep: schedule.steps)
     let stationary = system.stationaryLosses(learningRate: last.learningRate, batchSize: last.batchSize, momentum: last.momentum)
     let lastChange = schedule.lastChange
@@ -168,8 +205,10 @@ private func runLearningCurve(
     }
     let rates = RelaxationRates(system: system, learningRate: last.learningRate, batchSize: last.batchSize,
                                 momentum: last.momentum)
+    let momentRate = system.dataset == nil ? rates.momentRate
+        : datasetMomentRate(system, learningRate: last.learningRate, batchSize: last.batchSize, momentum: last.momentum)
     let relaxation = Relaxation(
-        modeTimes: rates.modeRates.map(RelaxationRates.time), momentTime: RelaxationRates.time(rates.momentRate),
+        modeTimes: rates.modeRates.map(RelaxationRates.time), momentTime: RelaxationRates.time(momentRate),
         meanTime: RelaxationRates.time(rates.meanRate), stationaryTrainLoss: stationary?.train,
         stationaryTestLoss: stationary?.test, settledAt: settledAt, tolerance: tolerance)
     return LearningCurve(

@@ -33,8 +33,9 @@ struct MomentRecursion {
     /// C̄₀ as a dense row-major array (dense systems only).
     private let denseBaseNoise: [Double]
 
-    /// The recursion started at e₀ (rotated), m = 0, with second moment e₀e₀ᵀ.
-    init(system: TransientSystem, initialError e0: [Double], tracksMomentum: Bool) {
+    /// The recursion started at e₀ (rotated), m = 0, with second moment Σ₀ + e₀e₀ᵀ (`startCovariance`:
+    /// Σ₀ as `TransientSystem.startSecondMoment` gives it, nil for a point start).
+    init(system: TransientSystem, initialError e0: [Double], startCovariance: [Double]? = nil, tracksMomentum: Bool) {
         self.system = system
         d = system.dimension
         dense = system.isDense
@@ -48,6 +49,10 @@ struct MomentRecursion {
             p2 = p
         } else {
             for i in 0..<d { p[i] = e0[i] * e0[i] }
+        }
+        if let startCovariance {
+            for k in 0..<count { p[k] += startCovariance[k] }
+            if dense { p2 = p }
         }
         r = tracksMomentum ? [Double](repeating: 0, count: count) : []
         q = r
@@ -70,7 +75,7 @@ struct MomentRecursion {
 
     /// One update with learning rate λ ≥ 0, batch size S and momentum μ.
     mutating func step(learningRate lr: Double, batchSize: Int, momentum mu: Double) {
-        if dense { denseStep(lr, 1 / Double(batchSize), mu) } else { diagonalStep(lr, 1 / Double(batchSize), mu) }
+        if dense { denseStep(lr, batchSize, mu) } else { diagonalStep(lr, 1 / Double(batchSize), mu) }
     }
 
     // MARK: Spectra, O(D)
@@ -128,24 +133,43 @@ struct MomentRecursion {
 
     // MARK: Dense, O(D²)
 
-    private mutating func denseStep(_ lr: Double, _ invS: Double, _ mu: Double) {
-        let tau = tau()
+    /// C of the step's noise, row-major D × D in the eigenbasis: the model's C(M)/S, or a finite
+    /// dataset's C_t (`DatasetTransient`).
+    private func denseNoise(_ batchSize: Int) -> [Double] {
         let n = d
-        let h = system.h, a = system.a
-        let lr2 = lr * lr
-        let zeros = [Double](repeating: 0, count: n)
-        let delta = system.delta ?? zeros
+        if let dataset = system.dataset {
+            return dataset.noise(secondMoment: Matrix(uncheckedRows: n, columns: n, elements: p), mean: mean,
+                                 batchSize: batchSize).elements
+        }
+        let invS = 1 / Double(batchSize)
+        let tau = tau()
+        let a = system.a
+        let delta = system.delta ?? [Double](repeating: 0, count: n)
         let e = mean
-        let c0 = denseBaseNoise
+        var c = denseBaseNoise
+        for i in 0..<n {
+            for j in 0..<n {
+                let k = i * n + j
+                let v = p[k] + delta[i] * e[j] + e[i] * delta[j] + delta[i] * delta[j]
+                c[k] += system.beta1 * a[i] * a[j] * v
+                if i == j { c[k] += system.beta2 * tau * a[i] }
+                c[k] *= invS
+            }
+        }
+        return c
+    }
+
+    private mutating func denseStep(_ lr: Double, _ batchSize: Int, _ mu: Double) {
+        let n = d
+        let h = system.h
+        let lr2 = lr * lr
+        let noise = denseNoise(batchSize)
         for i in 0..<n {
             let alphaI = 1 - lr * h[i]
             for j in 0..<n {
                 let k = i * n + j
                 let alphaJ = 1 - lr * h[j]
-                let v = p[k] + delta[i] * e[j] + e[i] * delta[j] + delta[i] * delta[j]
-                var c = system.beta1 * a[i] * a[j] * v + c0[k]
-                if i == j { c += system.beta2 * tau * a[i] }
-                c *= invS
+                let c = noise[k]
                 if !tracksMomentum {
                     p2[k] = alphaI * alphaJ * p[k] + lr2 * c
                     continue
@@ -166,6 +190,17 @@ struct MomentRecursion {
             mean[i] = (1 - lr * h[i]) * ei - lr * mu * mi
             momentumMean[i] = h[i] * ei + mu * mi
         }
+    }
+
+    /// Divides the second moments (P, R, Q) by their Euclidean norm and returns that norm (for a
+    /// power iteration of the homogeneous map).
+    mutating func normalizeSecondMoments() -> Double {
+        let norm = (p + r + q).reduce(0) { $0 + $1 * $1 }.squareRoot()
+        guard norm > 0, norm.isFinite else { return norm }
+        for k in p.indices { p[k] /= norm }
+        for k in r.indices { r[k] /= norm }
+        for k in q.indices { q[k] /= norm }
+        return norm
     }
 
     // MARK: Read-outs

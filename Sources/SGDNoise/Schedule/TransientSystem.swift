@@ -27,16 +27,21 @@ struct TransientSystem {
     let beta2: Double
     /// The stationary mean w* (original coordinates; zeros where w is measured from the minimum).
     let wStar: [Double]
-    let trainConstant: Double
+    var trainConstant: Double
     /// T of the test loss in the eigenbasis (diagonal, or dense when it does not commute with H).
     let testWeights: SymmetricOperator
     /// q of the test loss (nil: zero).
     let testLinear: [Double]?
-    let testConstant: Double
+    var testConstant: Double
     /// The model, for its stationary prediction and critical learning rate (nil: a given (H, C)).
     let model: Model?
     /// For a given (H, C): H, C and the batch size C belongs to.
     let quadratic: (hessian: Matrix, noise: Matrix, referenceBatchSize: Int)?
+    /// For a finite dataset: the rows, residuals and sampling that make its noise (nil otherwise).
+    var dataset: DatasetTransient?
+    /// For a general minimum (§5): H₀ (round-off eigenvalues zeroed), L₀(w*), Γ, w* and the kind.
+    var minimum: (hessian: SymmetricOperator, loss: Double, weightDecay: SymmetricOperator?, wStar: [Double]?,
+                  kind: MinimumKind)? = nil
 
     var dimension: Int { h.count }
     var isDense: Bool { basis != nil }
@@ -87,6 +92,7 @@ struct TransientSystem {
     init(model: Model) throws {
         self.model = model
         quadratic = nil
+        dataset = nil
         switch model {
         case .labelNoise(let a, let noiseVariance):
             try a.validate("A")
@@ -160,6 +166,7 @@ struct TransientSystem {
         try Validation.batchSize(referenceBatchSize, name: "referenceBatchSize")
         model = nil
         quadratic = (hessian.matrix, noise.matrix, referenceBatchSize)
+        dataset = nil
         let e = try Self.eigenbasis(hessian: hessian, coupling: nil, name: "hessian")
         (basis, h, a, delta, beta1, beta2) = (e.basis, e.h, e.a, nil, 0, 0)
         let s = Double(referenceBatchSize)
@@ -178,6 +185,35 @@ struct TransientSystem {
         (testLinear, testConstant) = (nil, 0)
     }
 
+    /// The system of SGD near a general minimum (docs/theory.md §5), as `minimumFluctuation` models
+    /// it: at a regularised or non-interpolating minimum a given (H, C) with H = H₀ + Γ and the
+    /// constant noise C = `minimumNoise`(batch size 1)/S_t; at an interpolating one (L₀ = 0, no Γ) the
+    /// multiplicative noise (1/S_t)(Tr[H₀M]H₀ − H₀MH₀), the high-dimensional engine with Â = H₀, α = 1,
+    /// σ² = 0. w is measured from w*; both losses are L_Γ(w*) + ½Tr[HM_t].
+    init(minimumHessian rawHessian: SymmetricOperator, loss: Double, weightDecay: SymmetricOperator?, wStar: [Double]?,
+         flatTolerance: Double?) throws {
+        try rawHessian.validate("hessian")
+        try Validation.nonNegative(loss, name: "loss")
+        let tolerance = try Validation.flatTolerance(flatTolerance, dimension: rawHessian.dimension)
+        let (h0, _) = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: tolerance)
+        let gamma = weightDecay.flatMap { $0.isZero ? nil : $0 }
+        if let gamma { try gamma.validate("weight_decay", size: h0.dimension) }
+        if gamma == nil && loss == 0 {
+            self = try TransientSystem(model: .highDimensional(aHat: h0, alpha: 1, noiseVariance: 0))
+            minimum = (h0, loss, nil, wStar, .interpolating)
+            return
+        }
+        let (kind, c1) = try minimumNoise(hessian: h0, loss: loss, batchSize: 1, weightDecay: gamma, wStar: wStar,
+                                          flatTolerance: tolerance)
+        var h = gamma.map { h0 + $0 } ?? h0
+        if case .dense = c1, case .diagonal = h { h = .dense(h.matrix) }
+        self = try TransientSystem(hessian: h, noise: c1, referenceBatchSize: 1)
+        var constant = loss
+        if let gamma, let wStar { constant += 0.5 * gamma.bilinear(wStar, wStar) }
+        (trainConstant, testConstant) = (constant, constant)
+        minimum = (h0, loss, gamma, wStar, kind)
+    }
+
     /// e₀ = Qᵀ(w₀ − w*) for a start w₀ (nil: w₀ = 0).
     func initialError(_ w0: [Double]?) throws -> [Double] {
         let d = dimension
@@ -188,9 +224,36 @@ struct TransientSystem {
         return Self.rotate(zip(w, wStar).map { $0 - $1 }, basis)
     }
 
+    /// Σ₀ for the recursion: QᵀΣ₀Q row-major (dense systems), or the diagonal of Σ₀ (spectra,
+    /// whose recursion of the diagonal closes by itself); nil for a point start.
+    /// - Throws: `invalidArgument` unless Σ₀ is D × D (or D entries), finite, symmetric and PSD.
+    func startSecondMoment(_ sigma0: SymmetricOperator?) throws -> [Double]? {
+        guard let sigma0 else { return nil }
+        try Validation.covariance(sigma0, size: dimension, name: "startCovariance")
+        guard let basis else { return sigma0.diagonalEntries }
+        return Matrix.product(Matrix.product(basis, sigma0.matrix), basis, transposeB: true).symmetrized.elements
+    }
+
     /// The stationary (train, test) losses for constant hyperparameters (nil: unstable).
     func stationaryLosses(learningRate: Double, batchSize: Int, momentum: Double) -> (train: Double, test: Double)? {
         guard learningRate > 0 else { return nil }
+        if let minimum {
+            guard let f = try? minimumFluctuation(
+                hessian: minimum.hessian, loss: minimum.loss, learningRate: .scalar(learningRate), batchSize: batchSize,
+                weightDecay: minimum.weightDecay, wStar: minimum.wStar, momentum: momentum)
+            else { return nil }
+            let h = minimum.weightDecay.map { minimum.hessian + $0 } ?? minimum.hessian
+            let loss = trainConstant + 0.5 * h.traceProduct(f.sigma)
+            return (loss, loss)
+        }
+        if let dataset {
+            let o = dataset.original
+            guard let p = try? finiteDataset(
+                x: o.x, y: o.y, learningRate: .scalar(learningRate), batchSize: batchSize, sampling: dataset.sampling,
+                weightDecay: o.weightDecay, momentum: momentum, u: o.u, populationCovariance: o.populationCovariance)
+            else { return nil }
+            return (p.prediction.trainLoss, p.prediction.testLoss)
+        }
         if let model {
             guard let p = try? model.predict(learningRate: .scalar(learningRate), batchSize: batchSize, momentum: momentum)
             else { return nil }
@@ -207,7 +270,17 @@ struct TransientSystem {
 
     /// λ*(S, μ): the model's critical learning rate, or 2(1+μ)/h_max for a given (H, C).
     func criticalLearningRate(batchSize: Int, momentum: Double) -> Double? {
+        if let minimum, minimum.kind != .regularized {
+            // minimumFluctuation's edge: that of the multiplicative noise (Tr[H₀Σ]H₀ − H₀ΣH₀)/S.
+            return try? Model.highDimensional(aHat: minimum.hessian, alpha: 1, noiseVariance: 0)
+                .criticalLearningRate(batchSize: batchSize, momentum: momentum)
+        }
         if let model { return try? model.criticalLearningRate(batchSize: batchSize, momentum: momentum) }
+        if let dataset {
+            let o = dataset.original
+            return try? criticalLearningRateDataset(
+                x: o.x, batchSize: batchSize, sampling: dataset.sampling, weightDecay: o.weightDecay, momentum: momentum)
+        }
         let top = h.max() ?? 0
         return top > 0 ? 2 * (1 + momentum) / top : .infinity
     }

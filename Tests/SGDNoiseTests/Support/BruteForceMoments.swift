@@ -42,18 +42,31 @@ struct BruteForceMoments {
         z = z0.flatMap { a in z0.map { a * $0 } }
     }
 
-    /// The (n² × n²) matrix of one step.
-    func stepMatrix(learningRate lr: Double, batchSize s: Int, momentum mu: Double) -> Matrix {
-        let d = self.d, n = self.n
-        var t = Ref.zeros(n, n)
+    /// A random start: adds Σ₀ to E[e eᵀ] (the start's mean stays e₀).
+    mutating func addStartCovariance(_ sigma0: Matrix) {
+        for i in 0..<d { for j in 0..<d { z[i * n + j] += sigma0[i, j] } }
+    }
+
+    /// The map (e, m) ↦ (e − λ(μm + He), μm + He) of heavy ball on the Hessian `h` (D × D), in the
+    /// top-left 2D × 2D block of a `size` × `size` zero matrix.
+    static func heavyBall(_ h: Matrix, learningRate lr: Double, momentum mu: Double, size: Int) -> Matrix {
+        let d = h.rows
+        var t = Ref.zeros(size, size)
         for i in 0..<d {
             for j in 0..<d {
-                t[i, j] = (i == j ? 1 : 0) - lr * hessian[i, j]
-                t[d + i, j] = hessian[i, j]
+                t[i, j] = (i == j ? 1 : 0) - lr * h[i, j]
+                t[d + i, j] = h[i, j]
             }
             t[i, d + i] = -lr * mu
             t[d + i, d + i] = mu
         }
+        return t
+    }
+
+    /// The (n² × n²) matrix of one step.
+    func stepMatrix(learningRate lr: Double, batchSize s: Int, momentum mu: Double) -> Matrix {
+        let d = self.d, n = self.n
+        var t = Self.heavyBall(hessian, learningRate: lr, momentum: mu, size: n)
         t[2 * d, 2 * d] = 1
         var b = Ref.zeros(n, d)
         for i in 0..<d {
