@@ -37,12 +37,14 @@ def test_readme_example_runs(index):
         assert expected in out.stdout, out.stdout
 
 
-def test_readme_learning_curve_example_runs_and_agrees_with_the_simulation():
+def test_readme_learning_curve_example_runs_and_agrees_with_the_simulation(tmp_path):
     code = python_blocks("### Learning curves under schedules")[0]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "python"),
                                                                     os.environ.get("PYTHONPATH")])))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "learning_curve.png").stat().st_size > 10_000  # the plot of theory and simulation
     printed = out.stdout.strip().splitlines()
     text = section("### Learning curves under schedules")
     assert len(printed) == 2 and all(line in text for line in printed), out.stdout  # the README shows its output
