@@ -38,7 +38,9 @@ def test_readme_example_runs(index):
 
 
 def test_readme_learning_curve_example_runs_and_agrees_with_the_simulation(tmp_path):
-    code = python_blocks("### Learning curves under schedules")[0]
+    blocks = python_blocks("### Learning curves under schedules")
+    assert len(blocks) == 2 and "plot.learning_curve" in blocks[1]
+    code = blocks[0] + "\n" + blocks[1]  # the computation, then its plot
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "python"),
                                                                     os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
