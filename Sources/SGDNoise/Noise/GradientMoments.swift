@@ -149,10 +149,8 @@ extension GradientMoments {
     static func accumulateCentredScatter<T: GradientScalar>(
         _ g: UnsafePointer<T>, rows n: Int, columns d: Int, mean: [Double], into scatter: inout Matrix
     ) {
-        // About 8 MiB of centred rows per SYRK call (in the L3 cache): each call also reads and
-        // writes the D × D upper triangle, so that with 2 MiB blocks (D = 500: 524 rows) S cost
-        // as much memory traffic as the rows themselves.
-        let block = max(16, min(n, (1 << 20) / d))
+        // About 2 MiB of centred rows per SYRK call: large enough for a full-speed kernel.
+        let block = max(16, min(n, (1 << 18) / d))
         var buffer = [Double](repeating: 0, count: block * d)
         buffer.withUnsafeMutableBufferPointer { buf in
             mean.withUnsafeBufferPointer { mu in
