@@ -94,7 +94,8 @@ build-cli:
 .build/header/raw.h: build
 	@mkdir -p .build/header
 	$(SWIFTC) -typecheck -module-name SGDNoiseCABI -I .build/release/Modules \
-	  -I Sources/_SGDNoiseShims/include -I Sources/_SGDNoiseBLAS/include -I Sources/_CLAPACK \
+	  -I Sources/_SGDNoiseShims/include -I Sources/_SGDNoiseBLAS/include -I Sources/_SGDNoiseKernels/include \
+	  -I Sources/_CLAPACK \
 	  $$(pkg-config --cflags-only-I openblas lapacke | sed 's/-I/-Xcc -I/g') \
 	  Sources/SGDNoiseCABI/*.swift -emit-clang-header-path $@
 

@@ -25,7 +25,7 @@ let package = Package(
         // MARK: Public API
         .target(
             name: "SGDNoise",
-            dependencies: ["_SGDNoiseBLAS"]
+            dependencies: ["_SGDNoiseBLAS", "_SGDNoiseKernels"]
         ),
         .target(
             name: "SGDNoiseCABI",
@@ -46,6 +46,9 @@ let package = Package(
         /// an ILP64 OpenBLAS already in the process (numpy's: one thread pool, not two).
         .target(name: "_SGDNoiseBLAS", dependencies: ["_CLAPACK"]),
         .target(name: "_SGDNoiseShims"),
+        /// The noise operator's and the accumulator's memory-bound kernels, compiled for the
+        /// baseline x86-64 target and for AVX2 + FMA, chosen at run time (`SGDNOISE_KERNELS`).
+        .target(name: "_SGDNoiseKernels"),
 
         // MARK: Tests
         .testTarget(

@@ -5,10 +5,10 @@ import _SGDNoiseBLAS
 ///
 /// Every product walks G once, in tiles of 32768 columns (128 KiB of contiguous `Float` per row, long
 /// enough for the hardware prefetchers; the matching entries of the vector stay in the L2 cache):
-/// - one vector (`m == 1`, the matrix-free C·v): SIMD kernels widen 4 entries of G at a time to
-///   `Double` and accumulate in `Double`, four (G_c x) or eight (G_cᵀu) rows per sweep so that
-///   each load of the vector serves several rows (separate multiply and add: the baseline x86-64 target has no FMA, and a
-///   fused `addProduct` would become a libm call per lane). The centring is applied per tile:
+/// - one vector (`m == 1`, the matrix-free C·v): the C kernels of `Kernels` (AVX2 + FMA where the
+///   processor has them, else baseline SSE2; chosen at run time) widen entries of G to `Double` as
+///   they load them and accumulate in `Double`, four (G_c x) or eight (G_cᵀu) rows per sweep so
+///   that each load of the vector serves several rows. The centring is applied per tile:
 ///   Σ_j (g_ij − ḡ_j) x_j = Σ_j g_ij x_j − Σ_j ḡ_j x_j over each tile's columns, and
 ///   Σ_i u_i (g_ij − ḡ_j) = Σ_i u_i g_ij − ḡ_j Σ_i u_i, both sides summed in `Double`, so the
 ///   cancellation costs at most u·Σ|g_ij x_j| — not the ε_float · |ḡ|² of a float32 BLAS product.
@@ -28,8 +28,8 @@ struct CentredGradients<T: GradientScalar> {
     let d: Int
     let mean: UnsafePointer<Double>
 
-    /// Columns per tile of the one-vector kernels.
-    static var tileColumns: Int { 32768 }
+    /// Columns per tile of the one-vector kernels (`SGN_KERNELS_TILE_COLUMNS`).
+    static var tileColumns: Int { Kernels.tileColumns }
 
     /// Columns per tile of the BLAS paths (a tile of `tileRows` × 2048 doubles, 1 MiB, is converted
     /// and centred into a buffer before each `dgemm`).
@@ -93,70 +93,9 @@ struct CentredGradients<T: GradientScalar> {
         }
     }
 
-    /// y_i += Σ_{j ∈ range} (g_ij − ḡ_j) x_j for every row i.
+    /// y_i += Σ_{j ∈ range} (g_ij − ḡ_j) x_j for every row i (four rows per sweep).
     func dotRange(_ range: Range<Int>, _ x: UnsafePointer<Double>, into y: UnsafeMutablePointer<Double>) {
-        var t0 = range.lowerBound
-        while t0 < range.upperBound {
-            let t1 = min(range.upperBound, t0 + Self.tileColumns)
-            let body = t0 + (t1 - t0) / 4 * 4
-            // Σ_j ḡ_j x_j over the tile, subtracted from every row's tile sum.
-            var m4 = SIMD4<Double>()
-            var j = t0
-            while j < body {
-                m4 += Self.load4(mean + j) * Self.load4(x + j)
-                j += 4
-            }
-            var centring = m4.sum()
-            while j < t1 {
-                centring += mean[j] * x[j]
-                j += 1
-            }
-            var i = 0
-            while i + 4 <= n {
-                let r0 = g + i * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
-                var a0 = SIMD4<Double>(), a1 = SIMD4<Double>(), a2 = SIMD4<Double>(), a3 = SIMD4<Double>()
-                j = t0
-                while j < body {
-                    let v = Self.load4(x + j)
-                    a0 += Self.widen4(r0 + j) * v
-                    a1 += Self.widen4(r1 + j) * v
-                    a2 += Self.widen4(r2 + j) * v
-                    a3 += Self.widen4(r3 + j) * v
-                    j &+= 4
-                }
-                var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
-                while j < t1 {
-                    let v = x[j]
-                    s0 += Double(r0[j]) * v
-                    s1 += Double(r1[j]) * v
-                    s2 += Double(r2[j]) * v
-                    s3 += Double(r3[j]) * v
-                    j += 1
-                }
-                y[i] += s0 - centring
-                y[i + 1] += s1 - centring
-                y[i + 2] += s2 - centring
-                y[i + 3] += s3 - centring
-                i += 4
-            }
-            while i < n {
-                let r = g + i * d
-                var a = SIMD4<Double>()
-                j = t0
-                while j < body {
-                    a += Self.widen4(r + j) * Self.load4(x + j)
-                    j &+= 4
-                }
-                var s = a.sum()
-                while j < t1 {
-                    s += Double(r[j]) * x[j]
-                    j += 1
-                }
-                y[i] += s - centring
-                i += 1
-            }
-            t0 = t1
-        }
+        Kernels.centredDot(g, rows: n, columns: d, range: range, mean: mean, x: x, into: y)
     }
 
     // MARK: W = G_cᵀ U
@@ -176,64 +115,10 @@ struct CentredGradients<T: GradientScalar> {
         }
     }
 
-    /// w_j = Σ_i u_i (g_ij − ḡ_j) for j in `range` (overwritten).
+    /// w_j = Σ_i u_i (g_ij − ḡ_j) for j in `range` (overwritten; eight rows per sweep).
     func axpyRange(_ range: Range<Int>, _ u: UnsafePointer<Double>, into w: UnsafeMutablePointer<Double>) {
-        var uSum = 0.0
-        for i in 0..<n { uSum += u[i] }
-        var t0 = range.lowerBound
-        while t0 < range.upperBound {
-            let t1 = min(range.upperBound, t0 + Self.tileColumns)
-            let body = t0 + (t1 - t0) / 4 * 4
-            (w + t0).update(repeating: 0, count: t1 - t0)
-            var i = 0
-            while i + 8 <= n {
-                let r0 = g + i * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
-                let r4 = r3 + d, r5 = r4 + d, r6 = r5 + d, r7 = r6 + d
-                let v0 = SIMD4<Double>(repeating: u[i]), v1 = SIMD4<Double>(repeating: u[i + 1])
-                let v2 = SIMD4<Double>(repeating: u[i + 2]), v3 = SIMD4<Double>(repeating: u[i + 3])
-                let v4 = SIMD4<Double>(repeating: u[i + 4]), v5 = SIMD4<Double>(repeating: u[i + 5])
-                let v6 = SIMD4<Double>(repeating: u[i + 6]), v7 = SIMD4<Double>(repeating: u[i + 7])
-                var j = t0
-                while j < body {
-                    // Two independent chains of four additions each (latency, not throughput, bound).
-                    var a = Self.load4(w + j), b = SIMD4<Double>()
-                    a += Self.widen4(r0 + j) * v0
-                    b += Self.widen4(r1 + j) * v1
-                    b += Self.widen4(r3 + j) * v3
-                    a += Self.widen4(r2 + j) * v2
-                    b += Self.widen4(r5 + j) * v5
-                    a += Self.widen4(r4 + j) * v4
-                    b += Self.widen4(r7 + j) * v7
-                    a += Self.widen4(r6 + j) * v6
-                    Self.store4(a + b, w + j)
-                    j &+= 4
-                }
-                while j < t1 {
-                    var s = 0.0
-                    for r in 0..<8 { s += Double(g[(i + r) * d + j]) * u[i + r] }
-                    w[j] += s
-                    j += 1
-                }
-                i += 8
-            }
-            while i < n {
-                let r = g + i * d
-                let ui = u[i]
-                let v = SIMD4<Double>(repeating: ui)
-                var j = t0
-                while j < body {
-                    Self.store4(Self.load4(w + j) + Self.widen4(r + j) * v, w + j)
-                    j &+= 4
-                }
-                while j < t1 {
-                    w[j] += Double(r[j]) * ui
-                    j += 1
-                }
-                i += 1
-            }
-            for j in t0..<t1 { w[j] -= mean[j] * uSum }
-            t0 = t1
-        }
+        (w + range.lowerBound).update(repeating: 0, count: range.count)
+        Kernels.centredAxpy(g, rows: n, columns: d, range: range, mean: mean, u: u, into: w)
     }
 
     // MARK: Column sums of squares

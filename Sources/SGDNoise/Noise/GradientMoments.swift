@@ -107,20 +107,40 @@ extension GradientMoments {
     @_specialize(where T == Double)
     @_specialize(where T == Float)
     static func columnMeans<T: GradientScalar>(_ g: UnsafePointer<T>, rows n: Int, columns d: Int) throws -> [Double] {
-        var sum = [Double](repeating: 0, count: d)
-        var finite = true
-        sum.withUnsafeMutableBufferPointer { s in
-            for i in 0..<n {
-                let row = g + i * d
-                for j in 0..<d { s[j] += Double(row[j]) }
-            }
-            for j in 0..<d where !s[j].isFinite { finite = false }
-        }
-        guard finite else {
+        let (sum, _) = columnSums(g, rows: n, columns: d, squares: false)
+        guard sum.allSatisfy({ $0.isFinite }) else {
             throw SGDNoiseError.invalidArgument("grads contains NaN or infinite entries (or entries too large to sum)")
         }
         let inv = 1 / Double(n)
         return sum.map { $0 * inv }
+    }
+
+    /// The column sums Σ_i g_ij and, when `squares` is set, the sums of squares Σ_i g_ij², in one
+    /// pass (`Kernels.columnMoments`). Large inputs are split into a fixed number of row ranges
+    /// summed in parallel, their partial sums added in range order: the result depends on the
+    /// sizes alone, not on the threads.
+    @_specialize(where T == Double)
+    @_specialize(where T == Float)
+    static func columnSums<T: GradientScalar>(
+        _ g: UnsafePointer<T>, rows n: Int, columns d: Int, squares: Bool
+    ) -> (sum: [Double], squares: [Double]) {
+        let parts = n * d < (1 << 18) ? 1 : min(8, n)
+        let stride = squares ? 2 * d : d
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: parts * stride)
+        partial.initialize(repeating: 0, count: parts * stride)
+        defer { partial.deallocate() }
+        let shared = UnsafeShared((g, partial))
+        parallelWorkers(parts) { p in
+            let (g, partial) = shared.value
+            let lo = n * p / parts, hi = n * (p + 1) / parts
+            let out = partial + p * stride
+            Kernels.columnMoments(g + lo * d, rows: hi - lo, columns: d, sum: out, squares: squares ? out + d : nil)
+        }
+        for p in 1..<parts {
+            for k in 0..<stride { partial[k] += partial[p * stride + k] }
+        }
+        let sum = Array(UnsafeBufferPointer(start: partial, count: d))
+        return (sum, squares ? Array(UnsafeBufferPointer(start: partial + d, count: d)) : [])
     }
 
     /// Adds Σ_i (g_i − mean)(g_i − mean)ᵀ to the upper triangle of `scatter` by blocks of rows.
@@ -138,11 +158,8 @@ extension GradientMoments {
                     var start = 0
                     while start < n {
                         let rows = min(block, n - start)
-                        for i in 0..<rows {
-                            let src = g + (start + i) * d
-                            let dst = buf.baseAddress! + i * d
-                            for j in 0..<d { dst[j] = Double(src[j]) - mu[j] }
-                        }
+                        Kernels.centreRows(g + start * d, rows: rows, columns: d, mean: mu.baseAddress!,
+                                           into: buf.baseAddress!)
                         sgn_cblas_dsyrk(
                             CblasRowMajor, CblasUpper, CblasTrans, blasInt(d), blasInt(rows),
                             1, buf.baseAddress, blasInt(d), 1, s.baseAddress, blasInt(d))

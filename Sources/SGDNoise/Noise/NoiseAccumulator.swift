@@ -168,20 +168,7 @@ public struct NoiseAccumulator: Sendable {
     static func columnMoments<T: GradientScalar>(
         _ g: UnsafePointer<T>, rows n: Int, columns d: Int
     ) throws -> (mean: [Double], squares: [Double]) {
-        var sum = [Double](repeating: 0, count: d)
-        var squares = [Double](repeating: 0, count: d)
-        sum.withUnsafeMutableBufferPointer { s in
-            squares.withUnsafeMutableBufferPointer { q in
-                for i in 0..<n {
-                    let row = g + i * d
-                    for j in 0..<d {
-                        let x = Double(row[j])
-                        s[j] += x
-                        q[j] += x * x
-                    }
-                }
-            }
-        }
+        let (sum, squares) = GradientMoments.columnSums(g, rows: n, columns: d, squares: true)
         if let j = sum.firstIndex(where: { !$0.isFinite }) {
             throw SGDNoiseError.invalidArgument("chunk contains NaN or infinite entries (column \(j)); the accumulator is unchanged")
         }

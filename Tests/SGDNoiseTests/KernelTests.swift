@@ -1,0 +1,102 @@
+@testable import SGDNoise
+import _SGDNoiseKernels
+import Foundation
+import Testing
+
+/// The AVX2 + FMA kernels against the baseline ones (`Sources/_SGDNoiseKernels`) on awkward sizes:
+/// rows not a multiple of 4 or 8, columns not a multiple of 4 or 8, a column range crossing a tile,
+/// float and double rows. Both must agree to rounding (the FMA rounds once where the baseline
+/// rounds twice). Where the processor has no AVX2, the baseline is checked against itself and
+/// against a plain loop.
+@Suite("Kernels: AVX2 against baseline")
+struct KernelTests {
+    static var baseline: sgn_kernels { sgn_kernels_baseline().pointee }
+    static var candidate: sgn_kernels { sgn_kernels_avx2()?.pointee ?? sgn_kernels_baseline().pointee }
+    static let tile = Kernels.tileColumns
+    static let shapes: [(n: Int, d: Int)] = [(1, 1), (3, 7), (5, 9), (9, 13), (13, 33), (7, 4), (9, tile + 19)]
+
+    struct Data<T: GradientScalar> {
+        var g: [T], mean: [Double], x: [Double], u: [Double]
+        init(n: Int, d: Int, seed: UInt64) {
+            var rng = SeededGenerator(seed: seed)
+            let centre = (0..<d).map { _ in rng.uniform(-2, 2) }
+            g = (0..<(n * d)).map { T(centre[$0 % d] + rng.uniform(-1, 1)) }
+            mean = centre
+            x = (0..<d).map { _ in rng.uniform(-1, 1) }
+            u = (0..<n).map { _ in rng.uniform(-1, 1) }
+        }
+    }
+
+    /// |a − b| within 1e-13 of the sum of magnitudes behind each entry.
+    static func expectClose(_ a: [Double], _ b: [Double], scale: [Double], _ what: String) {
+        #expect(a.count == b.count)
+        for k in 0..<a.count where abs(a[k] - b[k]) > 1e-13 * scale[k] {
+            Issue.record("\(what): entry \(k) differs: \(a[k]) vs \(b[k]) (scale \(scale[k]))")
+            return
+        }
+    }
+
+    func check<T: GradientScalar>(_: T.Type, n: Int, d: Int) {
+        let data = Data<T>(n: n, d: d, seed: UInt64(n * 1000 + d))
+        let ranges = [0..<d] + (d > Self.tile ? [Self.tile..<d, 0..<Self.tile] : [])
+        data.g.withUnsafeBufferPointer { gb in
+            let g = gb.baseAddress!
+            for range in ranges {
+                // G_c x over the range, and Σ|g_ij − m_j||x_j| for the bound.
+                var scale = [Double](repeating: 0, count: n)
+                for i in 0..<n {
+                    for j in range { scale[i] += abs(Double(data.g[i * d + j]) - data.mean[j]) * abs(data.x[j]) + abs(data.mean[j] * data.x[j]) }
+                }
+                var plain = [Double](repeating: 0, count: n)
+                for i in 0..<n { for j in range { plain[i] += (Double(data.g[i * d + j]) - data.mean[j]) * data.x[j] } }
+                var outputs: [[Double]] = []
+                for k in [Self.baseline, Self.candidate] {
+                    var y = [Double](repeating: 0.5, count: n)
+                    Kernels.centredDot(kernels: k, g, rows: n, columns: d, range: range, mean: data.mean, x: data.x, into: &y)
+                    outputs.append(y.map { $0 - 0.5 })
+                }
+                Self.expectClose(outputs[0], outputs[1], scale: scale, "G_c x \(T.self) \(n)×\(d) \(range)")
+                Self.expectClose(outputs[0], plain, scale: scale, "G_c x \(T.self) \(n)×\(d) \(range) vs loop")
+
+                // G_cᵀ u over the range (added into w).
+                var wScale = [Double](repeating: 1, count: d)
+                for i in 0..<n { for j in range { wScale[j] += (abs(Double(data.g[i * d + j])) + abs(data.mean[j])) * abs(data.u[i]) } }
+                var w = [[Double]](repeating: [Double](repeating: 1, count: d), count: 2)
+                for (slot, k) in [Self.baseline, Self.candidate].enumerated() {
+                    Kernels.centredAxpy(kernels: k, g, rows: n, columns: d, range: range, mean: data.mean, u: data.u, into: &w[slot])
+                }
+                var plainW = [Double](repeating: 1, count: d)
+                for i in 0..<n { for j in range { plainW[j] += data.u[i] * (Double(data.g[i * d + j]) - data.mean[j]) } }
+                Self.expectClose(w[0], w[1], scale: wScale, "G_cᵀu \(T.self) \(n)×\(d) \(range)")
+                Self.expectClose(w[0], plainW, scale: wScale, "G_cᵀu \(T.self) \(n)×\(d) \(range) vs loop")
+            }
+
+            // Column sums, sums of squares, centred rows.
+            var sums = [[Double]](repeating: [Double](repeating: 0, count: d), count: 2)
+            var squares = sums, centred = [[Double]](repeating: [Double](repeating: 0, count: n * d), count: 2)
+            for (slot, k) in [Self.baseline, Self.candidate].enumerated() {
+                Kernels.columnMoments(kernels: k, g, rows: n, columns: d, sum: &sums[slot], squares: &squares[slot])
+                Kernels.centreRows(kernels: k, g, rows: n, columns: d, mean: data.mean, into: &centred[slot])
+            }
+            var absSum = [Double](repeating: 0, count: d)
+            for i in 0..<n { for j in 0..<d { absSum[j] += abs(Double(data.g[i * d + j])) } }
+            Self.expectClose(sums[0], sums[1], scale: absSum, "column sums \(T.self) \(n)×\(d)")
+            Self.expectClose(squares[0], squares[1], scale: squares[0], "column squares \(T.self) \(n)×\(d)")
+            #expect(centred[0] == centred[1], "centred rows \(T.self) \(n)×\(d)")
+            #expect(centred[0] == (0..<(n * d)).map { Double(data.g[$0]) - data.mean[$0 % d] })
+        }
+    }
+
+    @Test("float rows", arguments: shapes)
+    func floatRows(n: Int, d: Int) { check(Float.self, n: n, d: d) }
+
+    @Test("double rows", arguments: shapes)
+    func doubleRows(n: Int, d: Int) { check(Double.self, n: n, d: d) }
+
+    @Test("the active implementation is one of the two and honours SGDNOISE_KERNELS")
+    func active() {
+        let name = String(cString: Kernels.active.name)
+        #expect(name == "baseline" || name == "avx2")
+        if let forced = getenv("SGDNOISE_KERNELS"), String(cString: forced) == "baseline" { #expect(name == "baseline") }
+    }
+}
