@@ -115,11 +115,14 @@ func parseNumberList(_ text: String, _ name: String) throws -> [Double] {
 /// Parses "1,2,4" into integers (their range is for the library, or the caller, to check).
 func parseIntegerList(_ text: String, _ name: String) throws -> [Int] {
     try parseNumberList(text, name).map { x in
-        guard x == x.rounded(), abs(x) < 1e15 else {
-            throw CLIError.usage("\(name): '\(num(x))' is not an integer")
-        }
-        return Int(x)
+        guard let k = exactInteger(x) else { throw CLIError.usage("\(name): '\(num(x))' is not an integer") }
+        return k
     }
+}
+
+/// x as an integer when it is one (and small enough to be exact), nil otherwise.
+func exactInteger(_ x: Double) -> Int? {
+    x == x.rounded() && abs(x) < 1e15 ? Int(x) : nil
 }
 
 extension Substring {

@@ -104,12 +104,7 @@ struct CurveCommand: ParsableCommand {
             throw CLIError.usage("--lr must be a number for a learning curve (the initial learning rate)")
         }
         let schedule = try readSchedule(file, lr0: lr0, batchSize: base.batchSize, momentum: base.momentum)
-        let recorded = try record.map { try parseIntegerList($0, "--record") } ?? file.given("record").map {
-            try numbers(from: $0, name: "\(file.source): record").map { x in
-                guard x == x.rounded(), abs(x) < 1e15 else { throw CLIError.usage("\(file.source): record must hold integers") }
-                return Int(x)
-            }
-        }
+        let recorded = try record.map { try parseIntegerList($0, "--record") } ?? file.integers("record")
         let start = try w0.map { try parseNumberList($0, "--w0") } ?? file.given("w0").map {
             try numbers(from: $0, name: "\(file.source): w0")
         }
@@ -122,20 +117,9 @@ struct CurveCommand: ParsableCommand {
 
     /// The schedule from the options and the spec file (options win).
     private func readSchedule(_ file: SpecFile, lr0: Double, batchSize s0: Int, momentum mu: Double) throws -> Schedule {
-        func integer(_ value: Int?, _ key: String) throws -> Int? {
-            if let value { return value }
-            guard let x = try file.number(key) else { return nil }
-            guard x == x.rounded(), abs(x) < 1e15 else { throw CLIError.usage("\(file.source): \(key) must be an integer") }
-            return Int(x)
-        }
+        func integer(_ value: Int?, _ key: String) throws -> Int? { try value ?? file.integer(key) }
         func integers(_ text: String?, _ option: String, _ key: String) throws -> [Int]? {
-            if let text { return try parseIntegerList(text, option) }
-            return try file.given(key).map {
-                try numbers(from: $0, name: "\(file.source): \(key)").map { x in
-                    guard x == x.rounded(), abs(x) < 1e15 else { throw CLIError.usage("\(file.source): \(key) must hold integers") }
-                    return Int(x)
-                }
-            }
+            try text.map { try parseIntegerList($0, option) } ?? file.integers(key)
         }
         guard let t = try integer(steps, "steps") else { throw CLIError.usage("--steps is required") }
         let shapeName: DecayName

@@ -40,7 +40,7 @@ enum JSON: Equatable, Sendable {
         case .bool(let b): return b ? "true" : "false"
         case .number(let x):
             guard x.isFinite else { return "null" }
-            if x == x.rounded(), abs(x) < 1e15 { return String(Int64(x)) }
+            if let k = exactInteger(x) { return String(k) }
             return "\(x)"
         case .string(let s): return JSON.quote(s)
         case .array(let items):

@@ -250,11 +250,8 @@ struct ProblemOptions: ParsableArguments {
     /// --batch-size, or an integer "batch_size" in the spec file (its range is the library's to check).
     private func readBatchSize(_ file: SpecFile) throws -> Int {
         if let batchSize { return batchSize }
-        guard let x = try file.number("batch_size") else { throw CLIError.usage("--batch-size is required") }
-        guard x == x.rounded(), abs(x) < 1e15 else {
-            throw CLIError.usage("\(file.source): batch_size must be an integer, got \(num(x))")
-        }
-        return Int(x)
+        guard let s = try file.integer("batch_size") else { throw CLIError.usage("--batch-size is required") }
+        return s
     }
 
     /// An operand option, or its key in the spec file.
@@ -299,6 +296,23 @@ struct SpecFile {
         guard let value = given(key) else { return nil }
         guard let x = value.doubleValue else { throw CLIError.usage("\(source): \(key) must be a number") }
         return x
+    }
+
+    /// An integer field.
+    func integer(_ key: String) throws -> Int? {
+        guard let x = try number(key) else { return nil }
+        guard let k = exactInteger(x) else { throw CLIError.usage("\(source): \(key) must be an integer, got \(num(x))") }
+        return k
+    }
+
+    /// A field holding a number or an array of integers.
+    func integers(_ key: String) throws -> [Int]? {
+        try given(key).map {
+            try numbers(from: $0, name: "\(source): \(key)").map { x in
+                guard let k = exactInteger(x) else { throw CLIError.usage("\(source): \(key) must hold integers, got \(num(x))") }
+                return k
+            }
+        }
     }
 
     /// A number, list or matrix field.

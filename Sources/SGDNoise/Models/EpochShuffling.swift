@@ -32,8 +32,6 @@ struct EpochShuffling {
     let meanOffset: [Double]
     /// M_m = the average over phases of E[e_t]E[e_t]ᵀ (original coordinates).
     let meanSecondMoment: Matrix
-    /// P = N/gcd(N, S): steps after which the pattern of epochs and batches repeats.
-    let period: Int
 
     /// - Parameters:
     ///   - x: the N × D inputs; `z`: the N × D centred rows z_i = x_i r_i − mean(x r); `r`: R.
@@ -57,7 +55,7 @@ struct EpochShuffling {
         // Mode a carries x = (e, p) with p = λ·(momentum buffer): x ← T_a x + β ξ,
         // T_a = [[1 − m_a, −μ], [m_a, μ]], β = (−λ, λ). Per pair (a, b) a 2 × 2 block of Cov(x_a, x_b).
         let modes = m.map { Mode2(t11: 1 - $0, t12: -mu, t21: $0, t22: mu) }
-        let beta = (e: -lr, p: lr)
+        let beta = Pair2(e: -lr, p: lr)
         let dd = d * d
         // The recursion from x = 0 at a period's start (an epoch boundary). Before batch t: W_t (white
         // part), C_t (completed epochs' common parts), h_t (the current epoch's coefficients), v_t
@@ -95,7 +93,7 @@ struct EpochShuffling {
             let pull = c * Double(n1) / Double(s)
             for a in 0..<d {
                 let ta = modes[a]
-                v[a] = ta.apply(v[a]) - Pair2(e: beta.e * pull * yh[a], p: beta.p * pull * yh[a])
+                v[a] = ta.apply(v[a]) - beta.scaled(pull * yh[a])
                 power[a] = ta.times(power[a])
                 for b in 0..<d {
                     let k = a * d + b, tb = modes[b]
@@ -104,11 +102,11 @@ struct EpochShuffling {
                 }
             }
             let add = Double(n1) / Double(s)
-            for a in 0..<d { h[a] = modes[a].apply(h[a]) + Pair2(e: add * beta.e, p: add * beta.p) }
+            for a in 0..<d { h[a] = modes[a].apply(h[a]) + beta.scaled(add) }
             if completes {
                 for a in 0..<d { for b in 0..<d { common[a * d + b] = common[a * d + b] + Block2.outer(h[a], h[b], scale: 1) } }
                 let next = Double(n2) / Double(s)
-                for a in 0..<d { h[a] = Pair2(e: next * beta.e, p: next * beta.p) }
+                for a in 0..<d { h[a] = beta.scaled(next) }
             }
         }
         // The periodic state: Σ₀ = Φ Σ₀ Φᵀ + V_P and m₀ = Φ m₀ + v_P (h_P = 0: a period ends an epoch).
@@ -139,7 +137,6 @@ struct EpochShuffling {
         self.additiveCovariance = Matrix.congruence(basis, sigmaTilde.symmetrized, transposeA: true)
         self.meanSecondMoment = Matrix.congruence(basis, mmTilde.symmetrized, transposeA: true)
         self.meanOffset = basis.transposed.apply(mBar)
-        self.period = period
     }
 
     static func gcd(_ a: Int, _ b: Int) -> Int {
@@ -155,6 +152,7 @@ struct Pair2 {
     static let zero = Pair2(e: 0, p: 0)
     static func - (x: Pair2, y: Pair2) -> Pair2 { Pair2(e: x.e - y.e, p: x.p - y.p) }
     static func + (x: Pair2, y: Pair2) -> Pair2 { Pair2(e: x.e + y.e, p: x.p + y.p) }
+    func scaled(_ c: Double) -> Pair2 { Pair2(e: c * e, p: c * p) }
 }
 
 /// A 2 × 2 matrix acting on one mode's (e, p).
@@ -183,9 +181,6 @@ struct Block2 {
     func scaled(_ c: Double) -> Block2 { Block2(ee: c * ee, ep: c * ep, pe: c * pe, pp: c * pp) }
     static func outer(_ x: Pair2, _ y: Pair2, scale c: Double) -> Block2 {
         Block2(ee: c * x.e * y.e, ep: c * x.e * y.p, pe: c * x.p * y.e, pp: c * x.p * y.p)
-    }
-    static func outer(_ x: (e: Double, p: Double), _ y: (e: Double, p: Double), scale c: Double) -> Block2 {
-        outer(Pair2(e: x.e, p: x.p), Pair2(e: y.e, p: y.p), scale: c)
     }
     /// T_a B T_bᵀ.
     static func congruence(_ ta: Mode2, _ b: Block2, _ tb: Mode2) -> Block2 {
