@@ -36,6 +36,7 @@ from .noise import noise_covariance
 from .accumulator import NoiseAccumulator
 from .sketch import NoiseSketch
 from .matrix_free import NoiseOperator, noise_operator
+from .linearized import linearized_critical_learning_rate, linearized_features
 from .network import (HessianEigen, MeanDrift, NetworkFluctuation, hessian_eigen, mean_drift, network_drift,
                       network_fluctuation, relaxation_steps)
 from .noise_scales import NoiseScale, critical_batch_view, noise_scale, two_batch_noise_scale
@@ -114,6 +115,8 @@ __all__ = [
     "NetworkFluctuation",
     "hessian_eigen",
     "mean_drift",
+    "linearized_critical_learning_rate",
+    "linearized_features",
     "network_drift",
     "network_fluctuation",
     "relaxation_steps",

@@ -71,10 +71,12 @@ from . import _lib
 from ._arrays import as_float64, as_scalar
 from .errors import InvalidArgumentError
 from .matrix_free import NoiseOperator
+from .linearized import linearized_features as _linearized_features
 from .network import NetworkFluctuation, network_fluctuation, with_drift
 from ._streaming import StreamingNoise, as_chunk, stacked_or_streaming
 
-__all__ = ["HessianProduct", "StreamingNoise", "analyze", "flatten", "hvp", "noise", "per_sample_gradients"]
+__all__ = ["HessianProduct", "StreamingNoise", "analyze", "flatten", "hvp", "linearized_features", "noise",
+           "per_sample_gradients"]
 
 _c = _lib.lib
 
@@ -316,6 +318,104 @@ def per_sample_gradients(loss_fn: LossFn, params: Any, data: Any,
 
 
 # ----------------------------------------------------------------------------------------------------
+# The linearised network
+
+OutputFn = Callable[[Any, Any], Any]
+"""``apply_fn(params, X) -> outputs``: the model's output for a batch of inputs, one per example."""
+
+
+def linearized_features(apply_fn: OutputFn, example_loss: Callable[[Any, Any], Any], params: Any, data: Any, *,
+                        chunk: int = DEFAULT_CHUNK, memory_limit_bytes: int = 2**30) -> npt.NDArray[np.float64]:
+    r"""The features :math:`x_i = \sqrt{c_i}\, j_i` of the linearised network at ``params``
+    (docs/theory.md §8, noise model (iii)): :math:`j_i = \nabla_w f(x_i)` the gradient of example i's
+    output and :math:`c_i = \partial^2\ell/\partial f^2` the curvature of its loss in that output,
+    by ``jax.vmap`` of ``jax.grad`` over single examples.
+
+    For :func:`sgdnoise.linearized_critical_learning_rate`; the (N, P) float64 matrix is held in
+    memory (this is for models small enough).
+
+    Parameters
+    ----------
+    apply_fn : callable
+        ``apply_fn(params, X) -> outputs`` for a batch of inputs, one scalar output per example
+        (shape (n,) or (n, 1)).
+    example_loss : callable
+        ``example_loss(outputs, y) -> (n,)`` per-example losses (elementwise, e.g.
+        ``lambda f, t: 0.5 * (f - t) ** 2``), convex in the output.
+    params : pytree of arrays
+    data : (X, y)
+        Inputs and targets with the same leading axis N.
+    chunk : int
+        Examples per ``vmap`` block.
+    memory_limit_bytes : int
+        Refuse when N·P·8 bytes exceed it.
+    """
+    if not callable(apply_fn) or not callable(example_loss):
+        raise InvalidArgumentError("apply_fn and example_loss must be callables")
+    flat = _Flat(params)
+    (x, y), n = _as_pair(data)
+    if n * flat.dim * 8 > memory_limit_bytes:
+        raise InvalidArgumentError(f"the linearised network's features need N*P*8 = {n * flat.dim * 8} bytes, above "
+                                   f"memory_limit_bytes = {memory_limit_bytes}")
+    unravel = flat.unravel
+    shape = _jnp.shape(apply_fn(params, x[:1]))
+    if int(np.prod(shape)) != 1:
+        raise InvalidArgumentError(f"the linearised network needs one output per example, got output shape {shape} "
+                                   "for a batch of one")
+
+    def output(w: Any, xi: Any) -> Any:
+        return _jnp.reshape(apply_fn(unravel(w), xi[None]), ())
+
+    def curvature(f: Any, yi: Any) -> Any:
+        return _jax.grad(_jax.grad(lambda u: _jnp.reshape(example_loss(_jnp.reshape(u, shape), yi[None]), ())))(f)
+
+    block = _jax.jit(lambda w, xs, ys: (_jax.vmap(_jax.grad(output), in_axes=(None, 0))(w, xs),
+                                        _jax.vmap(curvature)(_jax.vmap(output, in_axes=(None, 0))(w, xs), ys)))
+    c = as_chunk(chunk, n)
+    rows = []
+    for start in range(0, n, c):
+        j, cc = block(flat.w, x[start:start + c], y[start:start + c])
+        rows.append(_linearized_features(np.asarray(j, dtype=np.float64), np.asarray(cc, dtype=np.float64)))
+    return np.concatenate(rows, axis=0)
+
+
+def _as_pair(data: Any) -> tuple[tuple[Any, Any], int]:
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise InvalidArgumentError("the linearised network needs data = (X, y)")
+    arrays, n = _as_data(tuple(data))
+    return arrays, n
+
+
+def _weight_decay(loss_fn: LossFn, apply_fn: OutputFn, example_loss: Callable[[Any, Any], Any], params: Any,
+                  data: Any) -> float:
+    r"""γ of the regulariser :math:`R(w) = L(w) - \frac1N\sum_i \ell(f(x_i; w), y_i)` inside ``loss_fn``,
+    checked to be :math:`\tfrac\gamma2|w|^2 + \text{linear}` by one product of its Hessian with a random
+    vector (which also catches an ``example_loss`` that does not match ``loss_fn``)."""
+    flat = _Flat(params)
+    (x, y), _ = _as_pair(data)
+    unravel = flat.unravel
+
+    def regularizer(w: Any) -> Any:
+        return loss_fn(unravel(w), (x, y)) - _jnp.mean(example_loss(apply_fn(unravel(w), x), y))
+
+    v = _jnp.asarray(np.random.default_rng(0).standard_normal(flat.dim), dtype=flat.dtype)
+    vv = np.asarray(v, dtype=np.float64)
+    rv = np.asarray(_jax.jvp(_jax.grad(regularizer), (flat.w,), (v,))[1], dtype=np.float64)
+    # R is a difference of two losses: its products carry the rounding of the whole loss's
+    hv = np.asarray(_jax.jvp(_jax.grad(lambda w: loss_fn(unravel(w), (x, y))), (flat.w,), (v,))[1], dtype=np.float64)
+    tolerance = (1e-6 if flat.dtype.itemsize >= 8 else 1e-3) * max(np.linalg.norm(hv), np.linalg.norm(rv))
+    if np.linalg.norm(rv) <= tolerance:
+        return 0.0
+    gamma = float(vv @ rv / (vv @ vv))
+    if np.linalg.norm(rv - gamma * vv) > tolerance:
+        raise InvalidArgumentError("loss_fn minus the mean of example_loss(apply_fn(params, X), y) is not a weight decay "
+                                   "(gamma/2)|w|^2: example_loss or apply_fn does not match loss_fn")
+    if gamma < 0:
+        raise InvalidArgumentError(f"the regulariser inside loss_fn has a negative curvature {gamma:.3g}")
+    return gamma
+
+
+# ----------------------------------------------------------------------------------------------------
 # The noise product
 
 def noise(loss_fn: LossFn, params: Any, data: Any, batch_size: int, *, replacement: bool = True,
@@ -400,7 +500,8 @@ def _as_lr(lr: Any, params: Any, dim: int) -> float | npt.NDArray[np.float64]:
 def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int, momentum: float = 0.0,
             k: int = 10, probes: int = 30, steps: int = 40, replacement: bool = True, seed: int = 0,
             tol: float | None = None, chunk: int = DEFAULT_CHUNK,
-            memory_limit_bytes: int = 2**30, drift_steps: Any = None) -> NetworkFluctuation:
+            memory_limit_bytes: int = 2**30, drift_steps: Any = None,
+            linearized: tuple[OutputFn, Callable[[Any, Any], Any]] | None = None) -> NetworkFluctuation:
     r"""The stationary fluctuation of minibatch SGD at a minimum of a JAX model, matrix-free
     (docs/theory.md §8): :func:`sgdnoise.network_fluctuation` with this module's :func:`hvp` and
     :func:`noise`.
@@ -440,6 +541,15 @@ def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int
     drift_steps : int or sequence of int, optional
         Also predict the mean drift :math:`E[w_t - w^*]` at these steps (:func:`sgdnoise.network_drift`
         with :meth:`HessianProduct.curvature_gradient`; scalar learning rate): ``result.drift``.
+    linearized : (apply_fn, example_loss), optional
+        Also compute the linearised network's exact critical learning rate
+        (``result.critical_learning_rate_linearized``; :func:`linearized_features` and
+        :func:`sgdnoise.linearized_critical_learning_rate`) from the model's outputs
+        ``apply_fn(params, X)`` (one per example) and ``example_loss(outputs, y)`` (per-example
+        losses) with ``loss_fn(params, (X, y)) = mean(example_loss(apply_fn(params, X), y)) +
+        (γ/2)|w|²`` — γ is read off ``loss_fn`` and checked. N·P in memory and a dense §4.1 solve
+        on the range of the features (seconds to a minute at N = 442, P = 193): for models small
+        enough.
 
     Returns
     -------
@@ -470,6 +580,15 @@ def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int
               memory_limit_bytes=memory_limit_bytes)
     if tol is None:
         tol = 1e-4 if h.dtype.itemsize < 8 else 1e-8
+    features, gamma = None, 0.0
+    if linearized is not None:
+        if not isinstance(linearized, (tuple, list)) or len(linearized) != 2:
+            raise InvalidArgumentError("linearized must be a pair (apply_fn, example_loss)")
+        apply_fn, example_loss = linearized
+        features = linearized_features(apply_fn, example_loss, params, data, chunk=chunk,
+                                       memory_limit_bytes=memory_limit_bytes)
+        gamma = _weight_decay(loss_fn, apply_fn, example_loss, params, data)
     result = network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
-                                 steps=steps, batch_size=batch_size, tol=tol, seed=seed)
+                                 steps=steps, batch_size=batch_size, tol=tol, seed=seed, features=features,
+                                 weight_decay=gamma, replacement=replacement)
     return with_drift(result, h, drift_steps)

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from . import _capi, _lib
 from ._arrays import as_scalar, ptr
 from .errors import CancelledError, InvalidArgumentError
+from .linearized import linearized_critical_learning_rate, linearized_features
 
 __all__ = ["HessianEigen", "MeanDrift", "NetworkFluctuation", "hessian_eigen", "mean_drift", "network_drift",
            "network_fluctuation", "relaxation_steps"]
@@ -228,6 +229,10 @@ class NetworkFluctuation:
         :math:`\sum_b q_b^\top\tilde C q_b` over the k bottom eigenvectors.
     drift : MeanDrift or None
         The mean drift, when the adapters' ``analyze(..., drift_steps=...)`` computed it.
+    critical_learning_rate_linearized : float or None
+        The edge of the linearised network (noise model (iii) of docs/theory.md §8: §4.1 on the
+        per-example output gradients, multiplicative noise exact), when ``features`` were given
+        (:func:`sgdnoise.linearized_critical_learning_rate`); exact, no probe error.
     """
 
     top_eigenvalues: npt.NDArray[np.float64]
@@ -255,6 +260,7 @@ class NetworkFluctuation:
     momentum: float
     batch_size: int | None
     drift: MeanDrift | None = None
+    critical_learning_rate_linearized: float | None = None
 
     def summary(self) -> str:
         """A readable report of the prediction and of the regime in which it was shown to hold."""
@@ -272,6 +278,9 @@ class NetworkFluctuation:
             lines.append(f"  critical learning rate, Thm 5 noise (whole spectrum)   = "
                          f"{self.critical_learning_rate_multiplicative:.6g} +- "
                          f"{self.critical_learning_rate_multiplicative_stderr:.2g}")
+        if self.critical_learning_rate_linearized is not None:
+            lines.append(f"  critical learning rate, linearised network (exact)     = "
+                         f"{self.critical_learning_rate_linearized:.6g}")
         negative = self.bottom_eigenvalues[self.bottom_eigenvalues < -1e-6 * self.top_eigenvalues[0]]
         if not self.top_converged:
             lines.append("  WARNING: the top eigenpairs did not reach the tolerance (noisy products?)")
@@ -285,11 +294,17 @@ class NetworkFluctuation:
                      "  the noise stays C(w*) (Theorem 1, exact for a constant C). Measured on a real network\n"
                      "  (experiments/real_network): within a few % up to c = 0.05; 12-27 % low at c = 0.4,\n"
                      "  where the multiplicative noise matters; not valid at a regularised minimum at large lr,\n"
-                     "  where SGD drifts. Use the multiplicative critical learning rate, not the constant-noise one.")
+                     "  where SGD drifts. For the edge use the multiplicative or the linearised critical learning\n"
+                     "  rate, not the constant-noise one: at an unregularised minimum both fell inside the measured\n"
+                     "  bracket (about 0.9 of 2/h_max, 0.12 of 2(1+mu)/h_max at mu = 0.9); at a regularised one SGD\n"
+                     "  drifted away and diverged only 3-7x above them.")
         if self.critical_learning_rate_multiplicative is not None and np.ndim(self.lr) == 0 \
                 and float(self.lr) >= self.critical_learning_rate_multiplicative:
             lines.append("  WARNING: lr is past the multiplicative critical learning rate: with Thm 5's noise SGD has no\n"
                          "  stationary state here (measured on a real network: it leaves the minimum).")
+        if self.critical_learning_rate_linearized is not None and np.ndim(self.lr) == 0 \
+                and float(self.lr) >= self.critical_learning_rate_linearized:
+            lines.append("  WARNING: lr is past the linearised network's critical learning rate.")
         if c > 0.1:
             lines.append("  WARNING: beyond c = 0.1 the constant-noise prediction was not shown to hold.")
         slowest = ("never relaxes (flat or negative curvature: the mean drifts there, see network_drift)"
@@ -314,7 +329,9 @@ class NetworkFluctuation:
 
 def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, lr: float | npt.ArrayLike,
                         momentum: float = 0.0, k: int = 10, probes: int = 30, steps: int = 40,
-                        batch_size: int | None = None, tol: float = 1e-8, seed: int = 0) -> NetworkFluctuation:
+                        batch_size: int | None = None, tol: float = 1e-8, seed: int = 0,
+                        features: npt.ArrayLike | None = None, weight_decay: float = 0.0,
+                        replacement: bool = True) -> NetworkFluctuation:
     r"""The stationary fluctuation of SGD at a minimum of a network, from products only.
 
     Lanczos for the top-k (and bottom-k) eigenpairs of :math:`\tilde H`; the exact k x k block of
@@ -346,6 +363,14 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
     tol : float
         Relative residual tolerance of the eigenpairs.
     seed : int
+    features : (N, P) array_like, optional
+        The linearised network's features (:func:`sgdnoise.linearized_features`: per-example output
+        gradients times √ℓ''), for models small enough: adds its exact critical learning rate
+        (needs ``batch_size``; costs a dense §4.1 solve on the range of the features).
+    weight_decay : float
+        γ inside ``hvp`` (its Hessian γI), used only with ``features``.
+    replacement : bool
+        The sampling of the minibatches, used only with ``features`` (the noise operator has its own).
 
     Raises
     ------
@@ -359,6 +384,13 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
     if 2 * kk >= p:
         raise InvalidArgumentError(f"2k = {2 * kk} must be less than dim = {p}")
     s = 0 if batch_size is None else _as_count(batch_size, "batch_size")
+    if features is not None:
+        if s == 0:
+            raise InvalidArgumentError("features need batch_size: the linearised network's critical learning rate "
+                                       "depends on S")
+        features = linearized_features(features)
+        if features.shape[1] != p:
+            raise InvalidArgumentError(f"features must have dim = {p} columns, got shape {features.shape}")
     h_cb = _Callback(_as_product(hvp, p, "hvp"), p, "hvp")
     c_cb = _Callback(_as_product(noise, p, "noise"), p, "noise")
     if np.ndim(lr) == 0:
@@ -378,6 +410,9 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
         ctypes.byref(summary))
     _check(status, h_cb, c_cb)
     multiplicative = None if s == 0 else float(summary.critical_learning_rate_multiplicative)
+    linearized = None if features is None else linearized_critical_learning_rate(
+        features, s, lr=None if diagonal is None else diagonal, weight_decay=weight_decay, momentum=momentum,
+        replacement=replacement)
     return NetworkFluctuation(
         top_eigenvalues=top, top_eigenvectors=vectors.T.copy(), bottom_eigenvalues=bottom,
         fluctuation_block=block, sigma_block=None if diagonal is not None else scale * block,
@@ -393,7 +428,7 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
         slowest_relaxation_steps=float(summary.slowest_relaxation_steps),
         flat_directions=int(summary.flat_directions), flat_diffusion_per_step=float(summary.flat_diffusion_per_step),
         bottom_noise_trace=float(summary.bottom_noise_trace), lr=lr, momentum=float(momentum),
-        batch_size=batch_size)
+        batch_size=batch_size, critical_learning_rate_linearized=linearized)
 
 
 def relaxation_steps(curvature: float, momentum: float = 0.0) -> float:

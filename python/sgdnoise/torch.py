@@ -85,10 +85,11 @@ from ._state import MergeableState, merged
 from ._streaming import StreamingNoise, as_chunk, stacked_or_streaming
 from .errors import InvalidArgumentError
 from .matrix_free import NoiseOperator
+from .linearized import linearized_features as _linearized_features
 from .network import NetworkFluctuation, network_fluctuation, with_drift
 
-__all__ = ["HessianProduct", "StreamingNoise", "all_reduce_noise", "analyze", "flatten", "hvp", "noise",
-           "per_sample_gradients"]
+__all__ = ["HessianProduct", "StreamingNoise", "all_reduce_noise", "analyze", "flatten", "hvp", "linearized_features",
+           "noise", "per_sample_gradients"]
 
 LossFn = Callable[[Any, Any], Any]
 """``loss_fn(output, target) -> scalar tensor``: the mean loss over the batch."""
@@ -467,6 +468,65 @@ def per_sample_gradients(model: _torch.nn.Module, loss_fn: LossFn, data: Any,
 
 
 # ----------------------------------------------------------------------------------------------------
+# The linearised network
+
+def linearized_features(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, chunk: int = DEFAULT_CHUNK,
+                        memory_limit_bytes: int = 2**30) -> npt.NDArray[np.float64]:
+    r"""The features :math:`x_i = \sqrt{c_i}\, j_i` of the linearised network at the model's parameters
+    (docs/theory.md §8, noise model (iii)): :math:`j_i = \nabla_w f(x_i)` the gradient of example i's
+    output and :math:`c_i = \partial^2 \ell/\partial f^2` the curvature of ``loss_fn`` in that output
+    (1 for ``0.5 * mse_loss``, 2 for ``MSELoss()``), both by ``torch.func`` over single examples.
+
+    For :func:`sgdnoise.linearized_critical_learning_rate`. The model must have one output per
+    example (scalar regression or a single logit) and a loss convex in it; the (N, P) float64
+    matrix is held in memory (this is for models small enough).
+
+    Parameters
+    ----------
+    model, loss_fn, data
+        As in :func:`hvp`.
+    chunk : int
+        Examples per ``vmap`` block.
+    memory_limit_bytes : int
+        Refuse when N·P·8 bytes exceed it.
+    """
+    f = _Functional(model, loss_fn, data)
+    if f.n * f.dim * 8 > memory_limit_bytes:
+        raise InvalidArgumentError(f"the linearised network's features need N*P*8 = {f.n * f.dim * 8} bytes, above "
+                                   f"memory_limit_bytes = {memory_limit_bytes}")
+    c = as_chunk(chunk, f.n)
+
+    def output(params: dict[str, Any], x: Any) -> Any:
+        return _func.functional_call(f.model, (params, f.buffers), (x.unsqueeze(0),))
+
+    with _torch.no_grad():
+        shape = tuple(output(f.params, f.x[0]).shape)
+    if int(np.prod(shape)) != 1:
+        raise InvalidArgumentError(f"the linearised network needs one output per example, got output shape {shape} "
+                                   "for a batch of one")
+
+    def scalar_output(params: dict[str, Any], x: Any) -> Any:
+        return output(params, x).reshape(())
+
+    def example_loss(out: Any, y: Any) -> Any:
+        return f.loss_fn(out.reshape(shape), y.unsqueeze(0))
+
+    outputs = _func.vmap(scalar_output, in_dims=(None, 0))
+    jacobian = _func.vmap(_func.jacrev(scalar_output), in_dims=(None, 0))
+    curvature = _func.vmap(_func.hessian(example_loss), in_dims=(0, 0))
+    rows = []
+    for start in range(0, f.n, c):
+        stop = min(start + c, f.n)
+        x, y = f.x[start:stop], f.y[start:stop]
+        j = f.rows(jacobian(f.params, x), stop - start).astype(np.float64)
+        with _torch.no_grad():
+            out = outputs(f.params, x)
+        cc = curvature(out, y).reshape(stop - start).detach().cpu().numpy().astype(np.float64)
+        rows.append(_linearized_features(j, cc))
+    return np.concatenate(rows, axis=0)
+
+
+# ----------------------------------------------------------------------------------------------------
 # The noise product
 
 def noise(model: _torch.nn.Module, loss_fn: LossFn, data: Any, batch_size: int, *, replacement: bool = True,
@@ -572,7 +632,7 @@ def _as_lr(lr: Any, f: _Functional) -> float | npt.NDArray[np.float64]:
 def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, batch_size: int,
             momentum: float = 0.0, weight_decay: float = 0.0, k: int = 10, probes: int = 30, steps: int = 40,
             replacement: bool = True, seed: int = 0, tol: float | None = None, chunk: int = DEFAULT_CHUNK,
-            memory_limit_bytes: int = 2**30, drift_steps: Any = None) -> NetworkFluctuation:
+            memory_limit_bytes: int = 2**30, drift_steps: Any = None, linearized: bool = False) -> NetworkFluctuation:
     r"""The stationary fluctuation of ``torch.optim.SGD(model.parameters(), lr, momentum,
     weight_decay)`` with minibatches of ``batch_size`` at a minimum of a PyTorch model,
     matrix-free (docs/theory.md §8): :func:`sgdnoise.network_fluctuation` with this module's
@@ -623,6 +683,12 @@ def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, bat
     drift_steps : int or sequence of int, optional
         Also predict the mean drift :math:`E[w_t - w^*]` at these steps (:func:`sgdnoise.network_drift`
         with :meth:`HessianProduct.curvature_gradient`; scalar learning rate): ``result.drift``.
+    linearized : bool
+        Also compute the linearised network's exact critical learning rate
+        (``result.critical_learning_rate_linearized``; :func:`linearized_features` and
+        :func:`sgdnoise.linearized_critical_learning_rate`): one output per example, N·P in memory,
+        and a dense §4.1 solve on the range of the features (seconds to a minute at N = 442,
+        P = 193) — for models small enough.
 
     Returns
     -------
@@ -664,8 +730,11 @@ def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, bat
               memory_limit_bytes=memory_limit_bytes)
     if tol is None:
         tol = 1e-4 if h.dtype.itemsize < 8 else 1e-8
+    features = None if not linearized else linearized_features(model, loss_fn, data, chunk=chunk,
+                                                                   memory_limit_bytes=memory_limit_bytes)
     result = network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
-                                 steps=steps, batch_size=batch_size, tol=tol, seed=seed)
+                                 steps=steps, batch_size=batch_size, tol=tol, seed=seed, features=features,
+                                 weight_decay=weight_decay, replacement=replacement)
     return with_drift(result, h, drift_steps)
 
 

@@ -31,21 +31,27 @@ struct IterativeStationarySolver {
 
     /// ρ(L⁻¹N) by power iteration from a PSD start (at most `iterations` steps).
     func spectralRadius(start: Matrix, iterations: Int = 300) -> Double {
+        dominant(start: start, iterations: iterations).radius
+    }
+
+    /// ρ(L⁻¹N) and the last iterate of the power iteration (the dominant, PSD direction, of unit
+    /// Frobenius norm; `start` itself when ρ = 0), which warm-starts the next estimate of a nearby map.
+    func dominant(start: Matrix, iterations: Int = 300) -> (radius: Double, vector: Matrix) {
         var x = start
         var norm = x.frobeniusNorm
-        guard norm > 0 else { return 0 }
+        guard norm > 0 else { return (0, start) }
         x = (1 / norm) * x
         var estimate = 0.0
         for k in 0..<iterations {
             let y = inverse(noiseMap(x))
             norm = y.frobeniusNorm
-            if norm == 0 { return 0 }
+            if norm == 0 { return (0, start) }
             let previous = estimate
             estimate = norm
             x = (1 / norm) * y
             if k > 10 && abs(estimate - previous) <= 1e-10 * estimate { break }
         }
-        return estimate
+        return (estimate, x)
     }
 
     /// How stability (ρ(L⁻¹N) < 1) is established.

@@ -20,6 +20,8 @@ struct FiniteDatasetProblem {
     let momentum: Double
     let sampling: Sampling
     let batchSize: Int
+    /// γ when the weight decay is γI (0 without one), nil for any other Γ.
+    let scalarDecay: Double?
 
     init(x: Matrix, weightDecay: Matrix?, batchSize: Int, sampling: Sampling, momentum: Double) throws {
         try x.requireFinite("X")
@@ -42,8 +44,10 @@ struct FiniteDatasetProblem {
         if let g = weightDecay {
             try g.requireSymmetric("weight_decay", size: x.columns)
             curvature = aHat + g
+            scalarDecay = g == g[0, 0] * Matrix.identity(x.columns) ? g[0, 0] : nil
         } else {
             curvature = aHat
+            scalarDecay = 0
         }
         self.momentum = momentum
     }
@@ -102,7 +106,10 @@ struct FiniteDatasetProblem {
     }
 
     /// ρ of the second-moment map at `scale` × `lr` (∞ when the deterministic part is unstable).
-    func spectralRadius(_ lr: LearningRate, scale: Double) throws -> Double {
+    /// The power iteration starts from `start` and leaves its dominant direction there: a
+    /// bisection's next, nearby map starts close to its own (the direction of X = Λ^{-1/2}ΣΛ^{-1/2}
+    /// does not depend on the scale).
+    func spectralRadius(_ lr: LearningRate, scale: Double, start: inout Matrix) throws -> Double {
         let scaled: LearningRate
         switch lr {
         case .scalar(let l): scaled = .scalar(l * scale)
@@ -113,22 +120,68 @@ struct FiniteDatasetProblem {
         let m = solver.spectral.m
         if let mMax = m.last, mMax >= solver.spectral.stabilityEdge { return .infinity }
         if let mMin = m.first, mMin < -1e-12 * abs(m.last ?? 1) { return .infinity }
-        return solver.spectralRadius(start: Matrix.identity(x.columns), iterations: 2000)
+        let (radius, vector) = solver.dominant(start: start, iterations: 2000)
+        start = vector
+        return radius
     }
 
     /// The largest c with ρ(c · lr) < 1, by bisection to 1e-9 relative.
+    ///
+    /// For a scalar learning rate and Γ = γI the bisection runs on the range of X, of dimension
+    /// r = rank X ≤ min(N, D): a direction orthogonal to every row feels only γ, decoupled from the
+    /// rest (its error contracts by 1 − λγ, with momentum stable below λγ = 2(1+μ)), so
+    /// λ* = min(λ*_range, 2(1+μ)/γ) exactly, at O(N r²) instead of O(N D²) per product.
     func criticalScale(_ lr: LearningRate) throws -> Double {
+        if case .scalar(let l) = lr, let gamma = scalarDecay, let range = try rangeProblem() {
+            let edge = gamma > 0 ? 2 * (1 + momentum) / (l * gamma) : Double.infinity
+            if let range { return min(try range.criticalScale(lr), edge) }
+            if gamma > 0 { return edge }
+            // X = 0 and no weight decay: no curvature at all, refused below
+        }
         let (solver, _) = try self.solver(lr)
         guard let mMax = solver.spectral.m.last, mMax > 0 else {
             throw SGDNoiseError.invalidArgument("the curvature XᵀX/N + weight_decay must have a positive eigenvalue")
         }
         var lo = 0.0
         var hi = solver.spectral.stabilityEdge / mMax
+        var start = Matrix.identity(x.columns)
         for _ in 0..<80 where hi - lo > 1e-9 * hi {
             let mid = 0.5 * (lo + hi)
-            if try spectralRadius(lr, scale: mid) < 1 { lo = mid } else { hi = mid }
+            if try spectralRadius(lr, scale: mid, start: &start) < 1 { lo = mid } else { hi = mid }
         }
         return 0.5 * (lo + hi)
+    }
+}
+
+extension FiniteDatasetProblem {
+    /// The same problem on the range of X (rows x_iᵀV_r, Γ = γI_r) when X is rank-deficient or wider
+    /// than tall: `.some(nil)` when X = 0, `nil` when the range is all of ℝᴰ (nothing to reduce) or Γ
+    /// is not scalar. The range is that of the smaller Gram matrix (XXᵀ when N < D: X V_r = U_r S_r),
+    /// cut at eigenvalues ≤ 1e3 · max(N, D) · ε times the largest — the rounding level of a Gram
+    /// matrix's eigenvalues, far below any curvature that moves λ*.
+    func rangeProblem() throws -> FiniteDatasetProblem?? {
+        guard let gamma = scalarDecay else { return nil }
+        let n = x.rows, d = x.columns
+        let wide = n < d
+        let gram = wide ? Matrix.product(x, x, transposeB: true) : Matrix.product(x, x, transposeA: true)
+        let eigen = try SymmetricEigendecomposition(checked: gram.symmetrized, name: "the Gram matrix of X")
+        let largest = eigen.values.last ?? 0
+        let cut = 1e3 * Double(max(n, d)) * Double.ulpOfOne * largest
+        let kept = eigen.values.indices.filter { eigen.values[$0] > cut }
+        if kept.isEmpty { return .some(nil) }
+        if !wide && kept.count == d { return nil }
+        // the reduced rows: U_r S_r (wide) or X V_r (tall), one column per kept eigenvalue
+        let r = kept.count
+        var reduced = Matrix(rows: n, columns: r)
+        if wide {
+            for i in 0..<n { for (c, k) in kept.enumerated() { reduced[i, c] = eigen.eigenvectorRows[k, i] * eigen.values[k].squareRoot() } }
+        } else {
+            var basis = Matrix(rows: r, columns: d)
+            for (c, k) in kept.enumerated() { for j in 0..<d { basis[c, j] = eigen.eigenvectorRows[k, j] } }
+            reduced = Matrix.product(x, basis, transposeB: true)
+        }
+        return try FiniteDatasetProblem(x: reduced, weightDecay: gamma > 0 ? gamma * Matrix.identity(r) : nil,
+                                        batchSize: batchSize, sampling: sampling, momentum: momentum)
     }
 }
 
