@@ -1,7 +1,7 @@
 import SGDNoise
 import _SGDNoiseShims
 
-// C section 11 -- Real networks: the spectral density of a matrix-free Hessian (docs/theory.md section 8)
+// C section 11
 
 /// The spectral density of the symmetric operator of `hessian` (dimension d) by stochastic Lanczos
 /// quadrature (docs/theory.md section 8): `probes` >= 1 Rademacher probes z (seeded by `seed`),
