@@ -200,9 +200,10 @@ func core<R>(_ body: () throws -> R) throws(SGDNoiseError) -> R {
     /// first operand holds 2d doubles, d nodes then their d weights (finite, >= 0, not all 0);
     /// node l stands for weight_l directions in every trace, and D = sum of the weights. The other
     /// operands of the call (lr_matrix, weight_decay) hold d entries, one per node; matrix results
-    /// are the d per-node values. Accepted by label_noise, high_dimensional,
-    /// critical_learning_rate and minimum_fluctuation (without weight decay); INVALID_ARGUMENT
-    /// elsewhere.
+    /// are the d per-node values. Accepted only by sgdnoise_label_noise, sgdnoise_high_dimensional,
+    /// sgdnoise_critical_learning_rate, sgdnoise_smallest_stable_batch_size and
+    /// sgdnoise_minimum_fluctuation (without weight decay); the weighted sweeps are
+    /// sgdnoise_label_noise_sweep_weighted and sgdnoise_scaling_law_weighted.
     case weightedSpectrum = 2
 }
 
@@ -212,10 +213,15 @@ extension Arguments {
         try Validation.flatTolerance(tol == 0 ? nil : tol, dimension: d, name: "flat_tolerance")
     }
 
-    static func layout(_ code: CInt) throws(SGDNoiseError) -> sgdnoise_layout {
-        guard let layout = sgdnoise_layout(rawValue: code) else {
+    /// The layout from its C code; SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM only where `weighted` says the
+    /// function sums over a weighted spectrum's multiplicities.
+    static func layout(_ code: CInt, weighted: Bool = false) throws(SGDNoiseError) -> sgdnoise_layout {
+        guard let layout = sgdnoise_layout(rawValue: code), layout != .weightedSpectrum || weighted else {
             throw .invalidArgument(
-                "layout must be SGDNOISE_LAYOUT_DENSE (0), SGDNOISE_LAYOUT_DIAGONAL (1) or SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM (2), got \(code)")
+                "layout must be SGDNOISE_LAYOUT_DENSE (0) or SGDNOISE_LAYOUT_DIAGONAL (1)"
+                    + (weighted ? " or SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM (2)" : "") + ", got \(code)"
+                    + (code == sgdnoise_layout.weightedSpectrum.rawValue
+                        ? " (a weighted spectrum is accepted only by the functions whose models need nothing but traces over it)" : ""))
         }
         return layout
     }

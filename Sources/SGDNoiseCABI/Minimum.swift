@@ -77,7 +77,7 @@ private func kindCode(_ k: MinimumKind) -> CInt {
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_sigma, "out_sigma")
-        let layout = try Arguments.layout(layout)
+        let layout = try Arguments.layout(layout, weighted: true)
         let h = try Arguments.symmetric(hessian, layout, d, "hessian")
         let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.companion(p, layout, d, "weight_decay") }
         let w = try w_star.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w_star") }

@@ -28,7 +28,7 @@ import SGDNoise
         guard let kind = sgdnoise_model(rawValue: model) else {
             throw .invalidArgument("model must be an sgdnoise_model (0, 1 or 2 here), got \(model)")
         }
-        let layout = try Arguments.layout(layout)
+        let layout = try Arguments.layout(layout, weighted: true)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let model: Model
         switch kind {
@@ -56,7 +56,7 @@ import SGDNoise
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out, "out")
-        let aOp = try Arguments.symmetric(a, try Arguments.layout(layout), d, "A")
+        let aOp = try Arguments.symmetric(a, try Arguments.layout(layout, weighted: true), d, "A")
         try Validation.learningRate(lr, name: "lr")
         try Validation.momentum(momentum, name: "momentum")
         out.pointee = try core { try smallestStableBatchSize(a: aOp, learningRate: lr, momentum: momentum) }

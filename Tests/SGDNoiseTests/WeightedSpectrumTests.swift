@@ -28,7 +28,9 @@ struct WeightedSpectrumTests {
         return Self.firstCopy.map { values[$0] }
     }
 
+    /// |a − b| ≤ tol |b|; equal infinities and two NaNs (a quantity neither defines) agree.
     func expectClose(_ a: Double, _ b: Double, _ tol: Double = 1e-12, sourceLocation: SourceLocation = #_sourceLocation) {
+        if a == b || (a.isNaN && b.isNaN) { return }
         #expect(abs(a - b) <= tol * max(abs(b), 1e-300), "\(a) vs \(b)", sourceLocation: sourceLocation)
     }
 
@@ -53,7 +55,7 @@ struct WeightedSpectrumTests {
     // MARK: Integer weights = repeated nodes
 
     @Test("label noise and high-dimensional: integer weights give the repeated spectrum's results",
-          arguments: [(0.3, 4, 0.0), (0.2, 2, 0.5), (0.05, 1, 0.9)])
+          arguments: [(0.3, 4, 0.0), (0.2, 2, 0.5), (0.01, 1, 0.9)])
     func integerWeightsModels(lr: Double, s: Int, mu: Double) throws {
         let lrNodes = Self.nodes.indices.map { 0.5 * lr * (1 + 0.3 * Double($0)) }
         let lrRepeated = zip(lrNodes, Self.counts).flatMap { [Double](repeating: $0.0, count: Int($0.1)) }
