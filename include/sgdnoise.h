@@ -336,9 +336,10 @@ typedef enum sgdnoise_layout {
      * first operand holds 2d doubles, d nodes then their d weights (finite, >= 0, not all 0);
      * node l stands for weight_l directions in every trace, and D = sum of the weights. The other
      * operands of the call (lr_matrix, weight_decay) hold d entries, one per node; matrix results
-     * are the d per-node values. Accepted by label_noise, high_dimensional,
-     * critical_learning_rate and minimum_fluctuation (without weight decay); INVALID_ARGUMENT
-     * elsewhere. */
+     * are the d per-node values. Accepted only by sgdnoise_label_noise, sgdnoise_high_dimensional,
+     * sgdnoise_critical_learning_rate, sgdnoise_smallest_stable_batch_size and
+     * sgdnoise_minimum_fluctuation (without weight decay); the weighted sweeps are
+     * sgdnoise_label_noise_sweep_weighted and sgdnoise_scaling_law_weighted. */
     SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM = 2,
 } sgdnoise_layout;
 
@@ -863,10 +864,11 @@ sgdnoise_status sgdnoise_relaxation_steps(double curvature, double momentum, dou
 /* The spectral density of the symmetric operator of hessian (dimension d) by stochastic Lanczos
  * quadrature (docs/theory.md section 8): probes >= 1 Rademacher probes z (seeded by seed),
  * steps >= 1 Lanczos steps each; every probe's Gauss rule (Ritz values theta_l, weights
- * |z|^2 tau_l^2 / probes) is appended to out_nodes and out_weights (each room for probes * steps
- * doubles; out_info->nodes says how many were written). The weights sum to d exactly (up to
- * rounding), and sum_l weight_l phi(node_l) estimates Tr phi(H) = sum_i phi(h_i), exactly per
- * probe (z^T phi(H) z / probes) for polynomials phi of degree < 2 steps. out_info (required)
+ * |z|^2 tau_l^2 / probes) is appended to out_nodes and out_weights (each room for
+ * probes * min(steps, d) doubles; out_info->nodes says how many were written). The weights sum
+ * to d exactly (up to rounding), and sum_l weight_l phi(node_l) estimates
+ * Tr phi(H) = sum_i phi(h_i), exactly per probe (z^T phi(H) z / probes) for polynomials phi of
+ * degree < 2 steps. out_info (required)
  * also receives Hutchinson's Tr H with its standard error over the probes and the products used.
  * The result can be passed as a weighted spectrum (SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM). */
 sgdnoise_status sgdnoise_spectral_density(ptrdiff_t d, sgdnoise_matvec_callback hessian, void * context, ptrdiff_t probes, ptrdiff_t steps, uint64_t seed, double * out_nodes, double * out_weights, sgdnoise_spectral_density_info * out_info);

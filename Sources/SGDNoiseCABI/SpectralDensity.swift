@@ -6,10 +6,11 @@ import _SGDNoiseShims
 /// The spectral density of the symmetric operator of `hessian` (dimension d) by stochastic Lanczos
 /// quadrature (docs/theory.md section 8): `probes` >= 1 Rademacher probes z (seeded by `seed`),
 /// `steps` >= 1 Lanczos steps each; every probe's Gauss rule (Ritz values theta_l, weights
-/// |z|^2 tau_l^2 / probes) is appended to out_nodes and out_weights (each room for probes * steps
-/// doubles; out_info->nodes says how many were written). The weights sum to d exactly (up to
-/// rounding), and sum_l weight_l phi(node_l) estimates Tr phi(H) = sum_i phi(h_i), exactly per
-/// probe (z^T phi(H) z / probes) for polynomials phi of degree < 2 steps. out_info (required)
+/// |z|^2 tau_l^2 / probes) is appended to out_nodes and out_weights (each room for
+/// probes * min(steps, d) doubles; out_info->nodes says how many were written). The weights sum
+/// to d exactly (up to rounding), and sum_l weight_l phi(node_l) estimates
+/// Tr phi(H) = sum_i phi(h_i), exactly per probe (z^T phi(H) z / probes) for polynomials phi of
+/// degree < 2 steps. out_info (required)
 /// also receives Hutchinson's Tr H with its standard error over the probes and the products used.
 /// The result can be passed as a weighted spectrum (SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM).
 @c public func sgdnoise_spectral_density(
@@ -25,7 +26,7 @@ import _SGDNoiseShims
         try Arguments.size(d, "d", max: 1 << 40)
         try Arguments.size(probes, "probes")
         try Arguments.size(steps, "steps")
-        _ = try Arguments.count(probes, steps, "out_nodes")
+        _ = try Arguments.count(probes, min(steps, d), "out_nodes")
         let h = try core { try HessianOperator(dimension: d, product: try product(hessian, context, d, "hessian")) }
         let quadrature = try core { try StochasticLanczosQuadrature(hessian: h, probes: probes, steps: steps, seed: seed) }
         let trace = try core { try quadrature.traceEstimate(of: { $0 }) }
