@@ -77,10 +77,7 @@ struct QuadraticModel {
                 throw SGDNoiseError.invalidArgument(
                     "\(hessianName): a weighted spectrum needs every other operator of the model given on the same nodes with the same weights")
             }
-            if case .matrix = learningRate {
-                throw SGDNoiseError.invalidArgument(
-                    "lr: with a weighted spectrum the learning rate must be a scalar or a diagonal (one entry per node), not a matrix")
-            }
+            try hessian.requireNodewise(learningRate)
             guard rankOne == nil else {
                 throw SGDNoiseError.invalidArgument("\(hessianName): a weighted spectrum cannot carry a rank-one noise term")
             }

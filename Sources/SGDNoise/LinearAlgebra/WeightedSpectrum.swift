@@ -51,3 +51,13 @@ extension SymmetricOperator {
         return .weightedSpectrum(try WeightedSpectrum(nodes: values, weights: weights))
     }
 }
+
+extension SymmetricOperator {
+    /// Throws `invalidArgument` when this is a weighted spectrum and the learning rate a matrix: a
+    /// node stands for several directions, so only a scalar or one entry per node has a meaning.
+    func requireNodewise(_ learningRate: LearningRate) throws {
+        guard multiplicities != nil, case .matrix = learningRate else { return }
+        throw SGDNoiseError.invalidArgument(
+            "lr: with a weighted spectrum the learning rate must be a scalar or a diagonal (one entry per node), not a matrix")
+    }
+}

@@ -162,13 +162,8 @@ private func minimumFluctuationUnchecked(
     weightDecay: SymmetricOperator?, wStar: [Double]?, momentum: Double, flatTolerance: Double?
 ) throws -> (kind: MinimumKind, sigma: SymmetricOperator, criticalLearningRate: Double?) {
     try rawHessian.validate("hessian", weighted: true)
-    if rawHessian.multiplicities != nil {
-        if let weightDecay, !weightDecay.isZero { try requireNoWeights(rawHessian) }
-        if case .matrix = learningRate {
-            throw SGDNoiseError.invalidArgument(
-                "lr: with a weighted spectrum the learning rate must be a scalar or a diagonal (one entry per node), not a matrix")
-        }
-    }
+    if let weightDecay, !weightDecay.isZero { try requireNoWeights(rawHessian) }
+    try rawHessian.requireNodewise(learningRate)
     let tolerance = try Validation.flatTolerance(flatTolerance, dimension: rawHessian.dimension)
     let (hessian, lowestEigenvalue) = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: tolerance)
     let d = hessian.dimension
