@@ -84,7 +84,7 @@ private func kindCode(_ k: MinimumKind) -> CInt {
         try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         try Validation.nonNegative(loss, name: "loss")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
-        let tolerance = try Arguments.flatTolerance(flat_tolerance, d)
+        let tolerance = try Arguments.flatTolerance(flat_tolerance, h.directionCount)
         let result = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try minimumFluctuation(hessian: h, loss: loss, learningRate: rate, batchSize: batch_size,
                                    weightDecay: g, wStar: w, momentum: momentum, flatTolerance: tolerance)

@@ -138,6 +138,8 @@ public struct StochasticLanczosQuadrature: Sendable {
 
     /// The weighted spectrum Σ ω_l δ(θ − θ_l): the deflated eigenvalues with weight 1, then every
     /// probe's nodes with weights ‖z‖² τ_l² / n. Σ ω_l φ(θ_l) = `traceEstimate(of: φ).value`.
+    /// Pass it to the O(D) models as `SymmetricOperator.weightedSpectrum(spectrum)` (docs/theory.md
+    /// §8); Hutchinson's Tr H with its standard error is `traceEstimate(of: { $0 })`.
     public var spectrum: WeightedSpectrum {
         var nodes = deflatedEigenvalues
         var weights = [Double](repeating: 1, count: deflatedEigenvalues.count)

@@ -53,6 +53,13 @@ extension SymmetricOperator {
 }
 
 extension SymmetricOperator {
+    /// The number of directions D: `dimension`, or Σ_l ω_l rounded up for a weighted spectrum (what
+    /// the default flat tolerance 16·D·ε counts).
+    public var directionCount: Int {
+        guard let w = multiplicities else { return dimension }
+        return Int(min(w.reduce(0, +).rounded(.up), Double(Int.max / 2)))
+    }
+
     /// Throws `invalidArgument` when this is a weighted spectrum and the learning rate a matrix: a
     /// node stands for several directions, so only a scalar or one entry per node has a meaning.
     func requireNodewise(_ learningRate: LearningRate) throws {

@@ -164,7 +164,7 @@ private func minimumFluctuationUnchecked(
     try rawHessian.validate("hessian", weighted: true)
     if let weightDecay, !weightDecay.isZero { try requireNoWeights(rawHessian) }
     try rawHessian.requireNodewise(learningRate)
-    let tolerance = try Validation.flatTolerance(flatTolerance, dimension: rawHessian.dimension)
+    let tolerance = try Validation.flatTolerance(flatTolerance, dimension: rawHessian.directionCount)
     let (hessian, lowestEigenvalue) = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: tolerance)
     let d = hessian.dimension
     // The diagonal path below uses the rates as given: check them first (a NaN or an infinity
