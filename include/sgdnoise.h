@@ -332,6 +332,15 @@ typedef enum sgdnoise_layout {
     SGDNOISE_LAYOUT_DENSE = 0,
     /* d diagonal entries (a spectrum in its eigenbasis); matrix results are their d diagonals. */
     SGDNOISE_LAYOUT_DIAGONAL = 1,
+    /* A weighted spectrum (docs/theory.md section 8), e.g. from sgdnoise_spectral_density: the
+     * first operand holds 2d doubles, d nodes then their d weights (finite, >= 0, not all 0);
+     * node l stands for weight_l directions in every trace, and D = sum of the weights. The other
+     * operands of the call (lr_matrix, weight_decay) hold d entries, one per node; matrix results
+     * are the d per-node values. Accepted only by sgdnoise_label_noise, sgdnoise_high_dimensional,
+     * sgdnoise_critical_learning_rate, sgdnoise_smallest_stable_batch_size and
+     * sgdnoise_minimum_fluctuation (without weight decay); the weighted sweeps are
+     * sgdnoise_label_noise_sweep_weighted and sgdnoise_scaling_law_weighted. */
+    SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM = 2,
 } sgdnoise_layout;
 
 /* Label noise [Lemma 1, Thm 2, Thm 3]: Sigma, noise C, losses, kappa_mu and lr* for linear
@@ -409,6 +418,8 @@ sgdnoise_status sgdnoise_minimum_noise(sgdnoise_layout layout, ptrdiff_t d, doub
 
 /* The matching stationary fluctuation [Cor 3]: Theorem 1 with H = H0 + weight_decay and the noise
  * of sgdnoise_minimum_noise (zero on the range of H0 at an interpolating minimum when stable);
+ * hessian may be a weighted spectrum (SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM, without weight decay;
+ * out_sigma then holds the d per-node values);
  * learning rate lr * I or lr * lr_matrix; flat_tolerance as for sgdnoise_minimum_noise (0: the
  * default 16 d eps, the same as sgdnoise_stationary_fluctuation's). out_sigma: d*d or d doubles;
  * out_kind and out_critical (the critical learning rate, NaN if unknown) may be NULL. */
@@ -630,7 +641,8 @@ typedef enum sgdnoise_model {
 
 /* The critical learning rate lr* of model (an sgdnoise_model) for batch size S and momentum:
  * the largest lr with a stationary distribution (docs/theory.md section 6), to full precision.
- * weight_decay (same layout as A) is read only for SGDNOISE_MODEL_L2_REGULARIZED. */
+ * weight_decay (same layout as A; d entries, one per node, for a weighted spectrum) is read only
+ * for SGDNOISE_MODEL_L2_REGULARIZED. */
 sgdnoise_status sgdnoise_critical_learning_rate(sgdnoise_model model, sgdnoise_layout layout, ptrdiff_t d, double const * a, double const * weight_decay, ptrdiff_t batch_size, double momentum, double * out);
 
 /* The smallest batch size S at which label-noise SGD with learning rate lr (scalar) and momentum
@@ -644,9 +656,19 @@ sgdnoise_status sgdnoise_smallest_stable_batch_size(sgdnoise_layout layout, ptrd
  * all cores. Every output array holds points doubles and may be NULL. */
 sgdnoise_status sgdnoise_label_noise_sweep(ptrdiff_t n, double const * spectrum, double noise_var, ptrdiff_t points, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, double * out_kappa, double * out_train_loss, double * out_test_loss, double * out_critical);
 
+/* sgdnoise_label_noise_sweep on a weighted spectrum (docs/theory.md section 8): n nodes and their
+ * n weights (finite, >= 0, not all 0; e.g. from sgdnoise_spectral_density), node l standing for
+ * weights[l] eigenvalues in every sum. */
+sgdnoise_status sgdnoise_label_noise_sweep_weighted(ptrdiff_t n, double const * nodes, double const * weights, double noise_var, ptrdiff_t points, double const * lrs, ptrdiff_t const * batch_sizes, double const * momenta, double * out_kappa, double * out_train_loss, double * out_test_loss, double * out_critical);
+
 /* The lr-S scaling law along lr = ratio * S [Sec 6.5]: for each of count batch sizes, Tr Sigma
  * of the exact label-noise theory (+inf where unstable) and of the lr/S law (continuous time). */
 sgdnoise_status sgdnoise_scaling_law(ptrdiff_t n, double const * spectrum, double noise_var, double ratio, ptrdiff_t count, ptrdiff_t const * batch_sizes, double momentum, double * out_trace_sigma, double * out_trace_sigma_law);
+
+/* sgdnoise_scaling_law on a weighted spectrum (docs/theory.md section 8): n nodes and their n
+ * weights (as sgdnoise_label_noise_sweep_weighted); Tr Sigma = sum_l weight_l Sigma_l and
+ * D = sum_l weight_l. */
+sgdnoise_status sgdnoise_scaling_law_weighted(ptrdiff_t n, double const * nodes, double const * weights, double noise_var, double ratio, ptrdiff_t count, ptrdiff_t const * batch_sizes, double momentum, double * out_trace_sigma, double * out_trace_sigma_law);
 
 /* How tail_index computes the index. */
 typedef enum sgdnoise_tail_method {
@@ -757,6 +779,23 @@ typedef struct sgdnoise_eigen_info {
     int64_t restarts;
 } sgdnoise_eigen_info;
 
+/* What sgdnoise_spectral_density reports besides its arrays. Set
+ * .size = sizeof(sgdnoise_spectral_density_info). */
+typedef struct sgdnoise_spectral_density_info {
+    size_t size;
+    /* Nodes (and weights) written: at most probes * steps (a probe takes fewer steps when its
+     * Krylov space is invariant, and at most d). */
+    int64_t nodes;
+    /* Hutchinson's estimate of Tr H: the mean over the probes of z^T H z (each exact from its
+     * quadrature rule) = sum of weight_l * node_l. */
+    double trace;
+    /* Its standard error: the sample standard deviation of the probe estimates over sqrt(probes)
+     * (+inf for one probe). */
+    double trace_stderr;
+    /* Hessian-vector products used. */
+    int64_t products;
+} sgdnoise_spectral_density_info;
+
 /* Which end of the spectrum sgdnoise_hessian_eigen computes. */
 typedef enum sgdnoise_spectrum_end {
     /* The k algebraically largest eigenpairs, in descending order. */
@@ -821,6 +860,18 @@ sgdnoise_status sgdnoise_mean_drift(ptrdiff_t d, sgdnoise_matvec_callback hessia
  * of the mean recursion's map [[momentum, x], [-momentum, 1 - x]]; INFINITY for a flat, negative
  * or unstable direction. Second moments relax twice as fast. momentum in [0, 1). */
 sgdnoise_status sgdnoise_relaxation_steps(double curvature, double momentum, double * out_steps);
+
+/* The spectral density of the symmetric operator of hessian (dimension d) by stochastic Lanczos
+ * quadrature (docs/theory.md section 8): probes >= 1 Rademacher probes z (seeded by seed),
+ * steps >= 1 Lanczos steps each; every probe's Gauss rule (Ritz values theta_l, weights
+ * |z|^2 tau_l^2 / probes) is appended to out_nodes and out_weights (each room for
+ * probes * min(steps, d) doubles; out_info->nodes says how many were written). The weights sum
+ * to d exactly (up to rounding), and sum_l weight_l phi(node_l) estimates
+ * Tr phi(H) = sum_i phi(h_i), exactly per probe (z^T phi(H) z / probes) for polynomials phi of
+ * degree < 2 steps. out_info (required)
+ * also receives Hutchinson's Tr H with its standard error over the probes and the products used.
+ * The result can be passed as a weighted spectrum (SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM). */
+sgdnoise_status sgdnoise_spectral_density(ptrdiff_t d, sgdnoise_matvec_callback hessian, void * context, ptrdiff_t probes, ptrdiff_t steps, uint64_t seed, double * out_nodes, double * out_weights, sgdnoise_spectral_density_info * out_info);
 
 /* ==== 12. Learning curves under schedules (docs/theory.md section 9).
  * Shared conventions: a schedule is three arrays of count >= 1 entries, one per update t = 1..count

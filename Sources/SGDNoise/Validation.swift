@@ -98,6 +98,7 @@ extension SymmetricOperator {
         switch self {
         case .dense(let m): return m.isFinite
         case .diagonal(let v): return v.allSatisfy(\.isFinite)
+        case .weightedSpectrum(let w): return w.nodes.allSatisfy(\.isFinite)
         }
     }
 

@@ -196,6 +196,15 @@ func core<R>(_ body: () throws -> R) throws(SGDNoiseError) -> R {
     case dense = 0
     /// d diagonal entries (a spectrum in its eigenbasis); matrix results are their d diagonals.
     case diagonal = 1
+    /// A weighted spectrum (docs/theory.md section 8), e.g. from sgdnoise_spectral_density: the
+    /// first operand holds 2d doubles, d nodes then their d weights (finite, >= 0, not all 0);
+    /// node l stands for weight_l directions in every trace, and D = sum of the weights. The other
+    /// operands of the call (lr_matrix, weight_decay) hold d entries, one per node; matrix results
+    /// are the d per-node values. Accepted only by sgdnoise_label_noise, sgdnoise_high_dimensional,
+    /// sgdnoise_critical_learning_rate, sgdnoise_smallest_stable_batch_size and
+    /// sgdnoise_minimum_fluctuation (without weight decay); the weighted sweeps are
+    /// sgdnoise_label_noise_sweep_weighted and sgdnoise_scaling_law_weighted.
+    case weightedSpectrum = 2
 }
 
 extension Arguments {
@@ -204,19 +213,41 @@ extension Arguments {
         try Validation.flatTolerance(tol == 0 ? nil : tol, dimension: d, name: "flat_tolerance")
     }
 
-    static func layout(_ code: CInt) throws(SGDNoiseError) -> sgdnoise_layout {
-        guard let layout = sgdnoise_layout(rawValue: code) else {
-            throw .invalidArgument("layout must be SGDNOISE_LAYOUT_DENSE (0) or SGDNOISE_LAYOUT_DIAGONAL (1), got \(code)")
+    /// The layout from its C code; SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM only where `weighted` says the
+    /// function sums over a weighted spectrum's multiplicities.
+    static func layout(_ code: CInt, weighted: Bool = false) throws(SGDNoiseError) -> sgdnoise_layout {
+        guard let layout = sgdnoise_layout(rawValue: code), layout != .weightedSpectrum || weighted else {
+            throw .invalidArgument(
+                "layout must be SGDNOISE_LAYOUT_DENSE (0) or SGDNOISE_LAYOUT_DIAGONAL (1)"
+                    + (weighted ? " or SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM (2)" : "") + ", got \(code)"
+                    + (code == sgdnoise_layout.weightedSpectrum.rawValue
+                        ? " (a weighted spectrum is accepted only by the functions whose models need nothing but traces over it)" : ""))
         }
         return layout
     }
 
-    /// A symmetric operator: d x d entries (dense) or d entries (diagonal).
+    /// A symmetric operator: d x d entries (dense), d entries (diagonal), or 2d entries, nodes
+    /// then weights (weighted spectrum).
     static func symmetric(_ p: UnsafePointer<Double>?, _ layout: sgdnoise_layout, _ d: Int, _ name: String) throws(SGDNoiseError) -> SymmetricOperator {
         switch layout {
         case .dense: return .dense(try squareMatrix(p, d, name))
         case .diagonal: return .diagonal(try vector(p, d, name))
+        case .weightedSpectrum:
+            try size(d, "dimension", max: 1 << 35)
+            let entries = try vector(p, 2 * d, name)
+            do {
+                return .weightedSpectrum(try WeightedSpectrum(nodes: Array(entries[..<d]), weights: Array(entries[d...])))
+            } catch {
+                throw .invalidArgument("\(name): \(error)")
+            }
         }
+    }
+
+    /// An operand that follows the first one's layout (weight_decay, sigma): d x d entries
+    /// (dense), or d entries, one per node (diagonal and weighted spectrum; the weights are the
+    /// first operand's).
+    static func companion(_ p: UnsafePointer<Double>?, _ layout: sgdnoise_layout, _ d: Int, _ name: String) throws(SGDNoiseError) -> SymmetricOperator {
+        try symmetric(p, layout == .weightedSpectrum ? .diagonal : layout, d, name)
     }
 
     /// A copy of the n entries at `p`.
@@ -232,7 +263,7 @@ extension Arguments {
         guard lrMatrix != nil else { return .scalar(lr) }
         switch layout {
         case .dense: return try learningRate(lr, lrMatrix, d)
-        case .diagonal: return .diagonal(try vector(lrMatrix, d, "lr_matrix").map { lr * $0 })
+        case .diagonal, .weightedSpectrum: return .diagonal(try vector(lrMatrix, d, "lr_matrix").map { lr * $0 })
         }
     }
 
@@ -241,6 +272,7 @@ extension Arguments {
         switch op {
         case .dense(let m): write(m, to: out)
         case .diagonal(let v): write(v, to: out)
+        case .weightedSpectrum(let w): write(w.nodes, to: out)
         }
     }
 

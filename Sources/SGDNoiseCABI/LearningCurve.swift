@@ -84,11 +84,11 @@ private func modelCurve(
     case .labelNoise:
         m = .labelNoise(a: aOp, noiseVariance: try Validation.nonNegative(noise_var, name: "noise_var"))
     case .inputNoise:
-        let bOp = try Arguments.symmetric(b, layout, d, "B")
+        let bOp = try Arguments.companion(b, layout, d, "B")
         m = .inputNoise(a: aOp, b: bOp, u: try Arguments.vector(u, d, "u"),
                         noiseVariance: try Validation.nonNegative(noise_var, name: "noise_var"))
     case .l2Regularized:
-        let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
+        let gOp = try Arguments.companion(weight_decay, layout, d, "weight_decay")
         m = .l2Regularized(a: aOp, u: try Arguments.vector(u, d, "u"), weightDecay: gOp)
     case .highDimensional:
         m = .highDimensional(aHat: aOp, alpha: alpha, noiseVariance: try Validation.nonNegative(noise_var, name: "noise_var"))
@@ -96,7 +96,7 @@ private func modelCurve(
     let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
                                    points: points, atSteps: at_steps, w0: w0)
     let start = try Arguments.startCovariance(sigma0.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in
-        try Arguments.symmetric(p, layout, d, "sigma0") }, d)
+        try Arguments.companion(p, layout, d, "sigma0") }, d)
     try Arguments.finite(tolerance, "tolerance")
     let outputs = try outputs()
     let curve = try core {
@@ -164,12 +164,12 @@ private func quadraticCurve(
     try Arguments.size(d, "dimension", max: Arguments.maxDimension)
     try Arguments.denseFits(d, "hessian")
     let h = try Arguments.symmetric(hessian, layout, d, "hessian")
-    let c = try Arguments.symmetric(noise, layout, d, "noise")
+    let c = try Arguments.companion(noise, layout, d, "noise")
     try Validation.batchSize(reference_batch_size, name: "reference_batch_size")
     let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
                                    points: points, atSteps: at_steps, w0: w0)
     let start = try Arguments.startCovariance(sigma0.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in
-        try Arguments.symmetric(p, layout, d, "sigma0") }, d)
+        try Arguments.companion(p, layout, d, "sigma0") }, d)
     try Arguments.finite(tolerance, "tolerance")
     let outputs = try outputs()
     let curve = try core {
@@ -259,13 +259,13 @@ private func quadraticCurve(
         try Arguments.denseFits(d, "hessian")
         let h = try Arguments.symmetric(hessian, layout, d, "hessian")
         try Validation.nonNegative(loss, name: "loss")
-        let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "weight_decay") }
+        let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.companion(p, layout, d, "weight_decay") }
         let w = try w_star.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w_star") }
         let flat = try Arguments.flatTolerance(flat_tolerance, d)
         let request = try CurveRequest(d: d, count: count, lrs: lrs, batchSizes: batch_sizes, momenta: momenta,
                                        points: points, atSteps: at_steps, w0: w0)
         let start = try Arguments.startCovariance(sigma0.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in
-            try Arguments.symmetric(p, layout, d, "sigma0") }, d)
+            try Arguments.companion(p, layout, d, "sigma0") }, d)
         try Arguments.finite(tolerance, "tolerance")
         let outputs = try CurveOutputs(trainLoss: out_train_loss, testLoss: out_test_loss, trace: out_trace, mean: out_mean,
                                        sigma: out_sigma, denseSigma: true, modeTimes: out_mode_times, summary: out_summary)

@@ -38,9 +38,9 @@ private func kindCode(_ k: MinimumKind) -> CInt {
         let out = try Arguments.output(out_noise, "out_noise")
         let layout = try Arguments.layout(layout)
         let h = try Arguments.symmetric(hessian, layout, d, "hessian")
-        let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "weight_decay") }
+        let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.companion(p, layout, d, "weight_decay") }
         let w = try w_star.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w_star") }
-        let s = try sigma.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "sigma") }
+        let s = try sigma.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.companion(p, layout, d, "sigma") }
         try Validation.batchSize(batch_size, name: "batch_size")
         try Validation.nonNegative(loss, name: "loss")
         let tolerance = try Arguments.flatTolerance(flat_tolerance, d)
@@ -64,6 +64,8 @@ private func kindCode(_ k: MinimumKind) -> CInt {
 
 /// The matching stationary fluctuation [Cor 3]: Theorem 1 with H = H0 + weight_decay and the noise
 /// of sgdnoise_minimum_noise (zero on the range of H0 at an interpolating minimum when stable);
+/// hessian may be a weighted spectrum (SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM, without weight decay;
+/// out_sigma then holds the d per-node values);
 /// learning rate lr * I or lr * lr_matrix; flat_tolerance as for sgdnoise_minimum_noise (0: the
 /// default 16 d eps, the same as sgdnoise_stationary_fluctuation's). out_sigma: d*d or d doubles;
 /// out_kind and out_critical (the critical learning rate, NaN if unknown) may be NULL.
@@ -75,22 +77,22 @@ private func kindCode(_ k: MinimumKind) -> CInt {
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out_sigma, "out_sigma")
-        let layout = try Arguments.layout(layout)
+        let layout = try Arguments.layout(layout, weighted: true)
         let h = try Arguments.symmetric(hessian, layout, d, "hessian")
-        let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.symmetric(p, layout, d, "weight_decay") }
+        let g = try weight_decay.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.companion(p, layout, d, "weight_decay") }
         let w = try w_star.map { (p: UnsafePointer<Double>) throws(SGDNoiseError) in try Arguments.vector(p, d, "w_star") }
         try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         try Validation.nonNegative(loss, name: "loss")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
-        let tolerance = try Arguments.flatTolerance(flat_tolerance, d)
+        let tolerance = try Arguments.flatTolerance(flat_tolerance, h.directionCount)
         let result = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
             try minimumFluctuation(hessian: h, loss: loss, learningRate: rate, batchSize: batch_size,
                                    weightDecay: g, wStar: w, momentum: momentum, flatTolerance: tolerance)
         }
-        if layout == .diagonal {
-            Arguments.write(result.sigma.diagonalEntries, to: out)
-        } else {
+        if layout == .dense {
             Arguments.write(result.sigma.matrix, to: out)
+        } else {
+            Arguments.write(result.sigma.diagonalEntries, to: out)
         }
         out_kind?.pointee = kindCode(result.kind)
         out_critical?.pointee = result.criticalLearningRate.map { callerScale(lr: lr, lrMatrix: lr_matrix) * $0 } ?? .nan

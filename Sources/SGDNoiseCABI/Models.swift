@@ -18,7 +18,7 @@ import _SGDNoiseShims
     guarded { () throws(SGDNoiseError) in
         try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         try Validation.nonNegative(noise_var, name: "noise_var")
-        let layout = try Arguments.layout(layout)
+        let layout = try Arguments.layout(layout, weighted: true)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
         let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) { try labelNoise(a: aOp, noiseVariance: noise_var, learningRate: rate, batchSize: batch_size, momentum: momentum) }
@@ -40,7 +40,7 @@ import _SGDNoiseShims
         try Validation.nonNegative(noise_var, name: "noise_var")
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
-        let bOp = try Arguments.symmetric(b, layout, d, "B")
+        let bOp = try Arguments.companion(b, layout, d, "B")
         let uVec = try Arguments.vector(u, d, "u")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
         let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
@@ -64,7 +64,7 @@ import _SGDNoiseShims
         try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         let layout = try Arguments.layout(layout)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
-        let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
+        let gOp = try Arguments.companion(weight_decay, layout, d, "weight_decay")
         let uVec = try Arguments.vector(u, d, "u")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
         let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {
@@ -84,7 +84,7 @@ import _SGDNoiseShims
     guarded { () throws(SGDNoiseError) in
         try Arguments.hyperparameters(lr: lr, batchSize: batch_size, momentum: momentum)
         try Validation.nonNegative(noise_var, name: "noise_var")
-        let layout = try Arguments.layout(layout)
+        let layout = try Arguments.layout(layout, weighted: true)
         let aOp = try Arguments.symmetric(a_hat, layout, d, "A_hat")
         let rate = try Arguments.learningRate(lr, lr_matrix, layout, d)
         let p = try inCallerUnits(lr: lr, lrMatrix: lr_matrix) {

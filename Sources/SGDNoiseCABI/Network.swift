@@ -21,7 +21,7 @@ import _SGDNoiseShims
 }
 
 /// A C callback as the core's product closure: a nonzero return stops with CANCELLED.
-private func product(
+func product(
     _ callback: sgdnoise_matvec_callback?, _ context: UnsafeMutableRawPointer?, _ d: Int, _ name: String
 ) throws(SGDNoiseError) -> HessianOperator.Product {
     guard let callback else { throw .invalidArgument("\(name) must not be NULL") }

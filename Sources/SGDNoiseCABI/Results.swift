@@ -129,6 +129,10 @@ extension sgdnoise_eigen_info: SizePrefixedResult {
     static let fieldEnds = [end(\Self.converged), end(\Self.products), end(\Self.restarts)]
 }
 
+extension sgdnoise_spectral_density_info: SizePrefixedResult {
+    static let fieldEnds = [end(\Self.nodes), end(\Self.trace), end(\Self.trace_stderr), end(\Self.products)]
+}
+
 extension sgdnoise_curve_summary: SizePrefixedResult {
     static let fieldEnds = [end(\Self.moment_time), end(\Self.mean_time), end(\Self.stationary_train_loss),
                             end(\Self.stationary_test_loss), end(\Self.settled_at), end(\Self.unstable_from)]

@@ -16,7 +16,8 @@ import SGDNoise
 
 /// The critical learning rate lr* of `model` (an sgdnoise_model) for batch size S and momentum:
 /// the largest lr with a stationary distribution (docs/theory.md section 6), to full precision.
-/// weight_decay (same layout as A) is read only for SGDNOISE_MODEL_L2_REGULARIZED.
+/// weight_decay (same layout as A; d entries, one per node, for a weighted spectrum) is read only
+/// for SGDNOISE_MODEL_L2_REGULARIZED.
 @c public func sgdnoise_critical_learning_rate(
     _ model: CInt, _ layout: CInt, _ d: Int, _ a: UnsafePointer<Double>?,
     _ weight_decay: UnsafePointer<Double>?, _ batch_size: Int, _ momentum: Double,
@@ -27,7 +28,7 @@ import SGDNoise
         guard let kind = sgdnoise_model(rawValue: model) else {
             throw .invalidArgument("model must be an sgdnoise_model (0, 1 or 2 here), got \(model)")
         }
-        let layout = try Arguments.layout(layout)
+        let layout = try Arguments.layout(layout, weighted: true)
         let aOp = try Arguments.symmetric(a, layout, d, "A")
         let model: Model
         switch kind {
@@ -36,7 +37,7 @@ import SGDNoise
         case .highDimensional:
             model = .highDimensional(aHat: aOp, alpha: 1, noiseVariance: 0)
         case .l2Regularized:
-            let gOp = try Arguments.symmetric(weight_decay, layout, d, "weight_decay")
+            let gOp = try Arguments.companion(weight_decay, layout, d, "weight_decay")
             model = .l2Regularized(a: aOp, u: [Double](repeating: 0, count: d), weightDecay: gOp)
         case .inputNoise:
             throw .invalidArgument("model: SGDNOISE_MODEL_INPUT_NOISE is not accepted here (pass A + B with SGDNOISE_MODEL_LABEL_NOISE)")
@@ -55,7 +56,7 @@ import SGDNoise
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
         let out = try Arguments.output(out, "out")
-        let aOp = try Arguments.symmetric(a, try Arguments.layout(layout), d, "A")
+        let aOp = try Arguments.symmetric(a, try Arguments.layout(layout, weighted: true), d, "A")
         try Validation.learningRate(lr, name: "lr")
         try Validation.momentum(momentum, name: "momentum")
         out.pointee = try core { try smallestStableBatchSize(a: aOp, learningRate: lr, momentum: momentum) }
@@ -72,18 +73,47 @@ import SGDNoise
     _ out_test_loss: UnsafeMutablePointer<Double>?, _ out_critical: UnsafeMutablePointer<Double>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
-        let a = try Arguments.vector(spectrum, n, "spectrum")
-        try Arguments.size(points, "points")
-        let l = try Arguments.vector(lrs, points, "lr")
-        let s = Array(UnsafeBufferPointer(start: try Arguments.pointer(batch_sizes, "batch_size"), count: points))
-        let mu = try Arguments.vector(momenta, points, "momentum")
-        let result = try core { try labelNoiseSweep(spectrum: a, noiseVariance: noise_var, learningRates: l, batchSizes: s, momenta: mu) }
-        for (k, r) in result.enumerated() {
-            out_kappa?[k] = r.kappa
-            out_train_loss?[k] = r.trainLoss
-            out_test_loss?[k] = r.testLoss
-            out_critical?[k] = r.criticalLearningRate
-        }
+        try labelNoiseSweep(n, spectrum, nil, noise_var, points, lrs, batch_sizes, momenta, out_kappa, out_train_loss,
+                            out_test_loss, out_critical)
+    }
+}
+
+/// sgdnoise_label_noise_sweep on a weighted spectrum (docs/theory.md section 8): n nodes and their
+/// n weights (finite, >= 0, not all 0; e.g. from sgdnoise_spectral_density), node l standing for
+/// weights[l] eigenvalues in every sum.
+@c public func sgdnoise_label_noise_sweep_weighted(
+    _ n: Int, _ nodes: UnsafePointer<Double>?, _ weights: UnsafePointer<Double>?, _ noise_var: Double, _ points: Int,
+    _ lrs: UnsafePointer<Double>?, _ batch_sizes: UnsafePointer<Int>?, _ momenta: UnsafePointer<Double>?,
+    _ out_kappa: UnsafeMutablePointer<Double>?, _ out_train_loss: UnsafeMutablePointer<Double>?,
+    _ out_test_loss: UnsafeMutablePointer<Double>?, _ out_critical: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        try labelNoiseSweep(n, nodes, try Arguments.vector(weights, n, "weights"), noise_var, points, lrs, batch_sizes,
+                            momenta, out_kappa, out_train_loss, out_test_loss, out_critical)
+    }
+}
+
+/// The C glue of both label-noise sweeps (`weights` nil: one per eigenvalue).
+private func labelNoiseSweep(
+    _ n: Int, _ spectrum: UnsafePointer<Double>?, _ weights: [Double]?, _ noise_var: Double, _ points: Int,
+    _ lrs: UnsafePointer<Double>?, _ batch_sizes: UnsafePointer<Int>?, _ momenta: UnsafePointer<Double>?,
+    _ out_kappa: UnsafeMutablePointer<Double>?, _ out_train_loss: UnsafeMutablePointer<Double>?,
+    _ out_test_loss: UnsafeMutablePointer<Double>?, _ out_critical: UnsafeMutablePointer<Double>?
+) throws(SGDNoiseError) {
+    let a = try Arguments.vector(spectrum, n, weights == nil ? "spectrum" : "nodes")
+    try Arguments.size(points, "points")
+    let l = try Arguments.vector(lrs, points, "lr")
+    let s = Array(UnsafeBufferPointer(start: try Arguments.pointer(batch_sizes, "batch_size"), count: points))
+    let mu = try Arguments.vector(momenta, points, "momentum")
+    let result = try core {
+        try labelNoiseSweep(spectrum: a, weights: weights, noiseVariance: noise_var, learningRates: l, batchSizes: s,
+                            momenta: mu)
+    }
+    for (k, r) in result.enumerated() {
+        out_kappa?[k] = r.kappa
+        out_train_loss?[k] = r.trainLoss
+        out_test_loss?[k] = r.testLoss
+        out_critical?[k] = r.criticalLearningRate
     }
 }
 
@@ -95,16 +125,43 @@ import SGDNoise
     _ out_trace_sigma: UnsafeMutablePointer<Double>?, _ out_trace_sigma_law: UnsafeMutablePointer<Double>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
-        let a = try Arguments.vector(spectrum, n, "spectrum")
-        try Arguments.size(count, "count")
-        let s = Array(UnsafeBufferPointer(start: try Arguments.pointer(batch_sizes, "batch_sizes"), count: count))
-        let exact = try Arguments.output(out_trace_sigma, "out_trace_sigma")
-        let law = try Arguments.output(out_trace_sigma_law, "out_trace_sigma_law")
-        let result = try core { try scalingLaw(spectrum: a, noiseVariance: noise_var, ratio: ratio, batchSizes: s, momentum: momentum) }
-        for (k, r) in result.enumerated() {
-            exact[k] = r.traceSigma
-            law[k] = r.traceSigmaScalingLaw
-        }
+        try scalingLaw(n, spectrum, nil, noise_var, ratio, count, batch_sizes, momentum, out_trace_sigma,
+                       out_trace_sigma_law)
+    }
+}
+
+/// sgdnoise_scaling_law on a weighted spectrum (docs/theory.md section 8): n nodes and their n
+/// weights (as sgdnoise_label_noise_sweep_weighted); Tr Sigma = sum_l weight_l Sigma_l and
+/// D = sum_l weight_l.
+@c public func sgdnoise_scaling_law_weighted(
+    _ n: Int, _ nodes: UnsafePointer<Double>?, _ weights: UnsafePointer<Double>?, _ noise_var: Double, _ ratio: Double,
+    _ count: Int, _ batch_sizes: UnsafePointer<Int>?, _ momentum: Double,
+    _ out_trace_sigma: UnsafeMutablePointer<Double>?, _ out_trace_sigma_law: UnsafeMutablePointer<Double>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        try scalingLaw(n, nodes, try Arguments.vector(weights, n, "weights"), noise_var, ratio, count, batch_sizes,
+                       momentum, out_trace_sigma, out_trace_sigma_law)
+    }
+}
+
+/// The C glue of both scaling laws (`weights` nil: one per eigenvalue).
+private func scalingLaw(
+    _ n: Int, _ spectrum: UnsafePointer<Double>?, _ weights: [Double]?, _ noise_var: Double, _ ratio: Double,
+    _ count: Int, _ batch_sizes: UnsafePointer<Int>?, _ momentum: Double,
+    _ out_trace_sigma: UnsafeMutablePointer<Double>?, _ out_trace_sigma_law: UnsafeMutablePointer<Double>?
+) throws(SGDNoiseError) {
+    let a = try Arguments.vector(spectrum, n, weights == nil ? "spectrum" : "nodes")
+    try Arguments.size(count, "count")
+    let s = Array(UnsafeBufferPointer(start: try Arguments.pointer(batch_sizes, "batch_sizes"), count: count))
+    let exact = try Arguments.output(out_trace_sigma, "out_trace_sigma")
+    let law = try Arguments.output(out_trace_sigma_law, "out_trace_sigma_law")
+    let result = try core {
+        try scalingLaw(spectrum: a, weights: weights, noiseVariance: noise_var, ratio: ratio, batchSizes: s,
+                       momentum: momentum)
+    }
+    for (k, r) in result.enumerated() {
+        exact[k] = r.traceSigma
+        law[k] = r.traceSigmaScalingLaw
     }
 }
 

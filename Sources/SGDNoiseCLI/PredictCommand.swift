@@ -72,6 +72,7 @@ func matrixJSON(_ m: Matrix) -> JSON {
 func operatorJSON(_ op: SymmetricOperator) -> JSON {
     switch op {
     case .diagonal(let v): return .numbers(v)
+    case .weightedSpectrum(let w): return .numbers(w.nodes)
     case .dense(let m): return matrixJSON(m)
     }
 }
@@ -412,11 +413,11 @@ extension OperandValue {
     func symmetricOperator(like a: SymmetricOperator, _ name: String) throws -> SymmetricOperator {
         let d = a.dimension
         switch (self, a) {
-        case (.scalar(let x), .diagonal): return .diagonal([Double](repeating: x, count: d))
+        case (.scalar(let x), .diagonal), (.scalar(let x), .weightedSpectrum): return .diagonal([Double](repeating: x, count: d))
         case (.scalar(let x), .dense): return .dense(Matrix.diagonal([Double](repeating: x, count: d)))
         case (.vector(let v), _) where v.count != d:
             throw CLIError.usage("\(name) has \(v.count) entries but A is \(d)-dimensional")
-        case (.vector(let v), .diagonal): return .diagonal(v)
+        case (.vector(let v), .diagonal), (.vector(let v), .weightedSpectrum): return .diagonal(v)
         case (.vector(let v), .dense): return .dense(Matrix.diagonal(v))
         case (.matrix(let m), _):
             guard m.rows == d else { throw CLIError.usage("\(name) is \(m.rows)×\(m.rows) but A is \(d)×\(d)") }
@@ -579,6 +580,8 @@ struct PredictOutput {
         switch op {
         case .diagonal(let v):
             return ["  \(title), diagonal: \(list(v, 6))"]
+        case .weightedSpectrum(let w):
+            return ["  \(title), at the nodes: \(list(w.nodes, 6))"]
         case .dense(let m):
             guard m.rows <= 6 else {
                 return ["  \(title): \(m.rows)×\(m.rows) (use --json for every entry); diagonal \(list(m.diagonalEntries, 6))"]

@@ -41,6 +41,7 @@ from .network import (HessianEigen, MeanDrift, NetworkFluctuation, hessian_eigen
                       network_fluctuation, relaxation_steps)
 from .noise_scales import NoiseScale, critical_batch_view, noise_scale, two_batch_noise_scale
 from .spectrum import compare, noise_top_eigen
+from .spectral_density import SpectralDensity, WeightedSpectrum, spectral_density
 from .simulation import SimulationResult, combine_chains, simulate, simulate_chains
 from .stability import (
     critical_learning_rate,
@@ -120,4 +121,7 @@ __all__ = [
     "network_drift",
     "network_fluctuation",
     "relaxation_steps",
+    "spectral_density",
+    "SpectralDensity",
+    "WeightedSpectrum",
 ]

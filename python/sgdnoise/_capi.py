@@ -30,7 +30,8 @@ SGDNOISE_NOISE_KIND_TRACE = 2
 sgdnoise_noise_kind = {'SGDNOISE_NOISE_KIND_FULL': 0, 'SGDNOISE_NOISE_KIND_DIAGONAL': 1, 'SGDNOISE_NOISE_KIND_TRACE': 2}
 SGDNOISE_LAYOUT_DENSE = 0
 SGDNOISE_LAYOUT_DIAGONAL = 1
-sgdnoise_layout = {'SGDNOISE_LAYOUT_DENSE': 0, 'SGDNOISE_LAYOUT_DIAGONAL': 1}
+SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM = 2
+sgdnoise_layout = {'SGDNOISE_LAYOUT_DENSE': 0, 'SGDNOISE_LAYOUT_DIAGONAL': 1, 'SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM': 2}
 SGDNOISE_MINIMUM_KIND_REGULARIZED = 0
 SGDNOISE_MINIMUM_KIND_NON_INTERPOLATING = 1
 SGDNOISE_MINIMUM_KIND_INTERPOLATING = 2
@@ -222,6 +223,21 @@ class sgdnoise_eigen_info(ctypes.Structure):
         self.size = ctypes.sizeof(sgdnoise_eigen_info)
 
 
+class sgdnoise_spectral_density_info(ctypes.Structure):
+    """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
+    _fields_ = [
+        ('size', ctypes.c_size_t),
+        ('nodes', ctypes.c_int64),
+        ('trace', ctypes.c_double),
+        ('trace_stderr', ctypes.c_double),
+        ('products', ctypes.c_int64),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.size = ctypes.sizeof(sgdnoise_spectral_density_info)
+
+
 class sgdnoise_curve_summary(ctypes.Structure):
     """A size-prefixed result struct: set ``size = ctypes.sizeof(...)`` before a call."""
     _fields_ = [
@@ -310,7 +326,9 @@ FUNCTIONS = {
     'sgdnoise_critical_learning_rate': (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p]),
     'sgdnoise_smallest_stable_batch_size': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),
     'sgdnoise_label_noise_sweep': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_label_noise_sweep_weighted': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_scaling_law': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
+    'sgdnoise_scaling_law_weighted': (ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_tail_index': (ctypes.c_int, [ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p]),
     'sgdnoise_optimal_weight_decay': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_stable_weight_decay_interval': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p]),
@@ -319,6 +337,7 @@ FUNCTIONS = {
     'sgdnoise_network_fluctuation': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_network_summary)]),
     'sgdnoise_mean_drift': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_drift_summary)]),
     'sgdnoise_relaxation_steps': (ctypes.c_int, [ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),
+    'sgdnoise_spectral_density': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_spectral_density_info)]),
     'sgdnoise_learning_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_curve_summary)]),
     'sgdnoise_learning_curve_from_distribution': (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_curve_summary)]),
     'sgdnoise_quadratic_learning_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_curve_summary)]),

@@ -1,8 +1,13 @@
-"""Symmetric operands of the model functions: a dense (D, D) matrix or a 1-D spectrum.
+"""Symmetric operands of the model functions: a dense (D, D) matrix, a 1-D spectrum, or a
+weighted spectrum.
 
 A 1-D ``A`` is read as the eigenvalues of a diagonal A (how users pass a Hessian or data spectrum
 of millions of entries); every other symmetric argument of the same call then follows A's
-layout, and matrix results come back as 1-D diagonals.
+layout, and matrix results come back as 1-D diagonals. A weighted spectrum — any object with
+``nodes`` and ``weights`` attributes, such as :class:`sgdnoise.WeightedSpectrum` or the result of
+:func:`sgdnoise.spectral_density` — is passed in the C layout SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM
+(nodes then weights); the other arguments then hold one entry per node, as for a 1-D spectrum,
+and matrix results are the values at the nodes.
 """
 
 from __future__ import annotations
@@ -14,7 +19,21 @@ from . import _lib
 from ._arrays import as_float64, as_scalar, as_square, is_scalar, scaled_identity
 from .errors import InvalidArgumentError
 
-_LAYOUT_DENSE, _LAYOUT_DIAGONAL = _lib.LAYOUT_DENSE, _lib.LAYOUT_DIAGONAL
+_LAYOUT_DENSE, _LAYOUT_DIAGONAL, _LAYOUT_WEIGHTED = _lib.LAYOUT_DENSE, _lib.LAYOUT_DIAGONAL, _lib.LAYOUT_WEIGHTED_SPECTRUM
+
+
+def weighted_parts(x: object, name: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """(nodes, weights) of a weighted spectrum (an object with ``nodes`` and ``weights``), as 1-D
+    float64 arrays of equal length; None for anything else."""
+    if not (hasattr(x, "nodes") and hasattr(x, "weights")):
+        return None
+    nodes = as_float64(x.nodes, f"{name}.nodes", 1)  # type: ignore[attr-defined]
+    weights = as_float64(x.weights, f"{name}.weights", 1)  # type: ignore[attr-defined]
+    if nodes.shape != weights.shape:
+        raise InvalidArgumentError(f"{name}: nodes ({nodes.size}) and weights ({weights.size}) must have equal lengths")
+    if nodes.size == 0:
+        raise InvalidArgumentError(f"{name} must not be empty")
+    return nodes, weights
 
 
 class Operand:
@@ -27,6 +46,12 @@ class Operand:
     dim: int
 
     def __init__(self, x: npt.ArrayLike, name: str) -> None:
+        parts = weighted_parts(x, name)
+        if parts is not None:
+            self.array = np.concatenate(parts)
+            self.layout = _LAYOUT_WEIGHTED
+            self.dim = parts[0].size
+            return
         ndim = -1 if x is None else x.ndim if type(x) is np.ndarray else np.ndim(x)
         if ndim == 1:
             self.array = as_float64(x, name, 1)
@@ -44,7 +69,9 @@ class Operand:
 
     @property
     def diagonal(self) -> bool:
-        return self.layout == _LAYOUT_DIAGONAL
+        """Whether the other arguments and the results hold one entry per direction (a 1-D spectrum)
+        or per node (a weighted spectrum)."""
+        return self.layout != _LAYOUT_DENSE
 
     def like(self, x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
         """Another symmetric argument in this operand's layout: a scalar s means s * I, a 1-D

@@ -82,7 +82,7 @@ def minimum_noise(hessian: npt.ArrayLike, loss: float, batch_size: int, weight_d
     """
     op = Operand(hessian, "hessian")
     gamma = _decay(op, weight_decay)
-    if gamma is not None and op.diagonal:  # the Γw*w*ᵀΓ term is not diagonal: compute densely
+    if gamma is not None and op.layout == _lib.LAYOUT_DIAGONAL:  # the Γw*w*ᵀΓ term is not diagonal: compute densely
         op = Operand(np.diag(op.array), "hessian")
         gamma = np.diag(gamma)
     w = None if w_star is None else op.vector(w_star, "w_star")
@@ -106,7 +106,9 @@ def minimum_fluctuation(hessian: npt.ArrayLike, loss: float, lr: npt.ArrayLike, 
     :math:`\lambda` is below the critical learning rate of that multiplicative noise); flat
     directions of a singular :math:`H_0` get zero fluctuation (docs/theory.md §3); ``flat_tolerance``
     decides which are flat, as in :func:`minimum_noise`, and the noise must be a covariance, as
-    there.
+    there. ``hessian`` may also be a weighted spectrum (:class:`WeightedSpectrum`, e.g. a
+    :func:`spectral_density`) when there is no weight decay: the critical learning rate then sums
+    over it with the weights, and ``sigma`` holds one value per node.
 
     Returns
     -------

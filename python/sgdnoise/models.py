@@ -109,8 +109,11 @@ def label_noise(A: npt.ArrayLike, noise_var: float, lr: npt.ArrayLike, batch_siz
 
     Parameters
     ----------
-    A : (D, D) or (D,) array_like
-        Input covariance (= Hessian), or its spectrum.
+    A : (D, D) or (D,) array_like, or WeightedSpectrum
+        Input covariance (= Hessian), or its spectrum, or a weighted spectrum
+        (:class:`WeightedSpectrum`, e.g. a :func:`spectral_density`): node l then counts
+        :math:`\omega_l` times in every trace, and ``sigma``, ``noise`` and a diagonal ``lr`` hold
+        one value per node.
     noise_var : float
         Label-noise variance :math:`\sigma^2 \ge 0`.
     lr : float or array_like
@@ -265,8 +268,9 @@ def high_dimensional(A_hat: npt.ArrayLike, alpha: float, noise_var: float, lr: n
 
     Parameters
     ----------
-    A_hat : (D, D) or (D,) array_like
-        Empirical input covariance, or its spectrum.
+    A_hat : (D, D) or (D,) array_like, or WeightedSpectrum
+        Empirical input covariance, or its spectrum, or a weighted spectrum (as in
+        :func:`label_noise`).
     alpha : float
         :math:`N/D > 0`.
     noise_var, lr, batch_size, momentum

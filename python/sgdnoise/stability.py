@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from . import _lib
 from ._arrays import as_batch_size, as_float64, as_scalar, ptr
-from ._operands import Operand
+from ._operands import Operand, weighted_parts
 from .errors import InvalidArgumentError
 
 __all__ = [
@@ -42,14 +42,17 @@ def critical_learning_rate(A: npt.ArrayLike, batch_size: int, momentum: float = 
 
     Parameters
     ----------
-    A : (D, D) or (D,) array_like
-        Input covariance (for input noise pass :math:`A + B`), or its spectrum.
+    A : (D, D) or (D,) array_like, or WeightedSpectrum
+        Input covariance (for input noise pass :math:`A + B`), or its spectrum, or a weighted
+        spectrum (:class:`WeightedSpectrum`, e.g. a :func:`spectral_density`: every sum over the
+        spectrum weighs node l by :math:`\omega_l`).
     batch_size : int
     momentum : float, default 0.0
     model : {"label_noise", "high_dimensional", "l2_regularized"}
         The noise model whose edge is wanted.
     weight_decay : float or array_like, optional
-        :math:`\Gamma`, required for ``"l2_regularized"``.
+        :math:`\Gamma`, required for ``"l2_regularized"`` (one entry per node for a weighted
+        spectrum).
 
     Examples
     --------
@@ -75,14 +78,22 @@ def critical_learning_rate(A: npt.ArrayLike, batch_size: int, momentum: float = 
     return float(out[0])
 
 
-def label_noise_sweep(spectrum: npt.ArrayLike, noise_var: float, lr: npt.ArrayLike, batch_size: npt.ArrayLike,
+def _spectrum(spectrum: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """(values, weights or None): a 1-D spectrum, or a weighted spectrum's nodes and weights."""
+    parts = weighted_parts(spectrum, "spectrum")
+    return parts if parts is not None else (as_float64(spectrum, "spectrum", 1), None)
+
+
+def label_noise_sweep(spectrum: npt.ArrayLike | Any, noise_var: float, lr: npt.ArrayLike, batch_size: npt.ArrayLike,
                       momentum: npt.ArrayLike = 0.0) -> dict[str, npt.NDArray[np.float64]]:
     r"""κ, losses and λ* of the label-noise model for many hyperparameters on one spectrum.
 
     ``lr``, ``batch_size`` and ``momentum`` broadcast against each other; each point costs
     :math:`O(D)` with no eigendecomposition (:math:`\operatorname{Tr}[\Lambda A G_\mu^{-1}] =
     \sum_i \lambda a_i / (2(1-\mu) - q\lambda a_i)`, :math:`q = \frac{1-\mu}{1+\mu} + \frac1S`),
-    spread over all cores. Unstable points have infinite κ and losses.
+    spread over all cores. Unstable points have infinite κ and losses. ``spectrum`` is a 1-D array
+    of eigenvalues or a weighted spectrum (:class:`WeightedSpectrum`, e.g. a
+    :func:`spectral_density`), whose node l counts :math:`\omega_l` times in every sum.
 
     Returns
     -------
@@ -90,7 +101,7 @@ def label_noise_sweep(spectrum: npt.ArrayLike, noise_var: float, lr: npt.ArrayLi
         ``kappa``, ``train_loss``, ``test_loss``, ``critical_learning_rate``: arrays of the
         broadcast shape.
     """
-    a = as_float64(spectrum, "spectrum", 1)
+    a, weights = _spectrum(spectrum)
     lr_b, s_b, mu_b = np.broadcast_arrays(np.asarray(lr, dtype=np.float64), np.asarray(batch_size),
                                           np.asarray(momentum, dtype=np.float64))
     if not np.issubdtype(s_b.dtype, np.integer):
@@ -101,27 +112,38 @@ def label_noise_sweep(spectrum: npt.ArrayLike, noise_var: float, lr: npt.ArrayLi
     mus = np.ascontiguousarray(mu_b.ravel())
     n = lrs.size
     out = {k: np.empty(n) for k in ("kappa", "train_loss", "test_loss", "critical_learning_rate")}
-    _lib.check(_lib_.sgdnoise_label_noise_sweep(
-        a.size, ptr(a), as_scalar(noise_var, "noise_var"), n, ptr(lrs), ptr(ss), ptr(mus),
-        ptr(out["kappa"]), ptr(out["train_loss"]), ptr(out["test_loss"]), ptr(out["critical_learning_rate"])))
+    outputs = (ptr(out["kappa"]), ptr(out["train_loss"]), ptr(out["test_loss"]), ptr(out["critical_learning_rate"]))
+    if weights is None:
+        _lib.check(_lib_.sgdnoise_label_noise_sweep(
+            a.size, ptr(a), as_scalar(noise_var, "noise_var"), n, ptr(lrs), ptr(ss), ptr(mus), *outputs))
+    else:
+        _lib.check(_lib_.sgdnoise_label_noise_sweep_weighted(
+            a.size, ptr(a), ptr(weights), as_scalar(noise_var, "noise_var"), n, ptr(lrs), ptr(ss), ptr(mus), *outputs))
     return {k: v.reshape(shape) for k, v in out.items()}
 
 
-def scaling_law(spectrum: npt.ArrayLike, noise_var: float, ratio: float, batch_sizes: npt.ArrayLike,
+def scaling_law(spectrum: npt.ArrayLike | Any, noise_var: float, ratio: float, batch_sizes: npt.ArrayLike,
                 momentum: float = 0.0) -> dict[str, npt.NDArray[Any]]:
     r"""The λ–S scaling law along :math:`\lambda = kS` [Sec 6.5].
 
     Σ depends on λ and S not only through λ/S (the :math:`1/S^2` term and the λ-only part of
     :math:`G_\mu` break it). Returns a dict with ``batch_size``, ``lr`` (= ratio·S),
     ``trace_sigma`` (exact label-noise theory, inf where unstable), ``trace_sigma_law`` (the
-    λ/S prediction :math:`\lambda\sigma^2 D/(2S(1-\mu))`) and their ``ratio``.
+    λ/S prediction :math:`\lambda\sigma^2 D/(2S(1-\mu))`) and their ``ratio``. ``spectrum`` may be
+    a weighted spectrum (:class:`WeightedSpectrum`): then :math:`\operatorname{Tr}\Sigma =
+    \sum_l\omega_l\Sigma_l` and :math:`D = \sum_l\omega_l`.
     """
-    a = as_float64(spectrum, "spectrum", 1)
+    a, weights = _spectrum(spectrum)
     s = np.ascontiguousarray(np.atleast_1d(batch_sizes), dtype=np.intp)
     exact, law = np.empty(s.size), np.empty(s.size)
     k = as_scalar(ratio, "ratio")
-    _lib.check(_lib_.sgdnoise_scaling_law(a.size, ptr(a), as_scalar(noise_var, "noise_var"), k, s.size, ptr(s),
-                                          as_scalar(momentum, "momentum"), ptr(exact), ptr(law)))
+    if weights is None:
+        _lib.check(_lib_.sgdnoise_scaling_law(a.size, ptr(a), as_scalar(noise_var, "noise_var"), k, s.size, ptr(s),
+                                              as_scalar(momentum, "momentum"), ptr(exact), ptr(law)))
+    else:
+        _lib.check(_lib_.sgdnoise_scaling_law_weighted(a.size, ptr(a), ptr(weights), as_scalar(noise_var, "noise_var"),
+                                                       k, s.size, ptr(s), as_scalar(momentum, "momentum"), ptr(exact),
+                                                       ptr(law)))
     return {"batch_size": s.copy(), "lr": k * s, "trace_sigma": exact, "trace_sigma_law": law, "ratio": exact / law}
 
 

@@ -488,7 +488,8 @@ class Harness:
         if state is not None:
             sizes["size"] = state.size
         layout_code = plan.codes.get("layout")
-        diagonal = layout_code == 1
+        weighted = layout_code == 2  # SGDNOISE_LAYOUT_WEIGHTED_SPECTRUM: the first operand holds 2d
+        diagonal = layout_code == 1 or weighted
         dense_d = hm.has_dense_matrix(fn) and ("layout" not in fn.names or layout_code == 0)
         values: dict[str, object] = dict(plan.codes)
 
@@ -629,6 +630,8 @@ class Harness:
                     arr = symmetric(p.name)
                     if not diagonal and large:
                         arr = arr[:1]  # a dense d x d input for a huge d: must be rejected unread
+                    if weighted and p.name in hm.FIRST_OPERANDS:  # nodes, then positive weights
+                        arr = np.concatenate([arr, rng.uniform(0.5, 3.0, arr.size)])
                 elif p.name in hm.DATA_INPUTS:
                     arr = rng.standard_normal((n_alloc, d_alloc))
                     if m == "zero":
@@ -641,7 +644,7 @@ class Harness:
                         arr[:] = arr[0]
                 elif p.name in hm.DIM_VECTORS or p.name in hm.ROW_VECTORS:
                     k = d_alloc if p.name in hm.DIM_VECTORS else n_alloc
-                    arr = rng.uniform(0.1, 1.0, k) if p.name == "spectrum" else rng.standard_normal(k)
+                    arr = rng.uniform(0.1, 1.0, k) if p.name in ("spectrum", "nodes", "weights") else rng.standard_normal(k)
                     if m == "zero":
                         arr[:] = 0
                     elif m == "negative":

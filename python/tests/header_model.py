@@ -403,11 +403,13 @@ STRING = "string"  # a NUL-terminated text input (char const *)
 OUTPUT_KINDS = {OUTPUT, CODE_OUTPUT, STRUCT_OUTPUT, OUT_HANDLE}
 
 # Roles of input arrays: by name. (rows, columns) of what the array holds, in terms of the sizes
-# of the call; "sym" arrays are symmetric matrices (d x d, or d entries in the diagonal layout).
+# of the call; "sym" arrays are symmetric matrices (d x d, or d entries in the diagonal layout; in
+# the weighted-spectrum layout the first operand holds 2d, nodes then weights, the others d).
 SYMMETRIC_INPUTS = {"hessian", "noise", "a", "b", "a_hat", "weight_decay", "lr_matrix", "input_noise", "sigma0"}
+FIRST_OPERANDS = {"hessian", "a", "a_hat"}   # the operand that carries a weighted spectrum's weights
 DATA_INPUTS = {"x", "grads", "chunk"}      # n x d
 DIM_VECTORS = {"u", "w0"}                  # d
-ROW_VECTORS = {"y", "spectrum"}            # n
+ROW_VECTORS = {"y", "spectrum", "nodes", "weights"}   # n (a spectrum, or a weighted one)
 EIGEN_INPUTS = {"eigenvalues", "eigenvectors", "sigma_block"}   # k, k x d orthonormal rows, k x k symmetric
 LIST_INPUTS = {"lrs", "momenta", "batch_sizes", "weight_decays", "at_steps"}   # points or count entries
 STATE_INPUTS = {"state"}                   # a serialized state (docs/state_format.md) of `size` bytes

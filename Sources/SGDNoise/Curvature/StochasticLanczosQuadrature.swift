@@ -1,45 +1,3 @@
-/// A discrete approximation of the spectral measure of H: nodes θ_l with weights ω_l such that
-///
-///     Σ_l ω_l φ(θ_l) ≈ Tr φ(H) = Σ_i φ(h_i)
-///
-/// for smooth φ (the h_i are the P eigenvalues of H). The weights are non-negative and sum to P
-/// (exactly, up to rounding, without deflation; in expectation with it).
-public struct WeightedSpectrum: Sendable, Equatable {
-    /// The nodes θ_l (Ritz values; deflated eigenvalues first when there are any).
-    public let nodes: [Double]
-    /// The weights ω_l ≥ 0, one per node.
-    public let weights: [Double]
-
-    /// A spectrum from its nodes and weights (finite, weights non-negative, equal counts).
-    /// - Throws: `invalidArgument` otherwise.
-    public init(nodes: [Double], weights: [Double]) throws {
-        guard nodes.count == weights.count else {
-            throw SGDNoiseError.invalidArgument("nodes (\(nodes.count)) and weights (\(weights.count)) must have equal counts")
-        }
-        if let i = nodes.firstIndex(where: { !$0.isFinite }) {
-            throw SGDNoiseError.invalidArgument("nodes has a non-finite entry \(nodes[i]) at \(i)")
-        }
-        if let i = weights.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
-            throw SGDNoiseError.invalidArgument("weights must be finite and non-negative, got \(weights[i]) at \(i)")
-        }
-        self.nodes = nodes
-        self.weights = weights
-    }
-
-    init(uncheckedNodes nodes: [Double], weights: [Double]) {
-        self.nodes = nodes
-        self.weights = weights
-    }
-
-    /// Σ_l ω_l, which estimates P.
-    public var totalWeight: Double { weights.reduce(0, +) }
-
-    /// Σ_l ω_l φ(θ_l), the estimate of Tr φ(H).
-    public func integral(of phi: (Double) -> Double) -> Double {
-        zip(nodes, weights).reduce(0) { $0 + $1.1 * phi($1.0) }
-    }
-}
-
 /// An estimate of Tr g(H) with its statistical error.
 public struct TraceEstimate: Sendable, Equatable {
     /// The estimate: `exactPart` + the mean of `probeEstimates`.
@@ -180,6 +138,8 @@ public struct StochasticLanczosQuadrature: Sendable {
 
     /// The weighted spectrum Σ ω_l δ(θ − θ_l): the deflated eigenvalues with weight 1, then every
     /// probe's nodes with weights ‖z‖² τ_l² / n. Σ ω_l φ(θ_l) = `traceEstimate(of: φ).value`.
+    /// Pass it to the O(D) models as `SymmetricOperator.weightedSpectrum(spectrum)` (docs/theory.md
+    /// §8); Hutchinson's Tr H with its standard error is `traceEstimate(of: { $0 })`.
     public var spectrum: WeightedSpectrum {
         var nodes = deflatedEigenvalues
         var weights = [Double](repeating: 1, count: deflatedEigenvalues.count)

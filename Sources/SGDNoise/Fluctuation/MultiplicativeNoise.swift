@@ -41,9 +41,15 @@ public struct MultiplicativeNoise: Sendable, Equatable {
 /// denominators d_ij − β₁ m′_i m′_j / S are then positive too whenever β₁ ≥ 0, or M = H and
 /// β₁ ≥ −c₁S, because 2(den_ij) − den_ii − den_jj = c₁(m_i − m_j)² + (β₁/S)(m′_i − m′_j)²).
 /// Every step is O(D), so this is also the whole solver when the matrices are given by spectra.
+///
+/// With multiplicities ω_i (a weighted spectrum, docs/theory.md §8) node i stands for ω_i
+/// directions with the same m_i, m′_i and ĉ_i: the sums T, τ's numerator, the flat-direction noise
+/// and 𝓕(c) weigh their terms by ω_i, and Y_ii is the value on each of those directions.
 struct DiagonalStationarySystem {
     let m: [Double]
     let mPrime: [Double]
+    /// ω_i, the number of directions node i stands for (nil: one each).
+    let weights: [Double]?
     let noise: MultiplicativeNoise
     let momentum: Double
     let c1: Double
@@ -54,19 +60,25 @@ struct DiagonalStationarySystem {
     /// eigenvalue is then invalid input, not an instability.
     var covarianceName: String? = nil
 
-    init(m: [Double], mPrime: [Double], noise: MultiplicativeNoise, momentum: Double) throws {
+    init(m: [Double], mPrime: [Double], weights: [Double]? = nil, noise: MultiplicativeNoise, momentum: Double) throws {
         try noise.validate()
         try Validation.momentum(momentum)
-        precondition(m.count == mPrime.count)
+        precondition(m.count == mPrime.count && (weights?.count ?? m.count) == m.count)
         self.m = m
         self.mPrime = mPrime
+        self.weights = weights
         self.noise = noise
         self.momentum = momentum
         c1 = (1 + momentum * momentum) / (1 - momentum * momentum)
         c2 = momentum / (1 - momentum * momentum)
         let scale = m.reduce(0) { max($0, abs($1)) }
-        flatTolerance = 16 * Double(max(m.count, 1)) * .ulpOfOne * scale
+        let dimension = weights.map { $0.reduce(0, +) } ?? Double(m.count)
+        flatTolerance = 16 * max(dimension, 1) * .ulpOfOne * scale
     }
+
+    /// ω_i (1 without multiplicities).
+    @inline(__always)
+    func weight(_ i: Int) -> Double { weights?[i] ?? 1 }
 
     var s: Double { Double(noise.batchSize) }
 
@@ -102,7 +114,7 @@ struct DiagonalStationarySystem {
         var unstable = false
         for i in 0..<n {
             if isFlat(i) {
-                flatNoise += c[i]
+                flatNoise += weight(i) * c[i]
                 continue
             }
             let ei = denominator(i, i)
@@ -111,8 +123,8 @@ struct DiagonalStationarySystem {
                 break
             }
             e[i] = ei
-            coupling += mPrime[i] * mPrime[i] / ei
-            numerator += mPrime[i] * c[i] / ei
+            coupling += weight(i) * mPrime[i] * mPrime[i] / ei
+            numerator += weight(i) * mPrime[i] * c[i] / ei
         }
         let gap = 1 - noise.beta2 * coupling / s
         if unstable || !(gap > 0) { throw unstableError(lrScale: lrScale) }
@@ -122,7 +134,7 @@ struct DiagonalStationarySystem {
         for i in 0..<n where !isFlat(i) {
             y[i] = (c[i] + noise.beta2 * tau * mPrime[i] / s) / e[i]
         }
-        for i in 0..<n where isFlat(i) { flatNoise += noise.beta2 * tau * mPrime[i] / s }
+        for i in 0..<n where isFlat(i) { flatNoise += weight(i) * noise.beta2 * tau * mPrime[i] / s }
         return Solution(y: y, tau: tau, coupling: coupling, flatNoise: flatNoise)
     }
 
@@ -171,7 +183,7 @@ struct DiagonalStationarySystem {
         let t = m.reduce(0) { max($0, abs($1)) }
         guard t.isFinite, t > 0, t != 1,
               let scaled = try? DiagonalStationarySystem(m: m.map { $0 / t }, mPrime: mPrime.map { $0 / t },
-                                                         noise: noise, momentum: momentum)
+                                                         weights: weights, noise: noise, momentum: momentum)
         else { return unscaledCriticalScale() }
         return scaled.unscaledCriticalScale().map { $0 / t }
     }
@@ -196,7 +208,7 @@ struct DiagonalStationarySystem {
                 let den = a - c * q
                 // Past a term's pole (or on it, by rounding) the sum is +∞: no root there.
                 if !(den > 0) { return (.infinity, .infinity) }
-                let w = mPrime[i] * mPrime[i]
+                let w = weight(i) * mPrime[i] * mPrime[i]
                 value += c * w / den
                 slope += w * a / (den * den)
             }

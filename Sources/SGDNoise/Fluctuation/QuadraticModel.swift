@@ -49,25 +49,39 @@ struct QuadraticModel {
         return 1
     }
 
-    /// The spectra and the learning-rate diagonal when everything is diagonal.
-    private var spectra: (h: [Double], hp: [Double], l: [Double])? {
-        guard case .diagonal(let h) = hessian else { return nil }
+    /// The spectra, the learning-rate diagonal and the multiplicities (nil: one per entry) when
+    /// everything is diagonal: H a spectrum (`.diagonal`, or `.weightedSpectrum` whose nodes stand
+    /// for ω_l directions each), M a spectrum on the same entries, Λ a scalar or a diagonal.
+    private var spectra: (h: [Double], hp: [Double], l: [Double], w: [Double]?)? {
+        guard let h = hessian.spectrumEntries else { return nil }
         var hp = h
         if let coupling {
-            guard case .diagonal(let v) = coupling else { return nil }
+            guard let v = coupling.spectrumEntries else { return nil }
             hp = v
         }
         switch learningRate {
-        case .scalar(let l): return (h, hp, [Double](repeating: l, count: h.count))
-        case .diagonal(let l): return (h, hp, l)
+        case .scalar(let l): return (h, hp, [Double](repeating: l, count: h.count), hessian.multiplicities)
+        case .diagonal(let l): return (h, hp, l, hessian.multiplicities)
         case .matrix: return nil
         }
     }
 
     func validate() throws {
-        try hessian.validate(hessianName)
+        try hessian.validate(hessianName, weighted: true)
         let d = hessian.dimension
-        try coupling?.validate("coupling", size: d)
+        try coupling?.validate("coupling", size: d, weighted: true)
+        if let w = hessian.multiplicities ?? coupling?.multiplicities {
+            // Weights are read from H: M must be a spectrum on the same nodes, Λ a scalar or a diagonal.
+            guard coupling?.isSpectrum ?? true, coupling?.multiplicities.map({ $0 == w }) ?? true,
+                  hessian.multiplicities == w else {
+                throw SGDNoiseError.invalidArgument(
+                    "\(hessianName): a weighted spectrum needs every other operator of the model given on the same nodes with the same weights")
+            }
+            try hessian.requireNodewise(learningRate)
+            guard rankOne == nil else {
+                throw SGDNoiseError.invalidArgument("\(hessianName): a weighted spectrum cannot carry a rank-one noise term")
+            }
+        }
         try noise.validate()
         try Validation.momentum(momentum)
         switch learningRate {
@@ -99,15 +113,15 @@ struct QuadraticModel {
         return copy
     }
 
-    private func diagonalSystem(m: [Double], mPrime: [Double]) throws -> DiagonalStationarySystem {
-        var system = try DiagonalStationarySystem(m: m, mPrime: mPrime, noise: noise, momentum: momentum)
+    private func diagonalSystem(m: [Double], mPrime: [Double], weights: [Double]? = nil) throws -> DiagonalStationarySystem {
+        var system = try DiagonalStationarySystem(m: m, mPrime: mPrime, weights: weights, noise: noise, momentum: momentum)
         system.covarianceName = hessianIsCovariance ? hessianName : nil
         return system
     }
 
     func solve() throws -> Solution {
         try validate()
-        if let (h, hp, l) = spectra { return try solveSpectra(h: h, hp: hp, l: l) }
+        if let (h, hp, l, w) = spectra { return try solveSpectra(h: h, hp: hp, l: l, weights: w) }
         return try solveDense()
     }
 
@@ -124,7 +138,7 @@ struct QuadraticModel {
 
     // MARK: Spectra, O(D)
 
-    private func solveSpectra(h: [Double], hp: [Double], l: [Double]) throws -> Solution {
+    private func solveSpectra(h: [Double], hp: [Double], l: [Double], weights: [Double]?) throws -> Solution {
         let n = h.count
         let m = (0..<n).map { l[$0] * h[$0] }
         let mp = (0..<n).map { l[$0] * hp[$0] }
@@ -132,7 +146,7 @@ struct QuadraticModel {
         if let v = rankOne {
             for i in 0..<n { c[i] += l[i] * v[i] * v[i] }
         }
-        let system = try diagonalSystem(m: m, mPrime: mp)
+        let system = try diagonalSystem(m: m, mPrime: mp, weights: weights)
         let solution = try system.solve(baseNoiseDiagonal: c, lrScale: lrScale)
         let sigma = (0..<n).map { l[$0] * solution.y[$0] }
         let s = Double(noise.batchSize)
@@ -141,7 +155,7 @@ struct QuadraticModel {
             return (noise.beta1 * hp[i] * hp[i] * sigma[i] + noise.beta2 * solution.tau * hp[i]) / s + c0
         }
         return Solution(
-            sigma: .diagonal(sigma), noise: .diagonal(noiseDiagonal), tau: solution.tau,
+            sigma: hessian.sameSpectrumLayout(sigma), noise: hessian.sameSpectrumLayout(noiseDiagonal), tau: solution.tau,
             coupling: solution.coupling, lrScale: lrScale,
             criticalLearningRate: system.criticalScale().map { $0 * lrScale },
             flatNoise: solution.flatNoise)
@@ -180,8 +194,8 @@ struct QuadraticModel {
     /// - Throws: `invalidArgument` when M̃ and H̃ do not commute (no closed-form edge then).
     func stabilitySystem() throws -> DiagonalStationarySystem {
         try validate()
-        if let (h, hp, l) = spectra {
-            return try diagonalSystem(m: zip(l, h).map { $0 * $1 }, mPrime: zip(l, hp).map { $0 * $1 })
+        if let (h, hp, l, w) = spectra {
+            return try diagonalSystem(m: zip(l, h).map { $0 * $1 }, mPrime: zip(l, hp).map { $0 * $1 }, weights: w)
         }
         let basis = try denseEigenbasis()
         guard basis.nonCommutingCoupling == nil else {

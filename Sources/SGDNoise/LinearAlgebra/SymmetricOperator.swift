@@ -1,7 +1,10 @@
-/// A symmetric matrix given densely, or by its diagonal (a spectrum in its own eigenbasis).
+/// A symmetric matrix given densely, or by its diagonal (a spectrum in its own eigenbasis), or by a
+/// weighted spectrum (nodes with multiplicities, docs/theory.md §8).
 ///
 /// Users with a Hessian or data spectrum of millions of entries pass `.diagonal`: then every
 /// model of the library runs in O(D) and returns diagonals. `.dense` takes any symmetric matrix.
+/// `.weightedSpectrum` is accepted where a trace over the spectrum is all a model needs (see the
+/// case); elsewhere it is refused with `invalidArgument`.
 public enum SymmetricOperator: Sendable, Equatable {
     /// A dense D × D symmetric matrix (checked symmetric to the relative tolerance
     /// `Matrix.symmetryTolerance`, 1e-10, where it is used). Models cost O(D³) with it.
@@ -9,13 +12,50 @@ public enum SymmetricOperator: Sendable, Equatable {
     /// The diagonal matrix diag(values): a spectrum, the D eigenvalues of a symmetric matrix in
     /// its own eigenbasis. Every model then costs O(D) and returns diagonals.
     case diagonal([Double])
+    /// A spectrum whose node θ_l stands for ω_l directions (ω_l ≥ 0, real: e.g. the output of
+    /// stochastic Lanczos quadrature, `StochasticLanczosQuadrature.spectrum`). Every trace over
+    /// the spectrum is the weighted sum Σ_l ω_l f(θ_l), the dimension D is Σ_l ω_l, and the
+    /// per-direction results are the values at the nodes, returned as a weighted spectrum with the
+    /// same weights. Accepted by `labelNoise`, `highDimensional`, `criticalLearningRate` (label
+    /// noise, high-dimensional, L2 with a per-node weight decay), `minimumFluctuation` (without
+    /// weight decay) and, through their `weights`, `labelNoiseSweep` and `scalingLaw`; with integer
+    /// weights each gives what the `.diagonal` spectrum with node l repeated ω_l times gives.
+    /// `dimension` is the number of nodes.
+    case weightedSpectrum(WeightedSpectrum)
 
-    /// The dimension D.
+    /// The dimension D (the number of nodes of a weighted spectrum, whose D is `totalWeight`).
     public var dimension: Int {
         switch self {
         case .dense(let m): return m.rows
         case .diagonal(let v): return v.count
+        case .weightedSpectrum(let w): return w.nodes.count
         }
+    }
+
+    /// The multiplicities ω_l of a weighted spectrum (nil for the other cases, whose entries
+    /// each count once).
+    public var multiplicities: [Double]? {
+        if case .weightedSpectrum(let w) = self { return w.weights }
+        return nil
+    }
+
+    /// The entries of a spectrum (`.diagonal` or the nodes of `.weightedSpectrum`); nil for a
+    /// dense matrix.
+    var spectrumEntries: [Double]? {
+        switch self {
+        case .dense: return nil
+        case .diagonal(let v): return v
+        case .weightedSpectrum(let w): return w.nodes
+        }
+    }
+
+    /// A spectrum with this operator's representation and multiplicities and the given entries
+    /// (one per node): `.weightedSpectrum` with the same weights, `.diagonal` otherwise.
+    func sameSpectrumLayout(_ values: [Double]) -> SymmetricOperator {
+        if case .weightedSpectrum(let w) = self {
+            return .weightedSpectrum(WeightedSpectrum(uncheckedNodes: values, weights: w.weights))
+        }
+        return .diagonal(values)
     }
 
     /// Whether this is the `.diagonal` representation.
@@ -24,39 +64,57 @@ public enum SymmetricOperator: Sendable, Equatable {
         return false
     }
 
-    /// The dense matrix (a diagonal one for `.diagonal`).
+    /// Whether this is a spectrum (`.diagonal` or `.weightedSpectrum`).
+    var isSpectrum: Bool { spectrumEntries != nil }
+
+    /// The dense matrix (a diagonal one for `.diagonal`; for `.weightedSpectrum` the diagonal of
+    /// its nodes, which drops the multiplicities: no model that accepts weights uses it).
     public var matrix: Matrix {
         switch self {
         case .dense(let m): return m
         case .diagonal(let v): return Matrix.diagonal(v)
+        case .weightedSpectrum(let w): return Matrix.diagonal(w.nodes)
         }
     }
 
-    /// The diagonal entries.
+    /// The diagonal entries (the nodes of a weighted spectrum).
     public var diagonalEntries: [Double] {
         switch self {
         case .dense(let m): return m.diagonalEntries
         case .diagonal(let v): return v
+        case .weightedSpectrum(let w): return w.nodes
         }
     }
 
-    /// The trace.
-    public var trace: Double { diagonalEntries.reduce(0, +) }
+    /// The trace (Σ_l ω_l θ_l for a weighted spectrum).
+    public var trace: Double {
+        if case .weightedSpectrum(let w) = self { return w.integral { $0 } }
+        return diagonalEntries.reduce(0, +)
+    }
 
-    /// The eigenvalues: a spectrum's entries as given, or a matrix's in ascending order (LAPACK).
+    /// The eigenvalues: a spectrum's entries as given (the nodes of a weighted spectrum, without
+    /// their multiplicities), or a matrix's in ascending order (LAPACK).
     /// - Throws: `notSymmetric` or `invalidArgument` for a matrix that is not finite and symmetric.
     public func eigenvalues() throws -> [Double] {
         switch self {
         case .diagonal(let v): return v
+        case .weightedSpectrum(let w): return w.nodes
         case .dense(let m): return try m.symmetricEigenvalues(name: "A")
         }
     }
 
-    /// Checks finiteness, symmetry and (when given) the dimension.
-    func validate(_ name: String, size n: Int? = nil) throws {
+    /// Checks finiteness, symmetry and (when given) the dimension. A weighted spectrum is refused
+    /// with `invalidArgument` unless `weighted` says the caller sums over its multiplicities.
+    func validate(_ name: String, size n: Int? = nil, weighted: Bool = false) throws {
         switch self {
         case .dense(let m):
             try m.requireSymmetric(name, size: n)
+        case .weightedSpectrum(let w):
+            guard weighted else { throw Self.weightsRefused(name) }
+            try SymmetricOperator.diagonal(w.nodes).validate(name, size: n)
+            guard w.totalWeight > 0 else {
+                throw SGDNoiseError.invalidArgument("\(name): the weights of a weighted spectrum must not all be zero")
+            }
         case .diagonal(let v):
             guard !v.isEmpty else { throw SGDNoiseError.invalidArgument("\(name) must not be empty") }
             if let n, v.count != n {
@@ -68,31 +126,30 @@ public enum SymmetricOperator: Sendable, Equatable {
         }
     }
 
+    /// The error of a function that does not accept a weighted spectrum for `name`.
+    static func weightsRefused(_ name: String) -> SGDNoiseError {
+        .invalidArgument(
+            "\(name): a weighted spectrum (nodes with multiplicities) is not accepted here; it is accepted by "
+                + "label_noise, high_dimensional, critical_learning_rate, minimum_fluctuation and the sweeps")
+    }
+
     /// Checks that this symmetric operator is positive semi-definite (eigenvalues ≥ −1e-12 of the
     /// largest in magnitude): a covariance. Costs one eigenvalue computation for a dense matrix.
     func requirePositiveSemidefinite(_ name: String) throws {
-        let values: [Double]
-        switch self {
-        case .diagonal(let v): values = v
-        case .dense(let m): values = try m.symmetricEigenvalues(name: name)
-        }
-        try requireCovarianceEigenvalues(values, name)
+        try requireCovarianceEigenvalues(try spectrumEntries ?? matrix.symmetricEigenvalues(name: name), name)
     }
 
-    /// A + B for operators of the same representation (a diagonal one is densified otherwise).
+    /// A + B for operators of the same representation (a diagonal one is densified otherwise); a
+    /// weighted spectrum plus a diagonal (entries per node) keeps the weights.
     static func + (a: SymmetricOperator, b: SymmetricOperator) -> SymmetricOperator {
-        switch (a, b) {
-        case (.diagonal(let x), .diagonal(let y)): return .diagonal(zip(x, y).map { $0 + $1 })
-        default: return .dense(a.matrix + b.matrix)
-        }
+        if let x = a.spectrumEntries, case .diagonal(let y) = b { return a.sameSpectrumLayout(zip(x, y).map { $0 + $1 }) }
+        return .dense(a.matrix + b.matrix)
     }
 
     /// A · v.
     func apply(_ v: [Double]) -> [Double] {
-        switch self {
-        case .diagonal(let d): return zip(d, v).map { $0 * $1 }
-        case .dense(let m): return m.apply(v)
-        }
+        if let d = spectrumEntries { return zip(d, v).map { $0 * $1 } }
+        return matrix.apply(v)
     }
 
     /// vᵀ A w.
@@ -100,26 +157,24 @@ public enum SymmetricOperator: Sendable, Equatable {
         zip(v, apply(w)).reduce(0) { $0 + $1.0 * $1.1 }
     }
 
-    /// Tr[A X] for a symmetric X of the same dimension (X dense or diagonal).
+    /// Tr[A X] for a symmetric X of the same dimension (X dense or diagonal); Σ_l ω_l a_l x_l when
+    /// either is a weighted spectrum (the other then a spectrum on the same nodes).
     func traceProduct(_ x: SymmetricOperator) -> Double {
-        switch (self, x) {
-        case (.diagonal(let a), _): return zip(a, x.diagonalEntries).reduce(0) { $0 + $1.0 * $1.1 }
-        case (_, .diagonal(let b)): return zip(diagonalEntries, b).reduce(0) { $0 + $1.0 * $1.1 }
-        case (.dense(let a), .dense(let b)): return zip(a.elements, b.elements).reduce(0) { $0 + $1.0 * $1.1 }
+        if let w = multiplicities ?? x.multiplicities {
+            return (0..<w.count).reduce(0) { $0 + w[$1] * diagonalEntries[$1] * x.diagonalEntries[$1] }
         }
+        if let a = spectrumEntries { return zip(a, x.diagonalEntries).reduce(0) { $0 + $1.0 * $1.1 } }
+        if let b = x.spectrumEntries { return zip(diagonalEntries, b).reduce(0) { $0 + $1.0 * $1.1 } }
+        return zip(matrix.elements, x.matrix.elements).reduce(0) { $0 + $1.0 * $1.1 }
     }
 
     /// A⁻¹ b for a symmetric positive-definite A (Cholesky), throwing `notPositiveDefinite`.
     func solve(_ b: [Double], name: String) throws -> [Double] {
-        switch self {
-        case .diagonal(let d):
-            guard d.allSatisfy({ $0 > 0 }) else {
-                throw SGDNoiseError.notPositiveDefinite("\(name) must be positive definite")
-            }
-            return zip(b, d).map { $0 / $1 }
-        case .dense(let m):
-            return try m.solvePositiveDefinite(b, name: name)
+        guard let d = spectrumEntries else { return try matrix.solvePositiveDefinite(b, name: name) }
+        guard d.allSatisfy({ $0 > 0 }) else {
+            throw SGDNoiseError.notPositiveDefinite("\(name) must be positive definite")
         }
+        return zip(b, d).map { $0 / $1 }
     }
 }
 
@@ -139,12 +194,7 @@ extension SymmetricOperator {
     }
 
     /// The entries an `UnsafeView` reads: the diagonal, or the row-major matrix.
-    var storedEntries: [Double] {
-        switch self {
-        case .diagonal(let v): return v
-        case .dense(let m): return m.elements
-        }
-    }
+    var storedEntries: [Double] { spectrumEntries ?? matrix.elements }
 
     /// A borrowed view of an operator's entries in memory its owner keeps alive (the simulator's
     /// `ChainArena`), applied in inner loops without reference counting.

@@ -31,7 +31,7 @@ func criticalLearningRateHighDimensional(aHat: SymmetricOperator, batchSize: Int
 func criticalLearningRateL2(
     a: SymmetricOperator, weightDecay: SymmetricOperator, batchSize: Int, momentum: Double = 0
 ) throws -> Double {
-    try a.validate("A")
+    try a.validate("A", weighted: true)
     try weightDecay.validate("weight_decay", size: a.dimension)
     try a.requirePositiveSemidefinite("A")
     return try criticalLearningRate(of: QuadraticModel(
@@ -64,12 +64,18 @@ public struct SweepPoint: Sendable, Equatable {
 /// with q = (1−μ)/(1+μ) + 1/S, κ = T/(1 − T/S), Tr[AΣ] = (σ²/S)κ. Points run on all cores; λ* is
 /// computed once per distinct (S, μ).
 ///
-/// - Parameters: `spectrum`: the eigenvalues a_i ≥ 0 of A; `learningRates`, `batchSizes`,
-///   `momenta`: one entry per point (all the same length).
+/// With `weights` ω_i (a weighted spectrum, docs/theory.md §8) every sum over the spectrum weighs
+/// its terms, T = Σ_i ω_i λa_i/(2(1−μ) − qλa_i), as if a_i were repeated ω_i times.
+///
+/// - Parameters: `spectrum`: the eigenvalues a_i ≥ 0 of A (or the nodes of a weighted spectrum);
+///   `weights`: the multiplicities ω_i ≥ 0 of the nodes (nil: one each); `learningRates`,
+///   `batchSizes`, `momenta`: one entry per point (all the same length).
 public func labelNoiseSweep(
-    spectrum: [Double], noiseVariance: Double, learningRates: [Double], batchSizes: [Int], momenta: [Double]
+    spectrum: [Double], weights: [Double]? = nil, noiseVariance: Double, learningRates: [Double], batchSizes: [Int],
+    momenta: [Double]
 ) throws -> [SweepPoint] {
-    try SymmetricOperator.diagonal(spectrum).validate("A")
+    let operand = try SymmetricOperator.spectrum(spectrum, weights: weights)
+    try operand.validate("A", weighted: true)
     try Validation.nonNegative(noiseVariance, name: "noiseVariance")
     let p = learningRates.count
     guard batchSizes.count == p, momenta.count == p else {
@@ -89,7 +95,7 @@ public func labelNoiseSweep(
     var critical: [Key: Double] = [:]
     for k in 0..<p where critical[Key(s: batchSizes[k], mu: momenta[k])] == nil {
         critical[Key(s: batchSizes[k], mu: momenta[k])] = try criticalLearningRate(
-            a: .diagonal(spectrum), batchSize: batchSizes[k], momentum: momenta[k])
+            a: operand, batchSize: batchSizes[k], momentum: momenta[k])
     }
     let aMax = spectrum.max() ?? 0
     var results = [SweepPoint](repeating: SweepPoint(kappa: 0, trainLoss: 0, testLoss: 0, criticalLearningRate: 0), count: p)
@@ -112,7 +118,7 @@ public func labelNoiseSweep(
                         var compensation = 0.0
                         for i in 0..<a.count {
                             let x = lambda * a[i]
-                            let term = x / (twoMu - q * x)
+                            let term = (weights?[i] ?? 1) * (x / (twoMu - q * x))
                             let sum = t + term
                             compensation += abs(t) >= abs(term) ? (t - sum) + term : (term - sum) + t
                             t = sum
@@ -154,18 +160,22 @@ public struct ScalingLawPoint: Sendable, Equatable {
 
 /// The λ–S scaling law along λ = kS [Sec 6.5]: Σ depends on λ and S not only through λ/S (the 1/S²
 /// term and the λ-only part of G_μ break it), so the exact label-noise Tr Σ drifts away from the
-/// λ/S prediction as S (hence λ) grows, and diverges at λ*(S).
+/// λ/S prediction as S (hence λ) grows, and diverges at λ*(S). With `weights` (a weighted spectrum,
+/// docs/theory.md §8) Tr Σ = Σ_i ω_i Σ_ii and D = Σ_i ω_i.
 public func scalingLaw(
-    spectrum: [Double], noiseVariance: Double, ratio k: Double, batchSizes: [Int], momentum: Double = 0
+    spectrum: [Double], weights: [Double]? = nil, noiseVariance: Double, ratio k: Double, batchSizes: [Int],
+    momentum: Double = 0
 ) throws -> [ScalingLawPoint] {
     guard k.isFinite, k > 0 else { throw SGDNoiseError.invalidArgument("ratio must be a finite positive number, got \(k)") }
+    let operand = try SymmetricOperator.spectrum(spectrum, weights: weights)
+    let dimension = weights.map { $0.reduce(0, +) } ?? Double(spectrum.count)
     return try batchSizes.map { s in
         try Validation.batchSize(s)
         let lambda = k * Double(s)
-        let law = noiseVariance * k / (2 * (1 - momentum)) * Double(spectrum.count)
+        let law = noiseVariance * k / (2 * (1 - momentum)) * dimension
         var exact = Double.infinity
         do {
-            exact = try labelNoise(a: .diagonal(spectrum), noiseVariance: noiseVariance, learningRate: .scalar(lambda),
+            exact = try labelNoise(a: operand, noiseVariance: noiseVariance, learningRate: .scalar(lambda),
                                    batchSize: s, momentum: momentum).sigma.trace
         } catch SGDNoiseError.unstable {
             exact = .infinity

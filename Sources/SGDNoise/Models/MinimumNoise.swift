@@ -61,11 +61,7 @@ private func minimumNoiseCovariance(
 /// Throws unless C is positive semi-definite within `tol` · max|eigenvalue|, saying which term of
 /// Thm 5 makes it fail.
 private func requireMinimumNoiseIsCovariance(_ c: SymmetricOperator, kind: MinimumKind, relativeTolerance tol: Double) throws {
-    let values: [Double]
-    switch c {
-    case .diagonal(let v): values = v
-    case .dense(let m): values = try m.symmetricEigenvalues(name: "noise")
-    }
+    let values = try c.spectrumEntries ?? c.matrix.symmetricEigenvalues(name: "noise")
     let scale = values.reduce(0) { max($0, abs($1)) }
     let negative = values.filter { $0 < -tol * scale }
     guard let lowest = negative.min() else { return }
@@ -86,7 +82,7 @@ private func minimumNoiseUnchecked(
     hessian: SymmetricOperator, loss: Double, batchSize: Int, weightDecay: SymmetricOperator?,
     wStar: [Double]?, sigma: SymmetricOperator?
 ) throws -> (kind: MinimumKind, noise: SymmetricOperator) {
-    try hessian.validate("hessian")
+    try hessian.validate("hessian", weighted: true)  // weights only from minimumFluctuation
     let d = hessian.dimension
     try Validation.nonNegative(loss, name: "loss")
     try Validation.batchSize(batchSize)
@@ -96,6 +92,7 @@ private func minimumNoiseUnchecked(
         return g.isZero ? nil : g
     }
     if let gamma {
+        try requireNoWeights(hessian)
         guard let w = wStar, w.count == d, w.allSatisfy({ $0.isFinite }) else {
             throw SGDNoiseError.invalidArgument("w_star (\(d) finite entries) is required with a weight decay")
         }
@@ -114,19 +111,17 @@ private func minimumNoiseUnchecked(
         return (.regularized, .dense(c))
     }
     if loss > 0 {
-        switch hessian {
-        case .diagonal(let h): return (.nonInterpolating, .diagonal(h.map { 2 * loss / s * $0 }))
-        case .dense(let h): return (.nonInterpolating, .dense((2 * loss / s) * h))
-        }
+        if let h = hessian.spectrumEntries { return (.nonInterpolating, hessian.sameSpectrumLayout(h.map { 2 * loss / s * $0 })) }
+        return (.nonInterpolating, .dense((2 * loss / s) * hessian.matrix))
     }
     guard let sigma else {
         throw SGDNoiseError.invalidArgument("sigma is required at an interpolating minimum (loss = 0, no weight decay)")
     }
     try sigma.validate("sigma", size: d)
     let trace = hessian.traceProduct(sigma)
-    switch (hessian, sigma) {
-    case (.diagonal(let h), .diagonal(let sg)):
-        return (.interpolating, .diagonal((0..<d).map { (trace * h[$0] - h[$0] * sg[$0] * h[$0]) / s }))
+    switch (hessian.spectrumEntries, sigma.spectrumEntries) {
+    case (let h?, let sg?):
+        return (.interpolating, hessian.sameSpectrumLayout((0..<d).map { (trace * h[$0] - h[$0] * sg[$0] * h[$0]) / s }))
     default:
         let h = hessian.matrix
         let hsh = Matrix.product(h, Matrix.product(sigma.matrix, h))
@@ -166,8 +161,10 @@ private func minimumFluctuationUnchecked(
     hessian rawHessian: SymmetricOperator, loss: Double, learningRate: LearningRate, batchSize: Int,
     weightDecay: SymmetricOperator?, wStar: [Double]?, momentum: Double, flatTolerance: Double?
 ) throws -> (kind: MinimumKind, sigma: SymmetricOperator, criticalLearningRate: Double?) {
-    try rawHessian.validate("hessian")
-    let tolerance = try Validation.flatTolerance(flatTolerance, dimension: rawHessian.dimension)
+    try rawHessian.validate("hessian", weighted: true)
+    if let weightDecay, !weightDecay.isZero { try requireNoWeights(rawHessian) }
+    try rawHessian.requireNodewise(learningRate)
+    let tolerance = try Validation.flatTolerance(flatTolerance, dimension: rawHessian.directionCount)
     let (hessian, lowestEigenvalue) = try rawHessian.zeroingSmallEigenvalues(relativeTolerance: tolerance)
     let d = hessian.dimension
     // The diagonal path below uses the rates as given: check them first (a NaN or an infinity
@@ -212,8 +209,8 @@ private func minimumFluctuationUnchecked(
                 criticalLearningRate: critical)
         }
     }
-    switch (h, noise, learningRate) {
-    case (.diagonal(let hv), .diagonal(let cv), .scalar), (.diagonal(let hv), .diagonal(let cv), .diagonal):
+    switch (h.spectrumEntries, noise.spectrumEntries, learningRate) {
+    case (let hv?, let cv?, .scalar), (let hv?, let cv?, .diagonal):
         // Diagonal: the spectral solution entry by entry, Σ_ii = λ_i² c_i / d_ii, flat directions 0.
         let l = { (i: Int) -> Double in
             if case .diagonal(let v) = learningRate { return v[i] }
@@ -221,12 +218,12 @@ private func minimumFluctuationUnchecked(
             return 1
         }
         let system = try DiagonalStationarySystem(
-            m: (0..<d).map { l($0) * hv[$0] }, mPrime: [Double](repeating: 0, count: d),
+            m: (0..<d).map { l($0) * hv[$0] }, mPrime: [Double](repeating: 0, count: d), weights: h.multiplicities,
             noise: MultiplicativeNoise(beta1: 0, beta2: 0, batchSize: batchSize), momentum: momentum)
         let lrScale: Double
         if case .scalar(let x) = learningRate { lrScale = x } else { lrScale = 1 }
         let solution = try system.solve(baseNoiseDiagonal: (0..<d).map { l($0) * cv[$0] }, lrScale: lrScale)
-        return (kind, .diagonal((0..<d).map { l($0) * solution.y[$0] }), critical)
+        return (kind, h.sameSpectrumLayout((0..<d).map { l($0) * solution.y[$0] }), critical)
     default:
         let result = try stationaryCovariance(hessian: h.matrix, noise: noise.matrix, learningRate: learningRate,
                                               momentum: momentum, flatTolerance: tolerance)
@@ -247,11 +244,11 @@ private func minimumCriticalLearningRate(
     // H̃ in units where the answer is the caller's: H₀ itself for a scalar λ (λ* in units of λ), the
     // conjugated Λ^{1/2}H₀Λ^{1/2} for a matrix Λ (the largest stable multiple c of Λ).
     let tilde: SymmetricOperator
-    switch (hessian, learningRate) {
+    switch (hessian.spectrumEntries, learningRate) {
     case (_, .scalar):
         tilde = hessian
-    case (.diagonal(let h), .diagonal(let v)):
-        tilde = .diagonal(zip(h, v).map { $0 * $1 })
+    case (let h?, .diagonal(let v)):
+        tilde = hessian.sameSpectrumLayout(zip(h, v).map { $0 * $1 })
     default:
         tilde = .dense(try LearningRateTransform(learningRate, dimension: hessian.dimension).conjugate(hessian.matrix))
     }
@@ -262,28 +259,34 @@ private func minimumCriticalLearningRate(
 extension SymmetricOperator {
     /// Whether every entry is zero (without forming a dense matrix from a spectrum).
     var isZero: Bool {
-        switch self {
-        case .diagonal(let v): return v.allSatisfy { $0 == 0 }
-        case .dense(let m): return m.maxAbs == 0
-        }
+        if let v = spectrumEntries { return v.allSatisfy { $0 == 0 } }
+        return matrix.maxAbs == 0
     }
 
     /// The operator with its eigenvalues of magnitude ≤ tol · max|λ| set to zero (unchanged when
     /// there are none), and its lowest eigenvalue after that (0 or above unless one is negative
     /// beyond the tolerance).
     func zeroingSmallEigenvalues(relativeTolerance tol: Double) throws -> (SymmetricOperator, lowest: Double) {
-        switch self {
-        case .diagonal(let v):
+        if let v = spectrumEntries {
             let scale = v.reduce(0) { max($0, abs($1)) }
             let cleaned = v.map { abs($0) <= tol * scale ? 0 : $0 }
-            return (.diagonal(cleaned), cleaned.min() ?? 0)
-        case .dense(let m):
-            let eigen = try SymmetricEigendecomposition(checked: m, name: "hessian")
-            let scale = eigen.spectralRadius
-            let weights = eigen.values.map { abs($0) <= tol * scale ? 0 : $0 }
-            let lowest = weights.min() ?? 0
-            guard eigen.values.contains(where: { $0 != 0 && abs($0) <= tol * scale }) else { return (self, lowest) }
-            return (.dense(eigen.eigenvectorRows.weightedGram(rowWeights: weights)), lowest)
+            return (sameSpectrumLayout(cleaned), cleaned.min() ?? 0)
         }
+        let eigen = try SymmetricEigendecomposition(checked: matrix, name: "hessian")
+        let scale = eigen.spectralRadius
+        let weights = eigen.values.map { abs($0) <= tol * scale ? 0 : $0 }
+        let lowest = weights.min() ?? 0
+        guard eigen.values.contains(where: { $0 != 0 && abs($0) <= tol * scale }) else { return (self, lowest) }
+        return (.dense(eigen.eigenvectorRows.weightedGram(rowWeights: weights)), lowest)
+    }
+}
+
+/// Throws unless `hessian` is an unweighted operator: w* and Γw* are vectors of parameters, which a
+/// node standing for several directions cannot carry.
+private func requireNoWeights(_ hessian: SymmetricOperator) throws {
+    guard hessian.multiplicities == nil else {
+        throw SGDNoiseError.invalidArgument(
+            "hessian: a weighted spectrum is not accepted with a weight decay (w* has no value per node); pass the "
+                + "Hessian densely or as a 1-D spectrum")
     }
 }

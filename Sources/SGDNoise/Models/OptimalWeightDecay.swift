@@ -26,6 +26,8 @@ struct WeightDecayCurve {
             let eigen = try SymmetricEigendecomposition(checked: m, name: "A")
             spectrum = eigen.values
             uRotated = eigen.eigenvectorRows.apply(u)
+        case .weightedSpectrum:
+            throw SymmetricOperator.weightsRefused("A")
         }
         guard spectrum.allSatisfy({ $0 >= 0 }) else {
             throw SGDNoiseError.invalidArgument("A must be positive semi-definite")

@@ -49,6 +49,8 @@ private func newtonLearningRate(a: SymmetricOperator, scale learningRate: Double
             throw SGDNoiseError.notPositiveDefinite("A must be positive definite for Newton's method")
         }
         return .matrix(eigen.reconstruct { learningRate / $0 })
+    case .weightedSpectrum:
+        throw SymmetricOperator.weightsRefused("A")
     }
 }
 
@@ -87,6 +89,8 @@ public func naturalGradient(
         }
         sigma = .dense(eigen.reconstruct { c / $0 })
         noise = .dense((c * (1 + d) / s) * m)
+    case .weightedSpectrum:
+        throw SymmetricOperator.weightsRefused("A")
     }
     return try Prediction(
         sigma: sigma, noise: noise, mean: [Double](repeating: 0, count: a.dimension),

@@ -217,14 +217,12 @@ struct MomentRecursion {
     /// L_test = ½ Tr[T M] + qᵀē + testConstant.
     func testLoss() -> Double {
         var quadratic = 0.0
-        switch system.testWeights {
-        case .diagonal(let t): quadratic = zip(t, secondMomentDiagonal).reduce(0) { $0 + $1.0 * $1.1 }
-        case .dense(let t):
-            if dense {
-                quadratic = zip(t.elements, p).reduce(0) { $0 + $1.0 * $1.1 }
-            } else {
-                quadratic = zip(t.diagonalEntries, p).reduce(0) { $0 + $1.0 * $1.1 }
-            }
+        if let t = system.testWeights.spectrumEntries {
+            quadratic = zip(t, secondMomentDiagonal).reduce(0) { $0 + $1.0 * $1.1 }
+        } else if dense {
+            quadratic = zip(system.testWeights.matrix.elements, p).reduce(0) { $0 + $1.0 * $1.1 }
+        } else {
+            quadratic = zip(system.testWeights.diagonalEntries, p).reduce(0) { $0 + $1.0 * $1.1 }
         }
         let linear = system.testLinear.map { zip($0, mean).reduce(0) { $0 + $1.0 * $1.1 } } ?? 0
         return 0.5 * quadratic + linear + system.testConstant

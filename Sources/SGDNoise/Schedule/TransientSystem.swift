@@ -174,10 +174,7 @@ struct TransientSystem {
         if hessian.isDiagonal, case .dense = noise {
             throw SGDNoiseError.invalidArgument("noise: give a diagonal noise with a spectrum hessian, or both as matrices")
         }
-        switch rotatedNoise {
-        case .diagonal(let v): rotatedNoise = .diagonal(v.map { s * $0 })
-        case .dense(let m): rotatedNoise = .dense(s * m)
-        }
+        rotatedNoise = rotatedNoise.spectrumEntries.map { .diagonal($0.map { s * $0 }) } ?? .dense(s * rotatedNoise.matrix)
         baseNoise = rotatedNoise
         wStar = [Double](repeating: 0, count: n)
         trainConstant = 0

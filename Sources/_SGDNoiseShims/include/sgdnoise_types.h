@@ -250,6 +250,23 @@ typedef struct sgdnoise_eigen_info {
     /* Lanczos restarts. */
     int64_t restarts;
 } sgdnoise_eigen_info;
+
+/* What sgdnoise_spectral_density reports besides its arrays. Set
+ * .size = sizeof(sgdnoise_spectral_density_info). */
+typedef struct sgdnoise_spectral_density_info {
+    size_t size;
+    /* Nodes (and weights) written: at most probes * steps (a probe takes fewer steps when its
+     * Krylov space is invariant, and at most d). */
+    int64_t nodes;
+    /* Hutchinson's estimate of Tr H: the mean over the probes of z^T H z (each exact from its
+     * quadrature rule) = sum of weight_l * node_l. */
+    double trace;
+    /* Its standard error: the sample standard deviation of the probe estimates over sqrt(probes)
+     * (+inf for one probe). */
+    double trace_stderr;
+    /* Hessian-vector products used. */
+    int64_t products;
+} sgdnoise_spectral_density_info;
 /* @end */
 
 /* @section 12 */
