@@ -22,29 +22,30 @@ S drawn with replacement, T steps, at every learning rate of common.CRITICAL_FRA
 2(1+mu)/h_max; the same grid as measure.py) and the same batch indices at every learning rate.
 Every `thin` steps p = q1^T (w - w*) (q1 the top Hessian eigenvector) and |w - w*|^2 are recorded.
 A chain diverges when |w - w*| > 1e3 or is not finite.  The second moment m_j = E[p^2] (over the
-chains that did not diverge) is taken in the doubling windows (T/2^(j+1), T/2^j], j = 0..3 (from
-T/16 on: the first steps are the transient from w*), and its growth with run length is the slope s
-of log m_j against log t (least squares over the four windows; stderr by a bootstrap over chains):
-the second moment is multiplied by G = 2^s each time the run doubles.  The verdict at a learning
-rate:
+chains that did not diverge) is taken in the doubling windows (T/2^(j+1), T/2^j], j = 0..6 (from
+T/128 on), and its change with run length is the slope s of log m_j against log t (least squares
+over the windows; stderr by a bootstrap over chains): the second moment is multiplied by G = 2^s
+each time the run doubles.  The verdict at a learning rate:
 
   diverges    at least one chain diverged within T steps;
-  leaves      none diverged, but the second moment of p grows with run length (G > 1 + GROWTH_TOL
-              and s > 2 stderr) or its tail is too heavy for it to exist (Hill index of |p| over
-              (T/2, T] at most 2: the multiplicative criteria are where the stationary second
-              moment stops existing, i.e. where the tail index of the stationary law falls to 2);
-  stationary  otherwise: no divergence, a second moment of p that does not grow and a Hill index
-              above 2.
+  leaves      none diverged, but the second moment of p changes with run length — |s| >
+              log2(1 + GROWTH_TOL) and |s| > 2 stderr (a rise: the chains wander off; a fall: they
+              have left w* early for a quieter region) — or the tail of p is too heavy for a second
+              moment to exist (Hill index of |p| over (T/2, T] at most 2: the multiplicative
+              criteria are where the stationary second moment stops existing, i.e. where the tail
+              index of the stationary law falls to 2);
+  stationary  otherwise.
 
-E|w - w*|^2 over the same windows and its growth G_w are reported as well but not used: at both
-minima SGD diffuses along (nearly) flat directions at every learning rate tried (the drift of
-RESULTS.md section 2), which no critical learning rate is about.
+The same growth G_w of E|w - w*|^2 is reported but not tested: at both minima SGD also moves along
+(nearly) flat directions at every learning rate tried (RESULTS.md section 2), which no critical
+learning rate is about.  The verdicts are computed from the stored statistics by verdict() (also
+by --tables).
 
     PYTHONPATH=python python3 experiments/real_network/measure_torch_bracket.py [--quick] [--jax]
 
 writes experiments/real_network/results_torch_bracket.json (results_torch_bracket_quick.json with
---quick: gamma = 0 and mu = 0 only, four learning rates, 32 chains x 4 000 steps, 20 probes, no
-linearised prediction) and prints the markdown tables of RESULTS.md ("PyTorch", "Critical learning
+--quick: gamma = 0 and mu = 0 only, w* loaded from the full run's JSON when there is one, four
+learning rates, 32 chains x 4 000 steps, 20 probes, no linearised prediction) and prints the markdown tables of RESULTS.md ("PyTorch", "Critical learning
 rate"); --tables JSON reprints them.
 """
 
@@ -71,7 +72,7 @@ from measure_torch import (F64, VectorSGD, data_tensors, full_loss_function, jax
 S = 8
 DIVERGED = 1e3        # |w - w*| beyond which a chain counts as diverged
 GROWTH_TOL = 0.1      # a second moment "grows" when it rises by more than this fraction per doubling of T
-WINDOWS = 4           # doubling windows (T/2^(j+1), T/2^j], j < WINDOWS
+WINDOWS = 7           # doubling windows (T/2^(j+1), T/2^j], j < WINDOWS
 HILL_GROUPS = 8       # the chains are split into this many groups for the Hill index's stderr
 REFINE = {0.0: {0.875, 0.925}, 0.9: {0.1, 0.12}}  # added to common.CRITICAL_FRACS around the predictions
 BOOTSTRAP = 400       # resamples of the chains for the growth's stderr
@@ -111,8 +112,21 @@ def growth(x, n, seed=0):
     return dict(windows=per_chain.mean(0).tolist(), growth=2.0 ** s, slope=s, slope_se=float(np.std(boot, ddof=1)))
 
 
-def grows(g):
-    return bool(g["growth"] > 1 + GROWTH_TOL and g["slope"] > 2 * g["slope_se"])
+def changes(g):
+    """The second moment changes with run length: by more than GROWTH_TOL per doubling, either way
+    (a rise: the chains wander off or blow up; a fall: they have left w* for a quieter region), and
+    by more than 2 stderr of the slope."""
+    s = abs(g["slope"])
+    return bool(s > np.log2(1 + GROWTH_TOL) and s > 2 * g["slope_se"])
+
+
+def verdict(rec):
+    """'diverges', 'leaves' or 'stationary' (the module docstring) from assess()'s statistics."""
+    if rec["diverged"]:
+        return "diverges"
+    if "top" not in rec or changes(rec["top"]) or not rec["hill_top"] > 2:
+        return "leaves"
+    return "stationary"
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -190,23 +204,38 @@ def assess(p, e2, first, steps, thin):
         absp = np.abs(pk[:, B])
         groups = [hill_index(g.ravel()) for g in np.array_split(absp, min(HILL_GROUPS, absp.shape[0]))]
         alpha = hill_index(absp.ravel())
-        rec.update(top=gp, dist=gw, grows_top=grows(gp), grows_dist=grows(gw),
+        rec.update(top=gp, dist=gw,
                    top_second_moment_B=float((pk[:, B] ** 2).mean()),
                    top_second_moment_B_median_chain=float(np.median((pk[:, B] ** 2).mean(1))),
                    hill_top=alpha, hill_top_groups_se=float(np.std(groups, ddof=1) / np.sqrt(len(groups))),
                    hill_samples=int(absp.size), median_final_dist=float(np.median(dk[:, -1])),
                    max_dist=float(dk.max()))
-        stationary = rec["diverged"] == 0 and not rec["grows_top"] and alpha > 2
-    else:
-        stationary = False
-    rec["verdict"] = "diverges" if rec["diverged"] else ("stationary" if stationary else "leaves")
+    rec["verdict"] = verdict(rec)
     return rec
 
 
 # ----------------------------------------------------------------------------- one minimum
-def minimum(gamma, X, y, Xn, yn, args, chains, steps, thin, fracs_for, mus, probes, steps_lanczos, linearised):
+def saved_minimum(gamma):
+    """w* at gamma from the full run's JSON (results_torch_bracket.json), or None."""
+    path = os.path.join(HERE, "results_torch_bracket.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return next((np.array(mn["w_star"]) for mn in json.load(fh)["minima"] if mn["gamma"] == gamma), None)
+
+
+def minimum(gamma, X, y, Xn, yn, args, chains, steps, thin, fracs_for, mus, probes, steps_lanczos, linearised,
+            w_saved=None):
+    """Train (or load w_saved), predict and bracket at the minimum of L_gamma; the record for the JSON."""
     model = make_model(X.shape[1], HIDDEN)
-    tr = train_torch(model, X, y, gamma, maxiter=20000, seed=INIT_SEEDS[gamma])
+    if w_saved is None:
+        tr = train_torch(model, X, y, gamma, maxiter=20000, seed=INIT_SEEDS[gamma])
+    else:
+        st.flatten(model)[1](w_saved)
+        wt = torch.tensor(w_saved, requires_grad=True)
+        val = full_loss_function(model, X, y, gamma)(wt)
+        tr = dict(loaded="results_torch_bracket.json", loss=float(val), lbfgs_iterations=0, newton_steps=0, seconds=0.0,
+                  grad_norm=float(torch.autograd.grad(val, wt)[0].norm()))
     w_star, _ = st.flatten(model)
     f = full_loss_function(model, X, y, gamma)
     H = torch.func.hessian(f)(torch.as_tensor(w_star)).numpy()
@@ -214,7 +243,7 @@ def minimum(gamma, X, y, Xn, yn, args, chains, steps, thin, fracs_for, mus, prob
     hmax = float(h.max())
     q1 = Q[:, -1]
     mn = dict(gamma=gamma, init_seed=INIT_SEEDS[gamma], train=dict((k, v) for k, v in tr.items() if k != "w"),
-              w_norm=float(np.linalg.norm(w_star)), h_max=hmax, top_eigs=h[::-1][:5].tolist(),
+              w_star=w_star.tolist(), w_norm=float(np.linalg.norm(w_star)), h_max=hmax, top_eigs=h[::-1][:5].tolist(),
               n_flat=int((np.abs(h) <= FLAT_TOL * hmax).sum()), runs=[])
     log(f"\n## gamma={gamma:g} (init seed {INIT_SEEDS[gamma]}): L={tr['loss']:.10f} |grad|={tr['grad_norm']:.1e} "
         f"(L-BFGS {tr['lbfgs_iterations']} it, Newton {tr['newton_steps']}; {tr['seconds']:.1f} s); |w*|={mn['w_norm']:.6g}; "
@@ -235,6 +264,9 @@ def minimum(gamma, X, y, Xn, yn, args, chains, steps, thin, fracs_for, mus, prob
     J_lin = None
     if linearised:
         J = jacobian(model, X)
+        G = np.concatenate(list(st.per_sample_gradients(model, loss_fn, (X, y))))
+        r = (model(X) - y).detach().numpy()
+        mn["jacobian_vs_per_sample_gradients"] = float(np.abs(G - r * J).max() / np.abs(G).max())  # g_i = r_i j_i
         GN = J.T @ J / J.shape[0]
         ev, V = np.linalg.eigh(GN)
         H0 = H - gamma * np.eye(H.shape[0])
@@ -246,7 +278,8 @@ def minimum(gamma, X, y, Xn, yn, args, chains, steps, thin, fracs_for, mus, prob
             mn["lin_range_dim"] = int(V.shape[1])
         else:
             J_lin = J
-        log(f"Jacobian (vmap(jacrev)): rank {mn['rank_J']}, |J^T J/N - H0|_F/|H0|_F = {mn['gn_vs_H0_rel_frobenius']:.3f}, "
+        log(f"Jacobian (vmap(jacrev)): max|G - r J|/max|G| = {mn['jacobian_vs_per_sample_gradients']:.1e} (G from "
+            f"sgdnoise.torch.per_sample_gradients), rank {mn['rank_J']}, |J^T J/N - H0|_F/|H0|_F = {mn['gn_vs_H0_rel_frobenius']:.3f}, "
             f"linearised on {J_lin.shape[1]} columns")
 
     sgd = VectorSGD(X, y, chains)
@@ -308,7 +341,7 @@ def main():
                               torch=torch.__version__), minima=[])
     for gamma in gammas:
         results["minima"].append(minimum(gamma, X, y, Xn, yn, args, chains, steps, thin, fracs_for, mus, probes, 8,
-                                         linearised=not quick))
+                                         linearised=not quick, w_saved=saved_minimum(gamma) if quick else None))
     write_results(results, args.out or os.path.join(
         HERE, "results_torch_bracket_quick.json" if quick else "results_torch_bracket.json"), t_start, print_tables)
     return 0
@@ -340,12 +373,14 @@ def print_tables(results):
                 f"{p['analyze_multiplicative'] / e:.3f} ± {p['analyze_multiplicative_stderr'] / e:.3f} | "
                 f"{p['dense_sec8'] / e:.3f} | {lin} |")
     log(f"\nEvery run: {s['chains']} chains × {s['steps']} steps from w* (m = 0), batches with replacement; p the "
-        "projection of w − w* on the top Hessian eigenvector. E[p²] in the doubling windows (T/16, T/8], (T/8, T/4], "
-        "(T/4, T/2], (T/2, T] (over the chains that did not diverge); G: its growth per doubling of the run length "
+        f"projection of w − w* on the top Hessian eigenvector. E[p²] in the first and the last of the {s['windows']} "
+        f"doubling windows, (T/{2 ** s['windows']}, T/{2 ** (s['windows'] - 1)}] and (T/2, T] (over the chains that "
+        "did not diverge), and the median over chains of their own E[p²] in (T/2, T]; G: the growth of E[p²] per "
+        "doubling of the run length "
         "(2^slope, ± the slope's bootstrap stderr); G_w: the same for |w − w*|²; Hill: tail index of |p| over "
         f"(T/2, T] (± stderr over {s['hill_groups']} groups of chains); JAX: measure.py's 6 seeds × 2·10⁴ steps "
         "(diverged, median final |w−w*|).\n")
-    log("| minimum | μ | λ/(2(1+μ)/h_max) | verdict | diverged | E[p²] by window | G (slope ± se) | G_w | Hill \\|p\\| | "
+    log("| minimum | μ | λ/(2(1+μ)/h_max) | verdict | diverged | E[p²] first → last window (median chain) | G (slope ± se) | G_w | Hill \\|p\\| | "
         "median final \\|w−w*\\| | JAX: diverged, final \\|w−w*\\| |")
     log("|---|---|---|---|---|---|---|---|---|---|---|")
     for mn in results["minima"]:
@@ -357,25 +392,27 @@ def print_tables(results):
                                              + ("—" if j["median_final_dist"] is None else f"{j['median_final_dist']:.3g}"))
                 if "top" in b:
                     t = b["top"]
-                    mid = (" ".join(f"{m:.3g}" for m in t["windows"]) + f" | {t['growth']:.2f} ({t['slope']:+.2f} ± "
+                    mid = (f"{t['windows'][0]:.3g} → {t['windows'][-1]:.3g} ({b['top_second_moment_B_median_chain']:.3g})"
+                           f" | {t['growth']:.2f} ({t['slope']:+.2f} ± "
                            f"{t['slope_se']:.2f}) | {b['dist']['growth']:.2f} | {b['hill_top']:.2f} ± "
                            f"{b['hill_top_groups_se']:.2f} | {b['median_final_dist']:.3g}")
                 else:
                     mid = "— | — | — | — | —"
-                log(f"| γ = {mn['gamma']:g} | {run['mu']} | {b['frac']} | {b['verdict']} | {b['diverged']}/{b['chains']} | "
+                log(f"| γ = {mn['gamma']:g} | {run['mu']} | {b['frac']} | {verdict(b)} | "
+                    f"{b['diverged']}/{b['chains']} | "
                     f"{mid} | {jtxt} |")
-    log("\nBrackets (λ in units of 2(1+μ)/h_max): stationarity is lost in (last stationary, first not stationary], "
-        "divergence sets in in (last without divergence, first with divergence]; the predictions inside each:\n")
+    log("\nBrackets (λ in units of 2(1+μ)/h_max): stationarity is lost in (last stationary, first not stationary], divergence sets in in (last without divergence, first "
+        "with divergence]; the predictions inside each:\n")
     log("| minimum | μ | stationary near w* | leaves w* (no divergence) | diverges | stationarity lost in | "
         "predictions inside | divergence in | predictions inside |")
     log("|---|---|---|---|---|---|---|---|---|")
     for mn in results["minima"]:
         for run in mn["runs"]:
-            by = {v: [b["frac"] for b in run["bracket"] if b["verdict"] == v] for v in ("stationary", "leaves", "diverges")}
             p, e = run["predictions"], run["predictions"]["edge"]
             named = [("additive", p["analyze_additive"]), ("multiplicative", p["analyze_multiplicative"]),
                      ("linearised", p.get("linearised"))]
-            fmt = lambda a: ", ".join(str(x) for x in a) or "none"  # noqa: E731
+            fmt = lambda a: ", ".join(f"{x:g}" for x in a) or "none"  # noqa: E731
+            by = {v: [b["frac"] for b in run["bracket"] if verdict(b) == v] for v in ("stationary", "leaves", "diverges")}
             cells = []
             for below, above in ((by["stationary"], by["leaves"] + by["diverges"]),
                                  (by["stationary"] + by["leaves"], by["diverges"])):
