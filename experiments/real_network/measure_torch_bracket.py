@@ -358,6 +358,13 @@ def _jax_brackets():
                 for mn in json.load(fh)["minima"] if mn.get("critical") for run in mn["critical"]["runs"]}
 
 
+def _runs(results):
+    """(label of the minimum, run, predictions, 2(1+mu)/h_max) for every minimum and momentum."""
+    for mn in results["minima"]:
+        for run in mn["runs"]:
+            yield f"γ = {mn['gamma']:g}", run, run["predictions"], run["predictions"]["edge"]
+
+
 def print_tables(results):
     s = results["setup"]
     jax = _jax_brackets()
@@ -365,13 +372,11 @@ def print_tables(results):
     log("| minimum | μ | 2(1+μ)/h_max | analyze additive | analyze multiplicative (Thm 5 / §8) ± stderr | dense §8 | "
         "linearised (`critical_learning_rate_dataset`) |")
     log("|---|---|---|---|---|---|---|")
-    for mn in results["minima"]:
-        for run in mn["runs"]:
-            p, e = run["predictions"], run["predictions"]["edge"]
-            lin = f"{p['linearised'] / e:.3f}" if "linearised" in p else "—"
-            log(f"| γ = {mn['gamma']:g} | {run['mu']} | {e:.4f} | {p['analyze_additive'] / e:.3f} | "
-                f"{p['analyze_multiplicative'] / e:.3f} ± {p['analyze_multiplicative_stderr'] / e:.3f} | "
-                f"{p['dense_sec8'] / e:.3f} | {lin} |")
+    for label, run, p, e in _runs(results):
+        lin = f"{p['linearised'] / e:.3f}" if "linearised" in p else "—"
+        log(f"| {label} | {run['mu']} | {e:.4f} | {p['analyze_additive'] / e:.3f} | "
+            f"{p['analyze_multiplicative'] / e:.3f} ± {p['analyze_multiplicative_stderr'] / e:.3f} | "
+            f"{p['dense_sec8'] / e:.3f} | {lin} |")
     log(f"\nEvery run: {s['chains']} chains × {s['steps']} steps from w* (m = 0), batches with replacement; p the "
         f"projection of w − w* on the top Hessian eigenvector. E[p²] in the first and the last of the {s['windows']} "
         f"doubling windows, (T/{2 ** s['windows']}, T/{2 ** (s['windows'] - 1)}] and (T/2, T] (over the chains that "
@@ -383,45 +388,38 @@ def print_tables(results):
     log("| minimum | μ | λ/(2(1+μ)/h_max) | verdict | diverged | E[p²] first → last window (median chain) | G (slope ± se) | G_w | Hill \\|p\\| | "
         "median final \\|w−w*\\| | JAX: diverged, final \\|w−w*\\| |")
     log("|---|---|---|---|---|---|---|---|---|---|---|")
-    for mn in results["minima"]:
-        for run in mn["runs"]:
-            jb = jax.get((mn["gamma"], run["mu"]), {})
-            for b in run["bracket"]:
-                j = jb.get(b["frac"])
-                jtxt = "—" if j is None else (f"{j['diverged']}/{j['seeds']}, "
-                                             + ("—" if j["median_final_dist"] is None else f"{j['median_final_dist']:.3g}"))
-                if "top" in b:
-                    t = b["top"]
-                    mid = (f"{t['windows'][0]:.3g} → {t['windows'][-1]:.3g} ({b['top_second_moment_B_median_chain']:.3g})"
-                           f" | {t['growth']:.2f} ({t['slope']:+.2f} ± "
-                           f"{t['slope_se']:.2f}) | {b['dist']['growth']:.2f} | {b['hill_top']:.2f} ± "
-                           f"{b['hill_top_groups_se']:.2f} | {b['median_final_dist']:.3g}")
-                else:
-                    mid = "— | — | — | — | —"
-                log(f"| γ = {mn['gamma']:g} | {run['mu']} | {b['frac']} | {verdict(b)} | "
-                    f"{b['diverged']}/{b['chains']} | "
-                    f"{mid} | {jtxt} |")
-    log("\nBrackets (λ in units of 2(1+μ)/h_max): stationarity is lost in (last stationary, first not stationary], divergence sets in in (last without divergence, first "
-        "with divergence]; the predictions inside each:\n")
+    for label, run, _, _ in _runs(results):
+        jb = jax.get((float(label.split("= ")[1]), run["mu"]), {})
+        for b in run["bracket"]:
+            j = jb.get(b["frac"])
+            jtxt = "—" if j is None else (f"{j['diverged']}/{j['seeds']}, "
+                                         + ("—" if j["median_final_dist"] is None else f"{j['median_final_dist']:.3g}"))
+            mid = "— | — | — | — | —"
+            if "top" in b:
+                t = b["top"]
+                mid = (f"{t['windows'][0]:.3g} → {t['windows'][-1]:.3g} ({b['top_second_moment_B_median_chain']:.3g}) | "
+                       f"{t['growth']:.2f} ({t['slope']:+.2f} ± {t['slope_se']:.2f}) | {b['dist']['growth']:.2f} | "
+                       f"{b['hill_top']:.2f} ± {b['hill_top_groups_se']:.2f} | {b['median_final_dist']:.3g}")
+            log(f"| {label} | {run['mu']} | {b['frac']} | {verdict(b)} | {b['diverged']}/{b['chains']} | {mid} | {jtxt} |")
+    log("\nBrackets (λ in units of 2(1+μ)/h_max): stationarity is lost in (last stationary, first not stationary], "
+        "divergence sets in in (last without divergence, first with divergence]; the predictions inside each:\n")
     log("| minimum | μ | stationary near w* | leaves w* (no divergence) | diverges | stationarity lost in | "
         "predictions inside | divergence in | predictions inside |")
     log("|---|---|---|---|---|---|---|---|---|")
-    for mn in results["minima"]:
-        for run in mn["runs"]:
-            p, e = run["predictions"], run["predictions"]["edge"]
-            named = [("additive", p["analyze_additive"]), ("multiplicative", p["analyze_multiplicative"]),
-                     ("linearised", p.get("linearised"))]
-            fmt = lambda a: ", ".join(f"{x:g}" for x in a) or "none"  # noqa: E731
-            by = {v: [b["frac"] for b in run["bracket"] if verdict(b) == v] for v in ("stationary", "leaves", "diverges")}
-            cells = []
-            for below, above in ((by["stationary"], by["leaves"] + by["diverges"]),
-                                 (by["stationary"] + by["leaves"], by["diverges"])):
-                hi = min(above, default=float("inf"))
-                lo = max((x for x in below if x < hi), default=0.0)
-                inside = [f"{n} {v / e:.3f}" for n, v in named if v is not None and lo < v / e <= hi]
-                cells += [f"({lo:g}, {hi:g}]", ", ".join(inside) or "none"]
-            log(f"| γ = {mn['gamma']:g} | {run['mu']} | {fmt(by['stationary'])} | {fmt(by['leaves'])} | "
-                f"{fmt(by['diverges'])} | " + " | ".join(cells) + " |")
+    fmt = lambda a: ", ".join(f"{x:g}" for x in a) or "none"  # noqa: E731
+    for label, run, p, e in _runs(results):
+        named = [("additive", p["analyze_additive"]), ("multiplicative", p["analyze_multiplicative"]),
+                 ("linearised", p.get("linearised"))]
+        by = {v: [b["frac"] for b in run["bracket"] if verdict(b) == v] for v in ("stationary", "leaves", "diverges")}
+        cells = []
+        for below, above in ((by["stationary"], by["leaves"] + by["diverges"]),
+                             (by["stationary"] + by["leaves"], by["diverges"])):
+            hi = min(above, default=float("inf"))
+            lo = max((x for x in below if x < hi), default=0.0)
+            inside = [f"{n} {v / e:.3f}" for n, v in named if v is not None and lo < v / e <= hi]
+            cells += [f"({lo:g}, {hi:g}]", ", ".join(inside) or "none"]
+        log(f"| {label} | {run['mu']} | {fmt(by['stationary'])} | {fmt(by['leaves'])} | {fmt(by['diverges'])} | "
+            + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
