@@ -403,7 +403,7 @@ def print_tables(results):
             log(f"| {label} | {run['mu']} | {b['frac']} | {verdict(b)} | {b['diverged']}/{b['chains']} | {mid} | {jtxt} |")
     log("\nBrackets (λ in units of 2(1+μ)/h_max): stationarity is lost in (last stationary, first not stationary], "
         "divergence sets in in (last without divergence, first with divergence]; the predictions inside each:\n")
-    log("| minimum | μ | stationary near w* | leaves w* (no divergence) | diverges | stationarity lost in | "
+    log("| minimum | μ | stationary (p) | leaves (no divergence) | diverges | stationarity lost in | "
         "predictions inside | divergence in | predictions inside |")
     log("|---|---|---|---|---|---|---|---|---|")
     fmt = lambda a: ", ".join(f"{x:g}" for x in a) or "none"  # noqa: E731
