@@ -5,8 +5,8 @@ Issue 12's point 4(c) through the PyTorch adapter, at both minima of measure.py 
 init seed 0, gamma = 0 from init seed 1), S = 8, mu in {0, 0.9}.  The network, data and loss are
 measure_torch.py's (nn.Sequential(Linear(10, 16), Tanh(), Linear(16, 1)), float64, 0.5 * mse_loss,
 weight decay as torch.optim.SGD's); the minima are trained in torch from measure.py's
-initialisations permuted into torch's parameter order (with --jax also in JAX, to check they are
-the same points).
+initialisations permuted into torch's parameter order (with --jax also in JAX by measure.train,
+and compared: the same point at gamma = 1e-3, another point of the same flat valley at gamma = 0).
 
 Predictions at each minimum and momentum:
   - additive and multiplicative (Theorem 5 / docs/theory.md section 8) critical learning rates, with
@@ -19,7 +19,8 @@ Predictions at each minimum and momentum:
 Measurement: VectorSGD (measure_torch.py: torch.optim.SGD's update on `chains` flat parameter
 vectors at once, checked step for step against torch.optim.SGD there) from w* with m = 0, batches of
 S drawn with replacement, T steps, at every learning rate of common.CRITICAL_FRACS (in units of
-2(1+mu)/h_max; the same grid as measure.py) and the same batch indices at every learning rate.
+2(1+mu)/h_max; measure.py's grid) and of REFINE (around the predictions), with the same batch
+indices at every learning rate.
 Every `thin` steps p = q1^T (w - w*) (q1 the top Hessian eigenvector) and |w - w*|^2 are recorded.
 A chain diverges when |w - w*| > 1e3 or is not finite.  The second moment m_j = E[p^2] (over the
 chains that did not diverge) is taken in the doubling windows (T/2^(j+1), T/2^j], j = 0..6 (from
@@ -45,8 +46,9 @@ by --tables).
 
 writes experiments/real_network/results_torch_bracket.json (results_torch_bracket_quick.json with
 --quick: gamma = 0 and mu = 0 only, w* loaded from the full run's JSON when there is one, four
-learning rates, 32 chains x 4 000 steps, 20 probes, no linearised prediction) and prints the markdown tables of RESULTS.md ("PyTorch", "Critical learning
-rate"); --tables JSON reprints them.
+learning rates, 32 chains x 4 000 steps, 20 probes, no linearised prediction; about 40 s) and
+prints the markdown tables of RESULTS.md ("Critical learning rate through PyTorch"); --tables JSON
+reprints them.
 """
 
 from __future__ import annotations
