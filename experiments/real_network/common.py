@@ -17,6 +17,11 @@ from sklearn.datasets import load_diabetes
 HIDDEN = 16
 K = 5  # top-k / bottom-k Hessian eigendirections
 INIT_SEEDS = {1e-3: 0, 0.0: 1}  # per weight decay (seed 0 at gamma = 0 stalls at |grad| ~ 5e-8, see RESULTS.md)
+FLAT_TOL = 1e-9  # relative tolerance for flat directions where the default refuses
+# the critical-lr grid, lr in units of 2(1+mu)/h_max per momentum (the multiplicative-noise edges with
+# momentum are near 0.1 of it)
+CRITICAL_FRACS = {0.0: [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.5, 2.0, 3.0],
+                  0.9: [0.05, 0.07, 0.09, 0.11, 0.13, 0.15, 0.2, 0.3, 0.5, 0.7]}
 
 
 def log(*a):
@@ -130,6 +135,31 @@ def relaxation_steps(h, lr, mu):
             out[i] = -1.0 / (2.0 * np.log(rho))
     return out
 
+
+def network_critical_lr(h0, gamma, S, mu):
+    """docs/theory.md section 8: C(Sigma) = (1/S)(Tr[H0 Sigma] H0 - H0 Sigma H0) + (2 L0/S) H0, the
+    engine of section 4 with M = H0, H = H0 + gamma, beta1 = -1, beta2 = 1.  A stationary Sigma
+    exists iff e_i = d_ii + m'_i^2/S > 0 for all i and (1/S) sum_i m'_i^2/e_i < 1, with m_i = lr h_i,
+    m'_i = lr h0_i, d_ii = (1-mu) m_i (2 - m_i/(1+mu)).  Bisection in lr below 2(1+mu)/h_max."""
+    h = h0 + gamma
+    live = np.abs(h) > FLAT_TOL * np.abs(h).max()  # flat directions (round-off) carry no dynamics
+
+    def stable(lr):
+        m, mp = lr * h, lr * h0
+        d = (1 - mu) * m * (2 - m / (1 + mu))
+        e = d[live] + mp[live] ** 2 / S
+        if np.any(e <= 0):
+            return False
+        return np.sum(mp[live] ** 2 / e) / S < 1
+
+    hi = 2 * (1 + mu) / h.max()
+    lo = 0.0
+    if stable(hi * (1 - 1e-12)):
+        return hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if stable(mid) else (lo, mid)
+    return lo
 
 
 def parse_args(doc, quick_help, print_tables, extra=()):

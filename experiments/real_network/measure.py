@@ -45,11 +45,9 @@ import sgdnoise  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import (HIDDEN, INIT_SEEDS, K, batch_stats, init_params, load_data, log,  # noqa: E402,F401
-                    minimise, parse_args, relaxation_steps, window_average_diag, write_results)
-
-FLAT_TOL = 1e-9  # relative tolerance for flat directions where the default refuses
-
+from common import (CRITICAL_FRACS, FLAT_TOL, HIDDEN, INIT_SEEDS, K, batch_stats, init_params,  # noqa: E402,F401
+                    load_data, log, minimise, network_critical_lr, parse_args, relaxation_steps,
+                    window_average_diag, write_results)
 
 # ----------------------------------------------------------------------------- data and model
 class MLP:
@@ -178,32 +176,6 @@ def make_sgd(net, X, y, w_star, Qt, Qb, gamma, L_star):
 
 # ----------------------------------------------------------------------------- additive-noise transient
 # ----------------------------------------------------------------------------- critical learning rates
-def network_critical_lr(h0, gamma, S, mu):
-    """docs/theory.md section 8: C(Sigma) = (1/S)(Tr[H0 Sigma] H0 - H0 Sigma H0) + (2 L0/S) H0, the
-    engine of section 4 with M = H0, H = H0 + gamma, beta1 = -1, beta2 = 1.  A stationary Sigma
-    exists iff e_i = d_ii + m'_i^2/S > 0 for all i and (1/S) sum_i m'_i^2/e_i < 1, with m_i = lr h_i,
-    m'_i = lr h0_i, d_ii = (1-mu) m_i (2 - m_i/(1+mu)).  Bisection in lr below 2(1+mu)/h_max."""
-    h = h0 + gamma
-    live = np.abs(h) > FLAT_TOL * np.abs(h).max()  # flat directions (round-off) carry no dynamics
-
-    def stable(lr):
-        m, mp = lr * h, lr * h0
-        d = (1 - mu) * m * (2 - m / (1 + mu))
-        e = d[live] + mp[live] ** 2 / S
-        if np.any(e <= 0):
-            return False
-        return np.sum(mp[live] ** 2 / e) / S < 1
-
-    hi = 2 * (1 + mu) / h.max()
-    lo = 0.0
-    if stable(hi * (1 - 1e-12)):
-        return hi
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if stable(mid) else (lo, mid)
-    return lo
-
-
 class Local:
     """Loss, Hessian and per-sample gradients of L_gamma anywhere (for the points SGD visits)."""
 
@@ -512,10 +484,7 @@ def main():
             log(f"\ncritical lr predictions (S={S}, mu={mu}), also as multiples of 2(1+mu)/h_max: " + ", ".join(
                 f"{k}={v:.5g} ({v / edge:.3f})" if isinstance(v, float) and "seconds" not in k else f"{k}={v}"
                 for k, v in pred.items()))
-            if mu == 0.0:
-                fracs = [0.8, 0.95, 1.05] if quick else [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.5, 2.0, 3.0]
-            else:  # the multiplicative-noise edges with momentum are near 0.1 * 2(1+mu)/h_max
-                fracs = [0.05, 0.07, 0.09, 0.11, 0.13, 0.15, 0.2, 0.3, 0.5, 0.7]
+            fracs = [0.8, 0.95, 1.05] if quick and mu == 0.0 else CRITICAL_FRACS[mu]
             steps_c = 5_000 if quick else 20_000
             seeds = 4 if quick else 6
             thin_c = 5
