@@ -153,10 +153,12 @@ def critical_learning_rate_dataset(X: npt.ArrayLike, batch_size: int, replacemen
                                    lr_matrix: npt.ArrayLike | None = None) -> float:
     r"""The critical learning rate of SGD on the dataset ``X`` (docs/theory.md §4.1).
 
-    The largest :math:`\lambda` whose second-moment map has spectral radius below one (bisection
-    to 1e-9 relative; each step a power iteration, so this costs a few hundred solves'
-    worth of :math:`O(ND^2)` products). With ``lr_matrix`` :math:`M`: the largest :math:`\lambda`
-    such that :math:`\lambda M` is stable. Independent of the labels.
+    The largest :math:`\lambda` whose second-moment map has spectral radius below one (bracketed
+    to 1e-9 relative by false position; each step a warm-started power iteration of
+    :math:`O(ND^2)` products). For a scalar learning rate and a scalar weight decay it is solved on
+    the range of X (dimension rank X ≤ min(N, D)), so N < D is cheap. With ``lr_matrix``
+    :math:`M`: the largest :math:`\lambda` such that :math:`\lambda M` is stable. Independent of
+    the labels.
     """
     xs, _ = _data(X)
     n, d = xs.shape

@@ -548,7 +548,7 @@ def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int
         ``apply_fn(params, X)`` (one per example) and ``example_loss(outputs, y)`` (per-example
         losses) with ``loss_fn(params, (X, y)) = mean(example_loss(apply_fn(params, X), y)) +
         (γ/2)|w|²`` — γ is read off ``loss_fn`` and checked. N·P in memory and a dense §4.1 solve
-        on the range of the features (seconds to a minute at N = 442, P = 193): for models small
+        on the range of the features (about a second at N = 442, P = 193): for models small
         enough.
 
     Returns

@@ -66,8 +66,8 @@ def linearized_critical_learning_rate(features: npt.ArrayLike, batch_size: int, 
     :func:`sgdnoise.critical_learning_rate_dataset` on the features: for a scalar learning rate it
     solves on their range, of dimension r = rank ≤ min(N, P) (the directions orthogonal to every
     feature feel only the weight decay, decoupled from the rest, so λ* = min(λ*_range, 2(1+μ)/γ)
-    exactly), so the cost is a bisection of power iterations at O(N r²) per product whatever P
-    (seconds to a minute at N = 442, r = 193): this is for datasets of up to about a thousand
+    exactly), so the cost is a root search over power iterations at O(N r²) per product whatever P
+    (about a second at N = 442, r = 193): this is for datasets of up to about a thousand
     examples. A diagonal preconditioner is solved in all P dimensions.
 
     Parameters

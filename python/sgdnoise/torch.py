@@ -687,7 +687,7 @@ def analyze(model: _torch.nn.Module, loss_fn: LossFn, data: Any, *, lr: Any, bat
         Also compute the linearised network's exact critical learning rate
         (``result.critical_learning_rate_linearized``; :func:`linearized_features` and
         :func:`sgdnoise.linearized_critical_learning_rate`): one output per example, N·P in memory,
-        and a dense §4.1 solve on the range of the features (seconds to a minute at N = 442,
+        and a dense §4.1 solve on the range of the features (about a second at N = 442,
         P = 193) — for models small enough.
 
     Returns

@@ -125,7 +125,7 @@ struct FiniteDatasetProblem {
         return radius
     }
 
-    /// The largest c with ρ(c · lr) < 1, by bisection to 1e-9 relative.
+    /// The largest c with ρ(c · lr) < 1, bracketed to 1e-9 relative.
     ///
     /// For a scalar learning rate and Γ = γI the bisection runs on the range of X, of dimension
     /// r = rank X ≤ min(N, D): a direction orthogonal to every row feels only γ, decoupled from the
@@ -142,12 +142,30 @@ struct FiniteDatasetProblem {
         guard let mMax = solver.spectral.m.last, mMax > 0 else {
             throw SGDNoiseError.invalidArgument("the curvature XᵀX/N + weight_decay must have a positive eigenvalue")
         }
-        var lo = 0.0
-        var hi = solver.spectral.stabilityEdge / mMax
+        // Root of g(c) = ρ(c) − 1 bracketed by [lo, hi] (g(0) = −1; g ≥ 0 or ∞ at the deterministic
+        // edge): false position with the Illinois modification (the end kept twice in a row has its
+        // g halved), which shrinks the bracket from both sides superlinearly; bisection while the
+        // upper g is infinite. Ends when the bracket is within 1e-9 relative.
+        var lo = 0.0, gLo = -1.0
+        var hi = solver.spectral.stabilityEdge / mMax, gHi = Double.infinity
         var start = Matrix.identity(x.columns)
-        for _ in 0..<80 where hi - lo > 1e-9 * hi {
-            let mid = 0.5 * (lo + hi)
-            if try spectralRadius(lr, scale: mid, start: &start) < 1 { lo = mid } else { hi = mid }
+        var kept = 0  // +1: lo kept last step(s), −1: hi kept
+        for _ in 0..<200 where hi - lo > 1e-9 * hi {
+            var c = 0.5 * (lo + hi)
+            if gHi.isFinite {
+                let secant = lo - gLo * (hi - lo) / (gHi - gLo)
+                if secant > lo && secant < hi { c = secant }
+            }
+            let g = try spectralRadius(lr, scale: c, start: &start) - 1
+            if g < 0 {
+                lo = c; gLo = g
+                if kept == -1, gHi.isFinite { gHi *= 0.5 }
+                kept = -1
+            } else {
+                hi = c; gHi = g
+                if kept == 1 { gLo *= 0.5 }
+                kept = 1
+            }
         }
         return 0.5 * (lo + hi)
     }
@@ -300,7 +318,7 @@ public func finiteDataset(
 }
 
 /// The critical learning rate of SGD on a finite dataset (docs/theory.md §4.1): the largest λ whose
-/// second-moment map has spectral radius below one, by bisection to 1e-9 relative (for a matrix
+/// second-moment map has spectral radius below one, bracketed to 1e-9 relative (for a matrix
 /// learning rate Λ: the largest stable multiple of Λ). Independent of the labels.
 public func criticalLearningRateDataset(
     x: Matrix, batchSize: Int, sampling: Sampling = .withReplacement, weightDecay: Matrix? = nil, momentum: Double = 0,
