@@ -152,3 +152,10 @@ def test_c_block_function_rejects_bad_arguments():
                                                         0, None, None, None, None, ctypes.byref(summary))
         assert status == _lib.INVALID_ARGUMENT
         assert message in lib.sgdnoise_last_error_message().decode()
+
+
+def test_hessian_eigen_takes_a_block_only_operator(rng):
+    """An operator with only ``matmat`` serves hessian_eigen (single products) as blocks of one."""
+    hessian, _ = problem(rng)
+    e = sgdnoise.hessian_eigen(Gemm(hessian), hessian.shape[0], k=3)
+    np.testing.assert_allclose(e.values, np.linalg.eigvalsh(hessian)[::-1][:3], rtol=1e-10)
