@@ -13,25 +13,11 @@ import Testing
 /// tolerance 1e-12), checked at 1e-9 relative.
 @Suite("Block Hessian-vector products (§8)")
 struct BlockProductTests {
-    /// A symmetric H with a separated top (5, 3, 2.5, 2) and a bulk in [0, 1), and a noise C.
-    static func problem(_ p: Int, seed: UInt64) -> (Matrix, Matrix) {
-        var rng = SeededGenerator(seed: seed)
-        let h = rng.symmetric(eigenvalues: [5, 3, 2.5, 2] + rng.uniformArray(p - 4, 0, 1))
-        let c = rng.spd(p, eigenvaluesIn: 0.01, 0.2)
-        return (h, c)
-    }
+    /// H with a separated top (5, 3, 2.5, 2) and a bulk in [0, 1), and a noise C.
+    static func problem(_ p: Int, seed: UInt64) -> (Matrix, Matrix) { NetworkFluctuationTests.problem(p, seed: seed) }
 
     /// out ← M v by a naive loop (the independent route).
-    static func single(_ m: Matrix) -> HessianOperator.Product {
-        { v, out in
-            let n = m.rows
-            for i in 0..<n {
-                var s = 0.0
-                for j in 0..<n { s += m.elements[i * n + j] * v[j] }
-                out[i] = s
-            }
-        }
-    }
+    static func single(_ m: Matrix) -> HessianOperator.Product { NetworkFluctuationTests.matvec(m) }
 
     /// The block form that applies `product` to each row: every row gets the single product's bits.
     static func looping(_ product: @escaping HessianOperator.Product, dimension p: Int, blockSize: Int,

@@ -14,15 +14,11 @@ import numpy as np
 import pytest
 
 import sgdnoise
+from test_network import problem as network_problem
 
 
-def problem(rng, p=50, n=200):
-    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
-    h = np.concatenate([[5.0, 3.0, 2.5, 2.0], rng.uniform(0.0, 1.0, p - 4)])
-    hessian = (q * h) @ q.T
-    hessian = 0.5 * (hessian + hessian.T)
-    grads = rng.standard_normal((n, p)) * rng.uniform(0.1, 1.0, p)
-    return hessian, grads
+def problem(rng):
+    return network_problem(rng, p=50)
 
 
 class Columns:
