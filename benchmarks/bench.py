@@ -565,20 +565,13 @@ def network_1e6(rng) -> Case:
                         memory_vectors=20 + 2 + 20 + 5 + 10)
 
 
-@benchmark
-def network_mlp_1e6(rng) -> Case:
-    """A real network of P = 1 050 113 parameters in JAX (float32): a tanh MLP 512 → 1024 → 512 → 1
-    on N = 256 synthetic examples (Gaussian inputs, labels from a random teacher of the same shape
-    plus noise), at its random initialisation (the timing does not need a minimum; the theory
-    does). Products through `sgdnoise.jax`: forward-over-reverse Hessian-vector products over the
-    whole batch, and the noise operator of per-sample gradients, streamed in chunks (N × P float32
-    is 1 GB, over the adapter's memory limit), two passes per product."""
+def _jax_mlp(rng, n: int, sizes: tuple[int, ...]):
+    """A float32 tanh MLP in JAX with layer widths ``sizes`` on N = n synthetic examples (Gaussian
+    inputs, labels from a random teacher of the same shape plus noise), at its random
+    initialisation: (loss_fn, params, (x, y)) with the mean squared error."""
     import jax
     import jax.numpy as jnp
 
-    import sgdnoise.jax as sj
-
-    n, sizes = 256, (512, 1024, 512, 1)
     keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), 8)
 
     def init(k):
@@ -601,12 +594,54 @@ def network_mlp_1e6(rng) -> Case:
         xb, yb = batch
         return 0.5 * jnp.mean((model(params, xb) - yb) ** 2)
 
+    return loss_fn, params, (x, y)
+
+
+@benchmark
+def network_mlp_1e6(rng) -> Case:
+    """A real network of P = 1 050 113 parameters in JAX (float32): a tanh MLP 512 → 1024 → 512 → 1
+    on N = 256 synthetic examples (Gaussian inputs, labels from a random teacher of the same shape
+    plus noise), at its random initialisation (the timing does not need a minimum; the theory
+    does). Products through `sgdnoise.jax`: forward-over-reverse Hessian-vector products over the
+    whole batch, and the noise operator of per-sample gradients, streamed in chunks (N × P float32
+    is 1 GB, over the adapter's memory limit), two passes per product."""
+    import sgdnoise.jax as sj
+
+    loss_fn, params, (x, y) = _jax_mlp(rng, 256, (512, 1024, 512, 1))
     hessian = sj.hvp(loss_fn, params, (x, y))
     noise = sj.noise(loss_fn, params, (x, y), 16, chunk=32)
     # Memory: as network_1e6, plus the streamed chunks of per-sample gradients (32 × P float32)
     # and JAX's own buffers for one product (a few P).
     return network_case(f"hessian_eigen k=10 P={hessian.dim:,} (JAX MLP)", hessian.dim, hessian.matvec,
                         noise.matvec, tol=1e-4, memory_vectors=20 + 2 + 20 + 5 + 10 + 16 + 10)
+
+
+@benchmark
+def network_block_mlp(rng) -> Case:
+    """Block Hessian-vector products (docs/theory.md §8): one network_fluctuation (k = 5, 16
+    probes, 20 steps) on a JAX tanh MLP 128 → 256 → 128 → 1 (P = 66 049, float32, N = 256), with
+    the adapter's ``matmat`` (``jax.vmap`` of the product; probes in lockstep, blocks of 8) against
+    the same call through ``matvec`` only. Information only: what a block saves depends on how much
+    of a product is overhead (on a CPU, little once the model's matrices are large; on a GPU, most)."""
+    import sgdnoise.jax as sj
+
+    loss_fn, params, data = _jax_mlp(rng, 256, (128, 256, 128, 1))
+    hessian = sj.hvp(loss_fn, params, data)
+    noise = sj.noise(loss_fn, params, data, 16)
+    lr = 0.2 * 2 / sgdnoise.hessian_eigen(hessian, hessian.dim, k=1, tol=1e-3).values[0]
+    kw = dict(lr=lr, k=5, probes=16, steps=20, batch_size=16, tol=1e-4)
+
+    def checks(block, single):
+        return [Check("  Hessian-vector products (block, single)", block.hessian_products, f"{single.hessian_products}",
+                      None),
+                Check("  excess loss: relative difference block vs single", abs(block.excess_loss / single.excess_loss - 1),
+                      "(information)", None)]
+
+    return Case(name=f"network_fluctuation P={hessian.dim:,} (JAX MLP): block products (matmat, b = 8)",
+                run=lambda: sgdnoise.network_fluctuation(hessian, noise, hessian.dim, block_size=8, **kw),
+                reference=lambda: sgdnoise.network_fluctuation(hessian.matvec, noise.matvec, hessian.dim, **kw),
+                reference_name="the same, one product per call (matvec)", judge=None, checks=checks, repeats=2,
+                back_to_back=False)
 
 
 @benchmark

@@ -707,6 +707,14 @@ sgdnoise_status sgdnoise_l2_test_loss_curve(sgdnoise_layout layout, ptrdiff_t d,
  * given next to the callback; a NaN or an infinity in out is SGDNOISE_STATUS_NUMERICAL_FAILURE. */
 typedef int (*sgdnoise_matvec_callback)(void *context, ptrdiff_t d, double const *v, double *out);
 
+/* The block form of sgdnoise_matvec_callback, for several vectors at once (e.g. a vectorised
+ * Hessian-vector product, far cheaper per vector than separate calls): read the count rows of d
+ * doubles at v (row r at v + r*d), write row r of out = the product of row r, for all count rows
+ * (1 <= count <= the block size given next to the callback), return 0. Same contract otherwise:
+ * a nonzero return is SGDNOISE_STATUS_CANCELLED, NaN or infinity in out
+ * SGDNOISE_STATUS_NUMERICAL_FAILURE, sequential calls on the calling thread. */
+typedef int (*sgdnoise_block_matvec_callback)(void *context, ptrdiff_t d, ptrdiff_t count, double const *v, double *out);
+
 /* What sgdnoise_network_fluctuation estimates besides its arrays (docs/theory.md section 8).
  * Standard errors are over the random probes. Set .size = sizeof(sgdnoise_network_summary). */
 typedef struct sgdnoise_network_summary {
@@ -838,6 +846,16 @@ sgdnoise_status sgdnoise_hessian_eigen(ptrdiff_t d, sgdnoise_matvec_callback hes
  * L^{-1/2} Sigma L^{-1/2} on the top-k eigenvectors; for lr * I the block of Sigma is lr * X).
  * UNSTABLE (with the additive critical learning rate) when m_1 >= 2(1+momentum). */
 sgdnoise_status sgdnoise_network_fluctuation(ptrdiff_t d, sgdnoise_matvec_callback hessian, void * hessian_context, sgdnoise_matvec_callback noise, void * noise_context, double lr, double const * lr_diagonal, double momentum, ptrdiff_t k, ptrdiff_t probes, ptrdiff_t steps, ptrdiff_t batch_size, double tolerance, uint64_t seed, double * out_top_values, double * out_top_vectors, double * out_bottom_values, double * out_fluctuation_block, sgdnoise_network_summary * out_summary);
+
+/* sgdnoise_network_fluctuation with block products (docs/theory.md section 8): hessian and
+ * noise take up to block_size >= 1 vectors per call (sgdnoise_block_matvec_callback), the other
+ * arguments and every output as there, the results equal to those of single products (to
+ * rounding: the same when each row of a block product has the bits of the single product). The
+ * Hutchinson and quadrature probes advance block_size at a time in lockstep, one block product per
+ * step for those still running; the noise products of the top-k block, the bottom directions and
+ * each group of probes come as blocks; the eigenpairs take blocks of one. Memory
+ * O((k + block_size * steps) * d) doubles; the summary's products count vectors. */
+sgdnoise_status sgdnoise_network_fluctuation_block(ptrdiff_t d, sgdnoise_block_matvec_callback hessian, void * hessian_context, sgdnoise_block_matvec_callback noise, void * noise_context, ptrdiff_t block_size, double lr, double const * lr_diagonal, double momentum, ptrdiff_t k, ptrdiff_t probes, ptrdiff_t steps, ptrdiff_t batch_size, double tolerance, uint64_t seed, double * out_top_values, double * out_top_vectors, double * out_bottom_values, double * out_fluctuation_block, sgdnoise_network_summary * out_summary);
 
 /* The mean displacement E[w_t - w*] of SGD driven by its own fluctuation, at second order
  * (docs/theory.md section 8, "Drift"): the mean follows the gradient of L + 1/2 Tr[H(w) Sigma]

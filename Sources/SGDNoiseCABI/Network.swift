@@ -33,6 +33,19 @@ func product(
     }
 }
 
+/// A C block callback as the core's block product: a nonzero return stops with CANCELLED.
+private func blockProduct(
+    _ callback: sgdnoise_block_matvec_callback?, _ context: UnsafeMutableRawPointer?, _ d: Int, _ name: String
+) throws(SGDNoiseError) -> HessianOperator.BlockProduct {
+    guard let callback else { throw .invalidArgument("\(name) must not be NULL") }
+    return { count, v, out in
+        let code = callback(context, d, count, v.baseAddress, out.baseAddress)
+        guard code == 0 else {
+            throw SGDNoiseError.cancelled("the \(name) callback returned \(code): stopped")
+        }
+    }
+}
+
 /// The k largest and/or smallest eigenpairs of the symmetric operator of `hessian` (dimension d)
 /// by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8); `which` is an
 /// sgdnoise_spectrum_end: the three ends verified (a verification cycle searches for missed copies
@@ -99,43 +112,94 @@ func product(
     _ out_summary: UnsafeMutablePointer<sgdnoise_network_summary>?
 ) -> sgdnoise_status {
     guarded { () throws(SGDNoiseError) in
-        let summary = try Arguments.output(out_summary, "out_summary")
-        let summarySize = try Results.callerSize(summary, "out_summary", "sgdnoise_network_summary")
-        try Arguments.size(d, "d", max: 1 << 40)
-        let rate: LearningRate
-        if let lr_diagonal {
-            rate = .diagonal(try Arguments.vector(lr_diagonal, d, "lr_diagonal"))
-        } else {
-            try Validation.learningRate(lr, name: "lr")
-            rate = .scalar(lr)
-        }
-        try Validation.momentum(momentum, name: "momentum")
-        guard batch_size >= 0 else { throw .invalidArgument("batch_size must be >= 0 (0: not given), got \(batch_size)") }
-        let tol = tolerance == 0 ? 1e-8 : tolerance
-        let h = try core { try HessianOperator(dimension: d, product: try product(hessian, hessian_context, d, "hessian")) }
-        let c = try product(noise, noise_context, d, "noise")
-        let r = try core {  // the core reports critical learning rates in the caller's units already
-            try networkFluctuation(hessian: h, noise: c, learningRate: rate, momentum: momentum, k: k, probes: probes,
-                                   steps: steps, batchSize: batch_size == 0 ? nil : batch_size, tolerance: tol,
-                                   seed: seed)
-        }
-        if let out_top_values { Arguments.write(r.topEigenvalues, to: out_top_values) }
-        if let out_top_vectors { Arguments.write(r.topEigenvectorRows.elements, to: out_top_vectors) }
-        if let out_bottom_values { Arguments.write(r.bottomEigenvalues, to: out_bottom_values) }
-        if let out_fluctuation_block { Arguments.write(r.fluctuationBlock.elements, to: out_fluctuation_block) }
-        let m = r.criticalLearningRateMultiplicative
-        Results.write(sgdnoise_network_summary(
-            size: 0, excess_loss: r.excessLoss.value, excess_loss_stderr: r.excessLoss.standardError,
-            top_trace_sigma: r.topTraceSigma, critical_learning_rate_additive: r.criticalLearningRateAdditive,
-            critical_learning_rate_multiplicative: m?.value ?? .nan,
-            critical_learning_rate_multiplicative_stderr: m?.standardError ?? .nan,
-            hessian_products: Int64(r.hessianProducts), noise_products: Int64(r.noiseProducts),
-            max_residual: r.topResiduals.max() ?? 0, top_converged: r.topConverged ? 1 : 0,
-            bottom_converged: r.bottomConverged ? 1 : 0, top_relaxation_steps: r.topRelaxationSteps,
-            slowest_relaxation_steps: r.slowestRelaxationSteps, flat_directions: Int64(r.flatCount),
-            flat_diffusion_per_step: r.flatDiffusionPerStep,
-            bottom_noise_trace: r.bottomNoise.reduce(0, +)), to: summary, callerSize: summarySize)
+        try fluctuation(
+            d, { () throws(SGDNoiseError) in
+                let h = try product(hessian, hessian_context, d, "hessian")
+                let c = try product(noise, noise_context, d, "noise")
+                return try core { (try HessianOperator(dimension: d, product: h), try HessianOperator(dimension: d, product: c)) }
+            }, lr, lr_diagonal, momentum, k, probes, steps, batch_size, tolerance, seed, out_top_values,
+            out_top_vectors, out_bottom_values, out_fluctuation_block, out_summary)
     }
+}
+
+/// sgdnoise_network_fluctuation with block products (docs/theory.md section 8): `hessian` and
+/// `noise` take up to block_size >= 1 vectors per call (sgdnoise_block_matvec_callback), the other
+/// arguments and every output as there, the results equal to those of single products (to
+/// rounding: the same when each row of a block product has the bits of the single product). The
+/// Hutchinson and quadrature probes advance block_size at a time in lockstep, one block product per
+/// step for those still running; the noise products of the top-k block, the bottom directions and
+/// each group of probes come as blocks; the eigenpairs take blocks of one. Memory
+/// O((k + block_size * steps) * d) doubles; the summary's products count vectors.
+@c public func sgdnoise_network_fluctuation_block(
+    _ d: Int, _ hessian: sgdnoise_block_matvec_callback?, _ hessian_context: UnsafeMutableRawPointer?,
+    _ noise: sgdnoise_block_matvec_callback?, _ noise_context: UnsafeMutableRawPointer?, _ block_size: Int,
+    _ lr: Double, _ lr_diagonal: UnsafePointer<Double>?, _ momentum: Double, _ k: Int, _ probes: Int, _ steps: Int,
+    _ batch_size: Int, _ tolerance: Double, _ seed: UInt64,
+    _ out_top_values: UnsafeMutablePointer<Double>?, _ out_top_vectors: UnsafeMutablePointer<Double>?,
+    _ out_bottom_values: UnsafeMutablePointer<Double>?, _ out_fluctuation_block: UnsafeMutablePointer<Double>?,
+    _ out_summary: UnsafeMutablePointer<sgdnoise_network_summary>?
+) -> sgdnoise_status {
+    guarded { () throws(SGDNoiseError) in
+        try fluctuation(
+            d, { () throws(SGDNoiseError) in
+                let h = try blockProduct(hessian, hessian_context, d, "hessian")
+                let c = try blockProduct(noise, noise_context, d, "noise")
+                guard block_size >= 1 else { throw .invalidArgument("block_size must be >= 1, got \(block_size)") }
+                let b = min(block_size, max(probes, k, 1))  // no block is larger than this
+                return try core {
+                    (try HessianOperator(dimension: d, blockSize: b, blockProduct: h),
+                     try HessianOperator(dimension: d, blockSize: b, blockProduct: c))
+                }
+            }, lr, lr_diagonal, momentum, k, probes, steps, batch_size, tolerance, seed, out_top_values,
+            out_top_vectors, out_bottom_values, out_fluctuation_block, out_summary)
+    }
+}
+
+/// The body of sgdnoise_network_fluctuation and its block form: the arguments checked, the two
+/// operators made by `operators` (after the checks of the arguments before them), the results written.
+private func fluctuation(
+    _ d: Int, _ operators: () throws(SGDNoiseError) -> (HessianOperator, HessianOperator),
+    _ lr: Double, _ lr_diagonal: UnsafePointer<Double>?, _ momentum: Double, _ k: Int, _ probes: Int, _ steps: Int,
+    _ batch_size: Int, _ tolerance: Double, _ seed: UInt64,
+    _ out_top_values: UnsafeMutablePointer<Double>?, _ out_top_vectors: UnsafeMutablePointer<Double>?,
+    _ out_bottom_values: UnsafeMutablePointer<Double>?, _ out_fluctuation_block: UnsafeMutablePointer<Double>?,
+    _ out_summary: UnsafeMutablePointer<sgdnoise_network_summary>?
+) throws(SGDNoiseError) {
+    let summary = try Arguments.output(out_summary, "out_summary")
+    let summarySize = try Results.callerSize(summary, "out_summary", "sgdnoise_network_summary")
+    try Arguments.size(d, "d", max: 1 << 40)
+    let rate: LearningRate
+    if let lr_diagonal {
+        rate = .diagonal(try Arguments.vector(lr_diagonal, d, "lr_diagonal"))
+    } else {
+        try Validation.learningRate(lr, name: "lr")
+        rate = .scalar(lr)
+    }
+    try Validation.momentum(momentum, name: "momentum")
+    guard batch_size >= 0 else { throw .invalidArgument("batch_size must be >= 0 (0: not given), got \(batch_size)") }
+    let tol = tolerance == 0 ? 1e-8 : tolerance
+    let (h, c) = try operators()
+    let r = try core {  // the core reports critical learning rates in the caller's units already
+        try networkFluctuation(hessian: h, noiseOperator: c, learningRate: rate, momentum: momentum, k: k,
+                               probes: probes, steps: steps, batchSize: batch_size == 0 ? nil : batch_size,
+                               tolerance: tol, seed: seed)
+    }
+    if let out_top_values { Arguments.write(r.topEigenvalues, to: out_top_values) }
+    if let out_top_vectors { Arguments.write(r.topEigenvectorRows.elements, to: out_top_vectors) }
+    if let out_bottom_values { Arguments.write(r.bottomEigenvalues, to: out_bottom_values) }
+    if let out_fluctuation_block { Arguments.write(r.fluctuationBlock.elements, to: out_fluctuation_block) }
+    let m = r.criticalLearningRateMultiplicative
+    Results.write(sgdnoise_network_summary(
+        size: 0, excess_loss: r.excessLoss.value, excess_loss_stderr: r.excessLoss.standardError,
+        top_trace_sigma: r.topTraceSigma, critical_learning_rate_additive: r.criticalLearningRateAdditive,
+        critical_learning_rate_multiplicative: m?.value ?? .nan,
+        critical_learning_rate_multiplicative_stderr: m?.standardError ?? .nan,
+        hessian_products: Int64(r.hessianProducts), noise_products: Int64(r.noiseProducts),
+        max_residual: r.topResiduals.max() ?? 0, top_converged: r.topConverged ? 1 : 0,
+        bottom_converged: r.bottomConverged ? 1 : 0, top_relaxation_steps: r.topRelaxationSteps,
+        slowest_relaxation_steps: r.slowestRelaxationSteps, flat_directions: Int64(r.flatCount),
+        flat_diffusion_per_step: r.flatDiffusionPerStep,
+        bottom_noise_trace: r.bottomNoise.reduce(0, +)), to: summary, callerSize: summarySize)
 }
 
 /// The mean displacement E[w_t - w*] of SGD driven by its own fluctuation, at second order

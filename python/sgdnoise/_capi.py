@@ -257,6 +257,7 @@ class sgdnoise_curve_summary(ctypes.Structure):
 
 sgdnoise_progress_callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t)
 sgdnoise_matvec_callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p)
+sgdnoise_block_matvec_callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p)
 
 
 # Every function: name -> (restype, argtypes).
@@ -335,6 +336,7 @@ FUNCTIONS = {
     'sgdnoise_l2_test_loss_curve': (ctypes.c_int, [ctypes.c_int, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p]),
     'sgdnoise_hessian_eigen': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_eigen_info)]),
     'sgdnoise_network_fluctuation': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_network_summary)]),
+    'sgdnoise_network_fluctuation_block': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_block_matvec_callback, ctypes.c_void_p, sgdnoise_block_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_void_p, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_double, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_network_summary)]),
     'sgdnoise_mean_drift': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_drift_summary)]),
     'sgdnoise_relaxation_steps': (ctypes.c_int, [ctypes.c_double, ctypes.c_double, ctypes.c_void_p]),
     'sgdnoise_spectral_density': (ctypes.c_int, [ctypes.c_ssize_t, sgdnoise_matvec_callback, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(sgdnoise_spectral_density_info)]),

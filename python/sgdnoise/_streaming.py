@@ -125,6 +125,8 @@ class StreamingNoise:
         return self._sweep(apply, m, a, a.shape)
 
     __call__ = matvec
+    # scipy's name for the block form (V of shape (P, b)): network_fluctuation's block products.
+    matmat = matvec
 
     def __matmul__(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return self.matvec(v)

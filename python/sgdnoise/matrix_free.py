@@ -144,6 +144,9 @@ class NoiseOperator:
                       a.ctypes.data, out.ctypes.data))
         return out
 
+    # scipy's name for the block form (V of shape (P, b)): network_fluctuation's block products.
+    matmat = matvec
+
     def __matmul__(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return self.matvec(v)
 

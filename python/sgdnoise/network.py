@@ -39,9 +39,12 @@ def _as_count(x: Any, name: str, minimum: int = 1) -> int:
 
 
 def _as_product(op: Any, dim: int, name: str) -> Product:
-    """A product ``v -> A v`` from a callable, an object with ``matvec`` or a dense (dim, dim) array."""
+    """A product ``v -> A v`` from a callable, an object with ``matvec`` (or only ``matmat``: a
+    block of one) or a dense (dim, dim) array."""
     if hasattr(op, "matvec"):
         return op.matvec
+    if hasattr(op, "matmat"):
+        return lambda v: op.matmat(v[:, None])
     if callable(op):
         return op
     a = np.asarray(op, dtype=np.float64)
@@ -51,27 +54,55 @@ def _as_product(op: Any, dim: int, name: str) -> Product:
     return lambda v: a @ v
 
 
-class _Callback:
-    """A Python product as an ``sgdnoise_matvec_callback``: the exception it raises (or a wrong
-    shape) is kept and re-raised after the C call, which stops with SGDNOISE_STATUS_CANCELLED."""
+def _as_block_product(op: Any, dim: int, name: str) -> Callable[[npt.NDArray[np.float64]], Any]:
+    """A block product ``V -> A V`` (V of shape (dim, b)) from an object with ``matmat`` (scipy's
+    LinearOperator convention), or else from a single product applied to each column."""
+    if hasattr(op, "matmat"):
+        return op.matmat
+    if not hasattr(op, "matvec") and not callable(op):
+        a = np.asarray(op, dtype=np.float64)
+        if a.shape == (dim, dim):
+            return lambda v: a @ v
+    single = _as_product(op, dim, name)
+    return lambda v: np.stack([_checked(single, v[:, j], name) for j in range(v.shape[1])], axis=1)
 
-    def __init__(self, product: Product, dim: int, name: str):
+
+def _checked(product: Product, x: npt.NDArray[np.float64], name: str) -> npt.NDArray[np.float64]:
+    """``product(x)`` for x of shape (P,) or (P, count), as a float64 array of x's shape (a result
+    with x's entries as one column or row is accepted for a (P,) input or a single column)."""
+    y = np.asarray(product(x), dtype=np.float64)
+    if y.shape != x.shape and y.size == x.size and (x.ndim == 1 or x.shape[1] == 1) and (
+            y.ndim == 1 or (y.ndim == 2 and 1 in y.shape)):
+        y = y.reshape(x.shape)
+    if y.shape != x.shape:
+        raise InvalidArgumentError(f"{name} returned shape {np.shape(y)}, expected {x.shape}")
+    return y
+
+
+class _Callback:
+    """A Python product as an ``sgdnoise_matvec_callback``, or with ``block=True`` a block product
+    ``V -> A V`` (V of shape (P, count), read-only) as an ``sgdnoise_block_matvec_callback``: the
+    exception it raises (or a wrong shape) is kept and re-raised after the C call, which stops with
+    SGDNOISE_STATUS_CANCELLED."""
+
+    def __init__(self, product: Product, dim: int, name: str, block: bool = False):
         self.product, self.dim, self.name = product, dim, name
         self.error: BaseException | None = None
         self.calls = 0
-        self.c = _capi.sgdnoise_matvec_callback(self._call)
+        self.c = (_capi.sgdnoise_block_matvec_callback(self._call_block) if block
+                  else _capi.sgdnoise_matvec_callback(self._call))
 
     def _call(self, _context: Any, d: int, v: int, out: int) -> int:
+        return self._call_block(_context, d, 1, v, out, single=True)
+
+    def _call_block(self, _context: Any, d: int, count: int, v: int, out: int, single: bool = False) -> int:
         try:
             self.calls += 1
-            x = np.ctypeslib.as_array(ctypes.cast(v, ctypes.POINTER(ctypes.c_double)), shape=(d,))
+            x = np.ctypeslib.as_array(ctypes.cast(v, ctypes.POINTER(ctypes.c_double)), shape=(count, d))
             x.flags.writeable = False  # the library's buffer, valid during this call only
-            y = np.asarray(self.product(x), dtype=np.float64)
-            if y.shape != (d,):
-                y = y.reshape(-1) if y.size == d and y.ndim == 2 and 1 in y.shape else y
-            if y.shape != (d,):
-                raise InvalidArgumentError(f"{self.name} returned shape {np.shape(y)}, expected ({d},)")
-            np.ctypeslib.as_array(ctypes.cast(out, ctypes.POINTER(ctypes.c_double)), shape=(d,))[:] = y
+            y = _checked(self.product, x[0] if single else x.T, self.name)
+            np.ctypeslib.as_array(ctypes.cast(out, ctypes.POINTER(ctypes.c_double)), shape=(count, d))[:] = \
+                y if single else y.T
             return 0
         except BaseException as exc:  # noqa: BLE001 - re-raised after the C call returns
             self.error = exc
@@ -330,7 +361,7 @@ class NetworkFluctuation:
 def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, lr: float | npt.ArrayLike,
                         momentum: float = 0.0, k: int = 10, probes: int = 30, steps: int = 40,
                         batch_size: int | None = None, tol: float = 1e-8, seed: int = 0,
-                        features: npt.ArrayLike | None = None, weight_decay: float = 0.0,
+                        block_size: int = 8, features: npt.ArrayLike | None = None, weight_decay: float = 0.0,
                         replacement: bool = True) -> NetworkFluctuation:
     r"""The stationary fluctuation of SGD at a minimum of a network, from products only.
 
@@ -343,10 +374,19 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
     multiplicative noise over the whole spectrum (docs/theory.md §8). Memory
     :math:`O((k + \text{steps}) P)`; never a :math:`P \times P` matrix.
 
+    **Block products.** When ``hvp`` has ``matmat`` (scipy's ``LinearOperator`` convention:
+    ``V`` of shape (P, b) to ``H V``, as the JAX and torch adapters' ``HessianProduct`` has it), the
+    probes advance ``block_size`` at a time in lockstep with one ``matmat`` of their vectors per
+    step (far cheaper than b separate products for a vectorised HVP), and the noise products come as
+    blocks too (``noise.matmat``, else ``noise`` column by column); the eigenpairs take blocks of one.
+    The result equals that of the single products to rounding (exactly, when ``matmat`` gives each
+    column the bits of ``matvec``); memory :math:`O((k + \text{block\_size}\cdot\text{steps}) P)`;
+    ``hessian_products`` counts vectors.
+
     Parameters
     ----------
-    hvp : callable, operator with ``matvec``, or (P, P) array_like
-        ``v -> H v`` at the minimum.
+    hvp : callable, operator with ``matvec`` or ``matmat``, or (P, P) array_like
+        ``v -> H v`` at the minimum (with ``matmat``: ``V -> H V`` for V of shape (P, b)).
     noise : callable, :class:`NoiseOperator`, or (P, P) array_like
         ``v -> C v``, C the minibatch noise covariance at the minimum (e.g.
         ``sgdnoise.noise_operator(per_sample_grads, batch_size)``).
@@ -363,6 +403,8 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
     tol : float
         Relative residual tolerance of the eigenpairs.
     seed : int
+    block_size : int
+        The most vectors per ``matmat`` call (≥ 1), used when ``hvp`` has ``matmat``.
     features : (N, P) array_like, optional
         The linearised network's features (:func:`sgdnoise.linearized_features`: per-example output
         gradients times √ℓ''), for models small enough: adds its exact critical learning rate
@@ -391,8 +433,14 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
         features = linearized_features(features)
         if features.shape[1] != p:
             raise InvalidArgumentError(f"features must have dim = {p} columns, got shape {features.shape}")
-    h_cb = _Callback(_as_product(hvp, p, "hvp"), p, "hvp")
-    c_cb = _Callback(_as_product(noise, p, "noise"), p, "noise")
+    block = hasattr(hvp, "matmat")
+    if block:
+        width = _as_count(block_size, "block_size")
+        h_cb = _Callback(hvp.matmat, p, "hvp", block=True)
+        c_cb = _Callback(_as_block_product(noise, p, "noise"), p, "noise", block=True)
+    else:
+        h_cb = _Callback(_as_product(hvp, p, "hvp"), p, "hvp")
+        c_cb = _Callback(_as_product(noise, p, "noise"), p, "noise")
     if np.ndim(lr) == 0:
         scale, diagonal = as_scalar(lr, "lr"), None
     else:
@@ -402,11 +450,12 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
                                        f"got shape {diagonal.shape}")
         scale = 1.0
     top, vectors, bottom = np.empty(kk), np.empty((kk, p)), np.empty(kk)
-    block = np.empty((kk, kk))
+    fluctuation = np.empty((kk, kk))
     summary = _capi.sgdnoise_network_summary()
-    status = _lib_.sgdnoise_network_fluctuation(
-        p, h_cb.c, None, c_cb.c, None, scale, ptr(diagonal), as_scalar(momentum, "momentum"), kk, nprobes, nsteps,
-        s, as_scalar(tol, "tol"), int(seed) & (2**64 - 1), ptr(top), ptr(vectors), ptr(bottom), ptr(block),
+    operators = (p, h_cb.c, None, c_cb.c, None) + ((width,) if block else ())
+    status = (_lib_.sgdnoise_network_fluctuation_block if block else _lib_.sgdnoise_network_fluctuation)(
+        *operators, scale, ptr(diagonal), as_scalar(momentum, "momentum"), kk, nprobes, nsteps,
+        s, as_scalar(tol, "tol"), int(seed) & (2**64 - 1), ptr(top), ptr(vectors), ptr(bottom), ptr(fluctuation),
         ctypes.byref(summary))
     _check(status, h_cb, c_cb)
     multiplicative = None if s == 0 else float(summary.critical_learning_rate_multiplicative)
@@ -415,7 +464,7 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
         replacement=replacement)
     return NetworkFluctuation(
         top_eigenvalues=top, top_eigenvectors=vectors.T.copy(), bottom_eigenvalues=bottom,
-        fluctuation_block=block, sigma_block=None if diagonal is not None else scale * block,
+        fluctuation_block=fluctuation, sigma_block=None if diagonal is not None else scale * fluctuation,
         excess_loss=float(summary.excess_loss), excess_loss_stderr=float(summary.excess_loss_stderr),
         top_trace_sigma=float(summary.top_trace_sigma),
         critical_learning_rate_additive=float(summary.critical_learning_rate_additive),

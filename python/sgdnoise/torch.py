@@ -267,7 +267,7 @@ class HessianProduct:
         ``"forward-over-reverse"`` (``torch.func.jvp`` of ``torch.func.grad``) or
         ``"double-backward"`` (taken when the model has no forward-mode derivative).
     calls : int
-        Products evaluated so far.
+        Products evaluated so far (vectors: a block of b counts b).
     """
 
     def __init__(self, model: Any, loss_fn: LossFn, data: Any, weight_decay: float = 0.0,
@@ -282,6 +282,7 @@ class HessianProduct:
         self.method = "forward-over-reverse"
         self.calls = 0
         self._grad = _func.grad(self._f.loss)
+        self._vmap: bool | None = None  # whether torch.func.vmap maps the product (None: not tried)
 
     def __repr__(self) -> str:
         return f"HessianProduct(P={self.dim}, dtype={self.dtype}, weight_decay={self.weight_decay})"
@@ -336,6 +337,46 @@ class HessianProduct:
         return total
 
     __call__ = matvec
+
+    def matmat(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """:math:`H V + \\gamma V` for a block of b vectors as the columns of a (P, b) array, float64:
+        the forward-over-reverse product mapped over the columns (``torch.func.vmap``), one pass per
+        data chunk for all b. Where vmap cannot map the model (double-backward models, operations
+        without a batching rule) the columns go through :meth:`matvec` one by one.
+        :func:`sgdnoise.network_fluctuation` uses it to advance its probes in blocks."""
+        x = as_float64(v.detach().cpu() if isinstance(v, _torch.Tensor) else v, "v", 2)
+        if x.shape[0] != self.dim or x.shape[1] < 1:
+            raise InvalidArgumentError(f"v must have shape ({self.dim}, b) with b >= 1, got {x.shape}")
+        b = x.shape[1]
+        if self.method == "forward-over-reverse" and self._vmap is not False:
+            try:
+                out = self._mapped(x)
+            except (NotImplementedError, RuntimeError):
+                if self._vmap:
+                    raise
+                self._vmap = False  # no batching rule: column by column from now on
+            else:
+                self._vmap = True
+                self.calls += b
+                return out
+        return np.stack([self.matvec(x[:, j]) for j in range(b)], axis=1)
+
+    def _mapped(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        f, n, c = self._f, self.samples, self._chunk
+        b = x.shape[1]
+        columns = [f.as_dict(x[:, j]) for j in range(b)]
+        vd = {name: _torch.stack([col[name] for col in columns]) for name in f.names}
+        total = np.zeros((b, self.dim))
+        for start in range(0, n, c):
+            stop = min(start + c, n)
+            xs, ys = f.x[start:stop], f.y[start:stop]
+            hv = _func.vmap(lambda t: self._forward(t, xs, ys))(vd)
+            part = _torch.cat([hv[name].detach().reshape(b, -1) for name in f.names], dim=1).to("cpu", _torch.float64)
+            part = part.numpy()
+            total += part if (start == 0 and stop == n) else (stop - start) / n * part
+        if self.weight_decay:
+            total += self.weight_decay * x.T
+        return total.T.copy()
 
     def __matmul__(self, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return self.matvec(v)

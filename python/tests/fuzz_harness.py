@@ -837,11 +837,13 @@ class Harness:
                 elif mode == "operator":
                     # A valid product for a matvec callback: out = diag((i + 1)/(d + 1)) v, a
                     # positive definite operator with distinct eigenvalues in (0, 1).
-                    def product(_context, d, v, out):
+                    # The block form (sgdnoise_block_matvec_callback) applies it to each of its rows.
+                    def product(_context, d, *rest):
+                        count, v, out = rest if len(rest) == 3 else (1, *rest)
                         x = ctypes.cast(v, ctypes.POINTER(ctypes.c_double))
                         y = ctypes.cast(out, ctypes.POINTER(ctypes.c_double))
-                        for i in range(d):
-                            y[i] = (i + 1) / (d + 1) * x[i]
+                        for i in range(count * d):
+                            y[i] = (i % d + 1) / (d + 1) * x[i]
                         return 0
                     cb = hm.ctype_of(p.type)(product)
                     keep.append(cb)

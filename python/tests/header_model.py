@@ -496,10 +496,13 @@ def classify(fn: Function, param: Param) -> str:
     raise TypeError(f"{fn.name}: parameter {param.name} has C type {t}, for which the fuzz has no strategy")
 
 
+OPERATOR_CALLBACKS = {"sgdnoise_matvec_callback", "sgdnoise_block_matvec_callback"}
+
+
 def takes_operator_callback(fn: Function) -> bool:
-    """Whether ``fn`` takes a product callback (``sgdnoise_matvec_callback``): a valid call needs
-    one that computes a product."""
-    return any(isinstance(p.type, FunctionPointer) and p.type.name == "sgdnoise_matvec_callback" for p in fn.params)
+    """Whether ``fn`` takes a product callback (``sgdnoise_matvec_callback`` or its block form
+    ``sgdnoise_block_matvec_callback``): a valid call needs one that computes a product."""
+    return any(isinstance(p.type, FunctionPointer) and p.type.name in OPERATOR_CALLBACKS for p in fn.params)
 
 
 def ctype_of(t: CType | FunctionPointer):

@@ -147,6 +147,38 @@ def test_hvp_matches_dense_hessian(net, rng):
         h(np.zeros(net.P - 1))
 
 
+def test_matmat_is_the_vmapped_hvp(net, rng):
+    """H V by jax.vmap of the product against the dense H V and against the columns' matvec."""
+    h = sj.hvp(loss_fn, net.params, net.data)
+    v = rng.standard_normal((net.P, 5))
+    block = h.matmat(v)
+    assert block.shape == (net.P, 5) and block.dtype == np.float64
+    assert rel(block, net.H @ v) < 1e-10
+    assert rel(block, np.stack([h.matvec(v[:, j]) for j in range(5)], axis=1)) < 1e-12
+    assert h.calls == 10  # vectors, a block of b counting b
+    for bad in (np.zeros(net.P), np.zeros((net.P, 0)), np.zeros((net.P - 1, 2))):
+        with pytest.raises(sgdnoise.InvalidArgumentError):
+            h.matmat(bad)
+
+
+def test_block_network_fluctuation_equals_the_single_one(net):
+    """network_fluctuation with the adapter's matmat (probes in lockstep, blocks of 4) against the
+    same call through matvec only: the products differ in rounding (XLA's batched and unbatched
+    programs), the eigenpairs are asked to 1e-11, so the results agree to 1e-7 relative."""
+    h = sj.hvp(loss_fn, net.params, net.data)
+    c = sj.noise(loss_fn, net.params, net.data, S)
+    kw = dict(lr=0.2 * 2 / net.h_max, batch_size=S, k=4, probes=8, steps=20, tol=1e-11, seed=2)
+    single = sgdnoise.network_fluctuation(h.matvec, c.matvec, net.P, **kw)
+    calls = h.calls
+    block = sgdnoise.network_fluctuation(h, c, net.P, block_size=4, **kw)
+    assert h.calls - calls == block.hessian_products
+    assert rel(block.top_eigenvalues, single.top_eigenvalues) < 1e-7
+    assert rel(block.sigma_block, single.sigma_block) < 1e-7
+    assert block.excess_loss == pytest.approx(single.excess_loss, rel=1e-7)
+    assert block.critical_learning_rate_multiplicative == pytest.approx(single.critical_learning_rate_multiplicative,
+                                                                        rel=1e-7)
+
+
 def test_curvature_gradient_matches_the_dense_third_derivative(net, rng):
     """∇_w(vᵀH(w)v) against jax.grad of vᵀ(dense jax.hessian)v, and analyze(drift_steps=...) wires it
     into network_drift."""

@@ -5,10 +5,18 @@ import _SGDNoiseBLAS
 /// For a network of P parameters (P up to 10⁹) H is never formed: the caller supplies the
 /// Hessian-vector product (automatic differentiation, finite differences of gradients, …) and the
 /// curvature algorithms of this directory (`lanczosEigenpairs`, `StochasticLanczosQuadrature`,
-/// `krylovMatrixFunction`) use nothing else. Every product goes through `apply`, which
+/// `krylovMatrixFunction`) use nothing else. The product comes in one of two forms: one vector at
+/// a time (`Product`), or a block of up to `blockSize` vectors at once (`BlockProduct`, e.g.
+/// `jax.vmap` of an HVP, which costs far less than as many separate calls). Either form serves
+/// both kinds of request: a single-vector operator answers a block by looping over its vectors, a
+/// block operator answers a single vector as a block of one. The probe loops (stochastic Lanczos
+/// quadrature, the Hutchinson probes of `networkFluctuation`) advance `blockSize` probes in
+/// lockstep, one block product per step (docs/theory.md §8). Every product goes through `apply`,
+/// which
 ///
-/// - counts it: `productCount` is the number of times the product closure was called (a call that
-///   throws is counted too), and every algorithm reports the products it used;
+/// - counts it: `productCount` is the number of vectors multiplied (a block of b vectors counts
+///   b; a call that throws is counted too), `callCount` the number of closure calls, and every
+///   algorithm reports the products it used;
 /// - checks its output: a NaN or an infinity in H v throws `SGDNoiseError.numericalFailure`;
 /// - propagates any error the closure throws, unchanged (a caller cancels a long computation by
 ///   throwing its own error from the closure).
@@ -21,13 +29,32 @@ public final class HessianOperator {
     /// algorithms assume it and do not check it.
     public typealias Product = (_ v: UnsafeBufferPointer<Double>, _ out: UnsafeMutableBufferPointer<Double>) throws -> Void
 
+    /// The block product out ← V Hᵀ = (H v_1, …, H v_b) for b = `count` vectors (1 ≤ b ≤ `blockSize`)
+    /// stored row-major: v_r at `v[r·P ..< (r+1)·P]`, H v_r to be written at the same place of
+    /// `out` (b · P entries each, never overlapping). Row r of out must equal the single product of
+    /// row r.
+    public typealias BlockProduct = (_ count: Int, _ v: UnsafeBufferPointer<Double>,
+                                     _ out: UnsafeMutableBufferPointer<Double>) throws -> Void
+
+    private enum Form {
+        case single(Product)
+        case block(BlockProduct)
+    }
+
     /// P, the number of parameters (the length of v and of H v).
     public let dimension: Int
-    /// The number of products H v computed so far (calls of the closure, including calls that
-    /// threw).
+    /// The most vectors one call of the closure takes: 1 for a single-vector operator, the
+    /// caller's bound for a block operator. The probe algorithms advance this many probes in
+    /// lockstep, holding their Krylov bases at once (memory O(blockSize · steps · P)).
+    public let blockSize: Int
+    /// The number of vectors multiplied so far (a block call of b vectors counts b; calls that
+    /// threw count too).
     public private(set) var productCount: Int = 0
+    /// The number of calls of the closure so far (equal to `productCount` for a single-vector
+    /// operator).
+    public private(set) var callCount: Int = 0
 
-    private let product: Product
+    private let form: Form
 
     /// The operator of a Hessian-vector product.
     /// - Parameters:
@@ -39,7 +66,26 @@ public final class HessianOperator {
             throw SGDNoiseError.invalidArgument("dimension must be at least 1, got \(dimension)")
         }
         self.dimension = dimension
-        self.product = product
+        self.blockSize = 1
+        self.form = .single(product)
+    }
+
+    /// The operator of a block Hessian-vector product (see `BlockProduct`).
+    /// - Parameters:
+    ///   - dimension: P ≥ 1.
+    ///   - blockSize: b ≥ 1, the most vectors per call.
+    ///   - blockProduct: out ← H v_r for the `count` ≤ b rows of V.
+    /// - Throws: `invalidArgument` when P < 1 or b < 1.
+    public init(dimension: Int, blockSize: Int, blockProduct: @escaping BlockProduct) throws {
+        guard dimension >= 1 else {
+            throw SGDNoiseError.invalidArgument("dimension must be at least 1, got \(dimension)")
+        }
+        guard blockSize >= 1 else {
+            throw SGDNoiseError.invalidArgument("blockSize must be at least 1, got \(blockSize)")
+        }
+        self.dimension = dimension
+        self.blockSize = blockSize
+        self.form = .block(blockProduct)
     }
 
     /// The operator of a dense symmetric matrix: H v = `hessian` · v (`cblas_dgemv`), for tests and
@@ -70,12 +116,15 @@ public final class HessianOperator {
     ///   `notPositiveDefinite` (a diagonal entry ≤ 0).
     public convenience init(preconditioning hessian: HessianOperator, learningRate: LearningRate) throws {
         let n = hessian.dimension
+        let b = hessian.blockSize
+        // One block form for both kinds of operator (`hessian` loops when it has a single form):
+        // H̃ takes the block size of H, and row r of a block is exactly the product of row r alone.
         switch learningRate {
         case .scalar(let lambda):
             try Validation.learningRate(lambda)
-            try self.init(dimension: n) { v, out in
-                try hessian.apply(v.baseAddress!, into: out.baseAddress!)
-                scaleInPlace(out.baseAddress!, count: n, by: lambda)
+            try self.init(dimension: n, blockSize: b) { count, v, out in
+                try hessian.apply(count: count, v.baseAddress!, into: out.baseAddress!)
+                scaleInPlace(out.baseAddress!, count: count * n, by: lambda)
             }
         case .diagonal(let d):
             guard d.count == n else {
@@ -89,13 +138,19 @@ public final class HessianOperator {
                     "learningRate: every diagonal entry must be positive, got \(d[i]) at \(i)")
             }
             let root = d.map { $0.squareRoot() }
-            var scratch = [Double](repeating: 0, count: n)
-            try self.init(dimension: n) { v, out in
-                try root.withUnsafeBufferPointer { r in
-                    try scratch.withUnsafeMutableBufferPointer { s in
-                        for i in 0..<n { s[i] = r[i] * v[i] }
-                        try hessian.apply(UnsafePointer(s.baseAddress!), into: out.baseAddress!)
-                        for i in 0..<n { out[i] *= r[i] }
+            let scratch = try KrylovBasis(dimension: n, capacity: 1)  // grown to the largest block seen
+            try self.init(dimension: n, blockSize: b) { count, v, out in
+                try scratch.reserve(count)
+                let s = scratch.storage
+                root.withUnsafeBufferPointer { r in
+                    for row in 0..<count {
+                        for i in 0..<n { s[row * n + i] = r[i] * v[row * n + i] }
+                    }
+                }
+                try hessian.apply(count: count, UnsafePointer(s), into: out.baseAddress!)
+                root.withUnsafeBufferPointer { r in
+                    for row in 0..<count {
+                        for i in 0..<n { out[row * n + i] *= r[i] }
                     }
                 }
             }
@@ -108,12 +163,38 @@ public final class HessianOperator {
     /// out ← H v for `dimension` entries at each pointer (not overlapping), counted and checked.
     /// - Throws: `numericalFailure` when H v has a NaN or an infinity; whatever the closure throws.
     func apply(_ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) throws {
-        productCount += 1
-        try product(UnsafeBufferPointer(start: v, count: dimension),
-                    UnsafeMutableBufferPointer(start: out, count: dimension))
-        for i in 0..<dimension where !out[i].isFinite {
-            throw SGDNoiseError.numericalFailure(
-                "the Hessian-vector product returned NaN/Inf (entry \(i) is \(out[i]), product \(productCount))")
+        try apply(count: 1, v, into: out)
+    }
+
+    /// out_r ← H v_r for `count` vectors stored row-major at v (rows of `dimension` entries; v and
+    /// out not overlapping): calls of at most `blockSize` vectors for a block operator, one call per
+    /// vector for a single-vector one; each vector counted, each output checked.
+    /// - Throws: `numericalFailure` when an H v_r has a NaN or an infinity; whatever the closure throws.
+    func apply(count: Int, _ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) throws {
+        let p = dimension
+        var start = 0
+        while start < count {
+            let b: Int
+            switch form {
+            case .single(let product):
+                b = 1
+                productCount += 1
+                callCount += 1
+                try product(UnsafeBufferPointer(start: v + start * p, count: p),
+                            UnsafeMutableBufferPointer(start: out + start * p, count: p))
+            case .block(let product):
+                b = min(blockSize, count - start)
+                productCount += b
+                callCount += 1
+                try product(b, UnsafeBufferPointer(start: v + start * p, count: b * p),
+                            UnsafeMutableBufferPointer(start: out + start * p, count: b * p))
+            }
+            for i in (start * p)..<((start + b) * p) where !out[i].isFinite {
+                throw SGDNoiseError.numericalFailure(
+                    "the Hessian-vector product returned NaN/Inf (entry \(i % p) of vector \(i / p) is \(out[i]), "
+                        + "product \(productCount - b + 1 + (i / p - start)))")
+            }
+            start += b
         }
     }
 
@@ -132,5 +213,26 @@ public final class HessianOperator {
             try out.withUnsafeMutableBufferPointer { y in try apply(x.baseAddress!, into: y.baseAddress!) }
         }
         return out
+    }
+
+    /// H v_r for the rows v_r of `vectors` (b × P), as the rows of the result: blocks of at most
+    /// `blockSize` rows per call, counted and checked like every product.
+    /// - Throws: `invalidArgument` (not P columns, no rows, non-finite entries), `numericalFailure`
+    ///   (NaN/Inf in a product), or whatever the product closure throws.
+    public func apply(block vectors: Matrix) throws -> Matrix {
+        guard vectors.columns == dimension, vectors.rows >= 1 else {
+            throw SGDNoiseError.invalidArgument(
+                "the block must have rows of \(dimension) entries, got \(vectors.rows) × \(vectors.columns)")
+        }
+        if let i = vectors.elements.firstIndex(where: { !$0.isFinite }) {
+            throw SGDNoiseError.invalidArgument("the block has a non-finite entry \(vectors.elements[i]) at \(i)")
+        }
+        var out = [Double](repeating: 0, count: vectors.elements.count)
+        try vectors.elements.withUnsafeBufferPointer { x in
+            try out.withUnsafeMutableBufferPointer { y in
+                try apply(count: vectors.rows, x.baseAddress!, into: y.baseAddress!)
+            }
+        }
+        return try Matrix(rows: vectors.rows, columns: dimension, elements: out)
     }
 }

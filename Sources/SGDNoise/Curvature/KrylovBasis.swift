@@ -363,16 +363,20 @@ struct LanczosRecurrence {
         work = try KrylovBasis(dimension: hessian.dimension, capacity: 1)
     }
 
-    /// Takes the product of v_j, appends α_j and, unless the space is invariant, β_{j+1} and
-    /// v_{j+1} (growing the basis).
-    mutating func step() throws {
+    /// v_j, the vector whose product the next step takes.
+    var current: UnsafePointer<Double> { UnsafePointer(basis.vector(count)) }
+
+    /// Takes the product of v_j (or uses `given`, H v_j computed by the caller, e.g. in a block
+    /// with other recurrences' vectors: `runInLockstep`), appends α_j and, unless the space is
+    /// invariant, β_{j+1} and v_{j+1} (growing the basis).
+    mutating func step(product given: UnsafePointer<Double>? = nil) throws {
         precondition(!invariant)
         let j = count
         let p = basis.dimension
         try basis.reserve(j + 2)
         let w = work.vector(0)
         let v = basis.vector(j)
-        try hessian.apply(v, into: w)
+        if let given { w.update(from: given, count: p) } else { try hessian.apply(v, into: w) }
         products += 1
         // The three-term recurrence (β_j known, α_j by one dot product), then the projection off
         // the deflated rows (without it, rounding along them would grow like a Chebyshev

@@ -64,70 +64,126 @@ func krylovMatrixFunctions(
     _ functions: [(Double) -> Double], hessian: HessianOperator, vector v: [Double],
     deflation: Deflation? = nil, tolerance: Double = 1e-12, maxSteps: Int = 100
 ) throws -> [KrylovFunctionResult] {
+    try krylovMatrixFunctions(functions, hessian: hessian, vectors: [v], deflation: deflation, tolerance: tolerance,
+                              maxSteps: maxSteps)[0]
+}
+
+/// g_f(H) v_i for several vectors v_i at once: as `krylovMatrixFunctions` for each vector, the
+/// vectors advancing in lockstep with one block product per step for those still running
+/// (`runInLockstep`; all of `vectors` form one group: the caller sizes it, its memory is that of
+/// one Krylov basis per vector). The results, one list per vector, equal those of one vector at a
+/// time (to the bit when the block product gives each row the bits of the single product).
+func krylovMatrixFunctions(
+    _ functions: [(Double) -> Double], hessian: HessianOperator, vectors: [[Double]],
+    deflation: Deflation? = nil, tolerance: Double = 1e-12, maxSteps: Int = 100
+) throws -> [[KrylovFunctionResult]] {
     let p = hessian.dimension
-    guard v.count == p else {
-        throw SGDNoiseError.invalidArgument("vector must have \(p) entries, got \(v.count)")
-    }
-    if let i = v.firstIndex(where: { !$0.isFinite }) {
-        throw SGDNoiseError.invalidArgument("vector has a non-finite entry \(v[i]) at \(i)")
+    for v in vectors {
+        guard v.count == p else {
+            throw SGDNoiseError.invalidArgument("vector must have \(p) entries, got \(v.count)")
+        }
+        if let i = v.firstIndex(where: { !$0.isFinite }) {
+            throw SGDNoiseError.invalidArgument("vector has a non-finite entry \(v[i]) at \(i)")
+        }
     }
     guard tolerance.isFinite, tolerance > 0, tolerance < 1 else {
         throw SGDNoiseError.invalidArgument("tolerance must lie in (0, 1), got \(tolerance)")
     }
     guard maxSteps >= 1 else { throw SGDNoiseError.invalidArgument("maxSteps must be at least 1, got \(maxSteps)") }
     try deflation?.requireDimension(p)
-    let q = deflation?.count ?? 0
+    guard functions.count >= 1 else { return vectors.map { _ in [] } }
     let deflated = try deflation.map { try KrylovBasis(deflating: $0) }
-    let limit = min(maxSteps, p - q)
+    var probes = try vectors.map {
+        try KrylovFunctionProbe(functions, hessian: hessian, vector: $0, deflation: deflation, deflated: deflated,
+                                tolerance: tolerance, maxSteps: maxSteps)
+    }
+    try runInLockstep(&probes, hessian: hessian)
+    return probes.map { $0.results() }
+}
 
-    let n = functions.count
-    guard n >= 1 else { return [] }
+/// The Krylov iteration of `krylovMatrixFunctions` for one vector v: the exact deflated parts at
+/// creation, then one Lanczos step per `step` until every function's estimate has converged (or
+/// the space is invariant, or the steps run out), then `results`.
+private struct KrylovFunctionProbe: LockstepProbe {
+    let functions: [(Double) -> Double]
+    let tolerance: Double
+    let limit: Int
+    /// ‖Πv‖.
+    let norm: Double
+    /// The exact parts Q g_f(Θ) Qᵀ v.
+    let values: [[Double]]
+    /// The recurrence on Πv/‖Πv‖ (nil when Πv = 0: no Krylov part).
+    var lanczos: LanczosRecurrence?
+    /// y_m per function.
+    var coefficients: [[Double]]
+    var changes: [Double]
+    var converged = false
+    var finished = false
 
-    // The exact parts Q g(Θ) Qᵀ v.
-    var values = [[Double]](repeating: [Double](repeating: 0, count: p), count: n)
-    if let deflation, q > 0 {
-        var c = [Double](repeating: 0, count: q)
-        v.withUnsafeBufferPointer { x in
-            c.withUnsafeMutableBufferPointer { cp in
-                projectRows(deflated!.storage, rows: q, length: p, x.baseAddress!, into: cp.baseAddress!)
+    init(
+        _ functions: [(Double) -> Double], hessian: HessianOperator, vector v: [Double], deflation: Deflation?,
+        deflated: KrylovBasis?, tolerance: Double, maxSteps: Int
+    ) throws {
+        let p = hessian.dimension
+        let q = deflation?.count ?? 0
+        let n = functions.count
+        self.functions = functions
+        self.tolerance = tolerance
+        limit = min(maxSteps, p - q)
+        coefficients = [[Double]](repeating: [], count: n)
+        changes = [Double](repeating: .infinity, count: n)
+
+        // The exact parts Q g(Θ) Qᵀ v.
+        var values = [[Double]](repeating: [Double](repeating: 0, count: p), count: n)
+        if let deflation, let deflated, q > 0 {
+            var c = [Double](repeating: 0, count: q)
+            v.withUnsafeBufferPointer { x in
+                c.withUnsafeMutableBufferPointer { cp in
+                    projectRows(deflated.storage, rows: q, length: p, x.baseAddress!, into: cp.baseAddress!)
+                }
             }
-        }
-        for f in 0..<n {
-            let gTheta = deflation.eigenvalues.map(functions[f])
-            guard gTheta.allSatisfy(\.isFinite) else {
-                throw SGDNoiseError.numericalFailure("krylovMatrixFunction: g is not finite at a deflated eigenvalue")
-            }
-            values[f].withUnsafeMutableBufferPointer { out in
-                for i in 0..<q {
-                    longAxpy(gTheta[i] * c[i], deflated!.vector(i), out.baseAddress!, count: p)
+            for f in 0..<n {
+                let gTheta = deflation.eigenvalues.map(functions[f])
+                guard gTheta.allSatisfy(\.isFinite) else {
+                    throw SGDNoiseError.numericalFailure("krylovMatrixFunction: g is not finite at a deflated eigenvalue")
+                }
+                values[f].withUnsafeMutableBufferPointer { out in
+                    for i in 0..<q {
+                        longAxpy(gTheta[i] * c[i], deflated.vector(i), out.baseAddress!, count: p)
+                    }
                 }
             }
         }
+        self.values = values
+
+        // The Krylov part on Πv.
+        let basis = try KrylovBasis(dimension: p, capacity: min(limit, 16) + 1)
+        let start = basis.vector(0)
+        v.withUnsafeBufferPointer { start.update(from: $0.baseAddress!, count: p) }
+        if let deflated {
+            basis.orthogonalise(start, against: 0, extra: UnsafePointer(deflated.storage), extraCount: q)
+        }
+        norm = limit > 0 ? longNorm(start, count: p) : 0
+        guard norm > 0 else {
+            finished = true
+            converged = true
+            changes = changes.map { _ in 0 }
+            return
+        }
+        scaleInPlace(start, count: p, by: 1 / norm)
+        lanczos = try LanczosRecurrence(
+            hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q, stopBelow: Double.ulpOfOne)
     }
 
-    // The Krylov part on Πv.
-    let basis = try KrylovBasis(dimension: p, capacity: min(limit, 16) + 1)
-    let start = basis.vector(0)
-    v.withUnsafeBufferPointer { start.update(from: $0.baseAddress!, count: p) }
-    if let deflated {
-        basis.orthogonalise(start, against: 0, extra: UnsafePointer(deflated.storage), extraCount: q)
-    }
-    let norm = limit > 0 ? longNorm(start, count: p) : 0
-    guard norm > 0 else {
-        return values.map { KrylovFunctionResult(value: $0, steps: 0, change: 0, converged: true, productCount: 0) }
-    }
-    scaleInPlace(start, count: p, by: 1 / norm)
+    var running: Bool { !finished }
+    var current: UnsafePointer<Double> { lanczos!.current }
 
-    var lanczos = try LanczosRecurrence(
-        hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q, stopBelow: Double.ulpOfOne)
-    var coefficients = [[Double]](repeating: [], count: n)
-    var changes = [Double](repeating: .infinity, count: n)
-    var converged = false
-    while true {
-        try lanczos.step()
-        let (theta, y) = try lanczos.tridiagonalEigen()
+    /// One Lanczos step, the new estimates y_m and the stopping test.
+    mutating func step(product: UnsafePointer<Double>) throws {
+        try lanczos!.step(product: product)
+        let (theta, y) = try lanczos!.tridiagonalEigen()
         let m = theta.count
-        for f in 0..<n {
+        for f in 0..<functions.count {
             // y_m = ‖v‖ Σ_l g(θ_l) τ_l Y[:, l], τ_l = Y[0, l].
             var current = [Double](repeating: 0, count: m)
             for l in 0..<m {
@@ -150,28 +206,35 @@ func krylovMatrixFunctions(
             changes[f] = size > 0 ? difference / size : (difference == 0 ? 0 : .infinity)
             coefficients[f] = current
         }
-        if lanczos.invariant {
+        if lanczos!.invariant {
             changes = changes.map { _ in 0 }
             converged = true
-            break
-        }
-        if m >= 2 && changes.allSatisfy({ $0 <= tolerance }) {
+            finished = true
+        } else if m >= 2 && changes.allSatisfy({ $0 <= tolerance }) {
             converged = true
-            break
+            finished = true
+        } else if m >= limit {
+            finished = true
         }
-        if m >= limit { break }
     }
 
-    // value += V_m y_m, all functions in one pass over the basis.
-    let m = coefficients[0].count
-    var krylovPart = [Double](repeating: 0, count: n * p)
-    krylovPart.withUnsafeMutableBufferPointer { out in
-        basis.combine(coefficients: coefficients.flatMap { $0 }, outputs: n, from: m, into: out.baseAddress!)
-    }
-    return (0..<n).map { f in
-        var value = values[f]
-        for i in 0..<p { value[i] += krylovPart[f * p + i] }
-        return KrylovFunctionResult(value: value, steps: m, change: changes[f],
-                                    converged: converged || changes[f] <= tolerance, productCount: lanczos.products)
+    /// g_f(H) v = the exact part + V_m y_m, all functions in one pass over the basis.
+    func results() -> [KrylovFunctionResult] {
+        guard let lanczos else {
+            return values.map { KrylovFunctionResult(value: $0, steps: 0, change: 0, converged: true, productCount: 0) }
+        }
+        let n = functions.count
+        let p = lanczos.basis.dimension
+        let m = coefficients[0].count
+        var krylovPart = [Double](repeating: 0, count: n * p)
+        krylovPart.withUnsafeMutableBufferPointer { out in
+            lanczos.basis.combine(coefficients: coefficients.flatMap { $0 }, outputs: n, from: m, into: out.baseAddress!)
+        }
+        return (0..<n).map { f in
+            var value = values[f]
+            for i in 0..<p { value[i] += krylovPart[f * p + i] }
+            return KrylovFunctionResult(value: value, steps: m, change: changes[f],
+                                        converged: converged || changes[f] <= tolerance, productCount: lanczos.products)
+        }
     }
 }

@@ -159,13 +159,39 @@ public func networkFluctuation(
     k: Int = 10, probes: Int = 30, steps: Int = 40, batchSize: Int? = nil, tolerance: Double = 1e-8,
     seed: UInt64 = 0
 ) throws -> NetworkFluctuation {
+    try networkFluctuation(
+        hessian: hessian, noiseOperator: try HessianOperator(dimension: hessian.dimension, product: noise),
+        learningRate: learningRate, momentum: momentum, k: k, probes: probes, steps: steps, batchSize: batchSize,
+        tolerance: tolerance, seed: seed)
+}
+
+/// `networkFluctuation(hessian:noise:…)` with the noise as an operator, so that both products
+/// may come in blocks (`HessianOperator(dimension:blockSize:blockProduct:)`): the Hutchinson and
+/// quadrature probes advance `hessian.blockSize` at a time in lockstep, one block Hessian product
+/// per step for the probes still running (docs/theory.md §8), and the noise products of the
+/// top-k block, of the bottom directions and of each group of probes go to `noiseOperator` as
+/// blocks. The result equals that of single-vector operators with the same products and seed (to
+/// the bit when each row of a block product has the bits of the single product); the products
+/// counted are vectors. Memory O((k + blockSize · steps) P).
+/// - Throws: as `networkFluctuation(hessian:noise:…)`; `invalidArgument` when the two operators'
+///   dimensions differ.
+public func networkFluctuation(
+    hessian: HessianOperator, noiseOperator: HessianOperator, learningRate: LearningRate, momentum: Double = 0,
+    k: Int = 10, probes: Int = 30, steps: Int = 40, batchSize: Int? = nil, tolerance: Double = 1e-8,
+    seed: UInt64 = 0
+) throws -> NetworkFluctuation {
     let mu = try Validation.momentum(momentum)
     if let s = batchSize { try Validation.batchSize(s) }
     guard probes >= 2 else { throw SGDNoiseError.invalidArgument("probes must be at least 2 for a standard error, got \(probes)") }
     let p = hessian.dimension
+    guard noiseOperator.dimension == p else {
+        throw SGDNoiseError.invalidArgument(
+            "the noise operator has dimension \(noiseOperator.dimension), the Hessian \(p)")
+    }
     let startProducts = hessian.productCount
+    let startNoiseProducts = noiseOperator.productCount
     let hTilde = try HessianOperator(preconditioning: hessian, learningRate: learningRate)
-    let noiseTilde = try HessianOperator(preconditioning: try HessianOperator(dimension: p, product: noise),
+    let noiseTilde = try HessianOperator(preconditioning: noiseOperator,
                                          learningRate: learningRate)  // C̃ = Λ^{1/2} C Λ^{1/2}, counted and checked
 
     // 1. The two ends of the spectrum of H̃. The top converges fast (a network's large
@@ -193,20 +219,25 @@ public func networkFluctuation(
 
     // 2. The exact block on the top k: C̃_k = Q_kᵀ C̃ Q_k, X_ij = C̃_ij / d_ij.
     let c2 = mu / (1 - mu * mu)
-    // The noise entering the bottom directions (the flattest found).
-    var bottomNoise = [Double](repeating: 0, count: k)
-    for j in 0..<k {
-        let q = Array(low.eigenvectorRows.elements[(j * p)..<((j + 1) * p)])
-        let cq = try noiseTilde.apply(q)
-        bottomNoise[j] = q.withUnsafeBufferPointer { qp in longDot(qp.baseAddress!, cq, count: p) }
+    // The noise entering the bottom directions (the flattest found), and C̃ on the top k: k noise
+    // products each, as blocks.
+    let bottomProducts = try noiseTilde.apply(block: low.eigenvectorRows)
+    let bottomNoise = (0..<k).map { j in
+        low.eigenvectorRows.elements.withUnsafeBufferPointer { qp in
+            bottomProducts.elements.withUnsafeBufferPointer { cq in
+                longDot(qp.baseAddress! + j * p, cq.baseAddress! + j * p, count: p)
+            }
+        }
     }
 
+    let topProducts = try noiseTilde.apply(block: topRows)
     var noiseBlock = Matrix(rows: k, columns: k)
     for j in 0..<k {
-        let cq = try noiseTilde.apply(Array(topRows.elements[(j * p)..<((j + 1) * p)]))
         var column = [Double](repeating: 0, count: k)
         topRows.elements.withUnsafeBufferPointer { q in
-            projectRows(q.baseAddress!, rows: k, length: p, cq, into: &column)
+            topProducts.elements.withUnsafeBufferPointer { cq in
+                projectRows(q.baseAddress!, rows: k, length: p, cq.baseAddress! + j * p, into: &column)
+            }
         }
         for i in 0..<k { noiseBlock[i, j] = column[i] }
     }
@@ -243,21 +274,29 @@ public func networkFluctuation(
     for i in 0..<k { exactPart += g(m[i]) * noiseBlock[i, i] }
     var generator = Xoshiro256StarStar(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
     var perProbe = [Double]()
-    var z = [Double](repeating: 0, count: p)
     var coefficients = [Double](repeating: 0, count: k)
-    for _ in 0..<probes {
-        z.withUnsafeMutableBufferPointer { zp in
-            generator.fillRademacher(zp.baseAddress!, count: p)
-            topRows.elements.withUnsafeBufferPointer { q in
-                for _ in 0..<2 {  // z ← (I − QQᵀ) z, twice for round-off
-                    projectRows(q.baseAddress!, rows: k, length: p, zp.baseAddress!, into: &coefficients)
-                    subtractRows(q.baseAddress!, rows: k, length: p, coefficients: coefficients, from: zp.baseAddress!)
+    // Groups of `blockSize` probes in lockstep: one block product of H̃ per step for the group's
+    // Krylov g(H̃)z still running, then one block noise product for the group's z.
+    try forEachProbeGroup(count: probes, hessian: hTilde) { group in
+        var zs = [[Double]]()
+        for _ in group {
+            var z = [Double](repeating: 0, count: p)
+            z.withUnsafeMutableBufferPointer { zp in
+                generator.fillRademacher(zp.baseAddress!, count: p)
+                topRows.elements.withUnsafeBufferPointer { q in
+                    for _ in 0..<2 {  // z ← (I − QQᵀ) z, twice for round-off
+                        projectRows(q.baseAddress!, rows: k, length: p, zp.baseAddress!, into: &coefficients)
+                        subtractRows(q.baseAddress!, rows: k, length: p, coefficients: coefficients, from: zp.baseAddress!)
+                    }
                 }
             }
+            zs.append(z)
         }
-        let gz = try krylovMatrixFunction(g, hessian: hTilde, vector: z, deflation: deflation, maxSteps: steps)
-        let cz = try noiseTilde.apply(z)
-        perProbe.append(longDot(gz.value, cz, count: p))
+        let gz = try krylovMatrixFunctions([g], hessian: hTilde, vectors: zs, deflation: deflation, maxSteps: steps)
+        let cz = try noiseTilde.apply(block: try Matrix(rows: zs.count, columns: p, elements: zs.flatMap { $0 }))
+        for r in zs.indices {
+            perProbe.append(cz.elements.withUnsafeBufferPointer { c in longDot(gz[r][0].value, c.baseAddress! + r * p, count: p) })
+        }
     }
     let (mean, stderr) = meanAndStandardError(perProbe)
     let excess = Estimate(value: 0.5 * (exactPart + mean), standardError: 0.5 * stderr)
@@ -285,7 +324,7 @@ public func networkFluctuation(
         bottomNoise: bottomNoise, flatTolerance: 1e-6, noiseBlock: noiseBlock, fluctuationBlock: block,
         excessLoss: excess, topTraceSigma: topTrace, criticalLearningRateAdditive: additive,
         criticalLearningRateMultiplicative: multiplicative, hessianProducts: hessian.productCount - startProducts,
-        noiseProducts: noiseTilde.productCount, probes: probes)
+        noiseProducts: noiseOperator.productCount - startNoiseProducts, probes: probes)
 }
 
 /// The largest multiple c of the learning rate with a stationary Σ under the noise of Thm 5

@@ -42,7 +42,10 @@ func meanAndStandardError(_ x: [Double]) -> (Double, Double) {
 ///     Tr g(H) ≈ (1/n) Σ_probes ‖z‖² Σ_l τ_l² g(θ_l) = Σ ω_l g(θ_l),   ω_l = ‖z‖² τ_l² / n,
 ///
 /// with a standard error from the spread of the n probe estimates. Its cost is n · s products,
-/// independent of P otherwise; its memory (s + 1) vectors of P doubles.
+/// independent of P otherwise; its memory (s + 1) vectors of P doubles per probe of a group: the
+/// probes advance in groups of `hessian.blockSize` in lockstep, one block product per step for the
+/// group (`runInLockstep`; the same rules as one probe at a time, to the bit when the block product
+/// gives each row the bits of the single product).
 ///
 /// **Deflation.** With exact eigenpairs (θ_i, q_i) (`Deflation`), the probes are projected,
 /// z ← Π z with Π = I − QQᵀ, and kept orthogonal to Q at every step; then
@@ -98,35 +101,42 @@ public struct StochasticLanczosQuadrature: Sendable {
         try deflation?.requireDimension(p)
         let q = deflation?.count ?? 0
         let deflated = try deflation.map { try KrylovBasis(deflating: $0) }
-        let basis = try KrylovBasis(dimension: p, capacity: min(steps, p - q) + 1)
         var rng = Xoshiro256StarStar(seed: seed)
         var rules: [ProbeRule] = []
         var products = 0
-        for _ in 0..<probes {
-            let z = basis.vector(0)
-            rng.fillRademacher(z, count: p)
-            var normSquared = Double(p)
-            if let deflated {
-                basis.orthogonalise(z, against: 0, extra: UnsafePointer(deflated.storage), extraCount: q)
-                let norm = longNorm(z, count: p)
-                normSquared = norm * norm
-                guard norm > 0 else {
-                    rules.append(ProbeRule(nodes: [], weights: []))
-                    continue
+        // Groups of `hessian.blockSize` probes advance in lockstep (one block product per step);
+        // the signs are drawn probe after probe, as one at a time would draw them.
+        try forEachProbeGroup(count: probes, hessian: hessian) { group in
+            var running: [QuadratureProbe] = []
+            var groupRules = [ProbeRule](repeating: ProbeRule(nodes: [], weights: []), count: group.count)
+            for slot in 0..<group.count {
+                let basis = try KrylovBasis(dimension: p, capacity: min(steps, p - q) + 1)
+                let z = basis.vector(0)
+                rng.fillRademacher(z, count: p)
+                var normSquared = Double(p)
+                if let deflated {
+                    basis.orthogonalise(z, against: 0, extra: UnsafePointer(deflated.storage), extraCount: q)
+                    let norm = longNorm(z, count: p)
+                    normSquared = norm * norm
+                    guard norm > 0 else { continue }  // an empty rule
+                    scaleInPlace(z, count: p, by: 1 / norm)
+                } else {
+                    scaleInPlace(z, count: p, by: 1 / Double(p).squareRoot())
                 }
-                scaleInPlace(z, count: p, by: 1 / norm)
-            } else {
-                scaleInPlace(z, count: p, by: 1 / Double(p).squareRoot())
+                let lanczos = try LanczosRecurrence(
+                    hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q,
+                    stopBelow: Double.ulpOfOne.squareRoot())
+                running.append(QuadratureProbe(lanczos: lanczos, steps: steps, slot: slot, normSquared: normSquared))
             }
-            var lanczos = try LanczosRecurrence(
-                hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q,
-                stopBelow: Double.ulpOfOne.squareRoot())
-            while lanczos.count < steps && !lanczos.invariant { try lanczos.step() }
-            products += lanczos.products
-            let (theta, y) = try lanczos.tridiagonalEigen()
-            let s = theta.count
-            let weights = (0..<s).map { l in normSquared * y[l * s] * y[l * s] }
-            rules.append(ProbeRule(nodes: theta, weights: weights))
+            try runInLockstep(&running, hessian: hessian)
+            for probe in running {
+                products += probe.lanczos.products
+                let (theta, y) = try probe.lanczos.tridiagonalEigen()
+                let s = theta.count
+                let weights = (0..<s).map { l in probe.normSquared * y[l * s] * y[l * s] }
+                groupRules[probe.slot] = ProbeRule(nodes: theta, weights: weights)
+            }
+            rules += groupRules
         }
         self.dimension = p
         self.probes = probes
@@ -190,6 +200,20 @@ public func traceEstimate(
     let quadrature = try StochasticLanczosQuadrature(
         hessian: hessian, probes: probes, steps: steps, seed: seed, deflation: deflation)
     return try quadrature.traceEstimate(of: g)
+}
+
+/// One quadrature probe: `steps` Lanczos steps from its start vector (fewer at an invariant space).
+private struct QuadratureProbe: LockstepProbe {
+    var lanczos: LanczosRecurrence
+    let steps: Int
+    /// Its place in its group of probes.
+    let slot: Int
+    /// ‖z‖² of the (projected) probe.
+    let normSquared: Double
+
+    var running: Bool { lanczos.count < steps && !lanczos.invariant }
+    var current: UnsafePointer<Double> { lanczos.current }
+    mutating func step(product: UnsafePointer<Double>) throws { try lanczos.step(product: product) }
 }
 
 extension KrylovBasis {

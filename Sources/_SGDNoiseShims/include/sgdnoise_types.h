@@ -179,6 +179,14 @@ typedef struct sgdnoise_comparison {
  * given next to the callback; a NaN or an infinity in out is SGDNOISE_STATUS_NUMERICAL_FAILURE. */
 typedef int (*sgdnoise_matvec_callback)(void *context, ptrdiff_t d, double const *v, double *out);
 
+/* The block form of sgdnoise_matvec_callback, for several vectors at once (e.g. a vectorised
+ * Hessian-vector product, far cheaper per vector than separate calls): read the count rows of d
+ * doubles at v (row r at v + r*d), write row r of out = the product of row r, for all count rows
+ * (1 <= count <= the block size given next to the callback), return 0. Same contract otherwise:
+ * a nonzero return is SGDNOISE_STATUS_CANCELLED, NaN or infinity in out
+ * SGDNOISE_STATUS_NUMERICAL_FAILURE, sequential calls on the calling thread. */
+typedef int (*sgdnoise_block_matvec_callback)(void *context, ptrdiff_t d, ptrdiff_t count, double const *v, double *out);
+
 /* What sgdnoise_network_fluctuation estimates besides its arrays (docs/theory.md section 8).
  * Standard errors are over the random probes. Set .size = sizeof(sgdnoise_network_summary). */
 typedef struct sgdnoise_network_summary {
