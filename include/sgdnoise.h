@@ -388,9 +388,9 @@ sgdnoise_status sgdnoise_discrete_hessian(sgdnoise_layout layout, ptrdiff_t d, d
 sgdnoise_status sgdnoise_finite_dataset(ptrdiff_t n, ptrdiff_t d, double const * x, double const * y, sgdnoise_sampling sampling, double const * weight_decay, double lr, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double const * u, double const * a, double * out_sigma, double * out_noise, double * out_mean, sgdnoise_prediction * out_prediction, sgdnoise_dataset_info * out_info);
 
 /* The critical learning rate of SGD on the dataset X (n x d): the largest lr with stable second
- * moments (spectral radius of the second-moment map below one; bracketed to 1e-9 relative by false position), for
- * the learning rate lr * lr_matrix direction when lr_matrix is not NULL (then *out is the
- * critical value of lr). */
+ * moments (spectral radius of the second-moment map below one, bracketed to 1e-9 relative by
+ * false position), for the learning rate lr * lr_matrix direction when lr_matrix is not NULL
+ * (then *out is the critical value of lr). */
 sgdnoise_status sgdnoise_critical_learning_rate_dataset(ptrdiff_t n, ptrdiff_t d, double const * x, sgdnoise_sampling sampling, double const * weight_decay, double const * lr_matrix, ptrdiff_t batch_size, double momentum, double * out);
 
 /* ==== 7. Noise and fluctuation near a general minimum (docs/theory.md section 5). */

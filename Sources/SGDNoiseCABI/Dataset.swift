@@ -50,9 +50,9 @@ import _SGDNoiseShims
 }
 
 /// The critical learning rate of SGD on the dataset X (n x d): the largest lr with stable second
-/// moments (spectral radius of the second-moment map below one; bracketed to 1e-9 relative by false position), for
-/// the learning rate lr * lr_matrix direction when lr_matrix is not NULL (then *out is the
-/// critical value of lr).
+/// moments (spectral radius of the second-moment map below one, bracketed to 1e-9 relative by
+/// false position), for the learning rate lr * lr_matrix direction when lr_matrix is not NULL
+/// (then *out is the critical value of lr).
 @c public func sgdnoise_critical_learning_rate_dataset(
     _ n: Int, _ d: Int, _ x: UnsafePointer<Double>?, _ sampling: CInt, _ weight_decay: UnsafePointer<Double>?,
     _ lr_matrix: UnsafePointer<Double>?, _ batch_size: Int, _ momentum: Double, _ out: UnsafeMutablePointer<Double>?
