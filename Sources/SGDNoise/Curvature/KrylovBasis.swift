@@ -150,8 +150,11 @@ final class KrylovBasis {
             for i in 0..<outputs { (out + i * p).initialize(repeating: 0, count: p) }
             return
         }
-        let block = min(p, 4096)
         let direct = p <= directLimit
+        // Column blocks of up to 2²¹ output entries (16 MB of workspace): few large GEMMs. (With
+        // 4096-column blocks a restart of a P = 10⁶ basis made 245 small GEMM calls, whose
+        // thread-pool hand-offs cost 30–70 times the arithmetic on a loaded 2-core machine.)
+        let block = min(p, max(4096, (1 << 21) / max(outputs, direct ? 1 : from)))
         var tmp = [Double](repeating: 0, count: outputs * block)
         var gathered = direct ? [] : [Double](repeating: 0, count: from * block)
         coefficients.withUnsafeBufferPointer { cf in
