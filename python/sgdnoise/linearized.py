@@ -21,6 +21,8 @@ from .errors import InvalidArgumentError
 
 __all__ = ["linearized_critical_learning_rate", "linearized_features"]
 
+_DENSE_LIMIT = 4096  # P beyond which a P x P second-moment problem is refused
+
 
 def linearized_features(jacobian: npt.ArrayLike, output_curvature: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
     r"""The features :math:`x_i = \sqrt{c_i}\, j_i` of the linearised network.
@@ -68,7 +70,8 @@ def linearized_critical_learning_rate(features: npt.ArrayLike, batch_size: int, 
     feature feel only the weight decay, decoupled from the rest, so λ* = min(λ*_range, 2(1+μ)/γ)
     exactly), so the cost is a root search over power iterations at O(N r²) per product whatever P
     (about a second at N = 442, r = 193): this is for datasets of up to about a thousand
-    examples. A diagonal preconditioner is solved in all P dimensions.
+    examples. A diagonal preconditioner Λ is the same problem on the features x_iΛ^{1/2} without
+    weight decay; with weight decay it is solved in all P dimensions (P ≤ 4096).
 
     Parameters
     ----------
@@ -91,9 +94,18 @@ def linearized_critical_learning_rate(features: npt.ArrayLike, batch_size: int, 
         λ* (or the multiple c).
     """
     x = linearized_features(features)
-    d = None if lr is None or np.ndim(lr) == 0 else np.asarray(lr, dtype=np.float64)
-    if d is not None and (d.shape != (x.shape[1],) or not np.all(np.isfinite(d)) or np.any(d <= 0)):
-        raise InvalidArgumentError(f"lr must be None, a scalar, or {x.shape[1]} positive diagonal entries, "
-                                   f"got shape {d.shape}")
+    if lr is None or np.ndim(lr) == 0:
+        return critical_learning_rate_dataset(x, batch_size, replacement=replacement, weight_decay=weight_decay,
+                                              momentum=momentum)
+    d = np.asarray(lr, dtype=np.float64)
+    p = x.shape[1]
+    if d.shape != (p,) or not np.all(np.isfinite(d)) or np.any(d <= 0):
+        raise InvalidArgumentError(f"lr must be None, a scalar, or {p} positive diagonal entries, got shape {d.shape}")
+    if np.ndim(weight_decay) == 0 and float(weight_decay) == 0:
+        # SGD with cΛ on x is SGD with c on x Λ^{1/2} (w̃ = Λ^{-1/2} w): the range route applies
+        return critical_learning_rate_dataset(x * np.sqrt(d), batch_size, replacement=replacement, momentum=momentum)
+    if p > _DENSE_LIMIT:
+        raise InvalidArgumentError(f"a diagonal learning rate with weight decay is solved in all P = {p} dimensions "
+                                   f"(P x P matrices): limited to P <= {_DENSE_LIMIT}")
     return critical_learning_rate_dataset(x, batch_size, replacement=replacement, weight_decay=weight_decay,
-                                          momentum=momentum, lr_matrix=None if d is None else np.diag(d))
+                                          momentum=momentum, lr_matrix=np.diag(d))

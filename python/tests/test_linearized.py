@@ -101,6 +101,39 @@ def test_diagonal_preconditioner_is_a_multiple_of_it():
     assert c == pytest.approx(brute_force_edge(x * np.sqrt(d), 4), rel=1e-7)
 
 
+def test_diagonal_preconditioner_with_weight_decay():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(15, 3))
+    d = np.array([1.0, 0.5, 2.0])
+    c = sgdnoise.linearized_critical_learning_rate(x, 3, lr=d, weight_decay=0.1)
+    # in w̃ = Λ^{-1/2} w the weight decay becomes γΛ: the explicit map with that matrix decay
+    xs = x * np.sqrt(d)
+    assert c == pytest.approx(brute_force_edge_matrix_decay(xs, 3, 0.1 * np.diag(d)), rel=1e-7)
+
+
+def brute_force_edge_matrix_decay(x: np.ndarray, batch_size: int, decay: np.ndarray) -> float:
+    """brute_force_edge at μ = 0 with a matrix weight decay Γ: T(Σ) = E[(I − λ(B + Γ))Σ(I − λ(B + Γ))]."""
+    n, p = x.shape
+    a = x.T @ x / n
+    eye = np.eye(p)
+
+    def radius(lam: float) -> float:
+        k = eye - lam * (a + decay)
+        t = np.kron(k, k)
+        for xi in x:
+            dd = lam * (np.outer(xi, xi) - a)
+            t += np.kron(dd, dd) / (batch_size * n)
+        return float(np.max(np.abs(np.linalg.eigvals(t))))
+
+    lo, hi = 0.0, 1.0
+    while radius(hi) < 1:
+        hi *= 2
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if radius(mid) < 1 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
 def test_features_validate_their_inputs():
     with pytest.raises(InvalidArgumentError, match="convex"):
         sgdnoise.linearized_features(np.ones((3, 2)), [1.0, -0.1, 1.0])
