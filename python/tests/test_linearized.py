@@ -22,17 +22,19 @@ from sgdnoise.errors import InvalidArgumentError
 jax.config.update("jax_enable_x64", True)
 
 
-def brute_force_edge(x: np.ndarray, batch_size: int, gamma: float = 0.0, momentum: float = 0.0) -> float:
+def brute_force_edge(x: np.ndarray, batch_size: int, gamma: float | np.ndarray = 0.0, momentum: float = 0.0) -> float:
     """The largest λ at which E[z zᵀ] of z = (e, m), z' = K z, stays bounded: K(B) =
-    [[I − λ(B + γ), −λμ], [B + γ, μ]] with B the mean of S examples' x xᵀ drawn with replacement
-    (m ← μ m + ĝ, e ← e − λ m). The map Z ↦ E[K Z Kᵀ] = K̄ Z K̄ᵀ + (1/S) mean_i L_i Z L_iᵀ with
-    L_i the part of K linear in x_i x_iᵀ − A, as a (2P)² matrix; bisection on its spectral radius."""
+    [[I − λ(B + Γ), −λμ], [B + Γ, μ]] with B the mean of S examples' x xᵀ drawn with replacement
+    (m ← μ m + ĝ, e ← e − λ m) and Γ = γI (or a given matrix). The map Z ↦ E[K Z Kᵀ] = K̄ Z K̄ᵀ +
+    (1/S) mean_i L_i Z L_iᵀ with L_i the part of K linear in x_i x_iᵀ − A, as a (2P)² matrix;
+    bisection on its spectral radius."""
     n, p = x.shape
     a = x.T @ x / n
     eye = np.eye(p)
+    decay = gamma * eye if np.ndim(gamma) == 0 else np.asarray(gamma)
 
     def radius(lam: float) -> float:
-        kbar = np.block([[eye - lam * (a + gamma * eye), -lam * momentum * eye], [a + gamma * eye, momentum * eye]])
+        kbar = np.block([[eye - lam * (a + decay), -lam * momentum * eye], [a + decay, momentum * eye]])
         t = np.kron(kbar, kbar)
         for xi in x:
             d = np.outer(xi, xi) - a
@@ -108,30 +110,7 @@ def test_diagonal_preconditioner_with_weight_decay():
     c = sgdnoise.linearized_critical_learning_rate(x, 3, lr=d, weight_decay=0.1)
     # in w̃ = Λ^{-1/2} w the weight decay becomes γΛ: the explicit map with that matrix decay
     xs = x * np.sqrt(d)
-    assert c == pytest.approx(brute_force_edge_matrix_decay(xs, 3, 0.1 * np.diag(d)), rel=1e-7)
-
-
-def brute_force_edge_matrix_decay(x: np.ndarray, batch_size: int, decay: np.ndarray) -> float:
-    """brute_force_edge at μ = 0 with a matrix weight decay Γ: T(Σ) = E[(I − λ(B + Γ))Σ(I − λ(B + Γ))]."""
-    n, p = x.shape
-    a = x.T @ x / n
-    eye = np.eye(p)
-
-    def radius(lam: float) -> float:
-        k = eye - lam * (a + decay)
-        t = np.kron(k, k)
-        for xi in x:
-            dd = lam * (np.outer(xi, xi) - a)
-            t += np.kron(dd, dd) / (batch_size * n)
-        return float(np.max(np.abs(np.linalg.eigvals(t))))
-
-    lo, hi = 0.0, 1.0
-    while radius(hi) < 1:
-        hi *= 2
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if radius(mid) < 1 else (lo, mid)
-    return 0.5 * (lo + hi)
+    assert c == pytest.approx(brute_force_edge(xs, 3, 0.1 * np.diag(d)), rel=1e-7)
 
 
 def test_features_validate_their_inputs():
