@@ -326,9 +326,10 @@ class NetworkFluctuation:
                      "  (experiments/real_network): within a few % up to c = 0.05; 12-27 % low at c = 0.4,\n"
                      "  where the multiplicative noise matters; not valid at a regularised minimum at large lr,\n"
                      "  where SGD drifts. For the edge use the multiplicative or the linearised critical learning\n"
-                     "  rate, not the constant-noise one: at an unregularised minimum both fell inside the measured\n"
-                     "  bracket (about 0.9 of 2/h_max, 0.12 of 2(1+mu)/h_max at mu = 0.9); at a regularised one SGD\n"
-                     "  drifted away and diverged only 3-7x above them.")
+                     "  rate, not the constant-noise one: at an unregularised minimum both lay between where SGD\n"
+                     "  stopped being stationary and its first divergences (0.85-0.93 of 2/h_max; 0.11-0.13 of\n"
+                     "  2(1+mu)/h_max at mu = 0.9); at a regularised one SGD drifted away and diverged only 3-7x\n"
+                     "  above them.")
         if self.critical_learning_rate_multiplicative is not None and np.ndim(self.lr) == 0 \
                 and float(self.lr) >= self.critical_learning_rate_multiplicative:
             lines.append("  WARNING: lr is past the multiplicative critical learning rate: with Thm 5's noise SGD has no\n"
