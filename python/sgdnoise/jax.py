@@ -401,17 +401,17 @@ def linearized_features(apply_fn: OutputFn, example_loss: Callable[[Any, Any], A
 def _as_pair(data: Any) -> tuple[tuple[Any, Any], int]:
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise InvalidArgumentError("the linearised network needs data = (X, y)")
-    arrays, n = _as_data(tuple(data))
-    return arrays, n
+    return _as_data(tuple(data))
 
 
-def _weight_decay(loss_fn: LossFn, apply_fn: OutputFn, example_loss: Callable[[Any, Any], Any], params: Any,
-                  data: Any) -> float:
+def _weight_decay(loss_fn: LossFn, apply_fn: OutputFn, example_loss: Callable[[Any, Any], Any],
+                  hessian: HessianProduct) -> float:
     r"""γ of the regulariser :math:`R(w) = L(w) - \frac1N\sum_i \ell(f(x_i; w), y_i)` inside ``loss_fn``,
     checked to be :math:`\tfrac\gamma2|w|^2 + \text{linear}` by one product of its Hessian with a random
-    vector (which also catches an ``example_loss`` that does not match ``loss_fn``)."""
-    flat = _Flat(params)
-    (x, y), _ = _as_pair(data)
+    vector (which also catches an ``example_loss`` that does not match ``loss_fn``); ``hessian`` is
+    :func:`hvp` of ``loss_fn`` on data ``(X, y)``, whose point, data and product it reuses."""
+    flat = hessian._flat
+    x, y = hessian._data
     unravel = flat.unravel
 
     def regularizer(w: Any) -> Any:
@@ -421,7 +421,7 @@ def _weight_decay(loss_fn: LossFn, apply_fn: OutputFn, example_loss: Callable[[A
     vv = np.asarray(v, dtype=np.float64)
     rv = np.asarray(_jax.jvp(_jax.grad(regularizer), (flat.w,), (v,))[1], dtype=np.float64)
     # R is a difference of two losses: its products carry the rounding of the whole loss's
-    hv = np.asarray(_jax.jvp(_jax.grad(lambda w: loss_fn(unravel(w), (x, y))), (flat.w,), (v,))[1], dtype=np.float64)
+    hv = hessian.matvec(vv)
     tolerance = (1e-6 if flat.dtype.itemsize >= 8 else 1e-3) * max(np.linalg.norm(hv), np.linalg.norm(rv))
     if np.linalg.norm(rv) <= tolerance:
         return 0.0
@@ -606,7 +606,7 @@ def analyze(loss_fn: LossFn, params: Any, data: Any, *, lr: Any, batch_size: int
         apply_fn, example_loss = linearized
         features = linearized_features(apply_fn, example_loss, params, data, chunk=chunk,
                                        memory_limit_bytes=memory_limit_bytes)
-        gamma = _weight_decay(loss_fn, apply_fn, example_loss, params, data)
+        gamma = _weight_decay(loss_fn, apply_fn, example_loss, h)
     result = network_fluctuation(h, c, h.dim, lr=rate, momentum=momentum, k=k, probes=probes,
                                  steps=steps, batch_size=batch_size, tol=tol, seed=seed, features=features,
                                  weight_decay=gamma, replacement=replacement)
