@@ -20,6 +20,7 @@ typedef struct routed_blas {
                   i64);
     void (*dsyrk)(int, int, int, i64, i64, double, const double *, i64, double, double *, i64);
     void (*dtrmm)(int, int, int, int, int, i64, i64, double, const double *, i64, double *, i64);
+    i64 (*dgesv)(int, i64, i64, double *, i64, i64 *, double *, i64);
     i64 (*dposv)(int, char, i64, i64, double *, i64, double *, i64);
     i64 (*dstev)(int, char, i64, double *, double *, double *, i64);
     i64 (*dsyevd)(int, char, char, i64, double *, i64, double *);
@@ -93,6 +94,19 @@ void sgn_cblas_dtrmm(enum CBLAS_ORDER order, enum CBLAS_SIDE side, enum CBLAS_UP
     else cblas_dtrmm(order, side, uplo, transa, diag, m, n, alpha, a, lda, b, ldb);
 }
 
+lapack_int sgn_LAPACKE_dgesv(int layout, lapack_int n, lapack_int nrhs, double *a, lapack_int lda, double *b,
+                             lapack_int ldb) {
+    // The pivots in the routed library's integers (64-bit) or the linked one's (lapack_int): an
+    // i64 array is large enough for either. -1010 is LAPACKE's out-of-memory code.
+    i64 *ipiv = malloc((n > 0 ? (size_t)n : 1) * sizeof *ipiv);
+    if (!ipiv) return -1010;
+    const routed_blas *r = current();
+    lapack_int info = r ? (lapack_int)r->dgesv(layout, n, nrhs, a, lda, ipiv, b, ldb)
+                        : LAPACKE_dgesv(layout, n, nrhs, a, lda, (lapack_int *)ipiv, b, ldb);
+    free(ipiv);
+    return info;
+}
+
 lapack_int sgn_LAPACKE_dposv(int layout, char uplo, lapack_int n, lapack_int nrhs, double *a, lapack_int lda,
                              double *b, lapack_int ldb) {
     const routed_blas *r = current();
@@ -162,14 +176,14 @@ int sgn_blas_route_ilp64(const char *library, const char *prefix, const char *su
     memcpy(table->path, library, length + 1);
     static const char *const names[] = {
         "cblas_daxpy", "cblas_ddot", "cblas_dnrm2", "cblas_dscal", "cblas_dgemv", "cblas_dsyr",
-        "cblas_dgemm", "cblas_dsyrk", "cblas_dtrmm", "LAPACKE_dposv", "LAPACKE_dstev", "LAPACKE_dsyevd",
+        "cblas_dgemm", "cblas_dsyrk", "cblas_dtrmm", "LAPACKE_dgesv", "LAPACKE_dposv", "LAPACKE_dstev", "LAPACKE_dsyevd",
         "LAPACKE_dsyevr",
     };
     void **slots[] = {
         (void **)&table->daxpy, (void **)&table->ddot, (void **)&table->dnrm2, (void **)&table->dscal,
         (void **)&table->dgemv, (void **)&table->dsyr, (void **)&table->dgemm, (void **)&table->dsyrk,
         (void **)&table->dtrmm,
-        (void **)&table->dposv, (void **)&table->dstev, (void **)&table->dsyevd, (void **)&table->dsyevr,
+        (void **)&table->dgesv, (void **)&table->dposv, (void **)&table->dstev, (void **)&table->dsyevd, (void **)&table->dsyevr,
     };
     _Static_assert(sizeof names / sizeof *names == sizeof slots / sizeof *slots, "one slot a routine");
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {

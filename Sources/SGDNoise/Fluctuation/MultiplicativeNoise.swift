@@ -232,6 +232,13 @@ struct DiagonalStationarySystem {
             let (v, d) = f(c)
             if v < 0 { lo = c } else { hi = c }
             var next = c - v / d
+            // Converged: a Newton step within rounding of c. Tested before the bracket, which c
+            // itself has just become one end of: a step onto that end is not a reason to bisect
+            // (bisecting there threw a converged root away and took ~26 more halvings).
+            if abs(next - c) <= 2 * .ulpOfOne * c {
+                if next >= lo && next <= hi { c = next }
+                break
+            }
             if !(next > lo && next < hi) || !next.isFinite { next = 0.5 * (lo + hi) }
             if abs(next - c) <= 2 * .ulpOfOne * c || hi - lo <= 2 * .ulpOfOne * hi {
                 c = next

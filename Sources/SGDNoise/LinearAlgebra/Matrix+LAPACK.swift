@@ -1,6 +1,21 @@
 import _SGDNoiseBLAS
 
 extension Matrix {
+    /// x = A⁻¹ b for this square matrix, by LU with partial pivoting (`LAPACKE_dgesv`); nil when
+    /// A is exactly singular or the solve fails.
+    func solveGeneral(_ b: [Double]) -> [Double]? {
+        precondition(rows == columns && b.count == rows)
+        var a = elements
+        var x = b
+        let n = rows
+        let info = a.withUnsafeMutableBufferPointer { pa in
+            x.withUnsafeMutableBufferPointer { px in
+                sgn_LAPACKE_dgesv(LAPACK_ROW_MAJOR, blasInt(n), 1, pa.baseAddress, blasInt(n), px.baseAddress, 1)
+            }
+        }
+        return info == 0 ? x : nil
+    }
+
     /// x = A⁻¹ b for this symmetric positive-definite matrix, by Cholesky (`LAPACKE_dposv`).
     /// - Throws: `notPositiveDefinite` when the factorisation fails.
     func solvePositiveDefinite(_ b: [Double], name: String) throws -> [Double] {

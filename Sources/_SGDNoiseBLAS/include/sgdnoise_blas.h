@@ -33,6 +33,9 @@ SGN_BLAS_HIDDEN void sgn_cblas_dsyrk(enum CBLAS_ORDER order, enum CBLAS_UPLO upl
 SGN_BLAS_HIDDEN void sgn_cblas_dtrmm(enum CBLAS_ORDER order, enum CBLAS_SIDE side, enum CBLAS_UPLO uplo,
                                      enum CBLAS_TRANSPOSE transa, enum CBLAS_DIAG diag, blasint m, blasint n,
                                      double alpha, const double *a, blasint lda, double *b, blasint ldb);
+/// LAPACKE_dgesv with the pivots held inside (their integer width differs between the two libraries).
+SGN_BLAS_HIDDEN lapack_int sgn_LAPACKE_dgesv(int layout, lapack_int n, lapack_int nrhs, double *a, lapack_int lda,
+                                             double *b, lapack_int ldb);
 SGN_BLAS_HIDDEN lapack_int sgn_LAPACKE_dposv(int layout, char uplo, lapack_int n, lapack_int nrhs, double *a,
                                              lapack_int lda, double *b, lapack_int ldb);
 SGN_BLAS_HIDDEN lapack_int sgn_LAPACKE_dstev(int layout, char jobz, lapack_int n, double *d, double *e, double *z,
