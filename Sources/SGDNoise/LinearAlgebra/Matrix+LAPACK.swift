@@ -4,14 +4,8 @@ extension Matrix {
     /// x = A⁻¹ b for this square matrix, by LU with partial pivoting (`LAPACKE_dgesv`); nil when
     /// A is exactly singular or the solve fails.
     func solveGeneral(_ b: [Double]) -> [Double]? {
-        precondition(rows == columns && b.count == rows)
-        var a = elements
-        var x = b
-        let n = rows
-        let info = a.withUnsafeMutableBufferPointer { pa in
-            x.withUnsafeMutableBufferPointer { px in
-                sgn_LAPACKE_dgesv(LAPACK_ROW_MAJOR, blasInt(n), 1, pa.baseAddress, blasInt(n), px.baseAddress, 1)
-            }
+        let (info, x) = lapackSolve(b) { n, a, x in
+            sgn_LAPACKE_dgesv(LAPACK_ROW_MAJOR, n, 1, a, n, x, 1)
         }
         return info == 0 ? x : nil
     }
@@ -19,15 +13,8 @@ extension Matrix {
     /// x = A⁻¹ b for this symmetric positive-definite matrix, by Cholesky (`LAPACKE_dposv`).
     /// - Throws: `notPositiveDefinite` when the factorisation fails.
     func solvePositiveDefinite(_ b: [Double], name: String) throws -> [Double] {
-        precondition(rows == columns && b.count == rows)
-        var a = elements
-        var x = b
-        let n = rows
-        let info = a.withUnsafeMutableBufferPointer { pa in
-            x.withUnsafeMutableBufferPointer { px in
-                sgn_LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), blasInt(n), 1,
-                                  pa.baseAddress, blasInt(n), px.baseAddress, blasInt(n))
-            }
+        let (info, x) = lapackSolve(b) { n, a, x in
+            sgn_LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), n, 1, a, n, x, n)
         }
         guard info == 0 else {
             if info > 0 {
@@ -36,6 +23,20 @@ extension Matrix {
             throw SGDNoiseError.numericalFailure("\(name): dposv failed (info = \(info))")
         }
         return x
+    }
+
+    /// LAPACK's `solve(n, A, x)` on copies of this square matrix and of b (x in place of b), and
+    /// its info.
+    private func lapackSolve(
+        _ b: [Double], _ solve: (Int32, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?) -> Int32
+    ) -> (Int32, [Double]) {
+        precondition(rows == columns && b.count == rows)
+        var a = elements
+        var x = b
+        let info = a.withUnsafeMutableBufferPointer { pa in
+            x.withUnsafeMutableBufferPointer { px in solve(blasInt(rows), pa.baseAddress, px.baseAddress) }
+        }
+        return (info, x)
     }
 
     /// The eigenvalues (ascending) of this symmetric matrix, without eigenvectors (`dsyevd`, 'N').
