@@ -1,4 +1,5 @@
 #include "sgdnoise_blas.h"
+#include "tiny_products.h"
 
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -59,6 +60,8 @@ void sgn_cblas_dscal(blasint n, double alpha, double *x, blasint incx) {
 void sgn_cblas_dgemv(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans, blasint m, blasint n, double alpha,
                      const double *a, blasint lda, const double *x, blasint incx, double beta, double *y,
                      blasint incy) {
+    if (order == CblasRowMajor && sgn_tiny_dgemv(trans != CblasNoTrans, m, n, alpha, a, lda, x, incx, beta, y, incy))
+        return;
     const routed_blas *r = current();
     if (r) r->dgemv(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy);
     else cblas_dgemv(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy);
@@ -74,6 +77,9 @@ void sgn_cblas_dsyr(enum CBLAS_ORDER order, enum CBLAS_UPLO uplo, blasint n, dou
 void sgn_cblas_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE transa, enum CBLAS_TRANSPOSE transb, blasint m,
                      blasint n, blasint k, double alpha, const double *a, blasint lda, const double *b, blasint ldb,
                      double beta, double *c, blasint ldc) {
+    if (order == CblasRowMajor &&
+        sgn_tiny_dgemm(transa != CblasNoTrans, transb != CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        return;
     const routed_blas *r = current();
     if (r) r->dgemm(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else cblas_dgemm(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -81,6 +87,9 @@ void sgn_cblas_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE transa, enum C
 
 void sgn_cblas_dsyrk(enum CBLAS_ORDER order, enum CBLAS_UPLO uplo, enum CBLAS_TRANSPOSE trans, blasint n, blasint k,
                      double alpha, const double *a, blasint lda, double beta, double *c, blasint ldc) {
+    if (order == CblasRowMajor && sgn_tiny_dsyrk(uplo == CblasUpper, trans != CblasNoTrans, n, k, alpha, a, lda, beta, c,
+                                                 ldc))
+        return;
     const routed_blas *r = current();
     if (r) r->dsyrk(order, uplo, trans, n, k, alpha, a, lda, beta, c, ldc);
     else cblas_dsyrk(order, uplo, trans, n, k, alpha, a, lda, beta, c, ldc);
@@ -89,6 +98,9 @@ void sgn_cblas_dsyrk(enum CBLAS_ORDER order, enum CBLAS_UPLO uplo, enum CBLAS_TR
 void sgn_cblas_dtrmm(enum CBLAS_ORDER order, enum CBLAS_SIDE side, enum CBLAS_UPLO uplo, enum CBLAS_TRANSPOSE transa,
                      enum CBLAS_DIAG diag, blasint m, blasint n, double alpha, const double *a, blasint lda, double *b,
                      blasint ldb) {
+    if (order == CblasRowMajor && sgn_tiny_dtrmm(side == CblasLeft, uplo == CblasUpper, transa != CblasNoTrans,
+                                                 diag == CblasUnit, m, n, alpha, a, lda, b, ldb))
+        return;
     const routed_blas *r = current();
     if (r) r->dtrmm(order, side, uplo, transa, diag, m, n, alpha, a, lda, b, ldb);
     else cblas_dtrmm(order, side, uplo, transa, diag, m, n, alpha, a, lda, b, ldb);

@@ -66,8 +66,12 @@ struct SimulatorStreamTests {
         (values, k) = try Self.fingerprint(SimulationSpec(
             data: .gaussian(a: a3, u: nil, noiseVariance: 0.5, inputNoise: nil), learningRate: .scalar(0.3), batchSize: 3,
             momentum: 0.5, steps: 10_000, chains: 2, seed: 5))
-        #expect(values == ["0x3fb53101cdf58f48", "0xbf416387f14c21ec", "0x3f77b6880e35b447", "0x3fd0003194ee8ad2",
-                           "0x402013f0c7409aec"] && k == 141)
+        // A dense A: its eigendecomposition and the rotated √A come from LAPACK and small products
+        // (tiny ones in the library's own loops, larger ones in OpenBLAS, whose last bits depend on
+        // the CPU's kernel), so this case is pinned to 1e-12 relative like the dataset's below; the
+        // stream itself is unchanged (a changed stream moves these values by O(1)).
+        #expect(Self.close(values, ["0x3fb53101cdf58f48", "0xbf416387f14c21ec", "0x3f77b6880e35b447",
+                                    "0x3fd0003194ee8ad2", "0x402013f0c7409aec"], relative: 1e-12) && k == 141)
         (values, k) = try Self.fingerprint(SimulationSpec(
             data: gaussian(.diagonal([1.0, 0.8, 0.6, 0.5, 0.3, 0.2]), nil, nil), learningRate: .scalar(0.1), batchSize: 1,
             steps: 10_000, seed: 6))
