@@ -24,6 +24,7 @@ from .errors import InvalidArgumentError
 
 _PTRDIFF_MAX = 2**63 - 1
 _address, _char_at, _byref = ctypes.addressof, ctypes.c_char.from_buffer, ctypes.byref
+_FLOAT64 = np.dtype(np.float64)  # native float64: numpy's one instance of it
 
 
 def ptr(a: np.ndarray | ctypes.Structure | None) -> int | ctypes._CArgObject | None:
@@ -64,6 +65,8 @@ def _reject_complex(a: Any, name: str) -> None:
 
 def as_float64(x: npt.ArrayLike, name: str, ndim: int) -> npt.NDArray[np.float64]:
     """``x`` as a C-contiguous float64 array of ``ndim`` dimensions."""
+    if type(x) is np.ndarray and x.dtype is _FLOAT64 and x.ndim == ndim:  # nothing complex to reject
+        return x if x.flags.c_contiguous else np.ascontiguousarray(x)
     try:
         _reject_complex(x, name)
         a = np.ascontiguousarray(x, dtype=np.float64)

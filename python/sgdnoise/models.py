@@ -75,13 +75,19 @@ def _frozen(cls: type[_T], /, **fields: object) -> _T:
     return instance
 
 
+def _prediction_fields(sigma: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], mean: npt.NDArray[np.float64],
+                       scalars: _capi.sgdnoise_prediction) -> dict[str, object]:
+    """The fields of a :class:`Prediction` from a C result (a subclass adds its own)."""
+    kappa, critical = scalars.kappa, scalars.critical_learning_rate  # NaN: none
+    return dict(sigma=sigma, noise=noise, mean=mean, train_loss=scalars.train_loss, test_loss=scalars.test_loss,
+                kappa=None if math.isnan(kappa) else kappa,
+                critical_learning_rate=None if math.isnan(critical) else critical,
+                coupling_trace=scalars.coupling_trace, flat_direction_noise=scalars.flat_direction_noise)
+
+
 def _prediction(sigma: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], mean: npt.NDArray[np.float64],
                 scalars: _capi.sgdnoise_prediction) -> Prediction:
-    kappa, critical = scalars.kappa, scalars.critical_learning_rate  # NaN: none
-    return _frozen(Prediction, sigma=sigma, noise=noise, mean=mean, train_loss=scalars.train_loss,
-                   test_loss=scalars.test_loss, kappa=None if math.isnan(kappa) else kappa,
-                   critical_learning_rate=None if math.isnan(critical) else critical,
-                   coupling_trace=scalars.coupling_trace, flat_direction_noise=scalars.flat_direction_noise)
+    return _frozen(Prediction, **_prediction_fields(sigma, noise, mean, scalars))
 
 
 def _outputs(op: Operand) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], _capi.sgdnoise_prediction]:
