@@ -99,16 +99,20 @@ struct SimulatorStreamTests {
         var rng = Xoshiro256StarStar(seed: 11)
         let tables = Ziggurat.shared
         for n in [50, 99, 100, 101, 1_000, 20_000] {
-            // Heavy-tailed values with ties (rounded) and a few values the estimator drops.
-            var samples = (0..<n).map { _ in (abs(rng.normal(tables)) / max(rng.uniform(), 1e-3) * 64).rounded() / 64 }
-            samples += [0, -1, .nan, .infinity]
+            // Heavy-tailed values with ties (rounded) and a few values the estimator drops, offered as
+            // squares q, as the chain offers |e|²: with the neighbours of each square, whose roots tie
+            // with it or fall just beside it (where the heap's entry bound on q must be exact).
+            let roots = (0..<n).map { _ in (abs(rng.normal(tables)) / max(rng.uniform(), 1e-3) * 64).rounded() / 64 }
+            var squares = roots.flatMap { v in [v * v, (v * v).nextUp, (v * v).nextDown] }.filter { _ in rng.uniform() < 0.4 }
+            squares += [0, -1, .nan, .infinity, .greatestFiniteMagnitude, .leastNonzeroMagnitude]
+            let samples = squares.map { $0.squareRoot() }
             let full = TailSamples(samples).hillIndex()
-            let kept = TailSamples.orderStatisticsRead(sampleCount: n)
+            let kept = TailSamples.orderStatisticsRead(sampleCount: samples.filter { $0 > 0 && $0.isFinite }.count)
             for capacity in [kept, kept + 7] {
                 // The values offered one at a time to heaps as the chains keep them, three chains.
                 let arena = ChainArena()
                 var chains = (0..<3).map { _ in LargestValues(capacity: capacity, arena: arena) }
-                for (i, v) in samples.enumerated() { chains[i % 3].offer(v) }
+                for (i, q) in squares.enumerated() { chains[i % 3].offer(squareRootOf: q) }
                 let largest = chains.flatMap(\.values).sorted(by: >)
                 let offered = chains.reduce(0) { $0 + $1.offered }
                 #expect(offered == samples.filter { $0 > 0 && $0.isFinite }.count)

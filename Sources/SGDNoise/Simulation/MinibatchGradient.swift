@@ -79,7 +79,9 @@ struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
             for i in 0..<d { x[i] = i == 0 ? 1 : 0 }
         }
         let sumAC = normV * w11 - labelNoise * w12
-        let sumC2 = max(0, normV * normV * w11 - 2 * normV * labelNoise * w12 + labelNoise * labelNoise * w22)
+        // 2|v|σ as |v|·(2σ): both round the exact 2|v|σ (doubling is exact: |v| ≤ √Double.max, σ
+        // finite), one product fewer between the two square roots of a step.
+        let sumC2 = max(0, normV * normV * w11 - normV * (2 * labelNoise) * w12 + labelNoise * labelNoise * w22)
         var projection = 0.0
         for i in 0..<d { projection += normals[i] * x[i] }
         let scale = sumC2.squareRoot()

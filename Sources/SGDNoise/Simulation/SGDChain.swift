@@ -44,7 +44,8 @@ struct SGDChain {
     /// How many of the largest values of the tail series the chain keeps (≥ 1).
     let tailKept: Int
 
-    /// Steps between two updates of the shared progress counter (and checks of the stop flag).
+    /// Steps between two updates of the shared progress counter (and checks of the stop flag): a
+    /// power of two.
     static let progressStride = 256
 
     /// Runs the chain; stops early when `control.stop` is set, and sets it on divergence.
@@ -128,7 +129,9 @@ struct SGDChain {
             dimension: dimension, batches: batches, perBatch: max(1, steps / batches), tailStride: tailStride,
             tailKept: tailKept, arena: arena)
         let invS = 1 / Double(problem.batchSize)
-        var pending = 0
+        // Steps completed: the progress counter gets progressStride (a power of two) after each
+        // multiple of it, and the remainder at the end.
+        var completed = burnIn + steps
         for t in 0..<(burnIn + steps) {
             // The minibatch gradient ĝ at w_{t−1}.
             state.clearGradient()
@@ -140,17 +143,19 @@ struct SGDChain {
             if !(norm2 < 1e60) {
                 recorder.record.divergedAt = t
                 control.stop.store(true, ordering: .relaxed)
+                completed = t
                 break
             }
             if recording { recorder.recordStep(state.e, norm2: norm2) }
-            pending += 1
-            if pending == Self.progressStride {
-                control.stepsDone.add(pending, ordering: .relaxed)
-                pending = 0
-                if control.stop.load(ordering: .relaxed) { break }
+            if (t &+ 1) & (Self.progressStride - 1) == 0 {
+                control.stepsDone.add(Self.progressStride, ordering: .relaxed)
+                if control.stop.load(ordering: .relaxed) {
+                    completed = t + 1
+                    break
+                }
             }
         }
-        control.stepsDone.add(pending, ordering: .relaxed)
+        control.stepsDone.add(completed & (Self.progressStride - 1), ordering: .relaxed)
         return recorder.finish()
     }
 }
@@ -238,12 +243,13 @@ struct ChainState<Dimension: ChainDimension> {
         }
     }
 
-    /// η = ĝ − ∇L(w_{t−1}) = ĝ − K(w_{t−1} − w*), into `eta`.
+    /// η = ĝ − ∇L(w_{t−1}) = ĝ − K(w_{t−1} − w*) (in `tmp`: valid until the next update).
     @inline(__always)
-    mutating func noise(into eta: UnsafeMutablePointer<Double>) {
+    mutating func noise() -> Vector {
         for i in 0..<d { e[i] = w[i] - wStar[i] }
         curvature.apply(e, into: &tmp, d)
-        for i in 0..<d { eta[i] = g[i] - tmp[i] }
+        for i in 0..<d { tmp[i] = g[i] - tmp[i] }
+        return tmp
     }
 
     /// m_t = μ m_{t−1} + ĝ_t;  w_t = w_{t−1} − Λ m_t;  e = w_t − w*. Returns |e|².
@@ -311,30 +317,40 @@ struct ChainRecorder<Dimension: ChainDimension> {
         tail = LargestValues(capacity: tailKept, arena: arena)
     }
 
-    /// Stages this step's noise η (before the update moves w).
+    /// Stages this step's noise η (before the update moves w): with one pending row (a fixed D),
+    /// η ηᵀ goes straight to the noise's second moment, the additions of a flush of that row.
     @inline(__always)
     mutating func stageNoise(_ state: inout ChainState<Dimension>) {
-        state.noise(into: pendingEta + pendingCount * d)
-        record.noiseCount += 1
+        let eta = state.noise()
+        if block == 1 {
+            Self.addOuterProduct(noiseSecond, eta, d)
+        } else {
+            let row = pendingEta + pendingCount * d
+            for i in 0..<d { row[i] = eta[i] }
+        }
+        record.noiseCount &+= 1
     }
 
-    /// Records e = w_t − w* (with |e|² = `norm2`): batch sums, pending rows and the tail series.
+    /// Records e = w_t − w* (with |e|² = `norm2`): batch sums, pending rows (or, with one
+    /// pending row, e eᵀ at once) and the tail series. The counters are bounded by the steps.
     @inline(__always)
     mutating func recordStep(_ e: Dimension.Vector, norm2: Double) {
-        let eRow = pendingE + pendingCount * d
-        for i in 0..<d {
-            batchSum[i] += e[i]
-            eRow[i] = e[i]
+        for i in 0..<d { batchSum[i] += e[i] }
+        if block == 1 {
+            Self.addOuterProduct(batchSecond, e, d)
+        } else {
+            let row = pendingE + pendingCount * d
+            for i in 0..<d { row[i] = e[i] }
+            pendingCount &+= 1
         }
-        pendingCount += 1
-        batchCount += 1
+        batchCount &+= 1
         if tailCountdown == 0 {
-            tail.offer(norm2.squareRoot())
+            tail.offer(squareRootOf: norm2)
             tailCountdown = tailStride
         }
-        tailCountdown -= 1
+        tailCountdown &-= 1
         let closing = batchCount == perBatch && record.batchSigmas.count < batches - 1
-        if pendingCount == block || closing { flush() }
+        if block > 1 && (pendingCount == block || closing) { flush() }
         if closing { closeBatch() }
     }
 
@@ -355,6 +371,16 @@ struct ChainRecorder<Dimension: ChainDimension> {
         record.tailLargest = tail.values
         record.tailCount = tail.offered
         return record
+    }
+
+    /// Adds e eᵀ to the upper triangle of `acc` (d × d): `rankK` of the one row e.
+    @inline(__always)
+    private static func addOuterProduct(_ acc: UnsafeMutablePointer<Double>, _ e: Dimension.Vector, _ d: Int) {
+        for i in 0..<d {
+            let row = acc + i * d
+            let ei = e[i]
+            for j in i..<d { row[j] += ei * e[j] }
+        }
     }
 
     /// Adds Σ_k e_k e_kᵀ over the `count` rows of `rows` (each d long) to the upper triangle of `acc`.
@@ -396,24 +422,37 @@ struct ChainRecorder<Dimension: ChainDimension> {
 /// The largest positive finite values offered, in a binary min-heap of fixed capacity in arena
 /// memory, and how many positive finite values were offered. The Hill estimate reads only the
 /// k + 1 largest of the tail series (`TailSamples.hillIndex(largest:sampleCount:)`), so the series
-/// itself is neither stored nor sorted; once the heap is full, a value not above its minimum
-/// (almost every one) costs one comparison.
+/// itself is neither stored nor sorted. Values are offered as squares q (|e|² for |e|): once the
+/// heap is full, a value not above its minimum m (almost every one) costs one comparison of q with
+/// the largest q′ whose square root is ≤ m (`entryBound`), and no square root.
 struct LargestValues {
     let capacity: Int
     let heap: UnsafeMutablePointer<Double>
     var count = 0
     var offered = 0
+    /// Once the heap is full: the largest q with √q ≤ heap[0] (√ is monotone, so √q > heap[0]
+    /// exactly when q > entryBound).
+    private var entryBound = 0.0
 
     init(capacity: Int, arena: ChainArena) {
         self.capacity = max(capacity, 1)
         heap = arena.zeros(self.capacity)
     }
 
+    /// Offers √q (nothing unless √q is positive and finite, i.e. 0 < q < ∞).
     @inline(__always)
-    mutating func offer(_ v: Double) {
-        guard v > 0, v.isFinite else { return }
-        offered += 1
-        if count < capacity || v > heap[0] { insert(v) }
+    mutating func offer(squareRootOf q: Double) {
+        guard q > 0 && q < .infinity else { return }
+        offered &+= 1
+        if count < capacity || q > entryBound { insert(q.squareRoot()) }
+    }
+
+    /// The largest q with √q ≤ m (m ≥ 0 finite): near m², found by stepping through the doubles.
+    private static func largestSquare(withRootAtMost m: Double) -> Double {
+        var q = m * m
+        while q.squareRoot() > m { q = q.nextDown }
+        while q.nextUp.squareRoot() <= m { q = q.nextUp }
+        return q
     }
 
     /// Adds `v`, or puts it in place of the minimum when the heap is full.
@@ -429,6 +468,7 @@ struct LargestValues {
                 i = parent
             }
             heap[i] = v
+            if count == capacity { entryBound = Self.largestSquare(withRootAtMost: heap[0]) }
             return
         }
         var i = 0
@@ -441,6 +481,7 @@ struct LargestValues {
             i = child
         }
         heap[i] = v
+        entryBound = Self.largestSquare(withRootAtMost: heap[0])
     }
 
     /// The values kept (in heap order).

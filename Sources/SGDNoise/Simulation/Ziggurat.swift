@@ -14,6 +14,10 @@ struct Ziggurat: @unchecked Sendable {
     let k: UnsafePointer<UInt64>
     /// x_i / 2⁵².
     let w: UnsafePointer<Double>
+    /// What the fast path reads, in one block addressed from one register: k (256 UInt64), then
+    /// ±x_i / 2⁵² indexed by the 9 low bits of a draw (layer i, then the sign bit): w[i] at i and
+    /// −w[i] at 256 + i, so the fast path's variate is one product (negating a product is exact).
+    private let fastPath: UnsafeRawPointer
     /// f(x_i) = exp(−x_i²/2).
     let f: UnsafePointer<Double>
 
@@ -28,7 +32,8 @@ struct Ziggurat: @unchecked Sendable {
         var dn = Ziggurat.r
         var tn = dn
         let q = v / exp(-0.5 * dn * dn)
-        let k = UnsafeMutablePointer<UInt64>.allocate(capacity: 256)
+        let block = UnsafeMutableRawPointer.allocate(byteCount: 768 * 8, alignment: 64)
+        let k = block.bindMemory(to: UInt64.self, capacity: 256)
         let w = UnsafeMutablePointer<Double>.allocate(capacity: 256)
         let f = UnsafeMutablePointer<Double>.allocate(capacity: 256)
         k.initialize(repeating: 0, count: 256)
@@ -47,10 +52,24 @@ struct Ziggurat: @unchecked Sendable {
             f[i] = exp(-0.5 * dn * dn)
             w[i] = dn / m
         }
+        let signedW = (block + 256 * 8).bindMemory(to: Double.self, capacity: 512)
+        for i in 0..<256 {
+            signedW[i] = w[i]
+            signedW[256 + i] = -w[i]
+        }
         self.k = UnsafePointer(k)
         self.w = UnsafePointer(w)
         self.f = UnsafePointer(f)
+        fastPath = UnsafeRawPointer(block)
     }
+
+    /// k[i], i < 256.
+    @inline(__always)
+    func bound(_ i: Int) -> UInt64 { fastPath.assumingMemoryBound(to: UInt64.self)[i] }
+
+    /// w[j] for j < 256, −w[j − 256] for 256 ≤ j < 512.
+    @inline(__always)
+    func signedWidth(_ j: Int) -> Double { (fastPath + 256 * 8).assumingMemoryBound(to: Double.self)[j] }
 }
 
 extension Xoshiro256StarStar {
@@ -61,12 +80,10 @@ extension Xoshiro256StarStar {
     @inline(__always)
     mutating func normal(_ tables: Ziggurat) -> Double {
         let u = next()
-        let i = Int(u & 0xFF)
         let magnitude = u >> 12
-        // x ≥ 0, so setting its sign bit is −x: without a branch, which a random sign would
-        // mispredict every other draw.
-        let x = Double(magnitude) * tables.w[i]
-        if magnitude < tables.k[i] { return Double(bitPattern: x.bitPattern | (u & 0x100) << 55) }
+        // The sign bit 8 picks ±x_i in one table, without a branch (which a random sign would
+        // mispredict every other draw): Double(magnitude) · (−w_i) is −x exactly.
+        if magnitude < tables.bound(Int(u & 0xFF)) { return Double(magnitude) * tables.signedWidth(Int(u & 0x1FF)) }
         let (z, generator) = Self.normal(rejecting: u, self, tables)
         self = generator
         return z
@@ -112,20 +129,23 @@ extension Xoshiro256StarStar {
 /// draws many variates of one shape keeps a sampler instead of recomputing them every draw.
 struct GammaSampler {
     let shape: Double
+    /// a < 1: sampled as Gamma(a + 1) · U^{1/a}.
+    private let boosted: Bool
     /// d = a − 1/3 and c = 1/√(9d) of the sampled shape (a + 1 when boosted).
     private let d: Double
     private let c: Double
 
     init(shape a: Double) {
         shape = a
-        d = (a < 1 ? a + 1 : a) - 1.0 / 3.0
+        boosted = a < 1
+        d = (boosted ? a + 1 : a) - 1.0 / 3.0
         c = 1 / (9 * d).squareRoot()
     }
 
     @inline(__always)
     func sample(_ random: inout Xoshiro256StarStar, _ tables: Ziggurat) -> Double {
         let g = marsagliaTsang(&random, tables)
-        return shape < 1 ? g * pow(random.uniformPositive(), 1 / shape) : g
+        return boosted ? g * pow(random.uniformPositive(), 1 / shape) : g
     }
 
     /// A Gamma(d + 1/3, 1) variate by squeeze and rejection: the first try inlined up to the
