@@ -80,16 +80,18 @@ struct IterativeStationarySolver {
         var anderson = AndersonAccelerator(memory: 8)
         var x = x0
         var residual = Double.infinity
-        // Small D: the fixed point in one linear solve, then the iteration below from it (its first
-        // Picard step is the check: done there unless the solve lost accuracy).
-        if base.rows <= Self.directSolveDimension, let direct = directSolution(x0: x0) { x = direct }
+        // Small D: the fixed point in one linear solve, then the iteration below from it. Its first
+        // Picard step is the check, and the answer when within the tolerance (the iteration's
+        // answer is one Picard step past its last accepted iterate); else the iteration goes on.
+        var direct = false
+        if base.rows <= Self.directSolveDimension, let solved = directSolution(x0: x0) { (x, direct) = (solved, true) }
         for k in 1...maxIterations {
             let gx = picard(x, base: base)
             let step = (gx - x).frobeniusNorm
             residual = step / max(gx.frobeniusNorm, .leastNormalMagnitude)
             if !residual.isFinite { break }
             if residual <= tolerance {
-                let solution = picard(gx, base: base).symmetrized
+                let solution = (direct && k == 1 ? gx : picard(gx, base: base)).symmetrized
                 if certificate == .positivity && !(Self.isPositiveDefinite(base) && Self.isPositiveDefinite(solution)) {
                     rho = spectralRadius(start: start)
                     if !(rho < 1) { throw unstable() }
