@@ -73,9 +73,22 @@ struct FiniteDatasetProblem {
                 }
             }
         }
-        let f = x.weightedGram(rowWeights: q)
-        let asa = Matrix.product(aHat, Matrix.product(sigma, aHat))
-        return (f - factor * asa).symmetrized
+        var f = x.weightedGram(rowWeights: q)
+        let asa = Matrix.product(aHat, Matrix.product(sigma, aHat), scale: factor)
+        // F − fÂΣÂ, symmetrized, in F's storage.
+        f.elements.withUnsafeMutableBufferPointer { fv in
+            asa.elements.withUnsafeBufferPointer { av in
+                for i in 0..<d {
+                    fv[i * d + i] -= av[i * d + i]
+                    for j in (i + 1)..<d {
+                        let v = 0.5 * ((fv[i * d + j] - av[i * d + j]) + (fv[j * d + i] - av[j * d + i]))
+                        fv[i * d + j] = v
+                        fv[j * d + i] = v
+                    }
+                }
+            }
+        }
+        return f
     }
 
     /// The minimum of the (regularised) empirical loss and what the noise needs of it:
