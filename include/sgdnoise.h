@@ -318,7 +318,7 @@ typedef struct sgdnoise_prediction {
 /* How the fixed point of sgdnoise_finite_dataset converged. Set .size = sizeof(sgdnoise_dataset_info). */
 typedef struct sgdnoise_dataset_info {
     size_t size;
-    /* Accelerated fixed-point iterations used. */
+    /* Fixed-point iterations used (1 for D <= 8: the step that checks the direct solve). */
     int64_t iterations;
     /* The final relative fixed-point step. */
     double residual;

@@ -25,7 +25,7 @@ class DatasetPrediction(Prediction):
     Attributes
     ----------
     iterations : int
-        Accelerated fixed-point iterations used.
+        Fixed-point iterations used (1 for D ≤ 8: the step that checks the direct solve).
     residual : float
         The final relative fixed-point step (≤ 1e-13 on success).
     spectral_radius : float
@@ -119,7 +119,9 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
     Notes
     -----
     Fixed point preconditioned by the exact spectral solve of Theorem 1, Anderson-accelerated;
-    :math:`O(ND^2 + D^3)` per iteration through BLAS; never forms a :math:`D^2\times D^2` matrix.
+    :math:`O(ND^2 + D^3)` per iteration through BLAS; never forms a :math:`D^2\times D^2` matrix
+    above :math:`D = 8` (up to there the :math:`D(D+1)/2` unknowns are solved at once by LU and
+    checked by one step of the iteration, which then reports ``iterations == 1``).
     """
     xs, ys = _data(X, y)
     if ys is None:

@@ -3,7 +3,7 @@
 public struct FiniteDatasetPrediction: Sendable {
     /// Σ, C, w*, the losses (`kappa` is nil; `criticalLearningRate` is nil unless computed).
     public let prediction: Prediction
-    /// Accelerated fixed-point iterations used.
+    /// Fixed-point iterations used (1 for D ≤ 8: the step that checks the direct solve).
     public let iterations: Int
     /// The final relative fixed-point step ‖X_{k+1} − X_k‖_F/‖X‖_F.
     public let residual: Double
@@ -227,7 +227,8 @@ extension FiniteDatasetProblem {
 ///
 /// f = 1/S with replacement, (N − S)/(S(N − 1)) without. Solved as a fixed point preconditioned by
 /// the exact spectral solve of Theorem 1 and accelerated by Anderson mixing, O(ND² + D³) per
-/// iteration through BLAS, to a relative step ≤ 1e-13. Stability is certified by positivity of the
+/// iteration through BLAS, to a relative step ≤ 1e-13 (for D ≤ 8: one LU solve of the D(D+1)/2
+/// unknowns, checked by one step of the iteration). Stability is certified by positivity of the
 /// solution (or the map's spectral radius); when unstable, the error carries the dataset's critical
 /// learning rate, found by bisection on the spectral radius (for a matrix learning rate Λ: the
 /// largest stable multiple of Λ).
