@@ -271,14 +271,38 @@ func subtractRows(
 
 // MARK: - The Lanczos steps' fused kernels (one pass over each vector; C, `krylov_body.h`)
 
+/// The column ranges the fused kernels split a vector of `count` entries into, run on the cores
+/// in parallel: one range below 2¹⁷ entries, else eight (whole chunks of the kernels). The ranges,
+/// and so the order of every sum, depend on `count` alone, never on the cores or the load.
+func fusedKernelRanges(_ count: Int) -> [Range<Int>] {
+    let chunk = Int(SGN_KRYLOV_CHUNK)
+    guard count >= 1 << 17 else { return [0..<count] }
+    let chunks = (count + chunk - 1) / chunk
+    let parts = 8
+    return (0..<parts).map { p in (chunks * p / parts * chunk)..<min(count, chunks * (p + 1) / parts * chunk) }
+}
+
 /// (h·h, v·h, v·u) in one pass over h, v and u (v·u = 0 without u).
 func lanczosDots(
     _ h: UnsafePointer<Double>, _ v: UnsafePointer<Double>, _ u: UnsafePointer<Double>?, count: Int,
     kernels: sgn_kernels = Kernels.active
 ) -> (hh: Double, vh: Double, vu: Double) {
-    var out = (0.0, 0.0, 0.0)
-    withUnsafeMutableBytes(of: &out) { kernels.lanczos_dots(count, h, v, u, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }
-    return out
+    let ranges = fusedKernelRanges(count)
+    let partials = UnsafeMutablePointer<Double>.allocate(capacity: 3 * ranges.count)
+    defer { partials.deallocate() }
+    let shared = UnsafeShared((kernels, h, v, u, partials))
+    parallelWorkers(ranges.count) { part in
+        let (kernels, h, v, u, partials) = shared.value
+        let lo = ranges[part].lowerBound
+        kernels.lanczos_dots(ranges[part].count, h + lo, v + lo, u.map { $0 + lo }, partials + 3 * part)
+    }
+    var sums = (0.0, 0.0, 0.0)
+    for part in ranges.indices {
+        sums.0 += partials[3 * part]
+        sums.1 += partials[3 * part + 1]
+        sums.2 += partials[3 * part + 2]
+    }
+    return sums
 }
 
 /// w = h − Σ_s a_s x_s and the projections c_i = r_iᵀw on the `rows` contiguous rows at r (each
@@ -289,13 +313,29 @@ func combineAndProject(
     rows r: UnsafePointer<Double>?, rowCount: Int, count: Int, into w: UnsafeMutablePointer<Double>,
     projections c: UnsafeMutablePointer<Double>, kernels: sgn_kernels = Kernels.active
 ) -> Double {
-    let x: [UnsafePointer<Double>?] = terms.map { $0.vector }
+    let ranges = fusedKernelRanges(count)
+    let stride = rowCount + 1  // per part: the projections, then wᵀw
+    let partials = UnsafeMutablePointer<Double>.allocate(capacity: stride * ranges.count)
+    defer { partials.deallocate() }
     let a = terms.map(\.coefficient)
-    var ww = 0.0
-    x.withUnsafeBufferPointer { xp in
-        a.withUnsafeBufferPointer { ap in
-            kernels.combine_project(count, h, terms.count, xp.baseAddress, ap.baseAddress, rowCount, r, count, w, c, &ww)
+    a.withUnsafeBufferPointer { ap in
+        let shared = UnsafeShared((kernels, h, terms.map(\.vector), ap.baseAddress, r, w, partials))
+        parallelWorkers(ranges.count) { part in
+            let (kernels, h, x, a, r, w, partials) = shared.value
+            let lo = ranges[part].lowerBound
+            let shifted: [UnsafePointer<Double>?] = x.map { $0 + lo }
+            let out = partials + stride * part
+            shifted.withUnsafeBufferPointer { xp in
+                kernels.combine_project(ranges[part].count, h + lo, x.count, xp.baseAddress, a, rowCount,
+                                        r.map { $0 + lo }, count, w + lo, out, out + rowCount)
+            }
         }
+    }
+    var ww = 0.0
+    for i in 0..<rowCount { c[i] = 0 }
+    for part in ranges.indices {
+        for i in 0..<rowCount { c[i] += partials[stride * part + i] }
+        ww += partials[stride * part + rowCount]
     }
     return ww
 }
@@ -305,7 +345,13 @@ func subtractRowsAndScale(
     _ w: UnsafePointer<Double>, rows r: UnsafePointer<Double>?, rowCount: Int, coefficients c: UnsafePointer<Double>,
     scale: Double, count: Int, into out: UnsafeMutablePointer<Double>, kernels: sgn_kernels = Kernels.active
 ) {
-    kernels.subtract_scale(count, w, rowCount, r, count, c, scale, out)
+    let ranges = fusedKernelRanges(count)
+    let shared = UnsafeShared((kernels, w, r, c, out))
+    parallelWorkers(ranges.count) { part in
+        let (kernels, w, r, c, out) = shared.value
+        let lo = ranges[part].lowerBound
+        kernels.subtract_scale(ranges[part].count, w + lo, rowCount, r.map { $0 + lo }, count, c, scale, out + lo)
+    }
 }
 
 extension Xoshiro256StarStar {
