@@ -25,6 +25,8 @@
 // once where the baseline rounds twice, and the partial sums are grouped alike): the Swift tests
 // check them against each other on awkward sizes.
 //
+// The Lanczos steps' fused vector kernels (krylov_body.h) are compiled and dispatched the same way.
+//
 // Every symbol is hidden (SGN_KERNELS_HIDDEN): libsgdnoise.so exports only the functions of
 // include/sgdnoise.h.
 #include "sgdnoise_kernels.h"
@@ -81,12 +83,17 @@ typedef float v4f_unaligned __attribute__((vector_size(16), aligned(sizeof(float
 #undef SGN_TAG
 #undef SGN_WIDEN4
 
+#define SGN_KTAG baseline
+#include "krylov_body.h"
+#undef SGN_KTAG
+
 static const sgn_kernels baseline = {
     "baseline",
     centred_dot_f32_baseline, centred_dot_f64_baseline,
     centred_axpy_f32_baseline, centred_axpy_f64_baseline,
     column_moments_f32_baseline, column_moments_f64_baseline,
     centre_rows_f32_baseline, centre_rows_f64_baseline,
+    lanczos_dots_baseline, combine_project_baseline, subtract_scale_baseline,
 };
 
 const sgn_kernels *sgn_kernels_baseline(void) { return &baseline; }
@@ -116,6 +123,10 @@ const sgn_kernels *sgn_kernels_baseline(void) { return &baseline; }
 #undef SGN_TAG
 #undef SGN_WIDEN4
 
+#define SGN_KTAG avx2
+#include "krylov_body.h"
+#undef SGN_KTAG
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -128,6 +139,7 @@ static const sgn_kernels avx2 = {
     centred_axpy_f32_avx2, centred_axpy_f64_avx2,
     column_moments_f32_avx2, column_moments_f64_avx2,
     centre_rows_f32_avx2, centre_rows_f64_avx2,
+    lanczos_dots_avx2, combine_project_avx2, subtract_scale_avx2,
 };
 
 // AVX, AVX2 and FMA in CPUID, and the YMM state enabled by the operating system.

@@ -343,6 +343,53 @@ struct CurvatureTests {
         #expect(calls == hessian.productCount)
     }
 
+    /// The Lanczos steps check each product in their first pass over it (`apply(…, checked: false)`):
+    /// a NaN or an infinity at any product, in any row of a block, through the preconditioned H̃,
+    /// still throws `numericalFailure` naming the entry, the vector of its call and the product,
+    /// and an overflowing but finite product is not refused.
+    @Test("A NaN/Inf at the n-th product is reported with its entry, vector and product number")
+    func deferredProductCheck() throws {
+        let p = 30
+        for bad in [1, 4, 9] {
+            for value in [Double.nan, .infinity, -.infinity] {
+                // A fresh operator per run: the product number counts the operator's products.
+                func single() throws -> HessianOperator {
+                    var calls = 0
+                    return try HessianOperator(dimension: p) { v, out in
+                        calls += 1
+                        for i in 0..<p { out[i] = Double(i + 1) * v[i] }
+                        if calls == bad { out[7] = value }
+                    }
+                }
+                let message = "entry 7 of vector 0 is \(value), product \(bad))"
+                expectError(.numericalFailure, mentioning: message) { try lanczosEigenpairs(try single(), count: 2) }
+                expectError(.numericalFailure, mentioning: message) {
+                    try StochasticLanczosQuadrature(hessian: try single(), probes: 3, steps: 5)
+                }
+                expectError(.numericalFailure, mentioning: message) {
+                    try krylovMatrixFunction({ exp($0 / 10) }, hessian: try single(),
+                                             vector: (0..<p).map { Double($0 % 7) - 3 })
+                }
+                let tilde = try HessianOperator(preconditioning: try single(), learningRate: .scalar(0.01))
+                expectError(.numericalFailure, mentioning: message) { try lanczosEigenpairs(tilde, count: 2) }
+            }
+        }
+        // A block of three probes: the second row of the second call is bad (product 5).
+        var blockCalls = 0
+        let block = try HessianOperator(dimension: p, blockSize: 3) { count, v, out in
+            blockCalls += 1
+            for r in 0..<count { for i in 0..<p { out[r * p + i] = Double(i + 1) * v[r * p + i] } }
+            if blockCalls == 2 { out[1 * p + 4] = .nan }
+        }
+        expectError(.numericalFailure, mentioning: "entry 4 of vector 1 is nan, product 5)") {
+            try StochasticLanczosQuadrature(hessian: block, probes: 3, steps: 5)
+        }
+        // Finite entries whose squares overflow are not refused.
+        let huge = try HessianOperator(dimension: p) { v, out in for i in 0..<p { out[i] = 1e200 * Double(i + 1) * v[i] } }
+        #expect(throws: Never.self) { try lanczosEigenpairs(huge, count: 2, tolerance: 1e-8) }
+        #expect(throws: Never.self) { try StochasticLanczosQuadrature(hessian: huge, probes: 2, steps: 4) }
+    }
+
     struct Cancelled: Error, Equatable {}
 
     @Test("NaN products throw numericalFailure; the closure's errors propagate; invalid arguments are rejected")

@@ -93,6 +93,70 @@ struct KernelTests {
     @Test("double rows", arguments: shapes)
     func doubleRows(n: Int, d: Int) { check(Double.self, n: n, d: d) }
 
+    /// The Lanczos steps' fused kernels (lanczosDots, combineAndProject, subtractRowsAndScale),
+    /// each implementation against plain loops, on lengths around the chunk and the vector width,
+    /// with 0 to 5 terms and rows, and on a length split into parallel ranges (`fusedKernelRanges`).
+    @Test("Lanczos kernels against plain loops (one range, and the parallel ranges from 2^17 on)", arguments: [1, 7, 9, 511, 513, 1029, (1 << 17) + 517])
+    func lanczosKernels(n: Int) {
+        var rng = SeededGenerator(seed: UInt64(n))
+        func vector() -> [Double] { (0..<n).map { _ in rng.uniform(-1, 1) } }
+        let h = vector(), v = vector(), u = vector()
+        let xs = (0..<3).map { _ in vector() }, a = [0.7, -1.3, 0.25]
+        let rowCount = 5
+        let rows = (0..<rowCount).flatMap { _ in vector() }
+        let c = (0..<rowCount).map { _ in rng.uniform(-1, 1) }
+        func dot(_ x: [Double], _ y: [Double]) -> Double { zip(x, y).reduce(0) { $0 + $1.0 * $1.1 } }
+        func row(_ i: Int) -> [Double] { Array(rows[(i * n)..<((i + 1) * n)]) }
+        let bound = 1e-13 * Double(n)
+        for k in [Self.baseline, Self.candidate] {
+            for withU in [false, true] {
+                let d = h.withUnsafeBufferPointer { hp in
+                    v.withUnsafeBufferPointer { vp in
+                        u.withUnsafeBufferPointer { up in
+                            lanczosDots(hp.baseAddress!, vp.baseAddress!, withU ? up.baseAddress! : nil, count: n, kernels: k)
+                        }
+                    }
+                }
+                #expect(abs(d.hh - dot(h, h)) <= bound && abs(d.vh - dot(v, h)) <= bound)
+                #expect(abs(d.vu - (withU ? dot(v, u) : 0)) <= bound)
+            }
+            for terms in 0...3 {
+                for projected in [0, 1, rowCount] {
+                    var expected = h
+                    for s in 0..<terms { for j in 0..<n { expected[j] -= a[s] * xs[s][j] } }
+                    var w = [Double](repeating: .nan, count: n)
+                    var projections = [Double](repeating: .nan, count: rowCount)
+                    let ww = xs[0].withUnsafeBufferPointer { x0 in
+                        xs[1].withUnsafeBufferPointer { x1 in
+                            xs[2].withUnsafeBufferPointer { x2 in
+                                let pointers = [x0.baseAddress!, x1.baseAddress!, x2.baseAddress!]
+                                return combineAndProject(
+                                    h, minus: (0..<terms).map { (a[$0], pointers[$0]) }, rows: rows, rowCount: projected,
+                                    count: n, into: &w, projections: &projections, kernels: k)
+                            }
+                        }
+                    }
+                    #expect(zip(w, expected).allSatisfy { abs($0 - $1) <= 1e-14 })
+                    #expect(abs(ww - dot(expected, expected)) <= bound)
+                    for i in 0..<projected { #expect(abs(projections[i] - dot(row(i), expected)) <= bound) }
+                    // out = (w − Σ c_i r_i) · 0.5, out of place and in place.
+                    var reference = expected
+                    for i in 0..<projected { for j in 0..<n { reference[j] -= c[i] * rows[i * n + j] } }
+                    reference = reference.map { $0 * 0.5 }
+                    var out = [Double](repeating: .nan, count: n)
+                    subtractRowsAndScale(expected, rows: rows, rowCount: projected, coefficients: c, scale: 0.5, count: n,
+                                         into: &out, kernels: k)
+                    #expect(zip(out, reference).allSatisfy { abs($0 - $1) <= 1e-14 })
+                    w.withUnsafeMutableBufferPointer { wp in
+                        subtractRowsAndScale(wp.baseAddress!, rows: rows, rowCount: projected, coefficients: c, scale: 0.5,
+                                             count: n, into: wp.baseAddress!, kernels: k)
+                    }
+                    #expect(zip(w, reference).allSatisfy { abs($0 - $1) <= 1e-14 })
+                }
+            }
+        }
+    }
+
     @Test("the active implementation is one of the two and honours SGDNOISE_KERNELS")
     func active() {
         let name = String(cString: Kernels.active.name)

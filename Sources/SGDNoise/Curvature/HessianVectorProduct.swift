@@ -110,7 +110,8 @@ public final class HessianOperator {
     ///
     /// The eigenvalues of H̃ are those of ΛH, the quantities of the stability condition and of the
     /// stationary fluctuation. Each product of H̃ is one product of `hessian` (which counts it too)
-    /// plus O(P) work.
+    /// plus O(P) work; H̃'s check of its output covers `hessian`'s (a positive finite scaling keeps
+    /// every NaN and infinity), which is not checked twice.
     /// - Throws: `invalidArgument` (a dense matrix learning rate, which has no matrix-free square
     ///   root here; a wrong number of entries; a non-finite or non-positive scalar),
     ///   `notPositiveDefinite` (a diagonal entry ≤ 0).
@@ -123,7 +124,7 @@ public final class HessianOperator {
         case .scalar(let lambda):
             try Validation.learningRate(lambda)
             try self.init(dimension: n, blockSize: b) { count, v, out in
-                try hessian.apply(count: count, v.baseAddress!, into: out.baseAddress!)
+                try hessian.apply(count: count, v.baseAddress!, into: out.baseAddress!, checked: false)
                 scaleInPlace(out.baseAddress!, count: count * n, by: lambda)
             }
         case .diagonal(let d):
@@ -147,7 +148,7 @@ public final class HessianOperator {
                         for i in 0..<n { s[row * n + i] = r[i] * v[row * n + i] }
                     }
                 }
-                try hessian.apply(count: count, UnsafePointer(s), into: out.baseAddress!)
+                try hessian.apply(count: count, UnsafePointer(s), into: out.baseAddress!, checked: false)
                 root.withUnsafeBufferPointer { r in
                     for row in 0..<count {
                         for i in 0..<n { out[row * n + i] *= r[i] }
@@ -169,9 +170,17 @@ public final class HessianOperator {
     /// out_r ← H v_r for `count` vectors stored row-major at v (rows of `dimension` entries; v and
     /// out not overlapping): calls of at most `blockSize` vectors for a block operator, one call per
     /// vector for a single-vector one; each vector counted, each output checked.
+    ///
+    /// `checked: false` leaves the check to the caller, who must make it before using a row: a
+    /// Lanczos step reads every row in a pass that sums its squares anyway, and calls
+    /// `requireFinite` on the row when that sum is not finite (an entry NaN or ±∞, or squares
+    /// overflowing), which throws the same error as the check here would have.
     /// - Throws: `numericalFailure` when an H v_r has a NaN or an infinity; whatever the closure throws.
-    func apply(count: Int, _ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) throws {
+    func apply(count: Int, _ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, checked: Bool = true)
+        throws
+    {
         let p = dimension
+        uncheckedCall = nil
         var start = 0
         while start < count {
             let b: Int
@@ -189,12 +198,38 @@ public final class HessianOperator {
                 try product(b, UnsafeBufferPointer(start: v + start * p, count: b * p),
                             UnsafeMutableBufferPointer(start: out + start * p, count: b * p))
             }
-            for i in (start * p)..<((start + b) * p) where !out[i].isFinite {
-                throw SGDNoiseError.numericalFailure(
-                    "the Hessian-vector product returned NaN/Inf (entry \(i % p) of vector \(i / p) is \(out[i]), "
-                        + "product \(productCount - b + 1 + (i / p - start)))")
+            if checked {
+                for row in start..<(start + b) {
+                    try requireFinite(out + row * p, vector: row, product: productCount - b + 1 + (row - start))
+                }
             }
             start += b
+        }
+        if !checked { uncheckedCall = (UnsafePointer(out), count, productCount - count + 1) }
+    }
+
+    /// The output of the last `apply(…, checked: false)`: where its rows start, how many, and the
+    /// number of the product of its first row (for the error message).
+    private var uncheckedCall: (out: UnsafePointer<Double>, count: Int, firstProduct: Int)?
+
+    /// The check that `apply(…, checked: false)` left to its caller, for one row of its output.
+    /// - Throws: `numericalFailure` when the row has a NaN or an infinity.
+    func requireFinite(_ row: UnsafePointer<Double>) throws {
+        guard let call = uncheckedCall, row >= call.out, row < call.out + call.count * dimension else {
+            try requireFinite(row, vector: 0, product: productCount)
+            return
+        }
+        let r = (row - call.out) / dimension
+        try requireFinite(row, vector: r, product: call.firstProduct + r)
+    }
+
+    /// Throws `numericalFailure` naming the first NaN/Inf entry of the row (vector `vector` of its
+    /// call, product number `product`).
+    private func requireFinite(_ row: UnsafePointer<Double>, vector: Int, product: Int) throws {
+        for i in 0..<dimension where !row[i].isFinite {
+            throw SGDNoiseError.numericalFailure(
+                "the Hessian-vector product returned NaN/Inf (entry \(i) of vector \(vector) is \(row[i]), "
+                    + "product \(product))")
         }
     }
 

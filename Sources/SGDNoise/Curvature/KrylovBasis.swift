@@ -1,4 +1,5 @@
 import _SGDNoiseBLAS
+import _SGDNoiseKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -268,6 +269,91 @@ func subtractRows(
     }
 }
 
+// MARK: - The Lanczos steps' fused kernels (one pass over each vector; C, `krylov_body.h`)
+
+/// The column ranges the fused kernels split a vector of `count` entries into, run on the cores
+/// in parallel: one range below 2¹⁷ entries, else eight (whole chunks of the kernels). The ranges,
+/// and so the order of every sum, depend on `count` alone, never on the cores or the load.
+func fusedKernelRanges(_ count: Int) -> [Range<Int>] {
+    let chunk = Int(SGN_KRYLOV_CHUNK)
+    guard count >= 1 << 17 else { return [0..<count] }
+    let chunks = (count + chunk - 1) / chunk
+    let parts = 8
+    return (0..<parts).map { p in (chunks * p / parts * chunk)..<min(count, chunks * (p + 1) / parts * chunk) }
+}
+
+/// (h·h, v·h, v·u) in one pass over h, v and u (v·u = 0 without u).
+func lanczosDots(
+    _ h: UnsafePointer<Double>, _ v: UnsafePointer<Double>, _ u: UnsafePointer<Double>?, count: Int,
+    kernels: sgn_kernels = Kernels.active
+) -> (hh: Double, vh: Double, vu: Double) {
+    let ranges = fusedKernelRanges(count)
+    let partials = UnsafeMutablePointer<Double>.allocate(capacity: 3 * ranges.count)
+    defer { partials.deallocate() }
+    let shared = UnsafeShared((kernels, h, v, u, partials))
+    parallelWorkers(ranges.count) { part in
+        let (kernels, h, v, u, partials) = shared.value
+        let lo = ranges[part].lowerBound
+        kernels.lanczos_dots(ranges[part].count, h + lo, v + lo, u.map { $0 + lo }, partials + 3 * part)
+    }
+    var sums = (0.0, 0.0, 0.0)
+    for part in ranges.indices {
+        sums.0 += partials[3 * part]
+        sums.1 += partials[3 * part + 1]
+        sums.2 += partials[3 * part + 2]
+    }
+    return sums
+}
+
+/// w = h − Σ_s a_s x_s and the projections c_i = r_iᵀw on the `rows` contiguous rows at r (each
+/// of `count` entries), in one pass; returns wᵀw. `w` overlaps none of the inputs; `c` holds at
+/// least `rows` entries.
+func combineAndProject(
+    _ h: UnsafePointer<Double>, minus terms: [(coefficient: Double, vector: UnsafePointer<Double>)],
+    rows r: UnsafePointer<Double>?, rowCount: Int, count: Int, into w: UnsafeMutablePointer<Double>,
+    projections c: UnsafeMutablePointer<Double>, kernels: sgn_kernels = Kernels.active
+) -> Double {
+    let ranges = fusedKernelRanges(count)
+    let stride = rowCount + 1  // per part: the projections, then wᵀw
+    let partials = UnsafeMutablePointer<Double>.allocate(capacity: stride * ranges.count)
+    defer { partials.deallocate() }
+    let a = terms.map(\.coefficient)
+    a.withUnsafeBufferPointer { ap in
+        let shared = UnsafeShared((kernels, h, terms.map(\.vector), ap.baseAddress, r, w, partials))
+        parallelWorkers(ranges.count) { part in
+            let (kernels, h, x, a, r, w, partials) = shared.value
+            let lo = ranges[part].lowerBound
+            let shifted: [UnsafePointer<Double>?] = x.map { $0 + lo }
+            let out = partials + stride * part
+            shifted.withUnsafeBufferPointer { xp in
+                kernels.combine_project(ranges[part].count, h + lo, x.count, xp.baseAddress, a, rowCount,
+                                        r.map { $0 + lo }, count, w + lo, out, out + rowCount)
+            }
+        }
+    }
+    var ww = 0.0
+    for i in 0..<rowCount { c[i] = 0 }
+    for part in ranges.indices {
+        for i in 0..<rowCount { c[i] += partials[stride * part + i] }
+        ww += partials[stride * part + rowCount]
+    }
+    return ww
+}
+
+/// out = (w − Σ_i c_i r_i) · scale over the `rows` contiguous rows at r, in one pass (out may be w).
+func subtractRowsAndScale(
+    _ w: UnsafePointer<Double>, rows r: UnsafePointer<Double>?, rowCount: Int, coefficients c: UnsafePointer<Double>,
+    scale: Double, count: Int, into out: UnsafeMutablePointer<Double>, kernels: sgn_kernels = Kernels.active
+) {
+    let ranges = fusedKernelRanges(count)
+    let shared = UnsafeShared((kernels, w, r, c, out))
+    parallelWorkers(ranges.count) { part in
+        let (kernels, w, r, c, out) = shared.value
+        let lo = ranges[part].lowerBound
+        kernels.subtract_scale(ranges[part].count, w + lo, rowCount, r.map { $0 + lo }, count, c, scale, out + lo)
+    }
+}
+
 extension Xoshiro256StarStar {
     /// Fills `count` entries with independent standard normal variates.
     mutating func fillGaussian(_ x: UnsafeMutablePointer<Double>, count: Int) {
@@ -369,43 +455,83 @@ struct LanczosRecurrence {
     /// v_j, the vector whose product the next step takes.
     var current: UnsafePointer<Double> { UnsafePointer(basis.vector(count)) }
 
-    /// Takes the product of v_j (or uses `given`, H v_j computed by the caller, e.g. in a block
-    /// with other recurrences' vectors: `runInLockstep`), appends α_j and, unless the space is
-    /// invariant, β_{j+1} and v_{j+1} (growing the basis).
+    /// Takes the product of v_j (or uses `given`, H v_j computed by the caller with
+    /// `apply(…, checked: false)`, e.g. in a block with other recurrences' vectors:
+    /// `runInLockstep`), checks it, appends α_j and, unless the space is invariant, β_{j+1} and
+    /// v_{j+1} (growing the basis).
+    ///
+    /// The three-term recurrence (β_j known, α_j = v_jᵀHv_j − β_j v_jᵀv_{j−1}), then the projection
+    /// off the deflated rows (without it, rounding along them would grow like a Chebyshev
+    /// polynomial of their distance from the rest of the spectrum), in three passes over the
+    /// vectors: `lanczosDots` (‖Hv_j‖², which checks the product, and the two dot products),
+    /// `combineAndProject` (w = Hv_j − β_j v_{j−1} − α_j v_j written to row j + 1, its projections
+    /// c on the deflated rows and ‖w‖²), `subtractRowsAndScale` (v_{j+1} = (w − Qᵀc)/β_{j+1} in
+    /// place, β_{j+1}² = ‖w‖² − ‖c‖², exact for orthonormal rows; projections below 1e-13 ‖w‖ are
+    /// not subtracted, and a projection removing more than half of ‖w‖², or magnitudes near the
+    /// ends of the double range, go the general DGKS route of `orthogonalise`).
     mutating func step(product given: UnsafePointer<Double>? = nil) throws {
         precondition(!invariant)
         let j = count
         let p = basis.dimension
         try basis.reserve(j + 2)
-        let w = work.vector(0)
         let v = basis.vector(j)
-        if let given { w.update(from: given, count: p) } else { try hessian.apply(v, into: w) }
-        products += 1
-        // The three-term recurrence (β_j known, α_j by one dot product), then the projection off
-        // the deflated rows (without it, rounding along them would grow like a Chebyshev
-        // polynomial of their distance from the rest of the spectrum).
-        let known = j > 0 ? beta[j - 1] : 0
-        if j > 0 { longAxpy(-known, basis.vector(j - 1), w, count: p) }
-        let a = longDot(v, w, count: p)
-        longAxpy(-a, v, w, count: p)
-        let local = longNorm(w, count: p)
-        var h = [Double](repeating: 0, count: j + 1)
-        let (_, after, inSpan) = h.withUnsafeMutableBufferPointer {
-            basis.orthogonalise(w, against: 0, extra: deflated.map { UnsafePointer($0.storage) },
-                                extraCount: deflatedCount, coefficients: $0.baseAddress!, normBefore: local,
-                                minimumPasses: 1)
+        let h: UnsafePointer<Double>
+        if let given {
+            h = given
+        } else {
+            try hessian.apply(count: 1, v, into: work.vector(0), checked: false)
+            h = UnsafePointer(work.vector(0))
         }
-        let before = (known * known + a * a + local * local).squareRoot()  // ‖H v_j‖ (Pythagoras)
+        products += 1
+        let known = j > 0 ? beta[j - 1] : 0
+        let previous = j > 0 ? UnsafePointer(basis.vector(j - 1)) : nil
+        let dots = lanczosDots(h, v, previous, count: p)
+        if !dots.hh.isFinite { try hessian.requireFinite(h) }
+        let a = dots.vh - known * dots.vu
+        var terms: [(coefficient: Double, vector: UnsafePointer<Double>)] = [(a, UnsafePointer(v))]
+        if let previous { terms.insert((known, previous), at: 0) }
+        let next = basis.vector(j + 1)
+        let q = deflatedCount
+        let rows = deflated.map { UnsafePointer($0.storage) }
+        var c = [Double](repeating: 0, count: q)
+        let localSquare = c.withUnsafeMutableBufferPointer {
+            combineAndProject(h, minus: terms, rows: rows, rowCount: q, count: p, into: next,
+                              projections: $0.baseAddress!)
+        }
+        let cSquare = c.reduce(0) { $0 + $1 * $1 }
+        let before = (known * known + a * a + localSquare).squareRoot()  // ‖H v_j‖ (Pythagoras)
         normEstimate = max(normEstimate, before)
-        alpha.append(a + h[j])
+        let usual = dots.hh.isFinite && dots.hh >= 1e-250 && localSquare >= 1e-250
+        let negligible = usual && c.allSatisfy { abs($0) <= 1e-13 * localSquare.squareRoot() }
+        var after: Double
+        var inSpan = false
+        if negligible {
+            after = localSquare.squareRoot()
+        } else if usual && localSquare - cSquare > 0.5 * localSquare {
+            after = (localSquare - cSquare).squareRoot()
+        } else {
+            // The general route from w = Hv_j − β_j v_{j−1} − α_j v_j, every norm measured.
+            next.update(from: h, count: p)
+            for term in terms { longAxpy(-term.coefficient, term.vector, next, count: p) }
+            let local = longNorm(next, count: p)
+            (_, after, inSpan) = basis.orthogonalise(next, against: 0, extra: rows, extraCount: q, normBefore: local,
+                                                     minimumPasses: 1)
+            c = []  // already subtracted
+        }
+        alpha.append(a)
         if j + 1 >= space || inSpan || after <= stopBelow * before {
             invariant = true
             return
         }
         beta.append(after)
-        let next = basis.vector(j + 1)
-        next.update(from: w, count: p)
-        scaleInPlace(next, count: p, by: 1 / after)
+        if negligible || c.isEmpty {
+            scaleInPlace(next, count: p, by: 1 / after)
+        } else {
+            c.withUnsafeBufferPointer {
+                subtractRowsAndScale(next, rows: rows, rowCount: q, coefficients: $0.baseAddress!, scale: 1 / after,
+                                     count: p, into: next)
+            }
+        }
     }
 
     /// The eigendecomposition of T_j (LAPACK `dstev`): ascending Ritz values θ_l and the

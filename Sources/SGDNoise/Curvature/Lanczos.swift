@@ -244,38 +244,71 @@ struct ThickRestartLanczos {
     }
 
     /// One Lanczos step: the product of row j, its orthogonalisation, T's column j and row j + 1.
+    ///
+    /// The couplings T already holds (β to v_{j−1}; after a restart, the border to every kept Ritz
+    /// vector) and α_j = v_jᵀ H v_j are subtracted first; then one pass of full
+    /// reorthogonalisation, which only removes rounding and so is usually the last (DGKS). Fused
+    /// into three passes over the vectors (`lanczosDots`, `combineAndProject`,
+    /// `subtractRowsAndScale`): ‖Hv_j‖² and α_j; w = Hv_j − known − α_j v_j written to row j + 1
+    /// with its projections on the basis and ‖w‖²; then v_{j+1} = (w − V c)/β in place, with
+    /// β² = ‖w‖² − ‖c‖² (exact for orthonormal V; the pass removes at most half of ‖w‖², else the
+    /// general DGKS loop takes over). The first pass also checks the product: its sum of squares is
+    /// finite unless an entry is NaN/Inf (or the squares overflow, when the general route runs).
     mutating func step() throws {
-        let w = basis.vector(m + 1)
+        let h = basis.vector(m + 1)
         let v = basis.vector(j)
-        try hessian.apply(v, into: w)
+        try hessian.apply(count: 1, v, into: h, checked: false)
         products += 1
-        // The couplings T already holds first (β to v_{j−1}; after a restart, the border to every
-        // kept Ritz vector), then α_j by one dot product; then one pass of full
-        // reorthogonalisation, which only removes rounding and so is usually the last (DGKS).
-        var known = [Double](repeating: 0, count: j)
+        var known: [(coefficient: Double, vector: UnsafePointer<Double>)] = []
         var knownSquares = 0.0
-        var nonzero: [Int] = []
         for i in 0..<j where t[i * m + j] != 0 {
-            known[i] = t[i * m + j]
-            knownSquares += known[i] * known[i]
-            nonzero.append(i)
+            known.append((t[i * m + j], UnsafePointer(basis.vector(i))))
+            knownSquares += t[i * m + j] * t[i * m + j]
         }
-        if nonzero.count == 1 {
-            longAxpy(-known[nonzero[0]], basis.vector(nonzero[0]), w, count: p)
-        } else if nonzero.count > 1 {
-            known.withUnsafeBufferPointer {
-                subtractRows(basis.storage, rows: j, length: p, coefficients: $0.baseAddress!, from: w)
+        let dots = lanczosDots(h, v, nil, count: p)
+        if !dots.hh.isFinite { try hessian.requireFinite(h) }
+        let a = dots.vh
+        let next = basis.vector(j + 1)
+        var c = [Double](repeating: 0, count: j + 1)
+        let localSquare = c.withUnsafeMutableBufferPointer {
+            combineAndProject(h, minus: known + [(a, UnsafePointer(v))], rows: basis.storage, rowCount: j + 1,
+                              count: p, into: next, projections: $0.baseAddress!)
+        }
+        let cSquare = c.reduce(0) { $0 + $1 * $1 }
+        var after: Double
+        var inSpan = false
+        var normalised = false
+        var reorthogonalised = 0.0  // what the reorthogonalisation subtracted along v_j
+        let usual = dots.hh.isFinite && dots.hh >= 1e-250 && localSquare >= 1e-250
+        if usual && c.allSatisfy({ abs($0) <= 1e-13 * localSquare.squareRoot() }) {
+            after = localSquare.squareRoot()  // orthogonal to rounding: nothing to subtract
+        } else if usual && localSquare - cSquare > 0.5 * localSquare {
+            after = (localSquare - cSquare).squareRoot()
+            reorthogonalised = c[j]
+            if j + 1 < p && after > Double.ulpOfOne * (knownSquares + a * a + localSquare).squareRoot() {
+                c.withUnsafeBufferPointer {
+                    subtractRowsAndScale(next, rows: basis.storage, rowCount: j + 1, coefficients: $0.baseAddress!,
+                                         scale: 1 / after, count: p, into: next)
+                }
+                normalised = true
             }
+        } else {
+            // Cancellation, or magnitudes near the ends of the double range: the general DGKS loop
+            // (it starts over from w and measures every norm, dnrm2 where squares over/underflow).
+            c = [Double](repeating: 0, count: j + 1)
+            next.update(from: h, count: p)
+            subtractRows(basis.storage, rows: j + 1, length: p, coefficients: knownAndAlpha(known, a), from: next)
+            let local = longNorm(next, count: p)
+            let result = c.withUnsafeMutableBufferPointer {
+                basis.orthogonalise(next, against: j + 1, coefficients: $0.baseAddress!, normBefore: local,
+                                    minimumPasses: 1)
+            }
+            after = result.after
+            inSpan = result.inSpan
+            reorthogonalised = c[j]
         }
-        let a = longDot(v, w, count: p)
-        longAxpy(-a, v, w, count: p)
-        let local = longNorm(w, count: p)
-        var h = [Double](repeating: 0, count: j + 1)
-        let (_, after, inSpan) = h.withUnsafeMutableBufferPointer {
-            basis.orthogonalise(w, against: j + 1, coefficients: $0.baseAddress!, normBefore: local, minimumPasses: 1)
-        }
-        let before = (knownSquares + a * a + local * local).squareRoot()  // ‖H v_j‖ (Pythagoras)
-        t[j * m + j] = a + h[j]
+        let before = (knownSquares + a * a + localSquare).squareRoot()  // ‖H v_j‖ (Pythagoras)
+        t[j * m + j] = a + reorthogonalised
         var beta = after
         if j + 1 == p {
             // The basis spans R^P: no residual is left.
@@ -291,9 +324,7 @@ struct ThickRestartLanczos {
             // Nearly invariant (β ≤ √ε ‖Hv‖): the new direction is mostly rounding, a restart in
             // effect; the coupling is kept, so the relation stays exact.
             if after <= Double.ulpOfOne.squareRoot() * before { brokeDown = true }
-            let next = basis.vector(j + 1)
-            next.update(from: w, count: p)
-            scaleInPlace(next, count: p, by: 1 / beta)
+            if !normalised { scaleInPlace(next, count: p, by: 1 / beta) }
         }
         if j + 1 < m {
             t[(j + 1) * m + j] = beta
@@ -301,6 +332,14 @@ struct ThickRestartLanczos {
         }
         coupling = beta
         j += 1
+    }
+
+    /// The coefficients of the known couplings and α_j on the rows 0…j, for `subtractRows`.
+    private func knownAndAlpha(_ known: [(coefficient: Double, vector: UnsafePointer<Double>)], _ a: Double) -> [Double] {
+        var out = [Double](repeating: 0, count: j + 1)
+        for (coefficient, vector) in known { out[(vector - UnsafePointer(basis.storage)) / p] = coefficient }
+        out[j] = a
+        return out
     }
 
     /// Replaces the basis by `kept` Ritz vectors (indices into `r`), followed by the vector in row

@@ -5,7 +5,8 @@ protocol LockstepProbe {
     var running: Bool { get }
     /// The vector whose product the next step takes (valid until that step).
     var current: UnsafePointer<Double> { get }
-    /// One step with `product` = H · `current`.
+    /// One step with `product` = H · `current`, taken with `apply(…, checked: false)`: the step
+    /// checks it (`LanczosRecurrence.step(product:)` does, in its first pass over it).
     mutating func step(product: UnsafePointer<Double>) throws
 }
 
@@ -14,19 +15,30 @@ protocol LockstepProbe {
 /// and each probe takes its step with its row of the result. Since row r of a block product is the
 /// product of row r alone (`HessianOperator.BlockProduct`), every probe sees exactly the numbers it
 /// would see run alone: the results equal those of running the probes one after the other, to the
-/// bit when the block product gives each row the bits of the single product.
+/// bit when the block product gives each row the bits of the single product. A single-vector
+/// operator takes each probe's vector where it lies, and the probe steps right after its product
+/// (no copy into a block).
 ///
-/// Memory: two blocks of `probes.count` vectors of P doubles, besides the probes' own.
+/// Memory: two blocks of `probes.count` vectors of P doubles (one vector for a single-vector
+/// operator), besides the probes' own.
 func runInLockstep<Probe: LockstepProbe>(_ probes: inout [Probe], hessian: HessianOperator) throws {
     let p = hessian.dimension
     guard probes.contains(where: \.running) else { return }
-    let input = try KrylovBasis(dimension: p, capacity: probes.count)
-    let output = try KrylovBasis(dimension: p, capacity: probes.count)
+    let single = hessian.blockSize == 1
+    let input = single ? nil : try KrylovBasis(dimension: p, capacity: probes.count)
+    let output = try KrylovBasis(dimension: p, capacity: single ? 1 : probes.count)
     while true {
         let active = probes.indices.filter { probes[$0].running }
         guard !active.isEmpty else { return }
-        for (r, i) in active.enumerated() { input.vector(r).update(from: probes[i].current, count: p) }
-        try hessian.apply(count: active.count, UnsafePointer(input.storage), into: output.storage)
+        if single {
+            for i in active {
+                try hessian.apply(count: 1, probes[i].current, into: output.storage, checked: false)
+                try probes[i].step(product: UnsafePointer(output.storage))
+            }
+            continue
+        }
+        for (r, i) in active.enumerated() { input!.vector(r).update(from: probes[i].current, count: p) }
+        try hessian.apply(count: active.count, UnsafePointer(input!.storage), into: output.storage, checked: false)
         for (r, i) in active.enumerated() { try probes[i].step(product: UnsafePointer(output.vector(r))) }
     }
 }

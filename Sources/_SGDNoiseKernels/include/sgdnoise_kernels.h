@@ -18,6 +18,12 @@
 #define SGN_KERNELS_TILE_COLUMNS 32768
 #endif
 
+/// Columns per chunk of the Lanczos kernels: 512 doubles (4 KiB) of w stay in the L1 cache while
+/// every row is projected on them.
+#ifndef SGN_KRYLOV_CHUNK
+#define SGN_KRYLOV_CHUNK 512
+#endif
+
 /// One implementation of every kernel. Row-major N × D gradients `g` (leading dimension d), the
 /// column mean `mean` (D doubles).
 typedef struct sgn_kernels {
@@ -41,6 +47,17 @@ typedef struct sgn_kernels {
     /// out_ij = g_ij − mean_j for i < n, j < d (out row-major with leading dimension d).
     void (*centre_rows_f32)(const float *g, ptrdiff_t n, ptrdiff_t d, const double *mean, double *out);
     void (*centre_rows_f64)(const double *g, ptrdiff_t n, ptrdiff_t d, const double *mean, double *out);
+
+    // The Lanczos steps' fused kernels (vectors of n doubles; see krylov_body.h).
+    /// out[0] = h·h, out[1] = v·h, out[2] = v·u (0 when u is NULL), in one pass.
+    void (*lanczos_dots)(ptrdiff_t n, const double *h, const double *v, const double *u, double *out);
+    /// w = h − Σ_{s < terms} a[s] x[s]; c[i] = r_i·w for the `rows` rows r_i = r + i·ld; *ww = w·w:
+    /// one pass over h, the x[s] and the rows (w must overlap none of them).
+    void (*combine_project)(ptrdiff_t n, const double *h, ptrdiff_t terms, const double *const *x, const double *a,
+                            ptrdiff_t rows, const double *r, ptrdiff_t ld, double *w, double *c, double *ww);
+    /// out = (w − Σ_{i < rows} c[i] r_i) · scale with r_i = r + i·ld, in one pass (out may be w).
+    void (*subtract_scale)(ptrdiff_t n, const double *w, ptrdiff_t rows, const double *r, ptrdiff_t ld,
+                           const double *c, double scale, double *out);
 } sgn_kernels;
 
 /// The implementation in use, chosen once per process (see kernels.c).
