@@ -93,7 +93,8 @@ static const sgn_kernels baseline = {
     centred_axpy_f32_baseline, centred_axpy_f64_baseline,
     column_moments_f32_baseline, column_moments_f64_baseline,
     centre_rows_f32_baseline, centre_rows_f64_baseline,
-    lanczos_dots_baseline, combine_project_baseline, subtract_scale_baseline,
+    lanczos_dots_baseline, combine_project_baseline, subtract_scale_baseline, project_rows_baseline,
+    combine_rows_baseline,
 };
 
 const sgn_kernels *sgn_kernels_baseline(void) { return &baseline; }
@@ -139,7 +140,8 @@ static const sgn_kernels avx2 = {
     centred_axpy_f32_avx2, centred_axpy_f64_avx2,
     column_moments_f32_avx2, column_moments_f64_avx2,
     centre_rows_f32_avx2, centre_rows_f64_avx2,
-    lanczos_dots_avx2, combine_project_avx2, subtract_scale_avx2,
+    lanczos_dots_avx2, combine_project_avx2, subtract_scale_avx2, project_rows_avx2,
+    combine_rows_avx2,
 };
 
 // AVX, AVX2 and FMA in CPUID, and the YMM state enabled by the operating system.

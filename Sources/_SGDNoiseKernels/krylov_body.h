@@ -62,6 +62,20 @@ static void SGN_KFN(lanczos_dots)(ptrdiff_t n, const double *h, const double *v,
         (result) = s_;                                                                       \
     } while (0)
 
+// Adds r_i·x_t to c[i] for the `rows` rows over one chunk (x_t = x + t0, len entries, in L1) and
+// returns x_t·x_t.
+static inline double SGN_KFN(project_chunk)(const double *xt, ptrdiff_t len, ptrdiff_t rows, const double *r,
+                                            ptrdiff_t ld, ptrdiff_t t0, double *c) {
+    double s, squares;
+    SGN_KCHUNK_DOT(squares, xt, xt, len);
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        const double *ri = r + i * ld + t0;
+        SGN_KCHUNK_DOT(s, ri, xt, len);
+        c[i] += s;
+    }
+    return squares;
+}
+
 static void SGN_KFN(combine_project)(ptrdiff_t n, const double *h, ptrdiff_t terms, const double *const *x,
                                      const double *a, ptrdiff_t rows, const double *r, ptrdiff_t ld, double *w,
                                      double *c, double *ww) {
@@ -88,14 +102,7 @@ static void SGN_KFN(combine_project)(ptrdiff_t n, const double *h, ptrdiff_t ter
                 for (; q < len; q++) wt[q] = wt[q] + (-a[s]) * xs[q];
             }
         }
-        double s;
-        SGN_KCHUNK_DOT(s, wt, wt, len);
-        squares += s;
-        for (ptrdiff_t i = 0; i < rows; i++) {
-            const double *ri = r + i * ld + t0;
-            SGN_KCHUNK_DOT(s, ri, wt, len);
-            c[i] += s;
-        }
+        squares += SGN_KFN(project_chunk)(wt, len, rows, r, ld, t0, c);
     }
     *ww = squares;
 }
@@ -118,6 +125,70 @@ static void SGN_KFN(subtract_scale)(ptrdiff_t n, const double *w, ptrdiff_t rows
         double *o = out + t0;
         for (q = 0; q < body; q += 4) sgn_store4(o + q, sgn_load4(tile + q) * f);
         for (; q < len; q++) o[q] = tile[q] * scale;
+    }
+}
+
+// c[i] = r_i·x for the `rows` rows r_i = r + i·ld, and *xx = x·x, in one pass over x (each chunk of
+// x stays in the L1 cache while the rows stream past it).
+static void SGN_KFN(project_rows)(ptrdiff_t n, const double *x, ptrdiff_t rows, const double *r, ptrdiff_t ld,
+                                  double *c, double *xx) {
+    for (ptrdiff_t i = 0; i < rows; i++) c[i] = 0;
+    double squares = 0;
+    for (ptrdiff_t t0 = 0; t0 < n; t0 += SGN_KRYLOV_CHUNK) {
+        const ptrdiff_t len = n - t0 < SGN_KRYLOV_CHUNK ? n - t0 : SGN_KRYLOV_CHUNK;
+        squares += SGN_KFN(project_chunk)(x + t0, len, rows, r, ld, t0, c);
+    }
+    *xx = squares;
+}
+
+// out_o = Σ_{s < from} a[o·from + s] r_s for o < outputs (r_s = r + s·ld, out_o = out + o·ldo), chunk
+// by chunk: every output's chunk is formed in `tile` (outputs · SGN_KRYLOV_CHUNK doubles) before any
+// is written, so the outputs may be the input rows themselves (a thick restart in place). Four
+// outputs share each load of a row.
+static void SGN_KFN(combine_rows)(ptrdiff_t n, ptrdiff_t from, const double *r, ptrdiff_t ld, ptrdiff_t outputs,
+                                  const double *a, double *out, ptrdiff_t ldo, double *tile) {
+    for (ptrdiff_t t0 = 0; t0 < n; t0 += SGN_KRYLOV_CHUNK) {
+        const ptrdiff_t len = n - t0 < SGN_KRYLOV_CHUNK ? n - t0 : SGN_KRYLOV_CHUNK;
+        const ptrdiff_t body = len / 4 * 4;
+        for (ptrdiff_t o = 0; o < outputs; o += 4) {
+            const ptrdiff_t group = outputs - o < 4 ? outputs - o : 4;
+            double *t[4];
+            for (ptrdiff_t g = 0; g < 4; g++) t[g] = tile + (o + (g < group ? g : 0)) * SGN_KRYLOV_CHUNK;
+            for (ptrdiff_t g = 0; g < group; g++) memset(t[g], 0, (size_t)len * sizeof(double));
+            for (ptrdiff_t s = 0; s < from; s++) {
+                const double *rs = r + s * ld + t0;
+                // Missing outputs of a short group repeat the first with a zero coefficient.
+                const double c0 = a[o * from + s];
+                const double c1 = group > 1 ? a[(o + 1) * from + s] : 0;
+                const double c2 = group > 2 ? a[(o + 2) * from + s] : 0;
+                const double c3 = group > 3 ? a[(o + 3) * from + s] : 0;
+                const v4d a0 = sgn_splat4(c0), a1 = sgn_splat4(c1), a2 = sgn_splat4(c2), a3 = sgn_splat4(c3);
+                ptrdiff_t q;
+                if (group == 4) {
+                    for (q = 0; q < body; q += 4) {
+                        const v4d x = sgn_load4(rs + q);
+                        sgn_store4(t[0] + q, sgn_load4(t[0] + q) + a0 * x);
+                        sgn_store4(t[1] + q, sgn_load4(t[1] + q) + a1 * x);
+                        sgn_store4(t[2] + q, sgn_load4(t[2] + q) + a2 * x);
+                        sgn_store4(t[3] + q, sgn_load4(t[3] + q) + a3 * x);
+                    }
+                    for (; q < len; q++) {
+                        t[0][q] += c0 * rs[q];
+                        t[1][q] += c1 * rs[q];
+                        t[2][q] += c2 * rs[q];
+                        t[3][q] += c3 * rs[q];
+                    }
+                } else {
+                    const double cs[3] = {c0, c1, c2};
+                    for (ptrdiff_t g = 0; g < group; g++) {
+                        const v4d ag = sgn_splat4(cs[g]);
+                        for (q = 0; q < body; q += 4) sgn_store4(t[g] + q, sgn_load4(t[g] + q) + ag * sgn_load4(rs + q));
+                        for (; q < len; q++) t[g][q] += cs[g] * rs[q];
+                    }
+                }
+            }
+        }
+        for (ptrdiff_t o = 0; o < outputs; o++) memcpy(out + o * ldo + t0, tile + o * SGN_KRYLOV_CHUNK, (size_t)len * sizeof(double));
     }
 }
 

@@ -276,7 +276,7 @@ struct CurvatureTests {
         #expect(!strict.converged && strict.residuals.allSatisfy { $0 > strict.residualBound })
     }
 
-    @Test("The long-vector kernels' piecewise paths (rows beyond the 32-bit BLAS limit) agree with the direct calls")
+    @Test("The long-vector helpers agree with plain loops, and the norm neither overflows nor underflows")
     func longVectorKernels() throws {
         var rng = SeededGenerator(seed: 60)
         let p = 37, rows = 4
@@ -284,42 +284,48 @@ struct CurvatureTests {
         let x = rng.uniformArray(p, -1, 1)
         let c = rng.uniformArray(rows, -1, 1)
         let close = { (u: Double, v: Double) in abs(u - v) <= 1e-14 * max(1, abs(v)) }
+        func dot(_ u: ArraySlice<Double>, _ v: [Double]) -> Double { zip(u, v).reduce(0) { $0 + $1.0 * $1.1 } }
         try a.withUnsafeBufferPointer { pa in
             try x.withUnsafeBufferPointer { px in
                 let a0 = pa.baseAddress!, x0 = px.baseAddress!
-                #expect(close(longDot(a0, x0, count: p, piece: 5), longDot(a0, x0, count: p)))
-                #expect(close(longNorm(x0, count: p, piece: 5), longNorm(x0, count: p)))
-                var direct = [Double](repeating: 0, count: rows), pieces = direct
-                projectRows(a0, rows: rows, length: p, x0, into: &direct)
-                projectRows(a0, rows: rows, length: p, x0, into: &pieces, directLimit: 10, piece: 5)
-                for r in 0..<rows { #expect(close(pieces[r], direct[r])) }
-                var y1 = x, y2 = x
+                #expect(close(longDot(a0, x0, count: p), dot(a[0..<p], x)))
+                #expect(close(longNorm(x0, count: p), dot(x[...], x).squareRoot()))
+                var projections = [Double](repeating: 0, count: rows)
+                projectRows(a0, rows: rows, length: p, x0, into: &projections)
+                for r in 0..<rows { #expect(close(projections[r], dot(a[(r * p)..<((r + 1) * p)], x))) }
+                var y = x
                 c.withUnsafeBufferPointer { pc in
-                    subtractRows(a0, rows: rows, length: p, coefficients: pc.baseAddress!, from: &y1)
-                    subtractRows(a0, rows: rows, length: p, coefficients: pc.baseAddress!, from: &y2, directLimit: 10, piece: 5)
+                    subtractRows(a0, rows: rows, length: p, coefficients: pc.baseAddress!, from: &y)
                 }
-                for i in 0..<p { #expect(close(y2[i], y1[i])) }
-                var z1 = x, z2 = x
-                longAxpy(0.7, a0, &z1, count: p)
-                longAxpy(0.7, a0, &z2, count: p, piece: 5)
-                for i in 0..<p { #expect(close(z2[i], z1[i])) }  // (FMA or not, by alignment)
-                // Recombination, direct and gathered.
+                for i in 0..<p {
+                    #expect(close(y[i], x[i] - (0..<rows).reduce(0) { $0 + c[$1] * a[$1 * p + i] }))
+                }
+                var z = x
+                longAxpy(0.7, a0, &z, count: p)
+                for i in 0..<p { #expect(close(z[i], x[i] + 0.7 * a[i])) }
+                var s = x
+                scaleInPlace(&s, count: p, by: -0.3)
+                #expect(s == x.map { $0 * -0.3 })  // one rounding per entry: exact
+                // Recombination in place over the basis rows.
                 let basis = try KrylovBasis(dimension: p, capacity: rows)
                 basis.storage.update(from: a0, count: rows * p)
                 let coefficients = rng.uniformArray(2 * rows, -1, 1)
-                var out1 = [Double](repeating: 0, count: 2 * p), out2 = out1
-                basis.combine(coefficients: coefficients, outputs: 2, from: rows, into: &out1)
-                basis.combine(coefficients: coefficients, outputs: 2, from: rows, into: &out2, directLimit: 10)
+                basis.combine(coefficients: coefficients, outputs: 2, from: rows, into: basis.storage)
                 for i in 0..<(2 * p) {
                     var expected = 0.0
                     for r in 0..<rows { expected += coefficients[(i / p) * rows + r] * a[r * p + i % p] }
-                    #expect(close(out1[i], expected) && close(out2[i], expected))
+                    #expect(close(basis.storage[i], expected))
                 }
             }
         }
+        // ‖x‖ where xᵀx overflows (entries 1e200) or underflows (1e-200): scaled, to rounding.
+        for magnitude in [1e200, 1e-200] {
+            let big = x.map { $0 * magnitude }
+            let expected = dot(x[...], x).squareRoot() * magnitude
+            let norm = big.withUnsafeBufferPointer { longNorm($0.baseAddress!, count: p) }
+            #expect(abs(norm - expected) <= 1e-14 * expected)
+        }
     }
-
-    // MARK: The operator
 
     @Test("The product counter equals the number of closure calls")
     func productCounter() throws {

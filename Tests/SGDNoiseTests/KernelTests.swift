@@ -93,7 +93,8 @@ struct KernelTests {
     @Test("double rows", arguments: shapes)
     func doubleRows(n: Int, d: Int) { check(Double.self, n: n, d: d) }
 
-    /// The Lanczos steps' fused kernels (lanczosDots, combineAndProject, subtractRowsAndScale),
+    /// The long-vector kernels (lanczosDots, combineAndProject, subtractRowsAndScale, projectRows,
+    /// combineRows),
     /// each implementation against plain loops, on lengths around the chunk and the vector width,
     /// with 0 to 5 terms and rows, and on a length split into parallel ranges (`fusedKernelRanges`).
     @Test("Lanczos kernels against plain loops (one range, and the parallel ranges from 2^17 on)", arguments: [1, 7, 9, 511, 513, 1029, (1 << 17) + 517])
@@ -153,6 +154,33 @@ struct KernelTests {
                     }
                     #expect(zip(w, reference).allSatisfy { abs($0 - $1) <= 1e-14 })
                 }
+            }
+            // c = R h and hᵀh in one pass (rows of leading dimension n), for 0, 1 and 5 rows.
+            for projected in [0, 1, rowCount] {
+                var projections = [Double](repeating: .nan, count: rowCount)
+                let hh = projectRows(rows, rows: projected, length: n, h, into: &projections, kernels: k)
+                #expect(abs(hh - dot(h, h)) <= bound)
+                for i in 0..<projected { #expect(abs(projections[i] - dot(row(i), h)) <= bound) }
+            }
+            // Recombination out_o = Σ_s a_os r_s for 1 to 6 outputs (groups of four and the rest), out
+            // of place into NaN-filled rows, and in place over the input rows themselves.
+            for outputs in [1, 3, 4, 6] {
+                let coefficients = (0..<(outputs * rowCount)).map { _ in rng.uniform(-1, 1) }
+                var reference = [Double](repeating: 0, count: outputs * n)
+                for o in 0..<outputs {
+                    for s in 0..<rowCount { for j in 0..<n { reference[o * n + j] += coefficients[o * rowCount + s] * rows[s * n + j] } }
+                }
+                var out = [Double](repeating: .nan, count: outputs * n)
+                combineRows(rows, from: rowCount, length: n, outputs: outputs, coefficients: coefficients, into: &out, kernels: k)
+                #expect(zip(out, reference).allSatisfy { abs($0 - $1) <= 1e-14 })
+                guard outputs <= rowCount else { continue }
+                var inPlace = rows
+                inPlace.withUnsafeMutableBufferPointer { ip in
+                    combineRows(ip.baseAddress!, from: rowCount, length: n, outputs: outputs, coefficients: coefficients,
+                                into: ip.baseAddress!, kernels: k)
+                }
+                #expect(zip(inPlace.prefix(outputs * n), reference).allSatisfy { abs($0 - $1) <= 1e-14 })
+                #expect(inPlace.suffix((rowCount - outputs) * n) == rows.suffix((rowCount - outputs) * n))
             }
         }
     }

@@ -120,23 +120,12 @@ extension Matrix {
 @inline(__always)
 ///
 /// Every caller bounds its sizes first (dense dimensions by `Validation.maxDenseDimension`,
-/// vector operations of any length go through `scaleInPlace`, which splits them), so the value
+/// vector operations of any length use the library's own kernels, `LongVectors.swift`), so the value
 /// always fits; a size that does not is a library bug, caught by the assertion in debug builds
 /// (release builds clamp rather than wrap, so a bug cannot index outside the buffers).
 func blasInt(_ n: Int) -> Int32 {
     assert(n >= 0 && n <= Int(Int32.max), "BLAS size \(n) does not fit 32 bits")
     return Int32(clamping: n)
-}
-
-/// x ← αx for `count` doubles, in pieces that fit the 32-bit BLAS interface (any count).
-func scaleInPlace(_ x: UnsafeMutablePointer<Double>, count: Int, by alpha: Double) {
-    let piece = Int(Int32.max)
-    var start = 0
-    while start < count {
-        let len = min(piece, count - start)
-        sgn_cblas_dscal(blasInt(len), alpha, x + start, 1)
-        start += len
-    }
 }
 
 /// The largest dimension the 32-bit BLAS/LAPACK interface can index.

@@ -58,6 +58,13 @@ typedef struct sgn_kernels {
     /// out = (w − Σ_{i < rows} c[i] r_i) · scale with r_i = r + i·ld, in one pass (out may be w).
     void (*subtract_scale)(ptrdiff_t n, const double *w, ptrdiff_t rows, const double *r, ptrdiff_t ld,
                            const double *c, double scale, double *out);
+    /// c[i] = r_i·x for the `rows` rows r_i = r + i·ld, and *xx = x·x, in one pass over x.
+    void (*project_rows)(ptrdiff_t n, const double *x, ptrdiff_t rows, const double *r, ptrdiff_t ld, double *c,
+                         double *xx);
+    /// out_o = Σ_{s < from} a[o·from + s] r_s (r_s = r + s·ld) into out + o·ldo for o < outputs; `tile`
+    /// holds outputs · SGN_KRYLOV_CHUNK doubles of workspace. The outputs may be the input rows.
+    void (*combine_rows)(ptrdiff_t n, ptrdiff_t from, const double *r, ptrdiff_t ld, ptrdiff_t outputs,
+                         const double *a, double *out, ptrdiff_t ldo, double *tile);
 } sgn_kernels;
 
 /// The implementation in use, chosen once per process (see kernels.c).
