@@ -566,6 +566,32 @@ struct CurvatureTests {
 
     // MARK: Krylov matrix functions
 
+    @Test("Lanczos and Krylov g(H)v at magnitudes whose squares leave the double range (‖Hv‖ ~ 1e200, 1e-200)")
+    func extremeMagnitudes() throws {
+        let (h, _) = try Self.quadratureProblem(120, seed: 52)
+        let dense = try SymmetricEigendecomposition(h)
+        var rng = SeededGenerator(seed: 53)
+        let v = rng.uniformArray(120, -1, 1)
+        for magnitude in [1e200, 1e-200] {
+            let scaled = try Matrix(rows: 120, columns: 120, elements: h.elements.map { $0 * magnitude })
+            let hessian = try HessianOperator(scaled)
+            let result = try lanczosEigenpairs(hessian, count: 3)
+            let converged = result.converged
+            #expect(converged, "magnitude \(magnitude): residuals \(result.residuals)")
+            for i in 0..<3 {
+                let expected = dense.values[119 - i] * magnitude
+                #expect(abs(result.eigenvalues[i] - expected) <= 1e-9 * dense.spectralRadius * magnitude,
+                        "magnitude \(magnitude), eigenvalue \(i): \(result.eigenvalues[i]) against \(expected)")
+            }
+            // g(x) = x/m: g(H_m) v = H v, the whole Krylov iteration on vectors of size ~m.
+            let f = try krylovMatrixFunction({ $0 / magnitude }, hessian: hessian, vector: v)
+            let expected = h.apply(v)
+            let size = Self.dot(expected, expected).squareRoot()
+            let error = zip(f.value, expected).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / size
+            #expect(error <= 1e-12 && f.steps <= 4, "magnitude \(magnitude): relative error \(error), \(f.steps) steps")
+        }
+    }
+
     @Test("Krylov g(H)v matches Q g(Λ) Qᵀ v to 1e-10, with and without deflation")
     func krylovFunction() throws {
         let (h, _) = try Self.quadratureProblem(300, seed: 50)

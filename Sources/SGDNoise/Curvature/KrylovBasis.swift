@@ -296,7 +296,8 @@ struct LanczosRecurrence {
                               projections: $0.baseAddress!)
         }
         let cSquare = c.reduce(0) { $0 + $1 * $1 }
-        let before = (known * known + a * a + localSquare).squareRoot()  // ‖H v_j‖ (Pythagoras)
+        var before = (known * known + a * a + localSquare).squareRoot()  // ‖H v_j‖ (Pythagoras)
+        if !(before.isFinite && before >= 1e-125) { before = longNorm(h, count: p) }  // squares out of range
         normEstimate = max(normEstimate, before)
         let usual = dots.hh.isFinite && dots.hh >= 1e-250 && localSquare >= 1e-250
         let negligible = usual && c.allSatisfy { abs($0) <= 1e-13 * localSquare.squareRoot() }

@@ -307,7 +307,8 @@ struct ThickRestartLanczos {
             inSpan = result.inSpan
             reorthogonalised = c[j]
         }
-        let before = (knownSquares + a * a + localSquare).squareRoot()  // ‖H v_j‖ (Pythagoras)
+        var before = (knownSquares + a * a + localSquare).squareRoot()  // ‖H v_j‖ (Pythagoras)
+        if !(before.isFinite && before >= 1e-125) { before = longNorm(h, count: p) }  // squares out of range
         t[j * m + j] = a + reorthogonalised
         var beta = after
         if j + 1 == p {
