@@ -259,12 +259,11 @@ struct ThickRestartLanczos {
         let v = basis.vector(j)
         try hessian.apply(count: 1, v, into: h, checked: false)
         products += 1
-        var known: [(coefficient: Double, vector: UnsafePointer<Double>)] = []
-        var knownSquares = 0.0
-        for i in 0..<j where t[i * m + j] != 0 {
-            known.append((t[i * m + j], UnsafePointer(basis.vector(i))))
-            knownSquares += t[i * m + j] * t[i * m + j]
-        }
+        // The couplings of v_j to the rows before it (column j of T above the diagonal).
+        let couplings = (0..<j).map { t[$0 * m + j] }
+        let known = couplings.indices.filter { couplings[$0] != 0 }
+            .map { (coefficient: couplings[$0], vector: UnsafePointer(basis.vector($0))) }
+        let knownSquares = couplings.reduce(0) { $0 + $1 * $1 }
         let dots = lanczosDots(h, v, nil, count: p)
         if !dots.hh.isFinite { try hessian.requireFinite(h) }
         let a = dots.vh
@@ -297,7 +296,7 @@ struct ThickRestartLanczos {
             // (it starts over from w and measures every norm, dnrm2 where squares over/underflow).
             c = [Double](repeating: 0, count: j + 1)
             next.update(from: h, count: p)
-            subtractRows(basis.storage, rows: j + 1, length: p, coefficients: knownAndAlpha(known, a), from: next)
+            subtractRows(basis.storage, rows: j + 1, length: p, coefficients: couplings + [a], from: next)
             let local = longNorm(next, count: p)
             let result = c.withUnsafeMutableBufferPointer {
                 basis.orthogonalise(next, against: j + 1, coefficients: $0.baseAddress!, normBefore: local,
@@ -333,14 +332,6 @@ struct ThickRestartLanczos {
         }
         coupling = beta
         j += 1
-    }
-
-    /// The coefficients of the known couplings and α_j on the rows 0…j, for `subtractRows`.
-    private func knownAndAlpha(_ known: [(coefficient: Double, vector: UnsafePointer<Double>)], _ a: Double) -> [Double] {
-        var out = [Double](repeating: 0, count: j + 1)
-        for (coefficient, vector) in known { out[(vector - UnsafePointer(basis.storage)) / p] = coefficient }
-        out[j] = a
-        return out
     }
 
     /// Replaces the basis by `kept` Ritz vectors (indices into `r`), followed by the vector in row
