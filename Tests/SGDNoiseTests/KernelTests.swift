@@ -158,7 +158,7 @@ struct KernelTests {
             // c = R h and hᵀh in one pass (rows of leading dimension n), for 0, 1 and 5 rows.
             for projected in [0, 1, rowCount] {
                 var projections = [Double](repeating: .nan, count: rowCount)
-                let hh = projectRows(rows, rows: projected, length: n, h, into: &projections, kernels: k)
+                let hh = projectRowsAndSquare(rows, rows: projected, length: n, h, into: &projections, kernels: k)
                 #expect(abs(hh - dot(h, h)) <= bound)
                 for i in 0..<projected { #expect(abs(projections[i] - dot(row(i), h)) <= bound) }
             }

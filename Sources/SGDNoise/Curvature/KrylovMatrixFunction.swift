@@ -77,6 +77,20 @@ func krylovMatrixFunctions(
     _ functions: [(Double) -> Double], hessian: HessianOperator, vectors: [[Double]],
     deflation: Deflation? = nil, tolerance: Double = 1e-12, maxSteps: Int = 100
 ) throws -> [[KrylovFunctionResult]] {
+    try krylovMatrixFunctionsAndRules(functions, hessian: hessian, vectors: vectors, deflation: deflation,
+                                      tolerance: tolerance, maxSteps: maxSteps, quadrature: false).results
+}
+
+/// As `krylovMatrixFunctions` for several vectors; with `quadrature`, every Krylov run goes on to
+/// `maxSteps` steps (unless its space becomes invariant) after its estimates have converged, and
+/// each vector's Gauss quadrature rule of vᵀψ(H)v comes with it: the Ritz values θ_l of its T_m
+/// as nodes, ‖Πv‖²τ_l² (τ_l = Y[0, l]) as weights, as `StochasticLanczosQuadrature` forms them —
+/// so that one Krylov space per probe serves both a trace estimator and the spectral density
+/// (an empty rule when Πv = 0).
+func krylovMatrixFunctionsAndRules(
+    _ functions: [(Double) -> Double], hessian: HessianOperator, vectors: [[Double]],
+    deflation: Deflation?, tolerance: Double, maxSteps: Int, quadrature: Bool
+) throws -> (results: [[KrylovFunctionResult]], rules: [StochasticLanczosQuadrature.ProbeRule]) {
     let p = hessian.dimension
     for v in vectors {
         guard v.count == p else {
@@ -91,14 +105,15 @@ func krylovMatrixFunctions(
     }
     guard maxSteps >= 1 else { throw SGDNoiseError.invalidArgument("maxSteps must be at least 1, got \(maxSteps)") }
     try deflation?.requireDimension(p)
-    guard functions.count >= 1 else { return vectors.map { _ in [] } }
+    guard functions.count >= 1 else { return (vectors.map { _ in [] }, []) }
     let deflated = try deflation.map { try KrylovBasis(deflating: $0) }
     var probes = try vectors.map {
         try KrylovFunctionProbe(functions, hessian: hessian, vector: $0, deflation: deflation, deflated: deflated,
-                                tolerance: tolerance, maxSteps: maxSteps)
+                                tolerance: tolerance, maxSteps: maxSteps, runToLimit: quadrature)
     }
     try runInLockstep(&probes, hessian: hessian)
-    return probes.map { $0.results() }
+    let rules = quadrature ? try probes.map { try $0.rule() } : []
+    return (probes.map { $0.results() }, rules)
 }
 
 /// The Krylov iteration of `krylovMatrixFunctions` for one vector v: the exact deflated parts at
@@ -108,6 +123,8 @@ private struct KrylovFunctionProbe: LockstepProbe {
     let functions: [(Double) -> Double]
     let tolerance: Double
     let limit: Int
+    /// Whether to take all `limit` steps even after the estimates have converged (for a quadrature rule).
+    let runToLimit: Bool
     /// ‖Πv‖.
     let norm: Double
     /// The exact parts Q g_f(Θ) Qᵀ v.
@@ -122,7 +139,7 @@ private struct KrylovFunctionProbe: LockstepProbe {
 
     init(
         _ functions: [(Double) -> Double], hessian: HessianOperator, vector v: [Double], deflation: Deflation?,
-        deflated: KrylovBasis?, tolerance: Double, maxSteps: Int
+        deflated: KrylovBasis?, tolerance: Double, maxSteps: Int, runToLimit: Bool = false
     ) throws {
         let p = hessian.dimension
         let q = deflation?.count ?? 0
@@ -130,6 +147,7 @@ private struct KrylovFunctionProbe: LockstepProbe {
         self.functions = functions
         self.tolerance = tolerance
         limit = min(maxSteps, p - q)
+        self.runToLimit = runToLimit
         coefficients = [[Double]](repeating: [], count: n)
         changes = [Double](repeating: .infinity, count: n)
 
@@ -212,10 +230,16 @@ private struct KrylovFunctionProbe: LockstepProbe {
             finished = true
         } else if m >= 2 && changes.allSatisfy({ $0 <= tolerance }) {
             converged = true
-            finished = true
+            finished = !runToLimit || m >= limit
         } else if m >= limit {
             finished = true
         }
+    }
+
+    /// The Gauss quadrature rule of vᵀψ(H)v on the Krylov part: nodes θ_l, weights ‖Πv‖²τ_l².
+    func rule() throws -> StochasticLanczosQuadrature.ProbeRule {
+        guard let lanczos else { return StochasticLanczosQuadrature.ProbeRule(nodes: [], weights: []) }
+        return try StochasticLanczosQuadrature.ProbeRule(lanczos, normSquared: norm * norm)
     }
 
     /// g_f(H) v = the exact part + V_m y_m, all functions in one pass over the basis.

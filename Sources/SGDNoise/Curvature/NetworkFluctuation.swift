@@ -136,9 +136,10 @@ public struct NetworkFluctuation: Sendable {
 /// `tolerance`); the noise entering the k bottom directions (k noise products); the exact k × k
 /// block of Σ from k noise products; the excess loss ½Tr[HΣ] with the
 /// top k exactly and `probes` deflated Rademacher probes for the rest (one Krylov g(H̃)z of at most
-/// `steps` products and one noise product each); stochastic Lanczos quadrature of the deflated
-/// spectrum (`steps` products per probe) for the multiplicative critical learning rate when a
-/// batch size is given. Memory O((k + steps) P).
+/// `steps` products and one noise product each); when a batch size is given, the stochastic
+/// Lanczos quadrature of the deflated spectrum for the multiplicative critical learning rate, from
+/// the same probes and Krylov spaces (each then run to `steps` products: its Gauss rule). Memory
+/// O((k + steps) P).
 ///
 /// - Parameters:
 ///   - hessian: H (its `productCount` advances).
@@ -274,6 +275,9 @@ public func networkFluctuation(
     for i in 0..<k { exactPart += g(m[i]) * noiseBlock[i, i] }
     var generator = Xoshiro256StarStar(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
     var perProbe = [Double]()
+    // With a batch size, each probe's Krylov space also gives its quadrature rule for the
+    // multiplicative critical learning rate (step 4): run to `steps` steps, one space serves both.
+    var rules = [StochasticLanczosQuadrature.ProbeRule]()
     var coefficients = [Double](repeating: 0, count: k)
     // Groups of `blockSize` probes in lockstep: one block product of H̃ per step for the group's
     // Krylov g(H̃)z still running, then one block noise product for the group's z.
@@ -292,7 +296,10 @@ public func networkFluctuation(
             }
             zs.append(z)
         }
-        let gz = try krylovMatrixFunctions([g], hessian: hTilde, vectors: zs, deflation: deflation, maxSteps: steps)
+        let (gz, groupRules) = try krylovMatrixFunctionsAndRules(
+            [g], hessian: hTilde, vectors: zs, deflation: deflation, tolerance: 1e-12, maxSteps: steps,
+            quadrature: batchSize != nil)
+        rules += groupRules
         let cz = try noiseTilde.apply(block: try Matrix(rows: zs.count, columns: p, elements: zs.flatMap { $0 }))
         for r in zs.indices {
             perProbe.append(cz.elements.withUnsafeBufferPointer { c in longDot(gz[r][0].value, c.baseAddress! + r * p, count: p) })
@@ -304,15 +311,13 @@ public func networkFluctuation(
     // 4. The multiplicative critical learning rate over the whole spectrum.
     var multiplicative: Estimate?
     if let s = batchSize {
-        let quadrature = try StochasticLanczosQuadrature(
-            hessian: hTilde, probes: probes, steps: steps, seed: seed &+ 1, deflation: deflation)
         let top = m.filter { $0 > 0 }
-        let perRule = try quadrature.rules.map { rule in
+        let perRule = try rules.map { rule in
             try multiplicativeCriticalScale(top: top, nodes: rule.nodes, weights: rule.weights, batchSize: s, momentum: mu)
         }
         let pooled = try multiplicativeCriticalScale(
-            top: top, nodes: quadrature.rules.flatMap(\.nodes),
-            weights: quadrature.rules.flatMap { $0.weights.map { $0 / Double(probes) } }, batchSize: s, momentum: mu)
+            top: top, nodes: rules.flatMap(\.nodes),
+            weights: rules.flatMap { $0.weights.map { $0 / Double(probes) } }, batchSize: s, momentum: mu)
         let (_, spread) = meanAndStandardError(perRule)
         multiplicative = Estimate(value: scale * pooled, standardError: scale * spread)
     }

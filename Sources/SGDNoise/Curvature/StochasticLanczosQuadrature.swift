@@ -65,6 +65,18 @@ public struct StochasticLanczosQuadrature: Sendable {
         public let nodes: [Double]
         /// ‖z‖² τ_l², τ_l the first entry of the eigenvector of θ_l.
         public let weights: [Double]
+
+        init(nodes: [Double], weights: [Double]) {
+            self.nodes = nodes
+            self.weights = weights
+        }
+
+        /// The rule of the Lanczos recurrence run from z/‖z‖ (‖z‖² = `normSquared`).
+        init(_ lanczos: LanczosRecurrence, normSquared: Double) throws {
+            let (theta, y) = try lanczos.tridiagonalEigen()
+            let s = theta.count
+            self.init(nodes: theta, weights: (0..<s).map { l in normSquared * y[l * s] * y[l * s] })
+        }
     }
 
     /// P.
@@ -131,10 +143,7 @@ public struct StochasticLanczosQuadrature: Sendable {
             try runInLockstep(&running, hessian: hessian)
             for probe in running {
                 products += probe.lanczos.products
-                let (theta, y) = try probe.lanczos.tridiagonalEigen()
-                let s = theta.count
-                let weights = (0..<s).map { l in probe.normSquared * y[l * s] * y[l * s] }
-                groupRules[probe.slot] = ProbeRule(nodes: theta, weights: weights)
+                groupRules[probe.slot] = try ProbeRule(probe.lanczos, normSquared: probe.normSquared)
             }
             rules += groupRules
         }

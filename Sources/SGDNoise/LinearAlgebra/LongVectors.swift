@@ -22,23 +22,31 @@ func fusedKernelRanges(_ count: Int) -> [Range<Int>] {
     return (0..<parts).map { p in (chunks * p / parts * chunk)..<min(count, chunks * (p + 1) / parts * chunk) }
 }
 
-/// c ← A x for the `rows` rows of length `length` at `a` (leading dimension `ld`, default
-/// `length`); returns xᵀx, which the same pass gives.
-@discardableResult
+/// c ← A x for the `rows` contiguous rows of length `length` at `a`.
 func projectRows(
-    _ a: UnsafePointer<Double>?, rows: Int, length: Int, ld: Int? = nil, _ x: UnsafePointer<Double>,
+    _ a: UnsafePointer<Double>, rows: Int, length: Int, _ x: UnsafePointer<Double>,
+    into c: UnsafeMutablePointer<Double>, kernels: sgn_kernels = Kernels.active
+) {
+    projectRowsAndSquare(a, rows: rows, length: length, x, into: c, kernels: kernels)
+}
+
+/// c ← A x for the `rows` contiguous rows of length `length` at `a` (none: `a` and `c` may be
+/// nil), and xᵀx, which the same pass gives.
+@discardableResult
+func projectRowsAndSquare(
+    _ a: UnsafePointer<Double>?, rows: Int, length: Int, _ x: UnsafePointer<Double>,
     into c: UnsafeMutablePointer<Double>?, kernels: sgn_kernels = Kernels.active
 ) -> Double {
     let ranges = fusedKernelRanges(length)
     let stride = rows + 1  // per part: the projections, then xᵀx
     let partials = UnsafeMutablePointer<Double>.allocate(capacity: stride * ranges.count)
     defer { partials.deallocate() }
-    let shared = UnsafeShared((kernels, a, x, partials, ld ?? length))
+    let shared = UnsafeShared((kernels, a, x, partials))
     parallelWorkers(ranges.count) { part in
-        let (kernels, a, x, partials, ld) = shared.value
+        let (kernels, a, x, partials) = shared.value
         let lo = ranges[part].lowerBound
         let out = partials + stride * part
-        kernels.project_rows(ranges[part].count, x + lo, rows, a.map { $0 + lo }, ld, out, out + rows)
+        kernels.project_rows(ranges[part].count, x + lo, rows, a.map { $0 + lo }, length, out, out + rows)
     }
     var xx = 0.0
     for i in 0..<rows { c![i] = 0 }
@@ -79,7 +87,7 @@ func scaleInPlace(_ x: UnsafeMutablePointer<Double>, count: Int, by alpha: Doubl
 /// ‖x‖₂ over `count` entries, without overflow or underflow: √(xᵀx) when xᵀx is finite and not
 /// tiny, else m·√(Σ (x_i/m)²) with m = max|x_i| (two more passes, only then).
 func longNorm(_ x: UnsafePointer<Double>, count: Int) -> Double {
-    let square = projectRows(nil, rows: 0, length: count, x, into: nil)
+    let square = projectRowsAndSquare(nil, rows: 0, length: count, x, into: nil)
     if square.isFinite && square >= 1e-250 { return square.squareRoot() }
     var largest = 0.0
     for i in 0..<count { largest = max(largest, abs(x[i])) }
