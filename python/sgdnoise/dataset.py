@@ -11,7 +11,7 @@ import numpy.typing as npt
 from . import _capi, _lib
 from ._arrays import as_batch_size, as_dense_or_none, as_float64, as_scalar, as_square, dense_learning_rate, ptr
 from .errors import InvalidArgumentError
-from .models import Prediction, _frozen, _prediction_fields
+from .models import Prediction, _prediction
 
 __all__ = ["finite_dataset", "critical_learning_rate_dataset", "DatasetPrediction"]
 
@@ -145,9 +145,8 @@ def finite_dataset(X: npt.ArrayLike, y: npt.ArrayLike, lr: npt.ArrayLike, batch_
     if critical_learning_rate:
         critical = critical_learning_rate_dataset(xs, batch_size, code == _lib.SAMPLING_WITH_REPLACEMENT, weight_decay,
                                                   momentum, lr_matrix)
-    result = _frozen(DatasetPrediction, **_prediction_fields(sigma, noise, mean, scalars),
-                     iterations=int(info.iterations), residual=float(info.residual),
-                     spectral_radius=float(info.spectral_radius))
+    result = _prediction(sigma, noise, mean, scalars, DatasetPrediction, iterations=info.iterations,
+                         residual=info.residual, spectral_radius=info.spectral_radius)
     return result if critical is None else replace(result, critical_learning_rate=critical)
 
 

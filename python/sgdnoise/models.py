@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -27,6 +26,7 @@ __all__ = [
 
 _lib_ = _lib.lib
 _T = TypeVar("_T")
+_P = TypeVar("_P", bound="Prediction")
 
 
 @dataclass(frozen=True)
@@ -67,27 +67,29 @@ class Prediction:
 
 
 def _frozen(cls: type[_T], /, **fields: object) -> _T:
-    """``cls(**fields)`` for a frozen dataclass given every field: its generated ``__init__`` sets
-    each field through ``object.__setattr__``, a µs of a 2 × 2 model call; this fills the
-    instance's ``__dict__`` at once (the classes it serves have no ``__post_init__``)."""
+    """``cls(**fields)`` for a frozen dataclass given every field (see :func:`_from_fields`)."""
+    return _from_fields(cls, fields)
+
+
+def _from_fields(cls: type[_T], fields: dict[str, object]) -> _T:
+    """An instance of the frozen dataclass ``cls`` whose ``__dict__`` is ``fields`` (every field;
+    the classes it serves have no ``__post_init__``): the generated ``__init__`` would set each
+    field through ``object.__setattr__``, a µs of a 2 × 2 model call."""
     instance = object.__new__(cls)
-    instance.__dict__.update(fields)
+    object.__setattr__(instance, "__dict__", fields)
     return instance
 
 
-def _prediction_fields(sigma: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], mean: npt.NDArray[np.float64],
-                       scalars: _capi.sgdnoise_prediction) -> dict[str, object]:
-    """The fields of a :class:`Prediction` from a C result (a subclass adds its own)."""
-    kappa, critical = scalars.kappa, scalars.critical_learning_rate  # NaN: none
-    return dict(sigma=sigma, noise=noise, mean=mean, train_loss=scalars.train_loss, test_loss=scalars.test_loss,
-                kappa=None if math.isnan(kappa) else kappa,
-                critical_learning_rate=None if math.isnan(critical) else critical,
-                coupling_trace=scalars.coupling_trace, flat_direction_noise=scalars.flat_direction_noise)
-
-
 def _prediction(sigma: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], mean: npt.NDArray[np.float64],
-                scalars: _capi.sgdnoise_prediction) -> Prediction:
-    return _frozen(Prediction, **_prediction_fields(sigma, noise, mean, scalars))
+                scalars: _capi.sgdnoise_prediction, cls: type[_P] = Prediction, /, **extra: object) -> _P:
+    """The :class:`Prediction` of a C result, or of its subclass ``cls`` whose own fields are ``extra``."""
+    kappa, critical = scalars.kappa, scalars.critical_learning_rate  # NaN (x != x): none
+    fields = {"sigma": sigma, "noise": noise, "mean": mean, "train_loss": scalars.train_loss,
+              "test_loss": scalars.test_loss, "kappa": None if kappa != kappa else kappa,
+              "critical_learning_rate": None if critical != critical else critical,
+              "coupling_trace": scalars.coupling_trace, "flat_direction_noise": scalars.flat_direction_noise}
+    fields.update(extra)
+    return _from_fields(cls, fields)
 
 
 def _outputs(op: Operand) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], _capi.sgdnoise_prediction]:
