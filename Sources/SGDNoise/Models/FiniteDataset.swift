@@ -62,9 +62,14 @@ struct FiniteDatasetProblem {
     /// e = w − w* drives (docs/theory.md §4.1, §9). O(ND² + D³): by BLAS, or by plain loops up to
     /// N·D² = `loopWork`.
     static func multiplicativeNoise(x: Matrix, aHat: Matrix, _ sigma: Matrix, factor: Double) -> Matrix {
-        if x.rows * x.columns * x.columns <= loopWork {
-            return multiplicativeNoiseByLoops(x: x, aHat: aHat, sigma, factor: factor)
-        }
+        x.rows * x.columns * x.columns <= loopWork
+            ? multiplicativeNoiseByLoops(x: x, aHat: aHat, sigma, factor: factor)
+            : multiplicativeNoiseByBLAS(x: x, aHat: aHat, sigma, factor: factor)
+    }
+
+    /// `multiplicativeNoise` with BLAS: diag(X M Xᵀ) first, then Xᵀ diag(f·…/N) X and fÂMÂ,
+    /// subtracted symmetrized in F's storage.
+    static func multiplicativeNoiseByBLAS(x: Matrix, aHat: Matrix, _ sigma: Matrix, factor: Double) -> Matrix {
         let n = x.rows, d = x.columns
         let xs = Matrix.product(x, sigma)
         var q = [Double](repeating: 0, count: n)
