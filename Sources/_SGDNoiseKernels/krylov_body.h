@@ -2,9 +2,9 @@
 // instruction set: kernels.c includes this file with SGN_KTAG (a name suffix such as avx2) defined,
 // inside a region whose functions get the target's attribute. A Lanczos step over vectors of P
 // doubles is memory-bound: these kernels read each vector once where separate dot products,
-// AXPYs and matrix-vector products read it several times, and they run on the calling thread
-// (the vectors' few passes gain little from a second core and lose much to a thread hand-off when
-// the machine is busy). Columns go in chunks of SGN_KRYLOV_CHUNK: each chunk of w is formed, kept
+// AXPYs and matrix-vector products read it several times. Each call covers one column range;
+// the Swift callers (LongVectors.swift) run eight fixed ranges on the cores from 2¹⁷ entries on,
+// one range below. Columns go in chunks of SGN_KRYLOV_CHUNK: each chunk of w is formed, kept
 // in the L1 cache, and projected on every row before the next chunk; every sum is in double, in an
 // order fixed by the sizes alone.
 

@@ -318,6 +318,12 @@ struct CurvatureTests {
                 }
             }
         }
+        // A NaN entry gives NaN, an infinite one +∞, whatever the others (the scaled fallback).
+        for (entries, expected) in [([Double.nan, 0], Double.nan), ([0, .nan], .nan), ([1e200, .nan], .nan),
+                                    ([.infinity, .nan], .nan), ([.nan, .infinity], .nan), ([1e200, .infinity], .infinity)] {
+            let norm = entries.withUnsafeBufferPointer { longNorm($0.baseAddress!, count: 2) }
+            #expect(norm.isNaN == expected.isNaN && (expected.isNaN || norm == expected), "\(entries): \(norm)")
+        }
         // ‖x‖ where xᵀx overflows (entries 1e200) or underflows (1e-200): scaled, to rounding.
         for magnitude in [1e200, 1e-200] {
             let big = x.map { $0 * magnitude }
@@ -489,6 +495,50 @@ struct CurvatureTests {
         var rng = SeededGenerator(seed: seed)
         let values = rng.uniformArray(p, 0.01, 1.49)
         return (try problem(values, seed: seed &+ 1), values)
+    }
+
+    @Test("The quadrature rules of the Krylov function runs: Gauss rules of (Πz)ᵀH^j(Πz), and the same g(H)z")
+    func functionRunRules() throws {
+        let p = 120, s = 6
+        let (h, _) = try Self.quadratureProblem(p, seed: 54)
+        let hessian = try HessianOperator(h)
+        let deflation = Deflation(try lanczosEigenpairs(hessian, count: 3))
+        var rng = SeededGenerator(seed: 55)
+        let zs = (0..<3).map { _ in rng.uniformArray(p, -1, 1) }
+        // Πz = 0 (z = 0): an empty rule and no steps.
+        let inSpan = [Double](repeating: 0, count: p)
+        let g: (Double) -> Double = { 1 / (2 - $0) }
+        let (results, rules) = try krylovMatrixFunctionsAndRules(
+            [g], hessian: hessian, vectors: zs + [inSpan], deflation: deflation, tolerance: 1e-12, maxSteps: s,
+            quadrature: true)
+        let plain = try krylovMatrixFunctions([g], hessian: hessian, vectors: zs + [inSpan], deflation: deflation,
+                                              maxSteps: s)
+        #expect(rules.count == 4 && rules[3].nodes.isEmpty && rules[3].weights.isEmpty)
+        for (r, z) in zs.enumerated() {
+            // Πz by the dense projector.
+            var pz = z
+            for i in 0..<3 {
+                let q = (0..<p).map { deflation.eigenvectorRows[i, $0] }
+                let c = Self.dot(q, z)
+                for a in 0..<p { pz[a] -= c * q[a] }
+            }
+            let rule = rules[r]
+            #expect(rule.nodes.count == s && rule.weights.count == s, "probe \(r): \(rule.nodes.count) nodes")
+            // Exact for polynomials of degree < 2s: Σ_l w_l θ_l^j = (Πz)ᵀ H^j (Πz).
+            var power = pz
+            for j in 0..<(2 * s) {
+                let expected = Self.dot(pz, power)
+                let quadrature = zip(rule.nodes, rule.weights).reduce(0) { $0 + $1.1 * pow($1.0, Double(j)) }
+                #expect(abs(quadrature - expected) <= 1e-10 * Self.dot(pz, pz),
+                        "probe \(r), moment \(j): \(quadrature) against \(expected)")
+                power = h.apply(power)
+            }
+            // The same g(H)z as without the rules (the runs go on past convergence, to rounding).
+            let size = Self.dot(plain[r][0].value, plain[r][0].value).squareRoot()
+            let difference = zip(results[r][0].value, plain[r][0].value).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+            #expect(difference.squareRoot() <= 1e-12 * size && results[r][0].steps == s)
+        }
+        #expect(results[3][0].value == plain[3][0].value && results[3][0].steps == 0)
     }
 
     @Test("SLQ traces of x, x² and 1/(2 − x) lie within 4 standard errors; the standard error falls as 1/√probes")

@@ -155,6 +155,12 @@ struct KernelTests {
                     #expect(zip(w, reference).allSatisfy { abs($0 - $1) <= 1e-14 })
                 }
             }
+            // No rows: hᵀh alone, and a plain scaling, with nil rows and coefficients.
+            #expect(abs(projectRowsAndSquare(nil, rows: 0, length: n, h, into: nil, kernels: k) - dot(h, h)) <= bound)
+            var scaled = [Double](repeating: .nan, count: n)
+            subtractRowsAndScale(h, rows: nil, rowCount: 0, coefficients: nil, scale: -0.75, count: n, into: &scaled,
+                                 kernels: k)
+            #expect(scaled == h.map { $0 * -0.75 })
             // c = R h and hᵀh in one pass (rows of leading dimension n), for 0, 1 and 5 rows.
             for projected in [0, 1, rowCount] {
                 var projections = [Double](repeating: .nan, count: rowCount)

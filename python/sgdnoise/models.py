@@ -66,11 +66,6 @@ class Prediction:
     flat_direction_noise: float
 
 
-def _frozen(cls: type[_T], /, **fields: object) -> _T:
-    """``cls(**fields)`` for a frozen dataclass given every field (see :func:`_from_fields`)."""
-    return _from_fields(cls, fields)
-
-
 def _from_fields(cls: type[_T], fields: dict[str, object]) -> _T:
     """An instance of the frozen dataclass ``cls`` whose ``__dict__`` is ``fields`` (every field;
     the classes it serves have no ``__post_init__``): the generated ``__init__`` would set each

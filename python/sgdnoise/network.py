@@ -372,7 +372,8 @@ def network_fluctuation(hvp: Product | Any, noise: Product | Any, dim: int, *, l
     \tfrac12\operatorname{Tr}[g(\tilde H)\tilde C]`, :math:`g(m) = 1/((1-\mu)(2 - m/(1+\mu)))`, with
     the top k exact and ``probes`` deflated Hutchinson probes (Krylov :math:`g(\tilde H) z`) for the
     rest; the critical learning rates of a constant noise and, given ``batch_size``, of Theorem 5's
-    multiplicative noise over the whole spectrum (docs/theory.md §8). Memory
+    multiplicative noise over the whole spectrum (docs/theory.md §8), its spectral density from the
+    same probes (each Krylov space then run to ``steps`` products). Memory
     :math:`O((k + \text{steps}) P)`; never a :math:`P \times P` matrix.
 
     **Block products.** When ``hvp`` has ``matmat`` (scipy's ``LinearOperator`` convention:

@@ -13,7 +13,7 @@ import pytest
 import sgdnoise
 from sgdnoise import _arrays, _capi
 from sgdnoise.dataset import DatasetPrediction
-from sgdnoise.models import Prediction, _frozen
+from sgdnoise.models import Prediction, _prediction
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -51,10 +51,23 @@ def test_scaled_identity_is_value_times_eye(d, value):
     assert _arrays.scaled_identity(value, d).tobytes() == want.tobytes()
 
 
-def test_frozen_builds_what_the_constructor_builds():
-    fields = {f.name: float(k) for k, f in enumerate(dataclasses.fields(DatasetPrediction))}
-    fast, slow = _frozen(DatasetPrediction, **fields), DatasetPrediction(**fields)
-    assert fast == slow and repr(fast) == repr(slow)
+@pytest.mark.parametrize("kappa", [0.25, float("nan")], ids=["kappa", "no-kappa"])
+@pytest.mark.parametrize("cls", [Prediction, DatasetPrediction])
+def test_prediction_builds_what_the_constructor_builds(cls, kappa):
+    scalars = _capi.sgdnoise_prediction()
+    scalars.train_loss, scalars.test_loss, scalars.kappa = 1.5, 2.5, kappa
+    scalars.critical_learning_rate, scalars.coupling_trace, scalars.flat_direction_noise = float("nan"), 0.75, 0.0
+    sigma, noise, mean = np.eye(2), 2 * np.eye(2), np.ones(2)
+    extra = dict(iterations=3, residual=1e-15, spectral_radius=0.5) if cls is DatasetPrediction else {}
+    fast = _prediction(sigma, noise, mean, scalars, cls, **extra)
+    slow = cls(sigma=sigma, noise=noise, mean=mean, train_loss=1.5, test_loss=2.5,
+               kappa=None if kappa != kappa else kappa, critical_learning_rate=None, coupling_trace=0.75,
+               flat_direction_noise=0.0, **extra)
+    # Every field set (none left to a class default), each equal to the constructor's.
+    assert type(fast) is cls and set(vars(fast)) == {f.name for f in dataclasses.fields(cls)}
+    for f in dataclasses.fields(cls):
+        assert np.array_equal(getattr(fast, f.name), getattr(slow, f.name)), f.name
+    assert repr(fast) == repr(slow)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.train_loss = 0.0  # type: ignore[misc]
 

@@ -230,7 +230,6 @@ struct LanczosRecurrence {
     var beta: [Double] = []
     /// Whether the Krylov space is invariant (no further vector exists).
     var invariant = false
-    var normEstimate = 0.0
     var products = 0
 
     /// j, the number of vectors whose product has been taken.
@@ -296,9 +295,7 @@ struct LanczosRecurrence {
                               projections: $0.baseAddress!)
         }
         let cSquare = c.reduce(0) { $0 + $1 * $1 }
-        var before = (known * known + a * a + localSquare).squareRoot()  // ‖H v_j‖ (Pythagoras)
-        if !(before.isFinite && before >= 1e-125) { before = longNorm(h, count: p) }  // squares out of range
-        normEstimate = max(normEstimate, before)
+        let before = lanczosProductNorm(couplingSquares: known * known, alpha: a, restSquare: localSquare, h, count: p)
         let usual = dots.hh.isFinite && dots.hh >= 1e-250 && localSquare >= 1e-250
         let negligible = usual && c.allSatisfy { abs($0) <= 1e-13 * localSquare.squareRoot() }
         var after: Double

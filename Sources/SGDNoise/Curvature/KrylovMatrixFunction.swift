@@ -82,7 +82,9 @@ func krylovMatrixFunctions(
 }
 
 /// As `krylovMatrixFunctions` for several vectors; with `quadrature`, every Krylov run goes on to
-/// `maxSteps` steps (unless its space becomes invariant) after its estimates have converged, and
+/// `maxSteps` steps (unless its space becomes invariant, judged at β ≤ ε‖Hv‖ as for g(H)v, where
+/// `StochasticLanczosQuadrature` stops at √ε) after its estimates have converged (the estimates
+/// then move at rounding level; `converged` reports the last step's change), and
 /// each vector's Gauss quadrature rule of vᵀψ(H)v comes with it: the Ritz values θ_l of its T_m
 /// as nodes, ‖Πv‖²τ_l² (τ_l = Y[0, l]) as weights, as `StochasticLanczosQuadrature` forms them —
 /// so that one Krylov space per probe serves both a trace estimator and the spectral density
@@ -165,10 +167,9 @@ private struct KrylovFunctionProbe: LockstepProbe {
                 guard gTheta.allSatisfy(\.isFinite) else {
                     throw SGDNoiseError.numericalFailure("krylovMatrixFunction: g is not finite at a deflated eigenvalue")
                 }
+                let minus = (0..<q).map { -gTheta[$0] * c[$0] }  // out − Qᵀ(−g(Θ)c), one pass
                 values[f].withUnsafeMutableBufferPointer { out in
-                    for i in 0..<q {
-                        longAxpy(gTheta[i] * c[i], deflated.vector(i), out.baseAddress!, count: p)
-                    }
+                    subtractRows(deflated.storage, rows: q, length: p, coefficients: minus, from: out.baseAddress!)
                 }
             }
         }
@@ -228,9 +229,9 @@ private struct KrylovFunctionProbe: LockstepProbe {
             changes = changes.map { _ in 0 }
             converged = true
             finished = true
-        } else if m >= 2 && changes.allSatisfy({ $0 <= tolerance }) {
+        } else if m >= 2 && changes.allSatisfy({ $0 <= tolerance }) && (!runToLimit || m >= limit) {
             converged = true
-            finished = !runToLimit || m >= limit
+            finished = true
         } else if m >= limit {
             finished = true
         }

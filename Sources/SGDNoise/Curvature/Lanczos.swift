@@ -278,13 +278,14 @@ struct ThickRestartLanczos {
         var inSpan = false
         var normalised = false
         var reorthogonalised = 0.0  // what the reorthogonalisation subtracted along v_j
+        let before = lanczosProductNorm(couplingSquares: knownSquares, alpha: a, restSquare: localSquare, h, count: p)
         let usual = dots.hh.isFinite && dots.hh >= 1e-250 && localSquare >= 1e-250
         if usual && c.allSatisfy({ abs($0) <= 1e-13 * localSquare.squareRoot() }) {
             after = localSquare.squareRoot()  // orthogonal to rounding: nothing to subtract
         } else if usual && localSquare - cSquare > 0.5 * localSquare {
             after = (localSquare - cSquare).squareRoot()
             reorthogonalised = c[j]
-            if j + 1 < p && after > Double.ulpOfOne * (knownSquares + a * a + localSquare).squareRoot() {
+            if j + 1 < p && after > Double.ulpOfOne * before {
                 c.withUnsafeBufferPointer {
                     subtractRowsAndScale(next, rows: basis.storage, rowCount: j + 1, coefficients: $0.baseAddress!,
                                          scale: 1 / after, count: p, into: next)
@@ -293,7 +294,7 @@ struct ThickRestartLanczos {
             }
         } else {
             // Cancellation, or magnitudes near the ends of the double range: the general DGKS loop
-            // (it starts over from w and measures every norm, dnrm2 where squares over/underflow).
+            // (it starts over from w and measures every norm, scaled where squares over/underflow).
             c = [Double](repeating: 0, count: j + 1)
             next.update(from: h, count: p)
             subtractRows(basis.storage, rows: j + 1, length: p, coefficients: couplings + [a], from: next)
@@ -306,8 +307,6 @@ struct ThickRestartLanczos {
             inSpan = result.inSpan
             reorthogonalised = c[j]
         }
-        var before = (knownSquares + a * a + localSquare).squareRoot()  // ‖H v_j‖ (Pythagoras)
-        if !(before.isFinite && before >= 1e-125) { before = longNorm(h, count: p) }  // squares out of range
         t[j * m + j] = a + reorthogonalised
         var beta = after
         if j + 1 == p {

@@ -6,8 +6,9 @@ import _SGDNoiseKernels
 // vector of 10⁶ entries wakes OpenBLAS's thread pool, whose threads then spin for a while (about
 // 0.1 s) after the call: in a Python process that pool is numpy's, and the spinning thread takes a
 // core from the Hessian-vector product that runs next (JAX's or PyTorch's own threads). Measured
-// on a JAX MLP of 10⁶ parameters on two cores: network_fluctuation 56 s with the BLAS calls, 40 s
-// with the pool limited to one thread. The kernels split the columns into fixed ranges
+// on a JAX MLP of 10⁶ parameters on two cores: network_fluctuation 56 s with the BLAS calls, 41 s
+// with these kernels (40 s with the BLAS calls but the pool limited to one thread). The block
+// products of the noise operator stay GEMMs. The kernels split the columns into fixed ranges
 // (`fusedKernelRanges`) run on the cores in parallel, so the order of every sum depends on the
 // sizes alone; the 32-bit limit of the BLAS interface does not apply.
 
@@ -85,13 +86,18 @@ func scaleInPlace(_ x: UnsafeMutablePointer<Double>, count: Int, by alpha: Doubl
 }
 
 /// ‖x‖₂ over `count` entries, without overflow or underflow: √(xᵀx) when xᵀx is finite and not
-/// tiny, else m·√(Σ (x_i/m)²) with m = max|x_i| (two more passes, only then).
+/// tiny, else m·√(Σ (x_i/m)²) with m = max|x_i| (two more passes, only then); NaN when an entry
+/// is NaN, +∞ when one is infinite.
 func longNorm(_ x: UnsafePointer<Double>, count: Int) -> Double {
     let square = projectRowsAndSquare(nil, rows: 0, length: count, x, into: nil)
     if square.isFinite && square >= 1e-250 { return square.squareRoot() }
     var largest = 0.0
-    for i in 0..<count { largest = max(largest, abs(x[i])) }
-    guard largest > 0, largest.isFinite else { return largest.isNaN ? .nan : largest }
+    for i in 0..<count {
+        let a = abs(x[i])
+        if a.isNaN { return .nan }
+        largest = max(largest, a)
+    }
+    guard largest > 0, largest.isFinite else { return largest }
     var sum = 0.0
     for i in 0..<count {
         let s = x[i] / largest
@@ -193,4 +199,13 @@ func subtractRowsAndScale(
         let lo = ranges[part].lowerBound
         kernels.subtract_scale(ranges[part].count, w + lo, rowCount, r.map { $0 + lo }, count, c, scale, out + lo)
     }
+}
+
+/// ‖Hv_j‖ of a Lanczos step from its Pythagorean parts, ‖Hv_j‖² = Σ couplings² + α² + ‖w‖² (w the
+/// rest of Hv_j), or measured on `h` itself when that square leaves the double range (entries
+/// beyond about 1e154 or below 1e-125).
+func lanczosProductNorm(couplingSquares: Double, alpha: Double, restSquare: Double,
+                        _ h: UnsafePointer<Double>, count: Int) -> Double {
+    let pythagoras = (couplingSquares + alpha * alpha + restSquare).squareRoot()
+    return pythagoras.isFinite && pythagoras >= 1e-125 ? pythagoras : longNorm(h, count: count)
 }

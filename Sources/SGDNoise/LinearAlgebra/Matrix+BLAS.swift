@@ -128,5 +128,3 @@ func blasInt(_ n: Int) -> Int32 {
     return Int32(clamping: n)
 }
 
-/// The largest dimension the 32-bit BLAS/LAPACK interface can index.
-let blasMaxDimension = Int(Int32.max)
