@@ -5,7 +5,7 @@
 // AXPYs and matrix-vector products read it several times. Each call covers one column range;
 // the Swift callers (LongVectors.swift) run eight fixed ranges on the cores from 2¹⁷ entries on,
 // one range below. Columns go in chunks of SGN_KRYLOV_CHUNK: each chunk of w is formed, kept
-// in the L1 cache, and projected on every row before the next chunk; every sum is in double, in an
+// in the L2 cache, and projected on every row before the next chunk; every sum is in double, in an
 // order fixed by the sizes alone.
 
 #define SGN_KCAT_(a, b) a##_##b
@@ -62,7 +62,7 @@ static void SGN_KFN(lanczos_dots)(ptrdiff_t n, const double *h, const double *v,
         (result) = s_;                                                                       \
     } while (0)
 
-// Adds r_i·x_t to c[i] for the `rows` rows over one chunk (x_t = x + t0, len entries, in L1) and
+// Adds r_i·x_t to c[i] for the `rows` rows over one chunk (x_t = x + t0, len entries, in cache) and
 // returns x_t·x_t.
 static inline double SGN_KFN(project_chunk)(const double *xt, ptrdiff_t len, ptrdiff_t rows, const double *r,
                                             ptrdiff_t ld, ptrdiff_t t0, double *c) {
@@ -90,7 +90,7 @@ static void SGN_KFN(combine_project)(ptrdiff_t n, const double *h, ptrdiff_t ter
         if (terms == 0) {
             memcpy(wt, ht, (size_t)len * sizeof(double));
         } else {
-            // The first term with the copy of h, the others added into the chunk (in L1).
+            // The first term with the copy of h, the others added into the chunk (in cache).
             const double *x0 = x[0] + t0;
             const v4d a0 = sgn_splat4(-a[0]);
             for (q = 0; q < body; q += 4) sgn_store4(wt + q, sgn_load4(ht + q) + a0 * sgn_load4(x0 + q));
@@ -129,7 +129,7 @@ static void SGN_KFN(subtract_scale)(ptrdiff_t n, const double *w, ptrdiff_t rows
 }
 
 // c[i] = r_i·x for the `rows` rows r_i = r + i·ld, and *xx = x·x, in one pass over x (each chunk of
-// x stays in the L1 cache while the rows stream past it).
+// x stays in the cache while the rows stream past it).
 static void SGN_KFN(project_rows)(ptrdiff_t n, const double *x, ptrdiff_t rows, const double *r, ptrdiff_t ld,
                                   double *c, double *xx) {
     for (ptrdiff_t i = 0; i < rows; i++) c[i] = 0;
@@ -143,48 +143,86 @@ static void SGN_KFN(project_rows)(ptrdiff_t n, const double *x, ptrdiff_t rows, 
 
 // out_o = Σ_{s < from} a[o·from + s] r_s for o < outputs (r_s = r + s·ld, out_o = out + o·ldo), chunk
 // by chunk: every output's chunk is formed in `tile` (outputs · SGN_KRYLOV_CHUNK doubles) before any
-// is written, so the outputs may be the input rows themselves (a thick restart in place). Four
-// outputs share each load of a row.
+// is written, so the outputs may be the input rows themselves (a thick restart in place). The
+// arithmetic (outputs · from multiply-adds per column) is the bound, not memory: each sub-block of
+// SGN_COMBINE_BLOCK columns of the `from` rows stays in the L2 cache while groups of four outputs
+// sweep it, eight columns at a time in eight registers, each row's load shared by four outputs.
+#ifndef SGN_COMBINE_BLOCK
+#define SGN_COMBINE_BLOCK 512
+#endif
 static void SGN_KFN(combine_rows)(ptrdiff_t n, ptrdiff_t from, const double *r, ptrdiff_t ld, ptrdiff_t outputs,
                                   const double *a, double *out, ptrdiff_t ldo, double *tile) {
     for (ptrdiff_t t0 = 0; t0 < n; t0 += SGN_KRYLOV_CHUNK) {
         const ptrdiff_t len = n - t0 < SGN_KRYLOV_CHUNK ? n - t0 : SGN_KRYLOV_CHUNK;
-        const ptrdiff_t body = len / 4 * 4;
-        for (ptrdiff_t o = 0; o < outputs; o += 4) {
-            const ptrdiff_t group = outputs - o < 4 ? outputs - o : 4;
-            double *t[4];
-            for (ptrdiff_t g = 0; g < 4; g++) t[g] = tile + (o + (g < group ? g : 0)) * SGN_KRYLOV_CHUNK;
-            for (ptrdiff_t g = 0; g < group; g++) memset(t[g], 0, (size_t)len * sizeof(double));
-            for (ptrdiff_t s = 0; s < from; s++) {
-                const double *rs = r + s * ld + t0;
-                // Missing outputs of a short group repeat the first with a zero coefficient.
-                const double c0 = a[o * from + s];
-                const double c1 = group > 1 ? a[(o + 1) * from + s] : 0;
-                const double c2 = group > 2 ? a[(o + 2) * from + s] : 0;
-                const double c3 = group > 3 ? a[(o + 3) * from + s] : 0;
-                const v4d a0 = sgn_splat4(c0), a1 = sgn_splat4(c1), a2 = sgn_splat4(c2), a3 = sgn_splat4(c3);
-                ptrdiff_t q;
-                if (group == 4) {
-                    for (q = 0; q < body; q += 4) {
-                        const v4d x = sgn_load4(rs + q);
-                        sgn_store4(t[0] + q, sgn_load4(t[0] + q) + a0 * x);
-                        sgn_store4(t[1] + q, sgn_load4(t[1] + q) + a1 * x);
-                        sgn_store4(t[2] + q, sgn_load4(t[2] + q) + a2 * x);
-                        sgn_store4(t[3] + q, sgn_load4(t[3] + q) + a3 * x);
+        for (ptrdiff_t b0 = 0; b0 < len; b0 += SGN_COMBINE_BLOCK) {
+            const ptrdiff_t blen = len - b0 < SGN_COMBINE_BLOCK ? len - b0 : SGN_COMBINE_BLOCK;
+            const ptrdiff_t body = blen / 8 * 8;
+            const double *rb = r + t0 + b0;  // row s of the sub-block at rb + s·ld
+            ptrdiff_t o = 0;
+            for (; o + 4 <= outputs; o += 4) {
+                const double *a0 = a + o * from, *a1 = a0 + from, *a2 = a1 + from, *a3 = a2 + from;
+                double *u0 = tile + o * SGN_KRYLOV_CHUNK + b0, *u1 = u0 + SGN_KRYLOV_CHUNK;
+                double *u2 = u1 + SGN_KRYLOV_CHUNK, *u3 = u2 + SGN_KRYLOV_CHUNK;
+                ptrdiff_t q = 0;
+                for (; q < body; q += 8) {
+                    v4d p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};
+                    for (ptrdiff_t t = 0; t < from; t++) {
+                        const double *x = rb + t * ld + q;
+                        const v4d x0 = sgn_load4(x), x1 = sgn_load4(x + 4);
+                        const v4d c0 = sgn_splat4(a0[t]), c1 = sgn_splat4(a1[t]);
+                        const v4d c2 = sgn_splat4(a2[t]), c3 = sgn_splat4(a3[t]);
+                        p0 = p0 + c0 * x0;
+                        q0 = q0 + c0 * x1;
+                        p1 = p1 + c1 * x0;
+                        q1 = q1 + c1 * x1;
+                        p2 = p2 + c2 * x0;
+                        q2 = q2 + c2 * x1;
+                        p3 = p3 + c3 * x0;
+                        q3 = q3 + c3 * x1;
                     }
-                    for (; q < len; q++) {
-                        t[0][q] += c0 * rs[q];
-                        t[1][q] += c1 * rs[q];
-                        t[2][q] += c2 * rs[q];
-                        t[3][q] += c3 * rs[q];
+                    sgn_store4(u0 + q, p0);
+                    sgn_store4(u0 + q + 4, q0);
+                    sgn_store4(u1 + q, p1);
+                    sgn_store4(u1 + q + 4, q1);
+                    sgn_store4(u2 + q, p2);
+                    sgn_store4(u2 + q + 4, q2);
+                    sgn_store4(u3 + q, p3);
+                    sgn_store4(u3 + q + 4, q3);
+                }
+                for (; q < blen; q++) {
+                    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                    for (ptrdiff_t t = 0; t < from; t++) {
+                        const double x = rb[t * ld + q];
+                        s0 += a0[t] * x;
+                        s1 += a1[t] * x;
+                        s2 += a2[t] * x;
+                        s3 += a3[t] * x;
                     }
-                } else {
-                    const double cs[3] = {c0, c1, c2};
-                    for (ptrdiff_t g = 0; g < group; g++) {
-                        const v4d ag = sgn_splat4(cs[g]);
-                        for (q = 0; q < body; q += 4) sgn_store4(t[g] + q, sgn_load4(t[g] + q) + ag * sgn_load4(rs + q));
-                        for (; q < len; q++) t[g][q] += cs[g] * rs[q];
+                    u0[q] = s0;
+                    u1[q] = s1;
+                    u2[q] = s2;
+                    u3[q] = s3;
+                }
+            }
+            for (; o < outputs; o++) {  // the last outputs, one at a time
+                const double *ao = a + o * from;
+                double *uo = tile + o * SGN_KRYLOV_CHUNK + b0;
+                ptrdiff_t q = 0;
+                for (; q < body; q += 8) {
+                    v4d p0 = {0}, q0 = {0};
+                    for (ptrdiff_t t = 0; t < from; t++) {
+                        const double *x = rb + t * ld + q;
+                        const v4d c0 = sgn_splat4(ao[t]);
+                        p0 = p0 + c0 * sgn_load4(x);
+                        q0 = q0 + c0 * sgn_load4(x + 4);
                     }
+                    sgn_store4(uo + q, p0);
+                    sgn_store4(uo + q + 4, q0);
+                }
+                for (; q < blen; q++) {
+                    double s0 = 0;
+                    for (ptrdiff_t t = 0; t < from; t++) s0 += ao[t] * rb[t * ld + q];
+                    uo[q] = s0;
                 }
             }
         }

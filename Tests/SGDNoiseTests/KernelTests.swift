@@ -97,7 +97,7 @@ struct KernelTests {
     /// combineRows),
     /// each implementation against plain loops, on lengths around the chunk and the vector width,
     /// with 0 to 5 terms and rows, and on a length split into parallel ranges (`fusedKernelRanges`).
-    @Test("Lanczos kernels against plain loops (one range, and the parallel ranges from 2^17 on)", arguments: [1, 7, 9, 511, 513, 1029, (1 << 17) + 517])
+    @Test("Lanczos kernels against plain loops (one range, and the parallel ranges from 2^17 on)", arguments: [1, 7, 9, 511, 513, 1029, 8191, 8193, 16_389, (1 << 17) + 517])
     func lanczosKernels(n: Int) {
         var rng = SeededGenerator(seed: UInt64(n))
         func vector() -> [Double] { (0..<n).map { _ in rng.uniform(-1, 1) } }

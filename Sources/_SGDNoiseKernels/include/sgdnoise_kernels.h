@@ -18,10 +18,13 @@
 #define SGN_KERNELS_TILE_COLUMNS 32768
 #endif
 
-/// Columns per chunk of the Lanczos kernels: 512 doubles (4 KiB) of w stay in the L1 cache while
-/// every row is projected on them.
+/// Columns per chunk of the long-vector kernels: 8192 doubles (64 KiB) of w stay in the L2 cache
+/// while every row is projected on them, and each row is read in runs of 64 KiB, long enough for
+/// the hardware prefetchers. Measured on this project's 2-core AMD EPYC machine (projections on 18
+/// rows of 10⁶ doubles, two threads): 26 GB/s against 18 GB/s with 512-column (4 KiB) chunks
+/// that stayed in L1; 4096 and 16384 columns did about as well as 8192.
 #ifndef SGN_KRYLOV_CHUNK
-#define SGN_KRYLOV_CHUNK 512
+#define SGN_KRYLOV_CHUNK 8192
 #endif
 
 /// One implementation of every kernel. Row-major N × D gradients `g` (leading dimension d), the
