@@ -142,8 +142,8 @@ static void SGN_KFN(project_rows)(ptrdiff_t n, const double *x, ptrdiff_t rows, 
 }
 
 // out_o = Σ_{s < from} a[o·from + s] r_s for o < outputs (r_s = r + s·ld, out_o = out + o·ldo), chunk
-// by chunk: every output's chunk is formed in `tile` (outputs · SGN_KRYLOV_CHUNK doubles) before any
-// is written, so the outputs may be the input rows themselves (a thick restart in place). The
+// by chunk: every output's chunk is formed in `tile` (outputs · min(n, SGN_KRYLOV_CHUNK) doubles)
+// before any is written, so the outputs may be the input rows themselves (a thick restart in place). The
 // arithmetic (outputs · from multiply-adds per column) is the bound, not memory: each sub-block of
 // SGN_COMBINE_BLOCK columns of the `from` rows stays in the L2 cache while groups of four outputs
 // sweep it, eight columns at a time in eight registers, each row's load shared by four outputs.
@@ -152,6 +152,7 @@ static void SGN_KFN(project_rows)(ptrdiff_t n, const double *x, ptrdiff_t rows, 
 #endif
 static void SGN_KFN(combine_rows)(ptrdiff_t n, ptrdiff_t from, const double *r, ptrdiff_t ld, ptrdiff_t outputs,
                                   const double *a, double *out, ptrdiff_t ldo, double *tile) {
+    const ptrdiff_t stride = n < SGN_KRYLOV_CHUNK ? n : SGN_KRYLOV_CHUNK;  // of the tile's rows
     for (ptrdiff_t t0 = 0; t0 < n; t0 += SGN_KRYLOV_CHUNK) {
         const ptrdiff_t len = n - t0 < SGN_KRYLOV_CHUNK ? n - t0 : SGN_KRYLOV_CHUNK;
         for (ptrdiff_t b0 = 0; b0 < len; b0 += SGN_COMBINE_BLOCK) {
@@ -161,8 +162,8 @@ static void SGN_KFN(combine_rows)(ptrdiff_t n, ptrdiff_t from, const double *r, 
             ptrdiff_t o = 0;
             for (; o + 4 <= outputs; o += 4) {
                 const double *a0 = a + o * from, *a1 = a0 + from, *a2 = a1 + from, *a3 = a2 + from;
-                double *u0 = tile + o * SGN_KRYLOV_CHUNK + b0, *u1 = u0 + SGN_KRYLOV_CHUNK;
-                double *u2 = u1 + SGN_KRYLOV_CHUNK, *u3 = u2 + SGN_KRYLOV_CHUNK;
+                double *u0 = tile + o * stride + b0, *u1 = u0 + stride;
+                double *u2 = u1 + stride, *u3 = u2 + stride;
                 ptrdiff_t q = 0;
                 for (; q < body; q += 8) {
                     v4d p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};
@@ -206,7 +207,7 @@ static void SGN_KFN(combine_rows)(ptrdiff_t n, ptrdiff_t from, const double *r, 
             }
             for (; o < outputs; o++) {  // the last outputs, one at a time
                 const double *ao = a + o * from;
-                double *uo = tile + o * SGN_KRYLOV_CHUNK + b0;
+                double *uo = tile + o * stride + b0;
                 ptrdiff_t q = 0;
                 for (; q < body; q += 8) {
                     v4d p0 = {0}, q0 = {0};
@@ -226,7 +227,7 @@ static void SGN_KFN(combine_rows)(ptrdiff_t n, ptrdiff_t from, const double *r, 
                 }
             }
         }
-        for (ptrdiff_t o = 0; o < outputs; o++) memcpy(out + o * ldo + t0, tile + o * SGN_KRYLOV_CHUNK, (size_t)len * sizeof(double));
+        for (ptrdiff_t o = 0; o < outputs; o++) memcpy(out + o * ldo + t0, tile + o * stride, (size_t)len * sizeof(double));
     }
 }
 

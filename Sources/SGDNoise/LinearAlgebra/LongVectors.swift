@@ -115,7 +115,7 @@ func combineRows(
 ) {
     guard outputs > 0 else { return }
     let ranges = fusedKernelRanges(length)
-    let tileSize = outputs * Int(SGN_KRYLOV_CHUNK)
+    let tileSize = outputs * min(Int(SGN_KRYLOV_CHUNK), ranges.map(\.count).max()!)  // per range
     let tiles = UnsafeMutablePointer<Double>.allocate(capacity: tileSize * ranges.count)
     defer { tiles.deallocate() }
     let shared = UnsafeShared((kernels, r, a, out, tiles))

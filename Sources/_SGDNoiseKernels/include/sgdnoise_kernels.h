@@ -65,7 +65,7 @@ typedef struct sgn_kernels {
     void (*project_rows)(ptrdiff_t n, const double *x, ptrdiff_t rows, const double *r, ptrdiff_t ld, double *c,
                          double *xx);
     /// out_o = Σ_{s < from} a[o·from + s] r_s (r_s = r + s·ld) into out + o·ldo for o < outputs; `tile`
-    /// holds outputs · SGN_KRYLOV_CHUNK doubles of workspace. The outputs may be the input rows.
+    /// holds outputs · min(n, SGN_KRYLOV_CHUNK) doubles of workspace. The outputs may be the input rows.
     void (*combine_rows)(ptrdiff_t n, ptrdiff_t from, const double *r, ptrdiff_t ld, ptrdiff_t outputs,
                          const double *a, double *out, ptrdiff_t ldo, double *tile);
 } sgn_kernels;
