@@ -49,13 +49,23 @@ func projectRowsAndSquare(
         let out = partials + stride * part
         kernels.project_rows(ranges[part].count, x + lo, rows, a.map { $0 + lo }, length, out, out + rows)
     }
-    var xx = 0.0
+    return sumProjectionPartials(partials, parts: ranges.count, rows: rows, into: c)
+}
+
+/// The sums over the parallel parts of per-part results laid out as `rows` projections then one
+/// sum of squares (stride rows + 1): the projections into c (nil when rows = 0), in part order;
+/// returns the sum of squares.
+private func sumProjectionPartials(
+    _ partials: UnsafePointer<Double>, parts: Int, rows: Int, into c: UnsafeMutablePointer<Double>?
+) -> Double {
+    let stride = rows + 1
+    var squares = 0.0
     for i in 0..<rows { c![i] = 0 }
-    for part in ranges.indices {
+    for part in 0..<parts {
         for i in 0..<rows { c![i] += partials[stride * part + i] }
-        xx += partials[stride * part + rows]
+        squares += partials[stride * part + rows]
     }
-    return xx
+    return squares
 }
 
 /// x ← x − Aᵀc for the `rows` rows of length `length` at `a`.
@@ -178,13 +188,7 @@ func combineAndProject(
             }
         }
     }
-    var ww = 0.0
-    for i in 0..<rowCount { c[i] = 0 }
-    for part in ranges.indices {
-        for i in 0..<rowCount { c[i] += partials[stride * part + i] }
-        ww += partials[stride * part + rowCount]
-    }
-    return ww
+    return sumProjectionPartials(partials, parts: ranges.count, rows: rowCount, into: c)
 }
 
 /// out = (w − Σ_i c_i r_i) · scale over the `rows` contiguous rows at r, in one pass (out may be w).
