@@ -44,6 +44,7 @@ final class KrylovBasis {
             throw SGDNoiseError.outOfMemory(
                 "a Krylov basis of \(rows) vectors of dimension \(dimension) (\(Double(rows) * Double(dimension) * 8 / 1e9) GB) cannot be allocated")
         }
+        adviseHugePages(raw, bytes: bytes)
         return raw.bindMemory(to: Double.self, capacity: count)
     }
 
@@ -350,4 +351,19 @@ struct LanczosRecurrence {
         }
         return (d, z)
     }
+}
+
+/// Asks the kernel (Linux) to back the 2 MiB-aligned interior of a large block with transparent
+/// huge pages: the first touch of a fresh Krylov basis then takes one page fault per 2 MiB instead
+/// of one per 4 KiB (at P = 10⁶ a basis row is 8 MB: 2048 faults, about 2 ms). Advice only: the
+/// memory and its contents are unchanged, and a kernel without it ignores the call.
+func adviseHugePages(_ raw: UnsafeMutableRawPointer, bytes: Int) {
+    #if os(Linux)
+    let huge = 1 << 21
+    guard bytes >= 2 * huge else { return }
+    let start = (Int(bitPattern: raw) + huge - 1) & ~(huge - 1)
+    let end = (Int(bitPattern: raw) + bytes) & ~(huge - 1)
+    guard end > start, let aligned = UnsafeMutableRawPointer(bitPattern: start) else { return }
+    _ = madvise(aligned, end - start, MADV_HUGEPAGE)
+    #endif
 }
