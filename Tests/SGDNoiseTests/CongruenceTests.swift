@@ -2,11 +2,12 @@
 import Testing
 
 /// `Matrix.congruence`, the symmetric product α a s aᵀ (or α aᵀ s a) of the stationary solver's
-/// rotations (one TRMM and one GEMM on s = U + Uᵀ), against the triple loop on the full s.
+/// rotations (plain loops up to n = `congruenceLoopSize`, else one TRMM and one GEMM on s = U + Uᵀ),
+/// against the triple loop on the full s.
 @Suite("Symmetric congruence")
 struct CongruenceTests {
     @Test("α a s aᵀ and α aᵀ s a agree with the triple loop and are exactly symmetric",
-          arguments: [1, 2, 7, 64, 129])
+          arguments: [1, 2, 7, 8, 9, 64, 129])
     func agreesWithLoops(n: Int) {
         var rng = SeededGenerator(seed: UInt64(700 + n))
         let a = rng.gaussianMatrix(n, n)
@@ -23,10 +24,10 @@ struct CongruenceTests {
         }
     }
 
-    @Test("Only the upper triangle of s is read, and a shared s is left as it was")
-    func readsTheUpperTriangleOnly() {
-        var rng = SeededGenerator(seed: 731)
-        let n = 9
+    @Test("Only the upper triangle of s is read, and a shared s is left as it was (loops and BLAS)",
+          arguments: [3, 9])
+    func readsTheUpperTriangleOnly(n: Int) {
+        var rng = SeededGenerator(seed: UInt64(731 + n))
         let a = rng.gaussianMatrix(n, n)
         let s = rng.symmetric(eigenvalues: rng.uniformArray(n, 0.5, 2))
         var scrambled = s
@@ -36,5 +37,23 @@ struct CongruenceTests {
         #expect(fromUpper == Matrix.congruence(a, s))
         #expect(scrambled == kept, "the caller's s changed")
         #expect(Matrix.congruence(Matrix(rows: 0, columns: 0), Matrix(rows: 0, columns: 0)).rows == 0)
+    }
+
+    @Test("The 2 × 2 positivity test's closed form agrees with the eigenvalues", arguments: [
+        [2.0, 0.3, 0.3, 1.0], [1.0, 1.0, 1.0, 1.0 + 1e-10], [1.0, 1.0, 1.0, 1.0 + 1e-13], [1.0, 0, 0, -1e-3],
+        [-1.0, 0.2, 0.2, -2.0], [1e-300, 0, 0, 1e-300], [1e300, 1e299, 1e299, 1e300], [0.0, 0, 0, 0], [3.0],
+        [-3.0], [1.0, .nan, .nan, 1.0],
+    ])
+    func twoByTwoPositivity(entries: [Double]) throws {
+        let n = entries.count == 4 ? 2 : 1
+        let m = try Matrix(rows: n, columns: n, elements: entries)
+        // The definition: smallest eigenvalue above 1e-12 of the largest (LAPACK's eigenvalues).
+        let expected: Bool
+        if let values = try? m.symmetricEigenvalues(name: "m"), let lo = values.first, let hi = values.last {
+            expected = hi > 0 && lo > 1e-12 * hi
+        } else {
+            expected = false
+        }
+        #expect(IterativeStationarySolver.isPositiveDefinite(m) == expected, "\(entries)")
     }
 }
