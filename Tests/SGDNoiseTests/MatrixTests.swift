@@ -1,4 +1,4 @@
-import SGDNoise
+@testable import SGDNoise
 import Testing
 
 /// The `Matrix` value type and `SymmetricEigendecomposition`, against plain loops and Jacobi.
@@ -98,5 +98,45 @@ struct MatrixTests {
                 for k in 0..<2 { #expect(abs(e.values[k] - reference[k]) <= bound, "\(entries): \(e.values) vs \(reference)") }
             }
         }
+    }
+
+    @Test("Small solves (loops up to n = 16, LAPACK beyond): backward stable, singular and indefinite matrices refused as LAPACK does",
+          arguments: [1, 2, 3, 8, 16, 17])
+    func smallSolves(n: Int) throws {
+        var rng = SeededGenerator(seed: UInt64(940 + n))
+        let spd = rng.symmetric(eigenvalues: rng.uniformArray(n, 0.1, 3))
+        let general = rng.gaussianMatrix(n, n)
+        let b = rng.uniformArray(n, -1, 1)
+        for (matrix, cholesky) in [(spd, true), (general, false)] {
+            let x = cholesky ? try matrix.solvePositiveDefinite(b, name: "A") : try #require(matrix.solveGeneral(b))
+            // Backward error: ‖b − A x‖ within a few n ε ‖A‖ ‖x‖ (Higham, Thm 9.4 and 10.3, growth small here).
+            let norm = Ref.frobenius(matrix)
+            let xNorm = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            var residual = 0.0
+            for i in 0..<n {
+                var s = b[i]
+                for j in 0..<n { s -= matrix[i, j] * x[j] }
+                residual += s * s
+            }
+            #expect(residual.squareRoot() <= 8 * Double(n) * Double.ulpOfOne * norm * xNorm,
+                    "n = \(n), cholesky = \(cholesky): residual \(residual.squareRoot())")
+        }
+        // Exactly singular: a repeated row, which the loops' first elimination step zeroes exactly
+        // (LAPACK's blocked order at n = 17 leaves rounding there instead, and solves).
+        var singular = general
+        for j in 0..<n { singular[n - 1, j] = n > 1 ? singular[0, j] : 0 }
+        if n <= Matrix.smallSolveSize { #expect(singular.solveGeneral(b) == nil, "n = \(n): a singular matrix solved") }
+        // Indefinite at column n: the leading (n−1) × (n−1) block positive definite, the whole not.
+        var indefinite = spd
+        indefinite[n - 1, n - 1] = -1
+        #expect(throws: SGDNoiseError.self) { try indefinite.solvePositiveDefinite(b, name: "A") }
+        do {
+            _ = try indefinite.solvePositiveDefinite(b, name: "A")
+        } catch SGDNoiseError.notPositiveDefinite(let message) {
+            #expect(message.contains("column \(n)"), "n = \(n): \(message)")
+        }
+        var nan = spd
+        nan[0, 0] = .nan
+        #expect(throws: SGDNoiseError.self) { try nan.solvePositiveDefinite(b, name: "A") }
     }
 }

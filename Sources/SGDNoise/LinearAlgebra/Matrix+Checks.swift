@@ -73,26 +73,29 @@ extension Matrix {
         typealias Lanes = SIMD4<Double>
         let n = rows
         let tile = 64
-        var (scale, zero, asymmetry) = (0.0, 0.0, 0.0)
-        var (vScale, vZero, vAsymmetry) = (Lanes(), Lanes(), Lanes())
-        @inline(__always) func pair(_ x: Double, _ y: Double) {
-            scale = Swift.max(scale, abs(x), abs(y))
-            zero += x * 0 + y * 0
-            asymmetry = Swift.max(asymmetry, abs(x - y))
-        }
-        // The transposed-tile buffer exists only when there are off-diagonal tiles (n > 64), and
-        // is never read before it is written, so it is left uninitialised.
-        let t = UnsafeMutablePointer<Double>.allocate(capacity: n > tile ? tile * tile : 1)
-        defer { t.deallocate() }
-        elements.withUnsafeBufferPointer { pa in
+        // All the state lives inside the closure (no captured variable to box and check for
+        // exclusive access: a 2 × 2 scan is a few dozen instructions).
+        return elements.withUnsafeBufferPointer { pa -> (Double, Double, Double) in
             let a = pa.baseAddress!
+            var (scale, zero, asymmetry) = (0.0, 0.0, 0.0)
+            var (vScale, vZero, vAsymmetry) = (Lanes(), Lanes(), Lanes())
+            // The transposed-tile buffer exists only when there are off-diagonal tiles (n > 64),
+            // and is never read before it is written, so it is left uninitialised.
+            let t = n > tile ? UnsafeMutablePointer<Double>.allocate(capacity: tile * tile) : nil
+            defer { t?.deallocate() }
             for ib in stride(from: 0, to: n, by: tile) {
                 let iEnd = Swift.min(ib + tile, n)
                 for i in ib..<iEnd {  // the diagonal tile: pairs one by one, and the diagonal
                     scale = Swift.max(scale, abs(a[i * n + i]))
                     zero += a[i * n + i] * 0
-                    for j in (i + 1)..<iEnd { pair(a[i * n + j], a[j * n + i]) }
+                    for j in (i + 1)..<iEnd {
+                        let (x, y) = (a[i * n + j], a[j * n + i])
+                        scale = Swift.max(scale, abs(x), abs(y))
+                        zero += x * 0 + y * 0
+                        asymmetry = Swift.max(asymmetry, abs(x - y))
+                    }
                 }
+                guard let t else { continue }
                 for jb in stride(from: ib + tile, to: n, by: tile) {
                     let jEnd = Swift.min(jb + tile, n), width = jEnd - jb
                     for j in jb..<jEnd {
@@ -115,16 +118,18 @@ extension Matrix {
                             k += 4
                         }
                         while k < width {
-                            pair(x[k], y[k])
+                            scale = Swift.max(scale, abs(x[k]), abs(y[k]))
+                            zero += x[k] * 0 + y[k] * 0
+                            asymmetry = Swift.max(asymmetry, abs(x[k] - y[k]))
                             k += 1
                         }
                     }
                 }
             }
+            scale = Swift.max(scale, vScale.max())
+            asymmetry = Swift.max(asymmetry, vAsymmetry.max())
+            return (scale, zero + vZero.sum(), asymmetry)
         }
-        scale = Swift.max(scale, vScale.max())
-        asymmetry = Swift.max(asymmetry, vAsymmetry.max())
-        return (scale, zero + vZero.sum(), asymmetry)
     }
 
     /// The symmetric part (A + Aᵀ)/2 — for results the library computes, never for inputs.
