@@ -1,8 +1,8 @@
 import _SGDNoiseBLAS
 
 extension Matrix {
-    /// x = A⁻¹ b for this square matrix, by LU with partial pivoting (`LAPACKE_dgesv`); nil when
-    /// A is exactly singular or the solve fails.
+    /// x = A⁻¹ b for this square matrix, by LU with partial pivoting (`LAPACKE_dgesv`, or
+    /// `smallSolve` up to n = `smallSolveSize`); nil when A is exactly singular or the solve fails.
     func solveGeneral(_ b: [Double]) -> [Double]? {
         if rows <= Self.smallSolveSize {
             let (info, x) = smallSolve(b, cholesky: false)
@@ -14,7 +14,8 @@ extension Matrix {
         return info == 0 ? x : nil
     }
 
-    /// x = A⁻¹ b for this symmetric positive-definite matrix, by Cholesky (`LAPACKE_dposv`).
+    /// x = A⁻¹ b for this symmetric positive-definite matrix, by Cholesky (`LAPACKE_dposv`, or
+    /// `smallSolve` up to n = `smallSolveSize`).
     /// - Throws: `notPositiveDefinite` when the factorisation fails.
     func solvePositiveDefinite(_ b: [Double], name: String) throws -> [Double] {
         let (info, x) = rows <= Self.smallSolveSize ? smallSolve(b, cholesky: true) : lapackSolve(b) { n, a, x in

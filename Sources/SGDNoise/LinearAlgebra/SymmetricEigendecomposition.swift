@@ -2,8 +2,9 @@ import _SGDNoiseBLAS
 
 /// The eigendecomposition A = Q diag(values) Qᵀ of a real symmetric matrix.
 ///
-/// Computed by LAPACK's divide-and-conquer driver `dsyevd`, the routine behind `numpy.linalg.eigh`.
-/// Eigenvalues are in ascending order; eigenvectors are orthonormal.
+/// Computed by LAPACK's divide-and-conquer driver `dsyevd`, the routine behind `numpy.linalg.eigh`
+/// (n ≤ 2: one Jacobi rotation in closed form, `small`). Eigenvalues are in ascending order;
+/// eigenvectors are orthonormal.
 public struct SymmetricEigendecomposition: Sendable {
     /// The eigenvalues, ascending.
     public let values: [Double]
