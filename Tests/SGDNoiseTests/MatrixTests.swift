@@ -71,6 +71,8 @@ struct MatrixTests {
               [2.0, 0.3, 0.3, 1.0], [1.0, 0.3, 0.3, 2.0], [1.0, 0, 0, 1.0], [3.0, 0, 0, -1.0], [-1.0, 0, 0, 3.0],
               [1.0, 2.0, 2.0, 1.0], [1.0, 1e-300, 1e-300, 2.0], [1e-300, 1e-310, 1e-310, 3e-300],
               [-1e308, 1.0, 1.0, 1e308], [1e300, 1e299, 1e299, -1e300], [1.0, 1.0, 1.0, 1.0 + 1e-15], [0.0, 0, 0, 0],
+              [0.0, 1e308, 1e308, 1e308], [-1e308, 1e308, 1e308, 1e308], [-1e308, 1e307, 1e307, 1e307],
+              [1e-310, 3e-310, 3e-310, -2e-310],
               [5.0], [-2.5],
           ])
     func smallClosedForm(entries: [Double]) throws {
@@ -78,23 +80,26 @@ struct MatrixTests {
         let a = try Matrix(rows: n, columns: n, elements: entries)
         let e = try SymmetricEigendecomposition(a)
         let norm = entries.reduce(0.0) { max($0, abs($1)) }
-        let bound = 8 * Double.ulpOfOne * norm
+        // Relative rounding, plus the absolute rounding of the subnormal range (entries near 1e-310).
+        let bound = 8 * Double.ulpOfOne * norm + 4 * Double.leastNonzeroMagnitude
         #expect(e.values == e.values.sorted(), "\(entries): not ascending")
         for k in 0..<n {
             let q = (0..<n).map { e.eigenvectorRows[k, $0] }
             #expect(abs(q.reduce(0) { $0 + $1 * $1 } - 1) <= 4 * Double.ulpOfOne, "\(entries): q_\(k) not a unit vector")
             for i in 0..<n {
-                let aq = (0..<n).reduce(0.0) { $0 + a[i, $1] * q[$1] }
-                // (A q − λq)_i with each product scaled first, so that 1e308-size entries do not overflow.
-                let residual = abs(aq / 2 - e.values[k] * q[i] / 2) * 2
+                // (A q − λq)_i / 2, halved term by term so that 1e308-size entries do not overflow.
+                let aq = (0..<n).reduce(0.0) { $0 + a[i, $1] / 2 * q[$1] }
+                let residual = abs(aq - e.values[k] / 2 * q[i]) * 2
                 #expect(residual <= bound, "\(entries): residual \(residual) > \(bound)")
             }
         }
         if n == 2 {
             let dot = e.eigenvectorRows[0, 0] * e.eigenvectorRows[1, 0] + e.eigenvectorRows[0, 1] * e.eigenvectorRows[1, 1]
             #expect(abs(dot) <= 4 * Double.ulpOfOne, "\(entries): eigenvectors not orthogonal")
-            if norm < 1e300 && norm > 1e-290 {  // the reference's own rotations overflow or underflow beyond
-                let reference = Ref.jacobiEigen(a).values
+            if norm > 0 {  // the reference on A scaled by a power of two to norm ~1 (exact), scaled back
+                let p = Int(norm.exponent)
+                let unit = try Matrix(rows: 2, columns: 2, elements: entries.map { Double(sign: .plus, exponent: -p, significand: $0) })
+                let reference = Ref.jacobiEigen(unit).values.map { Double(sign: .plus, exponent: p, significand: $0) }
                 for k in 0..<2 { #expect(abs(e.values[k] - reference[k]) <= bound, "\(entries): \(e.values) vs \(reference)") }
             }
         }

@@ -144,15 +144,17 @@ struct IterativeStationarySolver {
     /// Whether the smallest eigenvalue of the symmetric `m` exceeds 1e-12 of its largest.
     static func isPositiveDefinite(_ m: Matrix) -> Bool {
         if m.rows <= 2 {
-            // Closed form: hi = t + √(h² + b²) and lo = det/hi for [[a, b], [b, c]] scaled to
-            // max |entry| = 1 (no overflow or underflow in the squares), t = (a+c)/2, h = (a−c)/2
-            // (no cancellation in lo; det's rounding is below 1e-15 hi²).
+            // Closed form for [[a, b], [b, c]] scaled to max |entry| = 1 (no overflow or underflow
+            // in the squares): positive definite needs a, c > 0, and then hi = t + √(h² + b²) with
+            // t = (a+c)/2 > 0, h = (a−c)/2 has no cancellation, nor has lo = det/hi (det's rounding
+            // is below 1e-15 hi²). Asymmetric or non-finite input is refused, as the eigenvalues' was.
+            guard (try? m.requireSymmetric("iterate")) != nil else { return false }
             let scale = m.elements.reduce(0.0) { max($0, abs($1)) }
-            guard scale.isFinite, scale > 0 else { return false }
+            guard scale > 0 else { return false }
             let a = m[0, 0] / scale, b = m.rows == 2 ? m[0, 1] / scale : 0, c = m.rows == 2 ? m[1, 1] / scale : a
+            guard a > 0, c > 0 else { return false }
             let t = 0.5 * (a + c), h = 0.5 * (a - c)
             let hi = t + (h * h + b * b).squareRoot()
-            guard hi.isFinite, hi > 0 else { return false }
             let lo = m.rows == 2 ? (a * c - b * b) / hi : a
             return lo > 1e-12 * hi
         }

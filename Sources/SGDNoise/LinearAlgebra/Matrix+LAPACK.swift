@@ -44,6 +44,11 @@ extension Matrix {
     private func smallSolve(_ b: [Double], cholesky: Bool) -> (Int32, [Double]) {
         precondition(rows == columns && b.count == rows)
         let n = rows
+        // LAPACKE's NaN checks first, with its info: the matrix (the triangle dposv reads), then b.
+        for i in 0..<n {
+            for j in 0..<(cholesky ? i + 1 : n) where elements[i * n + j].isNaN { return (cholesky ? -5 : -4, b) }
+        }
+        if b.contains(where: \.isNaN) { return (-7, b) }
         var a = elements
         var x = b
         let info: Int32 = a.withUnsafeMutableBufferPointer { a in

@@ -65,7 +65,16 @@ public struct SymmetricEigendecomposition: Sendable {
         guard m.rows == 2 else {
             return (m.elements, Matrix(uncheckedRows: m.rows, columns: m.rows, elements: m.rows == 1 ? [1] : []))
         }
-        let a = m.elements[0], b = m.elements[2], c = m.elements[3]
+        // Scaled by a power of two to max |entry| in [1, 2) (exact), so that c − a and 2b cannot
+        // overflow; the eigenvalues are scaled back (exact unless they leave the double range).
+        let largest = max(abs(m.elements[0]), abs(m.elements[2]), abs(m.elements[3]))
+        guard largest > 0 else {
+            return ([0, 0], Matrix(uncheckedRows: 2, columns: 2, elements: [1, 0, 0, 1]))
+        }
+        let e = Int(largest.exponent)
+        // x · 2^k (scalbn: exact, also across the subnormal range).
+        func scaled(_ x: Double, _ k: Int) -> Double { Double(sign: .plus, exponent: k, significand: x) }
+        let a = scaled(m.elements[0], -e), b = scaled(m.elements[2], -e), c = scaled(m.elements[3], -e)
         var t = 0.0
         if b != 0 {
             let zeta = (c - a) / (2 * b)
@@ -74,7 +83,7 @@ public struct SymmetricEigendecomposition: Sendable {
             t = (zeta < 0 ? -1.0 : 1.0) / (abs(zeta) + (1 + zeta * zeta).squareRoot())
         }
         let cs = 1 / (1 + t * t).squareRoot(), sn = t * cs
-        let (low, high) = (a - t * b, c + t * b)
+        let (low, high) = (scaled(a - t * b, e), scaled(c + t * b, e))
         return low <= high
             ? ([low, high], Matrix(uncheckedRows: 2, columns: 2, elements: [cs, -sn, sn, cs]))
             : ([high, low], Matrix(uncheckedRows: 2, columns: 2, elements: [sn, cs, cs, -sn]))
