@@ -21,7 +21,8 @@ struct IterativeStationarySolver {
         var spectralRadius: Double
     }
 
-    func inverse(_ r: Matrix) -> Matrix {
+    /// L⁻¹(r), in r's storage when the caller gives r up (a temporary is moved, not copied).
+    func inverse(_ r: consuming Matrix) -> Matrix {
         spectral.rotateOut(spectral.solveRotated(spectral.rotateIn(r)))
     }
 
@@ -120,6 +121,7 @@ struct IterativeStationarySolver {
     func directSolution(x0: Matrix) -> Matrix? {
         let d = x0.rows
         var pairs: [(Int, Int)] = []
+        pairs.reserveCapacity(d * (d + 1) / 2)
         for i in 0..<d { for j in i..<d { pairs.append((i, j)) } }
         let p = pairs.count
         var system = Matrix.identity(p)
