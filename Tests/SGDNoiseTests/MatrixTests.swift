@@ -144,4 +144,32 @@ struct MatrixTests {
         nan[0, 0] = .nan
         #expect(throws: SGDNoiseError.self) { try nan.solvePositiveDefinite(b, name: "A") }
     }
+
+    @Test("weightedGram: Xᵀ diag(s) X by loops (rows · D² ≤ 512) and by SYRK/GEMM beyond, every sign pattern of s",
+          arguments: [(8, 2), (2, 8), (128, 2), (9, 8), (40, 12)])
+    func weightedGram(rows: Int, columns: Int) throws {
+        var rng = SeededGenerator(seed: UInt64(960 + rows * 31 + columns))
+        let x = rng.gaussianMatrix(rows, columns)
+        let magnitudes = rng.uniformArray(rows, 0.1, 2)
+        for pattern in ["positive", "negative", "mixed"] {
+            let w = magnitudes.enumerated().map { k, m in
+                pattern == "positive" ? m : pattern == "negative" ? -m : (k % 2 == 0 ? m : -m)
+            }
+            let observed = x.weightedGram(rowWeights: w)
+            var bound = 0.0
+            for j in 0..<columns {
+                for l in 0..<columns {
+                    var expected = 0.0, scale = 0.0
+                    for k in 0..<rows {
+                        expected += w[k] * x[k, j] * x[k, l]
+                        scale += abs(w[k] * x[k, j] * x[k, l])
+                    }
+                    bound = 4 * Double(rows) * Double.ulpOfOne * scale
+                    #expect(abs(observed[j, l] - expected) <= bound,
+                            "\(rows) × \(columns), \(pattern): entry (\(j), \(l)) \(observed[j, l]) vs \(expected)")
+                }
+            }
+            #expect(observed == Ref.transpose(observed), "\(rows) × \(columns), \(pattern): not exactly symmetric")
+        }
+    }
 }

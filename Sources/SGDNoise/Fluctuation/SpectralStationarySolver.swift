@@ -63,7 +63,9 @@ struct SpectralStationarySolver {
     /// Throws `unstable` unless every non-flat m_i lies in (0, 2(1+μ)).
     /// - Parameter lrScale: the learning rate's scalar factor, to report λ* = λ·2(1+μ)/m_max.
     func requireStable(lrScale: Double) throws {
-        guard let mMin = zip(m, isFlat).filter({ !$0.1 }).map(\.0).min() else { return }
+        var smallest: Double? = nil  // the least non-flat m_i (a loop: no temporary arrays)
+        for (mi, flat) in zip(m, isFlat) where !flat { smallest = min(smallest ?? mi, mi) }
+        guard let mMin = smallest else { return }
         if mMin <= 0 {
             throw SGDNoiseError.unstable(
                 "the (preconditioned) hessian has a negative eigenvalue \(mMin): this is not a minimum, "

@@ -101,11 +101,21 @@ extension Matrix {
         return r
     }
 
-    /// The matrix-vector product self · v (`cblas_dgemv`).
+    /// The matrix-vector product self · v (`cblas_dgemv`; by loops up to 256 entries).
     public func apply(_ v: [Double]) -> [Double] {
         precondition(v.count == columns, "apply: vector of \(v.count) entries for \(columns) columns")
         var y = [Double](repeating: 0, count: rows)
         if rows == 0 || columns == 0 { return y }
+        if rows * columns <= 256 {
+            elements.withUnsafeBufferPointer { a in
+                for i in 0..<rows {
+                    var sum = 0.0
+                    for j in 0..<columns { sum += a[i * columns + j] * v[j] }
+                    y[i] = sum
+                }
+            }
+            return y
+        }
         elements.withUnsafeBufferPointer { a in
             v.withUnsafeBufferPointer { x in
                 y.withUnsafeMutableBufferPointer { out in
@@ -123,9 +133,28 @@ extension Matrix {
     /// The symmetric matrix Σ_k s_k r_k r_kᵀ, with r_k the rows of `self` (`cblas_dsyrk`):
     /// `selfᵀ · diag(weights) · self`, computed with one SYRK on the rows scaled by √|s_k| when all
     /// weights share a sign.
+    /// The largest rows · columns² that `weightedGram` sums by plain loops.
+    static let smallGramWork = 512
+
     func weightedGram(rowWeights weights: [Double]) -> Matrix {
         precondition(weights.count == rows)
         let n = columns
+        if rows * n * n <= Self.smallGramWork {
+            // Small: Σ_k s_k r_kj r_kl by loops on the upper triangle, mirrored (SYRK's call and the
+            // scaled copy cost more than the arithmetic: ~2k instructions for 8 rows of 2).
+            return Matrix(uninitializedRows: n, columns: n) { out in
+                elements.withUnsafeBufferPointer { x in
+                    for j in 0..<n {
+                        for l in j..<n {
+                            var sum = 0.0
+                            for k in 0..<rows { sum += weights[k] * x[k * n + j] * x[k * n + l] }
+                            out[j * n + l] = sum
+                            out[l * n + j] = sum
+                        }
+                    }
+                }
+            }
+        }
         var result = Matrix(rows: n, columns: n)
         if rows == 0 || n == 0 { return result }
         let allNonNegative = weights.allSatisfy { $0 >= 0 }
