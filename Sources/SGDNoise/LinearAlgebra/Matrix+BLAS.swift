@@ -130,12 +130,12 @@ extension Matrix {
     /// Matrix product a · b.
     public static func * (a: Matrix, b: Matrix) -> Matrix { product(a, b) }
 
-    /// The symmetric matrix Σ_k s_k r_k r_kᵀ, with r_k the rows of `self` (`cblas_dsyrk`):
-    /// `selfᵀ · diag(weights) · self`, computed with one SYRK on the rows scaled by √|s_k| when all
-    /// weights share a sign.
     /// The largest rows · columns² that `weightedGram` sums by plain loops.
     static let smallGramWork = 512
 
+    /// The symmetric matrix Σ_k s_k r_k r_kᵀ, with r_k the rows of `self` (`cblas_dsyrk`):
+    /// `selfᵀ · diag(weights) · self`, computed with one SYRK on the rows scaled by √|s_k| when all
+    /// weights share a sign; by plain loops up to rows · columns² = `smallGramWork`.
     func weightedGram(rowWeights weights: [Double]) -> Matrix {
         precondition(weights.count == rows)
         let n = columns

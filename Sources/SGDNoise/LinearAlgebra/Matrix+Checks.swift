@@ -73,11 +73,17 @@ extension Matrix {
         typealias Lanes = SIMD4<Double>
         let n = rows
         let tile = 64
-        // All the state lives inside the closure (no captured variable to box and check for
-        // exclusive access: a 2 × 2 scan is a few dozen instructions).
+        // The state lives inside the closure and is passed to `pair` (no captured variable to box
+        // and check for exclusive access: a 2 × 2 scan is a few dozen instructions). One pair
+        // (x, y) = (a_ij, a_ji) into (scale, zero, asymmetry):
+        @inline(__always) func pair(_ x: Double, _ y: Double, _ s: inout (Double, Double, Double)) {
+            s.0 = Swift.max(s.0, abs(x), abs(y))
+            s.1 += x * 0 + y * 0
+            s.2 = Swift.max(s.2, abs(x - y))
+        }
         return elements.withUnsafeBufferPointer { pa -> (Double, Double, Double) in
             let a = pa.baseAddress!
-            var (scale, zero, asymmetry) = (0.0, 0.0, 0.0)
+            var state = (0.0, 0.0, 0.0)  // (scale, zero, asymmetry)
             var (vScale, vZero, vAsymmetry) = (Lanes(), Lanes(), Lanes())
             // The transposed-tile buffer exists only when there are off-diagonal tiles (n > 64),
             // and is never read before it is written, so it is left uninitialised.
@@ -86,14 +92,9 @@ extension Matrix {
             for ib in stride(from: 0, to: n, by: tile) {
                 let iEnd = Swift.min(ib + tile, n)
                 for i in ib..<iEnd {  // the diagonal tile: pairs one by one, and the diagonal
-                    scale = Swift.max(scale, abs(a[i * n + i]))
-                    zero += a[i * n + i] * 0
-                    for j in (i + 1)..<iEnd {
-                        let (x, y) = (a[i * n + j], a[j * n + i])
-                        scale = Swift.max(scale, abs(x), abs(y))
-                        zero += x * 0 + y * 0
-                        asymmetry = Swift.max(asymmetry, abs(x - y))
-                    }
+                    state.0 = Swift.max(state.0, abs(a[i * n + i]))
+                    state.1 += a[i * n + i] * 0
+                    for j in (i + 1)..<iEnd { pair(a[i * n + j], a[j * n + i], &state) }
                 }
                 guard let t else { continue }
                 for jb in stride(from: ib + tile, to: n, by: tile) {
@@ -118,17 +119,13 @@ extension Matrix {
                             k += 4
                         }
                         while k < width {
-                            scale = Swift.max(scale, abs(x[k]), abs(y[k]))
-                            zero += x[k] * 0 + y[k] * 0
-                            asymmetry = Swift.max(asymmetry, abs(x[k] - y[k]))
+                            pair(x[k], y[k], &state)
                             k += 1
                         }
                     }
                 }
             }
-            scale = Swift.max(scale, vScale.max())
-            asymmetry = Swift.max(asymmetry, vAsymmetry.max())
-            return (scale, zero + vZero.sum(), asymmetry)
+            return (Swift.max(state.0, vScale.max()), state.1 + vZero.sum(), Swift.max(state.2, vAsymmetry.max()))
         }
     }
 
