@@ -10,12 +10,18 @@ protocol MinibatchGradient {
 }
 
 /// Online Gaussian data without input noise, in A's eigenbasis, sampled exactly in law with
-/// D + O(1) variates instead of S·D normals.
+/// D + 1 normals and one χ²_S variate instead of S·D normals.
 ///
-/// In A's eigenbasis x_i = √a ⊙ z_i; with v = √a ⊙ (w − u), z_i = α_i v̂ + z⊥_i and
-/// c_i = α_i|v| − ε_i, the sum is √a ⊙ (v̂ Σα_i c_i + (Σc_i²)^{1/2} ζ⊥) with ζ⊥ ~ N(0, I − v̂v̂ᵀ)
-/// independent of (α, ε). (Σα_i², Σα_iε_i/σ, Σε_i²/σ²) is Wishart(S, I₂): Bartlett's
-/// decomposition gives it from χ²_S, χ²_{S−1} and one normal, whatever S.
+/// In A's eigenbasis x_i = √a ⊙ z_i; with v = √a ⊙ (w − u) and z_i = α_i v̂ + z⊥_i, the residuals are
+/// c_i = α_i|v| − ε_i and the sum is √a ⊙ (v̂ Σα_i c_i + (Σc_i²)^{1/2} ζ⊥), ζ⊥ ~ N(0, I − v̂v̂ᵀ)
+/// independent of (α, ε). The c_i are N(0, s²) with s² = |v|² + σ², and α_i = (|v|/s²) c_i + (σ/s) η_i
+/// with η_i standard normal and independent of c; Bartlett's decomposition of (Σγ_i², Σγ_iη_i),
+/// γ_i = c_i/s, gives Σc_i² = s²χ²_S and Σα_ic_i = |v|χ²_S + σ(χ²_S)^{1/2} n for one more normal n:
+///
+///     sum = √a ⊙ (v (χ²_S + (σ √χ²_S n |v| − s √χ²_S (ζ·v)) / |v|²) + s √χ²_S ζ),   ζ ~ N(0, I_D).
+///
+/// |v|, s and 1/|v|² are independent functions of |v|², so a step waits for one square root or one
+/// division, not a chain of them.
 struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
     typealias Vector = Dimension.Vector
     /// √a_i, the teacher and σ in the working basis.
@@ -23,16 +29,15 @@ struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
     let teacher: Vector
     let labelNoise: Double
     var batchSize: Int {
-        didSet { if batchSize != oldValue { (chiS, chiSMinus1) = Self.samplers(batchSize) } }
+        didSet { if batchSize != oldValue { chiS = ChiSquareSampler(degreesOfFreedom: batchSize) } }
     }
     let dimension: Dimension
-    /// Scratch: v̂ and the D normals.
+    /// Scratch: v and the D normals.
     let direction: Vector
     let normals: Vector
     let tables: Ziggurat
-    /// χ²_S and χ²_{S−1} for the current batch size.
+    /// χ²_S for the current batch size.
     private var chiS: ChiSquareSampler
-    private var chiSMinus1: ChiSquareSampler
 
     init(sqrtA: Vector, teacher: Vector, labelNoise: Double, batchSize: Int, dimension: Dimension,
          direction: Vector, normals: Vector, tables: Ziggurat) {
@@ -44,51 +49,54 @@ struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
         self.direction = direction
         self.normals = normals
         self.tables = tables
-        (chiS, chiSMinus1) = Self.samplers(batchSize)
-    }
-
-    private static func samplers(_ s: Int) -> (ChiSquareSampler, ChiSquareSampler) {
-        (ChiSquareSampler(degreesOfFreedom: s), ChiSquareSampler(degreesOfFreedom: s - 1))
+        chiS = ChiSquareSampler(degreesOfFreedom: batchSize)
     }
 
     @inline(__always)
     func accumulate(at w: Vector, into g: inout Vector, random: inout Xoshiro256StarStar) {
         // A copy of a scratch vector is scratch: a fresh value, or the same arena memory.
-        var x = direction, normals = normals
+        var v = direction, normals = normals
         let d = dimension.count, sa = sqrtA, u = teacher
-        let tables = tables, labelNoise = labelNoise
+        let tables = tables, sigma = labelNoise
         // The variates first, in the order of the stream (they do not depend on w).
-        let w11 = chiS.sample(&random, tables)
-        let n21 = random.normal(tables)
-        let chiSMinus1 = chiSMinus1.sample(&random, tables)
+        let chi2 = chiS.sample(&random, tables)
+        let n = random.normal(tables)
         for i in 0..<d { normals[i] = random.normal(tables) }
-        let l11 = w11.squareRoot()
-        let w12 = l11 * n21
-        let w22 = n21 * n21 + chiSMinus1
-        var norm2v = 0.0
+        let l = chi2.squareRoot()
+        let sigmaLN = sigma * l * n
+        var norm2 = 0.0, dot = 0.0
         for i in 0..<d {
             let vi = sa[i] * (w[i] - u[i])
-            x[i] = vi
-            norm2v += vi * vi
+            v[i] = vi
+            norm2 += vi * vi
+            dot += normals[i] * vi
         }
-        let normV = norm2v.squareRoot()
-        if norm2v > 0 {  // as |v| > 0, without waiting for the square root
-            let inv = 1 / normV
-            for i in 0..<d { x[i] *= inv }
+        let sl = (norm2 + sigma * sigma).squareRoot() * l
+        let along: Double
+        if norm2 >= Self.smallestSquaredNorm {
+            // |v|, s and 1/|v|² in parallel: one multiply after the slowest of them.
+            along = chi2 + (sigmaLN * norm2.squareRoot() - sl * dot) * (1 / norm2)
         } else {
-            for i in 0..<d { x[i] = i == 0 ? 1 : 0 }
+            // |v|² too small for its reciprocal (or v = 0): v̂ from |v| itself, or e₁ when v = 0.
+            let norm = norm2.squareRoot()
+            var dotHat = 0.0
+            if norm > 0 {
+                for i in 0..<d { v[i] /= norm }
+            } else {
+                for i in 0..<d { v[i] = i == 0 ? 1 : 0 }
+            }
+            for i in 0..<d { dotHat += normals[i] * v[i] }
+            // v now holds v̂: v̂ (|v|χ²_S + σ√χ²_S n − s√χ²_S (ζ·v̂)).
+            along = norm * chi2 + sigmaLN - sl * dotHat
         }
-        let sumAC = normV * w11 - labelNoise * w12
-        // 2|v|σ as |v|·(2σ): both round the exact 2|v|σ (doubling is exact: |v| ≤ √Double.max, σ
-        // finite), one product fewer between the two square roots of a step.
-        let sumC2 = max(0, normV * normV * w11 - normV * (2 * labelNoise) * w12 + labelNoise * labelNoise * w22)
-        var projection = 0.0
-        for i in 0..<d { projection += normals[i] * x[i] }
-        let scale = sumC2.squareRoot()
         for i in 0..<d {
-            g[i] = sa[i] * (x[i] * sumAC + scale * (normals[i] - projection * x[i]))
+            g[i] = sa[i] * (v[i] * along + sl * normals[i])
         }
     }
+
+    /// The smallest |v|² whose reciprocal and square root are both normal, so that |v|·(1/|v|²)
+    /// loses nothing to underflow.
+    static var smallestSquaredNorm: Double { 0x1p-1020 }
 }
 
 /// Online Gaussian data seen with input noise x̃ = x + ξ, ξ ~ N(0, B): sampled sample by sample.
