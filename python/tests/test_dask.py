@@ -340,8 +340,10 @@ def test_simulate_spreads_the_chains_and_is_bit_identical_to_one_process(client,
         assert getattr(spread, field) == getattr(whole, field), field
     assert np.isnan(spread.tail_index) == np.isnan(whole.tail_index)
     assert np.isnan(whole.tail_index) or spread.tail_index == whole.tail_index
-    # One task per group of chains, run by the cluster's workers.
-    tasks = [t for t in stream.data if "simulate_chains" in str(t["key"])]
+    # One task per group of chains, run by the cluster's workers. Failed tasks are left out: the
+    # previous case's last call (seed=None, below) raises at its first failed task while its other
+    # task may still fail on a worker after this case's task stream has started.
+    tasks = [t for t in stream.data if "simulate_chains" in str(t["key"]) and "exception" not in t]
     assert len(tasks) == -(-chains // per_task)
     assert {t["worker"] for t in tasks} <= set(client.scheduler_info()["workers"])
     with pytest.raises(InvalidArgumentError, match="seed is required"):
