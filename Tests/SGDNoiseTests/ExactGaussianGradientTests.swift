@@ -132,6 +132,11 @@ struct ExactGaussianGradientTests {
         Self.check(FixedDimension3(), a: [0.9, 0.4, 0.2], delta: [0.6, 0.3, -0.8], sigma: 0.7, s: 5, scale: 1e-160)
     }
 
+    @Test("|v|² underflowing to 0 without label noise (scale 10⁻¹⁶⁵): still the law of a nonzero v")
+    func underflowingResidual() {
+        Self.check(FixedDimension2(), a: [1.0, 0.3], delta: [0.7, -0.4], sigma: 0, s: 10, scale: 1e-165)
+    }
+
     @Test("No label noise, S = 1 (χ²₁)")
     func noLabelNoise() {
         Self.check(FixedDimension4(), a: [1, 0.6, 0.4, 0.2], delta: [0.3, -0.2, 0.5, 0.4], sigma: 0, s: 1)

@@ -71,8 +71,8 @@ struct SimulatorStreamTests {
             momentum: 0.5, steps: 10_000, chains: 2, seed: 5))
         // A dense A: its eigendecomposition and the rotated √A come from LAPACK and small products
         // (tiny ones in the library's own loops, larger ones in OpenBLAS, whose last bits depend on
-        // the CPU's kernel), so this case is pinned to 1e-12 relative like the dataset's below; the
-        // stream itself is unchanged (a changed stream moves these values by O(1)).
+        // the CPU's kernel), so this case is pinned to 1e-12 relative like the dataset's below (a
+        // changed stream moves these values by O(1)).
         #expect(Self.close(values, ["0x3fb47615dd109edc", "0xbf42417a3e731e4a", "0xbf75bd9f4c47db2d",
                                     "0x3fcf868dfbbc37d7", "0x401d25e09444b844"], relative: 1e-12) && k == 141)
         (values, k) = try Self.fingerprint(SimulationSpec(

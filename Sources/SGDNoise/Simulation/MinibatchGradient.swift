@@ -71,21 +71,30 @@ struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
             norm2 += vi * vi
             dot += normals[i] * vi
         }
-        let sl = (norm2 + sigma * sigma).squareRoot() * l
-        let along: Double
+        let along: Double, sl: Double
         if norm2 >= Self.smallestSquaredNorm {
             // |v|, s and 1/|v|² in parallel: one multiply after the slowest of them.
+            sl = (norm2 + sigma * sigma).squareRoot() * l
             along = chi2 + (sigmaLN * norm2.squareRoot() - sl * dot) * (1 / norm2)
         } else {
-            // |v|² too small for its reciprocal (or v = 0): v̂ from |v| itself, or e₁ when v = 0.
-            let norm = norm2.squareRoot()
-            var dotHat = 0.0
-            if norm > 0 {
-                for i in 0..<d { v[i] /= norm }
+            // |v|² too small for its reciprocal, or subnormal, or 0: v scaled by 2⁶⁰⁰ (exact, as
+            // |v| < 2⁻⁵¹⁰) gives v̂ and |v| to full precision; e₁ stands for v̂ when v = 0.
+            var scaled2 = 0.0
+            for i in 0..<d {
+                v[i] *= 0x1p600
+                scaled2 += v[i] * v[i]
+            }
+            let scaledNorm = scaled2.squareRoot()
+            if scaledNorm > 0 {
+                for i in 0..<d { v[i] /= scaledNorm }
             } else {
                 for i in 0..<d { v[i] = i == 0 ? 1 : 0 }
             }
+            var dotHat = 0.0
             for i in 0..<d { dotHat += normals[i] * v[i] }
+            let norm = scaledNorm * 0x1p-600
+            let big = max(norm, sigma), small = min(norm, sigma)
+            sl = big == 0 ? 0 : big * (1 + (small / big) * (small / big)).squareRoot() * l  // s = √(|v|² + σ²)
             // v now holds v̂: v̂ (|v|χ²_S + σ√χ²_S n − s√χ²_S (ζ·v̂)).
             along = norm * chi2 + sigmaLN - sl * dotHat
         }
@@ -94,8 +103,8 @@ struct ExactGaussianGradient<Dimension: ChainDimension>: MinibatchGradient {
         }
     }
 
-    /// The smallest |v|² whose reciprocal and square root are both normal, so that |v|·(1/|v|²)
-    /// loses nothing to underflow.
+    /// Below this |v|² (just above the smallest normal double, 2⁻¹⁰²²) a step takes the rescaled
+    /// route: a subnormal |v|² would lose bits, and its reciprocal could overflow.
     static var smallestSquaredNorm: Double { 0x1p-1020 }
 }
 
