@@ -5,7 +5,11 @@ two within every repeat, after a warm-up, and keeps the best time of each (time.
 Every case is timed twice over: paused (a pause before each timed call, so that each library runs
 alone) and back-to-back (each timed call right after a call of the other library, as a notebook
 makes them); the second shows in the row "back-to-back" under the case. A target is met only when
-both ratios meet it. One aligned table is printed, with the ratio sgdnoise / reference and whether
+both ratios meet it. The cases whose ratio sits at a floor of parity or close to its line (the
+noise operator's matvec, the accumulator, label_noise, the short simulation) add a row "paired":
+the median over adjacent pairs of calls, which share the machine's phase (this 2-core VM has
+phases of seconds to minutes in which everything runs up to ~1.4× slower, and the best of
+separate repeats can take each side from a different one). One aligned table is printed, with the ratio sgdnoise / reference and whether
 each target is met; a missed target prints MISSED but the exit code stays 0.
 
 To add a benchmark, write a function that builds its data and returns a Case, and decorate it with
@@ -150,6 +154,29 @@ def within(factor: float) -> Callable[[float, float], tuple[str, bool]]:
     return lambda t, ref: (f"≤ {factor:g}× reference", t / ref <= factor)
 
 
+def paired_ratio(run: Callable[[], object], reference: Callable[[], object], pairs: int,
+                 factor: float) -> Check:
+    """The median of ``pairs`` ratios t_sgdnoise / t_reference of adjacent calls, each after a
+    pause (the order alternating from pair to pair), judged against ``within(factor)``'s target.
+
+    This machine (a 2-core VM) runs in phases of seconds to minutes in which everything is up to
+    ~1.4× slower; the best of separate repeats can take each side from a different phase, so a
+    ratio at a floor of parity flips between runs. Both calls of a pair share the phase."""
+    ratios = []
+    for i in range(pairs):
+        times = {}
+        for name in (("reference", "run") if i % 2 == 0 else ("run", "reference")):
+            time.sleep(PAUSE)
+            start = time.perf_counter()
+            (reference if name == "reference" else run)()
+            times[name] = time.perf_counter() - start
+        ratios.append(times["run"] / times["reference"])
+    ratios.sort()
+    median = ratios[pairs // 2] if pairs % 2 else 0.5 * (ratios[pairs // 2 - 1] + ratios[pairs // 2])
+    return Check(f"  paired: median ratio of {pairs} adjacent pairs (quartiles {ratios[pairs // 4]:.2f}–"
+                 f"{ratios[(3 * pairs) // 4]:.2f})", median, f"≤ {factor:g}×", median <= factor)
+
+
 def under(seconds: float) -> Callable[[float, float], tuple[str, bool]]:
     """Target: an absolute time per call."""
     return lambda t, ref: (f"< {fmt_time(seconds)} per call", t < seconds)
@@ -261,7 +288,8 @@ def accumulator_200000x500(rng) -> Case:
     def checks(cov, _):
         mean = g.mean(axis=0)
         definition = (g.T @ g / n - np.outer(mean, mean)) / s
-        return [Check("relative difference vs numpy definition", rel_diff(cov, definition), "(information)", None)]
+        return [paired_ratio(lambda: accumulated_covariance(g, chunk, s), lambda: g.T @ g, 9, 1.1),
+                Check("relative difference vs numpy definition", rel_diff(cov, definition), "(information)", None)]
 
     return Case(
         name=f"NoiseAccumulator N={n} D={d} chunks of {chunk}",
@@ -382,11 +410,12 @@ def noise_operator_matvec_512x1e6(rng) -> Case:
         return out / (n * s)
 
     def checks(cv, _):
+        paired = paired_ratio(lambda: op.matvec(v), lambda: (g @ v32, g.T @ u32), 15, 1.0)
         reference = exact()
         mean32 = g.mean(axis=0, dtype=np.float32)
         y32 = g @ v32 - np.float32(mean32 @ v32)
         folded = (g.T @ y32 - mean32 * y32.sum()) / np.float32(n * s)
-        return [Check("relative difference vs float64 definition", rel_diff(cv, reference), "≤ 1e-12",
+        return [paired, Check("relative difference vs float64 definition", rel_diff(cv, reference), "≤ 1e-12",
                       rel_diff(cv, reference) <= 1e-12),
                 Check("  numpy float32 route, same comparison", rel_diff(folded, reference), "(information)", None)]
 
@@ -788,12 +817,13 @@ def label_noise_1500(rng) -> Case:
     d = 1500
     a = random_spd(rng, d, 0.05, 1.0)
     lam = 0.5 * sgdnoise.critical_learning_rate(a, 32)  # well inside the stable region
+    run = lambda: sgdnoise.label_noise(a, 1.0, lam, 32)  # noqa: E731
+    reference = lambda: np.linalg.eigh(a)  # noqa: E731
     return Case(
         name=f"label_noise dense D={d}",
-        run=lambda: sgdnoise.label_noise(a, 1.0, lam, 32),
-        reference=lambda: np.linalg.eigh(a),
+        run=run, reference=reference,
         reference_name="numpy.linalg.eigh(A)",
-        judge=within(1.6), repeats=3)
+        judge=within(1.6), checks=lambda _a, _b: [paired_ratio(run, reference, 7, 1.6)], repeats=3)
 
 
 @benchmark
@@ -929,6 +959,20 @@ def simulate_short_d2(rng) -> Case:
                      Check(f"  {label}: fixed cost per call (ms)", fixed * 1e3, "≤ 1", fixed <= 1e-3),
                      Check(f"  {label}: whole 2·10⁵-step call, ns per SGD step", long / total * 1e9, "(information)",
                            None)]
+        # The same slope from adjacent pairs of calls (each after a pause), robust to the machine's
+        # slow phases (see paired_ratio).
+        slopes = []
+        for _ in range(9):
+            pair = []
+            for n_steps in (steps // 10, steps):
+                time.sleep(PAUSE)
+                start = time.perf_counter()
+                _short_run(n_steps)
+                pair.append(time.perf_counter() - start)
+            slopes.append((pair[1] - pair[0]) / (total - total // 10))
+        slopes.sort()
+        rows.append(Check(f"  paired: median ns per SGD step of 9 adjacent (2·10⁴, 2·10⁵) pairs (quartiles "
+                          f"{slopes[2] * 1e9:.1f}–{slopes[6] * 1e9:.1f})", slopes[4] * 1e9, "≤ 40", slopes[4] <= 40e-9))
         return rows
 
     return Case(
