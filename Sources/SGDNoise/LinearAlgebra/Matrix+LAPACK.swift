@@ -129,7 +129,7 @@ extension Matrix {
         let n = rows
         let info = a.withUnsafeMutableBufferPointer { pa in
             w.withUnsafeMutableBufferPointer { pw in
-                sgn_LAPACKE_dsyevd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")),
+                sgn_LAPACKE_dsyevd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), SymmetricEigendecomposition.triangle,
                                    blasInt(n), pa.baseAddress, blasInt(n), pw.baseAddress)
             }
         }

@@ -80,7 +80,7 @@ extension Matrix {
                     support.withUnsafeMutableBufferPointer { ps in
                         sgn_LAPACKE_dsyevr(
                             LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "I")),
-                            CChar(UInt8(ascii: "U")), blasInt(n), pa.baseAddress, blasInt(n), 0, 0,
+                            SymmetricEigendecomposition.triangle, blasInt(n), pa.baseAddress, blasInt(n), 0, 0,
                             blasInt(n - k + 1), blasInt(n), 0, &found, pw.baseAddress, pz.baseAddress,
                             blasInt(n), ps.baseAddress)
                     }

@@ -42,7 +42,7 @@ public struct SymmetricEigendecomposition: Sendable {
         let info = work.withUnsafeMutableBufferPointer { pa in
             w.withUnsafeMutableBufferPointer { pw in
                 sgn_LAPACKE_dsyevd(
-                    LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
+                    LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), Self.triangle,
                     blasInt(n), pa.baseAddress, blasInt(n), pw.baseAddress)
             }
         }
@@ -56,7 +56,13 @@ public struct SymmetricEigendecomposition: Sendable {
         eigenvectorRows = Matrix(uncheckedRows: n, columns: n, elements: work)
     }
 
-    /// n ≤ 2 in closed form, as LAPACK reads the matrix (the off-diagonal entry of row 1): one
+    /// The triangle LAPACK reads, in its column-major view of our row-major storage: 'L', i.e. our
+    /// upper triangle (row i from column i on). OpenBLAS's dsytrd then runs its lower SYMV kernel:
+    /// numpy.linalg.eigh at n = 1500 took 3 % (best of 24 calls) and 6.6 % (median of 24 paired
+    /// ratios) less time with UPLO='L' than with 'U' on this project's machine.
+    static var triangle: CChar { CChar(UInt8(ascii: "L")) }
+
+    /// n ≤ 2 in closed form, as LAPACK reads the matrix (the off-diagonal entry of row 0): one
     /// Jacobi rotation (Golub & Van Loan, *Matrix Computations*, §8.5.2) diagonalises
     /// [[a, b], [b, c]]: ζ = (c − a)/2b, t = sign(ζ)/(|ζ| + √(1 + ζ²)), cs = 1/√(1 + t²), sn = t·cs,
     /// eigenvalues a − tb and c + tb (backward stable, like `dsyevd`), eigenvectors (cs, −sn) and
@@ -67,14 +73,14 @@ public struct SymmetricEigendecomposition: Sendable {
         }
         // Scaled by a power of two to max |entry| in [1, 2) (exact), so that c − a and 2b cannot
         // overflow; the eigenvalues are scaled back (exact unless they leave the double range).
-        let largest = max(abs(m.elements[0]), abs(m.elements[2]), abs(m.elements[3]))
+        let largest = max(abs(m.elements[0]), abs(m.elements[1]), abs(m.elements[3]))
         guard largest > 0 else {
             return ([0, 0], Matrix(uncheckedRows: 2, columns: 2, elements: [1, 0, 0, 1]))
         }
         let e = Int(largest.exponent)
         // x · 2^k (scalbn: exact, also across the subnormal range).
         func scaled(_ x: Double, _ k: Int) -> Double { Double(sign: .plus, exponent: k, significand: x) }
-        let a = scaled(m.elements[0], -e), b = scaled(m.elements[2], -e), c = scaled(m.elements[3], -e)
+        let a = scaled(m.elements[0], -e), b = scaled(m.elements[1], -e), c = scaled(m.elements[3], -e)
         var t = 0.0
         if b != 0 {
             let zeta = (c - a) / (2 * b)
