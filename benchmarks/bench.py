@@ -10,8 +10,9 @@ operator's matvec, the accumulator, label_noise) add an information row "paired"
 the per-pair ratios of adjacent calls, which share the machine's phase (a VM can run in phases of
 seconds to minutes in which everything is slower, and the best of separate repeats can take each
 side from a different one); the short simulation adds the spread of its ns/step over such pairs.
-Information rows "floor" time what the same job cannot avoid, with numpy. One aligned table is printed, with the ratio sgdnoise / reference and whether
-each target is met; a missed target prints MISSED but the exit code stays 0.
+Information rows "floor" time what the same job cannot avoid, with numpy. One aligned table is
+printed, with the ratio sgdnoise / reference and whether each target is met; a missed target
+prints MISSED but the exit code stays 0.
 
 To add a benchmark, write a function that builds its data and returns a Case, and decorate it with
 @benchmark: it joins the table in the order of definition. Arguments run only the cases whose
@@ -155,6 +156,14 @@ def within(factor: float) -> Callable[[float, float], tuple[str, bool]]:
     return lambda t, ref: (f"≤ {factor:g}× reference", t / ref <= factor)
 
 
+def median_and_quartiles(values: list[float]) -> tuple[float, float, float]:
+    """The median of ``values`` and their lower and upper quartiles (the same rank from each end)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+    return median, ordered[n // 4], ordered[n - 1 - n // 4]
+
+
 def paired_ratios(run: Callable[[], object], reference: Callable[[], object], pairs: int) -> tuple[float, float, float]:
     """The median and quartiles of ``pairs`` per-pair ratios t_run / t_reference of adjacent calls,
     each after a pause, the order alternating from pair to pair.
@@ -172,10 +181,7 @@ def paired_ratios(run: Callable[[], object], reference: Callable[[], object], pa
             (reference if name == "reference" else run)()
             times[name] = time.perf_counter() - start
         ratios.append(times["run"] / times["reference"])
-    ratios.sort()
-    median = ratios[pairs // 2] if pairs % 2 else 0.5 * (ratios[pairs // 2 - 1] + ratios[pairs // 2])
-    k = pairs // 4
-    return median, ratios[k], ratios[pairs - 1 - k]
+    return median_and_quartiles(ratios)
 
 
 def paired_check(label: str, run: Callable[[], object], reference: Callable[[], object], pairs: int,
@@ -1006,10 +1012,9 @@ def simulate_short_d2(rng) -> Case:
                 _short_run(n_steps)
                 pair.append(time.perf_counter() - start)
             slopes.append((pair[1] - pair[0]) / (total - total // 10))
-        slopes.sort()
-        low, high = slopes[2], slopes[6]
+        median, low, high = median_and_quartiles(slopes)
         rows.append(Check(f"  paired: median ns per SGD step of 9 adjacent (2·10⁴, 2·10⁵) pairs (quartiles "
-                          f"{low * 1e9:.1f}–{high * 1e9:.1f})", slopes[4] * 1e9, "(information: the machine's spread)",
+                          f"{low * 1e9:.1f}–{high * 1e9:.1f})", median * 1e9, "(information: the machine's spread)",
                           None))
         return rows
 
