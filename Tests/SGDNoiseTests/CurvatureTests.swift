@@ -83,7 +83,9 @@ struct CurvatureTests {
         let spectrum: Spectrum
         let k: Int
         let which: SpectrumEnd
-        var description: String { "P = \(p), \(spectrum), k = \(k), \(which)" }
+        /// Partial reorthogonalisation forced (the library uses it from P = 16384 on).
+        var partial = false
+        var description: String { "P = \(p), \(spectrum), k = \(k), \(which)\(partial ? ", partial" : "")" }
     }
 
     /// Every size, spectrum, k and end, except the small end of the decaying spectrum: its
@@ -92,8 +94,10 @@ struct CurvatureTests {
     static let lanczosCases: [LanczosCase] = [50, 200, 500].flatMap { p in
         Spectrum.allCases.flatMap { s in
             [1, 5, 10].flatMap { k in
-                (s == .decaying ? [SpectrumEnd.largest] : [.largest, .smallest, .both]).map {
-                    LanczosCase(p: p, spectrum: s, k: k, which: $0)
+                (s == .decaying ? [SpectrumEnd.largest] : [.largest, .smallest, .both]).flatMap {
+                    // The partial route on the larger sizes too, held to the same checks.
+                    [LanczosCase(p: p, spectrum: s, k: k, which: $0)]
+                        + (p >= 200 ? [LanczosCase(p: p, spectrum: s, k: k, which: $0, partial: true)] : [])
                 }
             }
         }
@@ -104,7 +108,9 @@ struct CurvatureTests {
         let h = try Self.problem(c.spectrum, dimension: c.p, seed: UInt64(c.p) * 31 + UInt64(c.spectrum.rawValue.count))
         let dense = try SymmetricEigendecomposition(h)
         let hessian = try HessianOperator(h)
-        let result = try lanczosEigenpairs(hessian, count: c.k, which: c.which)
+        let result = try thickRestartEigenpairs(hessian, count: c.k, which: c.which, tolerance: 1e-10, maxSubspace: nil,
+                                                maxProducts: nil, seed: 0, verify: true,
+                                                partialReorthogonalisation: c.partial)
         #expect(result.converged, "\(c): not converged, residuals \(result.residuals), bound \(result.residualBound)")
         #expect(result.productCount == hessian.productCount)
         let scale = dense.spectralRadius
@@ -153,6 +159,60 @@ struct CurvatureTests {
         let high = c.which == .smallest ? 0 : c.k
         #expect(result.largestRange == 0..<high)
         #expect(result.smallestRange == high..<expected.count)
+    }
+
+    @Test("Partial reorthogonalisation at P = 40 000: float64 and float32-rounded products, against the known spectrum and the full route",
+          arguments: [false, true])
+    func partialReorthogonalisation(_ single: Bool) throws {
+        // A diagonal Hessian in a basis Lanczos cannot see: 30 separated top eigenvalues above a bulk
+        // in [−1, 1]. The float32 case rounds every product to single precision (relative error
+        // ~6e-8), as a float32 network's products do.
+        let p = 40_000
+        var rng = SeededGenerator(seed: 11)
+        var d = (0..<p).map { _ in Double.random(in: -1...1, using: &rng) }
+        for i in 0..<30 { d[i] = 6 - 0.15 * Double(i) }
+        let sorted = d.sorted(by: >)
+        let hessian = try HessianOperator(dimension: p) { v, out in
+            for i in 0..<p { out[i] = single ? Double(Float(d[i] * v[i])) : d[i] * v[i] }
+        }
+        let tolerance = single ? 1e-4 : 1e-9
+        var runs: [(result: LanczosEigenpairs, skipped: Int, noise: Double?)] = []
+        for partial in [true, false] {
+            var solver = try ThickRestartLanczos(hessian: hessian, subspace: 20, high: 10, low: 0,
+                                                 tolerance: tolerance, seed: 3, partial: partial)
+            let result = try solver.run(budget: 2000, which: .largest, verify: true)
+            runs.append((result, solver.skippedReorthogonalisations, solver.orthogonality?.noise))
+        }
+        let (partial, full) = (runs[0], runs[1])
+        #expect(partial.result.converged && full.result.converged)
+        // The products' own error (zero, or ~6e-8 relative) is the floor of every comparison.
+        let floor = single ? 1e-6 * sorted[0] : 1e-12 * sorted[0]
+        for i in 0..<10 {
+            #expect(abs(partial.result.eigenvalues[i] - sorted[i]) <= floor,
+                    "θ_\(i) = \(partial.result.eigenvalues[i]), expected \(sorted[i])")
+            #expect(abs(partial.result.eigenvalues[i] - full.result.eigenvalues[i]) <= floor)
+            #expect(partial.result.residuals[i] <= partial.result.residualBound)
+        }
+        let q = partial.result.eigenvectorRows
+        for i in 0..<10 {
+            for j in 0...i {
+                let dot = Self.dot(Self.row(q, i), Self.row(q, j))
+                #expect(abs(dot - (i == j ? 1 : 0)) <= 1e-12, "q_\(i)·q_\(j) = \(dot)")
+            }
+        }
+        // Most steps skip the passes over the basis, and the measured noise level is the
+        // products' precision; no more products than the full route, within a cycle's few.
+        #expect(partial.skipped * 2 > partial.result.productCount,
+                "skipped \(partial.skipped) of \(partial.result.productCount)")
+        #expect(full.skipped == 0 && full.noise == nil)
+        let noise = try #require(partial.noise)
+        if single {
+            #expect(noise > 1e-10 && noise < 1e-6, "ν = \(noise)")
+        } else {
+            #expect(noise < 1e-13, "ν = \(noise)")
+        }
+        #expect(partial.result.productCount <= full.result.productCount + 6,
+                "products: partial \(partial.result.productCount), full \(full.result.productCount)")
     }
 
     @Test("Lanczos with P ≤ the subspace: exact eigenpairs, repeated eigenvalues included")

