@@ -613,8 +613,9 @@ def network_1e6(rng) -> Case:
     """A linearised network of P = 10⁶ parameters known only through products: the Gauss–Newton
     Hessian JᵀJ/N + 10⁻³I of N = 64 feature rows J and the noise operator of g_i = r_i j_i. Its
     Hessian-vector product is cheap (two passes over J), so the library's own vector work — about
-    j + 8 passes over P doubles per Lanczos step, the reorthogonalisation against a basis of j ≤ 21
-    vectors — is a sizeable share of the time here; `network_mlp_1e6` is a real network."""
+    10 passes over P doubles per eigenpair step (2j more on the steps that partial
+    reorthogonalisation does not skip, j ≤ 21), 13 + 2k per probe step, and the thick restarts'
+    recombinations — is a sizeable share of the time here; `network_mlp_1e6` is a real network."""
     n, p = 64, 1_000_000
     j = rng.standard_normal((n, p))  # float64: a float32 product's round-off (1e-7) would be
     j *= np.linspace(2.0, 0.2, n)[:, None]  # above the 1e-8 tolerance; a decaying spectrum

@@ -822,7 +822,7 @@ typedef enum sgdnoise_spectrum_end {
 } sgdnoise_spectrum_end;
 
 /* The k largest and/or smallest eigenpairs of the symmetric operator of hessian (dimension d)
- * by restarted Lanczos with full reorthogonalisation (docs/theory.md section 8); which is an
+ * by restarted Lanczos, reorthogonalised fully below d = 16384 and partially from there on (docs/theory.md section 8); which is an
  * sgdnoise_spectrum_end: the three ends verified (a verification cycle searches for missed copies
  * of repeated eigenvalues, then every residual is recomputed with one more product) or, the
  * *_UNVERIFIED codes, ARPACK's contract in fewer products. Residual

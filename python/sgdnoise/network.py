@@ -151,7 +151,8 @@ def hessian_eigen(hvp: Product | Any, dim: int, k: int = 10, *,
                   max_products: int | None = None, seed: int = 0, verify: bool = True) -> HessianEigen:
     r"""The k algebraically largest and/or smallest eigenpairs of a Hessian from its product.
 
-    Restarted Lanczos with full reorthogonalisation (docs/theory.md §8); converged when every
+    Thick-restart Lanczos, reorthogonalised fully below P = 16384 and partially from there on
+    (when an estimate of the lost orthogonality asks for it; docs/theory.md §8); converged when every
     :math:`\|Hq - \theta q\| \le` ``tol`` :math:`\cdot\max|\theta|`.
 
     Parameters
