@@ -111,6 +111,13 @@ static void SGN_KFN(subtract_scale)(ptrdiff_t n, const double *w, ptrdiff_t rows
                                     const double *c, double scale, double *out) {
     double tile[SGN_KRYLOV_CHUNK];
     const v4d f = sgn_splat4(scale);
+    if (rows == 0) {  // a plain scaling: straight from w to out (which may be w), no tile
+        const ptrdiff_t body = n / 4 * 4;
+        ptrdiff_t q;
+        for (q = 0; q < body; q += 4) sgn_store4(out + q, sgn_load4(w + q) * f);
+        for (; q < n; q++) out[q] = w[q] * scale;
+        return;
+    }
     for (ptrdiff_t t0 = 0; t0 < n; t0 += SGN_KRYLOV_CHUNK) {
         const ptrdiff_t len = n - t0 < SGN_KRYLOV_CHUNK ? n - t0 : SGN_KRYLOV_CHUNK;
         const ptrdiff_t body = len / 4 * 4;

@@ -215,6 +215,29 @@ struct CurvatureTests {
                 "products: partial \(partial.result.productCount), full \(full.result.productCount)")
     }
 
+    @Test("A basis pool hands a dropped block to the next basis that fits, and frees nothing early")
+    func basisPool() throws {
+        let pool = KrylovBasisPool()
+        try KrylovBasisPool.$current.withValue(pool) {
+            var first: KrylovBasis? = try KrylovBasis(dimension: 1000, capacity: 22)
+            let storage = first!.storage
+            first!.vector(21)[999] = 7
+            first = nil  // back to the pool
+            let small = try KrylovBasis(dimension: 1000, capacity: 1)  // a workspace: not the 22 rows
+            #expect(small.storage != storage && small.capacity == 1)
+            let other = try KrylovBasis(dimension: 999, capacity: 20)  // another dimension
+            #expect(other.storage != storage)
+            let second = try KrylovBasis(dimension: 1000, capacity: 17)  // fits: reused whole
+            #expect(second.storage == storage && second.capacity == 22)
+            #expect(second.vector(21)[999] == 7)  // its memory, not a fresh block
+            try second.reserve(30)  // grows as any basis
+            #expect(second.capacity >= 30)
+        }
+        // Outside a pool's scope a basis owns its block.
+        let alone = try KrylovBasis(dimension: 10, capacity: 2)
+        #expect(alone.capacity == 2)
+    }
+
     @Test("Lanczos with P ≤ the subspace: exact eigenpairs, repeated eigenvalues included")
     func lanczosSmallDimension() throws {
         // Four distinct eigenvalues in dimension 9: the Krylov space of one vector has dimension 4,
@@ -699,6 +722,72 @@ struct CurvatureTests {
             let size = Self.dot(expected, expected).squareRoot()
             let error = zip(f.value, expected).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / size
             #expect(error <= 1e-12 && f.steps <= 4, "magnitude \(magnitude): relative error \(error), \(f.steps) steps")
+        }
+    }
+
+    @Test("Deflation by approximate eigenpairs (residuals ~1e-4): g(H)v and the quadrature rules within O(‖R‖²) of the dense projected operator")
+    func approximateDeflation() throws {
+        // The recurrences project the deflated rows off lazily and drop a term O(‖R‖²/β) a step
+        // (KrylovBasis.swift, LanczosRecurrence.step); the reference is the projected operator
+        // ΠHΠ built densely, whose Krylov space the explicit projection computes exactly.
+        let p = 300
+        let (h, _) = try Self.quadratureProblem(p, seed: 60)
+        let dense = try SymmetricEigendecomposition(h)
+        var rng = SeededGenerator(seed: 61)
+        // The 4 top eigenvectors, each moved by ~1e-4 and made orthonormal again; θ_i their
+        // Rayleigh quotients.
+        var rows: [[Double]] = (0..<4).map { i in
+            zip(Self.row(dense.eigenvectorRows, p - 1 - i), rng.uniformArray(p, -1, 1)).map { $0 + 1e-4 * $1 / 10 }
+        }
+        for i in 0..<4 {
+            for k in 0..<i {
+                let d = Self.dot(rows[i], rows[k])
+                rows[i] = zip(rows[i], rows[k]).map { $0 - d * $1 }
+            }
+            let n = Self.dot(rows[i], rows[i]).squareRoot()
+            rows[i] = rows[i].map { $0 / n }
+        }
+        let q = try Matrix(rows: 4, columns: p, elements: rows.flatMap { $0 })
+        let theta = rows.map { Self.dot($0, h.apply($0)) }
+        let residual = (0..<4).map { i in
+            zip(h.apply(rows[i]), rows[i]).map { $0 - theta[i] * $1 }.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        }.max()!
+        #expect(residual > 1e-6 && residual < 1e-3, "residual \(residual)")
+        let deflation = try Deflation(eigenvalues: theta, eigenvectorRows: q)
+        // Π = I − QQᵀ and the projected operator ΠHΠ.
+        var projector = Matrix.identity(p)
+        for a in 0..<p {
+            for b in 0..<p { projector[a, b] -= (0..<4).reduce(0) { $0 + rows[$1][a] * rows[$1][b] } }
+        }
+        let projected = try SymmetricEigendecomposition(
+            (projector * h * projector).symmetrized)
+        let v = rng.uniformArray(p, -1, 1)
+        let pv = projector.apply(v)
+        let hessian = try HessianOperator(h)
+        for (name, g) in [("1/(2 − x)", { (x: Double) in 1 / (2 - x) }), ("exp(−x)", { (x: Double) in exp(-x) })] {
+            // Q g(Θ) Qᵀ v + g(ΠHΠ) Πv (Πv lies in the range of Π, which ΠHΠ keeps).
+            let qv = rows.map { Self.dot($0, v) }
+            var expected = projected.reconstruct(g).apply(pv)
+            for i in 0..<4 {
+                for a in 0..<p { expected[a] += g(theta[i]) * qv[i] * rows[i][a] }
+            }
+            let result = try krylovMatrixFunction(g, hessian: hessian, vector: v, deflation: deflation, maxSteps: 100)
+            let size = Self.dot(expected, expected).squareRoot()
+            let error = zip(result.value, expected).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / size
+            #expect(error <= 1e-7, "\(name): relative error \(error) (residuals \(residual))")
+        }
+        // The Gauss rule of the probe's Krylov space: Σ w θʲ = (Πv)ᵀ(ΠHΠ)ʲ(Πv) for j < 2·steps.
+        let (_, rules) = try krylovMatrixFunctionsAndRules(
+            [{ exp(-$0) }], hessian: hessian, vectors: [v], deflation: deflation, tolerance: 1e-12, maxSteps: 6,
+            quadrature: true)
+        let rule = try #require(rules.first)
+        var power = pv
+        let scale = Self.dot(pv, pv)
+        for j in 0..<12 {
+            let exact = Self.dot(pv, power)
+            let gauss = zip(rule.nodes, rule.weights).reduce(0) { $0 + $1.1 * pow($1.0, Double(j)) }
+            #expect(abs(gauss - exact) <= 1e-7 * scale, "moment \(j): Gauss \(gauss), exact \(exact)")
+            power = projected.reconstruct { $0 }.apply(power)
         }
     }
 

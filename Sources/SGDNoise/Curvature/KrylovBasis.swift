@@ -24,14 +24,29 @@ final class KrylovBasis {
 
     /// A block of `capacity` vectors of length `dimension`.
     /// - Throws: `outOfMemory` when P · capacity doubles cannot be allocated.
+    /// The pool the block came from and goes back to (`KrylovBasisPool.current` at creation).
+    private let pool: KrylovBasisPool?
+
     init(dimension: Int, capacity: Int) throws {
         precondition(dimension >= 1 && capacity >= 1)
         self.dimension = dimension
-        self.capacity = capacity
-        storage = try KrylovBasis.allocate(rows: capacity, dimension: dimension, reusing: nil)
+        pool = KrylovBasisPool.current
+        if let (block, rows) = pool?.take(rows: capacity, dimension: dimension) {
+            self.capacity = rows
+            storage = block
+        } else {
+            self.capacity = capacity
+            storage = try KrylovBasis.allocate(rows: capacity, dimension: dimension, reusing: nil)
+        }
     }
 
-    deinit { free(storage) }
+    deinit {
+        if let pool {
+            pool.give(storage, rows: capacity, dimension: dimension)
+        } else {
+            free(storage)
+        }
+    }
 
     private static func allocate(rows: Int, dimension: Int, reusing old: UnsafeMutablePointer<Double>?) throws
         -> UnsafeMutablePointer<Double>
@@ -152,6 +167,37 @@ final class KrylovBasis {
     }
 }
 
+/// Freed Krylov blocks kept for reuse within one computation. A computation that creates and drops
+/// many bases in turn (`networkFluctuation`: two eigenpair runs, then a basis per probe) runs inside
+/// `KrylovBasisPool.$current.withValue(pool)`; its bases then take their memory from the pool and
+/// give it back, so that the memory is zeroed by the kernel once instead of once per basis (at
+/// P = 10⁶ a basis of 20 rows is 160 MB, and its first touch cost more than its Lanczos steps'
+/// arithmetic). Everything goes back to the system when the pool is released. One thread at a time.
+final class KrylovBasisPool: @unchecked Sendable {
+    @TaskLocal static var current: KrylovBasisPool?
+
+    private var blocks: [(storage: UnsafeMutablePointer<Double>, rows: Int, dimension: Int)] = []
+
+    init() {}
+
+    /// The smallest free block of `dimension` with at least `rows` rows and at most
+    /// max(2 rows, rows + 4) (a one-row workspace does not take a whole basis), or nil.
+    func take(rows: Int, dimension: Int) -> (UnsafeMutablePointer<Double>, Int)? {
+        let fitting = blocks.indices.filter {
+            blocks[$0].dimension == dimension && blocks[$0].rows >= rows && blocks[$0].rows <= max(2 * rows, rows + 4)
+        }
+        guard let best = fitting.min(by: { blocks[$0].rows < blocks[$1].rows }) else { return nil }
+        let block = blocks.remove(at: best)
+        return (block.storage, block.rows)
+    }
+
+    func give(_ storage: UnsafeMutablePointer<Double>, rows: Int, dimension: Int) {
+        blocks.append((storage, rows, dimension))
+    }
+
+    deinit { for block in blocks { free(block.storage) } }
+}
+
 extension Xoshiro256StarStar {
     /// Fills `count` entries with independent standard normal variates.
     mutating func fillGaussian(_ x: UnsafeMutablePointer<Double>, count: Int) {
@@ -223,8 +269,13 @@ struct LanczosRecurrence {
     /// e_1ᵀ g(T) e_1).
     let stopBelow: Double
     let deflatedCount: Int
+    /// θ_i of the deflated rows (H q_i ≈ θ_i q_i).
+    let deflatedValues: [Double]
     /// The dimension of the space the recurrence lives in: P minus the deflated rows.
     let space: Int
+    /// d_j = Qᵀṽ_j for each stored row ṽ_j: the Lanczos vector is v_j = ṽ_j − Q d_j (the projection
+    /// off the deflated rows is applied lazily, see `step`); all zero without deflation.
+    var deflatedParts: [[Double]] = []
     /// α_0 … α_{j−1}.
     var alpha: [Double] = []
     /// β_1 … β_{j−1} (β_i couples v_{i−1} and v_i).
@@ -238,34 +289,46 @@ struct LanczosRecurrence {
 
     init(
         hessian: HessianOperator, basis: KrylovBasis, deflated: KrylovBasis?, deflatedCount: Int,
-        stopBelow: Double
+        deflatedValues: [Double], stopBelow: Double
     ) throws {
+        precondition(deflatedValues.count == deflatedCount)
         self.hessian = hessian
         self.stopBelow = stopBelow
         self.basis = basis
         self.deflated = deflated
         self.deflatedCount = deflatedCount
+        self.deflatedValues = deflatedValues
+        // The start vector (row 0) is orthogonal to the deflated rows (the callers project it).
+        deflatedParts = [[Double](repeating: 0, count: deflatedCount)]
         self.space = hessian.dimension - deflatedCount
         work = try KrylovBasis(dimension: hessian.dimension, capacity: 1)
     }
 
-    /// v_j, the vector whose product the next step takes.
+    /// ṽ_j, the vector whose product the next step takes (v_j plus its part Q d_j along the
+    /// deflated rows, of the order of their residuals).
     var current: UnsafePointer<Double> { UnsafePointer(basis.vector(count)) }
 
-    /// Takes the product of v_j (or uses `given`, H v_j computed by the caller with
+    /// Takes the product of ṽ_j (or uses `given`, H ṽ_j computed by the caller with
     /// `apply(…, checked: false)`, e.g. in a block with other recurrences' vectors:
     /// `runInLockstep`), checks it, appends α_j and, unless the space is invariant, β_{j+1} and
-    /// v_{j+1} (growing the basis).
+    /// ṽ_{j+1} (growing the basis).
     ///
-    /// The three-term recurrence (β_j known, α_j = v_jᵀHv_j − β_j v_jᵀv_{j−1}), then the projection
-    /// off the deflated rows (without it, rounding along them would grow like a Chebyshev
-    /// polynomial of their distance from the rest of the spectrum), in three passes over the
-    /// vectors: `lanczosDots` (‖Hv_j‖², which checks the product, and the two dot products),
-    /// `combineAndProject` (w = Hv_j − β_j v_{j−1} − α_j v_j written to row j + 1, its projections
-    /// c on the deflated rows and ‖w‖²), `subtractRowsAndScale` (v_{j+1} = (w − Qᵀc)/β_{j+1} in
-    /// place, β_{j+1}² = ‖w‖² − ‖c‖², exact for orthonormal rows; projections below 1e-13 ‖w‖ are
-    /// not subtracted, and a projection removing more than half of ‖w‖², or magnitudes near the
-    /// ends of the double range, go the general DGKS route of `orthogonalise`).
+    /// The three-term recurrence (β_j known, α_j = v_jᵀHv_j − β_j v_jᵀv_{j−1}) with the projection
+    /// off the deflated rows Q (without it, rounding along them would grow like a Chebyshev
+    /// polynomial of their distance from the rest of the spectrum). The projection is applied
+    /// **lazily**: the stored row is ṽ_{j+1} = w/β_{j+1} with w = Hv_j − α_j v_j − β_j v_{j−1}, and
+    /// its part d_{j+1} = Qᵀw/β_{j+1} along Q is kept, so that v_{j+1} = ṽ_{j+1} − Q d_{j+1}. The
+    /// next product is taken of ṽ_{j+1}; since H Q = QΘ + R (R the deflated pairs' residuals),
+    /// H v_{j+1} = H ṽ_{j+1} − QΘd_{j+1} − R d_{j+1}, and the last term, O(‖R‖²/β), is dropped (it
+    /// is below the O(‖R‖) at which approximate eigenvectors deflate in any case). The correction
+    /// QΘd_{j+1} joins the subtraction of the next step, which reads Q once for both it and the new
+    /// projections: three passes — `lanczosDots` (‖Hṽ_j‖², which checks the product, ṽ_jᵀHṽ_j,
+    /// ṽ_jᵀṽ_{j−1}; the d's turn them into v's), `combineAndProject` (w = Hṽ_j − β_jṽ_{j−1} −
+    /// α_jṽ_j − Q(Θd_j − α_jd_j − β_jd_{j−1}) written to row j + 1, its projections c = Qᵀw and
+    /// ‖w‖²), and the scaling by 1/β_{j+1}, β_{j+1}² = ‖w‖² − ‖c‖² (exact for orthonormal rows).
+    /// Projections below 1e-13 ‖w‖ are dropped; a projection removing more than half of ‖w‖², or
+    /// magnitudes near the ends of the double range, go the general DGKS route of `orthogonalise`,
+    /// which projects w off Q explicitly (d_{j+1} = 0).
     mutating func step(product given: UnsafePointer<Double>? = nil) throws {
         precondition(!invariant)
         let j = count
@@ -280,16 +343,30 @@ struct LanczosRecurrence {
             h = UnsafePointer(work.vector(0))
         }
         products += 1
+        let q = deflatedCount
         let known = j > 0 ? beta[j - 1] : 0
         let previous = j > 0 ? UnsafePointer(basis.vector(j - 1)) : nil
+        let d = deflatedParts[j]
+        let dPrevious = j > 0 ? deflatedParts[j - 1] : [Double](repeating: 0, count: q)
         let dots = lanczosDots(h, v, previous, count: p)
         if !dots.hh.isFinite { try hessian.requireFinite(h) }
-        let a = dots.vh - known * dots.vu
+        // v_jᵀHv_j = ṽ_jᵀHṽ_j − d_jᵀΘd_j and v_jᵀv_{j−1} = ṽ_jᵀṽ_{j−1} − d_jᵀd_{j−1} (to O(‖R‖²)).
+        var dThetaD = 0.0, dDPrevious = 0.0
+        for i in 0..<q {
+            dThetaD += d[i] * deflatedValues[i] * d[i]
+            dDPrevious += d[i] * dPrevious[i]
+        }
+        let a = (dots.vh - dThetaD) - known * (dots.vu - dDPrevious)
         var terms: [(coefficient: Double, vector: UnsafePointer<Double>)] = [(a, UnsafePointer(v))]
         if let previous { terms.insert((known, previous), at: 0) }
-        let next = basis.vector(j + 1)
-        let q = deflatedCount
         let rows = deflated.map { UnsafePointer($0.storage) }
+        if let rows {
+            for i in 0..<q {
+                let e = deflatedValues[i] * d[i] - a * d[i] - known * dPrevious[i]
+                if e != 0 { terms.append((e, rows + i * p)) }
+            }
+        }
+        let next = basis.vector(j + 1)
         var c = [Double](repeating: 0, count: q)
         let localSquare = c.withUnsafeMutableBufferPointer {
             combineAndProject(h, minus: terms, rows: rows, rowCount: q, count: p, into: next,
@@ -303,16 +380,17 @@ struct LanczosRecurrence {
         var inSpan = false
         if negligible {
             after = localSquare.squareRoot()
+            c = [Double](repeating: 0, count: q)
         } else if usual && localSquare - cSquare > 0.5 * localSquare {
             after = (localSquare - cSquare).squareRoot()
         } else {
-            // The general route from w = Hv_j − β_j v_{j−1} − α_j v_j, every norm measured.
+            // The general route from w, every norm measured, projected off Q explicitly.
             next.update(from: h, count: p)
             for term in terms { longAxpy(-term.coefficient, term.vector, next, count: p) }
             let local = longNorm(next, count: p)
             (_, after, inSpan) = basis.orthogonalise(next, against: 0, extra: rows, extraCount: q, normBefore: local,
                                                      minimumPasses: 1)
-            c = []  // already subtracted
+            c = [Double](repeating: 0, count: q)
         }
         alpha.append(a)
         if j + 1 >= space || inSpan || after <= stopBelow * before {
@@ -320,12 +398,23 @@ struct LanczosRecurrence {
             return
         }
         beta.append(after)
-        if negligible || c.isEmpty {
-            scaleInPlace(next, count: p, by: 1 / after)
-        } else {
-            c.withUnsafeBufferPointer {
-                subtractRowsAndScale(next, rows: rows, rowCount: q, coefficients: $0.baseAddress!, scale: 1 / after,
-                                     count: p, into: next)
+        scaleInPlace(next, count: p, by: 1 / after)
+        deflatedParts.append(c.map { $0 / after })
+    }
+
+    /// out_o = Σ_s y[o·from + s] v_s for o < outputs over the first `from` Lanczos vectors (the
+    /// stored rows combined, then their parts along the deflated rows subtracted).
+    func combine(coefficients y: [Double], outputs: Int, from: Int, into out: UnsafeMutablePointer<Double>) {
+        basis.combine(coefficients: y, outputs: outputs, from: from, into: out)
+        guard let deflated, deflatedCount > 0 else { return }
+        let p = basis.dimension
+        for o in 0..<outputs {
+            var along = [Double](repeating: 0, count: deflatedCount)
+            for s in 0..<from {
+                for i in 0..<deflatedCount { along[i] += y[o * from + s] * deflatedParts[s][i] }
+            }
+            if along.contains(where: { $0 != 0 }) {
+                subtractRows(deflated.storage, rows: deflatedCount, length: p, coefficients: along, from: out + o * p)
             }
         }
     }

@@ -176,7 +176,7 @@ private struct KrylovFunctionProbe: LockstepProbe {
         self.values = values
 
         // The Krylov part on Πv.
-        let basis = try KrylovBasis(dimension: p, capacity: min(limit, 16) + 1)
+        let basis = try KrylovBasis(dimension: p, capacity: min(limit, 32) + 2)
         let start = basis.vector(0)
         v.withUnsafeBufferPointer { start.update(from: $0.baseAddress!, count: p) }
         if let deflated {
@@ -191,7 +191,8 @@ private struct KrylovFunctionProbe: LockstepProbe {
         }
         scaleInPlace(start, count: p, by: 1 / norm)
         lanczos = try LanczosRecurrence(
-            hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q, stopBelow: Double.ulpOfOne)
+            hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q,
+            deflatedValues: deflation?.eigenvalues ?? [], stopBelow: Double.ulpOfOne)
     }
 
     var running: Bool { !finished }
@@ -253,7 +254,7 @@ private struct KrylovFunctionProbe: LockstepProbe {
         let m = coefficients[0].count
         var krylovPart = [Double](repeating: 0, count: n * p)
         krylovPart.withUnsafeMutableBufferPointer { out in
-            lanczos.basis.combine(coefficients: coefficients.flatMap { $0 }, outputs: n, from: m, into: out.baseAddress!)
+            lanczos.combine(coefficients: coefficients.flatMap { $0 }, outputs: n, from: m, into: out.baseAddress!)
         }
         return (0..<n).map { f in
             var value = values[f]

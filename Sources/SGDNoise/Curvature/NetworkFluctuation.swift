@@ -181,6 +181,19 @@ public func networkFluctuation(
     k: Int = 10, probes: Int = 30, steps: Int = 40, batchSize: Int? = nil, tolerance: Double = 1e-8,
     seed: UInt64 = 0
 ) throws -> NetworkFluctuation {
+    // The eigenpair runs and the probes create and drop bases of P-vectors in turn: one pool of
+    // their memory for the whole call.
+    try KrylovBasisPool.$current.withValue(KrylovBasisPool()) {
+        try pooledNetworkFluctuation(
+            hessian: hessian, noiseOperator: noiseOperator, learningRate: learningRate, momentum: momentum, k: k,
+            probes: probes, steps: steps, batchSize: batchSize, tolerance: tolerance, seed: seed)
+    }
+}
+
+private func pooledNetworkFluctuation(
+    hessian: HessianOperator, noiseOperator: HessianOperator, learningRate: LearningRate, momentum: Double,
+    k: Int, probes: Int, steps: Int, batchSize: Int?, tolerance: Double, seed: UInt64
+) throws -> NetworkFluctuation {
     let mu = try Validation.momentum(momentum)
     if let s = batchSize { try Validation.batchSize(s) }
     guard probes >= 2 else { throw SGDNoiseError.invalidArgument("probes must be at least 2 for a standard error, got \(probes)") }

@@ -137,7 +137,7 @@ public struct StochasticLanczosQuadrature: Sendable {
                 }
                 let lanczos = try LanczosRecurrence(
                     hessian: hessian, basis: basis, deflated: deflated, deflatedCount: q,
-                    stopBelow: Double.ulpOfOne.squareRoot())
+                    deflatedValues: deflation?.eigenvalues ?? [], stopBelow: Double.ulpOfOne.squareRoot())
                 running.append(QuadratureProbe(lanczos: lanczos, steps: steps, slot: slot, normSquared: normSquared))
             }
             try runInLockstep(&running, hessian: hessian)
