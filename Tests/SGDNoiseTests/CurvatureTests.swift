@@ -569,6 +569,25 @@ struct CurvatureTests {
         let hv = try base.apply(v)
         let sv = try scaled.apply(v)
         for i in 0..<40 { #expect(abs(sv[i] - 0.25 * hv[i]) <= 1e-15 * abs(hv[i]) + 1e-300) }
+        // The Lanczos steps take λH's products unscaled and fold λ into their coefficients: the
+        // eigenpairs (both reorthogonalisation routes) and g(λH)v equal those of the dense λH.
+        let mixed = try SymmetricEigendecomposition(h)
+        for partial in [false, true] {
+            let eigen = try thickRestartEigenpairs(scaled, count: 3, which: .both, tolerance: 1e-10, maxSubspace: nil,
+                                                   maxProducts: nil, seed: 0, verify: true,
+                                                   partialReorthogonalisation: partial)
+            let expected = Array(mixed.values.reversed().prefix(3)) + Array(mixed.values.prefix(3))
+            for (theta, lambda) in zip(eigen.eigenvalues, expected) {
+                #expect(abs(theta - 0.25 * lambda) <= 1e-9 * mixed.spectralRadius, "expected \(0.25 * lambda), observed \(theta)")
+            }
+        }
+        let g = { (x: Double) in exp(-x) }
+        let exact = mixed.reconstruct { g(0.25 * $0) }.apply(v)
+        for deflation in [nil, Deflation(try lanczosEigenpairs(scaled, count: 2))] {
+            let result = try krylovMatrixFunction(g, hessian: scaled, vector: v, deflation: deflation, maxSteps: 40)
+            let error = zip(result.value, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+            #expect(error <= 1e-10 * Self.dot(exact, exact).squareRoot(), "deflated: \(deflation != nil): error \(error)")
+        }
     }
 
     // MARK: Stochastic Lanczos quadrature

@@ -123,10 +123,13 @@ public final class HessianOperator {
         switch learningRate {
         case .scalar(let lambda):
             try Validation.learningRate(lambda)
+            let scaling = ScalingSwitch()
             try self.init(dimension: n, blockSize: b) { count, v, out in
                 try hessian.apply(count: count, v.baseAddress!, into: out.baseAddress!, checked: false)
-                scaleInPlace(out.baseAddress!, count: count * n, by: lambda)
+                if scaling.on { scaleInPlace(out.baseAddress!, count: count * n, by: lambda) }
             }
+            outputScale = lambda
+            self.scaling = scaling
         case .diagonal(let d):
             guard d.count == n else {
                 throw SGDNoiseError.invalidArgument("learningRate must have \(n) diagonal entries, got \(d.count)")
@@ -176,9 +179,18 @@ public final class HessianOperator {
     /// `requireFinite` on the row when that sum is not finite (an entry NaN or ±∞, or squares
     /// overflowing), which throws the same error as the check here would have.
     /// - Throws: `numericalFailure` when an H v_r has a NaN or an infinity; whatever the closure throws.
-    func apply(count: Int, _ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, checked: Bool = true)
-        throws
+    ///
+    /// `scaled: false` leaves out the factor `outputScale` (λ of λH, 1 for other operators): the
+    /// rows are H v_r / `outputScale`, and the caller multiplies (a Lanczos step folds it into its
+    /// coefficients, which saves a pass over each product).
+    func apply(count: Int, _ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, checked: Bool = true,
+               scaled: Bool = true) throws
     {
+        if !scaled, let scaling {
+            scaling.on = false
+            defer { scaling.on = true }
+            return try apply(count: count, v, into: out, checked: checked)
+        }
         let p = dimension
         uncheckedCall = nil
         var start = 0
@@ -207,6 +219,12 @@ public final class HessianOperator {
         }
         if !checked { uncheckedCall = (UnsafePointer(out), count, productCount - count + 1) }
     }
+
+    /// λ for the operator λH of `init(preconditioning:learningRate: .scalar(λ))`, which
+    /// `apply(…, scaled: false)` leaves out; 1 for every other operator.
+    private(set) var outputScale = 1.0
+    /// Turns the factor `outputScale` off for one `apply(…, scaled: false)`.
+    private var scaling: ScalingSwitch?
 
     /// The output of the last `apply(…, checked: false)`: where its rows start, how many, and the
     /// number of the product of its first row (for the error message).
@@ -270,4 +288,10 @@ public final class HessianOperator {
         }
         return try Matrix(rows: vectors.rows, columns: dimension, elements: out)
     }
+}
+
+/// Whether the λ-scaling of a preconditioned operator's product is on (off during an
+/// `apply(…, scaled: false)`).
+final class ScalingSwitch: @unchecked Sendable {
+    var on = true
 }

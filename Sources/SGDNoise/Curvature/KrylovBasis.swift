@@ -335,13 +335,15 @@ struct LanczosRecurrence {
         let p = basis.dimension
         try basis.reserve(j + 2)
         let v = basis.vector(j)
+        // h = H ṽ_j / s: the operator's scale s (λ of λH) is applied in the coefficients below.
         let h: UnsafePointer<Double>
         if let given {
             h = given
         } else {
-            try hessian.apply(count: 1, v, into: work.vector(0), checked: false)
+            try hessian.apply(count: 1, v, into: work.vector(0), checked: false, scaled: false)
             h = UnsafePointer(work.vector(0))
         }
+        let s = hessian.outputScale
         products += 1
         let q = deflatedCount
         let known = j > 0 ? beta[j - 1] : 0
@@ -356,7 +358,7 @@ struct LanczosRecurrence {
             dThetaD += d[i] * deflatedValues[i] * d[i]
             dDPrevious += d[i] * dPrevious[i]
         }
-        let a = (dots.vh - dThetaD) - known * (dots.vu - dDPrevious)
+        let a = (s * dots.vh - dThetaD) - known * (dots.vu - dDPrevious)
         var terms: [(coefficient: Double, vector: UnsafePointer<Double>)] = [(a, UnsafePointer(v))]
         if let previous { terms.insert((known, previous), at: 0) }
         let rows = deflated.map { UnsafePointer($0.storage) }
@@ -366,18 +368,22 @@ struct LanczosRecurrence {
                 if e != 0 { terms.append((e, rows + i * p)) }
             }
         }
+        // The pass works on w/s (h as given, the coefficients divided by s); its results are scaled back.
         let next = basis.vector(j + 1)
         var c = [Double](repeating: 0, count: q)
-        let localSquare = c.withUnsafeMutableBufferPointer {
-            combineAndProject(h, minus: terms, rows: rows, rowCount: q, count: p, into: next,
-                              projections: $0.baseAddress!)
+        let localSquare = s * s * c.withUnsafeMutableBufferPointer {
+            combineAndProject(h, minus: terms.map { ($0.coefficient / s, $0.vector) }, rows: rows, rowCount: q,
+                              count: p, into: next, projections: $0.baseAddress!)
         }
+        c = c.map { s * $0 }
         let cSquare = c.reduce(0) { $0 + $1 * $1 }
-        let before = lanczosProductNorm(couplingSquares: known * known, alpha: a, restSquare: localSquare, h, count: p)
-        let usual = dots.hh.isFinite && dots.hh >= 1e-250 && localSquare >= 1e-250
+        let before = lanczosProductNorm(couplingSquares: known * known, alpha: a, restSquare: localSquare, h, count: p,
+                                        scale: s)
+        let usual = dots.hh.isFinite && s * s * dots.hh >= 1e-250 && localSquare >= 1e-250
         let negligible = usual && c.allSatisfy { abs($0) <= 1e-13 * localSquare.squareRoot() }
         var after: Double
         var inSpan = false
+        var stored = s  // next holds the new vector times stored / ‖·‖ before the final scaling
         if negligible {
             after = localSquare.squareRoot()
             c = [Double](repeating: 0, count: q)
@@ -386,6 +392,8 @@ struct LanczosRecurrence {
         } else {
             // The general route from w, every norm measured, projected off Q explicitly.
             next.update(from: h, count: p)
+            if s != 1 { scaleInPlace(next, count: p, by: s) }
+            stored = 1
             for term in terms { longAxpy(-term.coefficient, term.vector, next, count: p) }
             let local = longNorm(next, count: p)
             (_, after, inSpan) = basis.orthogonalise(next, against: 0, extra: rows, extraCount: q, normBefore: local,
@@ -398,7 +406,7 @@ struct LanczosRecurrence {
             return
         }
         beta.append(after)
-        scaleInPlace(next, count: p, by: 1 / after)
+        scaleInPlace(next, count: p, by: stored / after)
         deflatedParts.append(c.map { $0 / after })
     }
 

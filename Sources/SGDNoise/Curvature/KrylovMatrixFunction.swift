@@ -258,7 +258,9 @@ private struct KrylovFunctionProbe: LockstepProbe {
         }
         return (0..<n).map { f in
             var value = values[f]
-            for i in 0..<p { value[i] += krylovPart[f * p + i] }
+            value.withUnsafeMutableBufferPointer { out in
+                krylovPart.withUnsafeBufferPointer { longAxpy(1, $0.baseAddress! + f * p, out.baseAddress!, count: p) }
+            }
             return KrylovFunctionResult(value: value, steps: m, change: changes[f],
                                         converged: converged || changes[f] <= tolerance, productCount: lanczos.products)
         }

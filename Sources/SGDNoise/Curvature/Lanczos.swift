@@ -310,15 +310,18 @@ struct ThickRestartLanczos {
     mutating func step() throws {
         let h = basis.vector(m + 1)
         let v = basis.vector(j)
-        try hessian.apply(count: 1, v, into: h, checked: false)
+        // h = H v_j / s: the operator's scale s (λ of λH) is applied in the coefficients below.
+        try hessian.apply(count: 1, v, into: h, checked: false, scaled: false)
+        let s = hessian.outputScale
         products += 1
         // The couplings of v_j to the rows before it (column j of T above the diagonal).
         let couplings = (0..<j).map { t[$0 * m + j] }
         let known = couplings.indices.filter { couplings[$0] != 0 }
             .map { (coefficient: couplings[$0], vector: UnsafePointer(basis.vector($0))) }
         let knownSquares = couplings.reduce(0) { $0 + $1 * $1 }
-        let dots = lanczosDots(h, v, nil, count: p)
-        if !dots.hh.isFinite { try hessian.requireFinite(h) }
+        let raw = lanczosDots(h, v, nil, count: p)
+        if !raw.hh.isFinite { try hessian.requireFinite(h) }
+        let dots = (hh: s * s * raw.hh, vh: s * raw.vh)
         let a = dots.vh
         let next = basis.vector(j + 1)
         // The estimate of ω_{j+1,k}·β_{j+1} (the commutator column), and whether it allows the
@@ -335,10 +338,12 @@ struct ThickRestartLanczos {
             orthogonality!.predictedRow(commutator: column, productNorm: productNorm, beta: pythagoras.squareRoot())
                 .allSatisfy { abs($0) <= orthogonalityLimit }
         } ?? false
+        // The pass works on w/s (h as given, the coefficients divided by s); its results are scaled back.
         var c = [Double](repeating: 0, count: j + 1)
-        let localSquare = c.withUnsafeMutableBufferPointer {
-            combineAndProject(h, minus: known + [(a, UnsafePointer(v))], rows: skip ? nil : basis.storage,
-                              rowCount: skip ? 0 : j + 1, count: p, into: next, projections: $0.baseAddress!)
+        let localSquare = s * s * c.withUnsafeMutableBufferPointer {
+            combineAndProject(h, minus: (known + [(a, UnsafePointer(v))]).map { ($0.coefficient / s, $0.vector) },
+                              rows: skip ? nil : basis.storage, rowCount: skip ? 0 : j + 1, count: p, into: next,
+                              projections: $0.baseAddress!)
         }
         // Pythagoras assumed orthonormal rows: a w much shorter than it said is cancellation, where
         // the skipped projections are taken after all.
@@ -349,13 +354,16 @@ struct ThickRestartLanczos {
             }
             projected = true
         }
+        c = c.map { s * $0 }
+        var stored = s  // next holds the new vector times stored / ‖·‖ before the final scaling
         let cSquare = c.reduce(0) { $0 + $1 * $1 }
         var after: Double
         var inSpan = false
         var normalised = false
         var subtracted = true  // whether the new vector was reorthogonalised (its row of Ω reset)
         var reorthogonalised = 0.0  // what the reorthogonalisation subtracted along v_j
-        let before = lanczosProductNorm(couplingSquares: knownSquares, alpha: a, restSquare: localSquare, h, count: p)
+        let before = lanczosProductNorm(couplingSquares: knownSquares, alpha: a, restSquare: localSquare, h, count: p,
+                                        scale: s)
         let usual = dots.hh.isFinite && dots.hh >= 1e-250 && localSquare >= 1e-250
         if !projected || (usual && c.allSatisfy({ abs($0) <= 1e-13 * localSquare.squareRoot() })) {
             after = localSquare.squareRoot()  // orthogonal to rounding, or within the limit: nothing to subtract
@@ -364,9 +372,9 @@ struct ThickRestartLanczos {
             after = (localSquare - cSquare).squareRoot()
             reorthogonalised = c[j]
             if j + 1 < p && after > Double.ulpOfOne * before {
-                c.withUnsafeBufferPointer {
+                c.map { $0 / s }.withUnsafeBufferPointer {
                     subtractRowsAndScale(next, rows: basis.storage, rowCount: j + 1, coefficients: $0.baseAddress!,
-                                         scale: 1 / after, count: p, into: next)
+                                         scale: s / after, count: p, into: next)
                 }
                 normalised = true
             }
@@ -375,6 +383,8 @@ struct ThickRestartLanczos {
             // (it starts over from w and measures every norm, scaled where squares over/underflow).
             c = [Double](repeating: 0, count: j + 1)
             next.update(from: h, count: p)
+            if s != 1 { scaleInPlace(next, count: p, by: s) }
+            stored = 1
             subtractRows(basis.storage, rows: j + 1, length: p, coefficients: couplings + [a], from: next)
             let local = longNorm(next, count: p)
             let result = c.withUnsafeMutableBufferPointer {
@@ -403,7 +413,7 @@ struct ThickRestartLanczos {
             // Nearly invariant (β ≤ √ε ‖Hv‖): the new direction is mostly rounding, a restart in
             // effect; the coupling is kept, so the relation stays exact.
             if after <= Double.ulpOfOne.squareRoot() * before { brokeDown = true }
-            if !normalised { scaleInPlace(next, count: p, by: 1 / beta) }
+            if !normalised { scaleInPlace(next, count: p, by: stored / beta) }
         }
         if j + 1 < m {
             t[(j + 1) * m + j] = beta

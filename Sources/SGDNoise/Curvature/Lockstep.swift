@@ -5,8 +5,9 @@ protocol LockstepProbe {
     var running: Bool { get }
     /// The vector whose product the next step takes (valid until that step).
     var current: UnsafePointer<Double> { get }
-    /// One step with `product` = H · `current`, taken with `apply(…, checked: false)`: the step
-    /// checks it (`LanczosRecurrence.step(product:)` does, in its first pass over it).
+    /// One step with `product` = H · `current` / `outputScale`, taken with `apply(…, checked: false,
+    /// scaled: false)`: the step checks it (`LanczosRecurrence.step(product:)` does, in its first
+    /// pass over it) and applies the scale in its coefficients.
     mutating func step(product: UnsafePointer<Double>) throws
 }
 
@@ -32,13 +33,14 @@ func runInLockstep<Probe: LockstepProbe>(_ probes: inout [Probe], hessian: Hessi
         guard !active.isEmpty else { return }
         if single {
             for i in active {
-                try hessian.apply(count: 1, probes[i].current, into: output.storage, checked: false)
+                try hessian.apply(count: 1, probes[i].current, into: output.storage, checked: false, scaled: false)
                 try probes[i].step(product: UnsafePointer(output.storage))
             }
             continue
         }
         for (r, i) in active.enumerated() { input!.vector(r).update(from: probes[i].current, count: p) }
-        try hessian.apply(count: active.count, UnsafePointer(input!.storage), into: output.storage, checked: false)
+        try hessian.apply(count: active.count, UnsafePointer(input!.storage), into: output.storage, checked: false,
+                          scaled: false)
         for (r, i) in active.enumerated() { try probes[i].step(product: UnsafePointer(output.vector(r))) }
     }
 }

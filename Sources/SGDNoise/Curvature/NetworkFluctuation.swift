@@ -301,10 +301,10 @@ private func pooledNetworkFluctuation(
             z.withUnsafeMutableBufferPointer { zp in
                 generator.fillRademacher(zp.baseAddress!, count: p)
                 topRows.elements.withUnsafeBufferPointer { q in
-                    for _ in 0..<2 {  // z ← (I − QQᵀ) z, twice for round-off
-                        projectRows(q.baseAddress!, rows: k, length: p, zp.baseAddress!, into: &coefficients)
-                        subtractRows(q.baseAddress!, rows: k, length: p, coefficients: coefficients, from: zp.baseAddress!)
-                    }
+                    // z ← (I − QQᵀ) z once: the probe projects its start vector again (twice), and
+                    // the noise product below needs Πz only to the rounding one pass leaves.
+                    projectRows(q.baseAddress!, rows: k, length: p, zp.baseAddress!, into: &coefficients)
+                    subtractRows(q.baseAddress!, rows: k, length: p, coefficients: coefficients, from: zp.baseAddress!)
                 }
             }
             zs.append(z)

@@ -247,9 +247,9 @@ func subtractRowsAndScale(
 
 /// ‖Hv_j‖ of a Lanczos step from its Pythagorean parts, ‖Hv_j‖² = Σ couplings² + α² + ‖w‖² (w the
 /// rest of Hv_j), or measured on `h` itself when that square leaves the double range (entries
-/// beyond about 1e154 or below 1e-125).
+/// beyond about 1e154 or below 1e-125; `h` holds the product divided by `scale`).
 func lanczosProductNorm(couplingSquares: Double, alpha: Double, restSquare: Double,
-                        _ h: UnsafePointer<Double>, count: Int) -> Double {
+                        _ h: UnsafePointer<Double>, count: Int, scale: Double = 1) -> Double {
     let pythagoras = (couplingSquares + alpha * alpha + restSquare).squareRoot()
-    return pythagoras.isFinite && pythagoras >= 1e-125 ? pythagoras : longNorm(h, count: count)
+    return pythagoras.isFinite && pythagoras >= 1e-125 ? pythagoras : scale * longNorm(h, count: count)
 }
