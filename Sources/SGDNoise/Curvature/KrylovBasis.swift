@@ -172,7 +172,8 @@ final class KrylovBasis {
 /// `KrylovBasisPool.$current.withValue(pool)`; its bases then take their memory from the pool and
 /// give it back, so that the memory is zeroed by the kernel once instead of once per basis (at
 /// P = 10⁶ a basis of 20 rows is 160 MB, and its first touch cost more than its Lanczos steps'
-/// arithmetic). Everything goes back to the system when the pool is released. One thread at a time.
+/// arithmetic). Everything goes back to the system when the pool is released or drained. One
+/// thread at a time.
 final class KrylovBasisPool: @unchecked Sendable {
     @TaskLocal static var current: KrylovBasisPool?
 
@@ -195,7 +196,14 @@ final class KrylovBasisPool: @unchecked Sendable {
         blocks.append((storage, rows, dimension))
     }
 
-    deinit { for block in blocks { free(block.storage) } }
+    /// Returns every free block to the system (before a step that needs memory of its own, such as
+    /// a noise product, so that the pool does not add to its peak).
+    func drain() {
+        for block in blocks { free(block.storage) }
+        blocks = []
+    }
+
+    deinit { drain() }
 }
 
 extension Xoshiro256StarStar {

@@ -173,7 +173,7 @@ public func networkFluctuation(
 /// top-k block, of the bottom directions and of each group of probes go to `noiseOperator` as
 /// blocks. The result equals that of single-vector operators with the same products and seed (to
 /// the bit when each row of a block product has the bits of the single product); the products
-/// counted are vectors. Memory O((k + blockSize · steps) P).
+/// counted are vectors. Memory O((k + blockSize · steps + max(steps, blockSize)) P): the bases, and a batch's noise products.
 /// - Throws: as `networkFluctuation(hessian:noise:…)`; `invalidArgument` when the two operators'
 ///   dimensions differ.
 public func networkFluctuation(
@@ -235,6 +235,7 @@ private func pooledNetworkFluctuation(
     let c2 = mu / (1 - mu * mu)
     // The noise entering the bottom directions (the flattest found), and C̃ on the top k: k noise
     // products each, as blocks.
+    KrylovBasisPool.current?.drain()  // the eigenpair runs' bases: not held through the noise products
     let bottomProducts = try noiseTilde.apply(block: low.eigenvectorRows)
     let bottomNoise = (0..<k).map { j in
         low.eigenvectorRows.elements.withUnsafeBufferPointer { qp in
@@ -292,31 +293,54 @@ private func pooledNetworkFluctuation(
     // multiplicative critical learning rate (step 4): run to `steps` steps, one space serves both.
     var rules = [StochasticLanczosQuadrature.ProbeRule]()
     var coefficients = [Double](repeating: 0, count: k)
-    // Groups of `blockSize` probes in lockstep: one block product of H̃ per step for the group's
-    // Krylov g(H̃)z still running, then one block noise product for the group's z.
-    try forEachProbeGroup(count: probes, hessian: hTilde) { group in
-        var zs = [[Double]]()
-        for _ in group {
+    // Rademacher probes z projected off the top k (z ← (I − QQᵀ)z once: the probe projects its start
+    // vector again, twice, and the noise product needs Πz only to the rounding one pass leaves).
+    func draw(_ count: Int, _ generator: inout Xoshiro256StarStar) -> [[Double]] {
+        (0..<count).map { _ in
             var z = [Double](repeating: 0, count: p)
             z.withUnsafeMutableBufferPointer { zp in
                 generator.fillRademacher(zp.baseAddress!, count: p)
                 topRows.elements.withUnsafeBufferPointer { q in
-                    // z ← (I − QQᵀ) z once: the probe projects its start vector again (twice), and
-                    // the noise product below needs Πz only to the rounding one pass leaves.
                     projectRows(q.baseAddress!, rows: k, length: p, zp.baseAddress!, into: &coefficients)
                     subtractRows(q.baseAddress!, rows: k, length: p, coefficients: coefficients, from: zp.baseAddress!)
                 }
             }
-            zs.append(z)
+            return z
         }
-        let (gz, groupRules) = try krylovMatrixFunctionsAndRules(
-            [g], hessian: hTilde, vectors: zs, deflation: deflation, tolerance: 1e-12, maxSteps: steps,
-            quadrature: batchSize != nil)
-        rules += groupRules
-        let cz = try noiseTilde.apply(block: try Matrix(rows: zs.count, columns: p, elements: zs.flatMap { $0 }))
-        for r in zs.indices {
-            perProbe.append(cz.elements.withUnsafeBufferPointer { c in longDot(gz[r][0].value, c.baseAddress! + r * p, count: p) })
+    }
+    // Batches of at most max(steps, blockSize) probes (whole groups of `blockSize`, which advance in
+    // lockstep: one block product of H̃ per step for the group's Krylov g(H̃)z still running). Each
+    // batch first takes its noise products C̃z, group by group as blocks, and keeps them (batch · P
+    // doubles); then its Krylov runs, whose bases share the pool's memory with no noise product in
+    // between (a basis held by the pool while a noise product runs would add to that product's
+    // own memory). The batch's z are drawn twice from the same generator state: equal vectors,
+    // without keeping them.
+    let groupSize = hTilde.blockSize
+    let batch = max(steps, groupSize) / groupSize * groupSize
+    var first = 0
+    while first < probes {
+        let count = min(batch, probes - first)
+        KrylovBasisPool.current?.drain()
+        var noiseGenerator = generator
+        var noiseProducts = [Matrix]()
+        try forEachProbeGroup(count: count, hessian: hTilde) { group in
+            let zs = draw(group.count, &noiseGenerator)
+            noiseProducts.append(try noiseTilde.apply(block: try Matrix(rows: zs.count, columns: p, elements: zs.flatMap { $0 })))
         }
+        var index = 0
+        try forEachProbeGroup(count: count, hessian: hTilde) { group in
+            let zs = draw(group.count, &generator)
+            let (gz, groupRules) = try krylovMatrixFunctionsAndRules(
+                [g], hessian: hTilde, vectors: zs, deflation: deflation, tolerance: 1e-12, maxSteps: steps,
+                quadrature: batchSize != nil)
+            rules += groupRules
+            let cz = noiseProducts[index]
+            index += 1
+            for r in zs.indices {
+                perProbe.append(cz.elements.withUnsafeBufferPointer { c in longDot(gz[r][0].value, c.baseAddress! + r * p, count: p) })
+            }
+        }
+        first += count
     }
     let (mean, stderr) = meanAndStandardError(perProbe)
     let excess = Estimate(value: 0.5 * (exactPart + mean), standardError: 0.5 * stderr)
